@@ -1,0 +1,357 @@
+//! Go's built-in template functions and the sprig functions task files use.
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+const NAMES: &[&str] = &[
+    // Go built-ins.
+    "and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le", "gt", "ge", "urlquery", "html", "js",
+    // sprig.
+    "b64enc", "b64dec", "quote", "squote", "upper", "lower", "title", "trim", "trimAll", "trimPrefix", "trimSuffix", "replace",
+    "default", "empty", "coalesce", "toJson", "toString", "join", "split", "splitList", "contains", "hasPrefix", "hasSuffix",
+    "list", "dict", "repeat", "substr", "nospace", "trunc", "add", "sub", "mul", "div", "mod", "atoi", "int", "ternary", "first", "last",
+];
+
+pub fn exists(name: &str) -> bool {
+    NAMES.contains(&name)
+}
+
+/// Go's idea of truth: false, 0, nil and empty strings or collections are false.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+    }
+}
+
+/// How `{{ value }}` prints, as Go's `fmt.Print` would (null prints empty).
+pub fn print_value(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) => format!("[{}]", a.iter().map(print_value).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys.iter().map(|k| format!("{k}:{}", print_value(&m[*k]))).collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
+fn s(v: &Value) -> String {
+    print_value(v)
+}
+
+fn num(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Number(n) => n.as_f64().ok_or_else(|| "not a number".to_string()),
+        Value::String(t) => t.trim().parse::<f64>().map_err(|_| format!("{t:?} is not a number")),
+        Value::Bool(b) => Ok(if *b { 1.0 } else { 0.0 }),
+        Value::Null => Ok(0.0),
+        other => Err(format!("{} is not a number", print_value(other))),
+    }
+}
+
+fn int_value(f: f64) -> Value {
+    Value::from(f as i64)
+}
+
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
+        (Value::Number(_), Value::Number(_)) => num(a)?.partial_cmp(&num(b)?).ok_or_else(|| "incomparable".into()),
+        _ => Err(format!("incompatible types for comparison: {} and {}", print_value(a), print_value(b))),
+    }
+}
+
+fn need(args: &[Value], n: usize, name: &str) -> Result<(), String> {
+    if args.len() == n {
+        Ok(())
+    } else {
+        Err(format!("wrong number of args for {name}: want {n} got {}", args.len()))
+    }
+}
+
+/// Go's `%q` for the characters task files hold.
+fn go_quote(t: &str) -> String {
+    let mut out = String::with_capacity(t.len() + 2);
+    out.push('"');
+    for c in t.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn sprintf(format: &str, args: &[Value]) -> String {
+    let mut out = String::new();
+    let mut it = args.iter();
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('q') => out.push_str(&go_quote(&it.next().map(s).unwrap_or_default())),
+            Some('d') => out.push_str(&it.next().map(|v| num(v).map(|f| (f as i64).to_string()).unwrap_or_else(|_| s(v))).unwrap_or_default()),
+            Some(_) => out.push_str(&it.next().map(s).unwrap_or_default()),
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
+    let a = &args;
+    Ok(match name {
+        "and" => {
+            let mut last = Value::Bool(true);
+            for v in a {
+                last = v.clone();
+                if !truthy(v) {
+                    break;
+                }
+            }
+            last
+        }
+        "or" => {
+            let mut last = Value::Bool(false);
+            for v in a {
+                last = v.clone();
+                if truthy(v) {
+                    break;
+                }
+            }
+            last
+        }
+        "not" => {
+            need(a, 1, name)?;
+            Value::Bool(!truthy(&a[0]))
+        }
+        "len" => {
+            need(a, 1, name)?;
+            Value::from(match &a[0] {
+                Value::String(t) => t.len(),
+                Value::Array(v) => v.len(),
+                Value::Object(m) => m.len(),
+                Value::Null => 0,
+                other => return Err(format!("len of {}", print_value(other))),
+            })
+        }
+        "index" => {
+            let mut cur = a.first().cloned().unwrap_or(Value::Null);
+            for k in &a[1.min(a.len())..] {
+                cur = match (&cur, k) {
+                    (Value::Array(v), k) => v.get(num(k)? as usize).cloned().ok_or("index out of range")?,
+                    (Value::Object(m), k) => m.get(&s(k)).cloned().unwrap_or(Value::Null),
+                    (Value::Null, _) => Value::Null,
+                    _ => return Err("can't index item".into()),
+                };
+            }
+            cur
+        }
+        "print" => Value::String(a.iter().map(s).collect::<Vec<_>>().join("")),
+        "println" => Value::String(format!("{}\n", a.iter().map(s).collect::<Vec<_>>().join(" "))),
+        "printf" => {
+            let (f, rest) = a.split_first().ok_or("printf needs a format")?;
+            Value::String(sprintf(&s(f), rest))
+        }
+        "eq" => {
+            let (first, rest) = a.split_first().ok_or("missing argument for comparison")?;
+            Value::Bool(rest.iter().any(|b| equal(first, b)))
+        }
+        "ne" => {
+            need(a, 2, name)?;
+            Value::Bool(!equal(&a[0], &a[1]))
+        }
+        "lt" | "le" | "gt" | "ge" => {
+            need(a, 2, name)?;
+            let o = compare(&a[0], &a[1])?;
+            use std::cmp::Ordering::*;
+            Value::Bool(match name {
+                "lt" => o == Less,
+                "le" => o != Greater,
+                "gt" => o == Greater,
+                _ => o != Less,
+            })
+        }
+        "urlquery" | "html" | "js" => Value::String(a.iter().map(s).collect::<Vec<_>>().join("")),
+        "b64enc" => {
+            need(a, 1, name)?;
+            Value::String(base64::engine::general_purpose::STANDARD.encode(s(&a[0])))
+        }
+        "b64dec" => {
+            need(a, 1, name)?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(s(&a[0]).trim()).map_err(|e| format!("not base64: {e}"))?;
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        "quote" => Value::String(a.iter().filter(|v| !v.is_null()).map(|v| go_quote(&s(v))).collect::<Vec<_>>().join(" ")),
+        "squote" => Value::String(a.iter().filter(|v| !v.is_null()).map(|v| format!("'{}'", s(v))).collect::<Vec<_>>().join(" ")),
+        "upper" => Value::String(s(a.first().unwrap_or(&Value::Null)).to_uppercase()),
+        "lower" => Value::String(s(a.first().unwrap_or(&Value::Null)).to_lowercase()),
+        "title" => Value::String(
+            s(a.first().unwrap_or(&Value::Null))
+                .split(' ')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "trim" => Value::String(s(a.first().unwrap_or(&Value::Null)).trim().to_string()),
+        "nospace" => Value::String(s(a.first().unwrap_or(&Value::Null)).chars().filter(|c| !c.is_whitespace()).collect()),
+        "trimAll" => {
+            need(a, 2, name)?;
+            let cut: Vec<char> = s(&a[0]).chars().collect();
+            Value::String(s(&a[1]).trim_matches(|c| cut.contains(&c)).to_string())
+        }
+        "trimPrefix" => {
+            need(a, 2, name)?;
+            let t = s(&a[1]);
+            Value::String(t.strip_prefix(&s(&a[0])).unwrap_or(&t).to_string())
+        }
+        "trimSuffix" => {
+            need(a, 2, name)?;
+            let t = s(&a[1]);
+            Value::String(t.strip_suffix(&s(&a[0])).unwrap_or(&t).to_string())
+        }
+        "replace" => {
+            need(a, 3, name)?;
+            Value::String(s(&a[2]).replace(&s(&a[0]), &s(&a[1])))
+        }
+        "default" => {
+            let d = a.first().cloned().unwrap_or(Value::Null);
+            match a.get(1) {
+                Some(given) if truthy(given) => given.clone(),
+                _ => d,
+            }
+        }
+        "empty" => Value::Bool(!a.first().is_some_and(truthy)),
+        "coalesce" => a.iter().find(|v| truthy(v)).cloned().unwrap_or(Value::Null),
+        "ternary" => {
+            need(a, 3, name)?;
+            if truthy(&a[2]) {
+                a[0].clone()
+            } else {
+                a[1].clone()
+            }
+        }
+        "toJson" => Value::String(serde_json::to_string(a.first().unwrap_or(&Value::Null)).map_err(|e| e.to_string())?),
+        "toString" => Value::String(s(a.first().unwrap_or(&Value::Null))),
+        "join" => {
+            need(a, 2, name)?;
+            let parts: Vec<String> = match &a[1] {
+                Value::Array(v) => v.iter().map(s).collect(),
+                Value::Null => Vec::new(),
+                other => vec![s(other)],
+            };
+            Value::String(parts.join(&s(&a[0])))
+        }
+        "split" => {
+            need(a, 2, name)?;
+            let mut m = Map::new();
+            for (i, part) in s(&a[1]).split(s(&a[0]).as_str()).enumerate() {
+                m.insert(format!("_{i}"), Value::String(part.to_string()));
+            }
+            Value::Object(m)
+        }
+        "splitList" => {
+            need(a, 2, name)?;
+            Value::Array(s(&a[1]).split(s(&a[0]).as_str()).map(|p| Value::String(p.to_string())).collect())
+        }
+        "contains" => {
+            need(a, 2, name)?;
+            Value::Bool(s(&a[1]).contains(&s(&a[0])))
+        }
+        "hasPrefix" => {
+            need(a, 2, name)?;
+            Value::Bool(s(&a[1]).starts_with(&s(&a[0])))
+        }
+        "hasSuffix" => {
+            need(a, 2, name)?;
+            Value::Bool(s(&a[1]).ends_with(&s(&a[0])))
+        }
+        "list" => Value::Array(args.clone()),
+        "dict" => {
+            let mut m = Map::new();
+            for pair in a.chunks(2) {
+                m.insert(s(&pair[0]), pair.get(1).cloned().unwrap_or(Value::String(String::new())));
+            }
+            Value::Object(m)
+        }
+        "first" => match a.first() {
+            Some(Value::Array(v)) => v.first().cloned().unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
+        "last" => match a.first() {
+            Some(Value::Array(v)) => v.last().cloned().unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
+        "repeat" => {
+            need(a, 2, name)?;
+            Value::String(s(&a[1]).repeat(num(&a[0])?.max(0.0) as usize))
+        }
+        "substr" => {
+            need(a, 3, name)?;
+            let chars: Vec<char> = s(&a[2]).chars().collect();
+            let start = (num(&a[0])?.max(0.0) as usize).min(chars.len());
+            let end = num(&a[1])?;
+            let end = if end < 0.0 { chars.len() } else { (end as usize).min(chars.len()) };
+            Value::String(chars[start..end.max(start)].iter().collect())
+        }
+        "trunc" => {
+            need(a, 2, name)?;
+            let n = num(&a[0])? as usize;
+            Value::String(s(&a[1]).chars().take(n).collect())
+        }
+        "add" => int_value(a.iter().map(num).sum::<Result<f64, _>>()?),
+        "mul" => int_value(a.iter().map(num).product::<Result<f64, _>>()?),
+        "sub" => {
+            need(a, 2, name)?;
+            int_value(num(&a[0])? - num(&a[1])?)
+        }
+        "div" => {
+            need(a, 2, name)?;
+            let d = num(&a[1])?;
+            if d == 0.0 {
+                return Err("division by zero".into());
+            }
+            int_value((num(&a[0])? / d).trunc())
+        }
+        "mod" => {
+            need(a, 2, name)?;
+            let d = num(&a[1])? as i64;
+            if d == 0 {
+                return Err("division by zero".into());
+            }
+            Value::from(num(&a[0])? as i64 % d)
+        }
+        "atoi" | "int" => int_value(num(a.first().unwrap_or(&Value::Null)).unwrap_or(0.0)),
+        other => return Err(format!("function {other:?} not defined")),
+    })
+}
