@@ -1,0 +1,623 @@
+//! The validated plan: task properties with defaults filled in and steps whose
+//! dependencies are resolved. The runner sees only this, never YAML.
+
+use crate::alias::Aliases;
+use crate::build_args::{self, BuildSpec};
+use crate::error::{ErrorKind, TaskError};
+use crate::raw::{RawStep, RawTask, PUSH_STEP_KEYS};
+use crate::yaml::Positions;
+use base64::Engine as _;
+use serde::Serialize;
+use slipway_reference::Reference;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub const VERSIONS: &[&str] = &["v1.0.0", "v1.1.0", "1.0-preview-1"];
+pub const DEFAULT_VERSION: &str = "v1.0.0";
+pub const DEFAULT_STEP_TIMEOUT: u64 = 600;
+pub const DEFAULT_TOTAL_TIMEOUT: u64 = 3600;
+pub const MAX_TOTAL_TIMEOUT: u64 = 28800;
+/// acb retries after 5 s by default, although the ACR docs say 0.
+pub const DEFAULT_RETRY_DELAY: u64 = 5;
+pub const DEFAULT_NETWORK: &str = "acb_default_network";
+pub const ROOT_ID: &str = "acb_root";
+pub const PARALLEL: &str = "-";
+
+/// A task ready to run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub version: String,
+    pub step_timeout: u64,
+    pub total_timeout: u64,
+    pub working_directory: String,
+    pub env: Vec<String>,
+    pub network_mode: NetworkMode,
+    pub networks: Vec<Network>,
+    pub volumes: Vec<Volume>,
+    pub secrets: Vec<Secret>,
+    pub steps: Vec<Step>,
+}
+
+/// How step containers are networked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// Each step container joins the run's network (as ACR does).
+    #[default]
+    PerStep,
+    /// Every step shares one network namespace held by a sandbox container; faster to
+    /// start, but two steps cannot serve the same port.
+    Shared,
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "per-step" | "perStep" => Ok(NetworkMode::PerStep),
+            "shared" => Ok(NetworkMode::Shared),
+            other => Err(format!("network mode {other:?} is not one of per-step, shared")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    pub name: String,
+    pub driver: String,
+    pub ipv6: bool,
+    pub skip_creation: bool,
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    pub name: String,
+    /// File name → content. Never serialised: it is secret.
+    #[serde(skip)]
+    pub files: BTreeMap<String, Vec<u8>>,
+    #[serde(rename = "files")]
+    pub file_names: Vec<String>,
+}
+
+/// Where a secret's value comes from. The value itself is never part of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    pub id: String,
+    pub source: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "from")]
+pub enum SecretSource {
+    /// Given with `--set-secret id=value` (or the daemon's request).
+    Provided,
+    Env(String),
+    File(String),
+    KeyVault(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mount {
+    pub name: String,
+    pub mount_path: String,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum StepKind {
+    Build {
+        build: String,
+        #[serde(flatten)]
+        spec: BuildSpec,
+    },
+    Push {
+        push: Vec<String>,
+    },
+    Cmd {
+        cmd: String,
+        image: String,
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub id: String,
+    #[serde(flatten)]
+    pub kind: StepKind,
+    /// Ids this step waits for; empty to start at once.
+    pub when: Vec<String>,
+    pub timeout: u64,
+    pub start_delay: u64,
+    pub retries: u64,
+    pub retry_delay: u64,
+    pub retry_on_errors: Vec<String>,
+    pub repeat: u64,
+    pub detach: bool,
+    pub keep: bool,
+    pub ignore_errors: bool,
+    pub disable_working_directory_override: bool,
+    pub entry_point: Option<String>,
+    pub env: Vec<String>,
+    pub expose: Vec<String>,
+    pub ports: Vec<String>,
+    pub network: String,
+    pub user: Option<String>,
+    pub working_directory: String,
+    pub privileged: bool,
+    pub pull: bool,
+    pub isolation: Option<String>,
+    pub cpus: Option<f64>,
+    pub cache: bool,
+    pub volume_mounts: Vec<Mount>,
+    pub cmd_download_retries: u64,
+    pub cmd_download_retry_delay: u64,
+    pub exited_with: Vec<i64>,
+    pub exited_without: Vec<i64>,
+    /// 1-based line of the step in the rendered task file.
+    pub line: usize,
+}
+
+impl Step {
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            StepKind::Build { .. } => "build",
+            StepKind::Push { .. } => "push",
+            StepKind::Cmd { .. } => "cmd",
+        }
+    }
+}
+
+pub(crate) struct Context<'a> {
+    pub file: &'a str,
+    pub positions: &'a Positions,
+    pub aliases: Option<&'a Aliases>,
+    pub allow_privileged: bool,
+    pub provided_secrets: &'a HashSet<String>,
+    pub network_mode: Option<NetworkMode>,
+}
+
+impl Context<'_> {
+    fn err(&self, kind: ErrorKind, path: &str, message: impl Into<String>) -> TaskError {
+        TaskError::new(kind, self.positions.locate(self.file, path), message)
+    }
+}
+
+fn non_negative(cx: &Context, path: &str, value: Option<i64>, default: u64, what: &str) -> Result<u64, TaskError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v >= 0 => Ok(v as u64),
+        Some(v) => Err(cx.err(ErrorKind::InvalidValue, path, format!("{what} must be >= 0, not {v}"))),
+    }
+}
+
+/// Task env entries may hold several `k=v` pairs separated by commas; a step's own
+/// entries win and come first, as acb merges them.
+fn merge_env(task: &[String], step: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map(|(k, _)| k.to_string()).unwrap_or_else(|| e.to_string());
+    let mut out: Vec<String> = step.to_vec();
+    let mut seen: HashSet<String> = step.iter().map(|e| key(e)).collect();
+    for entry in task {
+        let parts: Vec<&str> = if entry.contains('=') { entry.split(',').collect() } else { vec![entry.as_str()] };
+        for part in parts {
+            let k = key(part);
+            if seen.insert(k) {
+                out.push(part.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn check_image(cx: &Context, path: &str, image: &str, what: &str) -> Result<(), TaskError> {
+    Reference::parse(image).map(|_| ()).map_err(|e| cx.err(ErrorKind::InvalidImage, path, format!("{what}: {e}")))
+}
+
+pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
+    let version = raw.version.clone().unwrap_or_else(|| DEFAULT_VERSION.to_string());
+    if !VERSIONS.contains(&version.as_str()) {
+        return Err(cx.err(
+            ErrorKind::InvalidVersion,
+            "version",
+            format!("invalid version {version:?}: supported versions are {}", VERSIONS.join(", ")),
+        ));
+    }
+    let step_timeout = match raw.step_timeout {
+        None => DEFAULT_STEP_TIMEOUT,
+        Some(t) if t > 0 => t as u64,
+        Some(t) => return Err(cx.err(ErrorKind::InvalidValue, "stepTimeout", format!("stepTimeout must be > 0, not {t}"))),
+    };
+    let total_timeout = match raw.total_timeout {
+        None => DEFAULT_TOTAL_TIMEOUT,
+        Some(t) if t > 0 && t as u64 <= MAX_TOTAL_TIMEOUT => t as u64,
+        Some(t) => {
+            return Err(cx.err(ErrorKind::InvalidValue, "totalTimeout", format!("totalTimeout must be between 1 and {MAX_TOTAL_TIMEOUT}, not {t}")))
+        }
+    };
+    let network_mode = match (cx.network_mode, raw.network_mode.as_deref()) {
+        (Some(m), _) => m,
+        (None, None) => NetworkMode::PerStep,
+        (None, Some(s)) => s.parse().map_err(|e: String| cx.err(ErrorKind::InvalidValue, "networkMode", e))?,
+    };
+    let task_env = raw.env.clone().unwrap_or_default();
+    let task_wd = raw.working_directory.clone().unwrap_or_default();
+
+    let secrets = secrets(cx, &raw)?;
+    let volumes = volumes(cx, &raw)?;
+    let networks = networks(cx, &raw)?;
+    let default_network = networks.iter().find(|n| n.is_default).map(|n| n.name.clone()).unwrap_or_default();
+
+    let raw_steps = raw.steps.unwrap_or_default();
+    if raw_steps.is_empty() {
+        return Err(cx.err(ErrorKind::InvalidValue, "steps", "the task has no steps"));
+    }
+    let volume_names: HashSet<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+    let mut steps: Vec<Step> = Vec::with_capacity(raw_steps.len());
+    let mut index_of: HashMap<String, usize> = HashMap::new();
+    // All ids, to tell a forward reference (or a cycle) from an unknown id.
+    let all_ids: Vec<String> = raw_steps.iter().enumerate().map(|(i, s)| s.id.clone().unwrap_or_else(|| format!("acb_step_{i}"))).collect();
+    for (i, rs) in raw_steps.iter().enumerate() {
+        let path = format!("steps[{i}]");
+        let step = step(cx, &path, i, rs, step_timeout, &task_env, &task_wd, &default_network, &volume_names)?;
+        if step.id == ROOT_ID {
+            return Err(cx.err(ErrorKind::ReservedId, &format!("{path}.id"), format!("{ROOT_ID} is a reserved id; choose another")));
+        }
+        if index_of.contains_key(&step.id) {
+            return Err(cx.err(ErrorKind::DuplicateId, &format!("{path}.id"), format!("step id {:?} is used by an earlier step; ids must be unique", step.id)));
+        }
+        // Resolve `when`.
+        let when = match &rs.when {
+            None => steps.last().map(|p: &Step| vec![p.id.clone()]).unwrap_or_default(),
+            Some(list) => {
+                if list.iter().any(|w| w == PARALLEL) {
+                    if list.len() > 1 {
+                        return Err(cx.err(ErrorKind::ParallelMixed, &format!("{path}.when"), "\"-\" (start at once) cannot be combined with step ids"));
+                    }
+                    Vec::new()
+                } else {
+                    let mut deps = Vec::new();
+                    for (j, dep) in list.iter().enumerate() {
+                        let wpath = format!("{path}.when[{j}]");
+                        if dep == &step.id {
+                            return Err(cx.err(ErrorKind::SelfReference, &wpath, format!("step {:?} waits for itself", step.id)));
+                        }
+                        if !index_of.contains_key(dep) {
+                            return Err(forward_or_unknown(cx, &wpath, &step.id, dep, &all_ids, &raw_steps));
+                        }
+                        if !deps.contains(dep) {
+                            deps.push(dep.clone());
+                        }
+                    }
+                    deps
+                }
+            }
+        };
+        let mut step = step;
+        step.when = when;
+        index_of.insert(step.id.clone(), i);
+        steps.push(step);
+    }
+    Ok(Plan {
+        version,
+        step_timeout,
+        total_timeout,
+        working_directory: task_wd,
+        env: task_env,
+        network_mode,
+        networks,
+        volumes,
+        secrets,
+        steps,
+    })
+}
+
+/// A `when` names a step that is not declared before it: say whether that is a cycle,
+/// a forward reference, or an id that does not exist at all.
+fn forward_or_unknown(cx: &Context, wpath: &str, id: &str, dep: &str, all_ids: &[String], raw: &[RawStep]) -> TaskError {
+    let Some(later) = all_ids.iter().position(|x| x == dep) else {
+        let mut msg = format!("step {id:?} waits for {dep:?}, which is not a step id");
+        if let Some(near) = nearest(dep, all_ids.iter().map(String::as_str)) {
+            msg.push_str(&format!(" (did you mean {near:?}?)"));
+        }
+        return cx.err(ErrorKind::UnknownDependency, wpath, msg);
+    };
+    // Does `dep` (declared later) wait, directly or not, for `id`? Then it is a cycle.
+    let deps_of = |k: usize| -> Vec<String> {
+        match &raw[k].when {
+            Some(w) if !w.iter().any(|x| x == PARALLEL) => w.clone(),
+            Some(_) => Vec::new(),
+            None if k > 0 => vec![all_ids[k - 1].clone()],
+            None => Vec::new(),
+        }
+    };
+    let mut stack = vec![later];
+    let mut seen = HashSet::new();
+    while let Some(k) = stack.pop() {
+        if !seen.insert(k) {
+            continue;
+        }
+        for d in deps_of(k) {
+            if d == id {
+                return cx.err(ErrorKind::Cycle, wpath, format!("steps {id:?} and {dep:?} wait for each other (a cycle)"));
+            }
+            if let Some(p) = all_ids.iter().position(|x| *x == d) {
+                stack.push(p);
+            }
+        }
+    }
+    cx.err(
+        ErrorKind::UnknownDependency,
+        wpath,
+        format!("step {id:?} waits for {dep:?}, which is declared after it; a step may only wait for steps declared before it"),
+    )
+}
+
+pub(crate) fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step(
+    cx: &Context,
+    path: &str,
+    index: usize,
+    rs: &RawStep,
+    step_timeout: u64,
+    task_env: &[String],
+    task_wd: &str,
+    default_network: &str,
+    volume_names: &HashSet<&str>,
+) -> Result<Step, TaskError> {
+    let id = rs.id.clone().unwrap_or_else(|| format!("acb_step_{index}"));
+    if id.chars().any(char::is_whitespace) {
+        return Err(cx.err(ErrorKind::InvalidId, &format!("{path}.id"), format!("step id {id:?} contains a space")));
+    }
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(cx.err(ErrorKind::InvalidId, &format!("{path}.id"), format!("step id {id:?} must be letters, digits, '-', '_' or '.' (it is also a container and host name)")));
+    }
+    let types = [rs.cmd.is_some(), rs.build.is_some(), rs.push.is_some()].iter().filter(|b| **b).count();
+    if types == 0 {
+        return Err(cx.err(ErrorKind::MissingStepType, path, "step has none of cmd, build or push"));
+    }
+    if types > 1 {
+        return Err(cx.err(ErrorKind::MultipleStepTypes, path, "step must have exactly one of cmd, build or push"));
+    }
+    let kind = if let Some(text) = &rs.build {
+        let spec = build_args::parse(text).map_err(|e| cx.err(ErrorKind::InvalidBuildArgs, &format!("{path}.build"), e))?;
+        for tag in &spec.tags {
+            check_image(cx, &format!("{path}.build"), tag, "build tag")?;
+        }
+        StepKind::Build { build: text.clone(), spec }
+    } else if let Some(images) = &rs.push {
+        if let Some(key) = rs.keys_set().into_iter().find(|k| !PUSH_STEP_KEYS.contains(k)) {
+            return Err(cx.err(
+                if key == "volumeMounts" { ErrorKind::Mount } else { ErrorKind::NotAllowed },
+                &format!("{path}.{key}"),
+                format!("a push step cannot have {key}; push steps accept only {}", PUSH_STEP_KEYS.join(", ")),
+            ));
+        }
+        if images.is_empty() {
+            return Err(cx.err(ErrorKind::InvalidValue, &format!("{path}.push"), "push lists no images"));
+        }
+        let mut push: Vec<String> = Vec::new();
+        for (j, image) in images.iter().enumerate() {
+            check_image(cx, &format!("{path}.push[{j}]"), image, "push image")?;
+            let tagged = with_default_tag(image);
+            if !push.contains(&tagged) {
+                push.push(tagged);
+            }
+        }
+        StepKind::Push { push }
+    } else {
+        let text = rs.cmd.clone().unwrap_or_default();
+        let mut words = shell_words::split(&text).map_err(|e| cx.err(ErrorKind::InvalidCmd, &format!("{path}.cmd"), format!("cannot split cmd: {e}")))?;
+        if words.is_empty() {
+            return Err(cx.err(ErrorKind::InvalidCmd, &format!("{path}.cmd"), "cmd names no image"));
+        }
+        let mut image = words.remove(0);
+        if let Some(aliased) = cx.aliases.and_then(|a| a.image(&image)) {
+            image = aliased.to_string();
+        }
+        check_image(cx, &format!("{path}.cmd"), &image, "cmd image")?;
+        StepKind::Cmd { cmd: text, image, args: words }
+    };
+    let cache = match rs.cache.as_deref() {
+        None | Some("enabled") => true,
+        Some("disabled") => false,
+        Some(other) => return Err(cx.err(ErrorKind::InvalidValue, &format!("{path}.cache"), format!("cache must be \"enabled\" or \"disabled\", not {other:?}"))),
+    };
+    let mut mounts = Vec::new();
+    let mut mount_paths = HashSet::new();
+    for (j, m) in rs.volume_mounts.iter().flatten().enumerate() {
+        let mpath = format!("{path}.volumeMounts[{j}]");
+        let name = m.name.clone().ok_or_else(|| cx.err(ErrorKind::Mount, &mpath, "volume mount has no name"))?;
+        let mount_path = m.mount_path.clone().ok_or_else(|| cx.err(ErrorKind::Mount, &mpath, "volume mount has no mountPath"))?;
+        if !volume_names.contains(name.as_str()) {
+            return Err(cx.err(ErrorKind::Mount, &format!("{mpath}.name"), format!("volume mount names {name:?}, which is not a declared volume")));
+        }
+        if !mount_paths.insert(mount_path.clone()) {
+            return Err(cx.err(ErrorKind::Mount, &format!("{mpath}.mountPath"), format!("two volume mounts use the path {mount_path:?}")));
+        }
+        mounts.push(Mount { name, mount_path });
+    }
+    let privileged = rs.privileged.unwrap_or(false);
+    if privileged && !cx.allow_privileged {
+        return Err(cx.err(ErrorKind::NotAllowed, &format!("{path}.privileged"), "privileged steps are not allowed here (the operator can allow them with --allow-privileged)"));
+    }
+    let p = |k: &str| format!("{path}.{k}");
+    Ok(Step {
+        id,
+        kind,
+        when: Vec::new(),
+        timeout: match rs.timeout {
+            None => step_timeout,
+            Some(t) if t > 0 => t as u64,
+            Some(t) => return Err(cx.err(ErrorKind::InvalidValue, &p("timeout"), format!("timeout must be > 0, not {t}"))),
+        },
+        start_delay: non_negative(cx, &p("startDelay"), rs.start_delay, 0, "startDelay")?,
+        retries: non_negative(cx, &p("retries"), rs.retries, 0, "retries")?,
+        retry_delay: non_negative(cx, &p("retryDelay"), rs.retry_delay, DEFAULT_RETRY_DELAY, "retryDelay")?,
+        retry_on_errors: rs.retry_on_errors.clone().unwrap_or_default(),
+        repeat: non_negative(cx, &p("repeat"), rs.repeat, 0, "repeat")?,
+        detach: rs.detach.unwrap_or(false),
+        keep: rs.keep.unwrap_or(false),
+        ignore_errors: rs.ignore_errors.unwrap_or(false),
+        disable_working_directory_override: rs.disable_working_directory_override.unwrap_or(false),
+        entry_point: rs.entry_point.clone(),
+        env: merge_env(task_env, rs.env.as_deref().unwrap_or_default()),
+        expose: rs.expose.clone().unwrap_or_default(),
+        ports: rs.ports.clone().unwrap_or_default(),
+        network: rs.network.clone().unwrap_or_else(|| default_network.to_string()),
+        user: rs.user.clone(),
+        working_directory: rs.working_directory.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| task_wd.to_string()),
+        privileged,
+        pull: rs.pull.unwrap_or(false),
+        isolation: rs.isolation.clone(),
+        cpus: rs.cpus,
+        cache,
+        volume_mounts: mounts,
+        cmd_download_retries: non_negative(cx, &p("cmdDownloadRetries"), rs.cmd_download_retries, 0, "cmdDownloadRetries")?,
+        cmd_download_retry_delay: non_negative(cx, &p("cmdDownloadRetryDelay"), rs.cmd_download_retry_delay, 0, "cmdDownloadRetryDelay")?,
+        exited_with: rs.exited_with.clone().unwrap_or_default(),
+        exited_without: rs.exited_without.clone().unwrap_or_default(),
+        line: cx.positions.locate(cx.file, path).line,
+    })
+}
+
+/// `app` → `app:latest`; a tag or digest already written is kept.
+pub fn with_default_tag(image: &str) -> String {
+    match Reference::parse(image) {
+        Ok(r) if r.explicit_tag.is_none() && r.digest.is_none() => format!("{image}:latest"),
+        _ => image.to_string(),
+    }
+}
+
+fn secrets(cx: &Context, raw: &RawTask) -> Result<Vec<Secret>, TaskError> {
+    let mut out: Vec<Secret> = Vec::new();
+    for (i, s) in raw.secrets.iter().flatten().enumerate() {
+        let path = format!("secrets[{i}]");
+        let id = s.id.clone().filter(|x| !x.is_empty()).ok_or_else(|| cx.err(ErrorKind::Secret, &path, "secret has no id"))?;
+        if out.iter().any(|o| o.id == id) {
+            return Err(cx.err(ErrorKind::Secret, &format!("{path}.id"), format!("duplicate secret id {id:?}")));
+        }
+        if let Some(client) = &s.client_id {
+            if !is_guid(client) {
+                return Err(cx.err(ErrorKind::Secret, &format!("{path}.clientID"), format!("secret {id:?}: clientID {client:?} is not a GUID")));
+            }
+        }
+        let source = if cx.provided_secrets.contains(&id) {
+            SecretSource::Provided
+        } else if let Some(e) = &s.env {
+            SecretSource::Env(e.clone())
+        } else if let Some(f) = &s.file {
+            SecretSource::File(f.clone())
+        } else if let Some(k) = &s.keyvault {
+            SecretSource::KeyVault(k.clone())
+        } else {
+            return Err(cx.err(
+                ErrorKind::Secret,
+                &path,
+                format!("secret {id:?} has no source: give `env:` or `file:` in the task, or its value with --set-secret {id}=…"),
+            ));
+        };
+        out.push(Secret { id, source });
+    }
+    Ok(out)
+}
+
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && [8, 4, 4, 4, 12].iter().zip(&parts).all(|(n, p)| p.len() == *n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn volumes(cx: &Context, raw: &RawTask) -> Result<Vec<Volume>, TaskError> {
+    let mut out: Vec<Volume> = Vec::new();
+    for (i, v) in raw.volumes.iter().flatten().enumerate() {
+        let path = format!("volumes[{i}]");
+        let name = v.name.clone().filter(|x| !x.is_empty()).ok_or_else(|| cx.err(ErrorKind::Volume, &path, "volume has no name"))?;
+        if out.iter().any(|o| o.name == name) {
+            return Err(cx.err(ErrorKind::Volume, &format!("{path}.name"), format!("duplicate volume name {name:?}")));
+        }
+        let Some(secret) = &v.secret else {
+            return Err(cx.err(ErrorKind::Volume, &path, format!("volume {name:?} has no secret map of files")));
+        };
+        let mut files = BTreeMap::new();
+        for (file, content) in secret {
+            let fpath = format!("{path}.secret.{file}");
+            if file.is_empty() || !file.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(cx.err(ErrorKind::Volume, &fpath, format!("file name {file:?} is not well formed: use letters, digits, '-', '_' and '.'")));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(content.trim())
+                .map_err(|_| cx.err(ErrorKind::Volume, &fpath, format!("the content of {file:?} is not base64")))?;
+            files.insert(file.clone(), bytes);
+        }
+        out.push(Volume { name, file_names: files.keys().cloned().collect(), files });
+    }
+    Ok(out)
+}
+
+fn networks(cx: &Context, raw: &RawTask) -> Result<Vec<Network>, TaskError> {
+    let Some(list) = &raw.networks else {
+        return Ok(vec![Network { name: DEFAULT_NETWORK.into(), driver: "bridge".into(), ipv6: false, skip_creation: false, is_default: true }]);
+    };
+    let mut out: Vec<Network> = Vec::new();
+    for (i, n) in list.iter().enumerate() {
+        let path = format!("networks[{i}]");
+        let name = n.name.clone().filter(|x| !x.is_empty()).ok_or_else(|| cx.err(ErrorKind::Network, &path, "network has no name"))?;
+        if out.iter().any(|o| o.name == name) {
+            return Err(cx.err(ErrorKind::Network, &format!("{path}.name"), format!("duplicate network name {name:?}")));
+        }
+        let is_default = n.is_default.unwrap_or(false);
+        if is_default && out.iter().any(|o| o.is_default) {
+            return Err(cx.err(ErrorKind::Network, &format!("{path}.isDefault"), "only one network can be the default"));
+        }
+        out.push(Network {
+            name,
+            driver: n.driver.clone().unwrap_or_default(),
+            ipv6: n.ipv6.unwrap_or(false),
+            skip_creation: n.skip_creation.unwrap_or(false),
+            is_default,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merge_matches_acb() {
+        let task = vec!["key1=val1,key2=val2".to_string(), "key3=val3,key4=val4".to_string()];
+        let step = vec!["key1=newVal1".to_string(), "key2=newVal2".to_string(), "key3=newVal3=".to_string()];
+        assert_eq!(merge_env(&task, &step), ["key1=newVal1", "key2=newVal2", "key3=newVal3=", "key4=val4"]);
+        assert_eq!(merge_env(&task, &[]), ["key1=val1", "key2=val2", "key3=val3", "key4=val4"]);
+        assert_eq!(merge_env(&[], &["NOEQUALS".to_string()]), ["NOEQUALS"]);
+    }
+
+    #[test]
+    fn default_tags() {
+        assert_eq!(with_default_tag("reg.io/app"), "reg.io/app:latest");
+        assert_eq!(with_default_tag("reg.io/app:v1"), "reg.io/app:v1");
+        assert_eq!(with_default_tag("127.0.0.1:5000/app"), "127.0.0.1:5000/app:latest");
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(nearest("tiemout", crate::raw::STEP_KEYS.iter().copied()), Some("timeout"));
+        assert_eq!(nearest("zzzzzzzz", crate::raw::STEP_KEYS.iter().copied()), None);
+    }
+}
