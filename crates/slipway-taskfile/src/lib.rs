@@ -76,11 +76,11 @@ pub type ReadFile<'a> = dyn Fn(&str) -> Result<String, String> + 'a;
 
 /// Loads the task file `text` (named `file` in messages).
 pub fn load(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<Loaded, TaskError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let aliases = aliases(file, text, opts, read)?;
+    let text = blank_comment_lines(text.strip_prefix('\u{feff}').unwrap_or(text));
+    let aliases = aliases(file, &text, opts, read)?;
     let expanded = match &aliases {
-        Some(a) => a.expand(text),
-        None => text.to_string(),
+        Some(a) => a.expand(&text),
+        None => text,
     };
     let data = template_data(&opts.run, &opts.values, &opts.secrets);
     let rendered = slipway_template::render(&expanded, &data).map_err(|e| {
@@ -116,6 +116,20 @@ pub fn load(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<L
     };
     let plan = plan::build(&cx, raw)?;
     Ok(Loaded { plan, rendered, warnings })
+}
+
+/// acb drops whole-line comments before templating, so a template in a comment is
+/// never run. We blank them instead, so line numbers in messages stay true.
+fn blank_comment_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(if line.ends_with("\r\n") { "\r\n" } else if line.ends_with('\n') { "\n" } else { "" });
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// The alias table, for v1.1.0 tasks only (as acb).

@@ -432,7 +432,7 @@ fn step(
         check_image(cx, &format!("{path}.cmd"), &image, "cmd image")?;
         StepKind::Cmd { cmd: text, image, args: words }
     };
-    let cache = match rs.cache.as_deref() {
+    let cache = match rs.cache.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("enabled") => true,
         Some("disabled") => false,
         Some(other) => return Err(cx.err(ErrorKind::InvalidValue, &format!("{path}.cache"), format!("cache must be \"enabled\" or \"disabled\", not {other:?}"))),
