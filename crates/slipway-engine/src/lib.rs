@@ -1,1 +1,131 @@
-//! placeholder
+//! The container engine as the runner sees it: an [`Engine`] trait over container
+//! specs, and [`Docker`], its adapter to the Docker Engine API through `bollard`.
+//!
+//! Nothing here knows about tasks or steps: the runner translates a step into a
+//! [`ContainerSpec`] or an [`ImageBuild`], and this crate makes the API calls.
+//! Everything created for a run carries the label [`RUN_LABEL`] so that
+//! [`Engine::sweep`] can remove it whatever happened to the run.
+
+mod docker;
+
+pub use docker::Docker;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The label every container, network and volume of a run carries, with the run id as value.
+pub const RUN_LABEL: &str = "io.slipway.run";
+
+/// Receives output one line at a time.
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A build context as a stream of tar bytes.
+pub type ContextStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {endpoint}: {message}")]
+    Unreachable { endpoint: String, message: String },
+    #[error("{0}")]
+    Api(String),
+    #[error("image {image} not found locally and it could not be pulled: {message}")]
+    ImageUnavailable { image: String, message: String },
+    #[error("build failed: {0}")]
+    Build(String),
+    #[error("push of {image} failed: {message}")]
+    Push { image: String, message: String },
+}
+
+/// A container to create.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub privileged: bool,
+    /// `host-path:container-path[:ro]` or `volume:container-path`.
+    pub binds: Vec<String>,
+    pub network: Option<String>,
+    /// Names other containers on `network` reach this one by.
+    pub aliases: Vec<String>,
+    /// `[host-ip:]host-port:container-port[/proto]`.
+    pub ports: Vec<String>,
+    pub expose: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub cpus: Option<f64>,
+}
+
+/// An image build through the engine's classic builder.
+#[derive(Debug, Clone, Default)]
+pub struct ImageBuild {
+    pub tags: Vec<String>,
+    /// Path of the Dockerfile inside the context.
+    pub dockerfile: String,
+    pub build_args: HashMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub labels: HashMap<String, String>,
+    pub platform: Option<String>,
+    pub network: Option<String>,
+    pub cache_from: Vec<String>,
+    pub extra_hosts: Vec<String>,
+}
+
+/// Credentials for one registry. `Debug` never shows the password.
+#[derive(Clone, Default)]
+pub struct RegistryCredential {
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredential").field("registry", &self.registry).field("username", &self.username).field("password", &"***").finish()
+    }
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i64,
+    pub oom_killed: bool,
+}
+
+/// What the runner needs from a container engine.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Fails with [`EngineError::Unreachable`] when the engine does not answer.
+    async fn ping(&self) -> Result<(), EngineError>;
+    async fn create_network(&self, name: &str, driver: &str, ipv6: bool, labels: HashMap<String, String>) -> Result<(), EngineError>;
+    async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError>;
+    /// Makes `image` available locally: pulls it when missing or when `always` is set.
+    async fn ensure_image(&self, image: &str, always: bool, credential: Option<RegistryCredential>, log: LogSink) -> Result<(), EngineError>;
+    /// Builds and tags an image; returns its id.
+    async fn build(&self, build: ImageBuild, context: ContextStream, credentials: Vec<RegistryCredential>, log: LogSink) -> Result<String, EngineError>;
+    /// Pushes `image`; returns the manifest digest the registry reported.
+    async fn push(&self, image: &str, credential: Option<RegistryCredential>, log: LogSink) -> Result<String, EngineError>;
+    /// The repository digest of a local image for `image`'s repository, if it has one.
+    async fn image_digest(&self, image: &str) -> Option<String>;
+    async fn image_id(&self, image: &str) -> Option<String>;
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError>;
+    async fn start_container(&self, name: &str) -> Result<(), EngineError>;
+    /// Sends the container's output to `log` until it stops.
+    async fn follow_logs(&self, name: &str, log: LogSink);
+    /// Waits for the container to stop and reports how it ended.
+    async fn wait_container(&self, name: &str) -> Result<Exit, EngineError>;
+    /// Kills (if running) and removes a container with its anonymous volumes. Missing is fine.
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError>;
+    /// Removes every container, network and volume labelled with this run id.
+    async fn sweep(&self, run_id: &str) -> Result<usize, EngineError>;
+    /// Counts what is still labelled with this run id (for tests and checks).
+    async fn leftovers(&self, run_id: &str) -> Result<Vec<String>, EngineError>;
+}

@@ -1,0 +1,386 @@
+//! The Docker Engine API through bollard.
+
+use crate::{ContainerSpec, ContextStream, Engine, EngineError, Exit, ImageBuild, LogSink, RegistryCredential, RUN_LABEL};
+use async_trait::async_trait;
+use bollard::auth::DockerCredentials;
+use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
+};
+use bollard::{body_try_stream, container::LogOutput};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+
+/// A Docker engine reached through `DOCKER_HOST` or the local socket.
+#[derive(Clone)]
+pub struct Docker {
+    client: bollard::Docker,
+    endpoint: String,
+}
+
+impl Docker {
+    /// Connects as the docker CLI would: `DOCKER_HOST`, else the local socket.
+    /// Nothing is sent until the first call; use [`Engine::ping`] to check.
+    pub fn connect() -> Result<Docker, EngineError> {
+        let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let client = bollard::Docker::connect_with_defaults().map_err(|e| EngineError::Unreachable { endpoint: endpoint.clone(), message: e.to_string() })?;
+        // Builds and pushes can be silent for long; our own step timeouts bound them.
+        let client = client.with_timeout(std::time::Duration::from_secs(3600));
+        Ok(Docker { client, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The bollard client, for what the trait does not cover (test set-up, imports).
+    pub fn client(&self) -> &bollard::Docker {
+        &self.client
+    }
+}
+
+fn api(e: bollard::errors::Error) -> EngineError {
+    EngineError::Api(e.to_string())
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+fn credentials(c: &RegistryCredential) -> DockerCredentials {
+    DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.clone()),
+        serveraddress: Some(c.registry.clone()),
+        ..Default::default()
+    }
+}
+
+/// Splits `repo[:tag]` the way the push and create-image endpoints want it.
+fn repo_and_tag(image: &str) -> (&str, &str) {
+    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+fn run_filter(run_id: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])])
+}
+
+/// Turns streamed text (build output) into lines.
+fn emit_lines(log: &LogSink, text: &str) {
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if !line.is_empty() {
+            log(line);
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for Docker {
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.client
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::Unreachable { endpoint: self.endpoint.clone(), message: e.to_string() })
+    }
+
+    async fn create_network(&self, name: &str, driver: &str, ipv6: bool, labels: HashMap<String, String>) -> Result<(), EngineError> {
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some(if driver.is_empty() { "bridge" } else { driver }.to_string()),
+            enable_ipv6: Some(ipv6),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.client.create_network(req).await.map(|_| ()).map_err(api)
+    }
+
+    async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError> {
+        let req = VolumeCreateRequest { name: Some(name.to_string()), labels: Some(labels), ..Default::default() };
+        self.client.create_volume(req).await.map(|_| ()).map_err(api)
+    }
+
+    async fn ensure_image(&self, image: &str, always: bool, credential: Option<RegistryCredential>, log: LogSink) -> Result<(), EngineError> {
+        if !always && self.client.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        let (repo, tag) = repo_and_tag(image);
+        let opts = CreateImageOptionsBuilder::new().from_image(repo).tag(tag).build();
+        let mut stream = self.client.create_image(Some(opts), None, credential.as_ref().map(credentials));
+        let mut last_status = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        if status != last_status && info.progress_detail.is_none_or(|p| p.current.is_none()) {
+                            log(&status);
+                            last_status = status;
+                        }
+                    }
+                }
+                Err(e) => return Err(EngineError::ImageUnavailable { image: image.to_string(), message: e.to_string() }),
+            }
+        }
+        Ok(())
+    }
+
+    async fn build(&self, build: ImageBuild, context: ContextStream, creds: Vec<RegistryCredential>, log: LogSink) -> Result<String, EngineError> {
+        let first_tag = build.tags.first().cloned().unwrap_or_default();
+        let mut opts = BuildImageOptionsBuilder::new()
+            .dockerfile(if build.dockerfile.is_empty() { "Dockerfile" } else { &build.dockerfile })
+            .nocache(build.no_cache)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&build.build_args)
+            .labels(&build.labels);
+        if !first_tag.is_empty() {
+            opts = opts.t(&first_tag);
+        }
+        if build.pull {
+            opts = opts.pull("1");
+        }
+        if let Some(t) = &build.target {
+            opts = opts.target(t);
+        }
+        if let Some(p) = &build.platform {
+            opts = opts.platform(p);
+        }
+        if let Some(n) = &build.network {
+            opts = opts.networkmode(n);
+        }
+        if !build.cache_from.is_empty() {
+            opts = opts.cachefrom(&build.cache_from);
+        }
+        if !build.extra_hosts.is_empty() {
+            opts = opts.extrahosts(&build.extra_hosts.join(","));
+        }
+        let auth: HashMap<String, DockerCredentials> = creds.iter().map(|c| (c.registry.clone(), credentials(c))).collect();
+        let mut stream = self.client.build_image(opts.build(), Some(auth), Some(body_try_stream(context)));
+        let mut image_id = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream.as_deref() {
+                        emit_lines(&log, text);
+                    }
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        return Err(EngineError::Build(e));
+                    }
+                    if let Some(id) = info.aux.and_then(|a| a.id) {
+                        image_id = Some(id);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => return Err(EngineError::Build(error)),
+                Err(e) => return Err(EngineError::Build(e.to_string())),
+            }
+        }
+        let image_id = match image_id {
+            Some(id) => id,
+            None if !first_tag.is_empty() => self.image_id(&first_tag).await.ok_or_else(|| EngineError::Build("the engine reported no image id".into()))?,
+            None => return Err(EngineError::Build("the engine reported no image id".into())),
+        };
+        for tag in build.tags.iter().skip(1) {
+            let (repo, t) = repo_and_tag(tag);
+            self.client.tag_image(&image_id, Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build())).await.map_err(api)?;
+        }
+        Ok(image_id)
+    }
+
+    async fn push(&self, image: &str, credential: Option<RegistryCredential>, log: LogSink) -> Result<String, EngineError> {
+        let (repo, tag) = repo_and_tag(image);
+        let opts = PushImageOptionsBuilder::new().tag(tag).build();
+        let mut stream = self.client.push_image(repo, Some(opts), credential.as_ref().map(credentials));
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        return Err(EngineError::Push { image: image.to_string(), message: e });
+                    }
+                    if let Some(status) = info.status {
+                        if let Some(d) = status.split_whitespace().skip_while(|w| *w != "digest:").nth(1) {
+                            digest = Some(d.to_string());
+                        }
+                        if info.progress_detail.is_none_or(|p| p.current.is_none()) {
+                            log(&status);
+                        }
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => return Err(EngineError::Push { image: image.to_string(), message: error }),
+                Err(e) => return Err(EngineError::Push { image: image.to_string(), message: e.to_string() }),
+            }
+        }
+        digest.ok_or_else(|| EngineError::Push { image: image.to_string(), message: "the registry reported no digest".into() })
+    }
+
+    async fn image_digest(&self, image: &str) -> Option<String> {
+        let inspect = self.client.inspect_image(image).await.ok()?;
+        let (repo, _) = repo_and_tag(image);
+        inspect
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, d)| d.to_string()))
+    }
+
+    async fn image_id(&self, image: &str) -> Option<String> {
+        self.client.inspect_image(image).await.ok().and_then(|i| i.id)
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        let mut exposed: Vec<String> = Vec::new();
+        for p in &spec.ports {
+            let (host, container) = p.rsplit_once(':').unwrap_or(("", p));
+            let container = if container.contains('/') { container.to_string() } else { format!("{container}/tcp") };
+            let (host_ip, host_port) = host.rsplit_once(':').unwrap_or(("", host));
+            port_bindings.entry(container.clone()).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(PortBinding {
+                host_ip: Some(host_ip.to_string()).filter(|s| !s.is_empty()),
+                host_port: Some(host_port.to_string()),
+            });
+            exposed.push(container);
+        }
+        for e in &spec.expose {
+            exposed.push(if e.contains('/') { e.clone() } else { format!("{e}/tcp") });
+        }
+        let endpoints = spec.network.as_ref().filter(|n| !n.starts_with("container:") && *n != "host" && *n != "none").map(|n| {
+            HashMap::from([(n.clone(), EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() })])
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.cmd.clone()).filter(|c| !c.is_empty()),
+            entrypoint: spec.entrypoint.clone(),
+            env: Some(spec.env.clone()),
+            working_dir: spec.working_dir.clone(),
+            user: spec.user.clone(),
+            labels: Some(spec.labels.clone()),
+            exposed_ports: Some(exposed).filter(|e| !e.is_empty()),
+            host_config: Some(HostConfig {
+                binds: Some(spec.binds.clone()),
+                network_mode: spec.network.clone(),
+                privileged: Some(spec.privileged),
+                port_bindings: Some(port_bindings).filter(|p| !p.is_empty()),
+                nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
+                ..Default::default()
+            }),
+            networking_config: endpoints.map(|e| NetworkingConfig { endpoints_config: Some(e) }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+        self.client.create_container(Some(opts), body).await.map(|_| ()).map_err(|e| {
+            if is_not_found(&e) {
+                EngineError::ImageUnavailable { image: spec.image.clone(), message: e.to_string() }
+            } else {
+                api(e)
+            }
+        })
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.client.start_container(name, None).await.map_err(api)
+    }
+
+    async fn follow_logs(&self, name: &str, log: LogSink) {
+        let opts = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
+        let mut stream = self.client.logs(name, Some(opts));
+        let mut partial = String::new();
+        while let Some(Ok(item)) = stream.next().await {
+            let bytes = match item {
+                LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => message,
+                LogOutput::StdIn { .. } => continue,
+            };
+            partial.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(i) = partial.find('\n') {
+                let line: String = partial.drain(..=i).collect();
+                log(line.trim_end_matches(['\n', '\r']));
+            }
+        }
+        if !partial.is_empty() {
+            log(&partial);
+        }
+    }
+
+    async fn wait_container(&self, name: &str) -> Result<Exit, EngineError> {
+        let mut stream = self.client.wait_container(name, None);
+        // Non-zero exits come back as errors (DEPENDENCIES.md); inspect is the truth.
+        let _ = stream.next().await;
+        let inspect = self.client.inspect_container(name, None).await.map_err(api)?;
+        let state = inspect.state.unwrap_or_default();
+        Ok(Exit { code: state.exit_code.unwrap_or(-1), oom_killed: state.oom_killed.unwrap_or(false) })
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        match self.client.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // Already being removed by another call.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    async fn sweep(&self, run_id: &str) -> Result<usize, EngineError> {
+        let filters = run_filter(run_id);
+        let mut removed = 0;
+        let containers = self.client.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.map_err(api)?;
+        for c in containers {
+            if let Some(id) = c.id {
+                self.remove_container(&id).await?;
+                removed += 1;
+            }
+        }
+        let networks = self.client.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await.map_err(api)?;
+        for n in networks {
+            if let Some(id) = n.id {
+                match self.client.remove_network(&id).await {
+                    Ok(()) => removed += 1,
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(api(e)),
+                }
+            }
+        }
+        let volumes = self.client.list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build())).await.map_err(api)?;
+        for v in volumes.volumes.unwrap_or_default() {
+            match self.client.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+                Ok(()) => removed += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(api(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn leftovers(&self, run_id: &str) -> Result<Vec<String>, EngineError> {
+        let filters = run_filter(run_id);
+        let mut out = Vec::new();
+        for c in self.client.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.map_err(api)? {
+            out.push(format!("container {}", c.names.unwrap_or_default().join(",")));
+        }
+        for n in self.client.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await.map_err(api)? {
+            out.push(format!("network {}", n.name.unwrap_or_default()));
+        }
+        for v in self.client.list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build())).await.map_err(api)?.volumes.unwrap_or_default() {
+            out.push(format!("volume {}", v.name));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_and_tag_split() {
+        assert_eq!(repo_and_tag("127.0.0.1:5000/a/b:v1"), ("127.0.0.1:5000/a/b", "v1"));
+        assert_eq!(repo_and_tag("127.0.0.1:5000/a/b"), ("127.0.0.1:5000/a/b", "latest"));
+        assert_eq!(repo_and_tag("alpine"), ("alpine", "latest"));
+    }
+}
