@@ -129,3 +129,17 @@ pub trait Engine: Send + Sync {
     /// Counts what is still labelled with this run id (for tests and checks).
     async fn leftovers(&self, run_id: &str) -> Result<Vec<String>, EngineError>;
 }
+
+/// Credentials for `registry` from `~/.docker/config.json` (auths, credHelpers, credsStore).
+pub fn docker_config_credential(registry: &str) -> Option<RegistryCredential> {
+    match docker_credential::get_credential(registry) {
+        Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) => {
+            Some(RegistryCredential { registry: registry.to_string(), username, password })
+        }
+        Ok(docker_credential::DockerCredential::IdentityToken(_)) => {
+            tracing::warn!(registry, "identity tokens from the docker config are not supported; pushing without credentials");
+            None
+        }
+        Err(_) => None,
+    }
+}

@@ -1,1 +1,264 @@
-//! placeholder
+//! Runs a task [`Plan`] on an [`Engine`]: the step graph, timeouts, retries,
+//! detached services, and cleanup of everything the run created.
+//!
+//! Steps whose dependencies have succeeded start at once and run concurrently. A
+//! failed step (unless `ignoreErrors`) fails the run: running steps are stopped and
+//! steps that can no longer run are marked skipped. The run's `totalTimeout`, a
+//! step's `timeout` and cancellation all kill containers; at the end every
+//! container, network and volume labelled with the run id is removed, whichever
+//! way the run ended. Secret values are masked in every line this crate emits.
+
+mod redact;
+mod report;
+mod step;
+
+pub use redact::Redactor;
+pub use report::{ImageDependencies, OutputImage, RunReport, StepReport, StepStatus};
+
+use slipway_engine::{Engine, EngineError, LogSink, RegistryCredential, RUN_LABEL};
+use slipway_taskfile::{Plan, Step};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What a run needs besides its plan.
+#[derive(Clone)]
+pub struct RunConfig {
+    pub run_id: String,
+    /// The build context, bind-mounted at `/workspace` in every step.
+    pub context_dir: PathBuf,
+    /// The run's shared volume name (`{{.Run.SharedVolume}}`).
+    pub shared_volume: String,
+    /// Mount the engine's socket into steps so `cmd: docker …` works (as ACR does).
+    pub mount_docker_socket: bool,
+    pub docker_socket: String,
+    /// Registry credentials given on the command line; `~/.docker/config.json` is the fallback.
+    pub credentials: Vec<RegistryCredential>,
+    /// Values to mask in logs and errors.
+    pub secret_values: Vec<String>,
+    /// Where secret volume files are written before they are mounted.
+    pub scratch_dir: PathBuf,
+}
+
+impl RunConfig {
+    pub fn new(run_id: &str, context_dir: PathBuf) -> RunConfig {
+        RunConfig {
+            run_id: run_id.to_string(),
+            context_dir,
+            shared_volume: format!("slipway_vol_{run_id}"),
+            mount_docker_socket: true,
+            docker_socket: "/var/run/docker.sock".into(),
+            credentials: Vec::new(),
+            secret_values: Vec::new(),
+            scratch_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// A short run id, unique enough for one machine's history: `sw` and 8 base-36 characters.
+pub fn new_run_id() -> String {
+    let n = uuid::Uuid::new_v4().as_u128();
+    let alphabet = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = String::from("sw");
+    let mut v = n;
+    for _ in 0..8 {
+        s.push(alphabet[(v % 36) as usize] as char);
+        v /= 36;
+    }
+    s
+}
+
+/// The name a declared network gets in the engine for one run.
+pub fn run_network_name(name: &str, run_id: &str) -> String {
+    format!("{name}_{run_id}")
+}
+
+pub(crate) struct Shared {
+    pub engine: Arc<dyn Engine>,
+    pub cfg: RunConfig,
+    pub log: LogSink,
+    pub redactor: Redactor,
+    /// Declared network name → the engine's name for this run.
+    pub networks: HashMap<String, String>,
+    /// Secret volume name → host directory holding its files.
+    pub volume_dirs: HashMap<String, PathBuf>,
+    pub labels: HashMap<String, String>,
+}
+
+impl Shared {
+    pub fn say(&self, line: &str) {
+        (self.log)(&self.redactor.mask(line));
+    }
+
+    /// A sink that prefixes each line with the step id and masks secrets.
+    pub fn step_sink(self: &Arc<Self>, id: &str) -> LogSink {
+        let me = self.clone();
+        let prefix = format!("{id} | ");
+        Arc::new(move |line: &str| (me.log)(&format!("{prefix}{}", me.redactor.mask(line))))
+    }
+
+    pub fn credential_for(&self, image: &str) -> Option<RegistryCredential> {
+        let registry = slipway_reference::Reference::parse(image).ok()?.registry;
+        if let Some(c) = self.cfg.credentials.iter().find(|c| c.registry == registry) {
+            return Some(c.clone());
+        }
+        slipway_engine::docker_config_credential(&registry)
+    }
+}
+
+/// Runs `plan` and reports how each step ended. Never leaves anything labelled with
+/// the run id behind in the engine, even when cancelled.
+pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSink, cancel: CancellationToken) -> RunReport {
+    let started = Instant::now();
+    let redactor = Redactor::new(cfg.secret_values.clone());
+    let labels = HashMap::from([(RUN_LABEL.to_string(), cfg.run_id.clone())]);
+    let mut report = RunReport::new(&cfg.run_id, &plan);
+    let say = |line: &str| log(&redactor.mask(line));
+
+    if let Err(e) = engine.ping().await {
+        report.error = Some(redactor.mask(&e.to_string()));
+        say(&format!("Run {} failed: {}", cfg.run_id, report.error.as_deref().unwrap_or_default()));
+        return report;
+    }
+    let scratch = cfg.scratch_dir.join(format!("slipway-{}", cfg.run_id));
+    let setup = set_up(&*engine, &plan, &cfg, &labels, &scratch).await;
+    let (networks, volume_dirs) = match setup {
+        Ok(v) => v,
+        Err(e) => {
+            report.error = Some(redactor.mask(&e));
+            say(&format!("Run {} failed: {}", cfg.run_id, report.error.as_deref().unwrap_or_default()));
+            tear_down(&*engine, &cfg, &scratch, &say).await;
+            return report;
+        }
+    };
+    let shared = Arc::new(Shared { engine: engine.clone(), cfg: cfg.clone(), log: log.clone(), redactor: redactor.clone(), networks, volume_dirs, labels });
+
+    let total = Duration::from_secs(plan.total_timeout);
+    let steps_cancel = cancel.child_token();
+    let outcome = tokio::select! {
+        r = schedule(shared.clone(), &plan, steps_cancel.clone()) => r,
+        _ = tokio::time::sleep(total) => {
+            steps_cancel.cancel();
+            report.timed_out = true;
+            report.error = Some(format!("the run exceeded its totalTimeout of {} s", plan.total_timeout));
+            say(&format!("Run {} timed out after {} s; stopping every step", cfg.run_id, plan.total_timeout));
+            Vec::new()
+        }
+    };
+    steps_cancel.cancel();
+    for step_report in outcome {
+        report.record(step_report);
+    }
+    if cancel.is_cancelled() && report.error.is_none() {
+        report.canceled = true;
+        report.error = Some("the run was canceled".into());
+    }
+    tear_down(&*engine, &cfg, &scratch, &say).await;
+    report.finish(started.elapsed());
+    for line in report.summary_lines() {
+        say(&line);
+    }
+    report
+}
+
+type Setup = (HashMap<String, String>, HashMap<String, PathBuf>);
+
+async fn set_up(engine: &dyn Engine, plan: &Plan, cfg: &RunConfig, labels: &HashMap<String, String>, scratch: &std::path::Path) -> Result<Setup, String> {
+    let mut networks = HashMap::new();
+    for n in &plan.networks {
+        if n.skip_creation {
+            networks.insert(n.name.clone(), n.name.clone());
+            continue;
+        }
+        let name = run_network_name(&n.name, &cfg.run_id);
+        engine.create_network(&name, &n.driver, n.ipv6, labels.clone()).await.map_err(|e| format!("cannot create network {}: {e}", n.name))?;
+        networks.insert(n.name.clone(), name);
+    }
+    engine.create_volume(&cfg.shared_volume, labels.clone()).await.map_err(|e| format!("cannot create the shared volume: {e}"))?;
+    let mut volume_dirs = HashMap::new();
+    for v in &plan.volumes {
+        let dir = scratch.join("volumes").join(&v.name);
+        write_secret_files(&dir, &v.files).map_err(|e| format!("cannot write the files of volume {}: {e}", v.name))?;
+        volume_dirs.insert(v.name.clone(), dir);
+    }
+    Ok((networks, volume_dirs))
+}
+
+fn write_secret_files(dir: &std::path::Path, files: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    for (name, content) in files {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(dir.join(name))?;
+        std::io::Write::write_all(&mut f, content)?;
+    }
+    Ok(())
+}
+
+async fn tear_down(engine: &dyn Engine, cfg: &RunConfig, scratch: &std::path::Path, say: &dyn Fn(&str)) {
+    match engine.sweep(&cfg.run_id).await {
+        Ok(n) => tracing::debug!(run_id = %cfg.run_id, removed = n, "run resources removed"),
+        Err(e) => say(&format!("Cleanup of run {} was incomplete: {e}", cfg.run_id)),
+    }
+    if scratch.exists() {
+        let _ = std::fs::remove_dir_all(scratch);
+    }
+}
+
+/// Starts steps as their dependencies succeed; returns a report per step.
+async fn schedule(shared: Arc<Shared>, plan: &Plan, cancel: CancellationToken) -> Vec<StepReport> {
+    let mut done: HashMap<String, StepStatus> = HashMap::new();
+    let mut reports: Vec<StepReport> = Vec::new();
+    let mut started: Vec<bool> = vec![false; plan.steps.len()];
+    let mut running: JoinSet<StepReport> = JoinSet::new();
+    let mut failed = false;
+    loop {
+        if !failed {
+            for (i, s) in plan.steps.iter().enumerate() {
+                if started[i] || !s.when.iter().all(|d| done.get(d).is_some_and(|st| st.lets_dependents_run())) {
+                    continue;
+                }
+                started[i] = true;
+                let shared = shared.clone();
+                let step: Step = s.clone();
+                let token = cancel.child_token();
+                running.spawn(async move { step::execute(shared, step, token).await });
+            }
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let r = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                shared.say(&format!("A step task ended abnormally: {e}"));
+                failed = true;
+                cancel.cancel();
+                continue;
+            }
+        };
+        if !r.status.lets_dependents_run() && !failed {
+            failed = true;
+            if r.status != StepStatus::Canceled {
+                shared.say(&format!("Step ID: {} failed; stopping the run", r.id));
+            }
+            cancel.cancel();
+        }
+        done.insert(r.id.clone(), r.status);
+        reports.push(r);
+    }
+    for (i, s) in plan.steps.iter().enumerate() {
+        if !started[i] {
+            reports.push(StepReport::skipped(&s.id));
+        }
+    }
+    let order: HashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    reports.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+    reports
+}
+
+impl From<EngineError> for StepStatus {
+    fn from(_: EngineError) -> Self {
+        StepStatus::Failed
+    }
+}
