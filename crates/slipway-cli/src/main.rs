@@ -1,1 +1,248 @@
-fn main() {}
+//! `slipway`: the command line. It wires the crates together and owns all printing.
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use slipway_engine::{Docker, Engine, RegistryCredential};
+use slipway_taskfile::{Loaded, NetworkMode, Options, RunVars, SecretSource};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "slipway", version, about = "Run ACR-style multi-step container build tasks on your own Docker engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a multi-step task file against the local Docker engine.
+    Exec(ExecArgs),
+    /// Print the rendered, validated plan of a task file as JSON, without touching Docker.
+    Plan(PlanArgs),
+    /// Print a Dockerfile's image dependencies as JSON.
+    Scan(ScanArgs),
+}
+
+#[derive(Args, Clone)]
+struct TaskArgs {
+    /// The task file.
+    #[arg(short = 'f', long = "file", default_value = "acb.yaml")]
+    file: PathBuf,
+    /// A value for `{{.Values.NAME}}` (repeatable; wins over --values).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// A secret value for `{{.Secrets.NAME}}` or a task secret's id (repeatable; never logged).
+    #[arg(long = "set-secret", value_name = "NAME=VALUE")]
+    set_secret: Vec<String>,
+    /// A YAML file of values.
+    #[arg(long)]
+    values: Option<PathBuf>,
+    /// The run's registry (`{{.Run.Registry}}`, `$Registry`).
+    #[arg(short = 'r', long, default_value = "")]
+    registry: String,
+    /// The run id (default: a new one).
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long, default_value = "")]
+    commit: String,
+    #[arg(long, default_value = "")]
+    branch: String,
+    #[arg(long = "task-name", default_value = "quickrun")]
+    task_name: String,
+    /// Warn about unknown keys instead of refusing them (for files written for ACR).
+    #[arg(long)]
+    allow_unknown_keys: bool,
+    /// Allow steps with `privileged: true`.
+    #[arg(long)]
+    allow_privileged: bool,
+    /// Map a `cmd` image alias to an image, e.g. `bash=busybox:latest` (repeatable).
+    #[arg(long = "image-alias", value_name = "ALIAS=IMAGE")]
+    image_alias: Vec<String>,
+    /// `per-step` (default, as ACR) or `shared` (every step in one network namespace).
+    #[arg(long = "network-mode")]
+    network_mode: Option<NetworkMode>,
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    #[command(flatten)]
+    task: TaskArgs,
+    /// Registry credentials, `REGISTRY=USER:PASSWORD` (repeatable); else ~/.docker/config.json.
+    #[arg(long = "credential", value_name = "REGISTRY=USER:PASSWORD", env = "SLIPWAY_CREDENTIAL")]
+    credential: Vec<String>,
+    /// Do not mount the engine's socket into steps.
+    #[arg(long)]
+    no_docker_socket: bool,
+    /// The build context, mounted at /workspace.
+    #[arg(default_value = ".")]
+    context: PathBuf,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    task: TaskArgs,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    build_arg: Vec<String>,
+    #[arg(long)]
+    target: Option<String>,
+    /// The image being built (repeatable).
+    #[arg(short = 't', long = "tag")]
+    tag: Vec<String>,
+    #[arg(default_value = ".")]
+    context: PathBuf,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Exec(a) => exec(a),
+        Command::Plan(a) => plan(a).map(|_| ExitCode::SUCCESS),
+        Command::Scan(a) => scan(a).map(|_| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>> {
+    list.iter()
+        .map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| anyhow!("{flag} {p:?}: expected NAME=VALUE")))
+        .collect()
+}
+
+/// Loads and validates the task file the way `exec` and `plan` both do.
+fn load_task(a: &TaskArgs, run_id: &str) -> Result<Loaded> {
+    let text = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read task file {}", a.file.display()))?;
+    let file = a.file.display().to_string();
+    let mut run = RunVars::new(run_id, &a.registry, chrono::Utc::now());
+    run.commit = a.commit.clone();
+    run.branch = a.branch.clone();
+    run.task_name = a.task_name.clone();
+    let mut opts = Options::new(run);
+    if let Some(path) = &a.values {
+        let t = std::fs::read_to_string(path).with_context(|| format!("cannot read values file {}", path.display()))?;
+        opts.values = slipway_taskfile::parse_values(&path.display().to_string(), &t)?;
+    }
+    slipway_taskfile::set_values(&mut opts.values, &pairs(&a.set, "--set")?);
+    opts.secrets = pairs(&a.set_secret, "--set-secret")?.into_iter().collect();
+    opts.allow_unknown_keys = a.allow_unknown_keys;
+    opts.allow_privileged = a.allow_privileged;
+    opts.image_aliases = pairs(&a.image_alias, "--image-alias")?.into_iter().collect();
+    opts.network_mode = a.network_mode;
+    let base = a.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let read = |p: &str| std::fs::read_to_string(base.join(p)).map_err(|e| e.to_string());
+    let loaded = slipway_taskfile::load(&file, &text, &opts, &read)?;
+    // Secrets read from the environment or a file are known only once the task is
+    // parsed; render again so `{{.Secrets.x}}` sees them.
+    let mut extra = BTreeMap::new();
+    for s in &loaded.plan.secrets {
+        match &s.source {
+            SecretSource::Env(var) => {
+                let v = std::env::var(var).map_err(|_| anyhow!("{file}: secret {:?} reads environment variable {var}, which is not set", s.id))?;
+                extra.insert(s.id.clone(), v);
+            }
+            SecretSource::File(path) => {
+                let v = std::fs::read_to_string(base.join(path)).map_err(|e| anyhow!("{file}: secret {:?} reads file {path}: {e}", s.id))?;
+                extra.insert(s.id.clone(), v.trim_end_matches('\n').to_string());
+            }
+            SecretSource::KeyVault(_) => bail!("{file}: secret {:?} comes from Azure Key Vault, which Slipway cannot reach; give its value with --set-secret {}=…", s.id, s.id),
+            SecretSource::Provided => {}
+        }
+    }
+    if extra.is_empty() {
+        return Ok(loaded);
+    }
+    opts.secrets.extend(extra);
+    Ok(slipway_taskfile::load(&file, &text, &opts, &read)?)
+}
+
+fn plan(a: PlanArgs) -> Result<()> {
+    let run_id = a.task.id.clone().unwrap_or_else(slipway_runner::new_run_id);
+    // The plan is printed: render secrets as a mask, never their values.
+    let mut task = a.task.clone();
+    task.set_secret = task.set_secret.iter().map(|p| format!("{}=*****", p.split_once('=').map(|(k, _)| k).unwrap_or(p))).collect();
+    let loaded = load_task(&task, &run_id)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("{}", serde_json::to_string_pretty(&loaded.plan)?);
+    Ok(())
+}
+
+fn scan(a: ScanArgs) -> Result<()> {
+    let file = a.file.clone().unwrap_or_else(|| a.context.join("Dockerfile"));
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read Dockerfile {}", file.display()))?;
+    let opts = slipway_dockerfile::ScanOptions { build_args: pairs(&a.build_arg, "--build-arg")?.into_iter().collect(), target: a.target.clone() };
+    let deps = slipway_dockerfile::scan(&text, &opts).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let images = a
+        .tag
+        .iter()
+        .map(|t| slipway_reference::Reference::parse(t).map_err(|e| anyhow!("-t {t}: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    println!("{}", serde_json::to_string_pretty(&slipway_dockerfile::report(&deps, &images))?);
+    Ok(())
+}
+
+fn credentials(list: &[String]) -> Result<Vec<RegistryCredential>> {
+    list.iter()
+        .map(|c| {
+            let (registry, rest) = c.split_once('=').ok_or_else(|| anyhow!("--credential for {}: expected REGISTRY=USER:PASSWORD", c.split('=').next().unwrap_or("")))?;
+            let (username, password) = rest.split_once(':').ok_or_else(|| anyhow!("--credential for {registry}: expected REGISTRY=USER:PASSWORD"))?;
+            Ok(RegistryCredential { registry: registry.to_string(), username: username.to_string(), password: password.to_string() })
+        })
+        .collect()
+}
+
+fn exec(a: ExecArgs) -> Result<ExitCode> {
+    let run_id = a.task.id.clone().unwrap_or_else(slipway_runner::new_run_id);
+    let loaded = load_task(&a.task, &run_id)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let context = a.context.canonicalize().with_context(|| format!("build context {} does not exist", a.context.display()))?;
+    if !context.is_dir() {
+        bail!("build context {} is not a directory", context.display());
+    }
+    let credentials = credentials(&a.credential)?;
+    let mut cfg = slipway_runner::RunConfig::new(&run_id, context);
+    cfg.mount_docker_socket = !a.no_docker_socket;
+    cfg.secret_values = pairs(&a.task.set_secret, "--set-secret")?.into_iter().map(|(_, v)| v).chain(credentials.iter().map(|c| c.password.clone())).collect();
+    cfg.credentials = credentials;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let docker = Docker::connect()?;
+        docker.ping().await?;
+        let engine: Arc<dyn Engine> = Arc::new(docker);
+        let cancel = slipway_runner::CancellationToken::new();
+        let ctrl_c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("Interrupted: stopping the run and removing what it created…");
+                ctrl_c.cancel();
+            }
+        });
+        let log: slipway_engine::LogSink = Arc::new(|line: &str| println!("{line}"));
+        println!("Run ID: {run_id}");
+        let report = slipway_runner::run(engine, loaded.plan, cfg, log, cancel).await;
+        Ok(if report.succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}

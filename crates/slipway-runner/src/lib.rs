@@ -14,6 +14,7 @@ mod step;
 
 pub use redact::Redactor;
 pub use report::{ImageDependencies, OutputImage, RunReport, StepReport, StepStatus};
+pub use tokio_util::sync::CancellationToken;
 
 use slipway_engine::{Engine, EngineError, LogSink, RegistryCredential, RUN_LABEL};
 use slipway_taskfile::{Plan, Step};
@@ -22,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 /// What a run needs besides its plan.
 #[derive(Clone)]

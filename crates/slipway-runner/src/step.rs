@@ -204,17 +204,17 @@ async fn cmd(shared: &Arc<Shared>, step: &Step, image: &str, args: &[String], si
     if let Err(e) = engine.create_container(&spec).await {
         return Outcome::Error(e.to_string());
     }
+    if let Err(e) = engine.start_container(&name).await {
+        let _ = engine.remove_container(&name).await;
+        return Outcome::Error(e.to_string());
+    }
+    // Following after start is safe: the engine keeps all output until the container is removed.
     let logs = {
         let engine = engine.clone();
         let name = name.clone();
         let sink = sink.clone();
         tokio::spawn(async move { engine.follow_logs(&name, sink).await })
     };
-    if let Err(e) = engine.start_container(&name).await {
-        logs.abort();
-        let _ = engine.remove_container(&name).await;
-        return Outcome::Error(e.to_string());
-    }
     if step.detach {
         // Runs until the run ends; the run's sweep removes it. Its log keeps streaming.
         let watcher = cancel.clone();

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs and starts Slipway's real test parts, idempotently:
+#   - dockerd (Debian docker.io), with --ip-forward=false --ip-masq=false
+#   - the Distribution registry (Debian docker-registry) on 127.0.0.1:${SLIPWAY_TEST_REGISTRY_PORT:-5000}
+#   - the base image slipway-busybox:latest, imported from busybox-static (nothing is pulled)
+# Prints the environment the tests read (eval "$(scripts/testbed.sh)").
+set -euo pipefail
+
+STATE=${SLIPWAY_TESTBED_DIR:-/tmp/slipway-testbed}
+REG_PORT=${SLIPWAY_TEST_REGISTRY_PORT:-5000}
+BASE_IMAGE=slipway-busybox:latest
+mkdir -p "$STATE"
+log() { echo "testbed: $*" >&2; }
+
+need_pkgs=()
+command -v dockerd >/dev/null || need_pkgs+=(docker.io)
+command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need_pkgs+=(busybox-static)
+command -v git >/dev/null || need_pkgs+=(git)
+command -v curl >/dev/null || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then log "need root to install ${need_pkgs[*]}"; exit 1; fi
+  log "installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq "${need_pkgs[@]}" file >&2
+fi
+
+if ! docker version >/dev/null 2>&1; then
+  log "starting dockerd"
+  nohup dockerd --ip-forward=false --ip-masq=false >"$STATE/dockerd.log" 2>&1 &
+  for _ in $(seq 1 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+  docker version >/dev/null 2>&1 || { log "dockerd did not start; see $STATE/dockerd.log"; tail -20 "$STATE/dockerd.log" >&2; exit 1; }
+fi
+
+if ! curl -fsS "http://127.0.0.1:$REG_PORT/v2/" >/dev/null 2>&1; then
+  log "starting the registry on 127.0.0.1:$REG_PORT"
+  mkdir -p "$STATE/registry"
+  cat >"$STATE/registry.yml" <<CONF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REG_PORT
+CONF
+  nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &
+  for _ in $(seq 1 40); do curl -fsS "http://127.0.0.1:$REG_PORT/v2/" >/dev/null 2>&1 && break; sleep 0.25; done
+  curl -fsS "http://127.0.0.1:$REG_PORT/v2/" >/dev/null || { log "registry did not start"; cat "$STATE/registry.log" >&2; exit 1; }
+fi
+
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  log "importing $BASE_IMAGE from busybox-static"
+  root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/root" "$root/workspace"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  chmod 1777 "$root/tmp"
+  tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$root"
+fi
+
+echo "export SLIPWAY_TEST_REGISTRY=127.0.0.1:$REG_PORT"
+echo "export SLIPWAY_TEST_BASE_IMAGE=$BASE_IMAGE"
