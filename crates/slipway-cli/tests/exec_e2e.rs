@@ -192,7 +192,7 @@ fn every_example_runs() {
         if name == "values-and-aliases" {
             assert!(r.stdout.contains("hello WORLD from run"), "{}", r.stdout);
             assert!(r.stdout.contains("stage is test"), "{}", r.stdout);
-            assert!(r.stdout.contains("service 1 is \"worker\""), "{}", r.stdout);
+            assert!(r.stdout.contains("service 1 is 'worker'"), "{}", r.stdout);
             assert!(r.stdout.contains("$literal"), "{}", r.stdout);
         }
     }
