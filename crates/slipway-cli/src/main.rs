@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "slipway", version, about = "Run ACR-style multi-step container build tasks on your own Docker engine")]
+#[command(
+    name = "slipway",
+    version,
+    about = "Run ACR-style multi-step container build tasks on your own Docker engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -125,7 +129,11 @@ fn main() -> ExitCode {
 
 fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>> {
     list.iter()
-        .map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| anyhow!("{flag} {p:?}: expected NAME=VALUE")))
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("{flag} {p:?}: expected NAME=VALUE"))
+        })
         .collect()
 }
 
@@ -157,14 +165,20 @@ fn load_task(a: &TaskArgs, run_id: &str) -> Result<Loaded> {
     for s in &loaded.plan.secrets {
         match &s.source {
             SecretSource::Env(var) => {
-                let v = std::env::var(var).map_err(|_| anyhow!("{file}: secret {:?} reads environment variable {var}, which is not set", s.id))?;
+                let v = std::env::var(var)
+                    .map_err(|_| anyhow!("{file}: secret {:?} reads environment variable {var}, which is not set", s.id))?;
                 extra.insert(s.id.clone(), v);
             }
             SecretSource::File(path) => {
-                let v = std::fs::read_to_string(base.join(path)).map_err(|e| anyhow!("{file}: secret {:?} reads file {path}: {e}", s.id))?;
+                let v =
+                    std::fs::read_to_string(base.join(path)).map_err(|e| anyhow!("{file}: secret {:?} reads file {path}: {e}", s.id))?;
                 extra.insert(s.id.clone(), v.trim_end_matches('\n').to_string());
             }
-            SecretSource::KeyVault(_) => bail!("{file}: secret {:?} comes from Azure Key Vault, which Slipway cannot reach; give its value with --set-secret {}=…", s.id, s.id),
+            SecretSource::KeyVault(_) => bail!(
+                "{file}: secret {:?} comes from Azure Key Vault, which Slipway cannot reach; give its value with --set-secret {}=…",
+                s.id,
+                s.id
+            ),
             SecretSource::Provided => {}
         }
     }
@@ -179,7 +193,11 @@ fn plan(a: PlanArgs) -> Result<()> {
     let run_id = a.task.id.clone().unwrap_or_else(slipway_runner::new_run_id);
     // The plan is printed: render secrets as a mask, never their values.
     let mut task = a.task.clone();
-    task.set_secret = task.set_secret.iter().map(|p| format!("{}=*****", p.split_once('=').map(|(k, _)| k).unwrap_or(p))).collect();
+    task.set_secret = task
+        .set_secret
+        .iter()
+        .map(|p| format!("{}=*****", p.split_once('=').map(|(k, _)| k).unwrap_or(p)))
+        .collect();
     let loaded = load_task(&task, &run_id)?;
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
@@ -191,7 +209,10 @@ fn plan(a: PlanArgs) -> Result<()> {
 fn scan(a: ScanArgs) -> Result<()> {
     let file = a.file.clone().unwrap_or_else(|| a.context.join("Dockerfile"));
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read Dockerfile {}", file.display()))?;
-    let opts = slipway_dockerfile::ScanOptions { build_args: pairs(&a.build_arg, "--build-arg")?.into_iter().collect(), target: a.target.clone() };
+    let opts = slipway_dockerfile::ScanOptions {
+        build_args: pairs(&a.build_arg, "--build-arg")?.into_iter().collect(),
+        target: a.target.clone(),
+    };
     let deps = slipway_dockerfile::scan(&text, &opts).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let images = a
         .tag
@@ -205,9 +226,20 @@ fn scan(a: ScanArgs) -> Result<()> {
 fn credentials(list: &[String]) -> Result<Vec<RegistryCredential>> {
     list.iter()
         .map(|c| {
-            let (registry, rest) = c.split_once('=').ok_or_else(|| anyhow!("--credential for {}: expected REGISTRY=USER:PASSWORD", c.split('=').next().unwrap_or("")))?;
-            let (username, password) = rest.split_once(':').ok_or_else(|| anyhow!("--credential for {registry}: expected REGISTRY=USER:PASSWORD"))?;
-            Ok(RegistryCredential { registry: registry.to_string(), username: username.to_string(), password: password.to_string() })
+            let (registry, rest) = c.split_once('=').ok_or_else(|| {
+                anyhow!(
+                    "--credential for {}: expected REGISTRY=USER:PASSWORD",
+                    c.split('=').next().unwrap_or("")
+                )
+            })?;
+            let (username, password) = rest
+                .split_once(':')
+                .ok_or_else(|| anyhow!("--credential for {registry}: expected REGISTRY=USER:PASSWORD"))?;
+            Ok(RegistryCredential {
+                registry: registry.to_string(),
+                username: username.to_string(),
+                password: password.to_string(),
+            })
         })
         .collect()
 }
@@ -218,14 +250,21 @@ fn exec(a: ExecArgs) -> Result<ExitCode> {
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
-    let context = a.context.canonicalize().with_context(|| format!("build context {} does not exist", a.context.display()))?;
+    let context = a
+        .context
+        .canonicalize()
+        .with_context(|| format!("build context {} does not exist", a.context.display()))?;
     if !context.is_dir() {
         bail!("build context {} is not a directory", context.display());
     }
     let credentials = credentials(&a.credential)?;
     let mut cfg = slipway_runner::RunConfig::new(&run_id, context);
     cfg.mount_docker_socket = !a.no_docker_socket;
-    cfg.secret_values = pairs(&a.task.set_secret, "--set-secret")?.into_iter().map(|(_, v)| v).chain(credentials.iter().map(|c| c.password.clone())).collect();
+    cfg.secret_values = pairs(&a.task.set_secret, "--set-secret")?
+        .into_iter()
+        .map(|(_, v)| v)
+        .chain(credentials.iter().map(|c| c.password.clone()))
+        .collect();
     cfg.credentials = credentials;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

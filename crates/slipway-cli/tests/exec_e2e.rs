@@ -15,12 +15,29 @@ fn write_task(dir: &tempfile::TempDir, yaml: &str) -> String {
 fn build_push_delete_pull_back_and_run() {
     let Some(tb) = testbed() else { return };
     let id = unique_id("bp");
-    let r = run(slipway().args(["exec", "-f", "examples/build-push-run/acb.yaml", "--registry", &tb.registry, "--id", &id, "examples/build-push-run"]));
+    let r = run(slipway().args([
+        "exec",
+        "-f",
+        "examples/build-push-run/acb.yaml",
+        "--registry",
+        &tb.registry,
+        "--id",
+        &id,
+        "examples/build-push-run",
+    ]));
     assert!(r.ok, "{}", r.all());
     assert!(r.stdout.contains("run | hello from a Slipway build"), "{}", r.stdout);
     let image = format!("{}/hello-world:{id}", tb.registry);
-    assert!(r.stdout.contains(&format!("image {image} sha256:")), "summary lists the pushed image with its digest:\n{}", r.stdout);
-    assert!(r.stdout.contains("runtime docker.io/library/slipway-busybox:latest"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("image {image} sha256:")),
+        "summary lists the pushed image with its digest:\n{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("runtime docker.io/library/slipway-busybox:latest"),
+        "{}",
+        r.stdout
+    );
     // Delete it locally, then a new run must pull it back from the registry.
     rt().block_on(async {
         let d = slipway_engine::Docker::connect().unwrap();
@@ -55,7 +72,11 @@ fn parallel_steps_overlap() {
     );
     let r = run(slipway().args(["exec", "-f", &task, dir.path().to_str().unwrap()]));
     assert!(r.ok, "{}", r.all());
-    assert!(r.elapsed < Duration::from_millis(5500), "two parallel 3 s steps took {:?}", r.elapsed);
+    assert!(
+        r.elapsed < Duration::from_millis(5500),
+        "two parallel 3 s steps took {:?}",
+        r.elapsed
+    );
 }
 
 #[test]
@@ -71,13 +92,20 @@ fn step_timeout_kills_the_container_within_a_second() {
     let Some(_tb) = testbed() else { return };
     let id = unique_id("to");
     let dir = dir_with(&[]);
-    let task = write_task(&dir, "steps:\n  - id: slow\n    cmd: slipway-busybox sleep 30\n    timeout: 2\n  - id: never\n    cmd: slipway-busybox true\n");
+    let task = write_task(
+        &dir,
+        "steps:\n  - id: slow\n    cmd: slipway-busybox sleep 30\n    timeout: 2\n  - id: never\n    cmd: slipway-busybox true\n",
+    );
     let r = run(slipway().args(["exec", "--id", &id, "-f", &task, dir.path().to_str().unwrap()]));
     assert!(!r.ok, "a timed-out step fails the run");
     let secs = step_seconds(&r.stdout, "slow");
     assert!((2.0..3.0).contains(&secs), "the step ended {secs} s after it started");
     assert!(r.stdout.contains("TimedOut"), "{}", r.stdout);
-    assert!(r.stdout.lines().any(|l| l.contains("step never") && l.contains("Skipped")), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l.contains("step never") && l.contains("Skipped")),
+        "{}",
+        r.stdout
+    );
     assert_eq!(leftovers(&id), Vec::<String>::new());
 }
 
@@ -85,7 +113,10 @@ fn step_timeout_kills_the_container_within_a_second() {
 fn retried_step_runs_retries_plus_one_times() {
     let Some(_tb) = testbed() else { return };
     let dir = dir_with(&[]);
-    let task = write_task(&dir, "steps:\n  - id: flaky\n    cmd: slipway-busybox sh -c 'echo x >> /workspace/count; exit 3'\n    retries: 2\n    retryDelay: 0\n");
+    let task = write_task(
+        &dir,
+        "steps:\n  - id: flaky\n    cmd: slipway-busybox sh -c 'echo x >> /workspace/count; exit 3'\n    retries: 2\n    retryDelay: 0\n",
+    );
     let r = run(slipway().args(["exec", "-f", &task, dir.path().to_str().unwrap()]));
     assert!(!r.ok);
     let count = std::fs::read_to_string(dir.path().join("count")).unwrap();
@@ -107,11 +138,18 @@ fn failure_skips_dependents_and_fails_the_run() {
     let Some(_tb) = testbed() else { return };
     let id = unique_id("fa");
     let dir = dir_with(&[]);
-    let task = write_task(&dir, "steps:\n  - id: bad\n    cmd: slipway-busybox sh -c 'exit 7'\n  - id: after\n    cmd: slipway-busybox true\n");
+    let task = write_task(
+        &dir,
+        "steps:\n  - id: bad\n    cmd: slipway-busybox sh -c 'exit 7'\n  - id: after\n    cmd: slipway-busybox true\n",
+    );
     let r = run(slipway().args(["exec", "--id", &id, "-f", &task, dir.path().to_str().unwrap()]));
     assert!(!r.ok);
     assert!(r.stdout.contains("exited with code 7"), "{}", r.stdout);
-    assert!(r.stdout.lines().any(|l| l.contains("step after") && l.contains("Skipped")), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().any(|l| l.contains("step after") && l.contains("Skipped")),
+        "{}",
+        r.stdout
+    );
     assert_eq!(leftovers(&id), Vec::<String>::new());
 }
 
@@ -125,7 +163,11 @@ fn workspace_files_pass_between_steps() {
     );
     let r = run(slipway().args(["exec", "-f", &task, dir.path().to_str().unwrap()]));
     assert!(r.ok, "{}", r.all());
-    assert!(r.stdout.contains("acb_step_1 | from the context") && r.stdout.contains("acb_step_1 | appended"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("acb_step_1 | from the context") && r.stdout.contains("acb_step_1 | appended"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -137,7 +179,14 @@ fn secrets_never_reach_the_log() {
         &dir,
         "secrets:\n  - id: token\nenv: [\"TOKEN={{.Secrets.token}}\"]\nsteps:\n  - cmd: slipway-busybox sh -c 'echo token is $TOKEN; echo {{.Secrets.token}} >&2'\n  - cmd: slipway-busybox sh -c 'exit 1'\n",
     );
-    let r = run(slipway().args(["exec", "--set-secret", &format!("token={secret}"), "-f", &task, dir.path().to_str().unwrap()]));
+    let r = run(slipway().args([
+        "exec",
+        "--set-secret",
+        &format!("token={secret}"),
+        "-f",
+        &task,
+        dir.path().to_str().unwrap(),
+    ]));
     assert!(!r.ok);
     assert!(r.stdout.contains("token is *****"), "{}", r.stdout);
     assert!(!r.all().contains(secret), "the secret leaked:\n{}", r.all());
@@ -163,7 +212,10 @@ fn ctrl_c_stops_the_run_and_removes_everything() {
         assert!(std::time::Instant::now() < deadline, "containers never started");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let started = std::time::Instant::now();
     let exit = child.wait().unwrap();
@@ -176,7 +228,12 @@ fn ctrl_c_stops_the_run_and_removes_everything() {
 fn every_example_runs() {
     let Some(tb) = testbed() else { return };
     let examples = repo_root().join("examples");
-    let mut names: Vec<String> = std::fs::read_dir(&examples).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().join("acb.yaml").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&examples)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("acb.yaml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert!(names.len() >= 7, "{names:?}");
     for name in names {

@@ -33,7 +33,10 @@ impl DockerIgnore {
             if cleaned.is_empty() || cleaned == "." {
                 continue;
             }
-            rules.push(Rule { pattern: cleaned, exclusion });
+            rules.push(Rule {
+                pattern: cleaned,
+                exclusion,
+            });
         }
         DockerIgnore { rules }
     }

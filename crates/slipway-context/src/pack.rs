@@ -49,7 +49,10 @@ pub fn write_tar(dir: &Path, ignore: &DockerIgnore, always: &[String], out: impl
     let mut stack = vec![PathBuf::new()];
     while let Some(rel_dir) = stack.pop() {
         let abs = dir.join(&rel_dir);
-        let mut entries: Vec<_> = std::fs::read_dir(&abs).map_err(io_err(&abs))?.collect::<Result<_, _>>().map_err(io_err(&abs))?;
+        let mut entries: Vec<_> = std::fs::read_dir(&abs)
+            .map_err(io_err(&abs))?
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&abs))?;
         entries.sort_by_key(|e| e.file_name());
         // Directories are pushed in reverse so they are visited in order.
         let mut subdirs = Vec::new();
@@ -96,16 +99,26 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "context reader went away"))
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "context reader went away"))
     }
 }
 
 /// Streams `dir` as a tar archive. At most a few chunks are in memory at once.
-pub fn tar_stream(dir: PathBuf, ignore: DockerIgnore, always: Vec<String>) -> impl futures_core::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+pub fn tar_stream(
+    dir: PathBuf,
+    ignore: DockerIgnore,
+    always: Vec<String>,
+) -> impl futures_core::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
     let (tx, rx) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
-        let mut writer = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
-        let result = write_tar(&dir, &ignore, &always, &mut writer).and_then(|_| writer.flush().map_err(|source| ContextError::Io { path: dir.clone(), source }));
+        let mut writer = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let result = write_tar(&dir, &ignore, &always, &mut writer)
+            .and_then(|_| writer.flush().map_err(|source| ContextError::Io { path: dir.clone(), source }));
         if let Err(e) = result {
             tracing::warn!(error = %e, "packing the build context failed");
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
@@ -131,13 +144,24 @@ mod tests {
         let mut buf = Vec::new();
         write_tar(dir, ignore, always, &mut buf).unwrap();
         let mut ar = tar::Archive::new(&buf[..]);
-        ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string()).collect()
+        ar.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
+            .collect()
     }
 
     #[test]
     fn packs_what_dockerignore_keeps() {
         let d = tempfile::tempdir().unwrap();
-        for f in ["Dockerfile", "a.txt", "b.log", "keep.log", "sub/c.log", "node_modules/x/y.js", ".dockerignore"] {
+        for f in [
+            "Dockerfile",
+            "a.txt",
+            "b.log",
+            "keep.log",
+            "sub/c.log",
+            "node_modules/x/y.js",
+            ".dockerignore",
+        ] {
             let p = d.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, f).unwrap();
@@ -145,7 +169,10 @@ mod tests {
         std::os::unix::fs::symlink("a.txt", d.path().join("link")).unwrap();
         let ignore = DockerIgnore::parse("*.log\n!keep.log\nnode_modules\n.dockerignore\nDockerfile\n");
         let always = vec!["Dockerfile".to_string(), ".dockerignore".to_string()];
-        assert_eq!(names(d.path(), &ignore, &always), [".dockerignore", "Dockerfile", "a.txt", "keep.log", "link", "sub", "sub/c.log"]);
+        assert_eq!(
+            names(d.path(), &ignore, &always),
+            [".dockerignore", "Dockerfile", "a.txt", "keep.log", "link", "sub", "sub/c.log"]
+        );
     }
 
     #[test]
@@ -155,7 +182,10 @@ mod tests {
         std::fs::write(d.path().join("app.Dockerfile.dockerignore"), "b\n").unwrap();
         assert!(context_ignore(d.path(), "app.Dockerfile").unwrap().excludes("b"));
         assert!(context_ignore(d.path(), "Dockerfile").unwrap().excludes("a"));
-        assert!(matches!(context_ignore(&d.path().join("nope"), ""), Err(ContextError::Missing { .. })));
+        assert!(matches!(
+            context_ignore(&d.path().join("nope"), ""),
+            Err(ContextError::Missing { .. })
+        ));
     }
 
     #[tokio::test]

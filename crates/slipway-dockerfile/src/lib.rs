@@ -86,7 +86,12 @@ pub fn scan(text: &str, opts: &ScanOptions) -> Result<Dependencies, ScanError> {
                 let (image, name) = match words.as_slice() {
                     [image] => (image.clone(), None),
                     [image, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => (image.clone(), Some(name.to_ascii_lowercase())),
-                    _ => return Err(ScanError { line, message: format!("cannot read FROM {rest:?}: expected `FROM [--platform=…] image [AS name]`") }),
+                    _ => {
+                        return Err(ScanError {
+                            line,
+                            message: format!("cannot read FROM {rest:?}: expected `FROM [--platform=…] image [AS name]`"),
+                        })
+                    }
                 };
                 let image = expand(&image, &args);
                 let origin = resolve(&image, &stages).map_err(|message| ScanError { line, message })?;
@@ -118,11 +123,17 @@ pub fn scan(text: &str, opts: &ScanOptions) -> Result<Dependencies, ScanError> {
     }
     if let Some(t) = &opts.target {
         if !target_found {
-            return Err(ScanError { line: 0, message: format!("target stage {t:?} not found") });
+            return Err(ScanError {
+                line: 0,
+                message: format!("target stage {t:?} not found"),
+            });
         }
     }
     let Some(last) = stages.len().checked_sub(1) else {
-        return Err(ScanError { line: 0, message: "no FROM instruction".into() });
+        return Err(ScanError {
+            line: 0,
+            message: "no FROM instruction".into(),
+        });
     };
     // The built stage and the stages it builds on make the runtime chain.
     let mut chain = BTreeSet::new();
@@ -142,7 +153,10 @@ pub fn scan(text: &str, opts: &ScanOptions) -> Result<Dependencies, ScanError> {
             buildtime.entry(r.to_string()).or_insert_with(|| r.clone());
         }
     }
-    Ok(Dependencies { runtime, buildtime: buildtime.into_values().collect() })
+    Ok(Dependencies {
+        runtime,
+        buildtime: buildtime.into_values().collect(),
+    })
 }
 
 /// One image reference as the scan report shows it (acb's shape, Docker Hub as `docker.io`).
@@ -196,7 +210,12 @@ fn instructions(text: &str) -> Vec<(usize, String)> {
     let escape = text
         .lines()
         .take_while(|l| l.trim_start().starts_with('#'))
-        .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("escape=").map(|e| e.trim().chars().next().unwrap_or('\\')))
+        .find_map(|l| {
+            l.trim_start_matches('#')
+                .trim()
+                .strip_prefix("escape=")
+                .map(|e| e.trim().chars().next().unwrap_or('\\'))
+        })
         .unwrap_or('\\');
     let mut out = Vec::new();
     let mut current = String::new();
@@ -299,16 +318,32 @@ mod tests {
             target: target.map(str::to_string),
         };
         let d = scan(text, &opts).unwrap();
-        (d.runtime.map(|r| r.to_string()).unwrap_or_default(), d.buildtime.iter().map(|r| r.to_string()).collect())
+        (
+            d.runtime.map(|r| r.to_string()).unwrap_or_default(),
+            d.buildtime.iter().map(|r| r.to_string()).collect(),
+        )
     }
 
     #[test]
     fn arg_defaults_and_overrides() {
-        let df = "ARG BASE=mcr.microsoft.com/dotnet/runtime:8.0\nARG SDK\nFROM ${SDK:-mcr.microsoft.com/dotnet/sdk:8.0} AS build\nFROM $BASE\n";
-        assert_eq!(deps(df, &[], None), ("mcr.microsoft.com/dotnet/runtime:8.0".into(), vec!["mcr.microsoft.com/dotnet/sdk:8.0".into()]));
-        assert_eq!(deps(df, &[("SDK", "my/sdk:1"), ("BASE", "alpine")], None).0, "docker.io/library/alpine:latest");
+        let df =
+            "ARG BASE=mcr.microsoft.com/dotnet/runtime:8.0\nARG SDK\nFROM ${SDK:-mcr.microsoft.com/dotnet/sdk:8.0} AS build\nFROM $BASE\n";
+        assert_eq!(
+            deps(df, &[], None),
+            (
+                "mcr.microsoft.com/dotnet/runtime:8.0".into(),
+                vec!["mcr.microsoft.com/dotnet/sdk:8.0".into()]
+            )
+        );
+        assert_eq!(
+            deps(df, &[("SDK", "my/sdk:1"), ("BASE", "alpine")], None).0,
+            "docker.io/library/alpine:latest"
+        );
         assert_eq!(deps(df, &[("SDK", "my/sdk:1")], None).1, vec!["docker.io/my/sdk:1".to_string()]);
-        assert_eq!(deps("ARG T\nFROM alpine${T:+:}${T}\n", &[("T", "3")], None).0, "docker.io/library/alpine:3");
+        assert_eq!(
+            deps("ARG T\nFROM alpine${T:+:}${T}\n", &[("T", "3")], None).0,
+            "docker.io/library/alpine:3"
+        );
     }
 
     #[test]
@@ -318,7 +353,11 @@ mod tests {
             deps(df, &[], None),
             (
                 "docker.io/library/alpine:3.19".into(),
-                vec!["docker.io/library/busybox:1".into(), "docker.io/library/golang:1.22".into(), "docker.io/library/tools:2".into()]
+                vec![
+                    "docker.io/library/busybox:1".into(),
+                    "docker.io/library/golang:1.22".into(),
+                    "docker.io/library/tools:2".into()
+                ]
             )
         );
     }
@@ -327,14 +366,27 @@ mod tests {
     fn target_stops_the_walk_and_scratch_is_no_dependency() {
         let df = "FROM scratch AS base\nFROM node:lts AS build\nFROM nginx:stable AS final\n";
         assert_eq!(deps(df, &[], Some("build")), ("docker.io/library/node:lts".into(), vec![]));
-        assert_eq!(deps("FROM golang AS b\nFROM scratch\nCOPY --from=b /x /x\n", &[], None), ("".into(), vec!["docker.io/library/golang:latest".into()]));
-        assert!(scan("FROM a AS x\n", &ScanOptions { target: Some("nope".into()), ..Default::default() }).is_err());
+        assert_eq!(
+            deps("FROM golang AS b\nFROM scratch\nCOPY --from=b /x /x\n", &[], None),
+            ("".into(), vec!["docker.io/library/golang:latest".into()])
+        );
+        assert!(scan(
+            "FROM a AS x\n",
+            &ScanOptions {
+                target: Some("nope".into()),
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 
     #[test]
     fn stage_chains_are_runtime_not_buildtime() {
         let df = "FROM base:1 AS a\nFROM a AS b\nFROM tool:2 AS t\nFROM b\n";
-        assert_eq!(deps(df, &[], None), ("docker.io/library/base:1".into(), vec!["docker.io/library/tool:2".into()]));
+        assert_eq!(
+            deps(df, &[], None),
+            ("docker.io/library/base:1".into(), vec!["docker.io/library/tool:2".into()])
+        );
     }
 
     #[test]

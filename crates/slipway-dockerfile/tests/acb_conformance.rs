@@ -38,11 +38,15 @@ fn run(dir: &Path, name: &str, args: &[(&str, &str)], target: Option<&str>) -> (
         target: target.map(str::to_string),
     };
     let d = scan(&text, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-    (d.runtime.map(|r| r.to_string()), d.buildtime.iter().map(|r| r.to_string()).collect())
+    (
+        d.runtime.map(|r| r.to_string()),
+        d.buildtime.iter().map(|r| r.to_string()).collect(),
+    )
 }
 
 fn expected(dir: &Path, name: &str) -> (Option<String>, Vec<String>) {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("expected/derived/scan/{name}.scan.json"))).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("expected/derived/scan/{name}.scan.json"))).unwrap()).unwrap();
     let e = &v[0];
     let mut build: Vec<String> = e["buildtime-dependency"].as_array().unwrap().iter().filter_map(normalise).collect();
     build.sort();
@@ -57,7 +61,12 @@ fn scans_match_acb() {
     assert_eq!(run(&dir, "reduction", &[], None), expected(&dir, "reduction"));
     assert_eq!(run(&dir, "target", &[], Some("build")), expected(&dir, "target"));
     assert_eq!(
-        run(&dir, "multistage-args", &[("build_image", "aspnetcore-build"), ("build_version", "2.0.6")], None),
+        run(
+            &dir,
+            "multistage-args",
+            &[("build_image", "aspnetcore-build"), ("build_version", "2.0.6")],
+            None
+        ),
         expected(&dir, "multistage-args")
     );
 }
@@ -67,10 +76,16 @@ fn scans_acb_could_not_do() {
     let Some(dir) = conformance_dir() else { return };
     assert_eq!(
         run(&dir, "arg-default-from", &[], None),
-        (Some("mcr.microsoft.com/dotnet/runtime:8.0".into()), vec!["mcr.microsoft.com/dotnet/sdk:8.0".into()])
+        (
+            Some("mcr.microsoft.com/dotnet/runtime:8.0".into()),
+            vec!["mcr.microsoft.com/dotnet/sdk:8.0".into()]
+        )
     );
     assert_eq!(
         run(&dir, "from-platform", &[], None),
-        (Some("docker.io/library/alpine:3.19".into()), vec!["docker.io/library/golang:1.22".into()])
+        (
+            Some("docker.io/library/alpine:3.19".into()),
+            vec!["docker.io/library/golang:1.22".into()]
+        )
     );
 }

@@ -3,10 +3,13 @@
 use crate::{ContainerSpec, ContextStream, Engine, EngineError, Exit, ImageBuild, LogSink, RegistryCredential, RUN_LABEL};
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use bollard::{body_try_stream, container::LogOutput};
 use futures_util::StreamExt;
@@ -24,7 +27,10 @@ impl Docker {
     /// Nothing is sent until the first call; use [`Engine::ping`] to check.
     pub fn connect() -> Result<Docker, EngineError> {
         let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let client = bollard::Docker::connect_with_defaults().map_err(|e| EngineError::Unreachable { endpoint: endpoint.clone(), message: e.to_string() })?;
+        let client = bollard::Docker::connect_with_defaults().map_err(|e| EngineError::Unreachable {
+            endpoint: endpoint.clone(),
+            message: e.to_string(),
+        })?;
         // Builds and pushes can be silent for long; our own step timeouts bound them.
         let client = client.with_timeout(std::time::Duration::from_secs(3600));
         Ok(Docker { client, endpoint })
@@ -83,11 +89,10 @@ fn emit_lines(log: &LogSink, text: &str) {
 #[async_trait]
 impl Engine for Docker {
     async fn ping(&self) -> Result<(), EngineError> {
-        self.client
-            .ping()
-            .await
-            .map(|_| ())
-            .map_err(|e| EngineError::Unreachable { endpoint: self.endpoint.clone(), message: e.to_string() })
+        self.client.ping().await.map(|_| ()).map_err(|e| EngineError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            message: e.to_string(),
+        })
     }
 
     async fn create_network(&self, name: &str, driver: &str, ipv6: bool, labels: HashMap<String, String>) -> Result<(), EngineError> {
@@ -102,11 +107,21 @@ impl Engine for Docker {
     }
 
     async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError> {
-        let req = VolumeCreateRequest { name: Some(name.to_string()), labels: Some(labels), ..Default::default() };
+        let req = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
         self.client.create_volume(req).await.map(|_| ()).map_err(api)
     }
 
-    async fn ensure_image(&self, image: &str, always: bool, credential: Option<RegistryCredential>, log: LogSink) -> Result<(), EngineError> {
+    async fn ensure_image(
+        &self,
+        image: &str,
+        always: bool,
+        credential: Option<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<(), EngineError> {
         if !always && self.client.inspect_image(image).await.is_ok() {
             return Ok(());
         }
@@ -124,16 +139,31 @@ impl Engine for Docker {
                         }
                     }
                 }
-                Err(e) => return Err(EngineError::ImageUnavailable { image: image.to_string(), message: e.to_string() }),
+                Err(e) => {
+                    return Err(EngineError::ImageUnavailable {
+                        image: image.to_string(),
+                        message: e.to_string(),
+                    })
+                }
             }
         }
         Ok(())
     }
 
-    async fn build(&self, build: ImageBuild, context: ContextStream, creds: Vec<RegistryCredential>, log: LogSink) -> Result<String, EngineError> {
+    async fn build(
+        &self,
+        build: ImageBuild,
+        context: ContextStream,
+        creds: Vec<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<String, EngineError> {
         let first_tag = build.tags.first().cloned().unwrap_or_default();
         let mut opts = BuildImageOptionsBuilder::new()
-            .dockerfile(if build.dockerfile.is_empty() { "Dockerfile" } else { &build.dockerfile })
+            .dockerfile(if build.dockerfile.is_empty() {
+                "Dockerfile"
+            } else {
+                &build.dockerfile
+            })
             .nocache(build.no_cache)
             .rm(true)
             .forcerm(true)
@@ -182,12 +212,18 @@ impl Engine for Docker {
         }
         let image_id = match image_id {
             Some(id) => id,
-            None if !first_tag.is_empty() => self.image_id(&first_tag).await.ok_or_else(|| EngineError::Build("the engine reported no image id".into()))?,
+            None if !first_tag.is_empty() => self
+                .image_id(&first_tag)
+                .await
+                .ok_or_else(|| EngineError::Build("the engine reported no image id".into()))?,
             None => return Err(EngineError::Build("the engine reported no image id".into())),
         };
         for tag in build.tags.iter().skip(1) {
             let (repo, t) = repo_and_tag(tag);
-            self.client.tag_image(&image_id, Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build())).await.map_err(api)?;
+            self.client
+                .tag_image(&image_id, Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build()))
+                .await
+                .map_err(api)?;
         }
         Ok(image_id)
     }
@@ -201,7 +237,10 @@ impl Engine for Docker {
             match item {
                 Ok(info) => {
                     if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                        return Err(EngineError::Push { image: image.to_string(), message: e });
+                        return Err(EngineError::Push {
+                            image: image.to_string(),
+                            message: e,
+                        });
                     }
                     if let Some(status) = info.status {
                         if let Some(d) = status.split_whitespace().skip_while(|w| *w != "digest:").nth(1) {
@@ -212,11 +251,24 @@ impl Engine for Docker {
                         }
                     }
                 }
-                Err(bollard::errors::Error::DockerStreamError { error }) => return Err(EngineError::Push { image: image.to_string(), message: error }),
-                Err(e) => return Err(EngineError::Push { image: image.to_string(), message: e.to_string() }),
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(EngineError::Push {
+                        image: image.to_string(),
+                        message: error,
+                    })
+                }
+                Err(e) => {
+                    return Err(EngineError::Push {
+                        image: image.to_string(),
+                        message: e.to_string(),
+                    })
+                }
             }
         }
-        digest.ok_or_else(|| EngineError::Push { image: image.to_string(), message: "the registry reported no digest".into() })
+        digest.ok_or_else(|| EngineError::Push {
+            image: image.to_string(),
+            message: "the registry reported no digest".into(),
+        })
     }
 
     async fn image_digest(&self, image: &str) -> Option<String> {
@@ -238,20 +290,38 @@ impl Engine for Docker {
         let mut exposed: Vec<String> = Vec::new();
         for p in &spec.ports {
             let (host, container) = p.rsplit_once(':').unwrap_or(("", p));
-            let container = if container.contains('/') { container.to_string() } else { format!("{container}/tcp") };
+            let container = if container.contains('/') {
+                container.to_string()
+            } else {
+                format!("{container}/tcp")
+            };
             let (host_ip, host_port) = host.rsplit_once(':').unwrap_or(("", host));
-            port_bindings.entry(container.clone()).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(PortBinding {
-                host_ip: Some(host_ip.to_string()).filter(|s| !s.is_empty()),
-                host_port: Some(host_port.to_string()),
-            });
+            port_bindings
+                .entry(container.clone())
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: Some(host_ip.to_string()).filter(|s| !s.is_empty()),
+                    host_port: Some(host_port.to_string()),
+                });
             exposed.push(container);
         }
         for e in &spec.expose {
             exposed.push(if e.contains('/') { e.clone() } else { format!("{e}/tcp") });
         }
-        let endpoints = spec.network.as_ref().filter(|n| !n.starts_with("container:") && *n != "host" && *n != "none").map(|n| {
-            HashMap::from([(n.clone(), EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() })])
-        });
+        let endpoints = spec
+            .network
+            .as_ref()
+            .filter(|n| !n.starts_with("container:") && *n != "host" && *n != "none")
+            .map(|n| {
+                HashMap::from([(
+                    n.clone(),
+                    EndpointSettings {
+                        aliases: Some(spec.aliases.clone()),
+                        ..Default::default()
+                    },
+                )])
+            });
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()).filter(|c| !c.is_empty()),
@@ -275,7 +345,10 @@ impl Engine for Docker {
         let opts = CreateContainerOptionsBuilder::new().name(&spec.name).build();
         self.client.create_container(Some(opts), body).await.map(|_| ()).map_err(|e| {
             if is_not_found(&e) {
-                EngineError::ImageUnavailable { image: spec.image.clone(), message: e.to_string() }
+                EngineError::ImageUnavailable {
+                    image: spec.image.clone(),
+                    message: e.to_string(),
+                }
             } else {
                 api(e)
             }
@@ -312,7 +385,10 @@ impl Engine for Docker {
         let _ = stream.next().await;
         let inspect = self.client.inspect_container(name, None).await.map_err(api)?;
         let state = inspect.state.unwrap_or_default();
-        Ok(Exit { code: state.exit_code.unwrap_or(-1), oom_killed: state.oom_killed.unwrap_or(false) })
+        Ok(Exit {
+            code: state.exit_code.unwrap_or(-1),
+            oom_killed: state.oom_killed.unwrap_or(false),
+        })
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), EngineError> {
@@ -329,14 +405,22 @@ impl Engine for Docker {
     async fn sweep(&self, run_id: &str) -> Result<usize, EngineError> {
         let filters = run_filter(run_id);
         let mut removed = 0;
-        let containers = self.client.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.map_err(api)?;
+        let containers = self
+            .client
+            .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+            .await
+            .map_err(api)?;
         for c in containers {
             if let Some(id) = c.id {
                 self.remove_container(&id).await?;
                 removed += 1;
             }
         }
-        let networks = self.client.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await.map_err(api)?;
+        let networks = self
+            .client
+            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(api)?;
         for n in networks {
             if let Some(id) = n.id {
                 match self.client.remove_network(&id).await {
@@ -346,9 +430,17 @@ impl Engine for Docker {
                 }
             }
         }
-        let volumes = self.client.list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build())).await.map_err(api)?;
+        let volumes = self
+            .client
+            .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(api)?;
         for v in volumes.volumes.unwrap_or_default() {
-            match self.client.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            match self
+                .client
+                .remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await
+            {
                 Ok(()) => removed += 1,
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(api(e)),
@@ -360,13 +452,30 @@ impl Engine for Docker {
     async fn leftovers(&self, run_id: &str) -> Result<Vec<String>, EngineError> {
         let filters = run_filter(run_id);
         let mut out = Vec::new();
-        for c in self.client.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.map_err(api)? {
+        for c in self
+            .client
+            .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+            .await
+            .map_err(api)?
+        {
             out.push(format!("container {}", c.names.unwrap_or_default().join(",")));
         }
-        for n in self.client.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await.map_err(api)? {
+        for n in self
+            .client
+            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(api)?
+        {
             out.push(format!("network {}", n.name.unwrap_or_default()));
         }
-        for v in self.client.list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build())).await.map_err(api)?.volumes.unwrap_or_default() {
+        for v in self
+            .client
+            .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(api)?
+            .volumes
+            .unwrap_or_default()
+        {
             out.push(format!("volume {}", v.name));
         }
         Ok(out)

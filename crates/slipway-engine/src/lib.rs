@@ -89,7 +89,11 @@ pub struct RegistryCredential {
 
 impl std::fmt::Debug for RegistryCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryCredential").field("registry", &self.registry).field("username", &self.username).field("password", &"***").finish()
+        f.debug_struct("RegistryCredential")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
     }
 }
 
@@ -108,9 +112,21 @@ pub trait Engine: Send + Sync {
     async fn create_network(&self, name: &str, driver: &str, ipv6: bool, labels: HashMap<String, String>) -> Result<(), EngineError>;
     async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError>;
     /// Makes `image` available locally: pulls it when missing or when `always` is set.
-    async fn ensure_image(&self, image: &str, always: bool, credential: Option<RegistryCredential>, log: LogSink) -> Result<(), EngineError>;
+    async fn ensure_image(
+        &self,
+        image: &str,
+        always: bool,
+        credential: Option<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<(), EngineError>;
     /// Builds and tags an image; returns its id.
-    async fn build(&self, build: ImageBuild, context: ContextStream, credentials: Vec<RegistryCredential>, log: LogSink) -> Result<String, EngineError>;
+    async fn build(
+        &self,
+        build: ImageBuild,
+        context: ContextStream,
+        credentials: Vec<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<String, EngineError>;
     /// Pushes `image`; returns the manifest digest the registry reported.
     async fn push(&self, image: &str, credential: Option<RegistryCredential>, log: LogSink) -> Result<String, EngineError>;
     /// The repository digest of a local image for `image`'s repository, if it has one.
@@ -133,11 +149,16 @@ pub trait Engine: Send + Sync {
 /// Credentials for `registry` from `~/.docker/config.json` (auths, credHelpers, credsStore).
 pub fn docker_config_credential(registry: &str) -> Option<RegistryCredential> {
     match docker_credential::get_credential(registry) {
-        Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) => {
-            Some(RegistryCredential { registry: registry.to_string(), username, password })
-        }
+        Ok(docker_credential::DockerCredential::UsernamePassword(username, password)) => Some(RegistryCredential {
+            registry: registry.to_string(),
+            username,
+            password,
+        }),
         Ok(docker_credential::DockerCredential::IdentityToken(_)) => {
-            tracing::warn!(registry, "identity tokens from the docker config are not supported; pushing without credentials");
+            tracing::warn!(
+                registry,
+                "identity tokens from the docker config are not supported; pushing without credentials"
+            );
             None
         }
         Err(_) => None,

@@ -150,10 +150,7 @@ impl std::str::FromStr for Reference {
 fn split_registry(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
-            if first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
         {
             (Some(first), rest)
         }
@@ -194,9 +191,7 @@ fn validate_path_component(component: &str) -> Result<(), String> {
         return Err("empty path component".into());
     }
     if component.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(format!(
-            "repository name component {component:?} must be lowercase"
-        ));
+        return Err(format!("repository name component {component:?} must be lowercase"));
     }
     let bytes = component.as_bytes();
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
@@ -226,9 +221,7 @@ fn validate_path_component(component: &str) -> Result<(), String> {
         };
         i += sep_len;
         if i >= bytes.len() || !alnum(bytes[i]) {
-            return Err(format!(
-                "repository name component {component:?} has a misplaced separator"
-            ));
+            return Err(format!("repository name component {component:?} has a misplaced separator"));
         }
     }
     Ok(())
@@ -237,13 +230,8 @@ fn validate_path_component(component: &str) -> Result<(), String> {
 fn validate_tag(tag: &str) -> Result<(), String> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -303,8 +291,17 @@ mod tests {
     #[test]
     fn bad_references_are_refused() {
         for bad in [
-            "", "UPPER", "a b", "app:", ":latest", "app:-x", "a//b", "app@sha256:zz", "-app",
-            "host:port/app", "app!",
+            "",
+            "UPPER",
+            "a b",
+            "app:",
+            ":latest",
+            "app:-x",
+            "a//b",
+            "app@sha256:zz",
+            "-app",
+            "host:port/app",
+            "app!",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -120,7 +120,11 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
 
     if let Err(e) = engine.ping().await {
         report.error = Some(redactor.mask(&e.to_string()));
-        say(&format!("Run {} failed: {}", cfg.run_id, report.error.as_deref().unwrap_or_default()));
+        say(&format!(
+            "Run {} failed: {}",
+            cfg.run_id,
+            report.error.as_deref().unwrap_or_default()
+        ));
         return report;
     }
     let scratch = cfg.scratch_dir.join(format!("slipway-{}", cfg.run_id));
@@ -129,12 +133,24 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         Ok(v) => v,
         Err(e) => {
             report.error = Some(redactor.mask(&e));
-            say(&format!("Run {} failed: {}", cfg.run_id, report.error.as_deref().unwrap_or_default()));
+            say(&format!(
+                "Run {} failed: {}",
+                cfg.run_id,
+                report.error.as_deref().unwrap_or_default()
+            ));
             tear_down(&*engine, &cfg, &scratch, &say).await;
             return report;
         }
     };
-    let shared = Arc::new(Shared { engine: engine.clone(), cfg: cfg.clone(), log: log.clone(), redactor: redactor.clone(), networks, volume_dirs, labels });
+    let shared = Arc::new(Shared {
+        engine: engine.clone(),
+        cfg: cfg.clone(),
+        log: log.clone(),
+        redactor: redactor.clone(),
+        networks,
+        volume_dirs,
+        labels,
+    });
 
     let total = Duration::from_secs(plan.total_timeout);
     let steps_cancel = cancel.child_token();
@@ -166,7 +182,13 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
 
 type Setup = (HashMap<String, String>, HashMap<String, PathBuf>);
 
-async fn set_up(engine: &dyn Engine, plan: &Plan, cfg: &RunConfig, labels: &HashMap<String, String>, scratch: &std::path::Path) -> Result<Setup, String> {
+async fn set_up(
+    engine: &dyn Engine,
+    plan: &Plan,
+    cfg: &RunConfig,
+    labels: &HashMap<String, String>,
+    scratch: &std::path::Path,
+) -> Result<Setup, String> {
     let mut networks = HashMap::new();
     for n in &plan.networks {
         if n.skip_creation {
@@ -174,10 +196,16 @@ async fn set_up(engine: &dyn Engine, plan: &Plan, cfg: &RunConfig, labels: &Hash
             continue;
         }
         let name = run_network_name(&n.name, &cfg.run_id);
-        engine.create_network(&name, &n.driver, n.ipv6, labels.clone()).await.map_err(|e| format!("cannot create network {}: {e}", n.name))?;
+        engine
+            .create_network(&name, &n.driver, n.ipv6, labels.clone())
+            .await
+            .map_err(|e| format!("cannot create network {}: {e}", n.name))?;
         networks.insert(n.name.clone(), name);
     }
-    engine.create_volume(&cfg.shared_volume, labels.clone()).await.map_err(|e| format!("cannot create the shared volume: {e}"))?;
+    engine
+        .create_volume(&cfg.shared_volume, labels.clone())
+        .await
+        .map_err(|e| format!("cannot create the shared volume: {e}"))?;
     let mut volume_dirs = HashMap::new();
     for v in &plan.volumes {
         let dir = scratch.join("volumes").join(&v.name);
@@ -191,7 +219,12 @@ fn write_secret_files(dir: &std::path::Path, files: &BTreeMap<String, Vec<u8>>) 
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     for (name, content) in files {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(dir.join(name))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.join(name))?;
         std::io::Write::write_all(&mut f, content)?;
     }
     Ok(())

@@ -14,7 +14,9 @@ impl Redactor {
         // Longer first, so a secret that contains another is masked whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
-        Redactor { secrets: Arc::new(secrets) }
+        Redactor {
+            secrets: Arc::new(secrets),
+        }
     }
 
     pub fn mask(&self, text: &str) -> String {

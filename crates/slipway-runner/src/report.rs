@@ -36,7 +36,15 @@ pub struct StepReport {
 
 impl StepReport {
     pub fn skipped(id: &str) -> StepReport {
-        StepReport { id: id.to_string(), status: StepStatus::Skipped, duration_secs: 0.0, error: None, executions: 0, output_images: Vec::new(), dependencies: Vec::new() }
+        StepReport {
+            id: id.to_string(),
+            status: StepStatus::Skipped,
+            duration_secs: 0.0,
+            error: None,
+            executions: 0,
+            output_images: Vec::new(),
+            dependencies: Vec::new(),
+        }
     }
 }
 
@@ -90,7 +98,11 @@ impl RunReport {
         self.output_images.extend(step.output_images.iter().cloned());
         self.dependencies.extend(step.dependencies.iter().cloned());
         if self.error.is_none() && !step.status.lets_dependents_run() && step.status != StepStatus::Skipped {
-            self.error = Some(format!("step {} {}", step.id, step.error.clone().unwrap_or_else(|| format!("{:?}", step.status).to_lowercase())));
+            self.error = Some(format!(
+                "step {} {}",
+                step.id,
+                step.error.clone().unwrap_or_else(|| format!("{:?}", step.status).to_lowercase())
+            ));
         }
         self.steps.push(step);
     }
@@ -105,11 +117,24 @@ impl RunReport {
         let mut out = vec![format!(
             "Run ID: {} {} after {:.1} s",
             self.run_id,
-            if self.succeeded { "was successful" } else if self.canceled { "was canceled" } else if self.timed_out { "timed out" } else { "failed" },
+            if self.succeeded {
+                "was successful"
+            } else if self.canceled {
+                "was canceled"
+            } else if self.timed_out {
+                "timed out"
+            } else {
+                "failed"
+            },
             self.duration_secs
         )];
         for s in &self.steps {
-            out.push(format!("  step {:<24} {:<13} {:>7.1} s", s.id, format!("{:?}", s.status), s.duration_secs));
+            out.push(format!(
+                "  step {:<24} {:<13} {:>7.1} s",
+                s.id,
+                format!("{:?}", s.status),
+                s.duration_secs
+            ));
         }
         for i in &self.output_images {
             out.push(format!("  image {}/{}:{} {}", i.registry, i.repository, i.tag, i.digest));

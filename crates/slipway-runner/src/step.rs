@@ -81,11 +81,18 @@ pub(crate) async fn execute(shared: Arc<Shared>, step: Step, cancel: Cancellatio
     match outcome {
         Outcome::Ok => {
             report.status = StepStatus::Succeeded;
-            shared.say(&format!("Step ID: {} marked as successful (elapsed time in seconds: {elapsed:.3})", step.id));
+            shared.say(&format!(
+                "Step ID: {} marked as successful (elapsed time in seconds: {elapsed:.3})",
+                step.id
+            ));
         }
         Outcome::Failed(e) | Outcome::Error(e) => {
             let e = shared.redactor.mask(&e);
-            report.status = if step.ignore_errors { StepStatus::FailedIgnored } else { StepStatus::Failed };
+            report.status = if step.ignore_errors {
+                StepStatus::FailedIgnored
+            } else {
+                StepStatus::Failed
+            };
             shared.say(&format!(
                 "Step ID: {} marked as failed{} (elapsed time in seconds: {elapsed:.3}): {e}",
                 step.id,
@@ -94,7 +101,11 @@ pub(crate) async fn execute(shared: Arc<Shared>, step: Step, cancel: Cancellatio
             report.error = Some(e);
         }
         Outcome::TimedOut => {
-            report.status = if step.ignore_errors { StepStatus::FailedIgnored } else { StepStatus::TimedOut };
+            report.status = if step.ignore_errors {
+                StepStatus::FailedIgnored
+            } else {
+                StepStatus::TimedOut
+            };
             let e = format!("timed out after {} s", step.timeout);
             shared.say(&format!("Step ID: {} {e}; its container was killed", step.id));
             report.error = Some(e);
@@ -161,7 +172,10 @@ async fn cmd(shared: &Arc<Shared>, step: &Step, image: &str, args: &[String], si
             Ok(()) => break,
             Err(e) if pull_attempt < step.cmd_download_retries => {
                 pull_attempt += 1;
-                shared.say(&format!("Step ID: {}: {e}; download retry {pull_attempt} of {}", step.id, step.cmd_download_retries));
+                shared.say(&format!(
+                    "Step ID: {}: {e}; download retry {pull_attempt} of {}",
+                    step.id, step.cmd_download_retries
+                ));
                 tokio::time::sleep(Duration::from_secs(step.cmd_download_retry_delay)).await;
             }
             Err(e) => return Outcome::Error(e.to_string()),
@@ -253,18 +267,30 @@ async fn cmd(shared: &Arc<Shared>, step: &Step, image: &str, args: &[String], si
 
 async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSink, produced: &mut Produced) -> Outcome {
     if spec.context.contains("://") || spec.context.starts_with("git@") {
-        return Outcome::Error(format!("remote build context {:?} is not supported by `slipway exec`; clone it in an earlier step or pass it as the run's context", spec.context));
+        return Outcome::Error(format!(
+            "remote build context {:?} is not supported by `slipway exec`; clone it in an earlier step or pass it as the run's context",
+            spec.context
+        ));
     }
     if !spec.secrets.is_empty() {
         return Outcome::Error("build --secret needs BuildKit, which this engine's classic builder does not offer".into());
     }
     let context_dir = shared.cfg.context_dir.join(&spec.context);
-    let dockerfile = if spec.dockerfile.is_empty() { "Dockerfile".to_string() } else { spec.dockerfile.clone() };
+    let dockerfile = if spec.dockerfile.is_empty() {
+        "Dockerfile".to_string()
+    } else {
+        spec.dockerfile.clone()
+    };
     let ignore = match slipway_context::context_ignore(&context_dir, &dockerfile) {
         Ok(i) => i,
         Err(e) => return Outcome::Error(e.to_string()),
     };
-    let env: HashMap<String, String> = step.env.iter().filter_map(|e| e.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: HashMap<String, String> = step
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut build_args = HashMap::new();
     for a in &spec.build_args {
         match a.split_once('=') {
@@ -281,7 +307,10 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
         Ok(t) => t,
         Err(e) => return Outcome::Error(format!("cannot read Dockerfile {}: {e}", context_dir.join(&dockerfile).display())),
     };
-    let scan_opts = slipway_dockerfile::ScanOptions { build_args: build_args.clone().into_iter().collect(), target: spec.target.clone() };
+    let scan_opts = slipway_dockerfile::ScanOptions {
+        build_args: build_args.clone().into_iter().collect(),
+        target: spec.target.clone(),
+    };
     let deps = match slipway_dockerfile::scan(&dockerfile_text, &scan_opts) {
         Ok(d) => d,
         Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
@@ -300,13 +329,26 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
         target: spec.target.clone(),
         no_cache: spec.no_cache || !step.cache,
         pull: spec.pull,
-        labels: spec.labels.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect(),
+        labels: spec
+            .labels
+            .iter()
+            .map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .unwrap_or((l.clone(), String::new()))
+            })
+            .collect(),
         platform: spec.platform.clone(),
         network: spec.network.clone(),
         cache_from: spec.cache_from.clone(),
         extra_hosts: spec.add_hosts.clone(),
     };
-    let credentials: Vec<_> = deps.runtime.iter().chain(deps.buildtime.iter()).filter_map(|r| shared.credential_for(&r.to_string())).collect();
+    let credentials: Vec<_> = deps
+        .runtime
+        .iter()
+        .chain(deps.buildtime.iter())
+        .filter_map(|r| shared.credential_for(&r.to_string()))
+        .collect();
     match shared.engine.build(request, tar, credentials, sink.clone()).await {
         Ok(id) => {
             sink(&format!("Successfully built {id}"));
@@ -315,7 +357,11 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
                 None => None,
             };
             produced.dependencies.push(ImageDependencies {
-                images: spec.tags.iter().map(|t| Reference::parse(t).map(|r| r.to_string()).unwrap_or_else(|_| t.clone())).collect(),
+                images: spec
+                    .tags
+                    .iter()
+                    .map(|t| Reference::parse(t).map(|r| r.to_string()).unwrap_or_else(|_| t.clone()))
+                    .collect(),
                 runtime,
                 buildtime: deps.buildtime.iter().map(|r| r.to_string()).collect(),
             });
@@ -343,7 +389,12 @@ async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &LogSink, produ
             match shared.engine.push(image, credential.clone(), sink.clone()).await {
                 Ok(digest) => {
                     if let Ok(r) = Reference::parse(image) {
-                        produced.images.push(OutputImage { registry: r.registry.clone(), repository: r.repository.clone(), tag: r.tag().to_string(), digest });
+                        produced.images.push(OutputImage {
+                            registry: r.registry.clone(),
+                            repository: r.repository.clone(),
+                            tag: r.tag().to_string(),
+                            digest,
+                        });
                     }
                     break;
                 }

@@ -44,11 +44,9 @@ impl Aliases {
         src_files: &[BTreeMap<String, String>],
         inline: &BTreeMap<String, String>,
     ) -> Aliases {
-        let mut images: BTreeMap<String, String> =
-            DEFAULT_IMAGE_ALIASES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut images: BTreeMap<String, String> = DEFAULT_IMAGE_ALIASES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         images.extend(configured_images.clone());
-        let mut values: BTreeMap<String, String> =
-            RUN_ALIASES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut values: BTreeMap<String, String> = RUN_ALIASES.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         values.extend(images.clone());
         for file in src_files {
             values.extend(file.clone());
@@ -139,7 +137,10 @@ mod tests {
     #[test]
     fn expands_known_names_and_leaves_the_rest() {
         let a = table(&[("repo", "hello")]);
-        assert_eq!(a.expand("$Registry/$repo:$ID $$HOME $nope $"), "{{.Run.Registry}}/hello:{{.Run.ID}} $HOME $nope $");
+        assert_eq!(
+            a.expand("$Registry/$repo:$ID $$HOME $nope $"),
+            "{{.Run.Registry}}/hello:{{.Run.ID}} $HOME $nope $"
+        );
     }
 
     #[test]

@@ -27,8 +27,19 @@ pub struct BuildSpec {
 }
 
 const VALUE_FLAGS: &[&str] = &[
-    "-t", "--tag", "-f", "--file", "--build-arg", "--target", "--label", "--platform", "--network", "--secret", "--cache-from",
-    "--add-host", "--isolation",
+    "-t",
+    "--tag",
+    "-f",
+    "--file",
+    "--build-arg",
+    "--target",
+    "--label",
+    "--platform",
+    "--network",
+    "--secret",
+    "--cache-from",
+    "--add-host",
+    "--isolation",
 ];
 const BOOL_FLAGS: &[&str] = &["--no-cache", "--pull", "-q", "--quiet", "--rm", "--force-rm"];
 
@@ -47,7 +58,9 @@ pub fn parse(text: &str) -> Result<BuildSpec, String> {
         }
         let (flag, inline) = match word.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ if !word.starts_with("--") && word.len() > 2 && VALUE_FLAGS.contains(&&word[..2]) => (word[..2].to_string(), Some(word[2..].to_string())),
+            _ if !word.starts_with("--") && word.len() > 2 && VALUE_FLAGS.contains(&&word[..2]) => {
+                (word[..2].to_string(), Some(word[2..].to_string()))
+            }
             _ => (word.clone(), None),
         };
         if BOOL_FLAGS.contains(&flag.as_str()) {

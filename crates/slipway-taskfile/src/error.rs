@@ -75,7 +75,11 @@ impl fmt::Display for TaskError {
 
 impl TaskError {
     pub(crate) fn new(kind: ErrorKind, location: Location, message: impl Into<String>) -> Self {
-        TaskError { kind, location, message: message.into() }
+        TaskError {
+            kind,
+            location,
+            message: message.into(),
+        }
     }
 }
 

@@ -84,7 +84,16 @@ pub fn load(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<L
     };
     let data = template_data(&opts.run, &opts.values, &opts.secrets);
     let rendered = slipway_template::render(&expanded, &data).map_err(|e| {
-        TaskError::new(ErrorKind::Template, Location { file: file.to_string(), line: e.line, column: 0, field: None }, e.message)
+        TaskError::new(
+            ErrorKind::Template,
+            Location {
+                file: file.to_string(),
+                line: e.line,
+                column: 0,
+                field: None,
+            },
+            e.message,
+        )
     })?;
     let positions = yaml::Positions::index(&rendered);
     let (raw, unknown): (raw::RawTask, Vec<String>) = yaml::from_str(file, &rendered)?;
@@ -103,7 +112,10 @@ pub fn load(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<L
             message.push_str("; --allow-unknown-keys turns this into a warning");
             return Err(TaskError::new(ErrorKind::UnknownKey, location, message));
         }
-        warnings.push(Warning { location, message: format!("{message}, ignored") });
+        warnings.push(Warning {
+            location,
+            message: format!("{message}, ignored"),
+        });
     }
     let provided: HashSet<String> = opts.secrets.keys().cloned().collect();
     let cx = plan::Context {
@@ -124,7 +136,13 @@ fn blank_comment_lines(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         if line.trim_start().starts_with('#') {
-            out.push_str(if line.ends_with("\r\n") { "\r\n" } else if line.ends_with('\n') { "\n" } else { "" });
+            out.push_str(if line.ends_with("\r\n") {
+                "\r\n"
+            } else if line.ends_with('\n') {
+                "\n"
+            } else {
+                ""
+            });
         } else {
             out.push_str(line);
         }
@@ -134,13 +152,21 @@ fn blank_comment_lines(text: &str) -> String {
 
 /// The alias table, for v1.1.0 tasks only (as acb).
 fn aliases(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<Option<Aliases>, TaskError> {
-    let head: String = ["version", "alias"].iter().filter_map(|k| alias::top_level_block(text, k)).collect();
+    let head: String = ["version", "alias"]
+        .iter()
+        .filter_map(|k| alias::top_level_block(text, k))
+        .collect();
     let (header, _): (raw::AliasOnly, _) = yaml::from_str(file, &head).unwrap_or_default();
     if header.version.as_deref() != Some("v1.1.0") {
         return Ok(None);
     }
     let alias_line = text.lines().position(|l| l.starts_with("alias:")).map(|i| i + 1).unwrap_or(0);
-    let at = |field: &str| Location { file: file.to_string(), line: alias_line, column: 0, field: Some(field.to_string()) };
+    let at = |field: &str| Location {
+        file: file.to_string(),
+        line: alias_line,
+        column: 0,
+        field: Some(field.to_string()),
+    };
     let section = header.alias.unwrap_or_default();
     let directive = match section.directive.as_deref() {
         None => '$',
@@ -148,20 +174,31 @@ fn aliases(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<Op
             let mut chars = d.chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) if !c.is_alphanumeric() && !c.is_whitespace() => c,
-                _ => return Err(TaskError::new(ErrorKind::Alias, at("alias.directive"), format!("directive {d:?} must be one character, not a letter, digit or space"))),
+                _ => {
+                    return Err(TaskError::new(
+                        ErrorKind::Alias,
+                        at("alias.directive"),
+                        format!("directive {d:?} must be one character, not a letter, digit or space"),
+                    ))
+                }
             }
         }
     };
     let mut src_files = Vec::new();
     for src in section.src.iter().flatten() {
-        let content = read(src).map_err(|e| TaskError::new(ErrorKind::Alias, at("alias.src"), format!("cannot read alias file {src:?}: {e}")))?;
+        let content =
+            read(src).map_err(|e| TaskError::new(ErrorKind::Alias, at("alias.src"), format!("cannot read alias file {src:?}: {e}")))?;
         let (map, _): (BTreeMap<String, String>, _) = yaml::from_str(src, &content)?;
         src_files.push(map);
     }
     let inline = section.values.unwrap_or_default();
     for name in inline.keys() {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(TaskError::new(ErrorKind::Alias, at(&format!("alias.values.{name}")), format!("alias name {name:?} must be letters and digits only")));
+            return Err(TaskError::new(
+                ErrorKind::Alias,
+                at(&format!("alias.values.{name}")),
+                format!("alias name {name:?} must be letters and digits only"),
+            ));
         }
     }
     Ok(Some(Aliases::new(directive, &opts.image_aliases, &src_files, &inline)))
@@ -173,7 +210,16 @@ pub fn parse_values(file: &str, text: &str) -> Result<Value, TaskError> {
     match v {
         Value::Object(_) => Ok(v),
         Value::Null => Ok(Value::Object(Default::default())),
-        _ => Err(TaskError::new(ErrorKind::InvalidValue, Location { file: file.to_string(), line: 1, column: 1, field: None }, "a values file must be a mapping of names to values")),
+        _ => Err(TaskError::new(
+            ErrorKind::InvalidValue,
+            Location {
+                file: file.to_string(),
+                line: 1,
+                column: 1,
+                field: None,
+            },
+            "a values file must be a mapping of names to values",
+        )),
     }
 }
 

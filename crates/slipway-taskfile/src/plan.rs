@@ -110,6 +110,7 @@ pub struct Mount {
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+#[allow(clippy::large_enum_variant)] // A handful per plan; boxing would only add noise.
 pub enum StepKind {
     Build {
         build: String,
@@ -205,7 +206,11 @@ fn merge_env(task: &[String], step: &[String]) -> Vec<String> {
     let mut out: Vec<String> = step.to_vec();
     let mut seen: HashSet<String> = step.iter().map(|e| key(e)).collect();
     for entry in task {
-        let parts: Vec<&str> = if entry.contains('=') { entry.split(',').collect() } else { vec![entry.as_str()] };
+        let parts: Vec<&str> = if entry.contains('=') {
+            entry.split(',').collect()
+        } else {
+            vec![entry.as_str()]
+        };
         for part in parts {
             let k = key(part);
             if seen.insert(k) {
@@ -217,7 +222,9 @@ fn merge_env(task: &[String], step: &[String]) -> Vec<String> {
 }
 
 fn check_image(cx: &Context, path: &str, image: &str, what: &str) -> Result<(), TaskError> {
-    Reference::parse(image).map(|_| ()).map_err(|e| cx.err(ErrorKind::InvalidImage, path, format!("{what}: {e}")))
+    Reference::parse(image)
+        .map(|_| ())
+        .map_err(|e| cx.err(ErrorKind::InvalidImage, path, format!("{what}: {e}")))
 }
 
 pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
@@ -238,7 +245,11 @@ pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
         None => DEFAULT_TOTAL_TIMEOUT,
         Some(t) if t > 0 && t as u64 <= MAX_TOTAL_TIMEOUT => t as u64,
         Some(t) => {
-            return Err(cx.err(ErrorKind::InvalidValue, "totalTimeout", format!("totalTimeout must be between 1 and {MAX_TOTAL_TIMEOUT}, not {t}")))
+            return Err(cx.err(
+                ErrorKind::InvalidValue,
+                "totalTimeout",
+                format!("totalTimeout must be between 1 and {MAX_TOTAL_TIMEOUT}, not {t}"),
+            ))
         }
     };
     let network_mode = match (cx.network_mode, raw.network_mode.as_deref()) {
@@ -262,15 +273,27 @@ pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
     let mut steps: Vec<Step> = Vec::with_capacity(raw_steps.len());
     let mut index_of: HashMap<String, usize> = HashMap::new();
     // All ids, to tell a forward reference (or a cycle) from an unknown id.
-    let all_ids: Vec<String> = raw_steps.iter().enumerate().map(|(i, s)| s.id.clone().unwrap_or_else(|| format!("acb_step_{i}"))).collect();
+    let all_ids: Vec<String> = raw_steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.id.clone().unwrap_or_else(|| format!("acb_step_{i}")))
+        .collect();
     for (i, rs) in raw_steps.iter().enumerate() {
         let path = format!("steps[{i}]");
         let step = step(cx, &path, i, rs, step_timeout, &task_env, &task_wd, &default_network, &volume_names)?;
         if step.id == ROOT_ID {
-            return Err(cx.err(ErrorKind::ReservedId, &format!("{path}.id"), format!("{ROOT_ID} is a reserved id; choose another")));
+            return Err(cx.err(
+                ErrorKind::ReservedId,
+                &format!("{path}.id"),
+                format!("{ROOT_ID} is a reserved id; choose another"),
+            ));
         }
         if index_of.contains_key(&step.id) {
-            return Err(cx.err(ErrorKind::DuplicateId, &format!("{path}.id"), format!("step id {:?} is used by an earlier step; ids must be unique", step.id)));
+            return Err(cx.err(
+                ErrorKind::DuplicateId,
+                &format!("{path}.id"),
+                format!("step id {:?} is used by an earlier step; ids must be unique", step.id),
+            ));
         }
         // Resolve `when`.
         let when = match &rs.when {
@@ -278,7 +301,11 @@ pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
             Some(list) => {
                 if list.iter().any(|w| w == PARALLEL) {
                     if list.len() > 1 {
-                        return Err(cx.err(ErrorKind::ParallelMixed, &format!("{path}.when"), "\"-\" (start at once) cannot be combined with step ids"));
+                        return Err(cx.err(
+                            ErrorKind::ParallelMixed,
+                            &format!("{path}.when"),
+                            "\"-\" (start at once) cannot be combined with step ids",
+                        ));
                     }
                     Vec::new()
                 } else {
@@ -345,7 +372,11 @@ fn forward_or_unknown(cx: &Context, wpath: &str, id: &str, dep: &str, all_ids: &
         }
         for d in deps_of(k) {
             if d == id {
-                return cx.err(ErrorKind::Cycle, wpath, format!("steps {id:?} and {dep:?} wait for each other (a cycle)"));
+                return cx.err(
+                    ErrorKind::Cycle,
+                    wpath,
+                    format!("steps {id:?} and {dep:?} wait for each other (a cycle)"),
+                );
             }
             if let Some(p) = all_ids.iter().position(|x| *x == d) {
                 stack.push(p);
@@ -381,17 +412,32 @@ fn step(
 ) -> Result<Step, TaskError> {
     let id = rs.id.clone().unwrap_or_else(|| format!("acb_step_{index}"));
     if id.chars().any(char::is_whitespace) {
-        return Err(cx.err(ErrorKind::InvalidId, &format!("{path}.id"), format!("step id {id:?} contains a space")));
+        return Err(cx.err(
+            ErrorKind::InvalidId,
+            &format!("{path}.id"),
+            format!("step id {id:?} contains a space"),
+        ));
     }
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(cx.err(ErrorKind::InvalidId, &format!("{path}.id"), format!("step id {id:?} must be letters, digits, '-', '_' or '.' (it is also a container and host name)")));
+        return Err(cx.err(
+            ErrorKind::InvalidId,
+            &format!("{path}.id"),
+            format!("step id {id:?} must be letters, digits, '-', '_' or '.' (it is also a container and host name)"),
+        ));
     }
-    let types = [rs.cmd.is_some(), rs.build.is_some(), rs.push.is_some()].iter().filter(|b| **b).count();
+    let types = [rs.cmd.is_some(), rs.build.is_some(), rs.push.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if types == 0 {
         return Err(cx.err(ErrorKind::MissingStepType, path, "step has none of cmd, build or push"));
     }
     if types > 1 {
-        return Err(cx.err(ErrorKind::MultipleStepTypes, path, "step must have exactly one of cmd, build or push"));
+        return Err(cx.err(
+            ErrorKind::MultipleStepTypes,
+            path,
+            "step must have exactly one of cmd, build or push",
+        ));
     }
     let kind = if let Some(text) = &rs.build {
         let spec = build_args::parse(text).map_err(|e| cx.err(ErrorKind::InvalidBuildArgs, &format!("{path}.build"), e))?;
@@ -402,9 +448,16 @@ fn step(
     } else if let Some(images) = &rs.push {
         if let Some(key) = rs.keys_set().into_iter().find(|k| !PUSH_STEP_KEYS.contains(k)) {
             return Err(cx.err(
-                if key == "volumeMounts" { ErrorKind::Mount } else { ErrorKind::NotAllowed },
+                if key == "volumeMounts" {
+                    ErrorKind::Mount
+                } else {
+                    ErrorKind::NotAllowed
+                },
                 &format!("{path}.{key}"),
-                format!("a push step cannot have {key}; push steps accept only {}", PUSH_STEP_KEYS.join(", ")),
+                format!(
+                    "a push step cannot have {key}; push steps accept only {}",
+                    PUSH_STEP_KEYS.join(", ")
+                ),
             ));
         }
         if images.is_empty() {
@@ -421,7 +474,8 @@ fn step(
         StepKind::Push { push }
     } else {
         let text = rs.cmd.clone().unwrap_or_default();
-        let mut words = shell_words::split(&text).map_err(|e| cx.err(ErrorKind::InvalidCmd, &format!("{path}.cmd"), format!("cannot split cmd: {e}")))?;
+        let mut words = shell_words::split(&text)
+            .map_err(|e| cx.err(ErrorKind::InvalidCmd, &format!("{path}.cmd"), format!("cannot split cmd: {e}")))?;
         if words.is_empty() {
             return Err(cx.err(ErrorKind::InvalidCmd, &format!("{path}.cmd"), "cmd names no image"));
         }
@@ -430,30 +484,58 @@ fn step(
             image = aliased.to_string();
         }
         check_image(cx, &format!("{path}.cmd"), &image, "cmd image")?;
-        StepKind::Cmd { cmd: text, image, args: words }
+        StepKind::Cmd {
+            cmd: text,
+            image,
+            args: words,
+        }
     };
     let cache = match rs.cache.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("enabled") => true,
         Some("disabled") => false,
-        Some(other) => return Err(cx.err(ErrorKind::InvalidValue, &format!("{path}.cache"), format!("cache must be \"enabled\" or \"disabled\", not {other:?}"))),
+        Some(other) => {
+            return Err(cx.err(
+                ErrorKind::InvalidValue,
+                &format!("{path}.cache"),
+                format!("cache must be \"enabled\" or \"disabled\", not {other:?}"),
+            ))
+        }
     };
     let mut mounts = Vec::new();
     let mut mount_paths = HashSet::new();
     for (j, m) in rs.volume_mounts.iter().flatten().enumerate() {
         let mpath = format!("{path}.volumeMounts[{j}]");
-        let name = m.name.clone().ok_or_else(|| cx.err(ErrorKind::Mount, &mpath, "volume mount has no name"))?;
-        let mount_path = m.mount_path.clone().ok_or_else(|| cx.err(ErrorKind::Mount, &mpath, "volume mount has no mountPath"))?;
+        let name = m
+            .name
+            .clone()
+            .ok_or_else(|| cx.err(ErrorKind::Mount, &mpath, "volume mount has no name"))?;
+        let mount_path = m
+            .mount_path
+            .clone()
+            .ok_or_else(|| cx.err(ErrorKind::Mount, &mpath, "volume mount has no mountPath"))?;
         if !volume_names.contains(name.as_str()) {
-            return Err(cx.err(ErrorKind::Mount, &format!("{mpath}.name"), format!("volume mount names {name:?}, which is not a declared volume")));
+            return Err(cx.err(
+                ErrorKind::Mount,
+                &format!("{mpath}.name"),
+                format!("volume mount names {name:?}, which is not a declared volume"),
+            ));
         }
         if !mount_paths.insert(mount_path.clone()) {
-            return Err(cx.err(ErrorKind::Mount, &format!("{mpath}.mountPath"), format!("two volume mounts use the path {mount_path:?}")));
+            return Err(cx.err(
+                ErrorKind::Mount,
+                &format!("{mpath}.mountPath"),
+                format!("two volume mounts use the path {mount_path:?}"),
+            ));
         }
         mounts.push(Mount { name, mount_path });
     }
     let privileged = rs.privileged.unwrap_or(false);
     if privileged && !cx.allow_privileged {
-        return Err(cx.err(ErrorKind::NotAllowed, &format!("{path}.privileged"), "privileged steps are not allowed here (the operator can allow them with --allow-privileged)"));
+        return Err(cx.err(
+            ErrorKind::NotAllowed,
+            &format!("{path}.privileged"),
+            "privileged steps are not allowed here (the operator can allow them with --allow-privileged)",
+        ));
     }
     let p = |k: &str| format!("{path}.{k}");
     Ok(Step {
@@ -480,7 +562,11 @@ fn step(
         ports: rs.ports.clone().unwrap_or_default(),
         network: rs.network.clone().unwrap_or_else(|| default_network.to_string()),
         user: rs.user.clone(),
-        working_directory: rs.working_directory.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| task_wd.to_string()),
+        working_directory: rs
+            .working_directory
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| task_wd.to_string()),
         privileged,
         pull: rs.pull.unwrap_or(false),
         isolation: rs.isolation.clone(),
@@ -488,7 +574,13 @@ fn step(
         cache,
         volume_mounts: mounts,
         cmd_download_retries: non_negative(cx, &p("cmdDownloadRetries"), rs.cmd_download_retries, 0, "cmdDownloadRetries")?,
-        cmd_download_retry_delay: non_negative(cx, &p("cmdDownloadRetryDelay"), rs.cmd_download_retry_delay, 0, "cmdDownloadRetryDelay")?,
+        cmd_download_retry_delay: non_negative(
+            cx,
+            &p("cmdDownloadRetryDelay"),
+            rs.cmd_download_retry_delay,
+            0,
+            "cmdDownloadRetryDelay",
+        )?,
         exited_with: rs.exited_with.clone().unwrap_or_default(),
         exited_without: rs.exited_without.clone().unwrap_or_default(),
         line: cx.positions.locate(cx.file, path).line,
@@ -507,13 +599,20 @@ fn secrets(cx: &Context, raw: &RawTask) -> Result<Vec<Secret>, TaskError> {
     let mut out: Vec<Secret> = Vec::new();
     for (i, s) in raw.secrets.iter().flatten().enumerate() {
         let path = format!("secrets[{i}]");
-        let id = s.id.clone().filter(|x| !x.is_empty()).ok_or_else(|| cx.err(ErrorKind::Secret, &path, "secret has no id"))?;
+        let id =
+            s.id.clone()
+                .filter(|x| !x.is_empty())
+                .ok_or_else(|| cx.err(ErrorKind::Secret, &path, "secret has no id"))?;
         if out.iter().any(|o| o.id == id) {
             return Err(cx.err(ErrorKind::Secret, &format!("{path}.id"), format!("duplicate secret id {id:?}")));
         }
         if let Some(client) = &s.client_id {
             if !is_guid(client) {
-                return Err(cx.err(ErrorKind::Secret, &format!("{path}.clientID"), format!("secret {id:?}: clientID {client:?} is not a GUID")));
+                return Err(cx.err(
+                    ErrorKind::Secret,
+                    &format!("{path}.clientID"),
+                    format!("secret {id:?}: clientID {client:?} is not a GUID"),
+                ));
             }
         }
         let source = if cx.provided_secrets.contains(&id) {
@@ -539,16 +638,27 @@ fn secrets(cx: &Context, raw: &RawTask) -> Result<Vec<Secret>, TaskError> {
 fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && [8, 4, 4, 4, 12].iter().zip(&parts).all(|(n, p)| p.len() == *n && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && [8, 4, 4, 4, 12]
+            .iter()
+            .zip(&parts)
+            .all(|(n, p)| p.len() == *n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn volumes(cx: &Context, raw: &RawTask) -> Result<Vec<Volume>, TaskError> {
     let mut out: Vec<Volume> = Vec::new();
     for (i, v) in raw.volumes.iter().flatten().enumerate() {
         let path = format!("volumes[{i}]");
-        let name = v.name.clone().filter(|x| !x.is_empty()).ok_or_else(|| cx.err(ErrorKind::Volume, &path, "volume has no name"))?;
+        let name = v
+            .name
+            .clone()
+            .filter(|x| !x.is_empty())
+            .ok_or_else(|| cx.err(ErrorKind::Volume, &path, "volume has no name"))?;
         if out.iter().any(|o| o.name == name) {
-            return Err(cx.err(ErrorKind::Volume, &format!("{path}.name"), format!("duplicate volume name {name:?}")));
+            return Err(cx.err(
+                ErrorKind::Volume,
+                &format!("{path}.name"),
+                format!("duplicate volume name {name:?}"),
+            ));
         }
         let Some(secret) = &v.secret else {
             return Err(cx.err(ErrorKind::Volume, &path, format!("volume {name:?} has no secret map of files")));
@@ -557,32 +667,58 @@ fn volumes(cx: &Context, raw: &RawTask) -> Result<Vec<Volume>, TaskError> {
         for (file, content) in secret {
             let fpath = format!("{path}.secret.{file}");
             if file.is_empty() || !file.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(cx.err(ErrorKind::Volume, &fpath, format!("file name {file:?} is not well formed: use letters, digits, '-', '_' and '.'")));
+                return Err(cx.err(
+                    ErrorKind::Volume,
+                    &fpath,
+                    format!("file name {file:?} is not well formed: use letters, digits, '-', '_' and '.'"),
+                ));
             }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(content.trim())
                 .map_err(|_| cx.err(ErrorKind::Volume, &fpath, format!("the content of {file:?} is not base64")))?;
             files.insert(file.clone(), bytes);
         }
-        out.push(Volume { name, file_names: files.keys().cloned().collect(), files });
+        out.push(Volume {
+            name,
+            file_names: files.keys().cloned().collect(),
+            files,
+        });
     }
     Ok(out)
 }
 
 fn networks(cx: &Context, raw: &RawTask) -> Result<Vec<Network>, TaskError> {
     let Some(list) = &raw.networks else {
-        return Ok(vec![Network { name: DEFAULT_NETWORK.into(), driver: "bridge".into(), ipv6: false, skip_creation: false, is_default: true }]);
+        return Ok(vec![Network {
+            name: DEFAULT_NETWORK.into(),
+            driver: "bridge".into(),
+            ipv6: false,
+            skip_creation: false,
+            is_default: true,
+        }]);
     };
     let mut out: Vec<Network> = Vec::new();
     for (i, n) in list.iter().enumerate() {
         let path = format!("networks[{i}]");
-        let name = n.name.clone().filter(|x| !x.is_empty()).ok_or_else(|| cx.err(ErrorKind::Network, &path, "network has no name"))?;
+        let name = n
+            .name
+            .clone()
+            .filter(|x| !x.is_empty())
+            .ok_or_else(|| cx.err(ErrorKind::Network, &path, "network has no name"))?;
         if out.iter().any(|o| o.name == name) {
-            return Err(cx.err(ErrorKind::Network, &format!("{path}.name"), format!("duplicate network name {name:?}")));
+            return Err(cx.err(
+                ErrorKind::Network,
+                &format!("{path}.name"),
+                format!("duplicate network name {name:?}"),
+            ));
         }
         let is_default = n.is_default.unwrap_or(false);
         if is_default && out.iter().any(|o| o.is_default) {
-            return Err(cx.err(ErrorKind::Network, &format!("{path}.isDefault"), "only one network can be the default"));
+            return Err(cx.err(
+                ErrorKind::Network,
+                &format!("{path}.isDefault"),
+                "only one network can be the default",
+            ));
         }
         out.push(Network {
             name,
@@ -603,7 +739,10 @@ mod tests {
     fn env_merge_matches_acb() {
         let task = vec!["key1=val1,key2=val2".to_string(), "key3=val3,key4=val4".to_string()];
         let step = vec!["key1=newVal1".to_string(), "key2=newVal2".to_string(), "key3=newVal3=".to_string()];
-        assert_eq!(merge_env(&task, &step), ["key1=newVal1", "key2=newVal2", "key3=newVal3=", "key4=val4"]);
+        assert_eq!(
+            merge_env(&task, &step),
+            ["key1=newVal1", "key2=newVal2", "key3=newVal3=", "key4=val4"]
+        );
         assert_eq!(merge_env(&task, &[]), ["key1=val1", "key2=val2", "key3=val3", "key4=val4"]);
         assert_eq!(merge_env(&[], &["NOEQUALS".to_string()]), ["NOEQUALS"]);
     }

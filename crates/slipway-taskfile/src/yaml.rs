@@ -29,12 +29,22 @@ impl Positions {
         let mut p = path;
         loop {
             if let Some(&(line, column)) = self.at.get(p) {
-                return Location { file: file.to_string(), line, column, field: Some(path.to_string()).filter(|s| !s.is_empty()) };
+                return Location {
+                    file: file.to_string(),
+                    line,
+                    column,
+                    field: Some(path.to_string()).filter(|s| !s.is_empty()),
+                };
             }
             match p.rfind(['.', '[']) {
                 Some(i) => p = &p[..i],
                 None => {
-                    return Location { file: file.to_string(), line: 0, column: 0, field: Some(path.to_string()).filter(|s| !s.is_empty()) };
+                    return Location {
+                        file: file.to_string(),
+                        line: 0,
+                        column: 0,
+                        field: Some(path.to_string()).filter(|s| !s.is_empty()),
+                    };
                 }
             }
         }
@@ -140,7 +150,16 @@ fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> TaskError {
         Some((path, rest)) if !path.contains(' ') && !path.is_empty() => (Some(path.to_string()), rest.to_string()),
         _ => (None, message),
     };
-    TaskError::new(ErrorKind::Yaml, Location { file: file.to_string(), line, column, field }, message)
+    TaskError::new(
+        ErrorKind::Yaml,
+        Location {
+            file: file.to_string(),
+            line,
+            column,
+            field,
+        },
+        message,
+    )
 }
 
 fn path_string(path: &serde_ignored::Path) -> String {

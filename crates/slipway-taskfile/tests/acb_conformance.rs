@@ -21,7 +21,11 @@ fn conformance_dir() -> Option<PathBuf> {
 }
 
 fn options() -> Options {
-    let mut run = RunVars::new("cf1", "myregistry.azurecr.io", chrono::Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap());
+    let mut run = RunVars::new(
+        "cf1",
+        "myregistry.azurecr.io",
+        chrono::Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap(),
+    );
     run.shared_volume = "acb_vol_00000000-0000-0000-0000-000000000000".into();
     run.commit = "0123456789abcdef0123456789abcdef01234567".into();
     run.branch = "main".into();
@@ -79,13 +83,23 @@ fn parents(expected: &Value, id: &str) -> Vec<String> {
 fn check_plan(name: &str, plan: &Plan, expected: &Value, rendered_mode: bool) {
     assert_eq!(plan.version, expected["version"], "{name}: version");
     assert_eq!(plan.step_timeout, expected["stepTimeout"].as_u64().unwrap(), "{name}: stepTimeout");
-    let nets: Vec<(String, String, bool, bool)> =
-        plan.networks.iter().map(|n| (n.name.clone(), n.driver.clone(), n.skip_creation, n.is_default)).collect();
+    let nets: Vec<(String, String, bool, bool)> = plan
+        .networks
+        .iter()
+        .map(|n| (n.name.clone(), n.driver.clone(), n.skip_creation, n.is_default))
+        .collect();
     let want_nets: Vec<(String, String, bool, bool)> = expected["networks"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["Name"].as_str().unwrap().into(), n["Driver"].as_str().unwrap().into(), n["SkipCreation"] == true, n["IsDefault"] == true))
+        .map(|n| {
+            (
+                n["Name"].as_str().unwrap().into(),
+                n["Driver"].as_str().unwrap().into(),
+                n["SkipCreation"] == true,
+                n["IsDefault"] == true,
+            )
+        })
         .collect();
     assert_eq!(nets, want_nets, "{name}: networks");
     let steps = expected["steps"].as_array().unwrap();
@@ -124,19 +138,39 @@ fn check_plan(name: &str, plan: &Plan, expected: &Value, rendered_mode: bool) {
         let env: Vec<Value> = got.env.iter().map(|e| Value::from(e.as_str())).collect();
         assert_eq!(Value::from(env), want["env"], "{at}: env");
         let opt = |v: &Option<String>| v.clone().map(Value::from).unwrap_or(Value::Null);
-        assert_eq!(opt(&got.entry_point), *want.get("entryPoint").unwrap_or(&Value::Null), "{at}: entryPoint");
+        assert_eq!(
+            opt(&got.entry_point),
+            *want.get("entryPoint").unwrap_or(&Value::Null),
+            "{at}: entryPoint"
+        );
         assert_eq!(opt(&got.user), *want.get("user").unwrap_or(&Value::Null), "{at}: user");
-        assert_eq!(opt(&got.isolation), *want.get("isolation").unwrap_or(&Value::Null), "{at}: isolation");
+        assert_eq!(
+            opt(&got.isolation),
+            *want.get("isolation").unwrap_or(&Value::Null),
+            "{at}: isolation"
+        );
         let list = |v: &[String]| if v.is_empty() { Value::Null } else { Value::from(v.to_vec()) };
         assert_eq!(list(&got.ports), *want.get("ports").unwrap_or(&Value::Null), "{at}: ports");
         assert_eq!(list(&got.expose), *want.get("expose").unwrap_or(&Value::Null), "{at}: expose");
         let codes = |v: &[i64]| if v.is_empty() { Value::Null } else { Value::from(v.to_vec()) };
-        assert_eq!(codes(&got.exited_with), *want.get("exitedWith").unwrap_or(&Value::Null), "{at}: exitedWith");
-        assert_eq!(codes(&got.exited_without), *want.get("exitedWithout").unwrap_or(&Value::Null), "{at}: exitedWithout");
+        assert_eq!(
+            codes(&got.exited_with),
+            *want.get("exitedWith").unwrap_or(&Value::Null),
+            "{at}: exitedWith"
+        );
+        assert_eq!(
+            codes(&got.exited_without),
+            *want.get("exitedWithout").unwrap_or(&Value::Null),
+            "{at}: exitedWithout"
+        );
         if rendered_mode {
             match &got.kind {
                 StepKind::Build { spec, .. } => {
-                    assert_eq!(Value::from(spec.tags.clone()), *want.get("tags").unwrap_or(&Value::from(Vec::<String>::new())), "{at}: tags");
+                    assert_eq!(
+                        Value::from(spec.tags.clone()),
+                        *want.get("tags").unwrap_or(&Value::from(Vec::<String>::new())),
+                        "{at}: tags"
+                    );
                 }
                 StepKind::Push { push } => assert_eq!(Value::from(push.clone()), want["push"], "{at}: push"),
                 StepKind::Cmd { cmd, .. } => assert_eq!(cmd, want["cmd"].as_str().unwrap(), "{at}: cmd"),
@@ -190,7 +224,10 @@ fn parse_fixtures_match_acb() {
                 // waits (by default) for this one, we call it what it is, a cycle.
                 let cycle_ok = e.kind == ErrorKind::Cycle && expected_kind(acb_error) == ErrorKind::UnknownDependency;
                 assert!(cycle_ok || e.kind == expected_kind(acb_error), "{input}: {e}");
-                assert!(e.location.line > 0 || e.kind == ErrorKind::InvalidVersion, "{input}: error has no line: {e}");
+                assert!(
+                    e.location.line > 0 || e.kind == ErrorKind::InvalidVersion,
+                    "{input}: error has no line: {e}"
+                );
             }
             (None, Err(e)) => panic!("{input}: acb accepted it but we refused it: {e}"),
             // Parse-mode fixtures are unrendered in acb; our plan is always rendered, so
@@ -216,7 +253,11 @@ fn render_fixtures_match_acb() {
         let loaded = load(&input, &text, &opts, &|_| Err("no alias files here".into())).unwrap_or_else(|e| panic!("{input}: {e}"));
         // acb drops comment lines; we blank them to keep line numbers, so blank lines are not compared.
         let squeeze = |s: &str| s.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("\n");
-        assert_eq!(squeeze(&loaded.rendered), squeeze(expected["rendered"].as_str().unwrap()), "{input}: rendered text");
+        assert_eq!(
+            squeeze(&loaded.rendered),
+            squeeze(expected["rendered"].as_str().unwrap()),
+            "{input}: rendered text"
+        );
         check_plan(&input, &loaded.plan, &expected, true);
     }
 }
@@ -232,7 +273,11 @@ fn unknown_keys_are_refused_unless_allowed() {
     assert_eq!((e.location.line, e.location.field.as_deref()), (2, Some("foo")));
     opts.allow_unknown_keys = true;
     let loaded = load("unknown-keys-ignored.yaml", &text, &opts, &|_| Err(String::new())).unwrap();
-    let fields: Vec<_> = loaded.warnings.iter().map(|w| (w.location.line, w.location.field.clone().unwrap())).collect();
+    let fields: Vec<_> = loaded
+        .warnings
+        .iter()
+        .map(|w| (w.location.line, w.location.field.clone().unwrap()))
+        .collect();
     assert_eq!(fields, [(2, "foo".to_string()), (6, "steps[0].bogusProperty".to_string())]);
 }
 
@@ -252,14 +297,32 @@ fn alias_fixtures_expand_as_acb() {
     };
     assert_eq!(
         cmd_of("derived/alias/alias-v110.yaml", "say"),
-        ("mcr.microsoft.com/acr/bash:2ff604c".into(), "echo built hello-world:cf1 on 20240102-030405z, literal $HOME".into())
+        (
+            "mcr.microsoft.com/acr/bash:2ff604c".into(),
+            "echo built hello-world:cf1 on 20240102-030405z, literal $HOME".into()
+        )
     );
-    assert_eq!(cmd_of("derived/alias/alias-v110.yaml", "azcli"), ("mcr.microsoft.com/acr/azure-cli:2ff604c".into(), "--version".into()));
-    assert_eq!(cmd_of("derived/alias/alias-v110.yaml", "build").1, "myregistry.azurecr.io/hello-world:cf1");
-    assert_eq!(cmd_of("derived/alias/alias-v110.yaml", "push").1, "myregistry.azurecr.io/hello-world:cf1");
+    assert_eq!(
+        cmd_of("derived/alias/alias-v110.yaml", "azcli"),
+        ("mcr.microsoft.com/acr/azure-cli:2ff604c".into(), "--version".into())
+    );
+    assert_eq!(
+        cmd_of("derived/alias/alias-v110.yaml", "build").1,
+        "myregistry.azurecr.io/hello-world:cf1"
+    );
+    assert_eq!(
+        cmd_of("derived/alias/alias-v110.yaml", "push").1,
+        "myregistry.azurecr.io/hello-world:cf1"
+    );
     assert_eq!(
         cmd_of("derived/alias/custom-directive.yaml", "acb_step_0"),
-        ("mcr.microsoft.com/acr/bash:2ff604c".into(), "echo myregistry.azurecr.io cf1 and a literal $ sign".into())
+        (
+            "mcr.microsoft.com/acr/bash:2ff604c".into(),
+            "echo myregistry.azurecr.io cf1 and a literal $ sign".into()
+        )
     );
-    assert_eq!(cmd_of("derived/alias/no-alias-v100.yaml", "acb_step_0"), ("bash".into(), "echo $ID $Registry".into()));
+    assert_eq!(
+        cmd_of("derived/alias/no-alias-v100.yaml", "acb_step_0"),
+        ("bash".into(), "echo $ID $Registry".into())
+    );
 }

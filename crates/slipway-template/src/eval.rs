@@ -41,7 +41,11 @@ fn walk(st: &mut State, nodes: &[Node], dot: &Value) -> Result<(), TemplateError
             Node::With(b) => {
                 let mark = st.vars.len();
                 let v = pipeline(st, &b.pipe, dot)?;
-                let res = if funcs::truthy(&v) { walk(st, &b.body, &v) } else { walk(st, &b.otherwise, dot) };
+                let res = if funcs::truthy(&v) {
+                    walk(st, &b.body, &v)
+                } else {
+                    walk(st, &b.otherwise, dot)
+                };
                 st.vars.truncate(mark);
                 res?
             }
@@ -66,7 +70,12 @@ fn range(st: &mut State, b: &Branch, dot: &Value) -> Result<(), TemplateError> {
         }
         Value::Null => Vec::new(),
         Value::Number(n) if n.as_u64().is_some() => (0..n.as_u64().unwrap_or(0)).map(|i| (Value::from(i), Value::from(i))).collect(),
-        other => return Err(TemplateError::new(b.pipe.line, format!("range can't iterate over {}", funcs::print_value(other)))),
+        other => {
+            return Err(TemplateError::new(
+                b.pipe.line,
+                format!("range can't iterate over {}", funcs::print_value(other)),
+            ))
+        }
     };
     if items.is_empty() {
         let res = walk(st, &b.otherwise, dot);

@@ -5,11 +5,63 @@ use serde_json::{Map, Value};
 
 const NAMES: &[&str] = &[
     // Go built-ins.
-    "and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le", "gt", "ge", "urlquery", "html", "js",
+    "and",
+    "or",
+    "not",
+    "len",
+    "index",
+    "print",
+    "printf",
+    "println",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "urlquery",
+    "html",
+    "js",
     // sprig.
-    "b64enc", "b64dec", "quote", "squote", "upper", "lower", "title", "trim", "trimAll", "trimPrefix", "trimSuffix", "replace",
-    "default", "empty", "coalesce", "toJson", "toString", "join", "split", "splitList", "contains", "hasPrefix", "hasSuffix",
-    "list", "dict", "repeat", "substr", "nospace", "trunc", "add", "sub", "mul", "div", "mod", "atoi", "int", "ternary", "first", "last",
+    "b64enc",
+    "b64dec",
+    "quote",
+    "squote",
+    "upper",
+    "lower",
+    "title",
+    "trim",
+    "trimAll",
+    "trimPrefix",
+    "trimSuffix",
+    "replace",
+    "default",
+    "empty",
+    "coalesce",
+    "toJson",
+    "toString",
+    "join",
+    "split",
+    "splitList",
+    "contains",
+    "hasPrefix",
+    "hasSuffix",
+    "list",
+    "dict",
+    "repeat",
+    "substr",
+    "nospace",
+    "trunc",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "mod",
+    "atoi",
+    "int",
+    "ternary",
+    "first",
+    "last",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -74,7 +126,11 @@ fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
     match (a, b) {
         (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
         (Value::Number(_), Value::Number(_)) => num(a)?.partial_cmp(&num(b)?).ok_or_else(|| "incomparable".into()),
-        _ => Err(format!("incompatible types for comparison: {} and {}", print_value(a), print_value(b))),
+        _ => Err(format!(
+            "incompatible types for comparison: {} and {}",
+            print_value(a),
+            print_value(b)
+        )),
     }
 }
 
@@ -117,7 +173,11 @@ fn sprintf(format: &str, args: &[Value]) -> String {
         match chars.next() {
             Some('%') => out.push('%'),
             Some('q') => out.push_str(&go_quote(&it.next().map(s).unwrap_or_default())),
-            Some('d') => out.push_str(&it.next().map(|v| num(v).map(|f| (f as i64).to_string()).unwrap_or_else(|_| s(v))).unwrap_or_default()),
+            Some('d') => out.push_str(
+                &it.next()
+                    .map(|v| num(v).map(|f| (f as i64).to_string()).unwrap_or_else(|_| s(v)))
+                    .unwrap_or_default(),
+            ),
             Some(_) => out.push_str(&it.next().map(s).unwrap_or_default()),
             None => out.push('%'),
         }
@@ -206,11 +266,25 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
         }
         "b64dec" => {
             need(a, 1, name)?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(s(&a[0]).trim()).map_err(|e| format!("not base64: {e}"))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s(&a[0]).trim())
+                .map_err(|e| format!("not base64: {e}"))?;
             Value::String(String::from_utf8_lossy(&bytes).into_owned())
         }
-        "quote" => Value::String(a.iter().filter(|v| !v.is_null()).map(|v| go_quote(&s(v))).collect::<Vec<_>>().join(" ")),
-        "squote" => Value::String(a.iter().filter(|v| !v.is_null()).map(|v| format!("'{}'", s(v))).collect::<Vec<_>>().join(" ")),
+        "quote" => Value::String(
+            a.iter()
+                .filter(|v| !v.is_null())
+                .map(|v| go_quote(&s(v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        "squote" => Value::String(
+            a.iter()
+                .filter(|v| !v.is_null())
+                .map(|v| format!("'{}'", s(v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         "upper" => Value::String(s(a.first().unwrap_or(&Value::Null)).to_uppercase()),
         "lower" => Value::String(s(a.first().unwrap_or(&Value::Null)).to_lowercase()),
         "title" => Value::String(
@@ -218,13 +292,20 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
                 .split(' ')
                 .map(|w| {
                     let mut c = w.chars();
-                    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+                    c.next()
+                        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                        .unwrap_or_default()
                 })
                 .collect::<Vec<_>>()
                 .join(" "),
         ),
         "trim" => Value::String(s(a.first().unwrap_or(&Value::Null)).trim().to_string()),
-        "nospace" => Value::String(s(a.first().unwrap_or(&Value::Null)).chars().filter(|c| !c.is_whitespace()).collect()),
+        "nospace" => Value::String(
+            s(a.first().unwrap_or(&Value::Null))
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect(),
+        ),
         "trimAll" => {
             need(a, 2, name)?;
             let cut: Vec<char> = s(&a[0]).chars().collect();

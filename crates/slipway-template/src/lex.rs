@@ -41,9 +41,7 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TemplateError> {
             push_text(&mut out, rest, line, trim_next_text, false);
             break;
         };
-        let trim_left = rest[open + 2..].starts_with("- ")
-            || rest[open + 2..].starts_with("-\t")
-            || rest[open + 2..].starts_with("-\n");
+        let trim_left = rest[open + 2..].starts_with("- ") || rest[open + 2..].starts_with("-\t") || rest[open + 2..].starts_with("-\n");
         push_text(&mut out, &rest[..open], line, trim_next_text, trim_left);
         line += rest[..open].matches('\n').count();
         let mut body_start = open + 2;
@@ -73,7 +71,10 @@ pub fn lex(src: &str) -> Result<Vec<Token>, TemplateError> {
             trim_next_text = trim_right;
             continue;
         }
-        out.push(Token { tok: Tok::Open, line: action_line });
+        out.push(Token {
+            tok: Tok::Open,
+            line: action_line,
+        });
         let (consumed, trim_right) = lex_action(after, &mut line, &mut out)?;
         out.push(Token { tok: Tok::Close, line });
         rest = &after[consumed..];
@@ -91,7 +92,10 @@ fn push_text(out: &mut Vec<Token>, text: &str, line: usize, trim_start: bool, tr
         t = t.trim_end();
     }
     if !t.is_empty() {
-        out.push(Token { tok: Tok::Text(t.to_string()), line });
+        out.push(Token {
+            tok: Tok::Text(t.to_string()),
+            line,
+        });
     }
 }
 
@@ -160,7 +164,9 @@ fn lex_action(s: &str, line: &mut usize, out: &mut Vec<Token>) -> Result<(usize,
                 i += n;
             }
             b'`' => {
-                let end = s[i + 1..].find('`').ok_or_else(|| TemplateError::new(*line, "unterminated raw quoted string"))?;
+                let end = s[i + 1..]
+                    .find('`')
+                    .ok_or_else(|| TemplateError::new(*line, "unterminated raw quoted string"))?;
                 let value = &s[i + 1..i + 1 + end];
                 *line += value.matches('\n').count();
                 push(out, Tok::Str(value.to_string()), *line);

@@ -121,7 +121,10 @@ mod tests {
         assert_eq!(r("{{range $k, $v := .Values.m}}{{$k}}{{$v}}{{end}}"), "x1y2");
         assert_eq!(r("{{range .Values.none}}x{{else}}empty{{end}}"), "empty");
         assert_eq!(r("{{with .Values.name}}{{.}}!{{end}}"), "web!");
-        assert_eq!(r("{{$x := .Values.name}}{{with .Run}}{{$x}}{{.ID}}{{$.Values.n}}{{end}}"), "webcf13");
+        assert_eq!(
+            r("{{$x := .Values.name}}{{with .Run}}{{$x}}{{.ID}}{{$.Values.n}}{{end}}"),
+            "webcf13"
+        );
         assert_eq!(r("{{if and .Values.flag (eq .Values.n 3)}}ok{{end}}"), "ok");
         assert_eq!(r("{{if ne .Values.name \"web\"}}x{{else}}y{{end}}"), "y");
         assert_eq!(r("{{ len .Values.list }}{{ index .Values.list 1 }}"), "2b");

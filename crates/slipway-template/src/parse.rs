@@ -51,7 +51,7 @@ struct Parser {
     pos: usize,
 }
 
-enum End {
+enum ListEnd {
     Eof,
     End,
     Else(Option<(String, Pipeline)>),
@@ -61,9 +61,9 @@ pub fn parse(toks: Vec<Token>) -> Result<Vec<Node>, TemplateError> {
     let mut p = Parser { toks, pos: 0 };
     let (nodes, end) = p.list()?;
     match end {
-        End::Eof => Ok(nodes),
-        End::End => Err(TemplateError::new(p.line(), "unexpected {{end}}")),
-        End::Else(_) => Err(TemplateError::new(p.line(), "unexpected {{else}}")),
+        ListEnd::Eof => Ok(nodes),
+        ListEnd::End => Err(TemplateError::new(p.line(), "unexpected {{end}}")),
+        ListEnd::Else(_) => Err(TemplateError::new(p.line(), "unexpected {{else}}")),
     }
 }
 
@@ -95,14 +95,21 @@ impl Parser {
     }
 
     /// Parses nodes until EOF, `{{end}}` or `{{else}}`.
-    fn list(&mut self) -> Result<(Vec<Node>, End), TemplateError> {
+    fn list(&mut self) -> Result<(Vec<Node>, ListEnd), TemplateError> {
         let mut nodes = Vec::new();
         while let Some(tok) = self.next() {
             match tok.tok {
                 Tok::Text(t) => nodes.push(Node::Text(t)),
                 Tok::Open => {
                     let keyword = match self.peek() {
-                        Some(Tok::Ident(k)) if matches!(k.as_str(), "if" | "range" | "with" | "end" | "else" | "define" | "template" | "block") => Some(k.clone()),
+                        Some(Tok::Ident(k))
+                            if matches!(
+                                k.as_str(),
+                                "if" | "range" | "with" | "end" | "else" | "define" | "template" | "block"
+                            ) =>
+                        {
+                            Some(k.clone())
+                        }
                         _ => None,
                     };
                     match keyword.as_deref() {
@@ -114,7 +121,7 @@ impl Parser {
                         Some("end") => {
                             self.pos += 1;
                             self.expect_close()?;
-                            return Ok((nodes, End::End));
+                            return Ok((nodes, ListEnd::End));
                         }
                         Some("else") => {
                             self.pos += 1;
@@ -124,11 +131,11 @@ impl Parser {
                                     self.pos += 1;
                                     let pipe = self.pipeline(tok.line, true)?;
                                     self.expect_close()?;
-                                    return Ok((nodes, End::Else(Some((k, pipe)))));
+                                    return Ok((nodes, ListEnd::Else(Some((k, pipe)))));
                                 }
                             }
                             self.expect_close()?;
-                            return Ok((nodes, End::Else(None)));
+                            return Ok((nodes, ListEnd::Else(None)));
                         }
                         Some(k @ ("if" | "range" | "with")) => {
                             let k = k.to_string();
@@ -136,14 +143,17 @@ impl Parser {
                             nodes.push(self.branch(&k, tok.line)?);
                         }
                         Some(other) => {
-                            return Err(TemplateError::new(tok.line, format!("{{{{{other}}}}} is not supported in task files")));
+                            return Err(TemplateError::new(
+                                tok.line,
+                                format!("{{{{{other}}}}} is not supported in task files"),
+                            ));
                         }
                     }
                 }
                 other => return Err(TemplateError::new(tok.line, format!("unexpected {other:?}"))),
             }
         }
-        Ok((nodes, End::Eof))
+        Ok((nodes, ListEnd::Eof))
     }
 
     fn branch(&mut self, keyword: &str, line: usize) -> Result<Node, TemplateError> {
@@ -151,17 +161,27 @@ impl Parser {
         self.expect_close()?;
         let (body, end) = self.list()?;
         let otherwise = match end {
-            End::Eof => return Err(TemplateError::new(self.line(), format!("unexpected EOF: {{{{{keyword}}}}} at line {line} has no {{{{end}}}}"))),
-            End::End => Vec::new(),
-            End::Else(None) => {
+            ListEnd::Eof => {
+                return Err(TemplateError::new(
+                    self.line(),
+                    format!("unexpected EOF: {{{{{keyword}}}}} at line {line} has no {{{{end}}}}"),
+                ))
+            }
+            ListEnd::End => Vec::new(),
+            ListEnd::Else(None) => {
                 let (otherwise, end) = self.list()?;
                 match end {
-                    End::End => otherwise,
-                    End::Eof => return Err(TemplateError::new(self.line(), format!("unexpected EOF: {{{{{keyword}}}}} at line {line} has no {{{{end}}}}"))),
-                    End::Else(_) => return Err(TemplateError::new(self.line(), "unexpected {{else}} after {{else}}")),
+                    ListEnd::End => otherwise,
+                    ListEnd::Eof => {
+                        return Err(TemplateError::new(
+                            self.line(),
+                            format!("unexpected EOF: {{{{{keyword}}}}} at line {line} has no {{{{end}}}}"),
+                        ))
+                    }
+                    ListEnd::Else(_) => return Err(TemplateError::new(self.line(), "unexpected {{else}} after {{else}}")),
                 }
             }
-            End::Else(Some((chained, chained_pipe))) => {
+            ListEnd::Else(Some((chained, chained_pipe))) => {
                 // `{{else if x}}` is `{{else}}{{if x}}…{{end}}` sharing the outer `{{end}}`.
                 let inner = self.chained_branch(&chained, chained_pipe, line)?;
                 vec![inner]
@@ -178,16 +198,24 @@ impl Parser {
     fn chained_branch(&mut self, keyword: &str, pipe: Pipeline, line: usize) -> Result<Node, TemplateError> {
         let (body, end) = self.list()?;
         let otherwise = match end {
-            End::Eof => return Err(TemplateError::new(self.line(), format!("unexpected EOF: {{{{{keyword}}}}} at line {line} has no {{{{end}}}}"))),
-            End::End => Vec::new(),
-            End::Else(None) => {
+            ListEnd::Eof => {
+                return Err(TemplateError::new(
+                    self.line(),
+                    format!("unexpected EOF: {{{{{keyword}}}}} at line {line} has no {{{{end}}}}"),
+                ))
+            }
+            ListEnd::End => Vec::new(),
+            ListEnd::Else(None) => {
                 let (otherwise, end) = self.list()?;
-                if !matches!(end, End::End) {
-                    return Err(TemplateError::new(self.line(), format!("unexpected EOF: {{{{{keyword}}}}} has no {{{{end}}}}")));
+                if !matches!(end, ListEnd::End) {
+                    return Err(TemplateError::new(
+                        self.line(),
+                        format!("unexpected EOF: {{{{{keyword}}}}} has no {{{{end}}}}"),
+                    ));
                 }
                 otherwise
             }
-            End::Else(Some((k, p))) => vec![self.chained_branch(&k, p, line)?],
+            ListEnd::Else(Some((k, p))) => vec![self.chained_branch(&k, p, line)?],
         };
         let b = Branch { pipe, body, otherwise };
         Ok(if keyword == "if" { Node::If(b) } else { Node::With(b) })

@@ -22,7 +22,10 @@ pub fn testbed() -> Option<Testbed> {
         }
     });
     match (registry, docker_ok) {
-        (Some(registry), true) => Some(Testbed { registry, base_image: std::env::var("SLIPWAY_TEST_BASE_IMAGE").unwrap_or_else(|_| "slipway-busybox:latest".into()) }),
+        (Some(registry), true) => Some(Testbed {
+            registry,
+            base_image: std::env::var("SLIPWAY_TEST_BASE_IMAGE").unwrap_or_else(|_| "slipway-busybox:latest".into()),
+        }),
         (registry, docker) => {
             let why = format!(
                 "needs the real Docker engine (reachable: {docker}) and registry (SLIPWAY_TEST_REGISTRY set: {}); run scripts/test.sh, which starts them",
@@ -67,7 +70,12 @@ impl Ran {
 pub fn run(cmd: &mut Command) -> Ran {
     let start = Instant::now();
     let Output { status, stdout, stderr } = cmd.output().expect("slipway runs");
-    Ran { ok: status.success(), stdout: String::from_utf8_lossy(&stdout).into(), stderr: String::from_utf8_lossy(&stderr).into(), elapsed: start.elapsed() }
+    Ran {
+        ok: status.success(),
+        stdout: String::from_utf8_lossy(&stdout).into(),
+        stderr: String::from_utf8_lossy(&stderr).into(),
+        elapsed: start.elapsed(),
+    }
 }
 
 /// Writes `files` into a new temporary directory.
@@ -95,7 +103,10 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
 
 /// The duration the closing summary reports for a step.
 pub fn step_seconds(stdout: &str, id: &str) -> f64 {
-    let line = stdout.lines().find(|l| l.trim_start().starts_with(&format!("step {id} "))).unwrap_or_else(|| panic!("no summary line for {id} in:\n{stdout}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("step {id} ")))
+        .unwrap_or_else(|| panic!("no summary line for {id} in:\n{stdout}"));
     let words: Vec<&str> = line.split_whitespace().collect();
     words[words.len() - 2].parse().unwrap()
 }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test against the real parts: starts them first (scripts/testbed.sh).
+# With CI=true, a test that cannot reach Docker or the registry fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! eval "$(scripts/testbed.sh)"; then
+  if [ "${CI:-}" = true ]; then echo "test: the testbed did not start" >&2; exit 1; fi
+  echo "test: !!! the testbed did not start; tests that need Docker will be SKIPPED !!!" >&2
+fi
+cargo test --workspace --all-targets "$@"
+cargo test --workspace --doc
