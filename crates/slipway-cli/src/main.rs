@@ -80,6 +80,9 @@ struct ExecArgs {
     /// Do not mount the engine's socket into steps.
     #[arg(long)]
     no_docker_socket: bool,
+    /// The image that holds the network namespace in shared network mode (needs `sleep`).
+    #[arg(long = "sandbox-image", default_value = "busybox:latest", env = "SLIPWAY_SANDBOX_IMAGE")]
+    sandbox_image: String,
     /// The build context, mounted at /workspace.
     #[arg(default_value = ".")]
     context: PathBuf,
@@ -260,6 +263,7 @@ fn exec(a: ExecArgs) -> Result<ExitCode> {
     let credentials = credentials(&a.credential)?;
     let mut cfg = slipway_runner::RunConfig::new(&run_id, context);
     cfg.mount_docker_socket = !a.no_docker_socket;
+    cfg.sandbox_image = a.sandbox_image.clone();
     cfg.secret_values = pairs(&a.task.set_secret, "--set-secret")?
         .into_iter()
         .map(|(_, v)| v)

@@ -254,3 +254,24 @@ fn every_example_runs() {
         }
     }
 }
+
+#[test]
+fn shared_network_mode_reaches_steps_by_id_and_cleans_up() {
+    let Some(tb) = testbed() else { return };
+    let id = unique_id("sh");
+    let r = run(slipway().args([
+        "exec",
+        "--id",
+        &id,
+        "--network-mode",
+        "shared",
+        "--sandbox-image",
+        &tb.base_image,
+        "-f",
+        "examples/detached-service/acb.yaml",
+        "examples/detached-service",
+    ]));
+    assert!(r.ok, "{}", r.all());
+    assert!(r.stdout.contains("client | hello from web"), "{}", r.stdout);
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+}

@@ -337,6 +337,7 @@ impl Engine for Docker {
                 privileged: Some(spec.privileged),
                 port_bindings: Some(port_bindings).filter(|p| !p.is_empty()),
                 nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
+                extra_hosts: Some(spec.extra_hosts.clone()).filter(|h| !h.is_empty()),
                 ..Default::default()
             }),
             networking_config: endpoints.map(|e| NetworkingConfig { endpoints_config: Some(e) }),

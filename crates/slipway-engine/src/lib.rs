@@ -60,6 +60,8 @@ pub struct ContainerSpec {
     pub expose: Vec<String>,
     pub labels: HashMap<String, String>,
     pub cpus: Option<f64>,
+    /// `name:address` entries for `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
 }
 
 /// An image build through the engine's classic builder.

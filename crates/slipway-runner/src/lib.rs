@@ -17,7 +17,7 @@ pub use report::{ImageDependencies, OutputImage, RunReport, StepReport, StepStat
 pub use tokio_util::sync::CancellationToken;
 
 use slipway_engine::{Engine, EngineError, LogSink, RegistryCredential, RUN_LABEL};
-use slipway_taskfile::{Plan, Step};
+use slipway_taskfile::{NetworkMode, Plan, Step};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +41,9 @@ pub struct RunConfig {
     pub secret_values: Vec<String>,
     /// Where secret volume files are written before they are mounted.
     pub scratch_dir: PathBuf,
+    /// The image of the container that holds the network namespace in shared network
+    /// mode; it must have `sleep`.
+    pub sandbox_image: String,
 }
 
 impl RunConfig {
@@ -54,6 +57,7 @@ impl RunConfig {
             credentials: Vec::new(),
             secret_values: Vec::new(),
             scratch_dir: std::env::temp_dir(),
+            sandbox_image: "busybox:latest".into(),
         }
     }
 }
@@ -86,6 +90,8 @@ pub(crate) struct Shared {
     /// Secret volume name → host directory holding its files.
     pub volume_dirs: HashMap<String, PathBuf>,
     pub labels: HashMap<String, String>,
+    /// In shared network mode, the container whose network namespace every step joins.
+    pub sandbox: Option<String>,
 }
 
 impl Shared {
@@ -129,7 +135,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     }
     let scratch = cfg.scratch_dir.join(format!("slipway-{}", cfg.run_id));
     let setup = set_up(&*engine, &plan, &cfg, &labels, &scratch).await;
-    let (networks, volume_dirs) = match setup {
+    let (networks, volume_dirs, sandbox) = match setup {
         Ok(v) => v,
         Err(e) => {
             report.error = Some(redactor.mask(&e));
@@ -150,6 +156,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         networks,
         volume_dirs,
         labels,
+        sandbox,
     });
 
     let total = Duration::from_secs(plan.total_timeout);
@@ -180,7 +187,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     report
 }
 
-type Setup = (HashMap<String, String>, HashMap<String, PathBuf>);
+type Setup = (HashMap<String, String>, HashMap<String, PathBuf>, Option<String>);
 
 async fn set_up(
     engine: &dyn Engine,
@@ -212,7 +219,46 @@ async fn set_up(
         write_secret_files(&dir, &v.files).map_err(|e| format!("cannot write the files of volume {}: {e}", v.name))?;
         volume_dirs.insert(v.name.clone(), dir);
     }
-    Ok((networks, volume_dirs))
+    let sandbox = match plan.network_mode {
+        NetworkMode::PerStep => None,
+        NetworkMode::Shared => Some(start_sandbox(engine, plan, cfg, labels, &networks).await?),
+    };
+    Ok((networks, volume_dirs, sandbox))
+}
+
+/// Shared network mode: one container holds the network namespace every step joins
+/// (`container:<sandbox>`), so a step skips the network attach that dominates its
+/// start. Step ids resolve to loopback through the sandbox's `/etc/hosts`, which
+/// joined containers share; published ports are declared on the sandbox.
+async fn start_sandbox(
+    engine: &dyn Engine,
+    plan: &Plan,
+    cfg: &RunConfig,
+    labels: &HashMap<String, String>,
+    networks: &HashMap<String, String>,
+) -> Result<String, String> {
+    let name = format!("slipway-{}-sandbox", cfg.run_id);
+    let quiet: LogSink = Arc::new(|_: &str| {});
+    engine
+        .ensure_image(&cfg.sandbox_image, false, None, quiet)
+        .await
+        .map_err(|e| format!("shared network mode needs its sandbox image: {e}"))?;
+    let default_network = plan.networks.iter().find(|n| n.is_default).and_then(|n| networks.get(&n.name)).cloned();
+    let spec = slipway_engine::ContainerSpec {
+        name: name.clone(),
+        image: cfg.sandbox_image.clone(),
+        entrypoint: Some(vec!["sleep".into()]),
+        cmd: vec!["2147483647".into()],
+        network: default_network,
+        ports: plan.steps.iter().flat_map(|s| s.ports.clone()).collect(),
+        expose: plan.steps.iter().flat_map(|s| s.expose.clone()).collect(),
+        extra_hosts: plan.steps.iter().map(|s| format!("{}:127.0.0.1", s.id)).collect(),
+        labels: labels.clone(),
+        ..Default::default()
+    };
+    engine.create_container(&spec).await.map_err(|e| format!("cannot create the network sandbox: {e}"))?;
+    engine.start_container(&name).await.map_err(|e| format!("cannot start the network sandbox: {e}"))?;
+    Ok(name)
 }
 
 fn write_secret_files(dir: &std::path::Path, files: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {

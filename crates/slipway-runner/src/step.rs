@@ -191,10 +191,12 @@ async fn cmd(shared: &Arc<Shared>, step: &Step, image: &str, args: &[String], si
             binds.push(format!("{}:{}:ro", dir.display(), m.mount_path));
         }
     }
-    let network = match step.network.as_str() {
-        "" => None,
-        n => Some(shared.networks.get(n).cloned().unwrap_or_else(|| n.to_string())),
+    let network = match (&shared.sandbox, step.network.as_str()) {
+        (Some(sandbox), _) => Some(format!("container:{sandbox}")),
+        (None, "") => None,
+        (None, n) => Some(shared.networks.get(n).cloned().unwrap_or_else(|| n.to_string())),
     };
+    let joined = shared.sandbox.is_some();
     let spec = ContainerSpec {
         name: name.clone(),
         image: image.to_string(),
@@ -206,11 +208,13 @@ async fn cmd(shared: &Arc<Shared>, step: &Step, image: &str, args: &[String], si
         privileged: step.privileged,
         binds,
         network,
-        aliases: vec![step.id.clone()],
-        ports: step.ports.clone(),
-        expose: step.expose.clone(),
+        aliases: if joined { Vec::new() } else { vec![step.id.clone()] },
+        // In shared mode ports belong to the sandbox, which owns the namespace.
+        ports: if joined { Vec::new() } else { step.ports.clone() },
+        expose: if joined { Vec::new() } else { step.expose.clone() },
         labels: shared.labels.clone(),
         cpus: step.cpus,
+        extra_hosts: Vec::new(),
     };
     // A leftover from an earlier attempt of this step would clash by name.
     let _ = engine.remove_container(&name).await;
