@@ -382,12 +382,23 @@ impl Engine for Docker {
 
     async fn wait_container(&self, name: &str) -> Result<Exit, EngineError> {
         let mut stream = self.client.wait_container(name, None);
-        // Non-zero exits come back as errors (DEPENDENCIES.md); inspect is the truth.
-        let _ = stream.next().await;
+        // Non-zero exits come back as errors (DEPENDENCIES.md). Only a failure needs the
+        // inspect call, to tell an out-of-memory kill apart.
+        let code = match stream.next().await {
+            Some(Ok(r)) => Some(r.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
+            _ => None,
+        };
+        if code == Some(0) {
+            return Ok(Exit {
+                code: 0,
+                oom_killed: false,
+            });
+        }
         let inspect = self.client.inspect_container(name, None).await.map_err(api)?;
         let state = inspect.state.unwrap_or_default();
         Ok(Exit {
-            code: state.exit_code.unwrap_or(-1),
+            code: state.exit_code.or(code).unwrap_or(-1),
             oom_killed: state.oom_killed.unwrap_or(false),
         })
     }

@@ -243,7 +243,12 @@ async fn start_sandbox(
         .ensure_image(&cfg.sandbox_image, false, None, quiet)
         .await
         .map_err(|e| format!("shared network mode needs its sandbox image: {e}"))?;
-    let default_network = plan.networks.iter().find(|n| n.is_default).and_then(|n| networks.get(&n.name)).cloned();
+    let default_network = plan
+        .networks
+        .iter()
+        .find(|n| n.is_default)
+        .and_then(|n| networks.get(&n.name))
+        .cloned();
     let spec = slipway_engine::ContainerSpec {
         name: name.clone(),
         image: cfg.sandbox_image.clone(),
@@ -256,8 +261,14 @@ async fn start_sandbox(
         labels: labels.clone(),
         ..Default::default()
     };
-    engine.create_container(&spec).await.map_err(|e| format!("cannot create the network sandbox: {e}"))?;
-    engine.start_container(&name).await.map_err(|e| format!("cannot start the network sandbox: {e}"))?;
+    engine
+        .create_container(&spec)
+        .await
+        .map_err(|e| format!("cannot create the network sandbox: {e}"))?;
+    engine
+        .start_container(&name)
+        .await
+        .map_err(|e| format!("cannot start the network sandbox: {e}"))?;
     Ok(name)
 }
 

@@ -48,7 +48,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, step: Step, cancel: Cancellatio
     'repeat: for round in 0..=step.repeat {
         for attempt in 0..=step.retries {
             report.executions += 1;
-            outcome = once(&shared, &step, &sink, &cancel, &mut produced).await;
+            outcome = once(&shared, &step, &sink, &cancel, &mut produced, report.executions).await;
             match &outcome {
                 Outcome::Failed(why) if attempt < step.retries && retry_applies(&step, why) => {
                     shared.say(&format!(
@@ -124,11 +124,18 @@ fn retry_applies(step: &Step, why: &str) -> bool {
     step.retry_on_errors.is_empty() || step.retry_on_errors.iter().any(|e| why.contains(e.as_str()))
 }
 
-async fn once(shared: &Arc<Shared>, step: &Step, sink: &LogSink, cancel: &CancellationToken, produced: &mut Produced) -> Outcome {
+async fn once(
+    shared: &Arc<Shared>,
+    step: &Step,
+    sink: &LogSink,
+    cancel: &CancellationToken,
+    produced: &mut Produced,
+    attempt_number: u32,
+) -> Outcome {
     let limit = Duration::from_secs(step.timeout);
     let work = async {
         match &step.kind {
-            StepKind::Cmd { image, args, .. } => cmd(shared, step, image, args, sink, cancel).await,
+            StepKind::Cmd { image, args, .. } => cmd(shared, step, image, args, sink, cancel, attempt_number).await,
             StepKind::Build { spec, .. } => build(shared, step, spec, sink, produced).await,
             StepKind::Push { push } => push_all(shared, push, sink, produced).await,
         }
@@ -163,7 +170,15 @@ fn working_dir(step: &Step) -> Option<String> {
     })
 }
 
-async fn cmd(shared: &Arc<Shared>, step: &Step, image: &str, args: &[String], sink: &LogSink, cancel: &CancellationToken) -> Outcome {
+async fn cmd(
+    shared: &Arc<Shared>,
+    step: &Step,
+    image: &str,
+    args: &[String],
+    sink: &LogSink,
+    cancel: &CancellationToken,
+    attempt_number: u32,
+) -> Outcome {
     let engine = &shared.engine;
     let credential = shared.credential_for(image);
     let mut pull_attempt = 0;
@@ -216,8 +231,10 @@ async fn cmd(shared: &Arc<Shared>, step: &Step, image: &str, args: &[String], si
         cpus: step.cpus,
         extra_hosts: Vec::new(),
     };
-    // A leftover from an earlier attempt of this step would clash by name.
-    let _ = engine.remove_container(&name).await;
+    // A container kept (`keep`) by an earlier execution of this step would clash by name.
+    if attempt_number > 1 {
+        let _ = engine.remove_container(&name).await;
+    }
     shared.say(&format!("Launching container with name: {}", step.id));
     if let Err(e) = engine.create_container(&spec).await {
         return Outcome::Error(e.to_string());
