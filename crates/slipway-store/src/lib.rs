@@ -1,0 +1,90 @@
+//! The durable job queue: runs, their status, and the leases workers hold on them.
+//!
+//! A run is claimed by one atomic statement (`UPDATE … WHERE id IN (SELECT … LIMIT n)
+//! RETURNING`), so no run is ever taken twice; the same claim is `FOR UPDATE SKIP
+//! LOCKED` on PostgreSQL. A worker renews its lease while it runs; every write it
+//! makes is fenced by the run's attempt number and its own name, so a worker whose
+//! run was taken from it cannot complete it. Time comes from one [`Clock`] that
+//! tests control. Secret values never reach this crate.
+//!
+//! SQL is portable (integers for times, text for JSON) and lives in
+//! `migrations/sqlite` and `migrations/postgres`; [`Store`] is the seam for a
+//! PostgreSQL implementation beside [`SqliteStore`].
+
+mod clock;
+mod model;
+mod sqlite;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use model::{ListFilter, NewRun, RunRecord, RunStatus, RunType};
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// How a worker's run ended, as the worker reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub status: Option<RunStatus>,
+    pub output_images: serde_json::Value,
+    pub image_dependencies: serde_json::Value,
+    pub error_message: Option<String>,
+}
+
+/// What happened to a run whose worker disappeared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaped {
+    /// Ended as `Error` with a message saying the worker was lost.
+    Failed(String),
+    /// Put back in the queue for one more attempt.
+    Requeued(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn enqueue(&self, run: NewRun) -> Result<RunRecord, StoreError>;
+    /// Claims up to `n` queued runs for `worker`, oldest first, in one statement.
+    async fn claim(&self, worker: &str, n: u32, lease: Duration) -> Result<Vec<RunRecord>, StoreError>;
+    /// `Started` → `Running`; fenced like every worker write.
+    async fn mark_running(&self, id: &str, worker: &str, attempt: i64) -> Result<bool, StoreError>;
+    /// Extends the lease; `false` means the run is no longer this worker's.
+    async fn renew(&self, id: &str, worker: &str, attempt: i64, lease: Duration) -> Result<bool, StoreError>;
+    /// Records the end of a run; `false` means the run is no longer this worker's.
+    async fn complete(&self, id: &str, worker: &str, attempt: i64, done: Completion) -> Result<bool, StoreError>;
+    /// Cancels a queued run at once; asks a running one to stop. `None` if unknown.
+    async fn request_cancel(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<RunRecord>, StoreError>;
+    /// Runs whose lease expired: re-queued once when `requeue` and it is their first
+    /// attempt, otherwise ended as `Error`.
+    async fn reap(&self, requeue: bool) -> Result<Vec<Reaped>, StoreError>;
+    /// Expires at once the leases of workers on `node` other than `current` (a daemon
+    /// restarted on the same machine knows its old workers are gone).
+    async fn expire_node_leases(&self, node: &str, current: &str) -> Result<u64, StoreError>;
+    /// Number of runs per status.
+    async fn counts(&self) -> Result<Vec<(RunStatus, i64)>, StoreError>;
+    /// Finished runs that ended before `before_ms`, for purging their files.
+    async fn finished_before(&self, before_ms: i64) -> Result<Vec<String>, StoreError>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store a database URL names (`sqlite://path` for now).
+pub async fn open(url: &str, clock: std::sync::Arc<dyn Clock>) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        return Ok(std::sync::Arc::new(SqliteStore::open(url, clock).await?));
+    }
+    Err(StoreError::UnsupportedUrl(url.to_string()))
+}

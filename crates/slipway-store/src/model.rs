@@ -1,0 +1,127 @@
+//! Runs as the queue keeps them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunStatus {
+    Queued,
+    Started,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+    Error,
+    Timeout,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Queued,
+        RunStatus::Started,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Canceled,
+        RunStatus::Error,
+        RunStatus::Timeout,
+    ];
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Started | RunStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "Queued",
+            RunStatus::Started => "Started",
+            RunStatus::Running => "Running",
+            RunStatus::Succeeded => "Succeeded",
+            RunStatus::Failed => "Failed",
+            RunStatus::Canceled => "Canceled",
+            RunStatus::Error => "Error",
+            RunStatus::Timeout => "Timeout",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunType {
+    QuickBuild,
+    QuickRun,
+    AutoBuild,
+    AutoRun,
+}
+
+impl RunType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunType::QuickBuild => "QuickBuild",
+            RunType::QuickRun => "QuickRun",
+            RunType::AutoBuild => "AutoBuild",
+            RunType::AutoRun => "AutoRun",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RunType> {
+        [RunType::QuickBuild, RunType::QuickRun, RunType::AutoBuild, RunType::AutoRun]
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// A run to queue. `request` must hold no secret values.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub run_type: RunType,
+    pub task: Option<String>,
+    pub platform: String,
+    pub request: serde_json::Value,
+    pub image_names: Vec<String>,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: String,
+    pub status: RunStatus,
+    pub run_type: RunType,
+    pub task: Option<String>,
+    pub platform: String,
+    pub request: serde_json::Value,
+    pub image_names: Vec<String>,
+    pub create_time: i64,
+    pub start_time: Option<i64>,
+    pub finish_time: Option<i64>,
+    pub last_updated_time: i64,
+    pub output_images: serde_json::Value,
+    pub image_dependencies: serde_json::Value,
+    pub error_message: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires: Option<i64>,
+    pub attempt: i64,
+    pub cancel_requested: bool,
+}
+
+/// Filters and paging for listing runs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<RunStatus>,
+    pub run_type: Option<RunType>,
+    pub task: Option<String>,
+    /// Matches runs whose image names contain this text.
+    pub image: Option<String>,
+    pub limit: u32,
+    /// Only runs created before this run (its `seq`), for paging.
+    pub before_id: Option<String>,
+}

@@ -1,0 +1,165 @@
+//! The queue on a real SQLite file.
+
+use slipway_store::*;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn store(clock: Arc<dyn Clock>) -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("q.db").display());
+    let s = open(&url, clock).await.unwrap();
+    (dir, s)
+}
+
+fn run(id: &str, image: &str) -> NewRun {
+    NewRun {
+        id: id.into(),
+        run_type: RunType::QuickBuild,
+        task: None,
+        platform: "linux/amd64".into(),
+        request: serde_json::json!({"type": "DockerBuildRequest"}),
+        image_names: vec![image.into()],
+    }
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_take_a_run_twice() {
+    let (_d, s) = store(Arc::new(SystemClock)).await;
+    for i in 0..300 {
+        s.enqueue(run(&format!("r{i}"), "img")).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let claimed = s.claim(&format!("w{w}"), 3, Duration::from_secs(30)).await.unwrap();
+                if claimed.is_empty() {
+                    break got;
+                }
+                got.extend(claimed.into_iter().map(|r| r.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 300);
+    assert_eq!(unique.len(), 300);
+}
+
+#[tokio::test]
+async fn claims_are_oldest_first_and_fenced_by_owner_and_attempt() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let (_d, s) = store(clock.clone()).await;
+    s.enqueue(run("a", "x")).await.unwrap();
+    s.enqueue(run("b", "x")).await.unwrap();
+    let c = s.claim("w1", 1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(c[0].id, "a");
+    assert_eq!((c[0].status, c[0].attempt), (RunStatus::Started, 1));
+    assert!(s.mark_running("a", "w1", 1).await.unwrap());
+    assert!(
+        !s.renew("a", "w2", 1, Duration::from_secs(10)).await.unwrap(),
+        "another worker cannot renew"
+    );
+    // The lease expires, the reaper re-queues it once, another worker takes it.
+    clock.advance(11_000);
+    assert_eq!(s.reap(true).await.unwrap(), vec![Reaped::Requeued("a".into())]);
+    let c = s.claim("w2", 1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!((c[0].id.as_str(), c[0].attempt), ("a", 2));
+    // The first worker comes back late: its completion is refused.
+    let done = Completion {
+        status: Some(RunStatus::Succeeded),
+        ..Default::default()
+    };
+    assert!(!s.complete("a", "w1", 1, done.clone()).await.unwrap());
+    assert!(s.complete("a", "w2", 2, done).await.unwrap());
+    assert_eq!(s.get("a").await.unwrap().unwrap().status, RunStatus::Succeeded);
+    // A second loss ends the run as Error, naming the lost worker.
+    let c = s.claim("w3", 1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(c[0].id, "b");
+    clock.advance(11_000);
+    assert_eq!(s.reap(false).await.unwrap(), vec![Reaped::Failed("b".into())]);
+    let b = s.get("b").await.unwrap().unwrap();
+    assert_eq!(b.status, RunStatus::Error);
+    assert!(b.error_message.unwrap().contains("worker running this run was lost"));
+}
+
+#[tokio::test]
+async fn cancel_reaches_queued_and_running_runs() {
+    let (_d, s) = store(Arc::new(SystemClock)).await;
+    s.enqueue(run("q", "x")).await.unwrap();
+    s.enqueue(run("r", "x")).await.unwrap();
+    let c = s.claim("w", 1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(c[0].id, "q");
+    let r = s.request_cancel("r").await.unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Canceled, "a queued run is canceled at once");
+    assert!(
+        s.claim("w", 5, Duration::from_secs(10)).await.unwrap().is_empty(),
+        "a canceled run never starts"
+    );
+    let q = s.request_cancel("q").await.unwrap().unwrap();
+    assert!(
+        q.cancel_requested && q.status == RunStatus::Started,
+        "a running run is asked to stop"
+    );
+    assert!(s.request_cancel("nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn list_filters_and_pages_newest_first() {
+    let (_d, s) = store(Arc::new(SystemClock)).await;
+    for i in 0..5 {
+        s.enqueue(run(&format!("r{i}"), if i % 2 == 0 { "reg/app:1" } else { "reg/other:1" }))
+            .await
+            .unwrap();
+    }
+    let page = s
+        .list(&ListFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r4", "r3"]);
+    let next = s
+        .list(&ListFilter {
+            limit: 2,
+            before_id: Some("r3".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r2", "r1"]);
+    let apps = s
+        .list(&ListFilter {
+            image: Some("app".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(apps.len(), 3);
+    let queued = s
+        .list(&ListFilter {
+            status: Some(RunStatus::Queued),
+            run_type: Some(RunType::QuickBuild),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 5);
+    assert_eq!(s.counts().await.unwrap(), vec![(RunStatus::Queued, 5)]);
+}
+
+#[tokio::test]
+async fn a_restarted_node_expires_its_old_workers_leases() {
+    let (_d, s) = store(Arc::new(SystemClock)).await;
+    s.enqueue(run("a", "x")).await.unwrap();
+    s.claim("node1/old-0", 1, Duration::from_secs(600)).await.unwrap();
+    assert_eq!(s.expire_node_leases("node1/", "node1/new-").await.unwrap(), 1);
+    assert_eq!(s.reap(false).await.unwrap(), vec![Reaped::Failed("a".into())]);
+}
