@@ -287,7 +287,7 @@ fn write_secret_files(dir: &std::path::Path, files: &BTreeMap<String, Vec<u8>>) 
     Ok(())
 }
 
-async fn tear_down(engine: &dyn Engine, cfg: &RunConfig, scratch: &std::path::Path, say: &dyn Fn(&str)) {
+async fn tear_down(engine: &dyn Engine, cfg: &RunConfig, scratch: &std::path::Path, say: &(dyn Fn(&str) + Sync)) {
     match engine.sweep(&cfg.run_id).await {
         Ok(n) => tracing::debug!(run_id = %cfg.run_id, removed = n, "run resources removed"),
         Err(e) => say(&format!("Cleanup of run {} was incomplete: {e}", cfg.run_id)),

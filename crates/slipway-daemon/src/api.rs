@@ -1,0 +1,299 @@
+//! The HTTP API (documented in `docs/api.md`).
+
+use crate::model::{ApiError, ErrorBody, Run, RunRequest, Upload};
+use crate::requests::{self, TaskSource};
+use crate::{logs, sources, uploads, Daemon};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::TryStreamExt;
+use slipway_store::{ListFilter, NewRun, RunStatus, RunType};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Shared = State<Arc<Daemon>>;
+
+pub fn router(d: Arc<Daemon>) -> Router {
+    let api = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/v1/uploads", post(upload).layer(DefaultBodyLimit::disable()))
+        .route("/v1/runs", post(create_run).get(list_runs))
+        .route("/v1/runs/{id}", get(get_run))
+        .route("/v1/runs/{id}/cancel", post(cancel_run))
+        .route("/v1/runs/{id}/log", get(run_log))
+        .layer(middleware::from_fn_with_state(d.clone(), auth));
+    Router::new()
+        .route("/healthz", get(health))
+        .merge(api)
+        .fallback(not_found)
+        .with_state(d)
+}
+
+/// An API error: a status and a message that names what was wrong.
+pub struct Failure(StatusCode, &'static str, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = ApiError {
+            error: ErrorBody {
+                code: self.1.to_string(),
+                message: self.2,
+            },
+        };
+        (self.0, Json(body)).into_response()
+    }
+}
+
+fn bad_request(m: impl Into<String>) -> Failure {
+    Failure(StatusCode::BAD_REQUEST, "BadRequest", m.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    tracing::error!(error = %e, "request failed");
+    Failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "the daemon could not complete the request; see its log".into(),
+    )
+}
+
+async fn not_found() -> Failure {
+    Failure(StatusCode::NOT_FOUND, "NotFound", "no such endpoint".into())
+}
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= (*x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
+}
+
+async fn auth(State(d): Shared, req: Request, next: Next) -> Response {
+    if d.settings.tokens.is_empty() {
+        return next.run(req).await;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if d.settings.tokens.iter().any(|t| same(t.as_bytes(), given.as_bytes())) && !given.is_empty() {
+        return next.run(req).await;
+    }
+    let mut r = Failure(StatusCode::UNAUTHORIZED, "Unauthorized", "a valid bearer token is required".into()).into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+    r
+}
+
+async fn health(State(d): Shared) -> Response {
+    let engine = d.engine.ping().await.map_err(|e| e.to_string());
+    let db = d.store.ping().await.map_err(|e| e.to_string());
+    let body = serde_json::json!({
+        "engine": engine.as_ref().err().cloned().unwrap_or_else(|| "ok".into()),
+        "database": db.as_ref().err().cloned().unwrap_or_else(|| "ok".into()),
+    });
+    let code = if engine.is_ok() && db.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(d): Shared) -> Result<Response, Failure> {
+    let counts = d.store.counts().await.map_err(internal)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], d.metrics.render(&counts)).into_response())
+}
+
+async fn upload(State(d): Shared, body: Body) -> Result<(StatusCode, Json<Upload>), Failure> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let stream = body.into_data_stream().map_err(|e| e.to_string());
+    match uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), d.settings.max_upload_bytes).await {
+        Ok(size) => Ok((
+            StatusCode::CREATED,
+            Json(Upload {
+                source_location: format!("upload://{id}"),
+                id,
+                size,
+            }),
+        )),
+        Err(e) => Err(match e.status() {
+            413 => Failure(StatusCode::PAYLOAD_TOO_LARGE, "UploadTooLarge", e.to_string()),
+            400 => Failure(StatusCode::BAD_REQUEST, "BadUpload", e.to_string()),
+            _ => internal(e),
+        }),
+    }
+}
+
+const REQUEST_TYPES: &str = "DockerBuildRequest, FileTaskRunRequest, EncodedTaskRunRequest";
+
+async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<Run>), Failure> {
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
+    match value.get("type").and_then(|t| t.as_str()) {
+        None => return Err(bad_request(format!("the request has no \"type\"; use one of {REQUEST_TYPES}"))),
+        Some(t) if !REQUEST_TYPES.split(", ").any(|k| k == t) => {
+            return Err(bad_request(format!("unknown request type {t:?}; use one of {REQUEST_TYPES}")))
+        }
+        _ => {}
+    }
+    let request: RunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request: {e}")))?;
+    let source = match &request {
+        RunRequest::DockerBuildRequest(r) => r.source_location.clone(),
+        RunRequest::FileTaskRunRequest(r) => r.source_location.clone(),
+        RunRequest::EncodedTaskRunRequest(r) => r.source_location.clone(),
+    };
+    sources::validate(source.as_deref(), &d.settings.data_dir).map_err(|e| bad_request(format!("sourceLocation: {e}")))?;
+    let prepared = requests::prepare(request).map_err(|e| bad_request(e.0))?;
+    let run_id = slipway_runner::new_run_id();
+    // A task given inline is checked now, with the same messages as `slipway plan`.
+    let job = requests::job(&prepared.stored, prepared.secrets.clone()).map_err(|e| bad_request(e.0))?;
+    if let TaskSource::Text(text) = &job.task {
+        let mut opts = slipway_taskfile::Options::new(slipway_taskfile::RunVars::new(&run_id, &d.settings.registry, chrono::Utc::now()));
+        let mut values = match &job.values_file {
+            Some(requests::ValuesSource::Text(t)) => slipway_taskfile::parse_values("values", t).map_err(|e| bad_request(e.to_string()))?,
+            _ => serde_json::Value::Object(Default::default()),
+        };
+        if let (Some(m), Some(extra)) = (values.as_object_mut(), job.values.as_object()) {
+            m.extend(extra.clone());
+        }
+        opts.values = values;
+        opts.secrets = job.secrets.clone();
+        opts.allow_unknown_keys = d.settings.allow_unknown_keys;
+        opts.allow_privileged = d.settings.allow_privileged;
+        opts.image_aliases = d.settings.image_aliases.clone();
+        let redactor = slipway_runner::Redactor::new(job.secrets.values().cloned().collect());
+        // Files the task names (alias src) live in the source, which is not fetched yet.
+        let skip = |_: &str| Ok(String::new());
+        if let Err(e) = slipway_taskfile::load("task", text, &opts, &skip) {
+            return Err(bad_request(redactor.mask(&e.to_string())));
+        }
+    }
+    if !prepared.secrets.is_empty() {
+        write_secrets(&d.secrets_path(&run_id), &prepared.secrets).map_err(internal)?;
+    }
+    let record = d
+        .store
+        .enqueue(NewRun {
+            id: run_id,
+            run_type: prepared.run_type,
+            task: None,
+            platform: prepared.platform,
+            request: prepared.stored,
+            image_names: prepared.image_names,
+        })
+        .await
+        .map_err(internal)?;
+    d.wake.notify_one();
+    Ok((StatusCode::CREATED, Json(Run::from(&record))))
+}
+
+fn write_secrets(path: &std::path::Path, secrets: &std::collections::BTreeMap<String, String>) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(&serde_json::to_vec(secrets)?)?;
+    f.sync_all()
+}
+
+async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -> Result<Json<serde_json::Value>, Failure> {
+    let mut f = ListFilter::default();
+    for (k, v) in &q {
+        match k.as_str() {
+            "status" => f.status = Some(RunStatus::parse(v).ok_or_else(|| bad_request(format!("status {v:?} is not a run status")))?),
+            "runType" => f.run_type = Some(RunType::parse(v).ok_or_else(|| bad_request(format!("runType {v:?} is not a run type")))?),
+            "task" => f.task = Some(v.clone()),
+            "image" => f.image = Some(v.clone()),
+            "top" => {
+                f.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &u32| (1..=1000).contains(n))
+                    .ok_or_else(|| bad_request(format!("top {v:?} must be 1 to 1000")))?
+            }
+            "skipToken" => f.before_id = Some(v.clone()),
+            other => return Err(bad_request(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    if f.limit == 0 {
+        f.limit = 50;
+    }
+    let runs = d.store.list(&f).await.map_err(internal)?;
+    let next = if runs.len() as u32 == f.limit {
+        runs.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let value: Vec<Run> = runs.iter().map(Run::from).collect();
+    Ok(Json(serde_json::json!({ "value": value, "nextSkipToken": next })))
+}
+
+async fn find(d: &Daemon, id: &str) -> Result<slipway_store::RunRecord, Failure> {
+    d.store
+        .get(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))
+}
+
+async fn get_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
+    Ok(Json(Run::from(&find(&d, &id).await?)))
+}
+
+async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
+    find(&d, &id).await?;
+    let record = d
+        .store
+        .request_cancel(&id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))?;
+    if let Some(token) = d.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        token.cancel();
+    }
+    Ok(Json(Run::from(&record)))
+}
+
+async fn run_log(
+    State(d): Shared,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    find(&d, &id).await?;
+    let _ = headers;
+    let follow = q.get("follow").is_some_and(|v| v == "true" || v == "1");
+    let offset: u64 = match q.get("offset") {
+        Some(v) => v.parse().map_err(|_| bad_request(format!("offset {v:?} is not a number")))?,
+        None => 0,
+    };
+    let path = logs::log_path(&d.settings.data_dir, &id);
+    let store = d.store.clone();
+    let run_id = id.clone();
+    let finished = move || {
+        let store = store.clone();
+        let id = run_id.clone();
+        async move { store.get(&id).await.ok().flatten().map(|r| r.status.is_finished()).unwrap_or(true) }
+    };
+    let body = Body::from_stream(logs::stream(path, offset, follow, finished));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response())
+}

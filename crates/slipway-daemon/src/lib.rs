@@ -1,0 +1,133 @@
+//! `slipway serve`: accepts work over HTTP, queues it durably, and runs it on a pool
+//! of workers with the same runner as `slipway exec`.
+//!
+//! Requests become runs in the [`slipway_store`] queue; each worker claims one run at
+//! a time under a lease it renews, fetches the run's source (an upload or a git
+//! repository), turns the request into a task file (a quick build is a two-step task),
+//! and hands the plan to [`slipway_runner`]. Logs go to one file per run, which the
+//! API streams from any offset. Secret values live only in a per-run file in the data
+//! directory (mode 0600) until the run ends, never in the database or the logs.
+
+pub mod api;
+mod logs;
+mod metrics;
+pub mod model;
+pub mod requests;
+pub mod settings;
+pub mod sources;
+pub mod uploads;
+mod worker;
+
+pub use settings::Settings;
+
+use anyhow::Context as _;
+use slipway_engine::Engine;
+use slipway_store::{Clock, Store, SystemClock};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What every handler and worker shares.
+pub struct Daemon {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<dyn Engine>,
+    pub clock: Arc<dyn Clock>,
+    /// `node/instance-`: the prefix of this process's worker names.
+    pub instance: String,
+    wake: Notify,
+    metrics: metrics::Metrics,
+    /// Cancel tokens of the runs this process is executing.
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl Daemon {
+    pub fn data(&self, sub: &str) -> PathBuf {
+        self.settings.data_dir.join(sub)
+    }
+
+    pub fn secrets_path(&self, run_id: &str) -> PathBuf {
+        self.data("secrets").join(format!("{run_id}.json"))
+    }
+}
+
+/// Starts the daemon and serves until Ctrl-C or SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if settings.tokens.is_empty() && !settings.listens_on_loopback() {
+        anyhow::bail!(
+            "listening on {} needs at least one token (--token or SLIPWAY_TOKENS); without tokens the daemon only listens on loopback",
+            settings.listen
+        );
+    }
+    for sub in ["uploads", "contexts", "logs", "secrets", "scratch"] {
+        let dir = settings.data_dir.join(sub);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    set_private(&settings.data_dir.join("secrets"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = slipway_store::open(&settings.database, clock.clone())
+        .await
+        .with_context(|| format!("cannot open the database {}", settings.database))?;
+    let docker = slipway_engine::Docker::connect()?;
+    docker.ping().await?;
+    let engine: Arc<dyn Engine> = Arc::new(docker);
+    let instance = format!(
+        "{}/{}-{}-",
+        settings.node,
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let daemon = Arc::new(Daemon {
+        settings,
+        store,
+        engine,
+        clock,
+        instance,
+        wake: Notify::new(),
+        metrics: metrics::Metrics::default(),
+        running: Mutex::new(HashMap::new()),
+    });
+    // Runs this machine was executing before a restart have no worker any more.
+    let node_prefix = format!("{}/", daemon.settings.node);
+    daemon.store.expire_node_leases(&node_prefix, &daemon.instance).await?;
+    worker::reap_once(&daemon).await;
+    let shutdown = CancellationToken::new();
+    for i in 0..daemon.settings.concurrency.max(1) {
+        tokio::spawn(worker::work(daemon.clone(), format!("{}{i}", daemon.instance), shutdown.clone()));
+    }
+    tokio::spawn(worker::housekeeping(daemon.clone(), shutdown.clone()));
+    tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
+    eprintln!("slipway: listening on http://{}", listener.local_addr()?);
+    let app = api::router(daemon.clone());
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            stop.cancel();
+        })
+        .await?;
+    // Stop the runs this process holds; their containers are removed by the runner.
+    for token in daemon.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        token.cancel();
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+fn set_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}

@@ -1,0 +1,71 @@
+//! Run logs: one file per run, appended line by line, read from any offset.
+
+use bytes::Bytes;
+use futures_util::Stream;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub fn log_path(data_dir: &Path, run_id: &str) -> PathBuf {
+    data_dir.join("logs").join(format!("{run_id}.log"))
+}
+
+/// A sink that appends lines to a run's log file. Each line is written whole and
+/// flushed, so a crash loses at most the line being written.
+pub fn file_sink(path: &Path) -> std::io::Result<slipway_engine::LogSink> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = Arc::new(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?));
+    Ok(Arc::new(move |line: &str| {
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }))
+}
+
+fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    f.take(1 << 20).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The log from `offset`; with `follow`, keeps streaming until `finished()` says the
+/// run has ended and everything written by then has been sent.
+pub fn stream<F, Fut>(path: PathBuf, offset: u64, follow: bool, finished: F) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let finished = Arc::new(finished);
+    futures_util::stream::unfold(Some(offset), move |state| {
+        let path = path.clone();
+        let finished = finished.clone();
+        async move {
+            let mut offset = state?;
+            loop {
+                // Whether the run had ended is checked before reading, so the last read
+                // after the end sees everything the run wrote.
+                let ended = !follow || finished().await;
+                let chunk = match read_from(&path, offset) {
+                    Ok(c) => c,
+                    Err(e) => return Some((Err(e), None)),
+                };
+                if !chunk.is_empty() {
+                    offset += chunk.len() as u64;
+                    return Some((Ok(Bytes::from(chunk)), Some(offset)));
+                }
+                if ended {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }
+    })
+}

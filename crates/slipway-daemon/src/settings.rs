@@ -1,0 +1,183 @@
+//! The daemon's settings: defaults, then the config file, then `SLIPWAY_<NAME>`
+//! environment variables, then command-line flags (the caller applies those last).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Everything `slipway serve` can be told. Field names are the config file's keys;
+/// each is also read from `SLIPWAY_<NAME>` (upper case), e.g. `SLIPWAY_CONCURRENCY=4`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where uploads, contexts, logs and per-run secret files live.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` (default `./slipway.db`); `postgres://…` is for the fleet mode.
+    pub database: String,
+    /// Runs executed at once by this daemon.
+    pub concurrency: u32,
+    /// Bearer tokens accepted by the API. With none, the daemon only listens on loopback
+    /// and asks for no token.
+    pub tokens: Vec<String>,
+    /// Largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// Days to keep the contexts and logs of finished runs.
+    pub retention_days: u64,
+    /// How long a worker's claim on a run lasts without renewal, in seconds.
+    pub lease_seconds: u64,
+    /// Re-queue a run once when its worker is lost, instead of ending it as Error.
+    pub requeue_lost_runs: bool,
+    pub allow_unknown_keys: bool,
+    pub allow_privileged: bool,
+    pub mount_docker_socket: bool,
+    /// `cmd` image aliases, e.g. `bash = "busybox:latest"`.
+    pub image_aliases: BTreeMap<String, String>,
+    /// Registry credentials: registry host → `user:password`.
+    pub registry_credentials: BTreeMap<String, String>,
+    /// Name of this machine in the fleet; worker names start with it.
+    pub node: String,
+    pub sandbox_image: String,
+    /// The registry runs build for (`{{.Run.Registry}}`, `$Registry`).
+    pub registry: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./slipway-data"),
+            database: "sqlite://./slipway.db".into(),
+            concurrency: 2,
+            tokens: Vec::new(),
+            max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            retention_days: 7,
+            lease_seconds: 15,
+            requeue_lost_runs: false,
+            allow_unknown_keys: false,
+            allow_privileged: false,
+            mount_docker_socket: true,
+            image_aliases: BTreeMap::new(),
+            registry_credentials: BTreeMap::new(),
+            node: hostname(),
+            sandbox_image: "busybox:latest".into(),
+            registry: String::new(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+}
+
+impl Settings {
+    /// Defaults, overlaid by `file` when given, then by `SLIPWAY_*` variables.
+    pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Settings, SettingsError> {
+        let mut s = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| SettingsError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Settings::default(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("SLIPWAY_") else { continue };
+            s.apply_env(&name, &key.to_ascii_lowercase(), &value)?;
+        }
+        Ok(s)
+    }
+
+    fn apply_env(&mut self, name: &str, key: &str, value: &str) -> Result<(), SettingsError> {
+        let bad = |message: String| SettingsError::Env {
+            name: name.to_string(),
+            message,
+        };
+        let num = |v: &str| v.parse::<u64>().map_err(|_| bad(format!("{v:?} is not a whole number")));
+        let flag = |v: &str| match v {
+            "1" | "true" | "yes" => Ok(true),
+            "0" | "false" | "no" => Ok(false),
+            _ => Err(bad(format!("{v:?} is not true or false"))),
+        };
+        match key {
+            "listen" => self.listen = value.into(),
+            "data_dir" => self.data_dir = value.into(),
+            "database" => self.database = value.into(),
+            "concurrency" => self.concurrency = num(value)? as u32,
+            "tokens" | "token" => {
+                self.tokens = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "max_upload_bytes" => self.max_upload_bytes = num(value)?,
+            "retention_days" => self.retention_days = num(value)?,
+            "lease_seconds" => self.lease_seconds = num(value)?,
+            "requeue_lost_runs" => self.requeue_lost_runs = flag(value)?,
+            "allow_unknown_keys" => self.allow_unknown_keys = flag(value)?,
+            "allow_privileged" => self.allow_privileged = flag(value)?,
+            "mount_docker_socket" => self.mount_docker_socket = flag(value)?,
+            "node" => self.node = value.into(),
+            "sandbox_image" => self.sandbox_image = value.into(),
+            "registry" => self.registry = value.into(),
+            // Variables the client and other commands read.
+            "server" | "credential" | "log" | "test_registry" | "test_base_image" | "testbed_dir" | "test_registry_port" | "bin" => {}
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the listen address is loopback only.
+    pub fn listens_on_loopback(&self) -> bool {
+        self.listen.starts_with("127.") || self.listen.starts_with("localhost:") || self.listen.starts_with("[::1]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = std::env::temp_dir().join(format!("slipway-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("slipway.toml");
+        std::fs::write(&file, "concurrency = 5\ntokens = [\"a\"]\n[image_aliases]\nbash = \"busybox\"\n").unwrap();
+        let env = vec![
+            ("SLIPWAY_CONCURRENCY".to_string(), "7".to_string()),
+            ("SLIPWAY_LISTEN".to_string(), "127.0.0.1:9".to_string()),
+        ];
+        let s = Settings::load(Some(&file), env.into_iter()).unwrap();
+        assert_eq!((s.concurrency, s.listen.as_str(), s.tokens.len()), (7, "127.0.0.1:9", 1));
+        assert_eq!(s.image_aliases["bash"], "busybox");
+        std::fs::write(&file, "concurency = 5\n").unwrap();
+        let e = Settings::load(Some(&file), std::iter::empty()).unwrap_err().to_string();
+        assert!(e.contains("concurency"), "{e}");
+        let e = Settings::load(None, vec![("SLIPWAY_CONCURRENCY".to_string(), "many".to_string())].into_iter())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SLIPWAY_CONCURRENCY"), "{e}");
+    }
+}

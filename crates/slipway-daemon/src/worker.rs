@@ -1,0 +1,360 @@
+//! Workers: claim a run, keep its lease, run it, record how it ended.
+
+use crate::requests::{self, TaskSource, ValuesSource};
+use crate::{logs, sources, Daemon};
+use slipway_reference::Reference;
+use slipway_runner::{RunConfig, RunReport, StepStatus};
+use slipway_store::{Completion, Reaped, RunRecord, RunStatus};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// One worker: claims and runs one run at a time until shutdown.
+pub async fn work(d: Arc<Daemon>, name: String, shutdown: CancellationToken) {
+    let lease = Duration::from_secs(d.settings.lease_seconds.max(3));
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match d.store.claim(&name, 1, lease).await {
+            Ok(runs) if !runs.is_empty() => {
+                for run in runs {
+                    execute(&d, &name, run, lease).await;
+                }
+            }
+            Ok(_) => {
+                tokio::select! {
+                    _ = d.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %name, error = %e, "claiming a run failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Reaps lost runs, sweeps their containers, and purges old files, periodically.
+pub async fn housekeeping(d: Arc<Daemon>, shutdown: CancellationToken) {
+    let mut ticks = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        reap_once(&d).await;
+        ticks += 1;
+        if ticks % 300 == 1 {
+            purge(&d).await;
+        }
+    }
+}
+
+pub async fn reap_once(d: &Arc<Daemon>) {
+    match d.store.reap(d.settings.requeue_lost_runs).await {
+        Ok(reaped) => {
+            for r in reaped {
+                let (id, line) = match &r {
+                    Reaped::Failed(id) => (id, "The worker running this run was lost; the run ended as Error."),
+                    Reaped::Requeued(id) => (id, "The worker running this run was lost; the run was queued again."),
+                };
+                tracing::warn!(run_id = %id, "{line}");
+                if let Ok(sink) = logs::file_sink(&logs::log_path(&d.settings.data_dir, id)) {
+                    sink(line);
+                }
+                if let Err(e) = d.engine.sweep(id).await {
+                    tracing::warn!(run_id = %id, error = %e, "removing a lost run's containers failed");
+                }
+                if matches!(r, Reaped::Failed(_)) {
+                    let _ = std::fs::remove_file(d.secrets_path(id));
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reaping lost runs failed"),
+    }
+}
+
+/// Removes the contexts and logs of runs that ended more than `retention_days` ago.
+/// Only finished runs are ever purged.
+async fn purge(d: &Arc<Daemon>) {
+    let cutoff = d.clock.now_ms() - (d.settings.retention_days as i64) * 86_400_000;
+    let Ok(ids) = d.store.finished_before(cutoff).await else { return };
+    for id in ids {
+        let _ = std::fs::remove_dir_all(d.data("contexts").join(&id));
+        let _ = std::fs::remove_file(logs::log_path(&d.settings.data_dir, &id));
+    }
+    let Ok(entries) = std::fs::read_dir(d.data("uploads")) else {
+        return;
+    };
+    let max_age = Duration::from_secs(d.settings.retention_days * 86_400);
+    for e in entries.flatten() {
+        if e.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > max_age)
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+async fn execute(d: &Arc<Daemon>, worker: &str, run: RunRecord, lease: Duration) {
+    let id = run.id.clone();
+    let cancel = CancellationToken::new();
+    d.running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), cancel.clone());
+    let _ = d.store.mark_running(&id, worker, run.attempt).await;
+    // Keep the lease; stop if the run is taken from us or canceled.
+    let keeper = {
+        let d = d.clone();
+        let (id, worker, attempt, cancel) = (id.clone(), worker.to_string(), run.attempt, cancel.clone());
+        tokio::spawn(async move {
+            let mut last_renew = std::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = cancel.cancelled() => return,
+                }
+                if let Ok(Some(r)) = d.store.get(&id).await {
+                    if r.cancel_requested {
+                        cancel.cancel();
+                        return;
+                    }
+                }
+                if last_renew.elapsed() >= lease / 3 {
+                    last_renew = std::time::Instant::now();
+                    match d.store.renew(&id, &worker, attempt, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(run_id = %id, "lost the lease on this run; stopping it");
+                            cancel.cancel();
+                            return;
+                        }
+                        Err(e) => tracing::warn!(run_id = %id, error = %e, "renewing the lease failed"),
+                    }
+                }
+            }
+        })
+    };
+    let log = match logs::file_sink(&logs::log_path(&d.settings.data_dir, &id)) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(run_id = %id, error = %e, "cannot write the run's log");
+            Arc::new(|_: &str| {})
+        }
+    };
+    let done = run_one(d, &run, log.clone(), cancel.clone()).await;
+    keeper.abort();
+    let status = done.status;
+    if !d.store.complete(&id, worker, run.attempt, done).await.unwrap_or(false) {
+        tracing::warn!(run_id = %id, "the run was no longer ours when it ended; its result was dropped");
+    }
+    log(&format!("Run {id} ended: {}", status.map(|s| s.to_string()).unwrap_or_default()));
+    let _ = std::fs::remove_file(d.secrets_path(&id));
+    d.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+}
+
+fn read_secrets(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn failed(status: RunStatus, message: String) -> Completion {
+    Completion {
+        status: Some(status),
+        error_message: Some(message),
+        ..Default::default()
+    }
+}
+
+/// Reads a file of the source, refusing paths that leave it.
+fn read_in(dir: &Path, rel: &str) -> Result<String, String> {
+    let p = Path::new(rel);
+    if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(format!("{rel:?} must be a relative path inside the source"));
+    }
+    std::fs::read_to_string(dir.join(p)).map_err(|e| format!("cannot read {rel} from the source: {e}"))
+}
+
+async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
+    let secrets = read_secrets(&d.secrets_path(&run.id));
+    let redactor = slipway_runner::Redactor::new(secrets.values().cloned().collect());
+    let say = |line: &str| log(&redactor.mask(line));
+    let job = match requests::job(&run.request, secrets) {
+        Ok(j) => j,
+        Err(e) => return failed(RunStatus::Error, e.0),
+    };
+    let location = run.request.get("sourceLocation").and_then(|v| v.as_str()).map(str::to_string);
+    let dest = d.data("contexts").join(&run.id);
+    let data_dir = d.settings.data_dir.clone();
+    say(&format!("Run {} started on {}", run.id, d.settings.node));
+    if let Some(l) = &location {
+        say(&format!("Fetching the source {l}"));
+    }
+    let fetched = tokio::task::spawn_blocking({
+        let dest = dest.clone();
+        move || sources::fetch(location.as_deref(), &data_dir, &dest)
+    })
+    .await;
+    let source = match fetched {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let m = redactor.mask(&format!("cannot fetch the source: {e}"));
+            say(&m);
+            return failed(RunStatus::Failed, m);
+        }
+        Err(e) => return failed(RunStatus::Error, e.to_string()),
+    };
+    if !source.commit.is_empty() {
+        say(&format!(
+            "Source at commit {} {}",
+            source.commit,
+            if source.branch.is_empty() {
+                String::new()
+            } else {
+                format!("(branch {})", source.branch)
+            }
+        ));
+    }
+    let (file_name, text) = match &job.task {
+        TaskSource::Text(t) => ("task".to_string(), t.clone()),
+        TaskSource::File(rel) => match read_in(&source.dir, rel) {
+            Ok(t) => (rel.clone(), t),
+            Err(e) => {
+                say(&e);
+                return failed(RunStatus::Failed, e);
+            }
+        },
+    };
+    let mut values = match &job.values_file {
+        None => serde_json::Value::Object(Default::default()),
+        Some(v) => {
+            let (name, text) = match v {
+                ValuesSource::Text(t) => ("values".to_string(), Ok(t.clone())),
+                ValuesSource::File(rel) => (rel.clone(), read_in(&source.dir, rel)),
+            };
+            match text
+                .map_err(|e| e)
+                .and_then(|t| slipway_taskfile::parse_values(&name, &t).map_err(|e| e.to_string()))
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    say(&e);
+                    return failed(RunStatus::Failed, e);
+                }
+            }
+        }
+    };
+    if let (Some(m), Some(extra)) = (values.as_object_mut(), job.values.as_object()) {
+        m.extend(extra.clone());
+    }
+    let mut run_vars = slipway_taskfile::RunVars::new(&run.id, &d.settings.registry, chrono::Utc::now());
+    run_vars.commit = source.commit.clone();
+    run_vars.branch = source.branch.clone();
+    run_vars.repository = source.repository.clone();
+    run_vars.task_name = run.task.clone().unwrap_or_else(|| "quickrun".into());
+    let mut opts = slipway_taskfile::Options::new(run_vars);
+    opts.values = values;
+    opts.secrets = job.secrets.clone();
+    opts.allow_unknown_keys = d.settings.allow_unknown_keys;
+    opts.allow_privileged = d.settings.allow_privileged;
+    opts.image_aliases = d.settings.image_aliases.clone();
+    let base = source.dir.clone();
+    let read = move |p: &str| read_in(&base, p);
+    let plan = match slipway_taskfile::load(&file_name, &text, &opts, &read) {
+        Ok(l) => {
+            for w in &l.warnings {
+                say(&format!("warning: {w}"));
+            }
+            l.plan
+        }
+        Err(e) => {
+            let m = redactor.mask(&e.to_string());
+            say(&format!("error: {m}"));
+            return failed(RunStatus::Failed, m);
+        }
+    };
+    let credentials: Vec<_> = d
+        .settings
+        .registry_credentials
+        .iter()
+        .filter_map(|(registry, up)| {
+            up.split_once(':').map(|(u, p)| slipway_engine::RegistryCredential {
+                registry: registry.clone(),
+                username: u.into(),
+                password: p.into(),
+            })
+        })
+        .collect();
+    let mut cfg = RunConfig::new(&run.id, source.dir.clone());
+    cfg.mount_docker_socket = d.settings.mount_docker_socket;
+    cfg.secret_values = job
+        .secrets
+        .values()
+        .cloned()
+        .chain(credentials.iter().map(|c| c.password.clone()))
+        .collect();
+    cfg.credentials = credentials;
+    cfg.scratch_dir = d.data("scratch");
+    cfg.sandbox_image = d.settings.sandbox_image.clone();
+    let report = slipway_runner::run(d.engine.clone(), plan.clone(), cfg, log.clone(), cancel.clone()).await;
+    for s in &report.steps {
+        if s.status != StepStatus::Skipped {
+            let kind = plan.steps.iter().find(|p| p.id == s.id).map(|p| p.type_name()).unwrap_or("cmd");
+            d.metrics.record_step(kind, s.duration_secs);
+        }
+    }
+    completion(&report)
+}
+
+fn reference_json(image: &str) -> serde_json::Value {
+    match Reference::parse(image) {
+        Ok(r) => {
+            serde_json::json!({"registry": r.registry, "repository": r.repository, "tag": r.tag(), "digest": r.digest.clone().unwrap_or_default()})
+        }
+        Err(_) => serde_json::json!({"reference": image}),
+    }
+}
+
+fn completion(report: &RunReport) -> Completion {
+    let status = if report.succeeded {
+        RunStatus::Succeeded
+    } else if report.canceled {
+        RunStatus::Canceled
+    } else if report.timed_out {
+        RunStatus::Timeout
+    } else if report.steps.is_empty() {
+        RunStatus::Error
+    } else {
+        RunStatus::Failed
+    };
+    let dependencies: Vec<serde_json::Value> = report
+        .dependencies
+        .iter()
+        .flat_map(|d| {
+            d.images.iter().map(move |image| {
+                serde_json::json!({
+                    "image": reference_json(image),
+                    "runtimeDependency": d.runtime.as_deref().map(reference_json),
+                    "buildtimeDependency": d.buildtime.iter().map(|b| reference_json(b)).collect::<Vec<_>>(),
+                })
+            })
+        })
+        .collect();
+    Completion {
+        status: Some(status),
+        output_images: serde_json::to_value(&report.output_images).unwrap_or_default(),
+        image_dependencies: serde_json::Value::Array(dependencies),
+        error_message: report.error.clone(),
+    }
+}
