@@ -1,5 +1,7 @@
 //! `slipway`: the command line. It wires the crates together and owns all printing.
 
+mod client;
+
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use slipway_engine::{Docker, Engine, RegistryCredential};
@@ -28,6 +30,76 @@ enum Command {
     Plan(PlanArgs),
     /// Print a Dockerfile's image dependencies as JSON.
     Scan(ScanArgs),
+    /// Run the daemon: the HTTP API, the job queue and its workers.
+    Serve(ServeArgs),
+    /// Queue a quick build on the daemon (like `az acr build`) and stream its log.
+    Build {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(flatten)]
+        args: client::BuildArgs,
+    },
+    /// Queue a task run on the daemon (like `az acr run`) and stream its log.
+    Run {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(flatten)]
+        args: client::RunArgs,
+    },
+    /// List, show or cancel runs on the daemon.
+    Runs {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(subcommand)]
+        command: client::RunsCommand,
+    },
+    /// Print a run's log; -f follows it until the run ends.
+    Logs {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        run_id: String,
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A TOML config file; `SLIPWAY_<NAME>` variables and these flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    listen: Option<String>,
+    #[arg(long = "data-dir")]
+    data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://…`.
+    #[arg(long)]
+    database: Option<String>,
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// A bearer token clients must present (repeatable).
+    #[arg(long = "token")]
+    token: Vec<String>,
+    /// The registry runs build for (`$Registry`).
+    #[arg(long)]
+    registry: Option<String>,
+    #[arg(long = "retention-days")]
+    retention_days: Option<u64>,
+    #[arg(long = "lease-seconds")]
+    lease_seconds: Option<u64>,
+    /// Re-queue a run once when its worker is lost instead of ending it as Error.
+    #[arg(long = "requeue-lost-runs")]
+    requeue_lost_runs: bool,
+    #[arg(long = "max-upload-bytes")]
+    max_upload_bytes: Option<u64>,
+    #[arg(long)]
+    allow_unknown_keys: bool,
+    #[arg(long)]
+    allow_privileged: bool,
+    #[arg(long = "image-alias", value_name = "ALIAS=IMAGE")]
+    image_alias: Vec<String>,
+    #[arg(long = "sandbox-image")]
+    sandbox_image: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -120,6 +192,11 @@ fn main() -> ExitCode {
         Command::Exec(a) => exec(a),
         Command::Plan(a) => plan(a).map(|_| ExitCode::SUCCESS),
         Command::Scan(a) => scan(a).map(|_| ExitCode::SUCCESS),
+        Command::Serve(a) => serve(a).map(|_| ExitCode::SUCCESS),
+        Command::Build { server, args } => block_on(client::build(&server, args)),
+        Command::Run { server, args } => block_on(client::run(&server, args)),
+        Command::Runs { server, command } => block_on(client::runs(&server, command)),
+        Command::Logs { server, run_id, follow } => block_on(client::logs(&server, &run_id, follow)),
     };
     match result {
         Ok(code) => code,
@@ -128,6 +205,49 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Runtime::new()?.block_on(f)
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let mut s = slipway_daemon::Settings::load(a.config.as_deref(), std::env::vars())?;
+    if let Some(v) = a.listen {
+        s.listen = v;
+    }
+    if let Some(v) = a.data_dir {
+        s.data_dir = v;
+    }
+    if let Some(v) = a.database {
+        s.database = v;
+    }
+    if let Some(v) = a.concurrency {
+        s.concurrency = v;
+    }
+    if !a.token.is_empty() {
+        s.tokens = a.token;
+    }
+    if let Some(v) = a.registry {
+        s.registry = v;
+    }
+    if let Some(v) = a.retention_days {
+        s.retention_days = v;
+    }
+    if let Some(v) = a.lease_seconds {
+        s.lease_seconds = v;
+    }
+    if let Some(v) = a.max_upload_bytes {
+        s.max_upload_bytes = v;
+    }
+    if let Some(v) = a.sandbox_image {
+        s.sandbox_image = v;
+    }
+    s.requeue_lost_runs |= a.requeue_lost_runs;
+    s.allow_unknown_keys |= a.allow_unknown_keys;
+    s.allow_privileged |= a.allow_privileged;
+    s.image_aliases.extend(pairs(&a.image_alias, "--image-alias")?);
+    block_on(slipway_daemon::serve(s))
 }
 
 fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>> {

@@ -54,7 +54,7 @@ impl Daemon {
 }
 
 /// Starts the daemon and serves until Ctrl-C or SIGTERM.
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     if settings.tokens.is_empty() && !settings.listens_on_loopback() {
         anyhow::bail!(
             "listening on {} needs at least one token (--token or SLIPWAY_TOKENS); without tokens the daemon only listens on loopback",
@@ -66,6 +66,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     set_private(&settings.data_dir.join("secrets"));
+    // Contexts are bind-mounted into containers, which needs absolute paths.
+    settings.data_dir = settings
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", settings.data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = slipway_store::open(&settings.database, clock.clone())
         .await

@@ -1,0 +1,494 @@
+//! The `az acr build` / `az acr run`-style client of `slipway serve`.
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use base64::Engine as _;
+use clap::{Args, Subcommand, ValueEnum};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use slipway_daemon::model::{Argument, Run, Upload};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// The daemon's address.
+    #[arg(long, env = "SLIPWAY_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    pub server: String,
+    /// A bearer token the daemon accepts.
+    #[arg(long, env = "SLIPWAY_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct WaitArgs {
+    /// Do not stream the log; wait quietly and print the final status.
+    #[arg(long)]
+    pub no_logs: bool,
+    /// Print the run id and return at once.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// The run's time limit in seconds.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Image name and tag (repeatable).
+    #[arg(short = 't', long = "image")]
+    pub image: Vec<String>,
+    /// The Dockerfile, relative to the context.
+    #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
+    pub file: String,
+    /// `NAME=VALUE`, or `NAME` to take the value from the environment (repeatable).
+    #[arg(long = "build-arg")]
+    pub build_arg: Vec<String>,
+    /// Like --build-arg, but the value is secret: never logged, stored or shown.
+    #[arg(long = "secret-build-arg")]
+    pub secret_build_arg: Vec<String>,
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Build without pushing.
+    #[arg(long)]
+    pub no_push: bool,
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    /// A directory, a git URL (`…/repo.git#ref:subfolder`), or /dev/null.
+    pub context: String,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The task file, relative to the context (or a local file when the context is /dev/null).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    #[arg(long = "set-secret", value_name = "NAME=VALUE")]
+    pub set_secret: Vec<String>,
+    /// A values file, relative to the context (or local with /dev/null).
+    #[arg(long)]
+    pub values: Option<String>,
+    /// Run one command instead of a task file: `"IMAGE ARGS"`.
+    #[arg(long)]
+    pub cmd: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    pub context: String,
+}
+
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long = "run-type")]
+        run_type: Option<String>,
+        #[arg(long)]
+        task: Option<String>,
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        top: u32,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Show one run.
+    Show {
+        run_id: String,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Cancel a queued or running run.
+    Cancel {
+        run_id: String,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(s: &ServerArgs) -> Client {
+        Client {
+            base: s.server.trim_end_matches('/').to_string(),
+            token: s.token.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn send(&self, r: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = r
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body["error"]["message"].as_str().unwrap_or("no message").to_string();
+            bail!("the daemon refused the request ({status}): {msg}");
+        }
+        Ok(body)
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Run> {
+        Ok(serde_json::from_value(
+            self.send(self.req(reqwest::Method::GET, &format!("/v1/runs/{id}"))).await?,
+        )?)
+    }
+}
+
+fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>> {
+    list.iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => std::env::var(p)
+                .map(|v| (p.clone(), v))
+                .map_err(|_| anyhow!("{flag} {p}: no value given and no environment variable {p}")),
+        })
+        .collect()
+}
+
+/// Packs and uploads a directory, or passes a git URL through; `None` for /dev/null.
+async fn source(client: &Client, context: &str, dockerfile: &str) -> Result<Option<String>> {
+    if context == "/dev/null" {
+        return Ok(None);
+    }
+    if slipway_daemon::sources::is_git(context) {
+        return Ok(Some(context.to_string()));
+    }
+    let dir = PathBuf::from(context);
+    if !dir.is_dir() {
+        bail!("context {context} is not a directory, a git URL or /dev/null");
+    }
+    let archive = tempfile::NamedTempFile::new()?;
+    eprintln!("Packing the source code into {}…", archive.path().display());
+    {
+        let dir = dir.clone();
+        let dockerfile = dockerfile.to_string();
+        let file = archive.reopen()?;
+        tokio::task::spawn_blocking(move || slipway_daemon::uploads::pack(&dir, &dockerfile, std::io::BufWriter::new(file))).await??;
+    }
+    let size = archive.as_file().metadata()?.len();
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("Uploading {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let file = tokio::fs::File::open(archive.path()).await?;
+    let progress = bar.clone();
+    let stream = tokio_util::io::ReaderStream::new(file).inspect(move |c| {
+        if let Ok(c) = c {
+            progress.inc(c.len() as u64);
+        }
+    });
+    let body = client
+        .send(
+            client
+                .req(reqwest::Method::POST, "/v1/uploads")
+                .body(reqwest::Body::wrap_stream(stream)),
+        )
+        .await?;
+    bar.finish_and_clear();
+    let upload: Upload = serde_json::from_value(body)?;
+    eprintln!("Sending context ({} bytes) to the daemon: done.", upload.size);
+    Ok(Some(upload.source_location))
+}
+
+pub async fn build(s: &ServerArgs, a: BuildArgs) -> Result<ExitCode> {
+    let client = Client::new(s);
+    let source = source(&client, &a.context, &a.file).await?;
+    let mut arguments: Vec<Argument> = pairs(&a.build_arg, "--build-arg")?
+        .into_iter()
+        .map(|(name, value)| Argument {
+            name,
+            value,
+            is_secret: false,
+        })
+        .collect();
+    arguments.extend(
+        pairs(&a.secret_build_arg, "--secret-build-arg")?
+            .into_iter()
+            .map(|(name, value)| Argument {
+                name,
+                value,
+                is_secret: true,
+            }),
+    );
+    let body = json!({
+        "type": "DockerBuildRequest",
+        "imageNames": a.image,
+        "isPushEnabled": !a.no_push,
+        "noCache": a.no_cache,
+        "dockerFilePath": a.file,
+        "target": a.target,
+        "arguments": arguments,
+        "platform": a.platform,
+        "timeout": a.wait.timeout,
+        "sourceLocation": source,
+    });
+    submit(&client, body, &a.wait).await
+}
+
+pub async fn run(s: &ServerArgs, a: RunArgs) -> Result<ExitCode> {
+    let client = Client::new(s);
+    let mut values: Vec<Argument> = pairs(&a.set, "--set")?
+        .into_iter()
+        .map(|(name, value)| Argument {
+            name,
+            value,
+            is_secret: false,
+        })
+        .collect();
+    values.extend(pairs(&a.set_secret, "--set-secret")?.into_iter().map(|(name, value)| Argument {
+        name,
+        value,
+        is_secret: true,
+    }));
+    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+    let local = a.context == "/dev/null";
+    let body = match (&a.cmd, &a.file) {
+        (Some(_), Some(_)) => bail!("give either --cmd or -f, not both"),
+        (Some(cmd), None) => {
+            let task = format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd)?);
+            let source = source(&client, &a.context, "Dockerfile").await?;
+            json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64(&task), "values": values, "timeout": a.wait.timeout, "sourceLocation": source})
+        }
+        (None, None) => bail!("give a task file with -f or a command with --cmd"),
+        (None, Some(file)) if local => {
+            let task = std::fs::read_to_string(file).with_context(|| format!("cannot read task file {file}"))?;
+            let vals = a
+                .values
+                .as_deref()
+                .map(std::fs::read_to_string)
+                .transpose()
+                .context("cannot read the values file")?;
+            json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64(&task), "encodedValuesContent": vals.as_deref().map(b64), "values": values, "timeout": a.wait.timeout})
+        }
+        (None, Some(file)) => {
+            if Path::new(&a.context).is_dir() && !Path::new(&a.context).join(file).is_file() {
+                bail!(
+                    "task file {file} is not in the context {}; -f is relative to the context",
+                    a.context
+                );
+            }
+            let source = source(&client, &a.context, "Dockerfile").await?;
+            json!({"type": "FileTaskRunRequest", "taskFilePath": file, "valuesFilePath": a.values, "values": values, "timeout": a.wait.timeout, "sourceLocation": source})
+        }
+    };
+    submit(&client, body, &a.wait).await
+}
+
+async fn submit(client: &Client, body: Value, wait: &WaitArgs) -> Result<ExitCode> {
+    let created = client.send(client.req(reqwest::Method::POST, "/v1/runs").json(&body)).await?;
+    let run: Run = serde_json::from_value(created)?;
+    println!("Queued a run with ID: {}", run.run_id);
+    if wait.no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if wait.no_logs {
+        eprintln!("Waiting for the run to finish…");
+    } else {
+        eprintln!("Waiting for an agent…");
+        stream_log(client, &run.run_id, true).await?;
+    }
+    let end = wait_finished(client, &run.run_id).await?;
+    println!(
+        "Run ID: {} finished with status {}{}",
+        end.run_id,
+        end.status,
+        end.run_error_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+    );
+    Ok(if end.status == "Succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn wait_finished(client: &Client, id: &str) -> Result<Run> {
+    loop {
+        let r = client.run(id).await?;
+        if !matches!(r.status.as_str(), "Queued" | "Started" | "Running") {
+            return Ok(r);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Streams a run's log to stdout; reconnects from the last byte received if the
+/// connection drops, so nothing is lost or repeated.
+pub async fn stream_log(client: &Client, id: &str, follow: bool) -> Result<()> {
+    let mut offset = 0u64;
+    let mut failures = 0;
+    loop {
+        let path = format!("/v1/runs/{id}/log?follow={follow}&offset={offset}");
+        let resp = match client.req(reqwest::Method::GET, &path).send().await {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                let status = r.status();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                bail!(
+                    "cannot read the log ({status}): {}",
+                    body["error"]["message"].as_str().unwrap_or("")
+                );
+            }
+            Err(e) => {
+                failures += 1;
+                if failures > 20 {
+                    return Err(anyhow!(e).context("the log stream kept failing"));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let mut body = resp.bytes_stream();
+        let mut broken = false;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    offset += bytes.len() as u64;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&bytes)?;
+                    out.flush()?;
+                }
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        if !broken {
+            return Ok(());
+        }
+        failures += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn duration(r: &Run) -> String {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    match (r.start_time.as_deref().and_then(parse), r.finish_time.as_deref().and_then(parse)) {
+        (Some(s), Some(f)) => format!("{:.1}s", (f - s).num_milliseconds() as f64 / 1000.0),
+        _ => String::new(),
+    }
+}
+
+fn print_runs(runs: &[Run], output: Output) -> Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(runs)?);
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:<10} {:<12} {:<11} {:<13} {:<26} {:>9}",
+        "RUN ID", "TASK", "PLATFORM", "STATUS", "TRIGGER", "STARTED", "DURATION"
+    );
+    println!("{:-<12} {:-<10} {:-<12} {:-<11} {:-<13} {:-<26} {:->9}", "", "", "", "", "", "", "");
+    for r in runs {
+        let trigger = match r.run_type.as_str() {
+            "QuickBuild" | "QuickRun" => "Manual",
+            _ => "Trigger",
+        };
+        println!(
+            "{:<12} {:<10} {:<12} {:<11} {:<13} {:<26} {:>9}",
+            r.run_id,
+            r.task.as_deref().unwrap_or(""),
+            r.platform.as_string(),
+            r.status,
+            trigger,
+            r.start_time.as_deref().unwrap_or(""),
+            duration(r)
+        );
+    }
+    Ok(())
+}
+
+fn print_run(r: &Run, output: Output) -> Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    print_runs(std::slice::from_ref(r), Output::Table)?;
+    if let Some(e) = &r.run_error_message {
+        println!("\nError: {e}");
+    }
+    if let Some(images) = r.output_images.as_array().filter(|a| !a.is_empty()) {
+        println!("\nOutput images:");
+        for i in images {
+            println!(
+                "  {}/{}:{} {}",
+                i["registry"].as_str().unwrap_or(""),
+                i["repository"].as_str().unwrap_or(""),
+                i["tag"].as_str().unwrap_or(""),
+                i["digest"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn runs(s: &ServerArgs, cmd: RunsCommand) -> Result<ExitCode> {
+    let client = Client::new(s);
+    match cmd {
+        RunsCommand::List {
+            status,
+            run_type,
+            task,
+            image,
+            top,
+            output,
+        } => {
+            let mut q = vec![("top".to_string(), top.to_string())];
+            for (k, v) in [("status", status), ("runType", run_type), ("task", task), ("image", image)] {
+                if let Some(v) = v {
+                    q.push((k.to_string(), v));
+                }
+            }
+            let body = client.send(client.req(reqwest::Method::GET, "/v1/runs").query(&q)).await?;
+            let runs: Vec<Run> = serde_json::from_value(body["value"].clone())?;
+            print_runs(&runs, output)?;
+        }
+        RunsCommand::Show { run_id, output } => print_run(&client.run(&run_id).await?, output)?,
+        RunsCommand::Cancel { run_id, output } => {
+            let body = client
+                .send(client.req(reqwest::Method::POST, &format!("/v1/runs/{run_id}/cancel")))
+                .await?;
+            print_run(&serde_json::from_value(body)?, output)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logs(s: &ServerArgs, run_id: &str, follow: bool) -> Result<ExitCode> {
+    let client = Client::new(s);
+    client.run(run_id).await?;
+    stream_log(&client, run_id, follow).await?;
+    Ok(ExitCode::SUCCESS)
+}
