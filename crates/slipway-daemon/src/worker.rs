@@ -243,10 +243,7 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
                 ValuesSource::Text(t) => ("values".to_string(), Ok(t.clone())),
                 ValuesSource::File(rel) => (rel.clone(), read_in(&source.dir, rel)),
             };
-            match text
-                .map_err(|e| e)
-                .and_then(|t| slipway_taskfile::parse_values(&name, &t).map_err(|e| e.to_string()))
-            {
+            match text.and_then(|t| slipway_taskfile::parse_values(&name, &t).map_err(|e| e.to_string())) {
                 Ok(v) => v,
                 Err(e) => {
                     say(&e);

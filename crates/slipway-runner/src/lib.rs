@@ -175,7 +175,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     for step_report in outcome {
         report.record(step_report);
     }
-    if cancel.is_cancelled() && report.error.is_none() {
+    if cancel.is_cancelled() && !report.timed_out {
         report.canceled = true;
         report.error = Some("the run was canceled".into());
     }

@@ -110,3 +110,4 @@ pub fn step_seconds(stdout: &str, id: &str) -> f64 {
     let words: Vec<&str> = line.split_whitespace().collect();
     words[words.len() - 2].parse().unwrap()
 }
+pub mod daemon;

@@ -1,0 +1,175 @@
+//! A real `slipway serve` process on a free loopback port with its own data dir and
+//! SQLite file, driven over HTTP and through the real client.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token-1";
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub child: Option<Child>,
+    pub extra: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Daemon {
+    pub fn start(extra: &[&str]) -> Daemon {
+        let mut d = Daemon {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("slipway.db")
+    }
+
+    /// Starts (or restarts) the daemon process and waits until it is healthy.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("serve.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
+            .arg(self.data_dir())
+            .arg("--database")
+            .arg(format!("sqlite://{}", self.db().display()))
+            .args(["--token", TOKEN, "--lease-seconds", "4"])
+            .args(&self.extra)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = self.get_raw("/healthz", None) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the daemon did not become healthy:\n{}", self.server_log());
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn client(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        c.env("SLIPWAY_SERVER", self.url())
+            .env("SLIPWAY_TOKEN", TOKEN)
+            .current_dir(super::repo_root());
+        c
+    }
+
+    pub fn get_raw(&self, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
+        let url = format!("{}{path}", self.url());
+        super::rt().block_on(async {
+            let mut r = reqwest::Client::new().get(url);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            let resp = r.send().await.map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            Ok((status, resp.text().await.map_err(|e| e.to_string())?))
+        })
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        self.get_raw(path, Some(TOKEN)).unwrap()
+    }
+
+    pub fn post(&self, path: &str, body: Vec<u8>, token: Option<&str>) -> (u16, String) {
+        let url = format!("{}{path}", self.url());
+        super::rt().block_on(async {
+            let mut r = reqwest::Client::new().post(url).body(body);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        })
+    }
+
+    pub fn run_json(&self, id: &str) -> serde_json::Value {
+        let (code, body) = self.get(&format!("/v1/runs/{id}"));
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn wait_status(&self, id: &str, want: &[&str], limit: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let r = self.run_json(id);
+            if want.iter().any(|w| r["status"] == *w) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} is {} after {limit:?}, not one of {want:?}\n{}",
+                r["status"],
+                self.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Queues an inline task and returns its run id.
+    pub fn queue_task(&self, yaml: &str) -> String {
+        use base64::Engine as _;
+        let body = serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(yaml)});
+        let (code, text) = self.post("/v1/runs", serde_json::to_vec(&body).unwrap(), Some(TOKEN));
+        assert_eq!(code, 201, "{text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["runId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
