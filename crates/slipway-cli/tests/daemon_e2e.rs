@@ -397,6 +397,12 @@ fn every_endpoint_but_health_needs_a_token() {
     }
     assert_eq!(d.post("/v1/uploads", vec![], None).0, 401);
     assert_eq!(d.post("/v1/runs", b"{}".to_vec(), Some("nope")).0, 401);
+    // Every documented endpoint is served (a missing route answers code NotFound).
+    for (method, path) in slipway_daemon::api::ENDPOINTS {
+        let path = path.replace("{id}", "x");
+        let (_, body) = if *method == "GET" { d.get(&path) } else { d.post(&path, b"{}".to_vec(), Some(TOKEN)) };
+        assert!(!body.contains("\"code\":\"NotFound\""), "{method} {path} is not served: {body}");
+    }
     let (code, metrics) = d.get("/metrics");
     assert_eq!(code, 200);
     assert!(

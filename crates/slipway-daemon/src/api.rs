@@ -17,6 +17,18 @@ use std::sync::Arc;
 
 type Shared = State<Arc<Daemon>>;
 
+/// Every endpoint the router serves; `docs/api.md` has a heading for each (a test checks).
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("POST", "/v1/uploads"),
+    ("POST", "/v1/runs"),
+    ("GET", "/v1/runs"),
+    ("GET", "/v1/runs/{id}"),
+    ("POST", "/v1/runs/{id}/cancel"),
+    ("GET", "/v1/runs/{id}/log"),
+];
+
 pub fn router(d: Arc<Daemon>) -> Router {
     let api = Router::new()
         .route("/metrics", get(metrics))
@@ -296,4 +308,17 @@ async fn run_log(
         body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_endpoint_is_documented() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
+        for (method, path) in super::ENDPOINTS {
+            assert!(doc.contains(&format!("### {method} {path}\n")), "docs/api.md lacks ### {method} {path}");
+        }
+        let documented = doc.lines().filter(|l| l.starts_with("### ")).count();
+        assert_eq!(documented, super::ENDPOINTS.len(), "docs/api.md documents an endpoint the router does not serve");
+    }
 }

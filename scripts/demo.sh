@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's first command: on the embedded default (SQLite file, local engine), start
+# `slipway serve`, queue a real build of examples/build-push-run through the client,
+# push it to the local registry, then run a multi-step task file on the daemon.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/testbed.sh)"
+cargo build -q -p slipway-cli
+SLIPWAY=target/debug/slipway
+work=$(mktemp -d)
+port=${SLIPWAY_DEMO_PORT:-8080}
+export SLIPWAY_SERVER="http://127.0.0.1:$port"
+echo "demo: starting slipway serve (data in $work)" >&2
+(cd "$work" && exec "$OLDPWD/$SLIPWAY" serve --listen "127.0.0.1:$port" --registry "$SLIPWAY_TEST_REGISTRY") >"$work/serve.log" 2>&1 &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fsS "$SLIPWAY_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+$SLIPWAY build -t "$SLIPWAY_TEST_REGISTRY/hello-world:demo" --build-arg GREETING=hello examples/build-push-run
+$SLIPWAY run -f acb.yaml --values values.yaml --set who=world examples/values-and-aliases
+$SLIPWAY runs list
