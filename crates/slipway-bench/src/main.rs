@@ -2,6 +2,11 @@
 //! of docker CLI calls doing the same work and against the engine's floor (the bare API
 //! calls), all in this one run on this machine, and prints the ratios with the goals.
 //! Needs the test bed (`scripts/testbed.sh`) and a release build of `slipway`.
+//!
+//! `slipway-bench runner` (the default) measures `slipway exec`; `slipway-bench daemon`
+//! measures the queue and the daemon; `slipway-bench all` does both.
+
+mod daemon;
 
 use anyhow::{bail, Context, Result};
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
@@ -16,6 +21,18 @@ const ROUNDS: usize = 3;
 fn main() -> Result<()> {
     let image = std::env::var("SLIPWAY_TEST_BASE_IMAGE").unwrap_or_else(|_| "slipway-busybox:latest".into());
     let slipway = slipway_binary()?;
+    let which = std::env::args().nth(1).unwrap_or_else(|| "runner".into());
+    match which.as_str() {
+        "runner" => runner(&slipway, &image),
+        "daemon" => daemon::run(&slipway, &image),
+        "all" => runner(&slipway, &image).and_then(|_| daemon::run(&slipway, &image)),
+        other => bail!("unknown benchmark {other:?}: use runner, daemon or all"),
+    }
+}
+
+fn runner(slipway: &Path, image: &str) -> Result<()> {
+    let slipway = slipway.to_path_buf();
+    let image = image.to_string();
     let rt = tokio::runtime::Runtime::new()?;
     let docker = bollard::Docker::connect_with_defaults()?;
     rt.block_on(docker.ping())

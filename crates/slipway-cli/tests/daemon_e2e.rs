@@ -423,6 +423,7 @@ fn secret_values_never_reach_logs_database_api_or_errors() {
         "--no-push",
         "-t",
         "secret-test:1",
+        "--no-cache",
         "--secret-build-arg",
         &format!("TOKEN={secret}"),
         ctx.path().to_str().unwrap(),
