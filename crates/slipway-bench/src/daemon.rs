@@ -63,11 +63,22 @@ fn verdict(ok: bool) -> &'static str {
 
 async fn claim_throughput(n: usize, workers: usize) -> Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
-    let store = slipway_store::open(&format!("sqlite://{}", dir.path().join("bench.db").display()), Arc::new(SystemClock)).await?;
+    let store = slipway_store::open(
+        &format!("sqlite://{}", dir.path().join("bench.db").display()),
+        Arc::new(SystemClock),
+    )
+    .await?;
     let start = Instant::now();
     for i in 0..n {
         store
-            .enqueue(NewRun { id: format!("r{i}"), run_type: RunType::QuickRun, task: None, platform: "linux/amd64".into(), request: serde_json::json!({}), image_names: vec![] })
+            .enqueue(NewRun {
+                id: format!("r{i}"),
+                run_type: RunType::QuickRun,
+                task: None,
+                platform: "linux/amd64".into(),
+                request: serde_json::json!({}),
+                image_names: vec![],
+            })
             .await?;
     }
     let enqueue_rate = n as f64 / start.elapsed().as_secs_f64();
@@ -80,8 +91,20 @@ async fn claim_throughput(n: usize, workers: usize) -> Result<(f64, f64)> {
             let mut done = 0usize;
             loop {
                 let claimed = store.claim(&name, 1, Duration::from_secs(30)).await?;
-                let Some(run) = claimed.into_iter().next() else { return Ok::<_, anyhow::Error>(done) };
-                let ok = store.complete(&run.id, &name, run.attempt, Completion { status: Some(RunStatus::Succeeded), ..Default::default() }).await?;
+                let Some(run) = claimed.into_iter().next() else {
+                    return Ok::<_, anyhow::Error>(done);
+                };
+                let ok = store
+                    .complete(
+                        &run.id,
+                        &name,
+                        run.attempt,
+                        Completion {
+                            status: Some(RunStatus::Succeeded),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
                 if !ok {
                     bail!("completion of {} was refused", run.id);
                 }
@@ -109,7 +132,14 @@ impl Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = std::fs::File::create(dir.join("serve.log"))?;
         let child = Command::new(slipway)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--concurrency", "2", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--concurrency",
+                "2",
+                "--data-dir",
+            ])
             .arg(dir.join("data"))
             .arg("--database")
             .arg(format!("sqlite://{}", dir.join("slipway.db").display()))
@@ -119,7 +149,13 @@ impl Daemon {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if Command::new("curl").args(["-fsS", &format!("{url}/healthz")]).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success() {
+            if Command::new("curl")
+                .args(["-fsS", &format!("{url}/healthz")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?
+                .success()
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -132,7 +168,12 @@ impl Daemon {
 
     fn peak_rss_mib(&self) -> Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).context("no VmHWM")?.parse()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .context("no VmHWM")?
+            .parse()?;
         Ok(kb / 1024.0)
     }
 }
@@ -148,14 +189,18 @@ impl Drop for Daemon {
 async fn first_step_latency(url: &str, image: &str) -> Result<f64> {
     use futures_util::StreamExt;
     let task = format!("steps:\n  - cmd: {image} true\n");
-    let body = serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(task)});
+    let body =
+        serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(task)});
     let client = reqwest::Client::new();
     let start = Instant::now();
     let created: serde_json::Value = client.post(format!("{url}/v1/runs")).json(&body).send().await?.json().await?;
     let id = created["runId"].as_str().context("no run id")?.to_string();
     let mut seen = String::new();
     let elapsed = loop {
-        let resp = client.get(format!("{url}/v1/runs/{id}/log?follow=true&offset={}", seen.len())).send().await?;
+        let resp = client
+            .get(format!("{url}/v1/runs/{id}/log?follow=true&offset={}", seen.len()))
+            .send()
+            .await?;
         let mut stream = resp.bytes_stream();
         let mut found = None;
         while let Some(chunk) = stream.next().await {

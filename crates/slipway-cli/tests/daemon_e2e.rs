@@ -400,7 +400,11 @@ fn every_endpoint_but_health_needs_a_token() {
     // Every documented endpoint is served (a missing route answers code NotFound).
     for (method, path) in slipway_daemon::api::ENDPOINTS {
         let path = path.replace("{id}", "x");
-        let (_, body) = if *method == "GET" { d.get(&path) } else { d.post(&path, b"{}".to_vec(), Some(TOKEN)) };
+        let (_, body) = if *method == "GET" {
+            d.get(&path)
+        } else {
+            d.post(&path, b"{}".to_vec(), Some(TOKEN))
+        };
         assert!(!body.contains("\"code\":\"NotFound\""), "{method} {path} is not served: {body}");
     }
     let (code, metrics) = d.get("/metrics");

@@ -299,7 +299,7 @@ async fn run_log(
         let id = run_id.clone();
         async move { store.get(&id).await.ok().flatten().map(|r| r.status.is_finished()).unwrap_or(true) }
     };
-    let body = Body::from_stream(logs::stream(path, offset, follow, finished));
+    let body = Body::from_stream(logs::stream(path, offset, follow, d.log_appended.clone(), finished));
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -316,9 +316,16 @@ mod tests {
     fn every_endpoint_is_documented() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
         for (method, path) in super::ENDPOINTS {
-            assert!(doc.contains(&format!("### {method} {path}\n")), "docs/api.md lacks ### {method} {path}");
+            assert!(
+                doc.contains(&format!("### {method} {path}\n")),
+                "docs/api.md lacks ### {method} {path}"
+            );
         }
         let documented = doc.lines().filter(|l| l.starts_with("### ")).count();
-        assert_eq!(documented, super::ENDPOINTS.len(), "docs/api.md documents an endpoint the router does not serve");
+        assert_eq!(
+            documented,
+            super::ENDPOINTS.len(),
+            "docs/api.md documents an endpoint the router does not serve"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod api;
 mod logs;
 mod metrics;
 pub mod model;
+mod netpool;
 pub mod requests;
 pub mod settings;
 pub mod sources;
@@ -38,6 +39,9 @@ pub struct Daemon {
     /// `node/instance-`: the prefix of this process's worker names.
     pub instance: String,
     wake: Notify,
+    pool: Arc<netpool::NetworkPool>,
+    /// Notified whenever a run's log grows.
+    log_appended: logs::Appended,
     metrics: metrics::Metrics,
     /// Cancel tokens of the runs this process is executing.
     running: Mutex<HashMap<String, CancellationToken>>,
@@ -46,6 +50,10 @@ pub struct Daemon {
 impl Daemon {
     pub fn data(&self, sub: &str) -> PathBuf {
         self.settings.data_dir.join(sub)
+    }
+
+    pub(crate) fn log_sink(&self, run_id: &str) -> std::io::Result<slipway_engine::LogSink> {
+        logs::file_sink(&logs::log_path(&self.settings.data_dir, run_id), self.log_appended.clone())
     }
 
     pub fn secrets_path(&self, run_id: &str) -> PathBuf {
@@ -87,13 +95,16 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let pool = netpool::NetworkPool::new(engine.clone(), &instance, settings.concurrency.max(1) as usize);
     let daemon = Arc::new(Daemon {
+        pool,
         settings,
         store,
         engine,
         clock,
         instance,
         wake: Notify::new(),
+        log_appended: Arc::new(Notify::new()),
         metrics: metrics::Metrics::default(),
         running: Mutex::new(HashMap::new()),
     });
@@ -101,6 +112,8 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let node_prefix = format!("{}/", daemon.settings.node);
     daemon.store.expire_node_leases(&node_prefix, &daemon.instance).await?;
     worker::reap_once(&daemon).await;
+    daemon.pool.clear_stale(&daemon.settings.node).await;
+    daemon.pool.fill().await;
     let shutdown = CancellationToken::new();
     for i in 0..daemon.settings.concurrency.max(1) {
         tokio::spawn(worker::work(daemon.clone(), format!("{}{i}", daemon.instance), shutdown.clone()));
@@ -121,6 +134,7 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         token.cancel();
     }
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    daemon.pool.drain().await;
     Ok(())
 }
 

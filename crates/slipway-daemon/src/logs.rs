@@ -11,9 +11,12 @@ pub fn log_path(data_dir: &Path, run_id: &str) -> PathBuf {
     data_dir.join("logs").join(format!("{run_id}.log"))
 }
 
+/// Wakes log followers when any log grows, so they need not poll.
+pub type Appended = Arc<tokio::sync::Notify>;
+
 /// A sink that appends lines to a run's log file. Each line is written whole and
 /// flushed, so a crash loses at most the line being written.
-pub fn file_sink(path: &Path) -> std::io::Result<slipway_engine::LogSink> {
+pub fn file_sink(path: &Path, appended: Appended) -> std::io::Result<slipway_engine::LogSink> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -21,6 +24,8 @@ pub fn file_sink(path: &Path) -> std::io::Result<slipway_engine::LogSink> {
     Ok(Arc::new(move |line: &str| {
         let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
         let _ = f.write_all(format!("{line}\n").as_bytes());
+        drop(f);
+        appended.notify_waiters();
     }))
 }
 
@@ -38,7 +43,13 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
 
 /// The log from `offset`; with `follow`, keeps streaming until `finished()` says the
 /// run has ended and everything written by then has been sent.
-pub fn stream<F, Fut>(path: PathBuf, offset: u64, follow: bool, finished: F) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
+pub fn stream<F, Fut>(
+    path: PathBuf,
+    offset: u64,
+    follow: bool,
+    appended: Appended,
+    finished: F,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -47,9 +58,14 @@ where
     futures_util::stream::unfold(Some(offset), move |state| {
         let path = path.clone();
         let finished = finished.clone();
+        let appended = appended.clone();
         async move {
             let mut offset = state?;
             loop {
+                // Registered before reading, so a line written in between still wakes us.
+                let woken = appended.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
                 // Whether the run had ended is checked before reading, so the last read
                 // after the end sees everything the run wrote.
                 let ended = !follow || finished().await;
@@ -64,7 +80,8 @@ where
                 if ended {
                     return None;
                 }
-                tokio::time::sleep(Duration::from_millis(150)).await;
+                // The end of a run writes a last line, which wakes us; the timeout is a backstop.
+                let _ = tokio::time::timeout(Duration::from_millis(500), woken).await;
             }
         }
     })

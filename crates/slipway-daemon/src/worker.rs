@@ -64,7 +64,7 @@ pub async fn reap_once(d: &Arc<Daemon>) {
                     Reaped::Requeued(id) => (id, "The worker running this run was lost; the run was queued again."),
                 };
                 tracing::warn!(run_id = %id, "{line}");
-                if let Ok(sink) = logs::file_sink(&logs::log_path(&d.settings.data_dir, id)) {
+                if let Ok(sink) = d.log_sink(id) {
                     sink(line);
                 }
                 if let Err(e) = d.engine.sweep(id).await {
@@ -144,7 +144,7 @@ async fn execute(d: &Arc<Daemon>, worker: &str, run: RunRecord, lease: Duration)
             }
         })
     };
-    let log = match logs::file_sink(&logs::log_path(&d.settings.data_dir, &id)) {
+    let log = match d.log_sink(&id) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(run_id = %id, error = %e, "cannot write the run's log");
@@ -153,11 +153,15 @@ async fn execute(d: &Arc<Daemon>, worker: &str, run: RunRecord, lease: Duration)
     };
     let done = run_one(d, &run, log.clone(), cancel.clone()).await;
     keeper.abort();
-    let status = done.status;
+    // The last line is written before the status changes, so a follower that sees the
+    // run finished has already been given every line.
+    log(&format!(
+        "Run {id} ended: {}",
+        done.status.map(|s| s.to_string()).unwrap_or_default()
+    ));
     if !d.store.complete(&id, worker, run.attempt, done).await.unwrap_or(false) {
         tracing::warn!(run_id = %id, "the run was no longer ours when it ended; its result was dropped");
     }
-    log(&format!("Run {id} ended: {}", status.map(|s| s.to_string()).unwrap_or_default()));
     let _ = std::fs::remove_file(d.secrets_path(&id));
     d.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
@@ -304,6 +308,7 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
     cfg.credentials = credentials;
     cfg.scratch_dir = d.data("scratch");
     cfg.sandbox_image = d.settings.sandbox_image.clone();
+    cfg.prepared_network = d.pool.take();
     let report = slipway_runner::run(d.engine.clone(), plan.clone(), cfg, log.clone(), cancel.clone()).await;
     for s in &report.steps {
         if s.status != StepStatus::Skipped {

@@ -106,6 +106,30 @@ impl Engine for Docker {
         self.client.create_network(req).await.map(|_| ()).map_err(api)
     }
 
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.client.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    async fn networks_labelled(&self, key: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let filters = HashMap::from([("label".to_string(), vec![key.to_string()])]);
+        let networks = self
+            .client
+            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(api)?;
+        Ok(networks
+            .into_iter()
+            .filter_map(|n| {
+                let value = n.labels.as_ref().and_then(|l| l.get(key)).cloned().unwrap_or_default();
+                n.name.map(|name| (name, value))
+            })
+            .collect())
+    }
+
     async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError> {
         let req = VolumeCreateRequest {
             name: Some(name.to_string()),

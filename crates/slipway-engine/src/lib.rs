@@ -19,6 +19,9 @@ use std::sync::Arc;
 /// The label every container, network and volume of a run carries, with the run id as value.
 pub const RUN_LABEL: &str = "io.slipway.run";
 
+/// The label of networks a daemon creates ahead of runs, with the daemon instance as value.
+pub const POOL_LABEL: &str = "io.slipway.pool";
+
 /// Receives output one line at a time.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -113,6 +116,10 @@ pub trait Engine: Send + Sync {
     async fn ping(&self) -> Result<(), EngineError>;
     async fn create_network(&self, name: &str, driver: &str, ipv6: bool, labels: HashMap<String, String>) -> Result<(), EngineError>;
     async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError>;
+    /// Removes a network; a missing one is fine.
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
+    /// The networks carrying label `key`: their names and the label's value.
+    async fn networks_labelled(&self, key: &str) -> Result<Vec<(String, String)>, EngineError>;
     /// Makes `image` available locally: pulls it when missing or when `always` is set.
     async fn ensure_image(
         &self,

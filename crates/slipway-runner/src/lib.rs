@@ -44,6 +44,10 @@ pub struct RunConfig {
     /// The image of the container that holds the network namespace in shared network
     /// mode; it must have `sleep`.
     pub sandbox_image: String,
+    /// A network created ahead of the run, used as its default network when the task
+    /// declares no networks of its own (network creation is the slowest part of a
+    /// run's start). The runner removes it when the run ends.
+    pub prepared_network: Option<String>,
 }
 
 impl RunConfig {
@@ -58,6 +62,7 @@ impl RunConfig {
             secret_values: Vec::new(),
             scratch_dir: std::env::temp_dir(),
             sandbox_image: "busybox:latest".into(),
+            prepared_network: None,
         }
     }
 }
@@ -196,23 +201,37 @@ async fn set_up(
     labels: &HashMap<String, String>,
     scratch: &std::path::Path,
 ) -> Result<Setup, String> {
+    // Networks and the shared volume are created concurrently: each is an engine round trip.
     let mut networks = HashMap::new();
+    let mut creations = Vec::new();
+    let implicit_default = plan.networks.len() == 1 && plan.networks[0].name == slipway_taskfile::DEFAULT_NETWORK;
     for n in &plan.networks {
+        if let (true, Some(prepared)) = (implicit_default, &cfg.prepared_network) {
+            networks.insert(n.name.clone(), prepared.clone());
+            continue;
+        }
         if n.skip_creation {
             networks.insert(n.name.clone(), n.name.clone());
             continue;
         }
         let name = run_network_name(&n.name, &cfg.run_id);
-        engine
-            .create_network(&name, &n.driver, n.ipv6, labels.clone())
-            .await
-            .map_err(|e| format!("cannot create network {}: {e}", n.name))?;
-        networks.insert(n.name.clone(), name);
+        networks.insert(n.name.clone(), name.clone());
+        creations.push(async move {
+            engine
+                .create_network(&name, &n.driver, n.ipv6, labels.clone())
+                .await
+                .map_err(|e| format!("cannot create network {}: {e}", n.name))
+        });
     }
-    engine
-        .create_volume(&cfg.shared_volume, labels.clone())
-        .await
-        .map_err(|e| format!("cannot create the shared volume: {e}"))?;
+    let volume = async {
+        engine
+            .create_volume(&cfg.shared_volume, labels.clone())
+            .await
+            .map_err(|e| format!("cannot create the shared volume: {e}"))
+    };
+    let (created, volume) = tokio::join!(futures_util::future::join_all(creations), volume);
+    created.into_iter().collect::<Result<Vec<()>, String>>()?;
+    volume?;
     let mut volume_dirs = HashMap::new();
     for v in &plan.volumes {
         let dir = scratch.join("volumes").join(&v.name);
@@ -291,6 +310,11 @@ async fn tear_down(engine: &dyn Engine, cfg: &RunConfig, scratch: &std::path::Pa
     match engine.sweep(&cfg.run_id).await {
         Ok(n) => tracing::debug!(run_id = %cfg.run_id, removed = n, "run resources removed"),
         Err(e) => say(&format!("Cleanup of run {} was incomplete: {e}", cfg.run_id)),
+    }
+    if let Some(prepared) = &cfg.prepared_network {
+        if let Err(e) = engine.remove_network(prepared).await {
+            say(&format!("Cleanup of run {} was incomplete: {e}", cfg.run_id));
+        }
     }
     if scratch.exists() {
         let _ = std::fs::remove_dir_all(scratch);
