@@ -18,6 +18,8 @@ command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need_pkgs+=(busybox-static)
 command -v git >/dev/null || need_pkgs+=(git)
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+[ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev pkg-config)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to install ${need_pkgs[*]}"; exit 1; fi
   log "installing ${need_pkgs[*]}"

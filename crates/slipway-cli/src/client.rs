@@ -180,12 +180,12 @@ async fn source(client: &Client, context: &str, dockerfile: &str) -> Result<Opti
     if context == "/dev/null" {
         return Ok(None);
     }
-    if slipway_daemon::sources::is_git(context) {
+    if slipway_daemon::sources::is_git(context) || slipway_daemon::sources::is_tarball(context) {
         return Ok(Some(context.to_string()));
     }
     let dir = PathBuf::from(context);
     if !dir.is_dir() {
-        bail!("context {context} is not a directory, a git URL or /dev/null");
+        bail!("context {context} is not a directory, a git URL, a tar.gz URL or /dev/null");
     }
     let archive = tempfile::NamedTempFile::new()?;
     eprintln!("Packing the source code into {}…", archive.path().display());

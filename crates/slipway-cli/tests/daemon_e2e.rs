@@ -496,3 +496,142 @@ fn logs_follow_and_resume_from_an_offset() {
     let r = run(d.client().args(["runs", "list"]));
     assert!(r.stdout.starts_with("RUN ID") && r.stdout.contains(&id), "{}", r.stdout);
 }
+
+/// Kills a helper process when the test ends, however it ends.
+struct Helper(std::process::Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn image_prints(image: &str, want: &str) {
+    let task = dir_with(&[("acb.yaml", &format!("steps:\n  - cmd: {image}\n"))]);
+    let r = run(slipway().args([
+        "exec",
+        "-f",
+        task.path().join("acb.yaml").to_str().unwrap(),
+        task.path().to_str().unwrap(),
+    ]));
+    assert!(r.stdout.contains(&format!("acb_step_0 | {want}")), "{}", r.all());
+}
+
+#[test]
+fn tarball_urls_and_git_over_http_with_configured_credentials() {
+    let Some(tb) = testbed() else { return };
+    let token = "gIt-T0ken-Never-Logged-55";
+    let dockerfile = format!("FROM {}\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n", tb.base_image);
+    // A tar.gz served over loopback HTTP.
+    let web = tempfile::tempdir().unwrap();
+    {
+        let file = std::fs::File::create(web.path().join("ctx.tar.gz")).unwrap();
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+        for (name, content) in [("Dockerfile", dockerfile.as_str()), ("msg", "from a tarball\n")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, content.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    let web_port = free_port();
+    let _web = Helper(
+        Command::new("python3")
+            .args(["-m", "http.server", &web_port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(web.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // A bare repository behind git http-backend with basic auth.
+    let git_root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(work.path().join("Dockerfile"), &dockerfile).unwrap();
+    std::fs::write(work.path().join("msg"), "from git over http\n").unwrap();
+    git(work.path(), &["add", "."]);
+    git(work.path(), &["commit", "-q", "-m", "one"]);
+    git(
+        git_root.path(),
+        &["clone", "-q", "--bare", work.path().to_str().unwrap(), "repo.git"],
+    );
+    let git_port = free_port();
+    let _git = Helper(
+        Command::new("python3")
+            .arg(repo_root().join("tests/fixtures/git_http_server.py"))
+            .args([git_root.path().to_str().unwrap(), "builder", token, &git_port.to_string()])
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(web_port);
+    wait_port(git_port);
+    let config = dir_with(&[(
+        "slipway.toml",
+        &format!("[git_credentials]\n\"127.0.0.1:{git_port}\" = \"builder:{token}\"\n"),
+    )]);
+    let d = Daemon::start(&["--config", config.path().join("slipway.toml").to_str().unwrap()]);
+
+    let image = format!("{}/daemon-tarball:{}", tb.registry, unique_id("u"));
+    let r = run(d.client().args([
+        "build",
+        "--no-push",
+        "-t",
+        &image,
+        &format!("http://127.0.0.1:{web_port}/ctx.tar.gz"),
+    ]));
+    assert!(r.ok, "{}\n{}", r.all(), d.server_log());
+    image_prints(&image, "from a tarball");
+
+    let image = format!("{}/daemon-githttp:{}", tb.registry, unique_id("h"));
+    let r = run(d.client().args([
+        "build",
+        "--no-push",
+        "-t",
+        &image,
+        &format!("http://127.0.0.1:{git_port}/repo.git#main"),
+    ]));
+    assert!(r.ok, "{}\n{}", r.all(), d.server_log());
+    image_prints(&image, "from git over http");
+
+    // The same server under a host name with no configured credentials is refused.
+    let r = run(d.client().args([
+        "build",
+        "--no-push",
+        "-t",
+        "never:1",
+        &format!("http://localhost:{git_port}/repo.git#main"),
+    ]));
+    assert!(!r.ok);
+    assert!(r.stdout.contains("no credentials are configured for it"), "{}", r.stdout);
+    let missing = run(d.client().args([
+        "build",
+        "--no-push",
+        "-t",
+        "never:1",
+        &format!("http://127.0.0.1:{web_port}/missing.tar.gz"),
+    ]));
+    assert!(!missing.ok && missing.stdout.contains("404"), "{}", missing.stdout);
+
+    let mut seen = vec![r.all(), d.server_log(), d.get("/v1/runs?top=10").1];
+    for entry in walk(d.dir.path()) {
+        seen.push(String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned());
+    }
+    for text in seen {
+        assert!(!text.contains(token), "the git token leaked:\n{text}");
+    }
+}

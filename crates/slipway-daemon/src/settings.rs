@@ -36,6 +36,8 @@ pub struct Settings {
     pub image_aliases: BTreeMap<String, String>,
     /// Registry credentials: registry host → `user:password`.
     pub registry_credentials: BTreeMap<String, String>,
+    /// Git credentials for HTTP(S) sources: host (with port, if any) → `user:token`.
+    pub git_credentials: BTreeMap<String, String>,
     /// Name of this machine in the fleet; worker names start with it.
     pub node: String,
     pub sandbox_image: String,
@@ -60,6 +62,7 @@ impl Default for Settings {
             mount_docker_socket: true,
             image_aliases: BTreeMap::new(),
             registry_credentials: BTreeMap::new(),
+            git_credentials: BTreeMap::new(),
             node: hostname(),
             sandbox_image: "busybox:latest".into(),
             registry: String::new(),

@@ -205,9 +205,13 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
     if let Some(l) = &location {
         say(&format!("Fetching the source {l}"));
     }
+    let fetch_opts = sources::FetchOptions {
+        git_credentials: d.settings.git_credentials.clone(),
+        max_bytes: d.settings.max_upload_bytes,
+    };
     let fetched = tokio::task::spawn_blocking({
         let dest = dest.clone();
-        move || sources::fetch(location.as_deref(), &data_dir, &dest)
+        move || sources::fetch(location.as_deref(), &data_dir, &dest, &fetch_opts)
     })
     .await;
     let source = match fetched {
