@@ -85,6 +85,8 @@ struct ServeArgs {
     registry: Option<String>,
     #[arg(long = "retention-days")]
     retention_days: Option<u64>,
+    #[arg(long = "purge-interval-seconds")]
+    purge_interval_seconds: Option<u64>,
     #[arg(long = "lease-seconds")]
     lease_seconds: Option<u64>,
     /// Re-queue a run once when its worker is lost instead of ending it as Error.
@@ -233,6 +235,9 @@ fn serve(a: ServeArgs) -> Result<()> {
     }
     if let Some(v) = a.retention_days {
         s.retention_days = v;
+    }
+    if let Some(v) = a.purge_interval_seconds {
+        s.purge_interval_seconds = v;
     }
     if let Some(v) = a.lease_seconds {
         s.lease_seconds = v;

@@ -635,3 +635,54 @@ fn tarball_urls_and_git_over_http_with_configured_credentials() {
         assert!(!text.contains(token), "the git token leaked:\n{text}");
     }
 }
+
+#[test]
+fn retention_purges_finished_runs_files_but_never_a_running_runs() {
+    let Some(_tb) = testbed() else { return };
+    let d = Daemon::start(&["--concurrency", "2", "--retention-days", "0", "--purge-interval-seconds", "1"]);
+    let long = d.queue_task("steps:\n  - cmd: slipway-busybox sh -c 'echo still running; sleep 20'\n");
+    let short = d.queue_task("steps:\n  - cmd: slipway-busybox echo done quickly\n");
+    d.wait_status(&short, &["Succeeded"], Duration::from_secs(30));
+    d.wait_status(&long, &["Running"], Duration::from_secs(30));
+    let logs = d.data_dir().join("logs");
+    let contexts = d.data_dir().join("contexts");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while logs.join(format!("{short}.log")).exists() || contexts.join(&short).exists() {
+        assert!(Instant::now() < deadline, "the finished run's files were not purged");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        logs.join(format!("{long}.log")).exists() && contexts.join(&long).exists(),
+        "a running run's files were purged"
+    );
+    let r = run(d.client().args(["runs", "cancel", &long]));
+    assert!(r.ok);
+}
+
+#[test]
+fn client_no_wait_returns_at_once_and_no_logs_prints_only_the_status() {
+    let Some(_tb) = testbed() else { return };
+    let d = Daemon::start(&[]);
+    let started = Instant::now();
+    let r = run(d.client().args([
+        "run",
+        "--no-wait",
+        "--cmd",
+        "slipway-busybox sh -c 'echo hidden; sleep 3'",
+        "/dev/null",
+    ]));
+    assert!(r.ok && started.elapsed() < Duration::from_secs(2), "{}", r.all());
+    let id = r.stdout.trim().strip_prefix("Queued a run with ID: ").unwrap().to_string();
+    let r = run(d
+        .client()
+        .args(["run", "--no-logs", "--cmd", "slipway-busybox echo quietly", "/dev/null"]));
+    assert!(r.ok, "{}", r.all());
+    assert!(
+        !r.stdout.contains("quietly") && r.stdout.contains("finished with status Succeeded"),
+        "{}",
+        r.stdout
+    );
+    let r = run(d.client().args(["run", "--no-logs", "--cmd", "slipway-busybox false", "/dev/null"]));
+    assert!(!r.ok && r.stdout.contains("finished with status Failed"), "{}", r.stdout);
+    d.wait_status(&id, &["Succeeded"], Duration::from_secs(30));
+}

@@ -23,8 +23,10 @@ pub struct Settings {
     pub tokens: Vec<String>,
     /// Largest upload accepted, in bytes.
     pub max_upload_bytes: u64,
-    /// Days to keep the contexts and logs of finished runs.
+    /// Days to keep the contexts and logs of finished runs (0: purge at the next pass).
     pub retention_days: u64,
+    /// Seconds between purges of expired files.
+    pub purge_interval_seconds: u64,
     /// How long a worker's claim on a run lasts without renewal, in seconds.
     pub lease_seconds: u64,
     /// Re-queue a run once when its worker is lost, instead of ending it as Error.
@@ -55,6 +57,7 @@ impl Default for Settings {
             tokens: Vec::new(),
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
             retention_days: 7,
+            purge_interval_seconds: 600,
             lease_seconds: 15,
             requeue_lost_runs: false,
             allow_unknown_keys: false,
@@ -137,6 +140,7 @@ impl Settings {
             }
             "max_upload_bytes" => self.max_upload_bytes = num(value)?,
             "retention_days" => self.retention_days = num(value)?,
+            "purge_interval_seconds" => self.purge_interval_seconds = num(value)?,
             "lease_seconds" => self.lease_seconds = num(value)?,
             "requeue_lost_runs" => self.requeue_lost_runs = flag(value)?,
             "allow_unknown_keys" => self.allow_unknown_keys = flag(value)?,

@@ -41,15 +41,17 @@ pub async fn work(d: Arc<Daemon>, name: String, shutdown: CancellationToken) {
 
 /// Reaps lost runs, sweeps their containers, and purges old files, periodically.
 pub async fn housekeeping(d: Arc<Daemon>, shutdown: CancellationToken) {
-    let mut ticks = 0u64;
+    let mut last_purge = std::time::Instant::now();
+    let purge_every = Duration::from_secs(d.settings.purge_interval_seconds.max(1));
+    purge(&d).await;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.cancelled() => return,
         }
         reap_once(&d).await;
-        ticks += 1;
-        if ticks % 300 == 1 {
+        if last_purge.elapsed() >= purge_every {
+            last_purge = std::time::Instant::now();
             purge(&d).await;
         }
     }
