@@ -200,16 +200,7 @@ fn kill_9_loses_nothing_queued_and_fails_the_running_run() {
     let queued: Vec<String> = (0..3)
         .map(|i| d.queue_task(&format!("steps:\n  - cmd: slipway-busybox echo queued {i}\n")))
         .collect();
-    d.wait_status(&running, &["Running"], Duration::from_secs(20));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, log) = d.get(&format!("/v1/runs/{running}/log"));
-        if log.contains("before the crash") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_log(&running, "before the crash", Duration::from_secs(30));
     d.kill9();
     d.spawn();
     let end = d.wait_status(&running, &["Error"], Duration::from_secs(30));
@@ -244,8 +235,7 @@ fn a_lost_run_runs_again_once_when_configured() {
     let Some(_tb) = testbed() else { return };
     let mut d = Daemon::start(&["--concurrency", "1", "--requeue-lost-runs"]);
     let id = d.queue_task("steps:\n  - cmd: slipway-busybox sh -c 'echo attempt started; sleep 4'\n");
-    d.wait_status(&id, &["Running"], Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(1));
+    d.wait_log(&id, "attempt started", Duration::from_secs(30));
     d.kill9();
     d.spawn();
     let end = d.wait_status(&id, &["Succeeded", "Failed", "Error"], Duration::from_secs(60));

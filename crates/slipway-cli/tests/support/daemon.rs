@@ -144,6 +144,19 @@ impl Daemon {
         }
     }
 
+    /// Waits until the run's log contains `needle`.
+    pub fn wait_log(&self, id: &str, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (_, log) = self.get(&format!("/v1/runs/{id}/log"));
+            if log.contains(needle) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "run {id}'s log never showed {needle:?}:\n{log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Queues an inline task and returns its run id.
     pub fn queue_task(&self, yaml: &str) -> String {
         use base64::Engine as _;
