@@ -72,11 +72,10 @@ fn parallel_steps_overlap() {
     );
     let r = run(slipway().args(["exec", "-f", &task, dir.path().to_str().unwrap()]));
     assert!(r.ok, "{}", r.all());
-    assert!(
-        r.elapsed < Duration::from_millis(5500),
-        "two parallel 3 s steps took {:?}",
-        r.elapsed
-    );
+    // The run's own duration, from its summary: process start-up is not the runner's.
+    let line = r.stdout.lines().find(|l| l.contains("was successful after")).unwrap();
+    let secs: f64 = line.split_whitespace().rev().nth(1).unwrap().parse().unwrap();
+    assert!(secs < 5.5, "two parallel 3 s steps took {secs} s (in all {:?})", r.elapsed);
 }
 
 #[test]
