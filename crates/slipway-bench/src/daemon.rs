@@ -78,6 +78,7 @@ async fn claim_throughput(n: usize, workers: usize) -> Result<(f64, f64)> {
                 platform: "linux/amd64".into(),
                 request: serde_json::json!({}),
                 image_names: vec![],
+                triggers: Default::default(),
             })
             .await?;
     }

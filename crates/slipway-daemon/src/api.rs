@@ -200,6 +200,7 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
             platform: prepared.platform,
             request: prepared.stored,
             image_names: prepared.image_names,
+            triggers: Default::default(),
         })
         .await
         .map_err(internal)?;

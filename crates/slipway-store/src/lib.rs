@@ -16,7 +16,7 @@ mod model;
 mod sqlite;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use model::{ListFilter, NewRun, RunRecord, RunStatus, RunType};
+pub use model::{Dependency, ListFilter, NewRun, RunRecord, RunStatus, RunType, TaskRecord, Triggers};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -79,6 +79,25 @@ pub trait Store: Send + Sync {
     async fn finished_before(&self, before_ms: i64) -> Result<Vec<String>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Saves a task. With `create`, fails (returns false) if it exists; without, if it does not.
+    async fn put_task(&self, task: &TaskRecord, create: bool) -> Result<bool, StoreError>;
+    async fn get_task(&self, name: &str) -> Result<Option<TaskRecord>, StoreError>;
+    async fn list_tasks(&self) -> Result<Vec<TaskRecord>, StoreError>;
+    /// Deletes a task and its tracked dependencies; false if there was none.
+    async fn delete_task(&self, name: &str) -> Result<bool, StoreError>;
+    /// Queues `run` unless an event with `key` already started one: the key and the
+    /// run are written in one transaction. `None` when the key was seen before.
+    async fn enqueue_once(&self, key: &str, run: NewRun) -> Result<Option<RunRecord>, StoreError>;
+    /// Replaces the dependencies recorded for a task.
+    async fn set_dependencies(&self, task: &str, deps: &[Dependency]) -> Result<(), StoreError>;
+    async fn dependencies_of(&self, task: &str) -> Result<Vec<Dependency>, StoreError>;
+    /// Every task dependency on `image` (normalised `registry/repository:tag`).
+    async fn dependents_of(&self, image: &str) -> Result<Vec<Dependency>, StoreError>;
+    /// Records the digest now seen for `image`; returns the one seen before, if any.
+    async fn swap_image_digest(&self, image: &str, digest: &str) -> Result<Option<String>, StoreError>;
+    /// The distinct images tasks depend on.
+    async fn tracked_images(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Opens the store a database URL names (`sqlite://path` for now).

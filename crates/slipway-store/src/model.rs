@@ -88,6 +88,38 @@ pub struct NewRun {
     pub platform: String,
     pub request: serde_json::Value,
     pub image_names: Vec<String>,
+    pub triggers: Triggers,
+}
+
+/// Why a run started, when a trigger started it (ACR's trigger objects, as JSON).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Triggers {
+    pub source: Option<serde_json::Value>,
+    pub image_update: Option<serde_json::Value>,
+    pub timer: Option<serde_json::Value>,
+}
+
+/// A saved task. `spec` holds no secret values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub name: String,
+    pub spec: serde_json::Value,
+    pub enabled: bool,
+    pub create_time: i64,
+    pub last_updated_time: i64,
+}
+
+/// A base image a task's last build used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    pub task: String,
+    /// Normalised `registry/repository:tag`.
+    pub image: String,
+    /// `runtime` or `buildtime`.
+    pub kind: String,
+    /// The digest the build used, when known.
+    pub digest: String,
 }
 
 /// A run as stored.
@@ -111,6 +143,7 @@ pub struct RunRecord {
     pub lease_expires: Option<i64>,
     pub attempt: i64,
     pub cancel_requested: bool,
+    pub triggers: Triggers,
 }
 
 /// Filters and paging for listing runs, newest first.

@@ -1,6 +1,6 @@
 //! The queue on SQLite: WAL, a busy timeout, and one-statement claims.
 
-use crate::{Clock, Completion, ListFilter, NewRun, Reaped, RunRecord, RunStatus, RunType, Store, StoreError};
+use crate::{Clock, Completion, Dependency, ListFilter, NewRun, Reaped, RunRecord, RunStatus, RunType, Store, StoreError, TaskRecord};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 // Only the COLUMNS constant is ever formatted into SQL; values are bound.
@@ -15,7 +15,8 @@ pub struct SqliteStore {
 }
 
 const COLUMNS: &str = "seq, id, status, run_type, task, platform, request, image_names, create_time, start_time, finish_time, \
-     last_updated_time, output_images, image_dependencies, error_message, lease_owner, lease_expires, attempt, cancel_requested";
+     last_updated_time, output_images, image_dependencies, error_message, lease_owner, lease_expires, attempt, cancel_requested, \
+     source_trigger, image_update_trigger, timer_trigger";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` and applies the migrations.
@@ -61,7 +62,62 @@ fn record(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         lease_expires: row.try_get("lease_expires")?,
         attempt: row.try_get("attempt")?,
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        triggers: crate::Triggers {
+            source: optional_json(row, "source_trigger")?,
+            image_update: optional_json(row, "image_update_trigger")?,
+            timer: optional_json(row, "timer_trigger")?,
+        },
     })
+}
+
+fn optional_json(row: &SqliteRow, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    let text: Option<String> = row.try_get(name)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{name}: {e}"))))
+        .transpose()
+}
+
+fn task_record(row: &SqliteRow) -> Result<TaskRecord, StoreError> {
+    let spec: String = row.try_get("spec")?;
+    Ok(TaskRecord {
+        name: row.try_get("name")?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("task spec: {e}")))?,
+        enabled: row.try_get::<String, _>("status")? == "Enabled",
+        create_time: row.try_get("create_time")?,
+        last_updated_time: row.try_get("last_updated_time")?,
+    })
+}
+
+fn dependency(row: &SqliteRow) -> Result<Dependency, StoreError> {
+    Ok(Dependency {
+        task: row.try_get("task")?,
+        image: row.try_get("image")?,
+        kind: row.try_get("kind")?,
+        digest: row.try_get("digest")?,
+    })
+}
+
+/// Inserts a run (inside whatever transaction `conn` is in).
+async fn insert_run(conn: &mut sqlx::SqliteConnection, run: &NewRun, now: i64) -> Result<RunRecord, StoreError> {
+    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO runs (id, status, run_type, task, platform, request, image_names, create_time, last_updated_time, \
+             source_trigger, image_update_trigger, timer_trigger) \
+         VALUES (?, 'Queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    )))
+    .bind(&run.id)
+    .bind(run.run_type.as_str())
+    .bind(&run.task)
+    .bind(&run.platform)
+    .bind(run.request.to_string())
+    .bind(run.image_names.join("\n"))
+    .bind(now)
+    .bind(now)
+    .bind(json(&run.triggers.source))
+    .bind(json(&run.triggers.image_update))
+    .bind(json(&run.triggers.timer))
+    .fetch_one(&mut *conn)
+    .await?;
+    record(&row)
 }
 
 fn ms(d: Duration) -> i64 {
@@ -71,22 +127,8 @@ fn ms(d: Duration) -> i64 {
 #[async_trait]
 impl Store for SqliteStore {
     async fn enqueue(&self, run: NewRun) -> Result<RunRecord, StoreError> {
-        let now = self.now();
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO runs (id, status, run_type, task, platform, request, image_names, create_time, last_updated_time) \
-             VALUES (?, 'Queued', ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
-        )))
-        .bind(&run.id)
-        .bind(run.run_type.as_str())
-        .bind(&run.task)
-        .bind(&run.platform)
-        .bind(run.request.to_string())
-        .bind(run.image_names.join("\n"))
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        record(&row)
+        let mut conn = self.pool.acquire().await?;
+        insert_run(&mut conn, &run, self.now()).await
     }
 
     async fn claim(&self, worker: &str, n: u32, lease: Duration) -> Result<Vec<RunRecord>, StoreError> {
@@ -306,5 +348,143 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn put_task(&self, task: &TaskRecord, create: bool) -> Result<bool, StoreError> {
+        let now = self.now();
+        let status = if task.enabled { "Enabled" } else { "Disabled" };
+        let r = if create {
+            sqlx::query("INSERT INTO tasks (name, spec, status, create_time, last_updated_time) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
+                .bind(&task.name)
+                .bind(task.spec.to_string())
+                .bind(status)
+                .bind(now)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+        } else {
+            sqlx::query("UPDATE tasks SET spec = ?, status = ?, last_updated_time = ? WHERE name = ?")
+                .bind(task.spec.to_string())
+                .bind(status)
+                .bind(now)
+                .bind(&task.name)
+                .execute(&self.pool)
+                .await?
+        };
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn get_task(&self, name: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tasks WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(task_record).transpose()
+    }
+
+    async fn list_tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tasks ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(task_record).collect()
+    }
+
+    async fn delete_task(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM tasks WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM task_dependencies WHERE task = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn enqueue_once(&self, key: &str, run: NewRun) -> Result<Option<RunRecord>, StoreError> {
+        let now = self.now();
+        // The first statement writes, so SQLite takes the write lock at once.
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("INSERT INTO trigger_keys (key, run_id, create_time) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(&run.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let record = insert_run(&mut tx, &run, now).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn set_dependencies(&self, task: &str, deps: &[Dependency]) -> Result<(), StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM task_dependencies WHERE task = ?")
+            .bind(task)
+            .execute(&mut *tx)
+            .await?;
+        for d in deps {
+            sqlx::query(
+                "INSERT INTO task_dependencies (task, image, kind, digest, last_updated_time) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (task, image, kind) DO UPDATE SET digest = excluded.digest, last_updated_time = excluded.last_updated_time",
+            )
+            .bind(task)
+            .bind(&d.image)
+            .bind(&d.kind)
+            .bind(&d.digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dependencies_of(&self, task: &str) -> Result<Vec<Dependency>, StoreError> {
+        let rows = sqlx::query("SELECT task, image, kind, digest FROM task_dependencies WHERE task = ? ORDER BY kind DESC, image")
+            .bind(task)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(dependency).collect()
+    }
+
+    async fn dependents_of(&self, image: &str) -> Result<Vec<Dependency>, StoreError> {
+        let rows = sqlx::query("SELECT task, image, kind, digest FROM task_dependencies WHERE image = ? ORDER BY task")
+            .bind(image)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(dependency).collect()
+    }
+
+    async fn swap_image_digest(&self, image: &str, digest: &str) -> Result<Option<String>, StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        // Written first (a no-op update), so the read below happens under the write lock.
+        sqlx::query("UPDATE image_digests SET last_updated_time = ? WHERE image = ?")
+            .bind(now)
+            .bind(image)
+            .execute(&mut *tx)
+            .await?;
+        let before: Option<String> = sqlx::query("SELECT digest FROM image_digests WHERE image = ?")
+            .bind(image)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("digest"))
+            .transpose()?;
+        sqlx::query("INSERT INTO image_digests (image, digest, last_updated_time) VALUES (?, ?, ?) ON CONFLICT (image) DO UPDATE SET digest = excluded.digest, last_updated_time = excluded.last_updated_time")
+            .bind(image)
+            .bind(digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    async fn tracked_images(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT image FROM task_dependencies ORDER BY image")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("image")?)).collect()
     }
 }

@@ -20,6 +20,7 @@ fn run(id: &str, image: &str) -> NewRun {
         platform: "linux/amd64".into(),
         request: serde_json::json!({"type": "DockerBuildRequest"}),
         image_names: vec![image.into()],
+        triggers: Default::default(),
     }
 }
 
@@ -162,4 +163,63 @@ async fn a_restarted_node_expires_its_old_workers_leases() {
     s.claim("node1/old-0", 1, Duration::from_secs(600)).await.unwrap();
     assert_eq!(s.expire_node_leases("node1/", "node1/new-").await.unwrap(), 1);
     assert_eq!(s.reap(false).await.unwrap(), vec![Reaped::Failed("a".into())]);
+}
+
+#[tokio::test]
+async fn tasks_are_saved_updated_listed_and_deleted() {
+    let (_d, s) = store(Arc::new(SystemClock)).await;
+    let t = TaskRecord {
+        name: "build-app".into(),
+        spec: serde_json::json!({"file": "Dockerfile"}),
+        enabled: true,
+        create_time: 0,
+        last_updated_time: 0,
+    };
+    assert!(s.put_task(&t, true).await.unwrap());
+    assert!(!s.put_task(&t, true).await.unwrap(), "creating twice is refused");
+    let mut t2 = t.clone();
+    t2.enabled = false;
+    assert!(s.put_task(&t2, false).await.unwrap());
+    assert!(!s.get_task("build-app").await.unwrap().unwrap().enabled);
+    assert!(
+        !s.put_task(
+            &TaskRecord {
+                name: "nope".into(),
+                ..t.clone()
+            },
+            false
+        )
+        .await
+        .unwrap(),
+        "updating a missing task is refused"
+    );
+    s.set_dependencies(
+        "build-app",
+        &[Dependency {
+            task: "build-app".into(),
+            image: "docker.io/library/alpine:3".into(),
+            kind: "runtime".into(),
+            digest: "sha256:a".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.dependents_of("docker.io/library/alpine:3").await.unwrap().len(), 1);
+    assert_eq!(s.tracked_images().await.unwrap(), ["docker.io/library/alpine:3"]);
+    assert_eq!(s.list_tasks().await.unwrap().len(), 1);
+    assert!(s.delete_task("build-app").await.unwrap());
+    assert!(s.dependents_of("docker.io/library/alpine:3").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_event_key_starts_at_most_one_run() {
+    let (_d, s) = store(Arc::new(SystemClock)).await;
+    let mut a = run("a", "x");
+    a.triggers.timer = Some(serde_json::json!({"timerTriggerName": "t1"}));
+    assert!(s.enqueue_once("timer:task:t1:100", a).await.unwrap().is_some());
+    assert!(s.enqueue_once("timer:task:t1:100", run("b", "x")).await.unwrap().is_none());
+    assert!(s.get("b").await.unwrap().is_none());
+    assert_eq!(s.get("a").await.unwrap().unwrap().triggers.timer.unwrap()["timerTriggerName"], "t1");
+    assert_eq!(s.swap_image_digest("img", "sha256:1").await.unwrap(), None);
+    assert_eq!(s.swap_image_digest("img", "sha256:2").await.unwrap(), Some("sha256:1".into()));
 }
