@@ -27,6 +27,15 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/v1/runs/{id}"),
     ("POST", "/v1/runs/{id}/cancel"),
     ("GET", "/v1/runs/{id}/log"),
+    ("GET", "/v1/tasks"),
+    ("PUT", "/v1/tasks/{name}"),
+    ("PATCH", "/v1/tasks/{name}"),
+    ("GET", "/v1/tasks/{name}"),
+    ("DELETE", "/v1/tasks/{name}"),
+    ("POST", "/v1/tasks/{name}/runs"),
+    ("GET", "/v1/tasks/{name}/runs"),
+    ("POST", "/v1/webhooks/{provider}"),
+    ("POST", "/v1/registry/notifications"),
 ];
 
 pub fn router(d: Arc<Daemon>) -> Router {
@@ -37,10 +46,21 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/runs/{id}/cancel", post(cancel_run))
         .route("/v1/runs/{id}/log", get(run_log))
+        .route("/v1/tasks", get(list_tasks))
+        .route(
+            "/v1/tasks/{name}",
+            get(get_task).put(create_task).patch(update_task).delete(delete_task),
+        )
+        .route("/v1/tasks/{name}/runs", post(run_task).get(task_runs))
         .layer(middleware::from_fn_with_state(d.clone(), auth));
+    // Webhooks and registry notifications carry their own proof (a signature, a shared secret).
+    let hooks = Router::new()
+        .route("/v1/webhooks/{provider}", post(webhook))
+        .route("/v1/registry/notifications", post(registry_notification));
     Router::new()
         .route("/healthz", get(health))
         .merge(api)
+        .merge(hooks)
         .fallback(not_found)
         .with_state(d)
 }
@@ -189,7 +209,7 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
         }
     }
     if !prepared.secrets.is_empty() {
-        write_secrets(&d.secrets_path(&run_id), &prepared.secrets).map_err(internal)?;
+        write_private(&d.secrets_path(&run_id), &serde_json::to_vec(&prepared.secrets).map_err(internal)?).map_err(internal)?;
     }
     let record = d
         .store
@@ -208,7 +228,8 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
     Ok((StatusCode::CREATED, Json(Run::from(&record))))
 }
 
-fn write_secrets(path: &std::path::Path, secrets: &std::collections::BTreeMap<String, String>) -> std::io::Result<()> {
+/// Writes a file only its owner can read (secret values).
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -217,7 +238,7 @@ fn write_secrets(path: &std::path::Path, secrets: &std::collections::BTreeMap<St
         .truncate(true)
         .mode(0o600)
         .open(path)?;
-    f.write_all(&serde_json::to_vec(secrets)?)?;
+    f.write_all(bytes)?;
     f.sync_all()
 }
 
@@ -329,4 +350,236 @@ mod tests {
             "docs/api.md documents an endpoint the router does not serve"
         );
     }
+}
+
+fn conflict(m: impl Into<String>) -> Failure {
+    Failure(StatusCode::CONFLICT, "Conflict", m.into())
+}
+
+fn task_not_found(name: &str) -> Failure {
+    Failure(StatusCode::NOT_FOUND, "TaskNotFound", format!("no task named {name:?}"))
+}
+
+/// A task as the API shows it: the spec without secrets, its dependencies and times.
+async fn task_json(d: &Daemon, record: &slipway_store::TaskRecord) -> Result<serde_json::Value, Failure> {
+    let spec = crate::tasks::spec_of(record).map_err(internal)?;
+    let deps = d.store.dependencies_of(&record.name).await.map_err(internal)?;
+    let mut v = serde_json::to_value(&spec).map_err(internal)?;
+    let digests: Vec<serde_json::Value> = {
+        let mut out = Vec::new();
+        for dep in &deps {
+            let last = d.store.swap_image_digest_peek(&dep.image).await.map_err(internal)?;
+            out.push(serde_json::json!({"image": dep.image, "kind": dep.kind, "digest": dep.digest, "lastSeenDigest": last}));
+        }
+        out
+    };
+    v["dependencies"] = serde_json::Value::Array(digests);
+    v["createTime"] = serde_json::json!(chrono::DateTime::from_timestamp_millis(record.create_time).map(|t| t.to_rfc3339()));
+    v["lastUpdatedTime"] = serde_json::json!(chrono::DateTime::from_timestamp_millis(record.last_updated_time).map(|t| t.to_rfc3339()));
+    Ok(v)
+}
+
+fn parse_spec(name: &str, body: &[u8]) -> Result<crate::tasks::TaskSpec, Failure> {
+    let mut spec: crate::tasks::TaskSpec = serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid task: {e}")))?;
+    if !spec.name.is_empty() && spec.name != name {
+        return Err(bad_request(format!(
+            "the body names task {:?} but the path names {name:?}",
+            spec.name
+        )));
+    }
+    spec.name = name.to_string();
+    spec.validate().map_err(bad_request)?;
+    Ok(spec)
+}
+
+async fn save_task(
+    d: &Daemon,
+    mut spec: crate::tasks::TaskSpec,
+    create: bool,
+    keep: Option<crate::tasks::TaskSecrets>,
+) -> Result<slipway_store::TaskRecord, Failure> {
+    let mut secrets = spec.split_secrets();
+    if let Some(old) = keep {
+        // An update that does not restate a secret keeps the one stored.
+        for (k, v) in old.arguments {
+            secrets.arguments.entry(k).or_insert(v);
+        }
+        for (k, v) in old.values {
+            secrets.values.entry(k).or_insert(v);
+        }
+        secrets.webhook_secret = secrets.webhook_secret.or(old.webhook_secret);
+        for (k, v) in old.registry_credentials {
+            secrets.registry_credentials.entry(k).or_insert(v);
+        }
+        for (k, v) in old.git_credentials {
+            secrets.git_credentials.entry(k).or_insert(v);
+        }
+    }
+    let record = slipway_store::TaskRecord {
+        name: spec.name.clone(),
+        spec: serde_json::to_value(&spec).map_err(internal)?,
+        enabled: spec.enabled(),
+        create_time: 0,
+        last_updated_time: 0,
+    };
+    crate::tasks::write_secrets(d, &spec.name, &secrets).map_err(internal)?;
+    let saved = d.store.put_task(&record, create).await.map_err(internal)?;
+    if !saved {
+        return Err(if create {
+            conflict(format!("a task named {:?} exists", spec.name))
+        } else {
+            task_not_found(&spec.name)
+        });
+    }
+    d.tasks_touched();
+    d.store
+        .get_task(&spec.name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| task_not_found(&spec.name))
+}
+
+async fn create_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
+    let spec = parse_spec(&name, &body)?;
+    let record = save_task(&d, spec, true, None).await?;
+    Ok((StatusCode::CREATED, Json(task_json(&d, &record).await?)))
+}
+
+/// JSON merge patch (RFC 7386) of the stored spec with the body.
+fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+async fn update_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Failure> {
+    let record = d
+        .store
+        .get_task(&name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| task_not_found(&name))?;
+    let patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
+    let mut merged = record.spec.clone();
+    merge(&mut merged, &patch);
+    let spec = parse_spec(&name, merged.to_string().as_bytes())?;
+    let old = crate::tasks::read_secrets(&d, &name);
+    let record = save_task(&d, spec, false, Some(old)).await?;
+    Ok(Json(task_json(&d, &record).await?))
+}
+
+async fn get_task(State(d): Shared, Path(name): Path<String>) -> Result<Json<serde_json::Value>, Failure> {
+    let record = d
+        .store
+        .get_task(&name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| task_not_found(&name))?;
+    Ok(Json(task_json(&d, &record).await?))
+}
+
+async fn list_tasks(State(d): Shared) -> Result<Json<serde_json::Value>, Failure> {
+    let mut out = Vec::new();
+    for record in d.store.list_tasks().await.map_err(internal)? {
+        out.push(task_json(&d, &record).await?);
+    }
+    Ok(Json(serde_json::json!({ "value": out })))
+}
+
+async fn delete_task(State(d): Shared, Path(name): Path<String>) -> Result<StatusCode, Failure> {
+    if !d.store.delete_task(&name).await.map_err(internal)? {
+        return Err(task_not_found(&name));
+    }
+    crate::tasks::remove_secrets(&d, &name);
+    d.tasks_touched();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, Json<Run>), Failure> {
+    let record = d
+        .store
+        .get_task(&name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| task_not_found(&name))?;
+    let spec = crate::tasks::spec_of(&record).map_err(internal)?;
+    let overrides: crate::tasks::Overrides = if body.is_empty() {
+        Default::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid overrides: {e}")))?
+    };
+    if let Some(c) = &overrides.context_path {
+        sources::validate(Some(c), &d.settings.data_dir).map_err(|e| bad_request(format!("contextPath: {e}")))?;
+    }
+    let run = crate::tasks::start(&d, &spec, overrides, None, None, Default::default())
+        .await
+        .map_err(bad_request)?
+        .ok_or_else(|| internal("the run was not queued"))?;
+    Ok((StatusCode::CREATED, Json(Run::from(&run))))
+}
+
+async fn task_runs(
+    State(d): Shared,
+    Path(name): Path<String>,
+    Query(mut q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    d.store
+        .get_task(&name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| task_not_found(&name))?;
+    q.insert("task".into(), name);
+    list_runs(State(d), Query(q)).await
+}
+
+async fn webhook(
+    State(d): Shared,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
+    match crate::webhooks::deliver(&d, &provider, &headers, &body).await {
+        Ok(runs) => Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "runs": runs })))),
+        Err(crate::webhooks::WebhookError::BadRequest(m)) => Err(bad_request(m)),
+        Err(e @ crate::webhooks::WebhookError::Unauthorized) => Err(Failure(StatusCode::UNAUTHORIZED, "Unauthorized", e.to_string())),
+        Err(crate::webhooks::WebhookError::Internal(m)) => Err(internal(m)),
+    }
+}
+
+async fn registry_notification(State(d): Shared, headers: HeaderMap, body: Bytes) -> Result<Json<serde_json::Value>, Failure> {
+    let given = headers.get("X-Slipway-Registry-Secret").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let secret_ok = d
+        .settings
+        .registry_notification_secret
+        .as_deref()
+        .is_some_and(|s| !given.is_empty() && same(s.as_bytes(), given.as_bytes()));
+    let token_ok = !bearer.is_empty() && d.settings.tokens.iter().any(|t| same(t.as_bytes(), bearer.as_bytes()));
+    let open = d.settings.tokens.is_empty() && d.settings.registry_notification_secret.is_none();
+    if !(secret_ok || token_ok || open) {
+        return Err(Failure(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "a registry notification needs the shared secret header or a token".into(),
+        ));
+    }
+    let sightings = crate::images::parse_envelope(&body).map_err(bad_request)?;
+    let mut runs = Vec::new();
+    for s in &sightings {
+        runs.extend(crate::images::seen(&d, s).await.map_err(internal)?);
+    }
+    Ok(Json(serde_json::json!({ "runs": runs })))
 }

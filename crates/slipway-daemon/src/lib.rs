@@ -9,6 +9,7 @@
 //! directory (mode 0600) until the run ends, never in the database or the logs.
 
 pub mod api;
+mod images;
 mod logs;
 mod metrics;
 pub mod model;
@@ -16,7 +17,10 @@ mod netpool;
 pub mod requests;
 pub mod settings;
 pub mod sources;
+pub mod tasks;
+pub mod timers;
 pub mod uploads;
+pub mod webhooks;
 mod worker;
 
 pub use settings::Settings;
@@ -39,6 +43,9 @@ pub struct Daemon {
     /// `node/instance-`: the prefix of this process's worker names.
     pub instance: String,
     wake: Notify,
+    /// Bumped (and `tasks_changed` notified) whenever a task is saved or deleted.
+    tasks_version: std::sync::atomic::AtomicU64,
+    tasks_changed: Notify,
     pool: Arc<netpool::NetworkPool>,
     /// Notified whenever a run's log grows.
     log_appended: logs::Appended,
@@ -50,6 +57,12 @@ pub struct Daemon {
 impl Daemon {
     pub fn data(&self, sub: &str) -> PathBuf {
         self.settings.data_dir.join(sub)
+    }
+
+    /// Tells the timer scheduler that tasks changed.
+    pub(crate) fn tasks_touched(&self) {
+        self.tasks_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.tasks_changed.notify_waiters();
     }
 
     pub(crate) fn log_sink(&self, run_id: &str) -> std::io::Result<slipway_engine::LogSink> {
@@ -104,6 +117,8 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         clock,
         instance,
         wake: Notify::new(),
+        tasks_version: std::sync::atomic::AtomicU64::new(0),
+        tasks_changed: Notify::new(),
         log_appended: Arc::new(Notify::new()),
         metrics: metrics::Metrics::default(),
         running: Mutex::new(HashMap::new()),
@@ -119,6 +134,8 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(worker::work(daemon.clone(), format!("{}{i}", daemon.instance), shutdown.clone()));
     }
     tokio::spawn(worker::housekeeping(daemon.clone(), shutdown.clone()));
+    tokio::spawn(timers::run(daemon.clone(), shutdown.clone()));
+    tokio::spawn(images::poll(daemon.clone(), shutdown.clone()));
     tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
     eprintln!("slipway: listening on http://{}", listener.local_addr()?);
     let app = api::router(daemon.clone());

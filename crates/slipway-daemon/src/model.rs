@@ -65,9 +65,9 @@ impl From<&RunRecord> for Run {
             image_dependencies: r.image_dependencies.clone(),
             run_error_message: r.error_message.clone(),
             platform: Platform::parse(&r.platform),
-            source_trigger: None,
-            image_update_trigger: None,
-            timer_trigger: None,
+            source_trigger: r.triggers.source.clone(),
+            image_update_trigger: r.triggers.image_update.clone(),
+            timer_trigger: r.triggers.timer.clone(),
         }
     }
 }
@@ -108,6 +108,9 @@ pub struct DockerBuildRequest {
     pub platform: Option<String>,
     pub timeout: Option<u64>,
     pub source_location: Option<String>,
+    /// Pull base images even when they are present locally.
+    #[serde(default)]
+    pub pull: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -167,7 +167,9 @@ fn values_of(args: &[Argument], secrets: &BTreeMap<String, String>) -> Value {
 }
 
 /// Rebuilds the job from the stored request and the run's secrets.
-pub fn job(stored: &Value, secrets: BTreeMap<String, String>) -> Result<Job, BadRequest> {
+pub fn job(stored: &Value, mut secrets: BTreeMap<String, String>) -> Result<Job, BadRequest> {
+    // Credentials travel in the same file but are not values.
+    secrets.retain(|k, _| !k.starts_with(crate::worker::REGISTRY_SECRET) && !k.starts_with(crate::worker::GIT_SECRET));
     let req: RunRequest = serde_json::from_value(stored.clone()).map_err(|e| bad(format!("stored request is unreadable: {e}")))?;
     Ok(match req {
         RunRequest::DockerBuildRequest(r) => {
@@ -227,6 +229,9 @@ pub fn quick_build_task(r: &DockerBuildRequest, timeout: u64) -> String {
     }
     if r.no_cache {
         build.push("--no-cache".into());
+    }
+    if r.pull {
+        build.push("--pull".into());
     }
     build.push(".".into());
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();

@@ -45,6 +45,10 @@ pub struct Settings {
     pub sandbox_image: String,
     /// The registry runs build for (`{{.Run.Registry}}`, `$Registry`).
     pub registry: String,
+    /// Seconds between polls of tracked base images (0: never poll).
+    pub poll_interval_seconds: u64,
+    /// The value registries send in `X-Slipway-Registry-Secret` with their notifications.
+    pub registry_notification_secret: Option<String>,
 }
 
 impl Default for Settings {
@@ -69,6 +73,8 @@ impl Default for Settings {
             node: hostname(),
             sandbox_image: "busybox:latest".into(),
             registry: String::new(),
+            poll_interval_seconds: 300,
+            registry_notification_secret: None,
         }
     }
 }
@@ -149,6 +155,8 @@ impl Settings {
             "node" => self.node = value.into(),
             "sandbox_image" => self.sandbox_image = value.into(),
             "registry" => self.registry = value.into(),
+            "poll_interval_seconds" => self.poll_interval_seconds = num(value)?,
+            "registry_notification_secret" => self.registry_notification_secret = Some(value.into()),
             // Variables the client and other commands read.
             "server" | "credential" | "log" | "test_registry" | "test_base_image" | "testbed_dir" | "test_registry_port" | "bin" => {}
             _ => {}

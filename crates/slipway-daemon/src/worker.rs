@@ -11,6 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Prefixes of the run-secret keys that carry a task's registry and git credentials.
+pub const REGISTRY_SECRET: &str = "registry-credential:";
+pub const GIT_SECRET: &str = "git-credential:";
+
 /// One worker: claims and runs one run at a time until shutdown.
 pub async fn work(d: Arc<Daemon>, name: String, shutdown: CancellationToken) {
     let lease = Duration::from_secs(d.settings.lease_seconds.max(3));
@@ -194,7 +198,21 @@ fn read_in(dir: &Path, rel: &str) -> Result<String, String> {
 
 async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
     let secrets = read_secrets(&d.secrets_path(&run.id));
-    let redactor = slipway_runner::Redactor::new(secrets.values().cloned().collect());
+    let redactor = slipway_runner::Redactor::new(
+        secrets
+            .values()
+            .flat_map(|v| [v.clone(), v.split_once(':').map(|(_, p)| p.to_string()).unwrap_or_default()])
+            .collect(),
+    );
+    let mut registry_credentials = d.settings.registry_credentials.clone();
+    let mut git_credentials = d.settings.git_credentials.clone();
+    for (k, v) in &secrets {
+        if let Some(host) = k.strip_prefix(REGISTRY_SECRET) {
+            registry_credentials.insert(host.to_string(), v.clone());
+        } else if let Some(host) = k.strip_prefix(GIT_SECRET) {
+            git_credentials.insert(host.to_string(), v.clone());
+        }
+    }
     let say = |line: &str| log(&redactor.mask(line));
     let job = match requests::job(&run.request, secrets) {
         Ok(j) => j,
@@ -267,7 +285,14 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
     }
     let mut run_vars = slipway_taskfile::RunVars::new(&run.id, &d.settings.registry, chrono::Utc::now());
     run_vars.commit = source.commit.clone();
-    run_vars.branch = source.branch.clone();
+    // A commit trigger pins the commit, so the branch comes from the trigger.
+    run_vars.branch = run
+        .triggers
+        .source
+        .as_ref()
+        .and_then(|t| t["branchName"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| source.branch.clone());
     run_vars.repository = source.repository.clone();
     run_vars.task_name = run.task.clone().unwrap_or_else(|| "quickrun".into());
     let mut opts = slipway_taskfile::Options::new(run_vars);
@@ -291,9 +316,7 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
             return failed(RunStatus::Failed, m);
         }
     };
-    let credentials: Vec<_> = d
-        .settings
-        .registry_credentials
+    let credentials: Vec<_> = registry_credentials
         .iter()
         .filter_map(|(registry, up)| {
             up.split_once(':').map(|(u, p)| slipway_engine::RegistryCredential {
@@ -322,7 +345,45 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
             d.metrics.record_step(kind, s.duration_secs);
         }
     }
+    if let (Some(task), true) = (&run.task, report.succeeded) {
+        record_dependencies(d, task, &report).await;
+    }
     completion(&report)
+}
+
+/// After a task's build, remember the base images it used and their digests.
+async fn record_dependencies(d: &Arc<Daemon>, task: &str, report: &RunReport) {
+    if report.dependencies.is_empty() {
+        return;
+    }
+    let mut deps = Vec::new();
+    let mut add = |image: &str, kind: &str| {
+        if let Ok(r) = Reference::parse(image) {
+            let dep = slipway_store::Dependency {
+                task: task.to_string(),
+                image: r.tagged(),
+                kind: kind.into(),
+                digest: r.digest.clone().unwrap_or_default(),
+            };
+            if !deps
+                .iter()
+                .any(|x: &slipway_store::Dependency| x.image == dep.image && x.kind == dep.kind)
+            {
+                deps.push(dep);
+            }
+        }
+    };
+    for set in &report.dependencies {
+        if let Some(rt) = &set.runtime {
+            add(rt, "runtime");
+        }
+        for b in &set.buildtime {
+            add(b, "buildtime");
+        }
+    }
+    if let Err(e) = d.store.set_dependencies(task, &deps).await {
+        tracing::warn!(task, error = %e, "recording the task's dependencies failed");
+    }
 }
 
 fn reference_json(image: &str) -> serde_json::Value {

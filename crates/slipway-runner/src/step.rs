@@ -377,6 +377,10 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
                 Some(r) => Some(pin_digest(shared, r).await),
                 None => None,
             };
+            let mut buildtime = Vec::new();
+            for b in &deps.buildtime {
+                buildtime.push(pin_digest(shared, b).await);
+            }
             produced.dependencies.push(ImageDependencies {
                 images: spec
                     .tags
@@ -384,7 +388,7 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
                     .map(|t| Reference::parse(t).map(|r| r.to_string()).unwrap_or_else(|_| t.clone()))
                     .collect(),
                 runtime,
-                buildtime: deps.buildtime.iter().map(|r| r.to_string()).collect(),
+                buildtime,
             });
             Outcome::Ok
         }

@@ -481,6 +481,14 @@ impl Store for SqliteStore {
         Ok(before)
     }
 
+    async fn swap_image_digest_peek(&self, image: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT digest FROM image_digests WHERE image = ?")
+            .bind(image)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("digest")).transpose()?)
+    }
+
     async fn tracked_images(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT image FROM task_dependencies ORDER BY image")
             .fetch_all(&self.pool)

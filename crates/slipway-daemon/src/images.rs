@@ -1,0 +1,289 @@
+//! Base-image-update triggers. The daemon learns a tracked tag's digest from the
+//! registry's push notifications or by polling its manifest; a new digest (not a
+//! re-push of the same one, not a new tag) starts every enabled dependent task whose
+//! trigger type matches. A rebuilt image that is itself a base starts its dependents
+//! in turn, each once: a run's trigger carries the chain of tasks that led to it, and
+//! a task already in the chain is not started again.
+
+use crate::tasks;
+use crate::Daemon;
+use slipway_reference::Reference;
+use slipway_store::ListFilter;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// An image tag seen with a digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    /// Normalised `registry/repository:tag`.
+    pub image: String,
+    pub digest: String,
+}
+
+/// Reads the manifest pushes (with a tag) out of a Distribution notification envelope.
+pub fn parse_envelope(body: &[u8]) -> Result<Vec<Sighting>, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("the envelope is not JSON: {e}"))?;
+    let events = v.get("events").and_then(|e| e.as_array()).ok_or("the envelope has no events")?;
+    let mut out = Vec::new();
+    for e in events {
+        let s = |p: &str| e.pointer(p).and_then(|x| x.as_str()).unwrap_or("");
+        let media = s("/target/mediaType");
+        if s("/action") != "push" || s("/target/tag").is_empty() || !media.contains("manifest") {
+            continue;
+        }
+        let host = if !s("/request/host").is_empty() {
+            s("/request/host").to_string()
+        } else {
+            s("/target/url").split('/').nth(2).unwrap_or("").to_string()
+        };
+        let Ok(r) = Reference::parse(&format!("{host}/{}:{}", s("/target/repository"), s("/target/tag"))) else {
+            continue;
+        };
+        out.push(Sighting {
+            image: r.tagged(),
+            digest: s("/target/digest").to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Which task (and chain of tasks) produced `digest` of `image`, from recent runs' outputs.
+async fn producer(d: &Daemon, image: &str, digest: &str) -> (Option<String>, Vec<String>) {
+    let Ok(r) = Reference::parse(image) else {
+        return (None, Vec::new());
+    };
+    let runs = d
+        .store
+        .list(&ListFilter {
+            image: Some(r.repository.clone()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_default();
+    for run in runs {
+        let produced = run
+            .output_images
+            .as_array()
+            .is_some_and(|a| a.iter().any(|o| o["digest"] == digest));
+        if produced {
+            let chain = run
+                .triggers
+                .image_update
+                .as_ref()
+                .and_then(|t| t.get("chain"))
+                .and_then(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok())
+                .unwrap_or_default();
+            return (run.task.clone(), chain);
+        }
+    }
+    (None, Vec::new())
+}
+
+/// Acts on a digest seen for `image`; returns the ids of the runs started.
+pub async fn seen(d: &Arc<Daemon>, sighting: &Sighting) -> Result<Vec<String>, String> {
+    let before = d
+        .store
+        .swap_image_digest(&sighting.image, &sighting.digest)
+        .await
+        .map_err(|e| e.to_string())?;
+    let dependents = d.store.dependents_of(&sighting.image).await.map_err(|e| e.to_string())?;
+    if dependents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (made_by, mut chain) = producer(d, &sighting.image, &sighting.digest).await;
+    if let Some(t) = &made_by {
+        if !chain.contains(t) {
+            chain.push(t.clone());
+        }
+    }
+    let r = Reference::parse(&sighting.image).map_err(|e| e.to_string())?;
+    let mut started = Vec::new();
+    for dep in dependents {
+        if chain.contains(&dep.task) {
+            tracing::info!(task = %dep.task, image = %sighting.image, "not rebuilding: the task is already in this update's chain");
+            continue;
+        }
+        let baseline = if dep.digest.is_empty() {
+            before.clone()
+        } else {
+            Some(dep.digest.clone())
+        };
+        if baseline.is_none() || baseline.as_deref() == Some(sighting.digest.as_str()) {
+            continue;
+        }
+        let Ok(Some(record)) = d.store.get_task(&dep.task).await else {
+            continue;
+        };
+        let Ok(spec) = tasks::spec_of(&record) else { continue };
+        if !record.enabled || !spec.base_image_trigger.enabled {
+            continue;
+        }
+        if dep.kind != "runtime" && spec.base_image_trigger.kind != "All" {
+            continue;
+        }
+        let trigger = serde_json::json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "images": [{"registry": r.registry, "repository": r.repository, "tag": r.tag(), "digest": sighting.digest}],
+            "chain": chain,
+        });
+        let triggers = slipway_store::Triggers {
+            image_update: Some(trigger),
+            ..Default::default()
+        };
+        let key = format!("image:{}:{}@{}", dep.task, sighting.image, sighting.digest);
+        let overrides = tasks::Overrides {
+            pull: true,
+            ..Default::default()
+        };
+        if let Some(run) = tasks::start(d, &spec, overrides, None, Some(key), triggers).await? {
+            tracing::info!(task = %dep.task, image = %sighting.image, run_id = %run.id, "base image changed: task started");
+            started.push(run.id);
+        }
+    }
+    Ok(started)
+}
+
+/// Asks the registry for a tag's manifest digest (`HEAD /v2/<name>/manifests/<tag>`),
+/// following the registry's token auth when it asks for it.
+pub async fn manifest_digest(client: &reqwest::Client, image: &str, credential: Option<(String, String)>) -> Result<String, String> {
+    let r = Reference::parse(image).map_err(|e| e.to_string())?;
+    let host = if r.registry == slipway_reference::DOCKER_HUB {
+        "registry-1.docker.io".to_string()
+    } else {
+        r.registry.clone()
+    };
+    let plain = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+    let url = format!(
+        "{}://{host}/v2/{}/manifests/{}",
+        if plain { "http" } else { "https" },
+        r.repository,
+        r.tag()
+    );
+    let accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, \
+                  application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+    let mut resp = client.head(&url).header("Accept", accept).send().await.map_err(|e| e.to_string())?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let token = bearer_token(client, &challenge, credential).await?;
+        resp = client
+            .head(&url)
+            .header("Accept", accept)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if !resp.status().is_success() {
+        return Err(format!("{url}: the registry answered {}", resp.status()));
+    }
+    resp.headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| format!("{url}: no Docker-Content-Digest"))
+}
+
+async fn bearer_token(client: &reqwest::Client, challenge: &str, credential: Option<(String, String)>) -> Result<String, String> {
+    let params: std::collections::HashMap<String, String> = challenge
+        .trim_start_matches("Bearer ")
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect();
+    let realm = params.get("realm").ok_or("the registry asked for auth without a token realm")?;
+    let mut req = client.get(realm);
+    let query: Vec<(&str, &String)> = ["service", "scope"]
+        .iter()
+        .filter_map(|k| params.get(*k).map(|v| (*k, v)))
+        .collect();
+    req = req.query(&query);
+    if let Some((u, p)) = credential {
+        req = req.basic_auth(u, Some(p));
+    }
+    let v: serde_json::Value = req
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    v.get("token")
+        .or(v.get("access_token"))
+        .and_then(|t| t.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| "the token service gave no token".into())
+}
+
+/// Polls every tracked image's digest, for registries that send no notifications.
+pub async fn poll(d: Arc<Daemon>, shutdown: CancellationToken) {
+    let every = d.settings.poll_interval_seconds;
+    if every == 0 {
+        return;
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(every)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let Ok(images) = d.store.tracked_images().await else { continue };
+        for image in images {
+            let registry = Reference::parse(&image).map(|r| r.registry).unwrap_or_default();
+            let credential = d
+                .settings
+                .registry_credentials
+                .get(&registry)
+                .and_then(|c| c.split_once(':'))
+                .map(|(u, p)| (u.to_string(), p.to_string()));
+            match manifest_digest(&client, &image, credential).await {
+                Ok(digest) => {
+                    if let Err(e) = seen(
+                        &d,
+                        &Sighting {
+                            image: image.clone(),
+                            digest,
+                        },
+                    )
+                    .await
+                    {
+                        tracing::warn!(image, error = %e, "acting on a polled digest failed");
+                    }
+                }
+                Err(e) => tracing::debug!(image, error = %e, "polling a base image failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_yield_tagged_manifest_pushes() {
+        let body = br#"{"events":[
+          {"action":"push","target":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:aa","repository":"base","tag":"1","url":"http://127.0.0.1:5000/v2/base/manifests/sha256:aa"},"request":{"host":"127.0.0.1:5000"}},
+          {"action":"push","target":{"mediaType":"application/octet-stream","digest":"sha256:bb","repository":"base"},"request":{"host":"127.0.0.1:5000"}},
+          {"action":"pull","target":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:cc","repository":"base","tag":"1"},"request":{"host":"127.0.0.1:5000"}}
+        ]}"#;
+        assert_eq!(
+            parse_envelope(body).unwrap(),
+            vec![Sighting {
+                image: "127.0.0.1:5000/base:1".into(),
+                digest: "sha256:aa".into()
+            }]
+        );
+        assert!(parse_envelope(b"nope").is_err());
+    }
+}

@@ -1,0 +1,419 @@
+//! Tasks: saved runs that Slipway starts by itself (commits, base image updates,
+//! timers) or on request. A task's secret values live in a `0600` file in the data
+//! directory, never in the database or the API's answers.
+
+use crate::model::{Argument, RunRequest};
+use crate::{requests, Daemon};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use slipway_store::{RunRecord, RunType, TaskRecord, Triggers};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskSpec {
+    #[serde(default)]
+    pub name: String,
+    /// A git URL (`…/repo.git#ref:subfolder`), a tar.gz URL, or none.
+    #[serde(default)]
+    pub context_path: Option<String>,
+    /// A Dockerfile, or a task file when it ends in `.yaml`/`.yml`.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A single command to run instead of a file (`IMAGE ARGS`).
+    #[serde(default)]
+    pub cmd: Option<String>,
+    #[serde(default)]
+    pub image_names: Vec<String>,
+    #[serde(default = "yes")]
+    pub is_push_enabled: bool,
+    /// Build arguments (Dockerfile tasks).
+    #[serde(default)]
+    pub arguments: Vec<Argument>,
+    /// Values (task files and commands).
+    #[serde(default)]
+    pub values: Vec<Argument>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    #[serde(default = "enabled")]
+    pub status: String,
+    #[serde(default)]
+    pub source_trigger: SourceTrigger,
+    #[serde(default)]
+    pub base_image_trigger: BaseImageTrigger,
+    #[serde(default)]
+    pub timers: Vec<Timer>,
+    /// Write-only: the secret webhook deliveries are signed with.
+    #[serde(default, skip_serializing)]
+    pub webhook_secret: Option<String>,
+    /// Write-only: registry host → `user:password`.
+    #[serde(default, skip_serializing)]
+    pub registry_credentials: BTreeMap<String, String>,
+    /// Write-only: git host → `user:token`.
+    #[serde(default, skip_serializing)]
+    pub git_credentials: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceTrigger {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Branches whose pushes start the task; empty means the context's branch (or any).
+    #[serde(default)]
+    pub branches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaseImageTrigger {
+    #[serde(default)]
+    pub enabled: bool,
+    /// `Runtime` (the final stage's base only) or `All` (buildtime bases too).
+    #[serde(default = "runtime", rename = "type")]
+    pub kind: String,
+}
+
+impl Default for BaseImageTrigger {
+    fn default() -> Self {
+        BaseImageTrigger {
+            enabled: false,
+            kind: runtime(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timer {
+    pub name: String,
+    /// Five-field cron in UTC.
+    pub schedule: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_timeout() -> u64 {
+    3600
+}
+fn default_platform() -> String {
+    "linux/amd64".into()
+}
+fn enabled() -> String {
+    "Enabled".into()
+}
+fn runtime() -> String {
+    "Runtime".into()
+}
+
+/// What a task keeps out of the database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSecrets {
+    pub arguments: BTreeMap<String, String>,
+    pub values: BTreeMap<String, String>,
+    pub webhook_secret: Option<String>,
+    pub registry_credentials: BTreeMap<String, String>,
+    pub git_credentials: BTreeMap<String, String>,
+}
+
+impl TaskSpec {
+    pub fn is_task_file(&self) -> bool {
+        self.file.as_deref().is_some_and(|f| f.ends_with(".yaml") || f.ends_with(".yml"))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.status == "Enabled"
+    }
+
+    /// Checks the spec; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = &self.name;
+        if !(5..=50).contains(&n.len()) || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!("name {n:?} must be 5 to 50 letters, digits, '-' or '_'"));
+        }
+        match (&self.file, &self.cmd) {
+            (Some(_), Some(_)) => return Err("give file or cmd, not both".into()),
+            (None, None) => return Err("give file (a Dockerfile or a task file) or cmd".into()),
+            _ => {}
+        }
+        if self.file.is_some() && self.context_path.is_none() {
+            return Err("file needs a contextPath to read it from".into());
+        }
+        if !(300..=28800).contains(&self.timeout) {
+            return Err(format!("timeout {} must be between 300 and 28800 seconds", self.timeout));
+        }
+        if self.status != "Enabled" && self.status != "Disabled" {
+            return Err(format!("status {:?} must be Enabled or Disabled", self.status));
+        }
+        if self.base_image_trigger.kind != "Runtime" && self.base_image_trigger.kind != "All" {
+            return Err(format!(
+                "baseImageTrigger.type {:?} must be Runtime or All",
+                self.base_image_trigger.kind
+            ));
+        }
+        for image in &self.image_names {
+            slipway_reference::Reference::parse(image).map_err(|e| format!("imageNames: {e}"))?;
+        }
+        if let Some(c) = &self.context_path {
+            if !crate::sources::is_git(c) && !crate::sources::is_tarball(c) {
+                return Err(format!(
+                    "contextPath {c:?} must be a git URL (…/repo.git#ref:subfolder, git://, file://) or a tar.gz URL"
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for t in &self.timers {
+            if !names.insert(t.name.as_str()) {
+                return Err(format!("timer {:?} is defined twice", t.name));
+            }
+            crate::timers::parse(&t.schedule).map_err(|e| format!("timer {:?}: {e}", t.name))?;
+        }
+        Ok(())
+    }
+
+    /// Moves every secret value out of the spec.
+    pub fn split_secrets(&mut self) -> TaskSecrets {
+        let mut s = TaskSecrets::default();
+        for a in self.arguments.iter_mut().filter(|a| a.is_secret) {
+            s.arguments.insert(a.name.clone(), std::mem::take(&mut a.value));
+        }
+        for a in self.values.iter_mut().filter(|a| a.is_secret) {
+            s.values.insert(a.name.clone(), std::mem::take(&mut a.value));
+        }
+        s.webhook_secret = self.webhook_secret.take();
+        s.registry_credentials = std::mem::take(&mut self.registry_credentials);
+        s.git_credentials = std::mem::take(&mut self.git_credentials);
+        s
+    }
+}
+
+pub fn spec_of(record: &TaskRecord) -> Result<TaskSpec, String> {
+    serde_json::from_value(record.spec.clone()).map_err(|e| format!("stored task {} is unreadable: {e}", record.name))
+}
+
+fn secrets_path(d: &Daemon, name: &str) -> std::path::PathBuf {
+    d.data("secrets").join(format!("task-{name}.json"))
+}
+
+pub fn read_secrets(d: &Daemon, name: &str) -> TaskSecrets {
+    std::fs::read(secrets_path(d, name))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+pub fn write_secrets(d: &Daemon, name: &str, s: &TaskSecrets) -> std::io::Result<()> {
+    crate::api::write_private(&secrets_path(d, name), &serde_json::to_vec(s)?)
+}
+
+pub fn remove_secrets(d: &Daemon, name: &str) {
+    let _ = std::fs::remove_file(secrets_path(d, name));
+}
+
+/// Overrides a manual `task run` may give.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default)]
+    pub values: Vec<Argument>,
+    #[serde(default)]
+    pub arguments: Vec<Argument>,
+    pub target: Option<String>,
+    pub file: Option<String>,
+    pub context_path: Option<String>,
+    /// Pull base images before building (set for base-image-update runs).
+    #[serde(default)]
+    pub pull: bool,
+}
+
+/// Where to fetch a task's source, pinned to `commit` when a trigger names one.
+fn source_location(context: Option<&str>, commit: Option<&str>) -> Option<String> {
+    let context = context?;
+    let Some(commit) = commit else { return Some(context.to_string()) };
+    let (url, fragment) = context.split_once('#').unwrap_or((context, ""));
+    let subfolder = fragment.split_once(':').map(|(_, s)| s).unwrap_or("");
+    Some(if subfolder.is_empty() {
+        format!("{url}#{commit}")
+    } else {
+        format!("{url}#{commit}:{subfolder}")
+    })
+}
+
+/// Starts a run of `task`. With `key`, at most one run per key is ever started
+/// (`Ok(None)` when the key was seen before).
+pub async fn start(
+    d: &Arc<Daemon>,
+    task: &TaskSpec,
+    overrides: Overrides,
+    commit: Option<&str>,
+    key: Option<String>,
+    triggers: Triggers,
+) -> Result<Option<RunRecord>, String> {
+    let secrets = read_secrets(d, &task.name);
+    let with_secret = |list: &[Argument], stored: &BTreeMap<String, String>| -> Vec<Argument> {
+        list.iter()
+            .map(|a| {
+                if a.is_secret {
+                    Argument {
+                        value: stored.get(&a.name).cloned().unwrap_or_default(),
+                        ..a.clone()
+                    }
+                } else {
+                    a.clone()
+                }
+            })
+            .collect()
+    };
+    let mut values = with_secret(&task.values, &secrets.values);
+    let mut arguments = with_secret(&task.arguments, &secrets.arguments);
+    // Overrides win over the task's own entries of the same name.
+    for o in overrides.values {
+        values.retain(|v| v.name != o.name);
+        values.push(o);
+    }
+    for o in overrides.arguments {
+        arguments.retain(|v| v.name != o.name);
+        arguments.push(o);
+    }
+    let context = overrides.context_path.or(task.context_path.clone());
+    let file = overrides.file.or(task.file.clone());
+    let location = source_location(context.as_deref(), commit);
+    let is_task_file = file.as_deref().is_some_and(|f| f.ends_with(".yaml") || f.ends_with(".yml"));
+    let (request, run_type) = if let Some(cmd) = &task.cmd {
+        let text = format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd).unwrap_or_default());
+        let r = serde_json::json!({
+            "type": "EncodedTaskRunRequest",
+            "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(text),
+            "values": values, "timeout": task.timeout, "platform": task.platform, "sourceLocation": location,
+        });
+        (r, RunType::AutoRun)
+    } else if is_task_file {
+        let r = serde_json::json!({
+            "type": "FileTaskRunRequest", "taskFilePath": file, "values": values,
+            "timeout": task.timeout, "platform": task.platform, "sourceLocation": location,
+        });
+        (r, RunType::AutoRun)
+    } else {
+        let r = serde_json::json!({
+            "type": "DockerBuildRequest", "imageNames": task.image_names, "isPushEnabled": task.is_push_enabled,
+            "dockerFilePath": file.unwrap_or_else(|| "Dockerfile".into()), "target": overrides.target.or(task.target.clone()),
+            "arguments": arguments, "timeout": task.timeout, "platform": task.platform, "sourceLocation": location,
+            "pull": overrides.pull,
+        });
+        (r, RunType::AutoBuild)
+    };
+    let request: RunRequest = serde_json::from_value(request).map_err(|e| e.to_string())?;
+    let mut prepared = requests::prepare(request).map_err(|e| e.0)?;
+    prepared.run_type = run_type;
+    for (host, up) in &secrets.registry_credentials {
+        prepared
+            .secrets
+            .insert(format!("{}{host}", crate::worker::REGISTRY_SECRET), up.clone());
+    }
+    for (host, up) in &secrets.git_credentials {
+        prepared.secrets.insert(format!("{}{host}", crate::worker::GIT_SECRET), up.clone());
+    }
+    let run_id = slipway_runner::new_run_id();
+    if !prepared.secrets.is_empty() {
+        crate::api::write_private(
+            &d.secrets_path(&run_id),
+            &serde_json::to_vec(&prepared.secrets).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let new = slipway_store::NewRun {
+        id: run_id.clone(),
+        run_type: prepared.run_type,
+        task: Some(task.name.clone()),
+        platform: prepared.platform,
+        request: prepared.stored,
+        image_names: prepared.image_names,
+        triggers,
+    };
+    let result = match key {
+        Some(k) => d.store.enqueue_once(&k, new).await,
+        None => d.store.enqueue(new).await.map(Some),
+    };
+    match result {
+        Ok(Some(r)) => {
+            d.wake.notify_one();
+            Ok(Some(r))
+        }
+        Ok(None) => {
+            let _ = std::fs::remove_file(d.secrets_path(&run_id));
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(d.secrets_path(&run_id));
+            Err(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> TaskSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let ok = spec(serde_json::json!({"name": "build-app", "contextPath": "file:///r.git#main", "file": "Dockerfile"}));
+        assert!(ok.validate().is_ok());
+        let cases = [
+            (serde_json::json!({"name": "abc", "cmd": "busybox"}), "name"),
+            (serde_json::json!({"name": "build-app"}), "give file"),
+            (serde_json::json!({"name": "build-app", "file": "Dockerfile"}), "contextPath"),
+            (serde_json::json!({"name": "build-app", "cmd": "busybox", "timeout": 10}), "timeout"),
+            (
+                serde_json::json!({"name": "build-app", "cmd": "busybox", "timers": [{"name": "t", "schedule": "61 * * * *"}]}),
+                "minute",
+            ),
+            (
+                serde_json::json!({"name": "build-app", "cmd": "busybox", "baseImageTrigger": {"type": "Some"}}),
+                "baseImageTrigger.type",
+            ),
+        ];
+        for (json, needle) in cases {
+            let e = spec(json.clone()).validate().unwrap_err();
+            assert!(e.contains(needle), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_split_out() {
+        let mut s = spec(serde_json::json!({
+            "name": "build-app", "cmd": "busybox", "webhookSecret": "w",
+            "arguments": [{"name": "A", "value": "1"}, {"name": "B", "value": "hidden", "isSecret": true}],
+        }));
+        let secrets = s.split_secrets();
+        assert_eq!(secrets.arguments["B"], "hidden");
+        assert_eq!(secrets.webhook_secret.as_deref(), Some("w"));
+        let shown = serde_json::to_string(&s).unwrap();
+        assert!(!shown.contains("hidden") && !shown.contains("webhookSecret"), "{shown}");
+    }
+
+    #[test]
+    fn sources_are_pinned_to_the_commit() {
+        assert_eq!(
+            source_location(Some("file:///r.git#main:sub"), Some("abc1234")).unwrap(),
+            "file:///r.git#abc1234:sub"
+        );
+        assert_eq!(
+            source_location(Some("file:///r.git"), Some("abc1234")).unwrap(),
+            "file:///r.git#abc1234"
+        );
+        assert_eq!(source_location(Some("file:///r.git#main"), None).unwrap(), "file:///r.git#main");
+    }
+}

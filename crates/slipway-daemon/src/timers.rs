@@ -1,0 +1,210 @@
+//! Timer triggers: five-field cron in UTC (croner). Each occurrence starts at most
+//! one run per timer, even across restarts (its key is written with the run);
+//! occurrences missed while the daemon was down are not replayed.
+
+use crate::tasks::{self, TaskSpec};
+use crate::Daemon;
+use chrono::{DateTime, TimeZone, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const FIELDS: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+
+fn parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build()
+}
+
+/// Parses a five-field cron expression; a bad one is refused naming its field.
+pub fn parse(expr: &str) -> Result<Cron, String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "{expr:?} has {} fields; a schedule has 5: minute hour day-of-month month day-of-week",
+            fields.len()
+        ));
+    }
+    match parser().parse(expr) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            // Find the field at fault: each field alone, the others `*`.
+            for (i, f) in fields.iter().enumerate() {
+                let mut probe = vec!["*"; 5];
+                probe[i] = f;
+                if parser().parse(&probe.join(" ")).is_err() {
+                    return Err(format!("{expr:?}: the {} field {f:?} is not valid", FIELDS[i]));
+                }
+            }
+            Err(format!("{expr:?} is not a valid schedule: {e}"))
+        }
+    }
+}
+
+fn next_after(cron: &Cron, after_ms: i64) -> Option<i64> {
+    let t: DateTime<Utc> = Utc.timestamp_millis_opt(after_ms).single()?;
+    cron.find_next_occurrence(&t, false).ok().map(|n| n.timestamp_millis())
+}
+
+/// One timer the scheduler watches.
+struct Due {
+    task: String,
+    timer: String,
+    cron: Cron,
+}
+
+/// Fires due timers until shutdown. Timers are read again when tasks change.
+pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
+    // Occurrences before this start are never replayed.
+    let mut horizon = d.clock.now_ms();
+    let mut version = u64::MAX;
+    let mut queue: BTreeMap<(i64, usize), Due> = BTreeMap::new();
+    let mut seq = 0usize;
+    loop {
+        let current = d.tasks_version.load(std::sync::atomic::Ordering::SeqCst);
+        if current != version {
+            version = current;
+            queue.clear();
+            match d.store.list_tasks().await {
+                Ok(list) => {
+                    for record in list.iter().filter(|t| t.enabled) {
+                        let Ok(spec) = tasks::spec_of(record) else { continue };
+                        for t in spec.timers.iter().filter(|t| t.enabled) {
+                            let Ok(cron) = parse(&t.schedule) else { continue };
+                            if let Some(next) = next_after(&cron, horizon) {
+                                seq += 1;
+                                queue.insert(
+                                    (next, seq),
+                                    Due {
+                                        task: spec.name.clone(),
+                                        timer: t.name.clone(),
+                                        cron,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading tasks for timers failed"),
+            }
+        }
+        let now = d.clock.now_ms();
+        let mut fired: Vec<((i64, usize), Due)> = Vec::new();
+        while let Some(entry) = queue.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (k, v) = entry.remove_entry();
+            fired.push((k, v));
+        }
+        if !fired.is_empty() {
+            let cache: Arc<tokio::sync::Mutex<BTreeMap<String, Option<TaskSpec>>>> = Default::default();
+            let mut handles = Vec::new();
+            for ((occurrence, _), due) in &fired {
+                let d = d.clone();
+                let (occurrence, task, timer) = (*occurrence, due.task.clone(), due.timer.clone());
+                let cache = cache.clone();
+                handles.push(tokio::spawn(async move { fire(&d, &task, &timer, occurrence, &cache).await }));
+            }
+            for h in handles {
+                let _ = h.await;
+            }
+            for ((occurrence, _), due) in fired {
+                if let Some(next) = next_after(&due.cron, occurrence) {
+                    seq += 1;
+                    queue.insert((next, seq), due);
+                }
+            }
+        }
+        horizon = now;
+        let wait = queue
+            .first_key_value()
+            .map(|((t, _), _)| (t - d.clock.now_ms()).clamp(5, 1000))
+            .unwrap_or(1000) as u64;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            _ = d.tasks_changed.notified() => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn fire(d: &Arc<Daemon>, task: &str, timer: &str, occurrence: i64, cache: &tokio::sync::Mutex<BTreeMap<String, Option<TaskSpec>>>) {
+    let spec = {
+        let mut c = cache.lock().await;
+        if !c.contains_key(task) {
+            let spec = d
+                .store
+                .get_task(task)
+                .await
+                .ok()
+                .flatten()
+                .filter(|t| t.enabled)
+                .and_then(|t| tasks::spec_of(&t).ok());
+            c.insert(task.to_string(), spec);
+        }
+        c[task].clone()
+    };
+    // A task disabled (or deleted) since the schedule was read does not fire.
+    let Some(spec) = spec else { return };
+    if !spec.timers.iter().any(|t| t.name == timer && t.enabled) {
+        return;
+    }
+    let when = Utc
+        .timestamp_millis_opt(occurrence)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    let trigger = serde_json::json!({"timerTriggerName": timer, "scheduleOccurrence": when});
+    let triggers = slipway_store::Triggers {
+        timer: Some(trigger),
+        ..Default::default()
+    };
+    let key = format!("timer:{task}:{timer}:{occurrence}");
+    match tasks::start(d, &spec, Default::default(), None, Some(key), triggers).await {
+        Ok(Some(run)) => tracing::info!(task, timer, run_id = %run.id, occurrence = %when, "timer fired"),
+        Ok(None) => tracing::debug!(task, timer, occurrence = %when, "this occurrence already fired"),
+        Err(e) => tracing::warn!(task, timer, error = %e, "a timer could not start its run"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_field_cron_with_names_ranges_and_steps() {
+        let c = parse("0 12 * * Mon-Fri").unwrap();
+        // 2026-11-21 is a Saturday: the next occurrence is Monday 2026-11-23 12:00 UTC.
+        let sat = Utc.with_ymd_and_hms(2026, 11, 21, 13, 0, 0).unwrap().timestamp_millis();
+        assert_eq!(
+            next_after(&c, sat),
+            Some(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap().timestamp_millis())
+        );
+        let c = parse("*/15 1,2 * Jan,Dec 0").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap().timestamp_millis();
+        assert_eq!(
+            next_after(&c, t),
+            Some(Utc.with_ymd_and_hms(2026, 12, 6, 1, 0, 0).unwrap().timestamp_millis())
+        );
+        assert!(parse("0 12 * * 7").is_ok(), "7 is Sunday too");
+    }
+
+    #[test]
+    fn bad_schedules_name_the_field() {
+        for (expr, needle) in [
+            ("61 * * * *", "minute"),
+            ("* 24 * * *", "hour"),
+            ("* * 32 * *", "day-of-month"),
+            ("* * * Foo *", "month"),
+            ("* * * * Funday", "day-of-week"),
+            ("0 * * * * *", "6 fields"),
+            ("* *", "2 fields"),
+        ] {
+            let e = parse(expr).unwrap_err();
+            assert!(e.contains(needle), "{expr}: {e}");
+        }
+    }
+}

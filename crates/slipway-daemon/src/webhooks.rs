@@ -1,0 +1,287 @@
+//! Source-commit triggers: push webhooks from GitHub, GitLab, Gitea/Forgejo and a
+//! generic JSON form. A delivery must be signed with the webhook secret of a task it
+//! would start; the same commit starts each task at most once.
+
+use crate::tasks::{self, TaskSpec};
+use crate::Daemon;
+use axum::http::HeaderMap;
+use hmac::{KeyInit, Mac};
+use std::sync::Arc;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// A push, whatever sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    pub delivery: String,
+    pub repository_urls: Vec<String>,
+    pub branch: String,
+    pub commit: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the delivery's signature does not match the webhook secret of any task for this repository")]
+    Unauthorized,
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Reads a push out of a provider's payload. Non-push events are `None`.
+pub fn parse(provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<Push>, WebhookError> {
+    let bad = |m: String| WebhookError::BadRequest(m);
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(format!("the payload is not JSON: {e}")))?;
+    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
+    let branch_of = |r: Option<String>| r.and_then(|r| r.strip_prefix("refs/heads/").map(str::to_string));
+    let push = match provider {
+        "github" | "gitea" => {
+            let event = header(headers, "X-GitHub-Event")
+                .or(header(headers, "X-Gitea-Event"))
+                .unwrap_or("push");
+            if event != "push" {
+                return Ok(None);
+            }
+            let delivery = header(headers, "X-GitHub-Delivery")
+                .or(header(headers, "X-Gitea-Delivery"))
+                .unwrap_or("")
+                .to_string();
+            let urls = [
+                "/repository/clone_url",
+                "/repository/html_url",
+                "/repository/ssh_url",
+                "/repository/git_url",
+            ]
+            .iter()
+            .filter_map(|p| s(p))
+            .collect();
+            Push {
+                delivery,
+                repository_urls: urls,
+                branch: branch_of(s("/ref")).unwrap_or_default(),
+                commit: s("/after").unwrap_or_default(),
+            }
+        }
+        "gitlab" => {
+            let event = header(headers, "X-Gitlab-Event").unwrap_or("Push Hook");
+            if event != "Push Hook" {
+                return Ok(None);
+            }
+            let delivery = header(headers, "X-Gitlab-Event-UUID").unwrap_or("").to_string();
+            let urls = [
+                "/project/git_http_url",
+                "/repository/git_http_url",
+                "/project/web_url",
+                "/repository/url",
+            ]
+            .iter()
+            .filter_map(|p| s(p))
+            .collect();
+            Push {
+                delivery,
+                repository_urls: urls,
+                branch: branch_of(s("/ref")).unwrap_or_default(),
+                commit: s("/checkout_sha").or(s("/after")).unwrap_or_default(),
+            }
+        }
+        "generic" => Push {
+            delivery: s("/id").unwrap_or_default(),
+            repository_urls: s("/repositoryUrl").into_iter().collect(),
+            branch: s("/branch")
+                .map(|b| b.strip_prefix("refs/heads/").unwrap_or(&b).to_string())
+                .unwrap_or_default(),
+            commit: s("/commit").unwrap_or_default(),
+        },
+        other => {
+            return Err(bad(format!(
+                "unknown webhook provider {other:?}; use github, gitlab, gitea or generic"
+            )))
+        }
+    };
+    if push.repository_urls.is_empty() || push.commit.is_empty() || push.branch.is_empty() {
+        return Err(bad("the push names no repository URL, branch or commit".into()));
+    }
+    if push.commit.chars().all(|c| c == '0') {
+        // A branch deletion: nothing to build.
+        return Ok(None);
+    }
+    Ok(Some(push))
+}
+
+/// Whether `headers` carry a valid signature of `body` with `secret`, as `provider` signs.
+pub fn verify(provider: &str, headers: &HeaderMap, body: &[u8], secret: &str) -> bool {
+    let hmac_hex = |given: &str| -> bool {
+        let Ok(expected) = hex::decode(given.trim()) else { return false };
+        let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
+            return false;
+        };
+        mac.update(body);
+        // verify_slice compares in constant time.
+        mac.verify_slice(&expected).is_ok()
+    };
+    match provider {
+        "github" => header(headers, "X-Hub-Signature-256")
+            .and_then(|s| s.strip_prefix("sha256="))
+            .is_some_and(hmac_hex),
+        "gitea" => header(headers, "X-Gitea-Signature")
+            .or(header(headers, "X-Forgejo-Signature"))
+            .is_some_and(hmac_hex),
+        "generic" => header(headers, "X-Slipway-Signature")
+            .and_then(|s| s.strip_prefix("sha256="))
+            .is_some_and(hmac_hex),
+        "gitlab" => header(headers, "X-Gitlab-Token").is_some_and(|t| {
+            let (a, b) = (t.as_bytes(), secret.as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        }),
+        _ => false,
+    }
+}
+
+/// `https://Host/Org/Repo.git/` and `host/org/repo` are the same repository.
+pub fn normalise_repo(url: &str) -> String {
+    let u = url.split('#').next().unwrap_or(url).trim().trim_end_matches('/');
+    let u = u.split_once("://").map(|(_, rest)| rest).unwrap_or(u);
+    let u = u.rsplit_once('@').map(|(_, rest)| rest).unwrap_or(u);
+    u.trim_end_matches(".git").trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// The branch a task's context names (`#branch[:subfolder]`), if any.
+fn context_branch(context: &str) -> Option<String> {
+    let fragment = context.split_once('#')?.1;
+    let r = fragment.split(':').next().unwrap_or("");
+    Some(r.to_string()).filter(|r| !r.is_empty())
+}
+
+fn wants(task: &TaskSpec, push: &Push) -> bool {
+    let Some(context) = &task.context_path else { return false };
+    if !task.enabled() || !task.source_trigger.enabled {
+        return false;
+    }
+    let repo = normalise_repo(context);
+    if !push.repository_urls.iter().any(|u| normalise_repo(u) == repo) {
+        return false;
+    }
+    if task.source_trigger.branches.is_empty() {
+        context_branch(context).is_none_or(|b| b == push.branch)
+    } else {
+        task.source_trigger.branches.iter().any(|b| b == &push.branch)
+    }
+}
+
+/// Handles a delivery: verifies it against each interested task and starts those runs.
+pub async fn deliver(d: &Arc<Daemon>, provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, WebhookError> {
+    let push = parse(provider, headers, body)?;
+    let tasks = d.store.list_tasks().await.map_err(|e| WebhookError::Internal(e.to_string()))?;
+    let mut verified_any = false;
+    let mut started = Vec::new();
+    let Some(push) = push else {
+        // Not a push: still only answer a correctly signed sender.
+        for record in &tasks {
+            let secret = tasks::read_secrets(d, &record.name).webhook_secret.unwrap_or_default();
+            if !secret.is_empty() && verify(provider, headers, body, &secret) {
+                return Ok(Vec::new());
+            }
+        }
+        return Err(WebhookError::Unauthorized);
+    };
+    for record in tasks {
+        let Ok(spec) = tasks::spec_of(&record) else { continue };
+        let repo_matches = spec
+            .context_path
+            .as_deref()
+            .is_some_and(|c| push.repository_urls.iter().any(|u| normalise_repo(u) == normalise_repo(c)));
+        if !repo_matches {
+            continue;
+        }
+        let secret = tasks::read_secrets(d, &spec.name).webhook_secret.unwrap_or_default();
+        if secret.is_empty() || !verify(provider, headers, body, &secret) {
+            continue;
+        }
+        verified_any = true;
+        if !record.enabled || !wants(&spec, &push) {
+            continue;
+        }
+        let trigger = serde_json::json!({
+            "id": push.delivery,
+            "eventType": "commit",
+            "commitId": push.commit,
+            "branchName": push.branch,
+            "repositoryUrl": push.repository_urls.first(),
+            "providerType": provider,
+        });
+        let triggers = slipway_store::Triggers {
+            source: Some(trigger),
+            ..Default::default()
+        };
+        let key = format!("commit:{}:{}", spec.name, push.commit);
+        match tasks::start(d, &spec, Default::default(), Some(&push.commit), Some(key), triggers).await {
+            Ok(Some(run)) => started.push(run.id),
+            Ok(None) => {}
+            Err(e) => return Err(WebhookError::Internal(e)),
+        }
+    }
+    if !verified_any {
+        return Err(WebhookError::Unauthorized);
+    }
+    Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn signatures_per_provider() {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let mut h = HeaderMap::new();
+        h.insert("X-Hub-Signature-256", format!("sha256={}", sign("s3", body)).parse().unwrap());
+        assert!(verify("github", &h, body, "s3"));
+        assert!(!verify("github", &h, body, "other"));
+        assert!(!verify("github", &h, b"tampered", "s3"));
+        let mut h = HeaderMap::new();
+        h.insert("X-Gitea-Signature", sign("s3", body).parse().unwrap());
+        assert!(verify("gitea", &h, body, "s3"));
+        let mut h = HeaderMap::new();
+        h.insert("X-Gitlab-Token", "s3".parse().unwrap());
+        assert!(verify("gitlab", &h, body, "s3") && !verify("gitlab", &h, body, "s4"));
+        assert!(!verify("github", &HeaderMap::new(), body, "s3"), "a missing signature fails");
+    }
+
+    #[test]
+    fn payloads_per_provider() {
+        let gh = br#"{"ref":"refs/heads/main","after":"abc123","repository":{"clone_url":"https://h/o/r.git"}}"#;
+        let mut h = HeaderMap::new();
+        h.insert("X-GitHub-Event", "push".parse().unwrap());
+        h.insert("X-GitHub-Delivery", "d1".parse().unwrap());
+        let p = parse("github", &h, gh).unwrap().unwrap();
+        assert_eq!(
+            (p.delivery.as_str(), p.branch.as_str(), p.commit.as_str()),
+            ("d1", "main", "abc123")
+        );
+        let gl = br#"{"ref":"refs/heads/dev","checkout_sha":"def","project":{"git_http_url":"https://h/o/r.git"}}"#;
+        assert_eq!(parse("gitlab", &HeaderMap::new(), gl).unwrap().unwrap().branch, "dev");
+        let mut ping = HeaderMap::new();
+        ping.insert("X-GitHub-Event", "ping".parse().unwrap());
+        assert_eq!(parse("github", &ping, gh).unwrap(), None);
+        assert!(parse("bitbucket", &HeaderMap::new(), gh).is_err());
+        assert!(parse("generic", &HeaderMap::new(), br#"{"branch":"main"}"#).is_err());
+    }
+
+    #[test]
+    fn repository_urls_compare_loosely() {
+        assert_eq!(normalise_repo("https://Host/Org/Repo.git/"), normalise_repo("host/org/repo"));
+        assert_eq!(normalise_repo("file:///tmp/x/repo.git#main:sub"), "/tmp/x/repo");
+        assert_eq!(normalise_repo("https://user@host/o/r.git"), "host/o/r");
+    }
+}
