@@ -157,6 +157,15 @@ impl Client {
         Ok(body)
     }
 
+    /// Sends a JSON request and returns the JSON answer (an error names the daemon's message).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        self.send(r).await
+    }
+
     pub async fn run(&self, id: &str) -> Result<Run> {
         Ok(serde_json::from_value(
             self.send(self.req(reqwest::Method::GET, &format!("/v1/runs/{id}"))).await?,
@@ -333,7 +342,7 @@ async fn submit(client: &Client, body: Value, wait: &WaitArgs) -> Result<ExitCod
     })
 }
 
-async fn wait_finished(client: &Client, id: &str) -> Result<Run> {
+pub async fn wait_finished(client: &Client, id: &str) -> Result<Run> {
     loop {
         let r = client.run(id).await?;
         if !matches!(r.status.as_str(), "Queued" | "Started" | "Running") {
@@ -401,7 +410,7 @@ fn duration(r: &Run) -> String {
     }
 }
 
-fn print_runs(runs: &[Run], output: Output) -> Result<()> {
+pub fn print_runs(runs: &[Run], output: Output) -> Result<()> {
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(runs)?);
         return Ok(());
@@ -412,9 +421,14 @@ fn print_runs(runs: &[Run], output: Output) -> Result<()> {
     );
     println!("{:-<12} {:-<10} {:-<12} {:-<11} {:-<13} {:-<26} {:->9}", "", "", "", "", "", "", "");
     for r in runs {
-        let trigger = match r.run_type.as_str() {
-            "QuickBuild" | "QuickRun" => "Manual",
-            _ => "Trigger",
+        let trigger = if r.source_trigger.is_some() {
+            "Commit"
+        } else if r.image_update_trigger.is_some() {
+            "Image Update"
+        } else if r.timer_trigger.is_some() {
+            "Timer"
+        } else {
+            "Manual"
         };
         println!(
             "{:<12} {:<10} {:<12} {:<11} {:<13} {:<26} {:>9}",

@@ -1,6 +1,7 @@
 //! `slipway`: the command line. It wires the crates together and owns all printing.
 
 mod client;
+mod task_cmd;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
@@ -52,6 +53,13 @@ enum Command {
         server: client::ServerArgs,
         #[command(subcommand)]
         command: client::RunsCommand,
+    },
+    /// Create, change, run and inspect tasks and their triggers (like `az acr task`).
+    Task {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(subcommand)]
+        command: task_cmd::TaskCommand,
     },
     /// Print a run's log; -f follows it until the run ends.
     Logs {
@@ -199,6 +207,7 @@ fn main() -> ExitCode {
         Command::Run { server, args } => block_on(client::run(&server, args)),
         Command::Runs { server, command } => block_on(client::runs(&server, command)),
         Command::Logs { server, run_id, follow } => block_on(client::logs(&server, &run_id, follow)),
+        Command::Task { server, command } => block_on(task_cmd::run(&server, command)),
     };
     match result {
         Ok(code) => code,

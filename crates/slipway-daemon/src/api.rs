@@ -332,26 +332,6 @@ async fn run_log(
         .into_response())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_endpoint_is_documented() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
-        for (method, path) in super::ENDPOINTS {
-            assert!(
-                doc.contains(&format!("### {method} {path}\n")),
-                "docs/api.md lacks ### {method} {path}"
-            );
-        }
-        let documented = doc.lines().filter(|l| l.starts_with("### ")).count();
-        assert_eq!(
-            documented,
-            super::ENDPOINTS.len(),
-            "docs/api.md documents an endpoint the router does not serve"
-        );
-    }
-}
-
 fn conflict(m: impl Into<String>) -> Failure {
     Failure(StatusCode::CONFLICT, "Conflict", m.into())
 }
@@ -582,4 +562,24 @@ async fn registry_notification(State(d): Shared, headers: HeaderMap, body: Bytes
         runs.extend(crate::images::seen(&d, s).await.map_err(internal)?);
     }
     Ok(Json(serde_json::json!({ "runs": runs })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_endpoint_is_documented() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
+        for (method, path) in super::ENDPOINTS {
+            assert!(
+                doc.contains(&format!("### {method} {path}\n")),
+                "docs/api.md lacks ### {method} {path}"
+            );
+        }
+        let documented = doc.lines().filter(|l| l.starts_with("### ")).count();
+        assert_eq!(
+            documented,
+            super::ENDPOINTS.len(),
+            "docs/api.md documents an endpoint the router does not serve"
+        );
+    }
 }

@@ -48,7 +48,9 @@ pub fn parse_envelope(body: &[u8]) -> Result<Vec<Sighting>, String> {
     Ok(out)
 }
 
-/// Which task (and chain of tasks) produced `digest` of `image`, from recent runs' outputs.
+/// Which task (and chain of tasks) produced `digest` of `image`: a finished run that
+/// output it, or a run still going that was asked to push this tag (the registry
+/// notifies while the pushing run is still running).
 async fn producer(d: &Daemon, image: &str, digest: &str) -> (Option<String>, Vec<String>) {
     let Ok(r) = Reference::parse(image) else {
         return (None, Vec::new());
@@ -62,12 +64,18 @@ async fn producer(d: &Daemon, image: &str, digest: &str) -> (Option<String>, Vec
         })
         .await
         .unwrap_or_default();
+    let names_it = |run: &slipway_store::RunRecord| {
+        run.image_names
+            .iter()
+            .any(|n| Reference::parse(n).map(|x| x.tagged() == image).unwrap_or(false))
+    };
     for run in runs {
-        let produced = run
+        let output = run
             .output_images
             .as_array()
             .is_some_and(|a| a.iter().any(|o| o["digest"] == digest));
-        if produced {
+        let pushing = !run.status.is_finished() && names_it(&run);
+        if output || pushing {
             let chain = run
                 .triggers
                 .image_update

@@ -82,7 +82,8 @@ fn split_secrets(args: &[Argument], what: &str) -> Result<(Vec<Argument>, BTreeM
 pub fn prepare(req: RunRequest) -> Result<Prepared, BadRequest> {
     match req {
         RunRequest::DockerBuildRequest(mut r) => {
-            for name in &r.image_names {
+            for name in r.image_names.iter().filter(|n| !n.contains("{{")) {
+                // Names with run templates (`app:{{.Run.ID}}`) are checked once rendered.
                 slipway_reference::Reference::parse(name).map_err(|e| bad(format!("imageNames: {e}")))?;
             }
             if r.docker_file_path.trim().is_empty() {

@@ -160,7 +160,7 @@ impl TaskSpec {
                 self.base_image_trigger.kind
             ));
         }
-        for image in &self.image_names {
+        for image in self.image_names.iter().filter(|n| !n.contains("{{")) {
             slipway_reference::Reference::parse(image).map_err(|e| format!("imageNames: {e}"))?;
         }
         if let Some(c) = &self.context_path {

@@ -32,7 +32,7 @@ pub fn parse(expr: &str) -> Result<Cron, String> {
         Err(e) => {
             // Find the field at fault: each field alone, the others `*`.
             for (i, f) in fields.iter().enumerate() {
-                let mut probe = vec!["*"; 5];
+                let mut probe = ["*"; 5];
                 probe[i] = f;
                 if parser().parse(&probe.join(" ")).is_err() {
                     return Err(format!("{expr:?}: the {} field {f:?} is not valid", FIELDS[i]));

@@ -1,0 +1,514 @@
+//! `slipway task …`: tasks and their triggers, shaped like `az acr task`.
+
+use crate::client::{stream_log, Client, Output, ServerArgs};
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Map, Value};
+use std::process::ExitCode;
+
+#[derive(Args, Clone, Default)]
+pub struct TaskFields {
+    /// A git URL (`…/repo.git#branch:subfolder`) or a tar.gz URL.
+    #[arg(short = 'c', long = "context")]
+    pub context: Option<String>,
+    /// A Dockerfile, or a task file when it ends in .yaml/.yml.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Run one command (`IMAGE ARGS`) instead of a file.
+    #[arg(long)]
+    pub cmd: Option<String>,
+    /// Image to build and push (repeatable).
+    #[arg(short = 't', long = "image")]
+    pub image: Vec<String>,
+    #[arg(long = "no-push")]
+    pub no_push: bool,
+    /// Build argument `NAME=VALUE` (repeatable).
+    #[arg(long = "arg")]
+    pub arg: Vec<String>,
+    #[arg(long = "secret-arg")]
+    pub secret_arg: Vec<String>,
+    /// Value `NAME=VALUE` (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    #[arg(long = "set-secret")]
+    pub set_secret: Vec<String>,
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[arg(long = "commit-trigger-enabled")]
+    pub commit_trigger_enabled: Option<bool>,
+    /// Branch whose pushes start the task (repeatable; default: the context's branch).
+    #[arg(long = "branch")]
+    pub branch: Vec<String>,
+    #[arg(long = "base-image-trigger-enabled")]
+    pub base_image_trigger_enabled: Option<bool>,
+    #[arg(long = "base-image-trigger-type", value_parser = ["Runtime", "All"])]
+    pub base_image_trigger_type: Option<String>,
+    /// A timer, `NAME:CRON` (5 fields, UTC; repeatable).
+    #[arg(long = "schedule")]
+    pub schedule: Vec<String>,
+    #[arg(long = "webhook-secret", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Registry credentials `REGISTRY=USER:PASSWORD` (repeatable).
+    #[arg(long = "registry-credential")]
+    pub registry_credential: Vec<String>,
+    /// Git credentials `HOST=USER:TOKEN` (repeatable).
+    #[arg(long = "git-credential")]
+    pub git_credential: Vec<String>,
+    #[arg(long, value_parser = ["Enabled", "Disabled"])]
+    pub status: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// Create a task.
+    Create {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[command(flatten)]
+        fields: TaskFields,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Change a task; only the fields given change.
+    Update {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[command(flatten)]
+        fields: TaskFields,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    Show {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    List {
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    Delete {
+        #[arg(short = 'n', long)]
+        name: String,
+    },
+    /// Run a task now and stream its log.
+    Run {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(long = "set")]
+        set: Vec<String>,
+        #[arg(long = "set-secret")]
+        set_secret: Vec<String>,
+        #[arg(long = "arg")]
+        arg: Vec<String>,
+        #[arg(long = "secret-arg")]
+        secret_arg: Vec<String>,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(short = 'f', long = "file")]
+        file: Option<String>,
+        #[arg(short = 'c', long = "context")]
+        context: Option<String>,
+        #[arg(long)]
+        no_logs: bool,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The log of a task's latest run (or of --run-id).
+    Logs {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(long = "run-id")]
+        run_id: Option<String>,
+    },
+    /// A task's runs, newest first.
+    ListRuns {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        top: u32,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// A task's timers.
+    Timer {
+        #[command(subcommand)]
+        command: TimerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TimerCommand {
+    Add {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(long = "timer-name")]
+        timer_name: String,
+        #[arg(long)]
+        schedule: String,
+        #[arg(long)]
+        enabled: Option<bool>,
+    },
+    Update {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(long = "timer-name")]
+        timer_name: String,
+        #[arg(long)]
+        schedule: Option<String>,
+        #[arg(long)]
+        enabled: Option<bool>,
+    },
+    Remove {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(long = "timer-name")]
+        timer_name: String,
+    },
+    List {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+fn kv(list: &[String], flag: &str, secret: bool) -> Result<Vec<Value>> {
+    list.iter()
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| anyhow!("{flag} {}: expected NAME=VALUE", p.split('=').next().unwrap_or("")))?;
+            Ok(json!({"name": k, "value": v, "isSecret": secret}))
+        })
+        .collect()
+}
+
+fn map(list: &[String], flag: &str) -> Result<Map<String, Value>> {
+    list.iter()
+        .map(|p| {
+            let (k, v) = p.split_once('=').ok_or_else(|| anyhow!("{flag}: expected HOST=USER:SECRET"))?;
+            Ok((k.to_string(), Value::String(v.to_string())))
+        })
+        .collect()
+}
+
+/// The JSON fields the flags set (only those given, so it serves create and update).
+fn body(f: &TaskFields) -> Result<Map<String, Value>> {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    if let Some(c) = &f.context {
+        put("contextPath", json!(c));
+    }
+    if let Some(x) = &f.file {
+        put("file", json!(x));
+    }
+    if let Some(x) = &f.cmd {
+        put("cmd", json!(x));
+    }
+    if !f.image.is_empty() {
+        put("imageNames", json!(f.image));
+    }
+    if f.no_push {
+        put("isPushEnabled", json!(false));
+    }
+    let mut args = kv(&f.arg, "--arg", false)?;
+    args.extend(kv(&f.secret_arg, "--secret-arg", true)?);
+    if !args.is_empty() {
+        put("arguments", Value::Array(args));
+    }
+    let mut values = kv(&f.set, "--set", false)?;
+    values.extend(kv(&f.set_secret, "--set-secret", true)?);
+    if !values.is_empty() {
+        put("values", Value::Array(values));
+    }
+    if let Some(x) = &f.target {
+        put("target", json!(x));
+    }
+    if let Some(x) = f.timeout {
+        put("timeout", json!(x));
+    }
+    if let Some(x) = &f.platform {
+        put("platform", json!(x));
+    }
+    if f.commit_trigger_enabled.is_some() || !f.branch.is_empty() {
+        let mut st = Map::new();
+        if let Some(e) = f.commit_trigger_enabled {
+            st.insert("enabled".into(), json!(e));
+        }
+        if !f.branch.is_empty() {
+            st.insert("branches".into(), json!(f.branch));
+        }
+        put("sourceTrigger", Value::Object(st));
+    }
+    if f.base_image_trigger_enabled.is_some() || f.base_image_trigger_type.is_some() {
+        let mut bt = Map::new();
+        if let Some(e) = f.base_image_trigger_enabled {
+            bt.insert("enabled".into(), json!(e));
+        }
+        if let Some(t) = &f.base_image_trigger_type {
+            bt.insert("type".into(), json!(t));
+        }
+        put("baseImageTrigger", Value::Object(bt));
+    }
+    if !f.schedule.is_empty() {
+        let timers: Result<Vec<Value>> = f
+            .schedule
+            .iter()
+            .map(|s| {
+                let (name, cron) = s.split_once(':').ok_or_else(|| anyhow!("--schedule {s:?}: expected NAME:CRON"))?;
+                Ok(json!({"name": name, "schedule": cron}))
+            })
+            .collect();
+        put("timers", Value::Array(timers?));
+    }
+    if let Some(x) = &f.webhook_secret {
+        put("webhookSecret", json!(x));
+    }
+    if !f.registry_credential.is_empty() {
+        put(
+            "registryCredentials",
+            Value::Object(map(&f.registry_credential, "--registry-credential")?),
+        );
+    }
+    if !f.git_credential.is_empty() {
+        put("gitCredentials", Value::Object(map(&f.git_credential, "--git-credential")?));
+    }
+    if let Some(x) = &f.status {
+        put("status", json!(x));
+    }
+    Ok(m)
+}
+
+fn print_tasks(tasks: &[Value], output: Output) -> Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(tasks)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<9} {:<8} {:<8} {:<6} {:<40}",
+        "NAME", "STATUS", "COMMIT", "BASE", "TIMERS", "CONTEXT"
+    );
+    println!("{:-<24} {:-<9} {:-<8} {:-<8} {:-<6} {:-<40}", "", "", "", "", "", "");
+    for t in tasks {
+        let on = |v: &Value| if v.as_bool().unwrap_or(false) { "Enabled" } else { "Disabled" };
+        println!(
+            "{:<24} {:<9} {:<8} {:<8} {:<6} {:<40}",
+            t["name"].as_str().unwrap_or(""),
+            t["status"].as_str().unwrap_or(""),
+            on(&t["sourceTrigger"]["enabled"]),
+            on(&t["baseImageTrigger"]["enabled"]),
+            t["timers"].as_array().map(|a| a.len()).unwrap_or(0),
+            t["contextPath"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn print_task(t: &Value, output: Output) -> Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(t)?);
+        return Ok(());
+    }
+    print_tasks(std::slice::from_ref(t), Output::Table)?;
+    if let Some(deps) = t["dependencies"].as_array().filter(|d| !d.is_empty()) {
+        println!("\nBase image dependencies:");
+        for d in deps {
+            println!(
+                "  {:<9} {} {} (last seen {})",
+                d["kind"].as_str().unwrap_or(""),
+                d["image"].as_str().unwrap_or(""),
+                d["digest"].as_str().unwrap_or(""),
+                d["lastSeenDigest"].as_str().unwrap_or("-")
+            );
+        }
+    }
+    if let Some(timers) = t["timers"].as_array().filter(|d| !d.is_empty()) {
+        println!("\nTimers:");
+        for tm in timers {
+            println!(
+                "  {:<16} {:<20} {}",
+                tm["name"].as_str().unwrap_or(""),
+                tm["schedule"].as_str().unwrap_or(""),
+                if tm["enabled"].as_bool().unwrap_or(true) {
+                    "Enabled"
+                } else {
+                    "Disabled"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
+    let c = Client::new(s);
+    match cmd {
+        TaskCommand::Create { name, fields, output } => {
+            let t = c
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/v1/tasks/{name}"),
+                    Some(Value::Object(body(&fields)?)),
+                )
+                .await?;
+            print_task(&t, output)?;
+        }
+        TaskCommand::Update { name, fields, output } => {
+            let t = c
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/v1/tasks/{name}"),
+                    Some(Value::Object(body(&fields)?)),
+                )
+                .await?;
+            print_task(&t, output)?;
+        }
+        TaskCommand::Show { name, output } => print_task(&c.call(reqwest::Method::GET, &format!("/v1/tasks/{name}"), None).await?, output)?,
+        TaskCommand::List { output } => {
+            let v = c.call(reqwest::Method::GET, "/v1/tasks", None).await?;
+            print_tasks(v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]), output)?;
+        }
+        TaskCommand::Delete { name } => {
+            c.call(reqwest::Method::DELETE, &format!("/v1/tasks/{name}"), None).await?;
+            println!("Deleted task {name}");
+        }
+        TaskCommand::Run {
+            name,
+            set,
+            set_secret,
+            arg,
+            secret_arg,
+            target,
+            file,
+            context,
+            no_logs,
+            no_wait,
+        } => {
+            let mut values = kv(&set, "--set", false)?;
+            values.extend(kv(&set_secret, "--set-secret", true)?);
+            let mut arguments = kv(&arg, "--arg", false)?;
+            arguments.extend(kv(&secret_arg, "--secret-arg", true)?);
+            let overrides = json!({"values": values, "arguments": arguments, "target": target, "file": file, "contextPath": context});
+            let run = c
+                .call(reqwest::Method::POST, &format!("/v1/tasks/{name}/runs"), Some(overrides))
+                .await?;
+            let id = run["runId"].as_str().unwrap_or_default().to_string();
+            println!("Queued a run with ID: {id}");
+            if no_wait {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !no_logs {
+                stream_log(&c, &id, true).await?;
+            }
+            let end = crate::client::wait_finished(&c, &id).await?;
+            println!("Run ID: {id} finished with status {}", end.status);
+            return Ok(if end.status == "Succeeded" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        TaskCommand::Logs { name, run_id } => {
+            let id = match run_id {
+                Some(id) => id,
+                None => {
+                    let v = c.call(reqwest::Method::GET, &format!("/v1/tasks/{name}/runs?top=1"), None).await?;
+                    v["value"][0]["runId"]
+                        .as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| anyhow!("task {name} has no runs"))?
+                }
+            };
+            stream_log(&c, &id, true).await?;
+        }
+        TaskCommand::ListRuns { name, top, output } => {
+            let v = c
+                .call(reqwest::Method::GET, &format!("/v1/tasks/{name}/runs?top={top}"), None)
+                .await?;
+            let runs: Vec<slipway_daemon::model::Run> = serde_json::from_value(v["value"].clone())?;
+            crate::client::print_runs(&runs, output)?;
+        }
+        TaskCommand::Timer { command } => return timer(&c, command).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn timer(c: &Client, cmd: TimerCommand) -> Result<ExitCode> {
+    let name = match &cmd {
+        TimerCommand::Add { name, .. }
+        | TimerCommand::Update { name, .. }
+        | TimerCommand::Remove { name, .. }
+        | TimerCommand::List { name, .. } => name.clone(),
+    };
+    let task = c.call(reqwest::Method::GET, &format!("/v1/tasks/{name}"), None).await?;
+    let mut timers: Vec<Value> = task["timers"].as_array().cloned().unwrap_or_default();
+    let position = |timers: &[Value], t: &str| timers.iter().position(|x| x["name"] == t);
+    match cmd {
+        TimerCommand::List { output, .. } => {
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&timers)?);
+            } else {
+                println!("{:<20} {:<24} STATUS", "NAME", "SCHEDULE");
+                for t in &timers {
+                    println!(
+                        "{:<20} {:<24} {}",
+                        t["name"].as_str().unwrap_or(""),
+                        t["schedule"].as_str().unwrap_or(""),
+                        if t["enabled"].as_bool().unwrap_or(true) {
+                            "Enabled"
+                        } else {
+                            "Disabled"
+                        }
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        TimerCommand::Add {
+            timer_name,
+            schedule,
+            enabled,
+            ..
+        } => {
+            if position(&timers, &timer_name).is_some() {
+                bail!("task {name} already has a timer named {timer_name}");
+            }
+            timers.push(json!({"name": timer_name, "schedule": schedule, "enabled": enabled.unwrap_or(true)}));
+        }
+        TimerCommand::Update {
+            timer_name,
+            schedule,
+            enabled,
+            ..
+        } => {
+            let i = position(&timers, &timer_name).ok_or_else(|| anyhow!("task {name} has no timer named {timer_name}"))?;
+            if let Some(s) = schedule {
+                timers[i]["schedule"] = json!(s);
+            }
+            if let Some(e) = enabled {
+                timers[i]["enabled"] = json!(e);
+            }
+        }
+        TimerCommand::Remove { timer_name, .. } => {
+            let i = position(&timers, &timer_name).ok_or_else(|| anyhow!("task {name} has no timer named {timer_name}"))?;
+            timers.remove(i);
+        }
+    }
+    let t = c
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/tasks/{name}"),
+            Some(json!({ "timers": timers })),
+        )
+        .await?;
+    print_task(&t, Output::Table)?;
+    Ok(ExitCode::SUCCESS)
+}
