@@ -510,3 +510,49 @@ fn timers_fire_once_per_occurrence_at_a_real_minute_boundary() {
     let list = run(d.client().args(["task", "list-runs", "-n", "ticking"]));
     assert!(list.stdout.contains("Timer"), "{}", list.stdout);
 }
+
+#[test]
+fn the_example_post_receive_hook_starts_a_build_on_git_push() {
+    let Some(tb) = testbed() else { return };
+    let d = Daemon::start(&[]);
+    let work = repo(&format!("FROM {}\nCOPY msg /msg\n", tb.base_image), "one\n");
+    let server = tempfile::tempdir().unwrap();
+    let bare = server.path().join("app.git");
+    git(
+        server.path(),
+        &["clone", "-q", "--bare", work.path().to_str().unwrap(), bare.to_str().unwrap()],
+    );
+    std::fs::copy(repo_root().join("examples/git-hooks/post-receive"), bare.join("hooks/post-receive")).unwrap();
+    let url = format!("file://{}", bare.display());
+    git(&bare, &["config", "slipway.server", &d.url()]);
+    git(&bare, &["config", "slipway.secret", "hook-example-secret"]);
+    git(&bare, &["config", "slipway.url", &url]);
+    task(
+        &d,
+        &[
+            "-n",
+            "hook-example",
+            "--context",
+            &format!("{url}#main"),
+            "--file",
+            "Dockerfile",
+            "--no-push",
+            "--commit-trigger-enabled",
+            "true",
+            "--webhook-secret",
+            "hook-example-secret",
+        ],
+    );
+    git(work.path(), &["remote", "add", "origin", bare.to_str().unwrap()]);
+    let pushed = commit(work.path(), "two\n");
+    let out = Command::new("git")
+        .args(["push", "-q", "origin", "main"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains("slipway: notified"), "{said}");
+    let runs = wait_runs(&d, "hook-example", 1, Duration::from_secs(60));
+    assert_eq!(runs[0]["status"], "Succeeded", "{}", runs[0]);
+    assert_eq!(runs[0]["sourceTrigger"]["commitId"], pushed.as_str());
+}
