@@ -4,9 +4,11 @@
 //! Needs the test bed (`scripts/testbed.sh`) and a release build of `slipway`.
 //!
 //! `slipway-bench runner` (the default) measures `slipway exec`; `slipway-bench daemon`
-//! measures the queue and the daemon; `slipway-bench all` does both.
+//! measures the queue and the daemon; `slipway-bench triggers` measures tasks and
+//! triggers at 1,000 and 10,000 tasks; `slipway-bench all` does all three.
 
 mod daemon;
+mod triggers;
 
 use anyhow::{bail, Context, Result};
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
@@ -25,8 +27,11 @@ fn main() -> Result<()> {
     match which.as_str() {
         "runner" => runner(&slipway, &image),
         "daemon" => daemon::run(&slipway, &image),
-        "all" => runner(&slipway, &image).and_then(|_| daemon::run(&slipway, &image)),
-        other => bail!("unknown benchmark {other:?}: use runner, daemon or all"),
+        "triggers" => triggers::run(&slipway),
+        "all" => runner(&slipway, &image)
+            .and_then(|_| daemon::run(&slipway, &image))
+            .and_then(|_| triggers::run(&slipway)),
+        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers or all"),
     }
 }
 

@@ -108,7 +108,7 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let pool = netpool::NetworkPool::new(engine.clone(), &instance, settings.concurrency.max(1) as usize);
+    let pool = netpool::NetworkPool::new(engine.clone(), &instance, settings.concurrency as usize);
     let daemon = Arc::new(Daemon {
         pool,
         settings,
@@ -130,7 +130,8 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     daemon.pool.clear_stale(&daemon.settings.node).await;
     daemon.pool.fill().await;
     let shutdown = CancellationToken::new();
-    for i in 0..daemon.settings.concurrency.max(1) {
+    // Concurrency 0 is a node that serves the API and fires triggers but runs nothing.
+    for i in 0..daemon.settings.concurrency {
         tokio::spawn(worker::work(daemon.clone(), format!("{}{i}", daemon.instance), shutdown.clone()));
     }
     tokio::spawn(worker::housekeeping(daemon.clone(), shutdown.clone()));

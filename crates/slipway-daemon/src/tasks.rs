@@ -258,6 +258,36 @@ pub async fn start(
     key: Option<String>,
     triggers: Triggers,
 ) -> Result<Option<RunRecord>, String> {
+    let new = build_run(d, task, overrides, commit, triggers)?;
+    let run_id = new.id.clone();
+    let result = match key {
+        Some(k) => d.store.enqueue_once(&k, new).await,
+        None => d.store.enqueue(new).await.map(Some),
+    };
+    match result {
+        Ok(Some(r)) => {
+            d.wake.notify_one();
+            Ok(Some(r))
+        }
+        Ok(None) => {
+            let _ = std::fs::remove_file(d.secrets_path(&run_id));
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(d.secrets_path(&run_id));
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The run a task would start (its secrets, if any, already written for the worker).
+pub fn build_run(
+    d: &Daemon,
+    task: &TaskSpec,
+    overrides: Overrides,
+    commit: Option<&str>,
+    triggers: Triggers,
+) -> Result<slipway_store::NewRun, String> {
     let secrets = read_secrets(d, &task.name);
     let with_secret = |list: &[Argument], stored: &BTreeMap<String, String>| -> Vec<Argument> {
         list.iter()
@@ -330,33 +360,15 @@ pub async fn start(
         )
         .map_err(|e| e.to_string())?;
     }
-    let new = slipway_store::NewRun {
-        id: run_id.clone(),
+    Ok(slipway_store::NewRun {
+        id: run_id,
         run_type: prepared.run_type,
         task: Some(task.name.clone()),
         platform: prepared.platform,
         request: prepared.stored,
         image_names: prepared.image_names,
         triggers,
-    };
-    let result = match key {
-        Some(k) => d.store.enqueue_once(&k, new).await,
-        None => d.store.enqueue(new).await.map(Some),
-    };
-    match result {
-        Ok(Some(r)) => {
-            d.wake.notify_one();
-            Ok(Some(r))
-        }
-        Ok(None) => {
-            let _ = std::fs::remove_file(d.secrets_path(&run_id));
-            Ok(None)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(d.secrets_path(&run_id));
-            Err(e.to_string())
-        }
-    }
+    })
 }
 
 #[cfg(test)]

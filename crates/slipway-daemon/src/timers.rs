@@ -62,9 +62,12 @@ pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
     let mut version = u64::MAX;
     let mut queue: BTreeMap<(i64, usize), Due> = BTreeMap::new();
     let mut seq = 0usize;
+    let mut last_rebuild = std::time::Instant::now() - Duration::from_secs(10);
     loop {
         let current = d.tasks_version.load(std::sync::atomic::Ordering::SeqCst);
-        if current != version {
+        // Rebuilt at most once a second, so creating many tasks costs one rebuild, not many.
+        if current != version && last_rebuild.elapsed() >= Duration::from_secs(1) {
+            last_rebuild = std::time::Instant::now();
             version = current;
             queue.clear();
             match d.store.list_tasks().await {
@@ -100,17 +103,7 @@ pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
             fired.push((k, v));
         }
         if !fired.is_empty() {
-            let cache: Arc<tokio::sync::Mutex<BTreeMap<String, Option<TaskSpec>>>> = Default::default();
-            let mut handles = Vec::new();
-            for ((occurrence, _), due) in &fired {
-                let d = d.clone();
-                let (occurrence, task, timer) = (*occurrence, due.task.clone(), due.timer.clone());
-                let cache = cache.clone();
-                handles.push(tokio::spawn(async move { fire(&d, &task, &timer, occurrence, &cache).await }));
-            }
-            for h in handles {
-                let _ = h.await;
-            }
+            fire_all(&d, &fired).await;
             for ((occurrence, _), due) in fired {
                 if let Some(next) = next_after(&due.cron, occurrence) {
                     seq += 1;
@@ -131,42 +124,52 @@ pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
     }
 }
 
-async fn fire(d: &Arc<Daemon>, task: &str, timer: &str, occurrence: i64, cache: &tokio::sync::Mutex<BTreeMap<String, Option<TaskSpec>>>) {
-    let spec = {
-        let mut c = cache.lock().await;
-        if !c.contains_key(task) {
+/// Queues one run per due occurrence, in batches of one transaction each.
+async fn fire_all(d: &Arc<Daemon>, fired: &[((i64, usize), Due)]) {
+    let mut specs: BTreeMap<String, Option<TaskSpec>> = BTreeMap::new();
+    let mut batch = Vec::with_capacity(fired.len());
+    for ((occurrence, _), due) in fired {
+        if !specs.contains_key(&due.task) {
             let spec = d
                 .store
-                .get_task(task)
+                .get_task(&due.task)
                 .await
                 .ok()
                 .flatten()
                 .filter(|t| t.enabled)
                 .and_then(|t| tasks::spec_of(&t).ok());
-            c.insert(task.to_string(), spec);
+            specs.insert(due.task.clone(), spec);
         }
-        c[task].clone()
-    };
-    // A task disabled (or deleted) since the schedule was read does not fire.
-    let Some(spec) = spec else { return };
-    if !spec.timers.iter().any(|t| t.name == timer && t.enabled) {
-        return;
+        // A task disabled (or deleted) since the schedule was read does not fire.
+        let Some(spec) = &specs[&due.task] else { continue };
+        if !spec.timers.iter().any(|t| t.name == due.timer && t.enabled) {
+            continue;
+        }
+        let when = Utc
+            .timestamp_millis_opt(*occurrence)
+            .single()
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        let trigger = serde_json::json!({"timerTriggerName": due.timer, "scheduleOccurrence": when});
+        let triggers = slipway_store::Triggers {
+            timer: Some(trigger),
+            ..Default::default()
+        };
+        match tasks::build_run(d, spec, Default::default(), None, triggers) {
+            Ok(run) => batch.push((format!("timer:{}:{}:{occurrence}", due.task, due.timer), run)),
+            Err(e) => tracing::warn!(task = %due.task, timer = %due.timer, error = %e, "a timer could not start its run"),
+        }
     }
-    let when = Utc
-        .timestamp_millis_opt(occurrence)
-        .single()
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default();
-    let trigger = serde_json::json!({"timerTriggerName": timer, "scheduleOccurrence": when});
-    let triggers = slipway_store::Triggers {
-        timer: Some(trigger),
-        ..Default::default()
-    };
-    let key = format!("timer:{task}:{timer}:{occurrence}");
-    match tasks::start(d, &spec, Default::default(), None, Some(key), triggers).await {
-        Ok(Some(run)) => tracing::info!(task, timer, run_id = %run.id, occurrence = %when, "timer fired"),
-        Ok(None) => tracing::debug!(task, timer, occurrence = %when, "this occurrence already fired"),
-        Err(e) => tracing::warn!(task, timer, error = %e, "a timer could not start its run"),
+    for chunk in batch.chunks(1000) {
+        match d.store.enqueue_many_once(chunk.to_vec()).await {
+            Ok(runs) => {
+                tracing::info!(runs = runs.len(), "timers fired");
+                for _ in 0..runs.len().min(64) {
+                    d.wake.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "queuing timer runs failed"),
+        }
     }
 }
 

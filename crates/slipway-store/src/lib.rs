@@ -89,6 +89,8 @@ pub trait Store: Send + Sync {
     /// Queues `run` unless an event with `key` already started one: the key and the
     /// run are written in one transaction. `None` when the key was seen before.
     async fn enqueue_once(&self, key: &str, run: NewRun) -> Result<Option<RunRecord>, StoreError>;
+    /// `enqueue_once` for many events in one transaction; returns the runs queued.
+    async fn enqueue_many_once(&self, items: Vec<(String, NewRun)>) -> Result<Vec<RunRecord>, StoreError>;
     /// Replaces the dependencies recorded for a task.
     async fn set_dependencies(&self, task: &str, deps: &[Dependency]) -> Result<(), StoreError>;
     async fn dependencies_of(&self, task: &str) -> Result<Vec<Dependency>, StoreError>;

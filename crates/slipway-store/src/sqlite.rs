@@ -416,6 +416,25 @@ impl Store for SqliteStore {
         Ok(Some(record))
     }
 
+    async fn enqueue_many_once(&self, items: Vec<(String, NewRun)>) -> Result<Vec<RunRecord>, StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::new();
+        for (key, run) in items {
+            let r = sqlx::query("INSERT INTO trigger_keys (key, run_id, create_time) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING")
+                .bind(&key)
+                .bind(&run.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 1 {
+                out.push(insert_run(&mut tx, &run, now).await?);
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn set_dependencies(&self, task: &str, deps: &[Dependency]) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
