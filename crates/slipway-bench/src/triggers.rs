@@ -8,7 +8,7 @@
 //! real daemon process. The daemon runs with concurrency 0, so runs are queued, not run.
 
 use anyhow::{bail, Result};
-use slipway_store::{Dependency, Store, SystemClock, TaskRecord};
+use slipway_store::{Dependency, SystemClock, TaskRecord};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
