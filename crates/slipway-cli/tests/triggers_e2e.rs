@@ -556,3 +556,78 @@ fn the_example_post_receive_hook_starts_a_build_on_git_push() {
     assert_eq!(runs[0]["status"], "Succeeded", "{}", runs[0]);
     assert_eq!(runs[0]["sourceTrigger"]["commitId"], pushed.as_str());
 }
+
+#[test]
+fn tasks_that_are_each_others_base_rebuild_once_each_and_stop() {
+    let Some(tb) = testbed() else { return };
+    let config = dir_with(&[(
+        "slipway.toml",
+        "registry_notification_secret = \"loop-secret\"\npoll_interval_seconds = 0\n",
+    )]);
+    let d = Daemon::start(&["--config", config.path().join("slipway.toml").to_str().unwrap()]);
+    let reg = Registry::start(Some((&d.url(), "loop-secret")));
+    let (img_a, img_b) = (format!("{}/loop-a:latest", reg.host), format!("{}/loop-b:latest", reg.host));
+    push_base(&img_a, &tb.base_image, "seed a");
+    push_base(&img_b, &tb.base_image, "seed b");
+    // A builds FROM B's image and pushes A's; B builds FROM A's image and pushes B's.
+    let a_src = repo(&format!("FROM {img_b}\nRUN date > /built-a\n"), "a\n");
+    let b_src = repo(&format!("FROM {img_a}\nRUN date > /built-b\n"), "b\n");
+    task(
+        &d,
+        &[
+            "-n",
+            "loop-task-a",
+            "--context",
+            &format!("file://{}#main", a_src.path().display()),
+            "--file",
+            "Dockerfile",
+            "-t",
+            &img_a,
+            "--base-image-trigger-enabled",
+            "true",
+        ],
+    );
+    task(
+        &d,
+        &[
+            "-n",
+            "loop-task-b",
+            "--context",
+            &format!("file://{}#main", b_src.path().display()),
+            "--file",
+            "Dockerfile",
+            "-t",
+            &img_b,
+            "--base-image-trigger-enabled",
+            "true",
+        ],
+    );
+    for t in ["loop-task-a", "loop-task-b"] {
+        let r = run(d.client().args(["task", "run", "-n", t]));
+        assert!(r.ok, "{t}: {}", r.all());
+    }
+    // The manual runs' pushes started the other task once each; let that settle.
+    std::thread::sleep(Duration::from_secs(6));
+    let settled_a = task_runs(&d, "loop-task-a").len();
+    let settled_b = task_runs(&d, "loop-task-b").len();
+    // An outside change to B's image starts A, whose push starts B, whose push would
+    // start A again: A is in the chain, so it stops there.
+    push_base(&img_b, &tb.base_image, "outside change");
+    let a_runs = wait_runs(&d, "loop-task-a", settled_a + 1, Duration::from_secs(90));
+    let b_runs = wait_runs(&d, "loop-task-b", settled_b + 1, Duration::from_secs(90));
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        task_runs(&d, "loop-task-a").len(),
+        settled_a + 1,
+        "A rebuilt more than once: {a_runs:#?}"
+    );
+    assert_eq!(
+        task_runs(&d, "loop-task-b").len(),
+        settled_b + 1,
+        "B rebuilt more than once: {b_runs:#?}"
+    );
+    assert_eq!(
+        task_runs(&d, "loop-task-b")[0]["imageUpdateTrigger"]["chain"],
+        serde_json::json!(["loop-task-a"])
+    );
+}

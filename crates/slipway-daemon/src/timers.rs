@@ -48,9 +48,10 @@ fn next_after(cron: &Cron, after_ms: i64) -> Option<i64> {
     cron.find_next_occurrence(&t, false).ok().map(|n| n.timestamp_millis())
 }
 
-/// One timer the scheduler watches.
+/// One timer the scheduler watches, with the task as it was when the schedule was read
+/// (any change to tasks rebuilds the schedule).
 struct Due {
-    task: String,
+    task: Arc<TaskSpec>,
     timer: String,
     cron: Cron,
 }
@@ -74,6 +75,7 @@ pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
                 Ok(list) => {
                     for record in list.iter().filter(|t| t.enabled) {
                         let Ok(spec) = tasks::spec_of(record) else { continue };
+                        let spec = Arc::new(spec);
                         for t in spec.timers.iter().filter(|t| t.enabled) {
                             let Ok(cron) = parse(&t.schedule) else { continue };
                             if let Some(next) = next_after(&cron, horizon) {
@@ -81,7 +83,7 @@ pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
                                 queue.insert(
                                     (next, seq),
                                     Due {
-                                        task: spec.name.clone(),
+                                        task: spec.clone(),
                                         timer: t.name.clone(),
                                         cron,
                                     },
@@ -126,23 +128,10 @@ pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
 
 /// Queues one run per due occurrence, in batches of one transaction each.
 async fn fire_all(d: &Arc<Daemon>, fired: &[((i64, usize), Due)]) {
-    let mut specs: BTreeMap<String, Option<TaskSpec>> = BTreeMap::new();
     let mut batch = Vec::with_capacity(fired.len());
     for ((occurrence, _), due) in fired {
-        if !specs.contains_key(&due.task) {
-            let spec = d
-                .store
-                .get_task(&due.task)
-                .await
-                .ok()
-                .flatten()
-                .filter(|t| t.enabled)
-                .and_then(|t| tasks::spec_of(&t).ok());
-            specs.insert(due.task.clone(), spec);
-        }
-        // A task disabled (or deleted) since the schedule was read does not fire.
-        let Some(spec) = &specs[&due.task] else { continue };
-        if !spec.timers.iter().any(|t| t.name == due.timer && t.enabled) {
+        let spec = &due.task;
+        if !spec.enabled() {
             continue;
         }
         let when = Utc
@@ -156,8 +145,8 @@ async fn fire_all(d: &Arc<Daemon>, fired: &[((i64, usize), Due)]) {
             ..Default::default()
         };
         match tasks::build_run(d, spec, Default::default(), None, triggers) {
-            Ok(run) => batch.push((format!("timer:{}:{}:{occurrence}", due.task, due.timer), run)),
-            Err(e) => tracing::warn!(task = %due.task, timer = %due.timer, error = %e, "a timer could not start its run"),
+            Ok(run) => batch.push((format!("timer:{}:{}:{occurrence}", spec.name, due.timer), run)),
+            Err(e) => tracing::warn!(task = %spec.name, timer = %due.timer, error = %e, "a timer could not start its run"),
         }
     }
     for chunk in batch.chunks(1000) {
