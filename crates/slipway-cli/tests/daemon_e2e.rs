@@ -70,20 +70,6 @@ fn quick_build_of_a_directory_honours_dockerignore_pushes_and_pulls_back() {
     assert!(r.ok);
 }
 
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn git_sources_at_a_branch_a_commit_and_a_subfolder() {
     let Some(tb) = testbed() else { return };

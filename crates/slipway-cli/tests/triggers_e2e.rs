@@ -9,20 +9,6 @@ use std::time::{Duration, Instant};
 use support::daemon::Daemon;
 use support::*;
 
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// A repository with a Dockerfile and `msg`, one commit.
 fn repo(dockerfile: &str, msg: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();

@@ -110,4 +110,20 @@ pub fn step_seconds(stdout: &str, id: &str) -> f64 {
     let words: Vec<&str> = line.split_whitespace().collect();
     words[words.len() - 2].parse().unwrap()
 }
+
+/// Runs git in `dir` with a fixed identity; panics with git's message on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub mod daemon;
