@@ -93,7 +93,24 @@ fn clean(p: &str) -> String {
 
 /// Glob match of a whole path: `*` and `?` stay within a segment, `**` crosses
 /// segments, `[...]` classes and `\` escapes work as in Go's filepath.Match.
+/// Results are memoised by (pattern, text) position, so a pattern full of stars
+/// costs polynomial time, not exponential (a context's `.dockerignore` is untrusted).
 fn glob(p: &[u8], t: &[u8]) -> bool {
+    let mut memo = std::collections::HashMap::new();
+    glob_at(p, t, &mut memo)
+}
+
+fn glob_at(p: &[u8], t: &[u8], memo: &mut std::collections::HashMap<(usize, usize), bool>) -> bool {
+    let key = (p.len(), t.len());
+    if let Some(&hit) = memo.get(&key) {
+        return hit;
+    }
+    let result = glob_step(p, t, memo);
+    memo.insert(key, result);
+    result
+}
+
+fn glob_step(p: &[u8], t: &[u8], memo: &mut std::collections::HashMap<(usize, usize), bool>) -> bool {
     if p.is_empty() {
         return t.is_empty();
     }
@@ -106,19 +123,19 @@ fn glob(p: &[u8], t: &[u8]) -> bool {
             if rest.first() == Some(&b'/') {
                 // `**/x` matches x at any depth, including none.
                 let after = &rest[1..];
-                if glob(after, t) {
+                if glob_at(after, t, memo) {
                     return true;
                 }
-                (0..t.len()).any(|i| t[i] == b'/' && glob(after, &t[i + 1..]))
+                (0..t.len()).any(|i| t[i] == b'/' && glob_at(after, &t[i + 1..], memo))
             } else {
-                (0..=t.len()).any(|i| glob(rest, &t[i..]))
+                (0..=t.len()).any(|i| glob_at(rest, &t[i..], memo))
             }
         }
         b'*' => {
             let rest = &p[1..];
             let mut i = 0;
             loop {
-                if glob(rest, &t[i..]) {
+                if glob_at(rest, &t[i..], memo) {
                     return true;
                 }
                 if i >= t.len() || t[i] == b'/' {
@@ -127,7 +144,7 @@ fn glob(p: &[u8], t: &[u8]) -> bool {
                 i += 1;
             }
         }
-        b'?' => !t.is_empty() && t[0] != b'/' && glob(&p[1..], &t[1..]),
+        b'?' => !t.is_empty() && t[0] != b'/' && glob_at(&p[1..], &t[1..], memo),
         b'[' => {
             let Some(end) = p.iter().skip(1).position(|&c| c == b']').map(|i| i + 1) else {
                 return false;
@@ -156,10 +173,10 @@ fn glob(p: &[u8], t: &[u8]) -> bool {
                     i += 1;
                 }
             }
-            hit != negate && glob(&p[end + 1..], &t[1..])
+            hit != negate && glob_at(&p[end + 1..], &t[1..], memo)
         }
-        b'\\' if p.len() > 1 => !t.is_empty() && t[0] == p[1] && glob(&p[2..], &t[1..]),
-        c => !t.is_empty() && t[0] == c && glob(&p[1..], &t[1..]),
+        b'\\' if p.len() > 1 => !t.is_empty() && t[0] == p[1] && glob_at(&p[2..], &t[1..], memo),
+        c => !t.is_empty() && t[0] == c && glob_at(&p[1..], &t[1..], memo),
     }
 }
 
@@ -203,6 +220,16 @@ mod tests {
         assert!(!i.excludes("src/node_modules_x"));
         // ` #kept` is a pattern, not a comment: the `#` is not the first character.
         assert!(i.excludes("#kept"));
+    }
+
+    #[test]
+    fn hostile_patterns_stay_fast() {
+        let pattern = "**a**a**a**a**a**a**a**a**a**a**b";
+        let i = DockerIgnore::parse(pattern);
+        let path = "a/".repeat(40) + &"a".repeat(40);
+        let start = std::time::Instant::now();
+        assert!(!i.excludes(&path));
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "took {:?}", start.elapsed());
     }
 
     #[test]
