@@ -300,14 +300,8 @@ async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run
     Ok(Json(Run::from(&record)))
 }
 
-async fn run_log(
-    State(d): Shared,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response, Failure> {
+async fn run_log(State(d): Shared, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Failure> {
     find(&d, &id).await?;
-    let _ = headers;
     let follow = q.get("follow").is_some_and(|v| v == "true" || v == "1");
     let offset: u64 = match q.get("offset") {
         Some(v) => v.parse().map_err(|_| bad_request(format!("offset {v:?} is not a number")))?,

@@ -157,8 +157,7 @@ impl Settings {
             "registry" => self.registry = value.into(),
             "poll_interval_seconds" => self.poll_interval_seconds = num(value)?,
             "registry_notification_secret" => self.registry_notification_secret = Some(value.into()),
-            // Variables the client and other commands read.
-            "server" | "credential" | "log" | "test_registry" | "test_base_image" | "testbed_dir" | "test_registry_port" | "bin" => {}
+            // Other SLIPWAY_* variables belong to the client, the tests and the scripts.
             _ => {}
         }
         Ok(())
