@@ -3,6 +3,7 @@
 #   - dockerd (Debian docker.io), with --ip-forward=false --ip-masq=false
 #   - the Distribution registry (Debian docker-registry) on 127.0.0.1:${SLIPWAY_TEST_REGISTRY_PORT:-5000}
 #   - the base image slipway-busybox:latest, imported from busybox-static (nothing is pulled)
+#   - PostgreSQL (Debian postgresql) with a role `slipway`, for the store's fleet backend
 # Prints the environment the tests read (eval "$(scripts/testbed.sh)").
 set -euo pipefail
 
@@ -19,6 +20,7 @@ command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
 command -v git >/dev/null || need_pkgs+=(git)
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v python3 >/dev/null || need_pkgs+=(python3)
+command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
 [ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev pkg-config)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to install ${need_pkgs[*]}"; exit 1; fi
@@ -70,5 +72,21 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   rm -rf "$root"
 fi
 
+# PostgreSQL, started without systemd; tests make their own databases under role slipway.
+pg_ver=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1{print $1}')
+if [ -z "$pg_ver" ]; then
+  pg_ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+  pg_createcluster "$pg_ver" main >&2
+fi
+pg_port=$(pg_lsclusters -h | awk -v v="$pg_ver" '$1==v && $2=="main" {print $3}')
+if ! pg_lsclusters -h | awk -v v="$pg_ver" '$1==v && $2=="main" {print $4}' | grep -q online; then
+  log "starting PostgreSQL $pg_ver on port $pg_port"
+  pg_ctlcluster "$pg_ver" main start >&2
+fi
+pg() { su postgres -c "psql -p $pg_port -qtAc \"$1\"" ; }
+pg "SELECT 1 FROM pg_roles WHERE rolname='slipway'" | grep -q 1 || pg "CREATE ROLE slipway LOGIN SUPERUSER PASSWORD 'slipway'" >&2
+for db in $(pg "SELECT datname FROM pg_database WHERE datname LIKE 'slipway_test_%'"); do pg "DROP DATABASE $db" >&2 || true; done
+
 echo "export SLIPWAY_TEST_REGISTRY=127.0.0.1:$REG_PORT"
 echo "export SLIPWAY_TEST_BASE_IMAGE=$BASE_IMAGE"
+echo "export SLIPWAY_TEST_POSTGRES=postgres://slipway:slipway@127.0.0.1:$pg_port/postgres"

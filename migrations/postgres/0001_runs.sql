@@ -18,8 +18,8 @@ CREATE TABLE runs (
     error_message     TEXT,
     lease_owner       TEXT,
     lease_expires     BIGINT,
-    attempt           INTEGER NOT NULL DEFAULT 0,
-    cancel_requested  INTEGER NOT NULL DEFAULT 0,
+    attempt           BIGINT  NOT NULL DEFAULT 0,
+    cancel_requested  BIGINT  NOT NULL DEFAULT 0,
     source_trigger    TEXT,
     image_update_trigger TEXT,
     timer_trigger     TEXT

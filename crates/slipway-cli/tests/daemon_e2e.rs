@@ -662,3 +662,40 @@ fn client_no_wait_returns_at_once_and_no_logs_prints_only_the_status() {
     assert!(!r.ok && r.stdout.contains("finished with status Failed"), "{}", r.stdout);
     d.wait_status(&id, &["Succeeded"], Duration::from_secs(30));
 }
+
+#[test]
+fn the_daemon_runs_its_queue_on_postgresql() {
+    let Some(_tb) = testbed() else { return };
+    let admin = match std::env::var("SLIPWAY_TEST_POSTGRES") {
+        Ok(a) => a,
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true but SLIPWAY_TEST_POSTGRES is not set"),
+        Err(_) => return eprintln!("\n!!! SKIPPED: SLIPWAY_TEST_POSTGRES is not set (scripts/test.sh starts PostgreSQL) !!!\n"),
+    };
+    let name = format!("slipway_test_daemon_{}", std::process::id());
+    rt().block_on(async {
+        let conn = sqlx::PgPool::connect(&admin).await.unwrap();
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+            .execute(&conn)
+            .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&conn)
+            .await
+            .unwrap();
+    });
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let mut d = Daemon::start_on(Some(url), &["--concurrency", "2"]);
+    let ids: Vec<String> = (0..4)
+        .map(|i| d.queue_task(&format!("steps:\n  - cmd: slipway-busybox echo on postgres {i}\n")))
+        .collect();
+    for id in &ids {
+        d.wait_status(id, &["Succeeded"], Duration::from_secs(60));
+    }
+    // A crash loses nothing here either.
+    let running = d.queue_task("steps:\n  - cmd: slipway-busybox sh -c 'echo started; sleep 60'\n");
+    d.wait_log(&running, "started", Duration::from_secs(30));
+    let queued = d.queue_task("steps:\n  - cmd: slipway-busybox echo after the crash\n");
+    d.kill9();
+    d.spawn();
+    d.wait_status(&running, &["Error"], Duration::from_secs(30));
+    d.wait_status(&queued, &["Succeeded"], Duration::from_secs(60));
+}

@@ -13,10 +13,13 @@
 
 mod clock;
 mod model;
+mod postgres;
+mod sql;
 mod sqlite;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{Dependency, ListFilter, NewRun, RunRecord, RunStatus, RunType, TaskRecord, Triggers};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -104,10 +107,13 @@ pub trait Store: Send + Sync {
     async fn tracked_images(&self) -> Result<Vec<String>, StoreError>;
 }
 
-/// Opens the store a database URL names (`sqlite://path` for now).
+/// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`.
 pub async fn open(url: &str, clock: std::sync::Arc<dyn Clock>) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(SqliteStore::open(url, clock).await?));
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return Ok(std::sync::Arc::new(PgStore::open(url, clock).await?));
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
 }

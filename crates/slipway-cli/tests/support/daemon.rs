@@ -12,6 +12,8 @@ pub struct Daemon {
     pub port: u16,
     pub child: Option<Child>,
     pub extra: Vec<String>,
+    /// A database URL other than the default SQLite file in `dir`.
+    pub database: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -20,11 +22,17 @@ fn free_port() -> u16 {
 
 impl Daemon {
     pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_on(None, extra)
+    }
+
+    /// Starts the daemon on `database` (a URL), or on its own SQLite file.
+    pub fn start_on(database: Option<String>, extra: &[&str]) -> Daemon {
         let mut d = Daemon {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            database,
         };
         d.spawn();
         d
@@ -53,7 +61,7 @@ impl Daemon {
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
             .arg(self.data_dir())
             .arg("--database")
-            .arg(format!("sqlite://{}", self.db().display()))
+            .arg(self.database.clone().unwrap_or_else(|| format!("sqlite://{}", self.db().display())))
             .args(["--token", TOKEN, "--lease-seconds", "4"])
             .args(&self.extra)
             .stdout(Stdio::from(log.try_clone().unwrap()))

@@ -1,0 +1,490 @@
+//! The one SQL implementation of [`crate::Store`], stamped out for SQLite and for
+//! PostgreSQL. The SQL is portable; the dialects differ only in placeholders (`?` or
+//! `$1`), the claim's row lock (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and the name of
+//! the substring function. Only the COLUMNS constant is ever formatted into SQL;
+//! every value is bound.
+
+pub(crate) const COLUMNS: &str = "seq, id, status, run_type, task, platform, request, image_names, create_time, start_time, finish_time, \
+     last_updated_time, output_images, image_dependencies, error_message, lease_owner, lease_expires, attempt, cancel_requested, \
+     source_trigger, image_update_trigger, timer_trigger";
+
+pub(crate) fn ms(d: std::time::Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+/// Implements `Store` for `$store` (a struct with `pool` and `clock`) on database `$db`.
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $row:ty, $conn:ty, $q:path, $lock:expr, $contains:expr) => {
+        use $crate::sql::{ms, COLUMNS};
+        use $crate::{Completion, Dependency, ListFilter, NewRun, Reaped, RunRecord, RunStatus, RunType, Store, StoreError, TaskRecord};
+        use async_trait::async_trait;
+        use sqlx::{AssertSqlSafe, QueryBuilder, Row};
+        use std::time::Duration;
+
+fn record(row: &$row) -> Result<RunRecord, StoreError> {
+    let text = |name: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(name)?) };
+    let json = |name: &str| -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(&text(name)?).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+    };
+    let status = text("status")?;
+    let run_type = text("run_type")?;
+    Ok(RunRecord {
+        id: text("id")?,
+        status: RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        run_type: RunType::parse(&run_type).ok_or_else(|| StoreError::Corrupt(format!("run type {run_type:?}")))?,
+        task: row.try_get("task")?,
+        platform: text("platform")?,
+        request: json("request")?,
+        image_names: text("image_names")?.lines().map(str::to_string).collect(),
+        create_time: row.try_get("create_time")?,
+        start_time: row.try_get("start_time")?,
+        finish_time: row.try_get("finish_time")?,
+        last_updated_time: row.try_get("last_updated_time")?,
+        output_images: json("output_images")?,
+        image_dependencies: json("image_dependencies")?,
+        error_message: row.try_get("error_message")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires: row.try_get("lease_expires")?,
+        attempt: row.try_get("attempt")?,
+        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        triggers: crate::Triggers {
+            source: optional_json(row, "source_trigger")?,
+            image_update: optional_json(row, "image_update_trigger")?,
+            timer: optional_json(row, "timer_trigger")?,
+        },
+    })
+}
+
+fn optional_json(row: &$row, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    let text: Option<String> = row.try_get(name)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{name}: {e}"))))
+        .transpose()
+}
+
+fn task_record(row: &$row) -> Result<TaskRecord, StoreError> {
+    let spec: String = row.try_get("spec")?;
+    Ok(TaskRecord {
+        name: row.try_get("name")?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("task spec: {e}")))?,
+        enabled: row.try_get::<String, _>("status")? == "Enabled",
+        create_time: row.try_get("create_time")?,
+        last_updated_time: row.try_get("last_updated_time")?,
+    })
+}
+
+fn dependency(row: &$row) -> Result<Dependency, StoreError> {
+    Ok(Dependency {
+        task: row.try_get("task")?,
+        image: row.try_get("image")?,
+        kind: row.try_get("kind")?,
+        digest: row.try_get("digest")?,
+    })
+}
+
+/// Inserts a run (inside whatever transaction `conn` is in).
+async fn insert_run(conn: &mut $conn, run: &NewRun, now: i64) -> Result<RunRecord, StoreError> {
+    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    let row = sqlx::query(AssertSqlSafe($q(&format!(
+        "INSERT INTO runs (id, status, run_type, task, platform, request, image_names, create_time, last_updated_time, \
+             source_trigger, image_update_trigger, timer_trigger) \
+         VALUES (?, 'Queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+    ))))
+    .bind(&run.id)
+    .bind(run.run_type.as_str())
+    .bind(&run.task)
+    .bind(&run.platform)
+    .bind(run.request.to_string())
+    .bind(run.image_names.join("\n"))
+    .bind(now)
+    .bind(now)
+    .bind(json(&run.triggers.source))
+    .bind(json(&run.triggers.image_update))
+    .bind(json(&run.triggers.timer))
+    .fetch_one(&mut *conn)
+    .await?;
+    record(&row)
+}
+
+
+#[async_trait]
+impl Store for $store {
+    async fn enqueue(&self, run: NewRun) -> Result<RunRecord, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_run(&mut conn, &run, self.now()).await
+    }
+
+    async fn claim(&self, worker: &str, n: u32, lease: Duration) -> Result<Vec<RunRecord>, StoreError> {
+        let now = self.now();
+        // One statement: SQLite takes the write lock before it reads, so two claims never
+        // see the same queued run. PostgreSQL: the inner SELECT gets FOR UPDATE SKIP LOCKED.
+        let rows = sqlx::query(AssertSqlSafe($q(&format!(
+            "UPDATE runs SET status = 'Started', lease_owner = ?, lease_expires = ?, attempt = attempt + 1, \
+                 start_time = COALESCE(start_time, ?), last_updated_time = ? \
+             WHERE id IN (SELECT id FROM runs WHERE status = 'Queued' AND cancel_requested = 0 ORDER BY seq LIMIT ?{lock}) \
+             RETURNING {COLUMNS}", lock = $lock
+        ))))
+        .bind(worker)
+        .bind(now + ms(lease))
+        .bind(now)
+        .bind(now)
+        .bind(n as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(i64, RunRecord)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get("seq")?, record(r)?)))
+            .collect::<Result<_, StoreError>>()?;
+        out.sort_by_key(|(seq, _)| *seq);
+        Ok(out.into_iter().map(|(_, r)| r).collect())
+    }
+
+    async fn mark_running(&self, id: &str, worker: &str, attempt: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = 'Running', last_updated_time = ? WHERE id = ? AND lease_owner = ? AND attempt = ? AND status = 'Started'")))
+            .bind(self.now())
+            .bind(id)
+            .bind(worker)
+            .bind(attempt)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn renew(&self, id: &str, worker: &str, attempt: i64, lease: Duration) -> Result<bool, StoreError> {
+        let now = self.now();
+        let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET lease_expires = ?, last_updated_time = ? \
+             WHERE id = ? AND lease_owner = ? AND attempt = ? AND status IN ('Started', 'Running')")))
+        .bind(now + ms(lease))
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .bind(attempt)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn complete(&self, id: &str, worker: &str, attempt: i64, done: Completion) -> Result<bool, StoreError> {
+        let now = self.now();
+        let status = done.status.unwrap_or(RunStatus::Error);
+        let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = ?, finish_time = ?, last_updated_time = ?, output_images = ?, image_dependencies = ?, \
+                 error_message = ?, lease_owner = NULL, lease_expires = NULL \
+             WHERE id = ? AND lease_owner = ? AND attempt = ? AND status IN ('Started', 'Running')")))
+        .bind(status.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(if done.output_images.is_null() {
+            "[]".to_string()
+        } else {
+            done.output_images.to_string()
+        })
+        .bind(if done.image_dependencies.is_null() {
+            "[]".to_string()
+        } else {
+            done.image_dependencies.to_string()
+        })
+        .bind(&done.error_message)
+        .bind(id)
+        .bind(worker)
+        .bind(attempt)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn request_cancel(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let now = self.now();
+        sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = 'Canceled', finish_time = ?, last_updated_time = ?, error_message = 'canceled before it started' \
+             WHERE id = ? AND status = 'Queued'")))
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(AssertSqlSafe($q("UPDATE runs SET cancel_requested = 1, last_updated_time = ? WHERE id = ? AND status IN ('Started', 'Running')")))
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.get(id).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?"))))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn list(&self, f: &ListFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let mut q = QueryBuilder::<$db>::new(format!("SELECT {COLUMNS} FROM runs WHERE 1 = 1"));
+        if let Some(s) = f.status {
+            q.push(" AND status = ").push_bind(s.as_str());
+        }
+        if let Some(t) = f.run_type {
+            q.push(" AND run_type = ").push_bind(t.as_str());
+        }
+        if let Some(task) = &f.task {
+            q.push(" AND task = ").push_bind(task.clone());
+        }
+        if let Some(image) = &f.image {
+            q.push(format!(" AND {}(image_names, ", $contains)).push_bind(image.clone()).push(") > 0");
+        }
+        if let Some(before) = &f.before_id {
+            q.push(" AND seq < (SELECT seq FROM runs WHERE id = ")
+                .push_bind(before.clone())
+                .push(")");
+        }
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(if f.limit == 0 { 50 } else { f.limit } as i64);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn reap(&self, requeue: bool) -> Result<Vec<Reaped>, StoreError> {
+        let now = self.now();
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT id, attempt FROM runs WHERE status IN ('Started', 'Running') AND lease_expires < ?")))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let attempt: i64 = row.try_get("attempt")?;
+            if requeue && attempt < 2 {
+                let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = 'Queued', lease_owner = NULL, lease_expires = NULL, cancel_requested = 0, last_updated_time = ? \
+                     WHERE id = ? AND attempt = ? AND status IN ('Started', 'Running')")))
+                .bind(now)
+                .bind(&id)
+                .bind(attempt)
+                .execute(&self.pool)
+                .await?;
+                if r.rows_affected() == 1 {
+                    out.push(Reaped::Requeued(id));
+                }
+            } else {
+                let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = 'Error', finish_time = ?, last_updated_time = ?, lease_owner = NULL, lease_expires = NULL, \
+                         error_message = 'the worker running this run was lost (the daemon stopped or its lease expired)' \
+                     WHERE id = ? AND attempt = ? AND status IN ('Started', 'Running')")))
+                .bind(now)
+                .bind(now)
+                .bind(&id)
+                .bind(attempt)
+                .execute(&self.pool)
+                .await?;
+                if r.rows_affected() == 1 {
+                    out.push(Reaped::Failed(id));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn expire_node_leases(&self, node: &str, current: &str) -> Result<u64, StoreError> {
+        let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET lease_expires = 0 WHERE status IN ('Started', 'Running') \
+             AND substr(lease_owner, 1, length(?)) = ? AND substr(lease_owner, 1, length(?)) <> ?")))
+        .bind(node)
+        .bind(node)
+        .bind(current)
+        .bind(current)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn counts(&self) -> Result<Vec<(RunStatus, i64)>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get("status")?;
+                Ok((
+                    RunStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn finished_before(&self, before_ms: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT id FROM runs WHERE finish_time IS NOT NULL AND finish_time < ?")))
+            .bind(before_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q("SELECT 1"))).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn put_task(&self, task: &TaskRecord, create: bool) -> Result<bool, StoreError> {
+        let now = self.now();
+        let status = if task.enabled { "Enabled" } else { "Disabled" };
+        let r = if create {
+            sqlx::query(AssertSqlSafe($q("INSERT INTO tasks (name, spec, status, create_time, last_updated_time) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")))
+                .bind(&task.name)
+                .bind(task.spec.to_string())
+                .bind(status)
+                .bind(now)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+        } else {
+            sqlx::query(AssertSqlSafe($q("UPDATE tasks SET spec = ?, status = ?, last_updated_time = ? WHERE name = ?")))
+                .bind(task.spec.to_string())
+                .bind(status)
+                .bind(now)
+                .bind(&task.name)
+                .execute(&self.pool)
+                .await?
+        };
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn get_task(&self, name: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q("SELECT * FROM tasks WHERE name = ?")))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(task_record).transpose()
+    }
+
+    async fn list_tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT * FROM tasks ORDER BY name"))).fetch_all(&self.pool).await?;
+        rows.iter().map(task_record).collect()
+    }
+
+    async fn delete_task(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(AssertSqlSafe($q("DELETE FROM tasks WHERE name = ?"))).bind(name).execute(&mut *tx).await?;
+        sqlx::query(AssertSqlSafe($q("DELETE FROM task_dependencies WHERE task = ?")))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn enqueue_once(&self, key: &str, run: NewRun) -> Result<Option<RunRecord>, StoreError> {
+        let now = self.now();
+        // The first statement writes, so SQLite takes the write lock at once.
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(AssertSqlSafe($q("INSERT INTO trigger_keys (key, run_id, create_time) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING")))
+            .bind(key)
+            .bind(&run.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let record = insert_run(&mut tx, &run, now).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    async fn enqueue_many_once(&self, items: Vec<(String, NewRun)>) -> Result<Vec<RunRecord>, StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::new();
+        for (key, run) in items {
+            let r = sqlx::query(AssertSqlSafe($q("INSERT INTO trigger_keys (key, run_id, create_time) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING")))
+                .bind(&key)
+                .bind(&run.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 1 {
+                out.push(insert_run(&mut tx, &run, now).await?);
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn set_dependencies(&self, task: &str, deps: &[Dependency]) -> Result<(), StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(AssertSqlSafe($q("DELETE FROM task_dependencies WHERE task = ?")))
+            .bind(task)
+            .execute(&mut *tx)
+            .await?;
+        for d in deps {
+            sqlx::query(AssertSqlSafe($q("INSERT INTO task_dependencies (task, image, kind, digest, last_updated_time) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (task, image, kind) DO UPDATE SET digest = excluded.digest, last_updated_time = excluded.last_updated_time")))
+            .bind(task)
+            .bind(&d.image)
+            .bind(&d.kind)
+            .bind(&d.digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dependencies_of(&self, task: &str) -> Result<Vec<Dependency>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT task, image, kind, digest FROM task_dependencies WHERE task = ? ORDER BY kind DESC, image")))
+            .bind(task)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(dependency).collect()
+    }
+
+    async fn dependents_of(&self, image: &str) -> Result<Vec<Dependency>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT task, image, kind, digest FROM task_dependencies WHERE image = ? ORDER BY task")))
+            .bind(image)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(dependency).collect()
+    }
+
+    async fn swap_image_digest(&self, image: &str, digest: &str) -> Result<Option<String>, StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        // Written first (a no-op update), so the read below happens under the write lock.
+        sqlx::query(AssertSqlSafe($q("UPDATE image_digests SET last_updated_time = ? WHERE image = ?")))
+            .bind(now)
+            .bind(image)
+            .execute(&mut *tx)
+            .await?;
+        let before: Option<String> = sqlx::query(AssertSqlSafe($q("SELECT digest FROM image_digests WHERE image = ?")))
+            .bind(image)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("digest"))
+            .transpose()?;
+        sqlx::query(AssertSqlSafe($q("INSERT INTO image_digests (image, digest, last_updated_time) VALUES (?, ?, ?) ON CONFLICT (image) DO UPDATE SET digest = excluded.digest, last_updated_time = excluded.last_updated_time")))
+            .bind(image)
+            .bind(digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    async fn swap_image_digest_peek(&self, image: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q("SELECT digest FROM image_digests WHERE image = ?")))
+            .bind(image)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("digest")).transpose()?)
+    }
+
+    async fn tracked_images(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT DISTINCT image FROM task_dependencies ORDER BY image")))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("image")?)).collect()
+    }
+}
+
+    };
+}
+
+pub(crate) use sql_store;
