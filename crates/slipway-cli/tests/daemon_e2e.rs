@@ -683,7 +683,8 @@ fn the_daemon_runs_its_queue_on_postgresql() {
             .unwrap();
     });
     let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    let mut d = Daemon::start_on(Some(url), &["--concurrency", "2"]);
+    // One worker, so the run queued behind the sleeping one is still queued at the crash.
+    let mut d = Daemon::start_on(Some(url), &["--concurrency", "1"]);
     let ids: Vec<String> = (0..4)
         .map(|i| d.queue_task(&format!("steps:\n  - cmd: slipway-busybox echo on postgres {i}\n")))
         .collect();
