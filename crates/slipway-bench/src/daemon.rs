@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub fn run(slipway: &Path, image: &str) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let (enqueue_rate, claim_rate) = rt.block_on(claim_throughput(10_000, 4))?;
-    println!("queue: enqueued 10,000 runs at {enqueue_rate:.0}/s; claimed and completed them at {claim_rate:.0} runs/s with 4 instant workers (goal >= 2,000/s): {}", verdict(claim_rate >= 2000.0));
+    crate::say(format!("queue: enqueued 10,000 runs at {enqueue_rate:.0}/s; claimed and completed them at {claim_rate:.0} runs/s with 4 instant workers (goal >= 2,000/s): {}", verdict(claim_rate >= 2000.0)));
 
     let work = tempfile::tempdir()?;
     let daemon = Daemon::start(slipway, work.path())?;
@@ -24,13 +24,13 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
     }
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = latencies[latencies.len() / 2];
-    println!(
+    crate::say(format!(
         "latency from POST /v1/runs to the first step starting on an idle worker: median {:.1} ms, min {:.1} ms, max {:.1} ms (goal <= 50 ms): {}",
         median * 1000.0,
         latencies[0] * 1000.0,
         latencies[latencies.len() - 1] * 1000.0,
         verdict(median <= 0.050)
-    );
+    ));
 
     let ctx = work.path().join("big");
     make_big_context(&ctx, 1024, image)?;
@@ -45,11 +45,11 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
         bail!("the 1 GiB build failed; see {}", work.path().join("serve.log").display());
     }
     let rss = daemon.peak_rss_mib()?;
-    println!(
+    crate::say(format!(
         "1 GiB context uploaded and built through the daemon in {:.1} s; daemon peak resident memory {rss:.1} MiB (goal <= 100 MiB): {}",
         start.elapsed().as_secs_f64(),
         verdict(rss <= 100.0)
-    );
+    ));
     Ok(())
 }
 

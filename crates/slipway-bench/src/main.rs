@@ -20,6 +20,16 @@ use std::time::Instant;
 
 const ROUNDS: usize = 3;
 
+/// Prints a result line (the only place the benchmark writes to stdout).
+pub(crate) fn say(line: String) {
+    println!("{line}");
+}
+
+/// Prints progress for long steps, to stderr.
+pub(crate) fn progress(line: String) {
+    eprintln!("{line}");
+}
+
 fn main() -> Result<()> {
     let image = std::env::var("SLIPWAY_TEST_BASE_IMAGE").unwrap_or_else(|_| "slipway-busybox:latest".into());
     let slipway = slipway_binary()?;

@@ -21,22 +21,22 @@ pub fn run(slipway: &Path) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let small = rt.block_on(measure(slipway, 1_000, false))?;
     let large = rt.block_on(measure(slipway, 10_000, true))?;
-    println!(
+    crate::say(format!(
         "base image notification -> {DEPENDENTS} dependent runs queued: {:.1} ms with 1,000 tasks, {:.1} ms with 10,000 tasks (goal <= 100 ms): {}",
         small.notify_ms,
         large.notify_ms,
         if large.notify_ms <= 100.0 { "met" } else { "MISSED" }
-    );
-    println!(
+    ));
+    crate::say(format!(
         "cost growth from 1,000 to 10,000 tasks for the same {DEPENDENTS} dependents: x{:.2} (goal: about x1, growing with affected tasks, not the total): {}",
         large.notify_ms / small.notify_ms,
         if large.notify_ms / small.notify_ms < 2.0 { "met" } else { "MISSED" }
-    );
+    ));
     if let Some(late) = large.timer_late_ms {
-        println!(
+        crate::say(format!(
             "10,000 timers due the same minute: all queued {late:.0} ms after the minute (goal <= 1,000 ms): {}",
             if late <= 1000.0 { "met" } else { "MISSED" }
-        );
+        ));
     }
     Ok(())
 }
@@ -151,11 +151,11 @@ async fn measure(slipway: &Path, tasks: usize, timers: bool) -> Result<Figures> 
     let db = format!("sqlite://{}", dir.path().join("bench.db").display());
     let seeding = Instant::now();
     seed(&db, tasks, timers).await?;
-    eprintln!(
+    crate::progress(format!(
         "seeded {tasks} tasks and {} dependencies in {:.1} s",
         tasks * 5,
         seeding.elapsed().as_secs_f64()
-    );
+    ));
     let daemon = start(slipway, dir.path(), &db)?;
     let client = reqwest::Client::new();
     let mut samples = Vec::new();
@@ -192,7 +192,7 @@ async fn timer_lateness(db: &str, n: usize) -> Result<f64> {
     if minute - now < 5_000 {
         minute += 60_000;
     }
-    eprintln!("waiting {:.0} s for the next minute…", (minute - now) as f64 / 1000.0);
+    crate::progress(format!("waiting {:.0} s for the next minute…", (minute - now) as f64 / 1000.0));
     let deadline = Instant::now() + Duration::from_millis((minute - now) as u64 + 30_000);
     loop {
         let counted = count_timer_runs(&pool, minute).await?;

@@ -1,7 +1,8 @@
 //! `slipway`: the command line. It wires the crates together and owns all printing.
 
-mod client;
-mod task_cmd;
+mod cli;
+
+use cli::{client, task_cmd};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
@@ -261,7 +262,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     s.allow_unknown_keys |= a.allow_unknown_keys;
     s.allow_privileged |= a.allow_privileged;
     s.image_aliases.extend(pairs(&a.image_alias, "--image-alias")?);
-    block_on(slipway_daemon::serve(s))
+    block_on(slipway_daemon::serve(s, |addr| eprintln!("slipway: listening on http://{addr}")))
 }
 
 fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>> {

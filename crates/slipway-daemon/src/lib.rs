@@ -74,8 +74,9 @@ impl Daemon {
     }
 }
 
-/// Starts the daemon and serves until Ctrl-C or SIGTERM.
-pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
+/// Starts the daemon and serves until Ctrl-C or SIGTERM; `ready` is told the address
+/// once the daemon accepts requests.
+pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
     if settings.tokens.is_empty() && !settings.listens_on_loopback() {
         anyhow::bail!(
             "listening on {} needs at least one token (--token or SLIPWAY_TOKENS); without tokens the daemon only listens on loopback",
@@ -138,7 +139,7 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     tokio::spawn(timers::run(daemon.clone(), shutdown.clone()));
     tokio::spawn(images::poll(daemon.clone(), shutdown.clone()));
     tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
-    eprintln!("slipway: listening on http://{}", listener.local_addr()?);
+    ready(listener.local_addr()?);
     let app = api::router(daemon.clone());
     let stop = shutdown.clone();
     axum::serve(listener, app)

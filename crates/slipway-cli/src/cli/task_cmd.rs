@@ -1,6 +1,6 @@
 //! `slipway task …`: tasks and their triggers, shaped like `az acr task`.
 
-use crate::client::{stream_log, Client, Output, ServerArgs};
+use super::client::{stream_log, Client, Output, ServerArgs};
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
@@ -408,7 +408,7 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
             if !no_logs {
                 stream_log(&c, &id, true).await?;
             }
-            let end = crate::client::wait_finished(&c, &id).await?;
+            let end = super::client::wait_finished(&c, &id).await?;
             println!("Run ID: {id} finished with status {}", end.status);
             return Ok(if end.status == "Succeeded" {
                 ExitCode::SUCCESS
@@ -434,7 +434,7 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 .call(reqwest::Method::GET, &format!("/v1/tasks/{name}/runs?top={top}"), None)
                 .await?;
             let runs: Vec<slipway_daemon::model::Run> = serde_json::from_value(v["value"].clone())?;
-            crate::client::print_runs(&runs, output)?;
+            super::client::print_runs(&runs, output)?;
         }
         TaskCommand::Timer { command } => return timer(&c, command).await,
     }
