@@ -166,6 +166,45 @@ fn a_push_webhook_builds_exactly_the_pushed_commit_once_and_a_bad_signature_noth
     );
     assert_eq!(code, 202, "{answer}");
     assert_eq!(answer["runs"].as_array().unwrap().len(), 1);
+    // GitLab (a token header) and Gitea (a bare hex signature), each for a new commit.
+    let gl_commit = commit(src.path(), "gitlab\n");
+    let gl =
+        serde_json::to_vec(&serde_json::json!({"ref": "refs/heads/main", "checkout_sha": gl_commit, "project": {"git_http_url": url}}))
+            .unwrap();
+    let (code, answer) = post_with(
+        &d,
+        "/v1/webhooks/gitlab",
+        &gl,
+        &[("X-Gitlab-Event", "Push Hook".into()), ("X-Gitlab-Token", "wrong".into())],
+    );
+    assert_eq!(code, 401, "{answer}");
+    let (code, answer) = post_with(
+        &d,
+        "/v1/webhooks/gitlab",
+        &gl,
+        &[("X-Gitlab-Event", "Push Hook".into()), ("X-Gitlab-Token", "hook-secret-1".into())],
+    );
+    assert_eq!((code, answer["runs"].as_array().unwrap().len()), (202, 1), "{answer}");
+    let gt_commit = commit(src.path(), "gitea\n");
+    let gt =
+        serde_json::to_vec(&serde_json::json!({"ref": "refs/heads/main", "after": gt_commit, "repository": {"clone_url": url}})).unwrap();
+    let (code, answer) = post_with(
+        &d,
+        "/v1/webhooks/gitea",
+        &gt,
+        &[
+            ("X-Gitea-Event", "push".into()),
+            ("X-Gitea-Signature", hmac_hex("hook-secret-1", &gt)),
+        ],
+    );
+    assert_eq!((code, answer["runs"].as_array().unwrap().len()), (202, 1), "{answer}");
+    let id = answer["runs"][0].as_str().unwrap().to_string();
+    let end = d.wait_status(&id, &["Succeeded", "Failed", "Error"], Duration::from_secs(60));
+    assert_eq!(
+        (end["status"].as_str(), end["sourceTrigger"]["providerType"].as_str()),
+        (Some("Succeeded"), Some("gitea")),
+        "{end}"
+    );
 }
 
 /// A registry on a free port that sends its notifications to the daemon.
