@@ -188,19 +188,12 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
     // A task given inline is checked now, with the same messages as `slipway plan`.
     let job = requests::job(&prepared.stored, prepared.secrets.clone()).map_err(|e| bad_request(e.0))?;
     if let TaskSource::Text(text) = &job.task {
-        let mut opts = slipway_taskfile::Options::new(slipway_taskfile::RunVars::new(&run_id, &d.settings.registry, chrono::Utc::now()));
-        let mut values = match &job.values_file {
+        let from_file = match &job.values_file {
             Some(requests::ValuesSource::Text(t)) => slipway_taskfile::parse_values("values", t).map_err(|e| bad_request(e.to_string()))?,
             _ => serde_json::Value::Object(Default::default()),
         };
-        if let (Some(m), Some(extra)) = (values.as_object_mut(), job.values.as_object()) {
-            m.extend(extra.clone());
-        }
-        opts.values = values;
-        opts.secrets = job.secrets.clone();
-        opts.allow_unknown_keys = d.settings.allow_unknown_keys;
-        opts.allow_privileged = d.settings.allow_privileged;
-        opts.image_aliases = d.settings.image_aliases.clone();
+        let run = slipway_taskfile::RunVars::new(&run_id, &d.settings.registry, chrono::Utc::now());
+        let opts = d.task_options(run, job.values_over(from_file), job.secrets.clone());
         let redactor = slipway_runner::Redactor::new(job.secrets.values().cloned().collect());
         // Files the task names (alias src) live in the source, which is not fetched yet.
         let skip = |_: &str| Ok(String::new());
@@ -342,7 +335,7 @@ async fn task_json(d: &Daemon, record: &slipway_store::TaskRecord) -> Result<ser
     let digests: Vec<serde_json::Value> = {
         let mut out = Vec::new();
         for dep in &deps {
-            let last = d.store.swap_image_digest_peek(&dep.image).await.map_err(internal)?;
+            let last = d.store.last_image_digest(&dep.image).await.map_err(internal)?;
             out.push(serde_json::json!({"image": dep.image, "kind": dep.kind, "digest": dep.digest, "lastSeenDigest": last}));
         }
         out

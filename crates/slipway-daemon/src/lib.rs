@@ -65,6 +65,22 @@ impl Daemon {
         self.tasks_changed.notify_waiters();
     }
 
+    /// How this daemon loads task files: its settings' policy, with these values and secrets.
+    pub(crate) fn task_options(
+        &self,
+        run: slipway_taskfile::RunVars,
+        values: serde_json::Value,
+        secrets: std::collections::BTreeMap<String, String>,
+    ) -> slipway_taskfile::Options {
+        let mut opts = slipway_taskfile::Options::new(run);
+        opts.values = values;
+        opts.secrets = secrets;
+        opts.allow_unknown_keys = self.settings.allow_unknown_keys;
+        opts.allow_privileged = self.settings.allow_privileged;
+        opts.image_aliases = self.settings.image_aliases.clone();
+        opts
+    }
+
     pub(crate) fn log_sink(&self, run_id: &str) -> std::io::Result<slipway_engine::LogSink> {
         logs::file_sink(&logs::log_path(&self.settings.data_dir, run_id), self.log_appended.clone())
     }

@@ -1,7 +1,7 @@
 //! Run requests → the task text and values the runner takes. A quick build is a task
 //! of two steps (build, then push), so every request shares one runner.
 
-use crate::model::{Argument, DockerBuildRequest, RunRequest};
+use crate::model::{Argument, DockerBuildRequest, EncodedTaskRunRequest, FileTaskRunRequest, RunRequest};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use slipway_store::RunType;
@@ -78,14 +78,47 @@ fn split_secrets(args: &[Argument], what: &str) -> Result<(Vec<Argument>, BTreeM
     Ok((stored, secrets))
 }
 
+impl Job {
+    /// The values a task renders with: those of its values file, then the request's over them.
+    pub fn values_over(&self, mut from_file: Value) -> Value {
+        if let (Some(m), Some(extra)) = (from_file.as_object_mut(), self.values.as_object()) {
+            m.extend(extra.clone());
+        }
+        from_file
+    }
+}
+
+/// Checks image names; names with run templates (`app:{{.Run.ID}}`) are checked once rendered.
+pub fn check_image_names(names: &[String]) -> Result<(), String> {
+    for name in names.iter().filter(|n| !n.contains("{{")) {
+        slipway_reference::Reference::parse(name).map_err(|e| format!("imageNames: {e}"))?;
+    }
+    Ok(())
+}
+
+/// A task-file request (`FileTaskRunRequest`, `EncodedTaskRunRequest`) once its values are split.
+fn task_run(
+    values: &[Argument],
+    platform: &Option<String>,
+    timeout: Option<u64>,
+    store: impl FnOnce(Vec<Argument>) -> RunRequest,
+) -> Result<Prepared, BadRequest> {
+    check_timeout(timeout)?;
+    let (values, secrets) = split_secrets(values, "a value")?;
+    Ok(Prepared {
+        run_type: RunType::QuickRun,
+        platform: platform.clone().unwrap_or_else(|| "linux/amd64".into()),
+        image_names: Vec::new(),
+        stored: to_value(&store(values)),
+        secrets,
+    })
+}
+
 /// Checks a request and separates its secrets.
 pub fn prepare(req: RunRequest) -> Result<Prepared, BadRequest> {
     match req {
         RunRequest::DockerBuildRequest(mut r) => {
-            for name in r.image_names.iter().filter(|n| !n.contains("{{")) {
-                // Names with run templates (`app:{{.Run.ID}}`) are checked once rendered.
-                slipway_reference::Reference::parse(name).map_err(|e| bad(format!("imageNames: {e}")))?;
-            }
+            check_image_names(&r.image_names).map_err(BadRequest)?;
             if r.docker_file_path.trim().is_empty() {
                 return Err(bad("dockerFilePath is empty"));
             }
@@ -107,37 +140,23 @@ pub fn prepare(req: RunRequest) -> Result<Prepared, BadRequest> {
                 secrets,
             })
         }
-        RunRequest::FileTaskRunRequest(mut r) => {
+        RunRequest::FileTaskRunRequest(r) => {
             if r.task_file_path.trim().is_empty() {
                 return Err(bad("taskFilePath is empty"));
             }
-            check_timeout(r.timeout)?;
-            let (values, secrets) = split_secrets(&r.values, "a value")?;
-            r.values = values;
-            let platform = r.platform.clone().unwrap_or_else(|| "linux/amd64".into());
-            Ok(Prepared {
-                run_type: RunType::QuickRun,
-                platform,
-                image_names: Vec::new(),
-                stored: to_value(&RunRequest::FileTaskRunRequest(r)),
-                secrets,
+            let (values, platform, timeout) = (r.values.clone(), r.platform.clone(), r.timeout);
+            task_run(&values, &platform, timeout, |values| {
+                RunRequest::FileTaskRunRequest(FileTaskRunRequest { values, ..r })
             })
         }
-        RunRequest::EncodedTaskRunRequest(mut r) => {
+        RunRequest::EncodedTaskRunRequest(r) => {
             decode("encodedTaskContent", &r.encoded_task_content)?;
             if let Some(v) = &r.encoded_values_content {
                 decode("encodedValuesContent", v)?;
             }
-            check_timeout(r.timeout)?;
-            let (values, secrets) = split_secrets(&r.values, "a value")?;
-            r.values = values;
-            let platform = r.platform.clone().unwrap_or_else(|| "linux/amd64".into());
-            Ok(Prepared {
-                run_type: RunType::QuickRun,
-                platform,
-                image_names: Vec::new(),
-                stored: to_value(&RunRequest::EncodedTaskRunRequest(r)),
-                secrets,
+            let (values, platform, timeout) = (r.values.clone(), r.platform.clone(), r.timeout);
+            task_run(&values, &platform, timeout, |values| {
+                RunRequest::EncodedTaskRunRequest(EncodedTaskRunRequest { values, ..r })
             })
         }
     }

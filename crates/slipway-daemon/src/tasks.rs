@@ -160,9 +160,7 @@ impl TaskSpec {
                 self.base_image_trigger.kind
             ));
         }
-        for image in self.image_names.iter().filter(|n| !n.contains("{{")) {
-            slipway_reference::Reference::parse(image).map_err(|e| format!("imageNames: {e}"))?;
-        }
+        requests::check_image_names(&self.image_names)?;
         if let Some(c) = &self.context_path {
             if !crate::sources::is_git(c) && !crate::sources::is_tarball(c) {
                 return Err(format!(

@@ -196,7 +196,7 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<(), UploadError> {
 /// Writes `dir` as a tar.gz to `out` (the client's packing; `.dockerignore` applies).
 pub fn pack(dir: &Path, dockerfile: &str, out: impl Write) -> Result<(), slipway_context::ContextError> {
     let ignore = slipway_context::context_ignore(dir, dockerfile)?;
-    let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     let always = vec![
         if dockerfile.is_empty() {
             "Dockerfile".to_string()
@@ -205,9 +205,8 @@ pub fn pack(dir: &Path, dockerfile: &str, out: impl Write) -> Result<(), slipway
         },
         ".dockerignore".to_string(),
     ];
-    let mut gz_ref = gz;
-    slipway_context::write_tar(dir, &ignore, &always, &mut gz_ref)?;
-    gz_ref.finish().map_err(|source| slipway_context::ContextError::Io {
+    slipway_context::write_tar(dir, &ignore, &always, &mut gz)?;
+    gz.finish().map_err(|source| slipway_context::ContextError::Io {
         path: dir.to_path_buf(),
         source,
     })?;

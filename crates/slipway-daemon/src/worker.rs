@@ -264,7 +264,7 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
             }
         },
     };
-    let mut values = match &job.values_file {
+    let values = match &job.values_file {
         None => serde_json::Value::Object(Default::default()),
         Some(v) => {
             let (name, text) = match v {
@@ -280,9 +280,7 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
             }
         }
     };
-    if let (Some(m), Some(extra)) = (values.as_object_mut(), job.values.as_object()) {
-        m.extend(extra.clone());
-    }
+    let values = job.values_over(values);
     let mut run_vars = slipway_taskfile::RunVars::new(&run.id, &d.settings.registry, chrono::Utc::now());
     run_vars.commit = source.commit.clone();
     // A commit trigger pins the commit, so the branch comes from the trigger.
@@ -295,12 +293,7 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
         .unwrap_or_else(|| source.branch.clone());
     run_vars.repository = source.repository.clone();
     run_vars.task_name = run.task.clone().unwrap_or_else(|| "quickrun".into());
-    let mut opts = slipway_taskfile::Options::new(run_vars);
-    opts.values = values;
-    opts.secrets = job.secrets.clone();
-    opts.allow_unknown_keys = d.settings.allow_unknown_keys;
-    opts.allow_privileged = d.settings.allow_privileged;
-    opts.image_aliases = d.settings.image_aliases.clone();
+    let opts = d.task_options(run_vars, values, job.secrets.clone());
     let base = source.dir.clone();
     let read = move |p: &str| read_in(&base, p);
     let plan = match slipway_taskfile::load(&file_name, &text, &opts, &read) {

@@ -16,7 +16,7 @@ pub use redact::Redactor;
 pub use report::{ImageDependencies, OutputImage, RunReport, StepReport, StepStatus};
 pub use tokio_util::sync::CancellationToken;
 
-use slipway_engine::{Engine, EngineError, LogSink, RegistryCredential, RUN_LABEL};
+use slipway_engine::{Engine, LogSink, RegistryCredential, RUN_LABEL};
 use slipway_taskfile::{NetworkMode, Plan, Step};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -126,7 +126,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     let started = Instant::now();
     let redactor = Redactor::new(cfg.secret_values.clone());
     let labels = HashMap::from([(RUN_LABEL.to_string(), cfg.run_id.clone())]);
-    let mut report = RunReport::new(&cfg.run_id, &plan);
+    let mut report = RunReport::new(&cfg.run_id);
     let say = |line: &str| log(&redactor.mask(line));
 
     if let Err(e) = engine.ping().await {
@@ -369,10 +369,4 @@ async fn schedule(shared: Arc<Shared>, plan: &Plan, cancel: CancellationToken) -
     let order: HashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     reports.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
     reports
-}
-
-impl From<EngineError> for StepStatus {
-    fn from(_: EngineError) -> Self {
-        StepStatus::Failed
-    }
 }

@@ -1,7 +1,6 @@
 //! What a run reports: each step's status and duration, output images, dependencies.
 
 use serde::Serialize;
-use slipway_taskfile::Plan;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,7 +79,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub(crate) fn new(run_id: &str, _plan: &Plan) -> RunReport {
+    pub(crate) fn new(run_id: &str) -> RunReport {
         RunReport {
             run_id: run_id.to_string(),
             succeeded: false,

@@ -102,7 +102,7 @@ pub trait Store: Send + Sync {
     /// Records the digest now seen for `image`; returns the one seen before, if any.
     async fn swap_image_digest(&self, image: &str, digest: &str) -> Result<Option<String>, StoreError>;
     /// The last digest seen for `image`, if any.
-    async fn swap_image_digest_peek(&self, image: &str) -> Result<Option<String>, StoreError>;
+    async fn last_image_digest(&self, image: &str) -> Result<Option<String>, StoreError>;
     /// The distinct images tasks depend on.
     async fn tracked_images(&self) -> Result<Vec<String>, StoreError>;
 }

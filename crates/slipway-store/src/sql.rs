@@ -468,7 +468,7 @@ impl Store for $store {
         Ok(before)
     }
 
-    async fn swap_image_digest_peek(&self, image: &str) -> Result<Option<String>, StoreError> {
+    async fn last_image_digest(&self, image: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(AssertSqlSafe($q("SELECT digest FROM image_digests WHERE image = ?")))
             .bind(image)
             .fetch_optional(&self.pool)
