@@ -61,9 +61,11 @@ impl Aliases {
     }
 
     /// Replaces `<directive>name` everywhere in `text`. A doubled directive is one literal
-    /// directive; an unknown name is left as it is.
-    pub fn expand(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
+    /// directive; an unknown name is left as it is. `None` once the result would pass
+    /// `max_bytes` (a short text naming a long alias many times is no reason to use the
+    /// machine's memory).
+    pub fn expand(&self, text: &str, max_bytes: usize) -> Option<String> {
+        let mut out = String::with_capacity(text.len().min(max_bytes));
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
             if c != self.directive {
@@ -91,8 +93,11 @@ impl Aliases {
                     out.push_str(&name);
                 }
             }
+            if out.len() > max_bytes {
+                return None;
+            }
         }
-        out
+        (out.len() <= max_bytes).then_some(out)
     }
 
     /// The image a `cmd`'s first word stands for, if it is an image alias.
@@ -138,7 +143,7 @@ mod tests {
     fn expands_known_names_and_leaves_the_rest() {
         let a = table(&[("repo", "hello")]);
         assert_eq!(
-            a.expand("$Registry/$repo:$ID $$HOME $nope $"),
+            a.expand("$Registry/$repo:$ID $$HOME $nope $", 1 << 20).unwrap(),
             "{{.Run.Registry}}/hello:{{.Run.ID}} $HOME $nope $"
         );
     }
@@ -149,14 +154,15 @@ mod tests {
         let f2 = BTreeMap::from([("b".to_string(), "2".to_string()), ("c".to_string(), "2".to_string())]);
         let inline = BTreeMap::from([("c".to_string(), "3".to_string())]);
         let a = Aliases::new('$', &BTreeMap::new(), &[f1, f2], &inline);
-        assert_eq!(a.expand("$a$b$c"), "123");
+        assert_eq!(a.expand("$a$b$c", 1 << 20).unwrap(), "123");
+        assert_eq!(a.expand("$a$b$c", 2), None);
     }
 
     #[test]
     fn custom_directive_and_image_aliases() {
         let conf = BTreeMap::from([("bash".to_string(), "local/bash:1".to_string())]);
         let a = Aliases::new('&', &conf, &[], &BTreeMap::new());
-        assert_eq!(a.expand("&ID && $ID"), "{{.Run.ID}} & $ID");
+        assert_eq!(a.expand("&ID && $ID", 1 << 20).unwrap(), "{{.Run.ID}} & $ID");
         assert_eq!(a.image("bash"), Some("local/bash:1"));
         assert_eq!(a.image("az"), Some("mcr.microsoft.com/acr/azure-cli:2ff604c"));
         assert_eq!(a.image("busybox"), None);

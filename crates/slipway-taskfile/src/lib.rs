@@ -46,6 +46,8 @@ pub struct Options {
     pub image_aliases: BTreeMap<String, String>,
     /// Overrides the task's `networkMode`.
     pub network_mode: Option<NetworkMode>,
+    /// What rendering the task's templates may cost.
+    pub template_limits: slipway_template::Limits,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
             allow_privileged: false,
             image_aliases: BTreeMap::new(),
             network_mode: None,
+            template_limits: slipway_template::Limits::default(),
         }
     }
 }
@@ -78,12 +81,27 @@ pub type ReadFile<'a> = dyn Fn(&str) -> Result<String, String> + 'a;
 pub fn load(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<Loaded, TaskError> {
     let text = blank_comment_lines(text.strip_prefix('\u{feff}').unwrap_or(text));
     let aliases = aliases(file, &text, opts, read)?;
+    let max = opts.template_limits.max_output_bytes;
     let expanded = match &aliases {
-        Some(a) => a.expand(&text),
+        Some(a) => a.expand(&text, max).ok_or_else(|| {
+            TaskError::new(
+                ErrorKind::Alias,
+                Location {
+                    file: file.to_string(),
+                    line: 0,
+                    column: 0,
+                    field: Some("alias".into()),
+                },
+                format!(
+                    "the task file with its aliases expanded would be larger than {} MiB (the limit)",
+                    max >> 20
+                ),
+            )
+        })?,
         None => text,
     };
     let data = template_data(&opts.run, &opts.values, &opts.secrets);
-    let rendered = slipway_template::render(&expanded, &data).map_err(|e| {
+    let rendered = slipway_template::render_with(&expanded, &data, &opts.template_limits).map_err(|e| {
         TaskError::new(
             ErrorKind::Template,
             Location {
@@ -95,8 +113,8 @@ pub fn load(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<L
             e.message,
         )
     })?;
-    let positions = yaml::Positions::index(&rendered);
     let (raw, unknown): (raw::RawTask, Vec<String>) = yaml::from_str(file, &rendered)?;
+    let positions = yaml::Positions::index(&rendered);
     let mut warnings = Vec::new();
     for path in unknown {
         let (parent, key) = match path.rfind('.') {

@@ -120,8 +120,49 @@ impl MarkedEventReceiver for Receiver {
     }
 }
 
+/// Deepest nesting of mappings and sequences any YAML Slipway reads may have. Task,
+/// values and alias files are a few levels deep; a hostile `[[[[…` is refused after
+/// reading `MAX_DEPTH` events instead of costing time quadratic in its depth.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuses `text` if its collections nest deeper than [`MAX_DEPTH`], streaming its events
+/// (nothing is built). Syntax errors are left for serde to report with its own words.
+fn check_depth(file: &str, text: &str) -> Result<(), TaskError> {
+    let too_deep = |mark: Marker| {
+        TaskError::new(
+            ErrorKind::Yaml,
+            Location {
+                file: file.to_string(),
+                line: mark.line(),
+                column: mark.col() + 1,
+                field: None,
+            },
+            format!("mappings and sequences are nested more than {MAX_DEPTH} deep (the limit)"),
+        )
+    };
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => return Ok(()),
+            // The scanner stops at 255 open flow collections, before it yields their events.
+            Err(e) if e.info().contains("recursion limit") => return Err(too_deep(*e.marker())),
+            Err(_) => return Ok(()),
+            Ok((Event::MappingStart(..) | Event::SequenceStart(..), mark)) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(too_deep(mark));
+                }
+            }
+            Ok((Event::MappingEnd | Event::SequenceEnd, _)) => depth = depth.saturating_sub(1),
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Deserialises `text`, returning the value and the paths of keys the type does not know.
 pub fn from_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<(T, Vec<String>), TaskError> {
+    check_depth(file, text)?;
     let mut unknown = Vec::new();
     let de = serde_yaml_ng::Deserializer::from_str(text);
     let value: Result<T, _> = serde_ignored::deserialize(de, |path| unknown.push(path_string(&path)));
@@ -136,6 +177,7 @@ pub fn value_from_str(file: &str, text: &str) -> Result<serde_json::Value, TaskE
     if text.trim().is_empty() {
         return Ok(serde_json::Value::Object(Default::default()));
     }
+    check_depth(file, text)?;
     serde_yaml_ng::from_str(text).map_err(|e| yaml_error(file, &e))
 }
 

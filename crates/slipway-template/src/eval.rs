@@ -1,34 +1,132 @@
-//! Executes a parsed template over JSON data.
+//! Executes a parsed template over JSON data, within [`Limits`].
 
 use crate::funcs;
 use crate::parse::{Arg, Branch, Node, Pipeline};
-use crate::TemplateError;
+use crate::{Limits, TemplateError};
 use serde_json::Value;
+use std::time::Instant;
 
-struct State<'a> {
+/// What one execution has spent, checked against its limits as it goes.
+pub(crate) struct Budget<'l> {
+    limits: &'l Limits,
+    steps: u64,
+    work_bytes: u64,
+    started: Instant,
+}
+
+impl Budget<'_> {
+    /// One evaluation step; the clock is read every few thousand steps.
+    fn step(&mut self, line: usize) -> Result<(), TemplateError> {
+        self.steps += 1;
+        if self.steps > self.limits.max_steps {
+            return Err(TemplateError::new(
+                line,
+                format!(
+                    "the template took more than {} evaluation steps (the limit); is a range nested too deep?",
+                    self.limits.max_steps
+                ),
+            ));
+        }
+        if self.steps % 4096 == 0 && self.started.elapsed() > self.limits.max_duration {
+            return Err(TemplateError::new(
+                line,
+                format!(
+                    "the template ran longer than {} s (the limit)",
+                    self.limits.max_duration.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Accounts for `bytes` of values made or copied.
+    fn spend(&mut self, line: usize, bytes: usize) -> Result<(), TemplateError> {
+        self.work_bytes = self.work_bytes.saturating_add(bytes as u64);
+        if self.work_bytes > self.limits.max_work_bytes {
+            return Err(TemplateError::new(
+                line,
+                format!(
+                    "the template made more than {} MiB of values (the limit)",
+                    self.limits.max_work_bytes >> 20
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The largest value a function may return now.
+    fn cap(&self) -> usize {
+        let left = self.limits.max_work_bytes.saturating_sub(self.work_bytes);
+        self.limits.max_output_bytes.min(usize::try_from(left).unwrap_or(usize::MAX))
+    }
+}
+
+struct State<'a, 'l> {
     root: &'a Value,
     vars: Vec<(String, Value)>,
     out: String,
+    budget: Budget<'l>,
+    /// The line of the action being evaluated, for messages.
+    line: usize,
 }
 
-pub fn execute(nodes: &[Node], data: &Value) -> Result<String, TemplateError> {
+pub fn execute(nodes: &[Node], data: &Value, limits: &Limits) -> Result<String, TemplateError> {
     let mut st = State {
         root: data,
         vars: vec![(String::new(), data.clone())],
         out: String::new(),
+        budget: Budget {
+            limits,
+            steps: 0,
+            work_bytes: 0,
+            started: Instant::now(),
+        },
+        line: 1,
     };
     walk(&mut st, nodes, data)?;
     Ok(st.out)
 }
 
+impl State<'_, '_> {
+    fn emit(&mut self, text: &str) -> Result<(), TemplateError> {
+        if self.out.len() + text.len() > self.budget.limits.max_output_bytes {
+            return Err(TemplateError::new(
+                self.line,
+                format!(
+                    "the rendered task file would be larger than {} MiB (the limit)",
+                    self.budget.limits.max_output_bytes >> 20
+                ),
+            ));
+        }
+        self.out.push_str(text);
+        Ok(())
+    }
+
+    /// A copy of `v`, paid for from the budget.
+    fn copy(&mut self, v: &Value) -> Result<Value, TemplateError> {
+        self.budget.pay_for(self.line, v)?;
+        Ok(v.clone())
+    }
+}
+
+impl Budget<'_> {
+    /// Pays for a copy of `v` before it is made.
+    fn pay_for(&mut self, line: usize, v: &Value) -> Result<(), TemplateError> {
+        let cap = self.cap();
+        self.spend(line, funcs::weight(v, cap).unwrap_or(cap.saturating_add(1)))
+    }
+}
+
 fn walk(st: &mut State, nodes: &[Node], dot: &Value) -> Result<(), TemplateError> {
     for node in nodes {
+        st.budget.step(st.line)?;
         match node {
-            Node::Text(t) => st.out.push_str(t),
+            Node::Text(t) => st.emit(t)?,
             Node::Action(p) => {
                 let v = pipeline(st, p, dot)?;
                 if p.vars.is_empty() {
-                    st.out.push_str(&funcs::print_value(&v));
+                    let text = funcs::print_value(&v);
+                    st.emit(&text)?;
                 }
             }
             Node::If(b) => {
@@ -49,27 +147,27 @@ fn walk(st: &mut State, nodes: &[Node], dot: &Value) -> Result<(), TemplateError
                 st.vars.truncate(mark);
                 res?
             }
-            Node::Range(b) => range(st, b, dot)?,
+            Node::Range(b) => {
+                let mark = st.vars.len();
+                let res = range(st, b, dot);
+                st.vars.truncate(mark);
+                res?
+            }
         }
     }
     Ok(())
 }
 
 fn range(st: &mut State, b: &Branch, dot: &Value) -> Result<(), TemplateError> {
-    let mark = st.vars.len();
     // The range's own variables are bound per element, not to the whole value.
     let mut head = b.pipe.clone();
     let names = std::mem::take(&mut head.vars);
     let v = pipeline(st, &head, dot)?;
-    let items: Vec<(Value, Value)> = match &v {
-        Value::Array(a) => a.iter().enumerate().map(|(i, e)| (Value::from(i), e.clone())).collect(),
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            keys.into_iter().map(|k| (Value::String(k.clone()), m[k].clone())).collect()
-        }
-        Value::Null => Vec::new(),
-        Value::Number(n) if n.as_u64().is_some() => (0..n.as_u64().unwrap_or(0)).map(|i| (Value::from(i), Value::from(i))).collect(),
+    let count = match &v {
+        Value::Array(a) => a.len() as u64,
+        Value::Object(m) => m.len() as u64,
+        Value::Null => 0,
+        Value::Number(n) if n.as_u64().is_some() => n.as_u64().unwrap_or(0),
         other => {
             return Err(TemplateError::new(
                 b.pipe.line,
@@ -77,12 +175,29 @@ fn range(st: &mut State, b: &Branch, dot: &Value) -> Result<(), TemplateError> {
             ))
         }
     };
-    if items.is_empty() {
-        let res = walk(st, &b.otherwise, dot);
-        st.vars.truncate(mark);
-        return res;
+    if count == 0 {
+        return walk(st, &b.otherwise, dot);
     }
-    for (key, elem) in items {
+    let keys: Vec<&String> = match &v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            keys
+        }
+        _ => Vec::new(),
+    };
+    // Elements are taken one at a time (an integer range is never materialised), so
+    // the step budget stops a huge range before it costs memory.
+    for i in 0..count {
+        st.budget.step(b.pipe.line)?;
+        let (key, elem) = match &v {
+            Value::Array(a) => (Value::from(i), st.copy(&a[i as usize])?),
+            Value::Object(m) => {
+                let k = keys[i as usize];
+                (Value::String(k.clone()), st.copy(&m[k])?)
+            }
+            _ => (Value::from(i), Value::from(i)),
+        };
         let inner = st.vars.len();
         match names.as_slice() {
             [] => {}
@@ -94,18 +209,16 @@ fn range(st: &mut State, b: &Branch, dot: &Value) -> Result<(), TemplateError> {
         }
         let res = walk(st, &b.body, &elem);
         st.vars.truncate(inner);
-        if let Err(e) = res {
-            st.vars.truncate(mark);
-            return Err(e);
-        }
+        res?;
     }
-    st.vars.truncate(mark);
     Ok(())
 }
 
 fn pipeline(st: &mut State, p: &Pipeline, dot: &Value) -> Result<Value, TemplateError> {
+    st.line = p.line;
     let mut prev: Option<Value> = None;
     for cmd in &p.cmds {
+        st.budget.step(p.line)?;
         let first = &cmd.args[0];
         let v = match first {
             Arg::Func(name) => {
@@ -116,7 +229,7 @@ fn pipeline(st: &mut State, p: &Pipeline, dot: &Value) -> Result<Value, Template
                 if let Some(pv) = prev.take() {
                     args.push(pv);
                 }
-                funcs::call(name, args).map_err(|m| TemplateError::new(p.line, format!("error calling {name}: {m}")))?
+                call(st, name, args)?
             }
             _ => {
                 if cmd.args.len() > 1 || prev.is_some() {
@@ -142,21 +255,39 @@ fn pipeline(st: &mut State, p: &Pipeline, dot: &Value) -> Result<Value, Template
     Ok(v)
 }
 
+/// Calls a function with the room it may fill, and pays for what it returned.
+fn call(st: &mut State, name: &str, args: Vec<Value>) -> Result<Value, TemplateError> {
+    let line = st.line;
+    let cap = st.budget.cap();
+    let v = funcs::call(name, args, cap).map_err(|m| TemplateError::new(line, format!("error calling {name}: {m}")))?;
+    let w = funcs::weight(&v, cap).unwrap_or(cap.saturating_add(1));
+    st.budget.spend(line, w)?;
+    Ok(v)
+}
+
 fn arg(st: &mut State, a: &Arg, dot: &Value) -> Result<Value, TemplateError> {
     Ok(match a {
-        Arg::Field(path) => lookup(dot, path),
+        Arg::Field(path) => {
+            let found = lookup(dot, path);
+            st.copy(found)?
+        }
         Arg::Var(name, path) => {
-            let base = if name.is_empty() {
-                st.root.clone()
+            let root = st.root;
+            let found = if name.is_empty() {
+                lookup(root, path)
             } else {
                 match st.vars.iter().rev().find(|(n, _)| n == name) {
-                    Some((_, v)) => v.clone(),
-                    None => return Err(TemplateError::new(0, format!("undefined variable: ${name}"))),
+                    Some((_, v)) => {
+                        let v = lookup(v, path);
+                        st.budget.pay_for(st.line, v)?;
+                        return Ok(v.clone());
+                    }
+                    None => return Err(TemplateError::new(st.line, format!("undefined variable: ${name}"))),
                 }
             };
-            lookup(&base, path)
+            st.copy(found)?
         }
-        Arg::Func(name) => funcs::call(name, Vec::new()).map_err(|m| TemplateError::new(0, format!("error calling {name}: {m}")))?,
+        Arg::Func(name) => call(st, name, Vec::new())?,
         Arg::Str(s) => Value::String(s.clone()),
         Arg::Num(v, true) => Value::from(*v as i64),
         Arg::Num(v, false) => serde_json::Number::from_f64(*v).map(Value::Number).unwrap_or(Value::Null),
@@ -164,19 +295,21 @@ fn arg(st: &mut State, a: &Arg, dot: &Value) -> Result<Value, TemplateError> {
         Arg::Nil => Value::Null,
         Arg::Sub(p, chain) => {
             let v = pipeline(st, p, dot)?;
-            lookup(&v, chain)
+            lookup(&v, chain).clone()
         }
     })
 }
 
+static NULL: Value = Value::Null;
+
 /// Field access; anything missing is null, which prints as the empty string.
-fn lookup(v: &Value, path: &[String]) -> Value {
+fn lookup<'v>(v: &'v Value, path: &[String]) -> &'v Value {
     let mut cur = v;
     for key in path {
         match cur.get(key) {
             Some(next) => cur = next,
-            None => return Value::Null,
+            None => return &NULL,
         }
     }
-    cur.clone()
+    cur
 }

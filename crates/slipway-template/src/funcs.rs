@@ -101,6 +101,58 @@ fn s(v: &Value) -> String {
     print_value(v)
 }
 
+/// Roughly the bytes `v` occupies (and at least the length it prints as), or `None`
+/// once that passes `cap`: the walk stops there, so weighing a huge value is cheap.
+pub fn weight(v: &Value, cap: usize) -> Option<usize> {
+    let mut total = 0usize;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        total = total.saturating_add(match v {
+            Value::String(t) => t.len() + 24,
+            Value::Array(a) => {
+                stack.extend(a.iter());
+                24
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    total = total.saturating_add(k.len() + 24);
+                    stack.push(x);
+                }
+                24
+            }
+            _ => 16,
+        });
+        if total > cap {
+            return None;
+        }
+    }
+    Some(total)
+}
+
+fn too_big(cap: usize) -> String {
+    format!("the result would be larger than {} bytes (the limit)", cap)
+}
+
+/// Joins printed values with `sep`, refusing before the result passes `cap`.
+fn join_within<'a>(parts: impl Iterator<Item = &'a Value>, sep: &str, cap: usize, quote: fn(&str) -> String) -> Result<String, String> {
+    let mut out = String::new();
+    for (i, v) in parts.enumerate() {
+        let piece = quote(&s(v));
+        if out.len() + sep.len() + piece.len() > cap {
+            return Err(too_big(cap));
+        }
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(&piece);
+    }
+    Ok(out)
+}
+
+fn as_is(t: &str) -> String {
+    t.to_string()
+}
+
 fn num(v: &Value) -> Result<f64, String> {
     match v {
         Value::Number(n) => n.as_f64().ok_or_else(|| "not a number".to_string()),
@@ -161,7 +213,7 @@ fn go_quote(t: &str) -> String {
     out
 }
 
-fn sprintf(format: &str, args: &[Value]) -> String {
+fn sprintf(format: &str, args: &[Value], cap: usize) -> Result<String, String> {
     let mut out = String::new();
     let mut it = args.iter();
     let mut chars = format.chars().peekable();
@@ -170,22 +222,45 @@ fn sprintf(format: &str, args: &[Value]) -> String {
             out.push(c);
             continue;
         }
-        match chars.next() {
-            Some('%') => out.push('%'),
-            Some('q') => out.push_str(&go_quote(&it.next().map(s).unwrap_or_default())),
-            Some('d') => out.push_str(
-                &it.next()
-                    .map(|v| num(v).map(|f| (f as i64).to_string()).unwrap_or_else(|_| s(v)))
-                    .unwrap_or_default(),
-            ),
-            Some(_) => out.push_str(&it.next().map(s).unwrap_or_default()),
-            None => out.push('%'),
+        let piece = match chars.next() {
+            Some('%') => "%".to_string(),
+            Some('q') => go_quote(&it.next().map(s).unwrap_or_default()),
+            Some('d') => it
+                .next()
+                .map(|v| num(v).map(|f| (f as i64).to_string()).unwrap_or_else(|_| s(v)))
+                .unwrap_or_default(),
+            Some(_) => it.next().map(s).unwrap_or_default(),
+            None => "%".to_string(),
+        };
+        if out.len() + piece.len() > cap {
+            return Err(too_big(cap));
         }
+        out.push_str(&piece);
     }
-    out
+    Ok(out)
 }
 
-pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
+/// `repeat`, `replace` and `split*` can make far more than they are given: their size
+/// is worked out before anything is allocated.
+fn check_size(bytes: u128, cap: usize) -> Result<(), String> {
+    if bytes > cap as u128 {
+        Err(too_big(cap))
+    } else {
+        Ok(())
+    }
+}
+
+/// How many pieces splitting `text` at `sep` gives (Go splits "" into runes).
+fn piece_count(text: &str, sep: &str) -> usize {
+    if sep.is_empty() {
+        text.chars().count()
+    } else {
+        text.matches(sep).count() + 1
+    }
+}
+
+/// Calls `name`; a result that would be larger than `cap` bytes is an error.
+pub fn call(name: &str, args: Vec<Value>, cap: usize) -> Result<Value, String> {
     let a = &args;
     Ok(match name {
         "and" => {
@@ -234,11 +309,11 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
             }
             cur
         }
-        "print" => Value::String(a.iter().map(s).collect::<Vec<_>>().join("")),
-        "println" => Value::String(format!("{}\n", a.iter().map(s).collect::<Vec<_>>().join(" "))),
+        "print" => Value::String(join_within(a.iter(), "", cap, as_is)?),
+        "println" => Value::String(join_within(a.iter(), " ", cap.saturating_sub(1), as_is)? + "\n"),
         "printf" => {
             let (f, rest) = a.split_first().ok_or("printf needs a format")?;
-            Value::String(sprintf(&s(f), rest))
+            Value::String(sprintf(&s(f), rest, cap)?)
         }
         "eq" => {
             let (first, rest) = a.split_first().ok_or("missing argument for comparison")?;
@@ -259,7 +334,7 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
                 _ => o != Less,
             })
         }
-        "urlquery" | "html" | "js" => Value::String(a.iter().map(s).collect::<Vec<_>>().join("")),
+        "urlquery" | "html" | "js" => Value::String(join_within(a.iter(), "", cap, as_is)?),
         "b64enc" => {
             need(a, 1, name)?;
             Value::String(base64::engine::general_purpose::STANDARD.encode(s(&a[0])))
@@ -271,20 +346,8 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
                 .map_err(|e| format!("not base64: {e}"))?;
             Value::String(String::from_utf8_lossy(&bytes).into_owned())
         }
-        "quote" => Value::String(
-            a.iter()
-                .filter(|v| !v.is_null())
-                .map(|v| go_quote(&s(v)))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        "squote" => Value::String(
-            a.iter()
-                .filter(|v| !v.is_null())
-                .map(|v| format!("'{}'", s(v)))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+        "quote" => Value::String(join_within(a.iter().filter(|v| !v.is_null()), " ", cap, go_quote)?),
+        "squote" => Value::String(join_within(a.iter().filter(|v| !v.is_null()), " ", cap, |t| format!("'{t}'"))?),
         "upper" => Value::String(s(a.first().unwrap_or(&Value::Null)).to_uppercase()),
         "lower" => Value::String(s(a.first().unwrap_or(&Value::Null)).to_lowercase()),
         "title" => Value::String(
@@ -323,7 +386,14 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
         }
         "replace" => {
             need(a, 3, name)?;
-            Value::String(s(&a[2]).replace(&s(&a[0]), &s(&a[1])))
+            let (from, to, text) = (s(&a[0]), s(&a[1]), s(&a[2]));
+            let hits = if from.is_empty() {
+                text.chars().count() + 1
+            } else {
+                text.matches(from.as_str()).count()
+            };
+            check_size(text.len() as u128 + hits as u128 * to.len() as u128, cap)?;
+            Value::String(text.replace(&from, &to))
         }
         "default" => {
             let d = a.first().cloned().unwrap_or(Value::Null);
@@ -342,28 +412,39 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
                 a[1].clone()
             }
         }
-        "toJson" => Value::String(serde_json::to_string(a.first().unwrap_or(&Value::Null)).map_err(|e| e.to_string())?),
+        "toJson" => {
+            let v = a.first().unwrap_or(&Value::Null);
+            // Escapes can make JSON up to six times the printed size; check first.
+            check_size(weight(v, cap).map(|w| w as u128).unwrap_or(u128::MAX), cap)?;
+            let text = serde_json::to_string(v).map_err(|e| e.to_string())?;
+            check_size(text.len() as u128, cap)?;
+            Value::String(text)
+        }
         "toString" => Value::String(s(a.first().unwrap_or(&Value::Null))),
         "join" => {
             need(a, 2, name)?;
-            let parts: Vec<String> = match &a[1] {
-                Value::Array(v) => v.iter().map(s).collect(),
-                Value::Null => Vec::new(),
-                other => vec![s(other)],
-            };
-            Value::String(parts.join(&s(&a[0])))
+            let sep = s(&a[0]);
+            match &a[1] {
+                Value::Array(v) => Value::String(join_within(v.iter(), &sep, cap, as_is)?),
+                Value::Null => Value::String(String::new()),
+                other => Value::String(s(other)),
+            }
         }
         "split" => {
             need(a, 2, name)?;
+            let (sep, text) = (s(&a[0]), s(&a[1]));
+            check_size(text.len() as u128 + piece_count(&text, &sep) as u128 * 64, cap)?;
             let mut m = Map::new();
-            for (i, part) in s(&a[1]).split(s(&a[0]).as_str()).enumerate() {
+            for (i, part) in text.split(sep.as_str()).enumerate() {
                 m.insert(format!("_{i}"), Value::String(part.to_string()));
             }
             Value::Object(m)
         }
         "splitList" => {
             need(a, 2, name)?;
-            Value::Array(s(&a[1]).split(s(&a[0]).as_str()).map(|p| Value::String(p.to_string())).collect())
+            let (sep, text) = (s(&a[0]), s(&a[1]));
+            check_size(text.len() as u128 + piece_count(&text, &sep) as u128 * 48, cap)?;
+            Value::Array(text.split(sep.as_str()).map(|p| Value::String(p.to_string())).collect())
         }
         "contains" => {
             need(a, 2, name)?;
@@ -395,7 +476,10 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
         },
         "repeat" => {
             need(a, 2, name)?;
-            Value::String(s(&a[1]).repeat(num(&a[0])?.max(0.0) as usize))
+            let text = s(&a[1]);
+            let count = num(&a[0])?.max(0.0);
+            check_size((count.min(u64::MAX as f64) as u128).saturating_mul(text.len() as u128), cap)?;
+            Value::String(text.repeat(count as usize))
         }
         "substr" => {
             need(a, 3, name)?;

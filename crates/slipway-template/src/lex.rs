@@ -117,12 +117,13 @@ fn lex_action(s: &str, line: &mut usize, out: &mut Vec<Token>) -> Result<(usize,
             continue;
         }
         if c.is_ascii_whitespace() {
-            if s[i..].trim_start().starts_with("-}}") {
-                let ws = s[i..].len() - s[i..].trim_start().len();
-                *line += s[i..i + ws].matches('\n').count();
+            // Skip the whole run at once: looking ahead from every blank is quadratic.
+            let ws = s[i..].len() - s[i..].trim_start().len();
+            *line += s[i..i + ws].matches('\n').count();
+            if s[i + ws..].starts_with("-}}") {
                 return Ok((i + ws + 3, true));
             }
-            i += 1;
+            i += ws;
             continue;
         }
         if s[i..].starts_with("}}") {

@@ -41,29 +41,72 @@ impl TemplateError {
     }
 }
 
+/// Bounds on what one template may cost. Task files come from untrusted authors in
+/// `slipway serve`, so every way a template can spend memory, time or stack is capped,
+/// and exceeding a cap is an ordinary [`TemplateError`] naming the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of `{{if}}`/`{{range}}`/`{{with}}` blocks and of parentheses.
+    pub max_depth: usize,
+    /// Largest rendered text, and largest string any one function may return, in bytes.
+    pub max_output_bytes: usize,
+    /// Bytes that function results and copied values may add up to over one execution.
+    pub max_work_bytes: u64,
+    /// Evaluation steps (actions, block entries, range iterations) over one execution.
+    pub max_steps: u64,
+    /// Wall-clock time one execution may take.
+    pub max_duration: std::time::Duration,
+}
+
+impl Default for Limits {
+    /// Generous for any real task file (acb's conformance files use a few hundred
+    /// steps and kilobytes), small enough that a hostile one fails in well under a second.
+    fn default() -> Self {
+        Limits {
+            max_depth: 64,
+            max_output_bytes: 4 << 20,
+            max_work_bytes: 64 << 20,
+            max_steps: 1_000_000,
+            max_duration: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
 /// A parsed template, ready to execute against any data.
 #[derive(Debug, Clone)]
 pub struct Template {
     nodes: Vec<parse::Node>,
+    limits: Limits,
 }
 
 impl Template {
-    /// Parses `text`. Unknown functions and unbalanced blocks are errors here.
+    /// Parses `text` with the default [`Limits`]. Unknown functions, unbalanced blocks
+    /// and nesting deeper than the limit are errors here.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        Template::parse_with(text, Limits::default())
+    }
+
+    /// Parses `text`; `limits` also bound every later [`Template::execute`].
+    pub fn parse_with(text: &str, limits: Limits) -> Result<Template, TemplateError> {
         let tokens = lex::lex(text)?;
-        let nodes = parse::parse(tokens)?;
-        Ok(Template { nodes })
+        let nodes = parse::parse(tokens, limits.max_depth)?;
+        Ok(Template { nodes, limits })
     }
 
     /// Executes the template with `data` as the dot.
     pub fn execute(&self, data: &Value) -> Result<String, TemplateError> {
-        eval::execute(&self.nodes, data)
+        eval::execute(&self.nodes, data, &self.limits)
     }
 }
 
-/// Parses and executes `text` in one go.
+/// Parses and executes `text` in one go, with the default [`Limits`].
 pub fn render(text: &str, data: &Value) -> Result<String, TemplateError> {
     Template::parse(text)?.execute(data)
+}
+
+/// Parses and executes `text` in one go within `limits`.
+pub fn render_with(text: &str, data: &Value, limits: &Limits) -> Result<String, TemplateError> {
+    Template::parse_with(text, *limits)?.execute(data)
 }
 
 /// Whether `name` is a function templates may call.
@@ -134,6 +177,61 @@ mod tests {
     fn trim_markers_and_comments() {
         assert_eq!(r("a  {{- /* c */ -}}  b"), "ab");
         assert_eq!(r("a\n{{- .Run.ID }}\n"), "acf1\n");
+    }
+
+    /// Each hostile template fails fast, naming the limit, instead of eating the
+    /// machine: memory (before allocating), stack (nesting), time (steps and clock).
+    #[test]
+    fn hostile_templates_hit_a_limit() {
+        let deep_ifs = "{{if true}}".repeat(10_000) + &"{{end}}".repeat(10_000);
+        let deep_parens = "{{".to_string() + &"(".repeat(10_000) + "1" + &")".repeat(10_000) + "}}";
+        let cases: Vec<(String, &str)> = vec![
+            ("{{ repeat 100000000000 \"x\" }}".into(), "larger than"),
+            ("{{ repeat 300000000 \"x\" }}".into(), "larger than"),
+            (deep_ifs, "nested more than 64 deep"),
+            (deep_parens, "nested more than 64 deep"),
+            (
+                "{{$l := splitList \",\" (repeat 20000 \"a,\")}}{{range $l}}{{range $l}}{{range $l}}x{{end}}{{end}}{{end}}".into(),
+                "evaluation steps",
+            ),
+            ("{{range 3000000}}{{end}}".into(), "evaluation steps"),
+            ("{{range 100000000000}}{{end}}".into(), "evaluation steps"),
+            (
+                "{{ replace \"a\" (repeat 1000 \"b\") (repeat 1000000 \"a\") }}".into(),
+                "larger than",
+            ),
+            ("{{ splitList \"\" (repeat 1000000 \"a\") }}".into(), "larger than"),
+            (
+                "{{$x := repeat 1000000 \"a\"}}{{$x = printf \"%s%s\" $x $x}}{{$x = printf \"%s%s\" $x $x}}{{$x = printf \"%s%s\" $x $x}}"
+                    .into(),
+                "larger than",
+            ),
+            ("{{range 100000}}{{ repeat 1000 \"a\" }}{{end}}".into(), "larger than 4 MiB"),
+            (
+                "{{$x := repeat 4000000 \"a\"}}{{range 100}}{{$y := $x}}{{end}}".into(),
+                "MiB of values",
+            ),
+        ];
+        for (text, want) in cases {
+            let started = std::time::Instant::now();
+            let e = render(&text, &json!({})).unwrap_err().to_string();
+            assert!(e.contains(want), "{}…: {e}", &text[..text.len().min(60)]);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{}… took {:?}",
+                &text[..40],
+                started.elapsed()
+            );
+        }
+        let tight = Limits {
+            max_duration: std::time::Duration::from_millis(1),
+            max_steps: u64::MAX,
+            ..Limits::default()
+        };
+        let e = render_with("{{range 100000000}}{{end}}", &json!({}), &tight)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ran longer than"), "{e}");
     }
 
     #[test]

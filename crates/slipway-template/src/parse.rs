@@ -49,6 +49,9 @@ pub enum Arg {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// Blocks and parentheses open around the current token.
+    depth: usize,
+    max_depth: usize,
 }
 
 enum ListEnd {
@@ -57,8 +60,13 @@ enum ListEnd {
     Else(Option<(String, Pipeline)>),
 }
 
-pub fn parse(toks: Vec<Token>) -> Result<Vec<Node>, TemplateError> {
-    let mut p = Parser { toks, pos: 0 };
+pub fn parse(toks: Vec<Token>, max_depth: usize) -> Result<Vec<Node>, TemplateError> {
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+        max_depth,
+    };
     let (nodes, end) = p.list()?;
     match end {
         ListEnd::Eof => Ok(nodes),
@@ -68,6 +76,19 @@ pub fn parse(toks: Vec<Token>) -> Result<Vec<Node>, TemplateError> {
 }
 
 impl Parser {
+    /// Enters a block or parenthesis; the parser and the evaluator recurse once per level,
+    /// so the depth is capped before it can exhaust a thread's stack.
+    fn enter(&mut self, line: usize) -> Result<(), TemplateError> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return Err(TemplateError::new(
+                line,
+                format!("blocks and parentheses are nested more than {} deep (the limit)", self.max_depth),
+            ));
+        }
+        Ok(())
+    }
+
     fn line(&self) -> usize {
         self.toks
             .get(self.pos.saturating_sub(1))
@@ -157,6 +178,13 @@ impl Parser {
     }
 
     fn branch(&mut self, keyword: &str, line: usize) -> Result<Node, TemplateError> {
+        self.enter(line)?;
+        let node = self.branch_body(keyword, line);
+        self.depth -= 1;
+        node
+    }
+
+    fn branch_body(&mut self, keyword: &str, line: usize) -> Result<Node, TemplateError> {
         let pipe = self.pipeline(line, true)?;
         self.expect_close()?;
         let (body, end) = self.list()?;
@@ -196,6 +224,13 @@ impl Parser {
     }
 
     fn chained_branch(&mut self, keyword: &str, pipe: Pipeline, line: usize) -> Result<Node, TemplateError> {
+        self.enter(line)?;
+        let node = self.chained_branch_body(keyword, pipe, line);
+        self.depth -= 1;
+        node
+    }
+
+    fn chained_branch_body(&mut self, keyword: &str, pipe: Pipeline, line: usize) -> Result<Node, TemplateError> {
         let (body, end) = self.list()?;
         let otherwise = match end {
             ListEnd::Eof => {
@@ -282,7 +317,9 @@ impl Parser {
                         }
                     },
                     Tok::LParen => {
+                        self.enter(t.line)?;
                         let inner = self.pipeline(t.line, false)?;
+                        self.depth -= 1;
                         match self.next() {
                             Some(Token { tok: Tok::RParen, .. }) => {}
                             _ => return Err(TemplateError::new(t.line, "unclosed left paren")),
