@@ -283,7 +283,7 @@ fn load_task(a: &TaskArgs, run_id: &str) -> Result<Loaded> {
     run.commit = a.commit.clone();
     run.branch = a.branch.clone();
     run.task_name = a.task_name.clone();
-    let mut opts = Options::new(run);
+    let mut opts = Options::new(run).trusting_host();
     if let Some(path) = &a.values {
         let t = std::fs::read_to_string(path).with_context(|| format!("cannot read values file {}", path.display()))?;
         opts.values = slipway_taskfile::parse_values(&path.display().to_string(), &t)?;
@@ -296,7 +296,10 @@ fn load_task(a: &TaskArgs, run_id: &str) -> Result<Loaded> {
     opts.network_mode = a.network_mode;
     let base = a.file.parent().map(Path::to_path_buf).unwrap_or_default();
     let read = |p: &str| std::fs::read_to_string(base.join(p)).map_err(|e| e.to_string());
-    let loaded = slipway_taskfile::load(&file, &text, &opts, &read)?;
+    let masked = |opts: &Options, e: slipway_taskfile::TaskError| {
+        anyhow!(slipway_runner::Redactor::new(opts.secrets.values().cloned().collect()).mask(&e.to_string()))
+    };
+    let loaded = slipway_taskfile::load(&file, &text, &opts, &read).map_err(|e| masked(&opts, e))?;
     // Secrets read from the environment or a file are known only once the task is
     // parsed; render again so `{{.Secrets.x}}` sees them.
     let mut extra = BTreeMap::new();
@@ -324,23 +327,18 @@ fn load_task(a: &TaskArgs, run_id: &str) -> Result<Loaded> {
         return Ok(loaded);
     }
     opts.secrets.extend(extra);
-    Ok(slipway_taskfile::load(&file, &text, &opts, &read)?)
+    slipway_taskfile::load(&file, &text, &opts, &read).map_err(|e| masked(&opts, e))
 }
 
 fn plan(a: PlanArgs) -> Result<()> {
     let run_id = a.task.id.clone().unwrap_or_else(slipway_runner::new_run_id);
-    // The plan is printed: render secrets as a mask, never their values.
-    let mut task = a.task.clone();
-    task.set_secret = task
-        .set_secret
-        .iter()
-        .map(|p| format!("{}=*****", p.split_once('=').map(|(k, _)| k).unwrap_or(p)))
-        .collect();
-    let loaded = load_task(&task, &run_id)?;
+    let loaded = load_task(&a.task, &run_id)?;
+    // The plan is printed: every secret, whatever its source, as a mask.
+    let redactor = slipway_runner::Redactor::new(loaded.secret_values.clone());
     for w in &loaded.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", redactor.mask(&w.to_string()));
     }
-    println!("{}", serde_json::to_string_pretty(&loaded.plan)?);
+    println!("{}", redactor.mask(&serde_json::to_string_pretty(&loaded.plan)?));
     Ok(())
 }
 
@@ -397,11 +395,14 @@ fn exec(a: ExecArgs) -> Result<ExitCode> {
     }
     let credentials = credentials(&a.credential)?;
     let mut cfg = slipway_runner::RunConfig::new(&run_id, context);
-    cfg.mount_docker_socket = !a.no_docker_socket;
+    if a.no_docker_socket {
+        cfg.host.engine = slipway_runner::EngineAccess::None;
+    }
     cfg.sandbox_image = a.sandbox_image.clone();
-    cfg.secret_values = pairs(&a.task.set_secret, "--set-secret")?
-        .into_iter()
-        .map(|(_, v)| v)
+    cfg.secret_values = loaded
+        .secret_values
+        .iter()
+        .cloned()
         .chain(credentials.iter().map(|c| c.password.clone()))
         .collect();
     cfg.credentials = credentials;

@@ -16,8 +16,12 @@
 //! assert!(!ignore.excludes("src/debug.log"));
 //! ```
 
+pub mod archive;
+mod beneath;
 mod ignore;
 mod pack;
 
+pub use beneath::Beneath;
+pub use cap_std::{ambient_authority, fs::Dir};
 pub use ignore::DockerIgnore;
 pub use pack::{context_ignore, tar_stream, write_tar, ContextError};

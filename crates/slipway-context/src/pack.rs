@@ -2,6 +2,7 @@
 
 use crate::DockerIgnore;
 use bytes::Bytes;
+use cap_std::fs::{Dir, PermissionsExt};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
@@ -12,69 +13,104 @@ pub enum ContextError {
     Missing { path: PathBuf },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("{path:?} is outside the run's source: {why}")]
+    Outside { path: String, why: String },
+    #[error("{path} is larger than {limit} bytes (the limit)")]
+    TooLarge { path: String, limit: u64 },
 }
 
 /// The ignore rules for a build: `<Dockerfile>.dockerignore` beside the Dockerfile
-/// when there is one, else `.dockerignore` at the context root.
-pub fn context_ignore(dir: &Path, dockerfile: &str) -> Result<DockerIgnore, ContextError> {
-    if !dir.is_dir() {
-        return Err(ContextError::Missing { path: dir.to_path_buf() });
-    }
+/// when there is one, else `.dockerignore` at the context root. Read through `dir`,
+/// so neither name can reach outside it.
+pub fn context_ignore(dir: &Dir, dockerfile: &str) -> Result<DockerIgnore, ContextError> {
     let dockerfile = if dockerfile.is_empty() { "Dockerfile" } else { dockerfile };
-    for candidate in [dir.join(format!("{dockerfile}.dockerignore")), dir.join(".dockerignore")] {
-        match std::fs::read_to_string(&candidate) {
+    for candidate in [format!("{dockerfile}.dockerignore"), ".dockerignore".to_string()] {
+        match dir.read_to_string(&candidate) {
             Ok(text) => return Ok(DockerIgnore::parse(&text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(ContextError::Io { path: candidate, source }),
+            Err(source) => {
+                return Err(ContextError::Io {
+                    path: PathBuf::from(candidate),
+                    source,
+                })
+            }
         }
     }
     Ok(DockerIgnore::default())
 }
 
-/// Writes `dir` as a tar archive to `out`, leaving out what `ignore` excludes except
-/// the paths in `always` (the Dockerfile and `.dockerignore`, as Docker keeps them).
-/// Symlinks are stored as links, not followed. Entries are sorted, so archives are stable.
-pub fn write_tar(dir: &Path, ignore: &DockerIgnore, always: &[String], out: impl Write) -> Result<(), ContextError> {
+/// The fixed modification time of every entry, as Docker's deterministic archives use.
+const MTIME: u64 = 1_153_704_088;
+
+fn header(kind: tar::EntryType, size: u64, executable: bool) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(if executable || kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
+    h.set_mtime(MTIME);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+/// Writes the directory `dir` as a tar archive to `out`, leaving out what `ignore`
+/// excludes except the paths in `always` (the Dockerfile and `.dockerignore`, as Docker
+/// keeps them). Every file is opened relative to `dir` and symlinks are stored as
+/// links, never followed, so nothing outside `dir` is read whatever the tree holds.
+/// Entries are sorted and stamped alike, so archives are stable.
+pub fn write_tar(dir: &Dir, ignore: &DockerIgnore, always: &[String], out: impl Write) -> Result<(), ContextError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ContextError::Io { path, source }
     };
-    if !dir.is_dir() {
-        return Err(ContextError::Missing { path: dir.to_path_buf() });
-    }
     let mut tar = tar::Builder::new(out);
-    tar.follow_symlinks(false);
-    tar.mode(tar::HeaderMode::Deterministic);
     let walk_excluded = ignore.has_exclusions();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel_dir) = stack.pop() {
-        let abs = dir.join(&rel_dir);
-        let mut entries: Vec<_> = std::fs::read_dir(&abs)
-            .map_err(io_err(&abs))?
+    let mut stack = vec![(PathBuf::new(), dir.try_clone().map_err(io_err(Path::new(".")))?)];
+    while let Some((rel_dir, here)) = stack.pop() {
+        let mut entries: Vec<_> = here
+            .entries()
+            .map_err(io_err(&rel_dir))?
             .collect::<Result<_, _>>()
-            .map_err(io_err(&abs))?;
+            .map_err(io_err(&rel_dir))?;
         entries.sort_by_key(|e| e.file_name());
         // Directories are pushed in reverse so they are visited in order.
         let mut subdirs = Vec::new();
         for entry in entries {
-            let rel = rel_dir.join(entry.file_name());
+            let name = entry.file_name();
+            let rel = rel_dir.join(&name);
             let rel_str = rel.to_string_lossy().replace('\\', "/");
-            let file_type = entry.file_type().map_err(io_err(&entry.path()))?;
+            let file_type = entry.file_type().map_err(io_err(&rel))?;
             let excluded = ignore.excludes(&rel_str) && !always.iter().any(|a| a == &rel_str);
             if file_type.is_dir() {
                 if !excluded {
-                    tar.append_path_with_name(entry.path(), &rel).map_err(io_err(&entry.path()))?;
+                    tar.append_data(&mut header(tar::EntryType::Directory, 0, true), &rel, io::empty())
+                        .map_err(io_err(&rel))?;
                 }
                 if !excluded || walk_excluded {
-                    subdirs.push(rel);
+                    subdirs.push((rel.clone(), entry.open_dir().map_err(io_err(&rel))?));
                 }
-            } else if !excluded {
-                tar.append_path_with_name(entry.path(), &rel).map_err(io_err(&entry.path()))?;
+            } else if excluded {
+                continue;
+            } else if file_type.is_symlink() {
+                let target = here.read_link_contents(&name).map_err(io_err(&rel))?;
+                tar.append_link(&mut header(tar::EntryType::Symlink, 0, false), &rel, target)
+                    .map_err(io_err(&rel))?;
+            } else if file_type.is_file() {
+                let file = entry.open().map_err(io_err(&rel))?;
+                let meta = file.metadata().map_err(io_err(&rel))?;
+                let executable = meta.permissions().mode() & 0o111 != 0;
+                let mut h = header(tar::EntryType::Regular, meta.len(), executable);
+                tar.append_data(&mut h, &rel, file.into_std()).map_err(io_err(&rel))?;
             }
+            // Sockets, pipes and devices are not part of a build context.
         }
         stack.extend(subdirs.into_iter().rev());
     }
-    tar.finish().map_err(io_err(dir))?;
+    tar.finish().map_err(io_err(Path::new(".")))?;
     Ok(())
 }
 
@@ -107,7 +143,7 @@ impl Write for ChannelWriter {
 
 /// Streams `dir` as a tar archive. At most a few chunks are in memory at once.
 pub fn tar_stream(
-    dir: PathBuf,
+    dir: Dir,
     ignore: DockerIgnore,
     always: Vec<String>,
 ) -> impl futures_core::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
@@ -117,8 +153,12 @@ pub fn tar_stream(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let result = write_tar(&dir, &ignore, &always, &mut writer)
-            .and_then(|_| writer.flush().map_err(|source| ContextError::Io { path: dir.clone(), source }));
+        let result = write_tar(&dir, &ignore, &always, &mut writer).and_then(|_| {
+            writer.flush().map_err(|source| ContextError::Io {
+                path: PathBuf::from("."),
+                source,
+            })
+        });
         if let Err(e) = result {
             tracing::warn!(error = %e, "packing the build context failed");
             let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
@@ -140,9 +180,13 @@ impl futures_core::Stream for ReceiverStream {
 mod tests {
     use super::*;
 
+    fn open(dir: &Path) -> Dir {
+        Dir::open_ambient_dir(dir, cap_std::ambient_authority()).unwrap()
+    }
+
     fn names(dir: &Path, ignore: &DockerIgnore, always: &[String]) -> Vec<String> {
         let mut buf = Vec::new();
-        write_tar(dir, ignore, always, &mut buf).unwrap();
+        write_tar(&open(dir), ignore, always, &mut buf).unwrap();
         let mut ar = tar::Archive::new(&buf[..]);
         ar.entries()
             .unwrap()
@@ -180,12 +224,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(".dockerignore"), "a\n").unwrap();
         std::fs::write(d.path().join("app.Dockerfile.dockerignore"), "b\n").unwrap();
-        assert!(context_ignore(d.path(), "app.Dockerfile").unwrap().excludes("b"));
-        assert!(context_ignore(d.path(), "Dockerfile").unwrap().excludes("a"));
-        assert!(matches!(
-            context_ignore(&d.path().join("nope"), ""),
-            Err(ContextError::Missing { .. })
-        ));
+        assert!(context_ignore(&open(d.path()), "app.Dockerfile").unwrap().excludes("b"));
+        assert!(context_ignore(&open(d.path()), "Dockerfile").unwrap().excludes("a"));
     }
 
     #[tokio::test]
@@ -193,7 +233,7 @@ mod tests {
         use futures_util::StreamExt;
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("big"), vec![7u8; 3 * CHUNK]).unwrap();
-        let chunks: Vec<_> = tar_stream(d.path().to_path_buf(), DockerIgnore::default(), vec![]).collect().await;
+        let chunks: Vec<_> = tar_stream(open(d.path()), DockerIgnore::default(), vec![]).collect().await;
         assert!(chunks.len() >= 3);
         let total: usize = chunks.iter().map(|c| c.as_ref().unwrap().len()).sum();
         assert!(total > 3 * CHUNK);

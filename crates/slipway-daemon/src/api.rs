@@ -62,7 +62,39 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .merge(api)
         .merge(hooks)
         .fallback(not_found)
+        .layer(middleware::map_response(json_errors))
         .with_state(d)
+}
+
+/// Rejections axum makes itself (a body over the limit, a bad path) come as plain
+/// text; every error the API answers has the same JSON shape.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).chars().take(500).collect::<String>();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        s if s.is_server_error() => "InternalError",
+        _ => "BadRequest",
+    };
+    let mut out = Failure(status, code, if message.is_empty() { status.to_string() } else { message }).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// An API error: a status and a message that names what was wrong.
@@ -148,7 +180,11 @@ async fn metrics(State(d): Shared) -> Result<Response, Failure> {
 async fn upload(State(d): Shared, body: Body) -> Result<(StatusCode, Json<Upload>), Failure> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let stream = body.into_data_stream().map_err(|e| e.to_string());
-    match uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), d.settings.max_upload_bytes).await {
+    let limits = slipway_context::archive::Limits {
+        max_bytes: d.settings.max_context_bytes,
+        max_entries: d.settings.max_context_entries,
+    };
+    match uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), d.settings.max_upload_bytes, limits).await {
         Ok(size) => Ok((
             StatusCode::CREATED,
             Json(Upload {
@@ -182,7 +218,7 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
         RunRequest::FileTaskRunRequest(r) => r.source_location.clone(),
         RunRequest::EncodedTaskRunRequest(r) => r.source_location.clone(),
     };
-    sources::validate(source.as_deref(), &d.settings.data_dir).map_err(|e| bad_request(format!("sourceLocation: {e}")))?;
+    sources::validate(source.as_deref(), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("sourceLocation: {e}")))?;
     let prepared = requests::prepare(request).map_err(|e| bad_request(e.0))?;
     let run_id = slipway_runner::new_run_id();
     // A task given inline is checked now, with the same messages as `slipway plan`.
@@ -195,9 +231,16 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
         let run = slipway_taskfile::RunVars::new(&run_id, &d.settings.registry, chrono::Utc::now());
         let opts = d.task_options(run, job.values_over(from_file), job.secrets.clone());
         let redactor = slipway_runner::Redactor::new(job.secrets.values().cloned().collect());
-        // Files the task names (alias src) live in the source, which is not fetched yet.
-        let skip = |_: &str| Ok(String::new());
-        if let Err(e) = slipway_taskfile::load("task", text, &opts, &skip) {
+        // Rendering is bounded but can still take a while: never on the async runtime.
+        let text = text.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            // Files the task names (alias src) live in the source, which is not fetched yet.
+            let skip = |_: &str| Ok(String::new());
+            slipway_taskfile::load("task", &text, &opts, &skip).map(|_| ())
+        })
+        .await
+        .map_err(internal)?;
+        if let Err(e) = checked {
             return Err(bad_request(redactor.mask(&e.to_string())));
         }
     }
@@ -485,7 +528,7 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid overrides: {e}")))?
     };
     if let Some(c) = &overrides.context_path {
-        sources::validate(Some(c), &d.settings.data_dir).map_err(|e| bad_request(format!("contextPath: {e}")))?;
+        sources::validate(Some(c), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("contextPath: {e}")))?;
     }
     let run = crate::tasks::start(&d, &spec, overrides, None, None, Default::default())
         .await

@@ -14,6 +14,7 @@ mod logs;
 mod metrics;
 pub mod model;
 mod netpool;
+pub mod reach;
 pub mod requests;
 pub mod settings;
 pub mod sources;
@@ -52,6 +53,14 @@ pub struct Daemon {
     metrics: metrics::Metrics,
     /// Cancel tokens of the runs this process is executing.
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// What sources may make the daemon reach.
+    pub reach: Arc<reach::Reach>,
+    /// Why the engine cannot be used right now (`None` while it answers); workers claim
+    /// nothing while it is set.
+    engine_down: Mutex<Option<String>>,
+    /// Runs that ended while the engine was unreachable: their leftovers are swept when
+    /// it answers again.
+    unswept: Mutex<Vec<String>>,
 }
 
 impl Daemon {
@@ -77,6 +86,8 @@ impl Daemon {
         opts.secrets = secrets;
         opts.allow_unknown_keys = self.settings.allow_unknown_keys;
         opts.allow_privileged = self.settings.allow_privileged;
+        opts.allow_host_network = self.settings.allow_host_network;
+        opts.allow_public_ports = self.settings.allow_public_ports;
         opts.image_aliases = self.settings.image_aliases.clone();
         opts
     }
@@ -99,11 +110,16 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
             settings.listen
         );
     }
+    settings.host_access().map_err(|e| anyhow::anyhow!(e))?;
+    // The data dir holds other runs' sources, logs and secrets: only the daemon reads it.
+    create_private(&settings.data_dir)?;
     for sub in ["uploads", "contexts", "logs", "secrets", "scratch"] {
-        let dir = settings.data_dir.join(sub);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        create_private(&settings.data_dir.join(sub))?;
     }
-    set_private(&settings.data_dir.join("secrets"));
+    sources::set_git_timeouts(
+        std::time::Duration::from_secs(settings.fetch_connect_timeout_seconds.max(1)),
+        std::time::Duration::from_secs(settings.fetch_read_timeout_seconds.max(1)),
+    );
     // Contexts are bind-mounted into containers, which needs absolute paths.
     settings.data_dir = settings
         .data_dir
@@ -126,7 +142,14 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let pool = netpool::NetworkPool::new(engine.clone(), &instance, settings.concurrency as usize);
+    let reach = Arc::new(reach::Reach {
+        file_dirs: settings.file_source_dirs.clone(),
+        allowed: settings.allowed_source_hosts.clone(),
+    });
     let daemon = Arc::new(Daemon {
+        reach,
+        engine_down: Mutex::new(None),
+        unswept: Mutex::new(Vec::new()),
         pool,
         settings,
         store,
@@ -152,18 +175,18 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         tokio::spawn(worker::work(daemon.clone(), format!("{}{i}", daemon.instance), shutdown.clone()));
     }
     tokio::spawn(worker::housekeeping(daemon.clone(), shutdown.clone()));
+    tokio::spawn(worker::watch_engine(daemon.clone(), shutdown.clone()));
     tokio::spawn(timers::run(daemon.clone(), shutdown.clone()));
     tokio::spawn(images::poll(daemon.clone(), shutdown.clone()));
     tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
     ready(listener.local_addr()?);
     let app = api::router(daemon.clone());
     let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            stop.cancel();
-        })
-        .await?;
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.cancel();
+    });
+    serve_http(listener, app, shutdown.clone()).await;
     // Stop the runs this process holds; their containers are removed by the runner.
     for token in daemon.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
         token.cancel();
@@ -171,6 +194,39 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     daemon.pool.drain().await;
     Ok(())
+}
+
+/// Serves HTTP/1.1 until `shutdown`, then lets open requests finish for a few seconds.
+/// A client must send a request's head within 30 s and an idle keep-alive connection
+/// is closed after as long, so slow or idle clients cannot hold connections open.
+async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30));
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }
 
 async fn wait_for_signal() {
@@ -181,7 +237,9 @@ async fn wait_for_signal() {
     }
 }
 
-fn set_private(dir: &std::path::Path) {
+/// Creates `dir` (and its parents) readable by the daemon's user alone.
+fn create_private(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("cannot make {} private", dir.display()))
 }

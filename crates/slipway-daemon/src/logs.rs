@@ -35,6 +35,10 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    // An offset past the end (even one no file could reach) reads nothing yet.
+    if offset >= f.metadata()?.len() {
+        return Ok(Vec::new());
+    }
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::new();
     f.take(1 << 20).read_to_end(&mut buf)?;

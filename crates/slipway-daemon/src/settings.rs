@@ -32,8 +32,28 @@ pub struct Settings {
     /// Re-queue a run once when its worker is lost, instead of ending it as Error.
     pub requeue_lost_runs: bool,
     pub allow_unknown_keys: bool,
+    /// Steps may run privileged (root on the host).
     pub allow_privileged: bool,
-    pub mount_docker_socket: bool,
+    /// Steps and builds may use the host's network (`network: host`).
+    pub allow_host_network: bool,
+    /// Steps may publish ports on non-loopback addresses.
+    pub allow_public_ports: bool,
+    /// How steps reach the engine: `none`, `proxy` (a per-run API proxy that confines
+    /// them to their own run) or `full` (the engine's socket: root on the host).
+    pub engine_access: String,
+    /// Largest expanded size of an uploaded or downloaded context, in bytes.
+    pub max_context_bytes: u64,
+    /// Most entries an uploaded or downloaded context may hold.
+    pub max_context_entries: u64,
+    /// Directories `file://` git sources may come from; none by default.
+    pub file_source_dirs: Vec<PathBuf>,
+    /// Hosts or networks (`10.0.0.0/8`, `git.internal`, `127.0.0.1`) that URL sources
+    /// may reach although they are loopback, private, link-local or unspecified.
+    pub allowed_source_hosts: Vec<String>,
+    /// Seconds to wait for a source server to accept a connection.
+    pub fetch_connect_timeout_seconds: u64,
+    /// Seconds a source server may stay silent during a fetch.
+    pub fetch_read_timeout_seconds: u64,
     /// `cmd` image aliases, e.g. `bash = "busybox:latest"`.
     pub image_aliases: BTreeMap<String, String>,
     /// Registry credentials: registry host → `user:password`.
@@ -66,7 +86,15 @@ impl Default for Settings {
             requeue_lost_runs: false,
             allow_unknown_keys: false,
             allow_privileged: false,
-            mount_docker_socket: true,
+            allow_host_network: false,
+            allow_public_ports: false,
+            engine_access: "proxy".into(),
+            max_context_bytes: 8 << 30,
+            max_context_entries: 500_000,
+            file_source_dirs: Vec::new(),
+            allowed_source_hosts: Vec::new(),
+            fetch_connect_timeout_seconds: 10,
+            fetch_read_timeout_seconds: 60,
             image_aliases: BTreeMap::new(),
             registry_credentials: BTreeMap::new(),
             git_credentials: BTreeMap::new(),
@@ -77,6 +105,11 @@ impl Default for Settings {
             registry_notification_secret: None,
         }
     }
+}
+
+/// A comma-separated list, blanks dropped.
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
 fn hostname() -> String {
@@ -136,14 +169,7 @@ impl Settings {
             "data_dir" => self.data_dir = value.into(),
             "database" => self.database = value.into(),
             "concurrency" => self.concurrency = num(value)? as u32,
-            "tokens" | "token" => {
-                self.tokens = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(String::from)
-                    .collect()
-            }
+            "tokens" | "token" => self.tokens = list(value).map(String::from).collect(),
             "max_upload_bytes" => self.max_upload_bytes = num(value)?,
             "retention_days" => self.retention_days = num(value)?,
             "purge_interval_seconds" => self.purge_interval_seconds = num(value)?,
@@ -151,7 +177,15 @@ impl Settings {
             "requeue_lost_runs" => self.requeue_lost_runs = flag(value)?,
             "allow_unknown_keys" => self.allow_unknown_keys = flag(value)?,
             "allow_privileged" => self.allow_privileged = flag(value)?,
-            "mount_docker_socket" => self.mount_docker_socket = flag(value)?,
+            "allow_host_network" => self.allow_host_network = flag(value)?,
+            "allow_public_ports" => self.allow_public_ports = flag(value)?,
+            "engine_access" => self.engine_access = value.into(),
+            "max_context_bytes" => self.max_context_bytes = num(value)?,
+            "max_context_entries" => self.max_context_entries = num(value)?,
+            "file_source_dirs" => self.file_source_dirs = list(value).map(PathBuf::from).collect(),
+            "allowed_source_hosts" => self.allowed_source_hosts = list(value).map(String::from).collect(),
+            "fetch_connect_timeout_seconds" => self.fetch_connect_timeout_seconds = num(value)?,
+            "fetch_read_timeout_seconds" => self.fetch_read_timeout_seconds = num(value)?,
             "node" => self.node = value.into(),
             "sandbox_image" => self.sandbox_image = value.into(),
             "registry" => self.registry = value.into(),
@@ -161,6 +195,19 @@ impl Settings {
             _ => {}
         }
         Ok(())
+    }
+
+    /// How steps reach the engine, as the runner takes it.
+    pub fn engine_access(&self) -> Result<slipway_runner::EngineAccess, String> {
+        self.engine_access.parse().map_err(|e| format!("engine_access: {e}"))
+    }
+
+    /// What a run of this daemon may reach of its host.
+    pub fn host_access(&self) -> Result<slipway_runner::HostAccess, String> {
+        let mut host = slipway_runner::HostAccess::untrusted();
+        host.engine = self.engine_access()?;
+        host.public_ports = self.allow_public_ports;
+        Ok(host)
     }
 
     /// Whether the listen address is loopback only.

@@ -22,6 +22,13 @@ pub async fn work(d: Arc<Daemon>, name: String, shutdown: CancellationToken) {
         if shutdown.is_cancelled() {
             return;
         }
+        // While the engine is down, queued runs wait rather than fail one by one.
+        if d.engine_down.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                _ = shutdown.cancelled() => return,
+            }
+        }
         match d.store.claim(&name, 1, lease).await {
             Ok(runs) if !runs.is_empty() => {
                 for run in runs {
@@ -39,6 +46,42 @@ pub async fn work(d: Arc<Daemon>, name: String, shutdown: CancellationToken) {
                 tracing::warn!(worker = %name, error = %e, "claiming a run failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+        }
+    }
+}
+
+/// Watches the engine: while it does not answer, workers claim nothing and `/healthz`
+/// says why; when it answers again, what runs left in it while it was away is swept.
+pub async fn watch_engine(d: Arc<Daemon>, shutdown: CancellationToken) {
+    loop {
+        let state = d.engine.ping().await.err().map(|e| e.to_string());
+        let was_down = {
+            let mut down = d.engine_down.lock().unwrap_or_else(|p| p.into_inner());
+            let was = down.is_some();
+            if state.is_some() != was {
+                match &state {
+                    Some(e) => tracing::error!(error = %e, "the Docker engine is unreachable; no runs are claimed until it answers"),
+                    None => tracing::info!("the Docker engine answers again"),
+                }
+            }
+            *down = state.clone();
+            was
+        };
+        if state.is_none() {
+            let pending: Vec<String> = std::mem::take(&mut *d.unswept.lock().unwrap_or_else(|p| p.into_inner()));
+            for id in pending {
+                if let Err(e) = d.engine.sweep(&id).await {
+                    tracing::warn!(run_id = %id, error = %e, "sweeping a run's leftovers failed; will retry");
+                    d.unswept.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                }
+            }
+            if was_down {
+                d.wake.notify_waiters();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
         }
     }
 }
@@ -172,6 +215,9 @@ async fn execute(d: &Arc<Daemon>, worker: &str, run: RunRecord, lease: Duration)
     d.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
 
+/// Largest task or values file read from a source.
+const MAX_TASK_FILE_BYTES: u64 = 4 << 20;
+
 fn read_secrets(path: &Path) -> BTreeMap<String, String> {
     std::fs::read(path)
         .ok()
@@ -187,13 +233,11 @@ fn failed(status: RunStatus, message: String) -> Completion {
     }
 }
 
-/// Reads a file of the source, refusing paths that leave it.
+/// Reads a file of the source, resolved beneath it whatever links the source holds.
 fn read_in(dir: &Path, rel: &str) -> Result<String, String> {
-    let p = Path::new(rel);
-    if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(format!("{rel:?} must be a relative path inside the source"));
-    }
-    std::fs::read_to_string(dir.join(p)).map_err(|e| format!("cannot read {rel} from the source: {e}"))
+    slipway_context::Beneath::open(dir)
+        .and_then(|b| b.read_to_string(rel, MAX_TASK_FILE_BYTES))
+        .map_err(|e| format!("cannot read {rel:?} from the source: {e}"))
 }
 
 async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
@@ -204,6 +248,8 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
             .flat_map(|v| [v.clone(), v.split_once(':').map(|(_, p)| p.to_string()).unwrap_or_default()])
             .collect(),
     );
+    // Credentials come from the run (its task) first, then the daemon's settings for
+    // the registries and git hosts they name; never from the daemon's own files.
     let mut registry_credentials = d.settings.registry_credentials.clone();
     let mut git_credentials = d.settings.git_credentials.clone();
     for (k, v) in &secrets {
@@ -226,22 +272,35 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
         say(&format!("Fetching the source {l}"));
     }
     let fetch_opts = sources::FetchOptions {
-        git_credentials: d.settings.git_credentials.clone(),
+        git_credentials,
         max_bytes: d.settings.max_upload_bytes,
+        limits: slipway_context::archive::Limits {
+            max_bytes: d.settings.max_context_bytes,
+            max_entries: d.settings.max_context_entries,
+        },
+        reach: d.reach.clone(),
+        connect_timeout: Duration::from_secs(d.settings.fetch_connect_timeout_seconds.max(1)),
+        read_timeout: Duration::from_secs(d.settings.fetch_read_timeout_seconds.max(1)),
+        deadline: Duration::from_secs(job.timeout.max(1)),
     };
-    let fetched = tokio::task::spawn_blocking({
-        let dest = dest.clone();
-        move || sources::fetch(location.as_deref(), &data_dir, &dest, &fetch_opts)
-    })
-    .await;
-    let source = match fetched {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let source = match sources::fetch(location.as_deref(), &data_dir, &dest, &fetch_opts, &cancel).await {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing half-fetched stays behind (a full disk, a cut connection).
+            let _ = tokio::task::spawn_blocking({
+                let dest = dest.clone();
+                move || std::fs::remove_dir_all(dest)
+            })
+            .await;
             let m = redactor.mask(&format!("cannot fetch the source: {e}"));
             say(&m);
-            return failed(RunStatus::Failed, m);
+            let status = match e {
+                sources::SourceError::Canceled => RunStatus::Canceled,
+                sources::SourceError::TimedOut => RunStatus::Timeout,
+                _ => RunStatus::Failed,
+            };
+            return failed(status, m);
         }
-        Err(e) => return failed(RunStatus::Error, e.to_string()),
     };
     if !source.commit.is_empty() {
         say(&format!(
@@ -295,20 +354,26 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
     run_vars.task_name = run.task.clone().unwrap_or_else(|| "quickrun".into());
     let opts = d.task_options(run_vars, values, job.secrets.clone());
     let base = source.dir.clone();
-    let read = move |p: &str| read_in(&base, p);
-    let plan = match slipway_taskfile::load(&file_name, &text, &opts, &read) {
-        Ok(l) => {
+    let loaded = tokio::task::spawn_blocking(move || {
+        let read = move |p: &str| read_in(&base, p);
+        slipway_taskfile::load(&file_name, &text, &opts, &read)
+    })
+    .await;
+    let loaded = match loaded {
+        Ok(Ok(l)) => {
             for w in &l.warnings {
                 say(&format!("warning: {w}"));
             }
-            l.plan
+            l
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             let m = redactor.mask(&e.to_string());
             say(&format!("error: {m}"));
             return failed(RunStatus::Failed, m);
         }
+        Err(e) => return failed(RunStatus::Error, e.to_string()),
     };
+    let plan = loaded.plan;
     let credentials: Vec<_> = registry_credentials
         .iter()
         .filter_map(|(registry, up)| {
@@ -320,10 +385,13 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
         })
         .collect();
     let mut cfg = RunConfig::new(&run.id, source.dir.clone());
-    cfg.mount_docker_socket = d.settings.mount_docker_socket;
-    cfg.secret_values = job
-        .secrets
-        .values()
+    match d.settings.host_access() {
+        Ok(host) => cfg.host = host,
+        Err(e) => return failed(RunStatus::Error, e),
+    }
+    cfg.secret_values = loaded
+        .secret_values
+        .iter()
         .cloned()
         .chain(credentials.iter().map(|c| c.password.clone()))
         .collect();
@@ -332,6 +400,14 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
     cfg.sandbox_image = d.settings.sandbox_image.clone();
     cfg.prepared_network = d.pool.take();
     let report = slipway_runner::run(d.engine.clone(), plan.clone(), cfg, log.clone(), cancel.clone()).await;
+    if !report.succeeded && !report.canceled && d.engine.ping().await.is_err() {
+        // Not the task's fault: its containers may still be in the engine, so they are
+        // swept once it answers again.
+        let m = "the Docker engine became unreachable during the run".to_string();
+        say(&m);
+        d.unswept.lock().unwrap_or_else(|p| p.into_inner()).push(run.id.clone());
+        return failed(RunStatus::Error, m);
+    }
     for s in &report.steps {
         if s.status != StepStatus::Skipped {
             let kind = plan.steps.iter().find(|p| p.id == s.id).map(|p| p.type_name()).unwrap_or("cmd");

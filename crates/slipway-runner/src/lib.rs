@@ -32,8 +32,9 @@ pub struct RunConfig {
     pub context_dir: PathBuf,
     /// The run's shared volume name (`{{.Run.SharedVolume}}`).
     pub shared_volume: String,
-    /// Mount the engine's socket into steps so `cmd: docker …` works (as ACR does).
-    pub mount_docker_socket: bool,
+    /// What the task may reach of the machine running it.
+    pub host: HostAccess,
+    /// The engine's socket on the host, mounted (or proxied) at the same path in steps.
     pub docker_socket: String,
     /// Registry credentials given on the command line; `~/.docker/config.json` is the fallback.
     pub credentials: Vec<RegistryCredential>,
@@ -56,13 +57,77 @@ impl RunConfig {
             run_id: run_id.to_string(),
             context_dir,
             shared_volume: format!("slipway_vol_{run_id}"),
-            mount_docker_socket: true,
+            host: HostAccess::trusted(),
             docker_socket: "/var/run/docker.sock".into(),
             credentials: Vec::new(),
             secret_values: Vec::new(),
             scratch_dir: std::env::temp_dir(),
             sandbox_image: "busybox:latest".into(),
             prepared_network: None,
+        }
+    }
+}
+
+/// How steps reach the container engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineAccess {
+    /// No engine socket in steps.
+    None,
+    /// A per-run engine API proxy at the socket's path: `docker …` works, but only on the
+    /// run's own containers, networks and volumes, and never with host mounts,
+    /// privileges or the host's network.
+    Proxy,
+    /// The engine's own socket: root on the host, as `docker run -v /:/host` shows.
+    Full,
+}
+
+impl std::str::FromStr for EngineAccess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(EngineAccess::None),
+            "proxy" => Ok(EngineAccess::Proxy),
+            "full" => Ok(EngineAccess::Full),
+            other => Err(format!("engine access {other:?} is not one of none, proxy, full")),
+        }
+    }
+}
+
+/// What a task may reach of the machine that runs it. `slipway exec` runs a person's
+/// own task on their own machine and trusts it as acb does; `slipway serve` runs
+/// strangers' tasks and does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAccess {
+    /// A build's context and Dockerfile must resolve beneath the run's context.
+    pub confine_paths: bool,
+    /// `--build-arg NAME` without a value may take NAME from this process's environment.
+    pub build_args_from_env: bool,
+    /// Registry credentials may come from this machine's `~/.docker/config.json`.
+    pub docker_config_credentials: bool,
+    /// Ports a step publishes without an address go on every interface; otherwise on
+    /// loopback only.
+    pub public_ports: bool,
+    pub engine: EngineAccess,
+}
+
+impl HostAccess {
+    pub fn trusted() -> HostAccess {
+        HostAccess {
+            confine_paths: false,
+            build_args_from_env: true,
+            docker_config_credentials: true,
+            public_ports: true,
+            engine: EngineAccess::Full,
+        }
+    }
+
+    pub fn untrusted() -> HostAccess {
+        HostAccess {
+            confine_paths: true,
+            build_args_from_env: false,
+            docker_config_credentials: false,
+            public_ports: false,
+            engine: EngineAccess::Proxy,
         }
     }
 }
@@ -97,6 +162,8 @@ pub(crate) struct Shared {
     pub labels: HashMap<String, String>,
     /// In shared network mode, the container whose network namespace every step joins.
     pub sandbox: Option<String>,
+    /// The run's engine proxy socket on the host, when steps get one.
+    pub engine_socket: Option<PathBuf>,
 }
 
 impl Shared {
@@ -115,6 +182,9 @@ impl Shared {
         let registry = slipway_reference::Reference::parse(image).ok()?.registry;
         if let Some(c) = self.cfg.credentials.iter().find(|c| c.registry == registry) {
             return Some(c.clone());
+        }
+        if !self.cfg.host.docker_config_credentials {
+            return None;
         }
         slipway_engine::docker_config_credential(&registry)
     }
@@ -162,6 +232,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         volume_dirs,
         labels,
         sandbox,
+        engine_socket: None,
     });
 
     let total = Duration::from_secs(plan.total_timeout);
@@ -274,7 +345,10 @@ async fn start_sandbox(
         entrypoint: Some(vec!["sleep".into()]),
         cmd: vec!["2147483647".into()],
         network: default_network,
-        ports: plan.steps.iter().flat_map(|s| s.ports.clone()).collect(),
+        ports: step::host_ports(
+            &plan.steps.iter().flat_map(|s| s.ports.clone()).collect::<Vec<_>>(),
+            cfg.host.public_ports,
+        ),
         expose: plan.steps.iter().flat_map(|s| s.expose.clone()).collect(),
         extra_hosts: plan.steps.iter().map(|s| format!("{}:127.0.0.1", s.id)).collect(),
         labels: labels.clone(),

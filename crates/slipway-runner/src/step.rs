@@ -152,6 +152,25 @@ async fn once(
     result
 }
 
+/// Ports as the engine gets them: one given without an address is published on
+/// loopback only, unless the task may publish on every interface.
+pub(crate) fn host_ports(ports: &[String], public: bool) -> Vec<String> {
+    ports
+        .iter()
+        .map(|p| {
+            let spec = p.split('/').next().unwrap_or(p);
+            if public || spec.starts_with('[') || spec.matches(':').count() >= 2 {
+                p.clone()
+            } else if spec.contains(':') {
+                format!("127.0.0.1:{p}")
+            } else {
+                // A container port alone gets a random host port, on loopback.
+                format!("127.0.0.1::{p}")
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn container_name(run_id: &str, step_id: &str) -> String {
     format!("slipway-{run_id}-{step_id}")
 }
@@ -198,8 +217,10 @@ async fn cmd(
     }
     let name = container_name(&shared.cfg.run_id, &step.id);
     let mut binds = vec![format!("{}:/workspace", shared.cfg.context_dir.display())];
-    if shared.cfg.mount_docker_socket {
-        binds.push(format!("{0}:{0}", shared.cfg.docker_socket));
+    match (shared.cfg.host.engine, &shared.engine_socket) {
+        (crate::EngineAccess::Full, _) => binds.push(format!("{0}:{0}", shared.cfg.docker_socket)),
+        (crate::EngineAccess::Proxy, Some(proxy)) => binds.push(format!("{}:{}", proxy.display(), shared.cfg.docker_socket)),
+        _ => {}
     }
     for m in &step.volume_mounts {
         if let Some(dir) = shared.volume_dirs.get(&m.name) {
@@ -225,7 +246,11 @@ async fn cmd(
         network,
         aliases: if joined { Vec::new() } else { vec![step.id.clone()] },
         // In shared mode ports belong to the sandbox, which owns the namespace.
-        ports: if joined { Vec::new() } else { step.ports.clone() },
+        ports: if joined {
+            Vec::new()
+        } else {
+            host_ports(&step.ports, shared.cfg.host.public_ports)
+        },
         expose: if joined { Vec::new() } else { step.expose.clone() },
         labels: shared.labels.clone(),
         cpus: step.cpus,
@@ -296,13 +321,25 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
     if !spec.secrets.is_empty() {
         return Outcome::Error("build --secret needs BuildKit, which this engine's classic builder does not offer".into());
     }
-    let context_dir = shared.cfg.context_dir.join(&spec.context);
+    // Everything the build reads goes through this handle: beneath the run's context
+    // when the task is not trusted, wherever the person pointed otherwise (as acb).
+    let context = if shared.cfg.host.confine_paths {
+        slipway_context::Beneath::open(&shared.cfg.context_dir).and_then(|b| b.dir(&spec.context))
+    } else {
+        let dir = shared.cfg.context_dir.join(&spec.context);
+        slipway_context::Dir::open_ambient_dir(&dir, slipway_context::ambient_authority())
+            .map_err(|_| slipway_context::ContextError::Missing { path: dir })
+    };
+    let context = match context {
+        Ok(d) => d,
+        Err(e) => return Outcome::Error(format!("build context {:?}: {e}", spec.context)),
+    };
     let dockerfile = if spec.dockerfile.is_empty() {
         "Dockerfile".to_string()
     } else {
         spec.dockerfile.clone()
     };
-    let ignore = match slipway_context::context_ignore(&context_dir, &dockerfile) {
+    let ignore = match slipway_context::context_ignore(&context, &dockerfile) {
         Ok(i) => i,
         Err(e) => return Outcome::Error(e.to_string()),
     };
@@ -316,17 +353,23 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
     for a in &spec.build_args {
         match a.split_once('=') {
             Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
-            // `--build-arg NAME` takes the value from the environment, as docker does.
-            None => match env.get(a).cloned().or_else(|| std::env::var(a).ok()) {
+            // `--build-arg NAME` takes the value from the step's environment, as docker
+            // does, and from this process's only when the task is trusted.
+            None => match env
+                .get(a)
+                .cloned()
+                .or_else(|| shared.cfg.host.build_args_from_env.then(|| std::env::var(a).ok()).flatten())
+            {
                 Some(v) => build_args.insert(a.clone(), v),
                 None => continue,
             },
         };
     }
-    // The dependency scan is part of every build's record.
-    let dockerfile_text = match std::fs::read_to_string(context_dir.join(&dockerfile)) {
+    // The dependency scan is part of every build's record. The engine reads the
+    // Dockerfile from the context, so it must be inside it.
+    let dockerfile_text = match read_beneath(&context, &dockerfile) {
         Ok(t) => t,
-        Err(e) => return Outcome::Error(format!("cannot read Dockerfile {}: {e}", context_dir.join(&dockerfile).display())),
+        Err(e) => return Outcome::Error(format!("cannot read Dockerfile {dockerfile:?} in the build context: {e}")),
     };
     let scan_opts = slipway_dockerfile::ScanOptions {
         build_args: build_args.clone().into_iter().collect(),
@@ -342,7 +385,7 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
         deps.runtime.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
         deps.buildtime.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
     ));
-    let tar = slipway_context::tar_stream(context_dir.clone(), ignore, vec![dockerfile.clone(), ".dockerignore".into()]).boxed();
+    let tar = slipway_context::tar_stream(context, ignore, vec![dockerfile.clone(), ".dockerignore".into()]).boxed();
     let request = ImageBuild {
         tags: spec.tags.clone(),
         dockerfile: dockerfile.clone(),
@@ -394,6 +437,14 @@ async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSi
         }
         Err(e) => Outcome::Failed(e.to_string()),
     }
+}
+
+/// A Dockerfile, at most 1 MiB, read beneath the context.
+fn read_beneath(dir: &slipway_context::Dir, path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    dir.open(path)?.into_std().take(1 << 20).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// A dependency with the digest of the local image the engine built from, when known.

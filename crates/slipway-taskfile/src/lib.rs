@@ -42,6 +42,13 @@ pub struct Options {
     /// Turn unknown keys into warnings (for files written for ACR).
     pub allow_unknown_keys: bool,
     pub allow_privileged: bool,
+    /// Steps and builds may use the host's network (`network: host`, `--network host`).
+    pub allow_host_network: bool,
+    /// Steps may publish ports on addresses other than loopback.
+    pub allow_public_ports: bool,
+    /// Task `secrets` may read this machine's environment (`env:`) and files (`file:`).
+    /// True for `slipway exec`; in `slipway serve` they would be the daemon's own.
+    pub allow_host_secrets: bool,
     /// Image aliases that replace acb's defaults (`bash` → a local image).
     pub image_aliases: BTreeMap<String, String>,
     /// Overrides the task's `networkMode`.
@@ -58,10 +65,24 @@ impl Options {
             secrets: BTreeMap::new(),
             allow_unknown_keys: false,
             allow_privileged: false,
+            allow_host_network: false,
+            allow_public_ports: false,
+            allow_host_secrets: false,
             image_aliases: BTreeMap::new(),
             network_mode: None,
             template_limits: slipway_template::Limits::default(),
         }
+    }
+}
+
+impl Options {
+    /// Gives the task what acb gives it on a person's own machine: the host's network,
+    /// ports on any address, and secrets from the environment and files.
+    pub fn trusting_host(mut self) -> Options {
+        self.allow_host_network = true;
+        self.allow_public_ports = true;
+        self.allow_host_secrets = true;
+        self
     }
 }
 
@@ -72,6 +93,9 @@ pub struct Loaded {
     /// The task file after aliases and templates.
     pub rendered: String,
     pub warnings: Vec<Warning>,
+    /// Every secret value the task was loaded with, whatever its source: what callers
+    /// mask in anything they print or store.
+    pub secret_values: Vec<String>,
 }
 
 /// Reads a file the task refers to (an alias `src` file), relative to the task file.
@@ -141,11 +165,19 @@ pub fn load(file: &str, text: &str, opts: &Options, read: &ReadFile) -> Result<L
         positions: &positions,
         aliases: aliases.as_ref(),
         allow_privileged: opts.allow_privileged,
+        allow_host_network: opts.allow_host_network,
+        allow_public_ports: opts.allow_public_ports,
+        allow_host_secrets: opts.allow_host_secrets,
         provided_secrets: &provided,
         network_mode: opts.network_mode,
     };
     let plan = plan::build(&cx, raw)?;
-    Ok(Loaded { plan, rendered, warnings })
+    Ok(Loaded {
+        plan,
+        rendered,
+        warnings,
+        secret_values: opts.secrets.values().cloned().collect(),
+    })
 }
 
 /// acb drops whole-line comments before templating, so a template in a comment is

@@ -181,6 +181,9 @@ pub(crate) struct Context<'a> {
     pub positions: &'a Positions,
     pub aliases: Option<&'a Aliases>,
     pub allow_privileged: bool,
+    pub allow_host_network: bool,
+    pub allow_public_ports: bool,
+    pub allow_host_secrets: bool,
     pub provided_secrets: &'a HashSet<String>,
     pub network_mode: Option<NetworkMode>,
 }
@@ -538,6 +541,33 @@ fn step(
         ));
     }
     let p = |k: &str| format!("{path}.{k}");
+    let network = rs.network.clone().unwrap_or_else(|| default_network.to_string());
+    let build_network = match &kind {
+        StepKind::Build { spec, .. } => spec.network.as_deref(),
+        _ => None,
+    };
+    if !cx.allow_host_network && (network == "host" || build_network == Some("host")) {
+        let field = if network == "host" { p("network") } else { p("build") };
+        return Err(cx.err(
+            ErrorKind::NotAllowed,
+            &field,
+            "the host's network is not allowed here: a step on it reaches every service on the machine (the operator can allow it with allow_host_network)",
+        ));
+    }
+    let ports = rs.ports.clone().unwrap_or_default();
+    if !cx.allow_public_ports {
+        for (j, port) in ports.iter().enumerate() {
+            if let Some(ip) = public_host_ip(port) {
+                return Err(cx.err(
+                    ErrorKind::NotAllowed,
+                    &format!("{path}.ports[{j}]"),
+                    format!(
+                        "port {port:?} is published on {ip}, which is not loopback; publish on 127.0.0.1 (the operator can allow other addresses with allow_public_ports)"
+                    ),
+                ));
+            }
+        }
+    }
     Ok(Step {
         id,
         kind,
@@ -559,8 +589,8 @@ fn step(
         entry_point: rs.entry_point.clone(),
         env: merge_env(task_env, rs.env.as_deref().unwrap_or_default()),
         expose: rs.expose.clone().unwrap_or_default(),
-        ports: rs.ports.clone().unwrap_or_default(),
-        network: rs.network.clone().unwrap_or_else(|| default_network.to_string()),
+        ports,
+        network,
         user: rs.user.clone(),
         working_directory: rs
             .working_directory
@@ -585,6 +615,27 @@ fn step(
         exited_without: rs.exited_without.clone().unwrap_or_default(),
         line: cx.positions.locate(cx.file, path).line,
     })
+}
+
+/// The host address a port mapping (`[ip:]hostPort:containerPort[/proto]`) names, when
+/// it names one that is not loopback. A mapping without an address is published on
+/// loopback only when the task is not trusted (the runner binds it so).
+fn public_host_ip(port: &str) -> Option<String> {
+    let spec = port.split('/').next().unwrap_or(port);
+    let ip = if let Some(rest) = spec.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("").to_string()
+    } else {
+        let parts: Vec<&str> = spec.split(':').collect();
+        if parts.len() < 3 {
+            return None;
+        }
+        parts[..parts.len() - 2].join(":")
+    };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(a) if a.is_loopback() => None,
+        _ if ip == "localhost" => None,
+        _ => Some(ip),
+    }
 }
 
 /// `app` → `app:latest`; a tag or digest already written is kept.
@@ -614,6 +665,17 @@ fn secrets(cx: &Context, raw: &RawTask) -> Result<Vec<Secret>, TaskError> {
                     format!("secret {id:?}: clientID {client:?} is not a GUID"),
                 ));
             }
+        }
+        if !cx.provided_secrets.contains(&id) && !cx.allow_host_secrets && (s.env.is_some() || s.file.is_some()) {
+            let key = if s.env.is_some() { "env" } else { "file" };
+            return Err(cx.err(
+                ErrorKind::Secret,
+                &format!("{path}.{key}"),
+                format!(
+                    "secret {id:?} reads the {} of the machine running the task, which is not allowed here; give its value as a secret of the run (--set-secret {id}=…)",
+                    if key == "env" { "environment" } else { "files" }
+                ),
+            ));
         }
         let source = if cx.provided_secrets.contains(&id) {
             SecretSource::Provided
@@ -745,6 +807,21 @@ mod tests {
         );
         assert_eq!(merge_env(&task, &[]), ["key1=val1", "key2=val2", "key3=val3", "key4=val4"]);
         assert_eq!(merge_env(&[], &["NOEQUALS".to_string()]), ["NOEQUALS"]);
+    }
+
+    #[test]
+    fn public_ports() {
+        for (port, public) in [
+            ("8080:80", None),
+            ("80", None),
+            ("127.0.0.1:8080:80", None),
+            ("[::1]:8080:80/udp", None),
+            ("0.0.0.0:8080:80", Some("0.0.0.0")),
+            ("10.1.2.3:8080:80/tcp", Some("10.1.2.3")),
+            ("[::]:8080:80", Some("::")),
+        ] {
+            assert_eq!(public_host_ip(port).as_deref(), public, "{port}");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn options() -> Options {
     run.commit = "0123456789abcdef0123456789abcdef01234567".into();
     run.branch = "main".into();
     run.task_name = "mytask".into();
-    let mut o = Options::new(run);
+    let mut o = Options::new(run).trusting_host();
     o.allow_unknown_keys = true;
     o.allow_privileged = true;
     o

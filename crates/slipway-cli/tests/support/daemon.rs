@@ -63,6 +63,10 @@ impl Daemon {
             .arg("--database")
             .arg(self.database.clone().unwrap_or_else(|| format!("sqlite://{}", self.db().display())))
             .args(["--token", TOKEN, "--lease-seconds", "4"])
+            // Test repositories and servers live in /tmp and on loopback, which a daemon
+            // refuses to reach unless its operator lists them.
+            .env("SLIPWAY_FILE_SOURCE_DIRS", std::env::temp_dir())
+            .env("SLIPWAY_ALLOWED_SOURCE_HOSTS", "127.0.0.1,localhost")
             .args(&self.extra)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))

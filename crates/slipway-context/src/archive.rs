@@ -1,0 +1,534 @@
+//! Untrusted `.tar.gz` archives (uploaded contexts, downloaded tarballs): checked entry
+//! by entry, and unpacked beneath a directory.
+//!
+//! The walk refuses absolute paths, `..` above the root, links whose target would
+//! resolve outside the tree (following the links unpacked so far, so a chain of links
+//! that are each lexically inside is caught, and checked again once the tree is
+//! complete), device files and pipes, sparse files, and archives that expand past
+//! [`Limits`]. Set-uid, set-gid and sticky bits are dropped. Files are created through
+//! a `cap_std` directory handle, which cannot be led outside the root whatever the
+//! check above missed. GNU long names and pax headers are read here, each capped at
+//! 64 KiB, instead of by the `tar` crate, which would read any size into memory.
+
+use cap_std::fs::{Dir, Permissions, PermissionsExt};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+/// How big an archive may be once expanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of all entries' contents together.
+    pub max_bytes: u64,
+    /// Entries of every kind.
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 8 << 30,
+            max_entries: 500_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("not a gzip-compressed tar archive: {0}")]
+    NotGzip(String),
+    #[error("not a tar archive: {0}")]
+    NotTar(String),
+    #[error("entry {entry} is refused: {why}")]
+    BadEntry { entry: String, why: String },
+    #[error("the archive expands to more than {limit} bytes (the limit, max_context_bytes)")]
+    TooLarge { limit: u64 },
+    #[error("the archive has more than {limit} entries (the limit, max_context_entries)")]
+    TooManyEntries { limit: u64 },
+    #[error("cannot unpack the archive: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What an archive held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// Checks a whole `.tar.gz` without writing anything.
+pub fn check(reader: impl Read, limits: &Limits) -> Result<Summary, ArchiveError> {
+    walk(reader, limits, None)
+}
+
+/// Checks and unpacks a `.tar.gz` beneath `into`. On an error, what was written so far
+/// stays for the caller to remove.
+pub fn unpack(reader: impl Read, limits: &Limits, into: &Dir) -> Result<Summary, ArchiveError> {
+    walk(reader, limits, Some(into))
+}
+
+/// An entry name fit for a message: escaped, and cut short.
+pub fn printable(name: &[u8]) -> String {
+    let text = String::from_utf8_lossy(name);
+    let mut out: String = text.chars().take(200).flat_map(char::escape_debug).collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    format!("\"{out}\"")
+}
+
+/// Counts what the decompressor yields, as a backstop to the per-entry sizes.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(io::Error::other("expanded size limit"));
+        }
+        Ok(n)
+    }
+}
+
+/// The tree as unpacking would leave it, so a path can be resolved through the links
+/// the archive made before it.
+#[derive(Default)]
+struct Tree {
+    links: HashMap<PathBuf, PathBuf>,
+    files: HashSet<PathBuf>,
+}
+
+const MAX_HOPS: usize = 40;
+const MAX_EXTENSION: u64 = 64 * 1024;
+
+impl Tree {
+    /// `path` with every link followed; `None` if it leads outside the root or loops.
+    fn resolve(&self, path: &Path) -> Option<PathBuf> {
+        let mut out: Vec<OsString> = Vec::new();
+        let mut queue: VecDeque<OsString> = VecDeque::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(n) => queue.push_back(n.to_os_string()),
+                Component::CurDir => {}
+                Component::ParentDir => queue.push_back("..".into()),
+                Component::RootDir | Component::Prefix(_) => return None,
+            }
+        }
+        let mut hops = 0;
+        while let Some(part) = queue.pop_front() {
+            if part == ".." {
+                out.pop()?;
+                continue;
+            }
+            out.push(part);
+            let here: PathBuf = out.iter().collect();
+            if let Some(target) = self.links.get(&here) {
+                hops += 1;
+                if hops > MAX_HOPS || target.is_absolute() {
+                    return None;
+                }
+                out.pop();
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => queue.push_front(n.to_os_string()),
+                        Component::ParentDir => queue.push_front("..".into()),
+                        Component::CurDir => {}
+                        Component::RootDir | Component::Prefix(_) => return None,
+                    }
+                }
+            }
+        }
+        Some(out.iter().collect())
+    }
+}
+
+fn lexical(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+fn bytes_path(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let b = b.strip_suffix(b"\0").unwrap_or(b);
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summary, ArchiveError> {
+    let mut gz = flate2::read::GzDecoder::new(reader);
+    // Reading through the decoder reports a bad gzip header as an error.
+    gz.read_exact(&mut [0u8; 0]).map_err(|e| ArchiveError::NotGzip(e.to_string()))?;
+    if gz.header().is_none() {
+        return Err(ArchiveError::NotGzip("no gzip header".into()));
+    }
+    let counted = Counted {
+        inner: gz,
+        read: 0,
+        limit: limits
+            .max_bytes
+            .saturating_add(limits.max_entries.saturating_mul(1536))
+            .saturating_add(1 << 20),
+    };
+    let mut archive = tar::Archive::new(counted);
+    let entries = archive.entries().map_err(|e| ArchiveError::NotTar(e.to_string()))?.raw(true);
+    let mut tree = Tree::default();
+    let mut summary = Summary::default();
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut long_link: Option<Vec<u8>> = None;
+    let too_large = |e: &io::Error| e.to_string().contains("expanded size limit");
+    for entry in entries {
+        let mut entry = entry.map_err(|e| {
+            if too_large(&e) {
+                ArchiveError::TooLarge { limit: limits.max_bytes }
+            } else if summary.entries == 0 {
+                ArchiveError::NotTar(e.to_string())
+            } else {
+                ArchiveError::BadEntry {
+                    entry: format!("#{}", summary.entries + 1),
+                    why: e.to_string(),
+                }
+            }
+        })?;
+        summary.entries += 1;
+        if summary.entries > limits.max_entries {
+            return Err(ArchiveError::TooManyEntries { limit: limits.max_entries });
+        }
+        let size = entry.header().entry_size().unwrap_or(u64::MAX);
+        summary.bytes = summary.bytes.saturating_add(size);
+        if summary.bytes > limits.max_bytes {
+            return Err(ArchiveError::TooLarge { limit: limits.max_bytes });
+        }
+        let kind = entry.header().entry_type();
+        let raw_name = long_name.take().unwrap_or_else(|| entry.header().path_bytes().into_owned());
+        let name = printable(&raw_name);
+        let bad = |why: &str| ArchiveError::BadEntry {
+            entry: name.clone(),
+            why: why.to_string(),
+        };
+        use tar::EntryType::*;
+        if matches!(kind, GNULongName | GNULongLink | XHeader | XGlobalHeader) {
+            if size > MAX_EXTENSION {
+                return Err(bad(&format!("an extended header larger than {MAX_EXTENSION} bytes")));
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data)?;
+            match kind {
+                GNULongName => long_name = Some(data),
+                GNULongLink => long_link = Some(data),
+                XHeader => {
+                    for ext in tar::PaxExtensions::new(&data).flatten() {
+                        match ext.key() {
+                            Ok("path") => long_name = Some(ext.value_bytes().to_vec()),
+                            Ok("linkpath") => long_link = Some(ext.value_bytes().to_vec()),
+                            Ok("size") => return Err(bad("pax sizes (files over 8 GiB) are not supported")),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let link_target = long_link
+            .take()
+            .or_else(|| entry.header().link_name_bytes().map(|b| b.into_owned()))
+            .map(|b| bytes_path(&b));
+        let path = bytes_path(&raw_name);
+        if path.is_absolute() {
+            return Err(bad("absolute path"));
+        }
+        let Some(clean) = lexical(&path) else {
+            return Err(bad("path leaves the context (..)"));
+        };
+        if clean.as_os_str().is_empty() {
+            // The root itself ("./"): nothing to create.
+            continue;
+        }
+        let parent = clean.parent().unwrap_or(Path::new(""));
+        let file_name = clean.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let Some(real_parent) = tree.resolve(parent) else {
+            return Err(bad("its directory is a link that leads outside the context"));
+        };
+        let at = real_parent.join(&file_name);
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        match kind {
+            Regular | Continuous => {
+                tree.links.remove(&at);
+                tree.files.insert(at.clone());
+                if let Some(dir) = into {
+                    make_room(dir, &real_parent, &at, false)?;
+                    let mut file = dir.create(&at)?.into_std();
+                    io::copy(&mut entry, &mut file).map_err(|e| {
+                        if too_large(&e) {
+                            ArchiveError::TooLarge { limit: limits.max_bytes }
+                        } else {
+                            ArchiveError::Io(e)
+                        }
+                    })?;
+                    dir.set_permissions(&at, Permissions::from_mode(mode))?;
+                }
+            }
+            Directory => {
+                tree.links.remove(&at);
+                if let Some(dir) = into {
+                    make_room(dir, &real_parent, &at, true)?;
+                    dir.create_dir_all(&at)?;
+                    dir.set_permissions(&at, Permissions::from_mode(mode | 0o700))?;
+                }
+            }
+            Symlink => {
+                let target = link_target.ok_or_else(|| bad("symlink without a target"))?;
+                if target.is_absolute() {
+                    return Err(bad("symlink points outside the context (absolute target)"));
+                }
+                if tree.resolve(&real_parent.join(&target)).is_none() {
+                    return Err(bad("symlink points outside the context"));
+                }
+                tree.files.remove(&at);
+                tree.links.insert(at.clone(), target.clone());
+                if let Some(dir) = into {
+                    make_room(dir, &real_parent, &at, false)?;
+                    dir.symlink(&target, &at)?;
+                }
+            }
+            Link => {
+                let target = link_target.ok_or_else(|| bad("hard link without a target"))?;
+                let resolved = lexical(&target)
+                    .filter(|_| !target.is_absolute())
+                    .and_then(|t| tree.resolve(&t))
+                    .ok_or_else(|| bad("hard link points outside the context"))?;
+                if !tree.files.contains(&resolved) {
+                    return Err(bad("hard link to a file the archive has not unpacked before it"));
+                }
+                tree.links.remove(&at);
+                tree.files.insert(at.clone());
+                if let Some(dir) = into {
+                    make_room(dir, &real_parent, &at, false)?;
+                    dir.hard_link(&resolved, dir, &at)?;
+                }
+            }
+            Char | Block => return Err(bad("device files are not allowed")),
+            Fifo => return Err(bad("named pipes are not allowed")),
+            GNUSparse => return Err(bad("sparse files are not allowed")),
+            other => return Err(bad(&format!("entry type {other:?} is not allowed"))),
+        }
+    }
+    // A later entry can change what an earlier link resolves through: check the tree
+    // as it stands at the end.
+    for (at, target) in &tree.links {
+        let base = at.parent().unwrap_or(Path::new(""));
+        if tree.resolve(&base.join(target)).is_none() {
+            return Err(ArchiveError::BadEntry {
+                entry: printable(at.as_os_str().as_encoded_bytes()),
+                why: "symlink points outside the context once the archive is unpacked".into(),
+            });
+        }
+    }
+    Ok(summary)
+}
+
+/// Creates `parent` and clears `at` for a new entry (a later entry replaces an earlier
+/// one, as tar does), keeping an existing directory when a directory comes again.
+fn make_room(dir: &Dir, parent: &Path, at: &Path, is_dir: bool) -> io::Result<()> {
+    if !parent.as_os_str().is_empty() {
+        dir.create_dir_all(parent)?;
+    }
+    match dir.symlink_metadata(at) {
+        Ok(m) if m.is_dir() && is_dir => Ok(()),
+        Ok(m) if m.is_dir() => dir.remove_dir_all(at),
+        Ok(_) => dir.remove_file(at),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tgz(build: impl FnOnce(&mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>)) -> Vec<u8> {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        build(&mut b);
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h
+    }
+
+    /// A raw 512-byte tar header, bypassing the tar crate's own checks.
+    pub(crate) fn raw_entry(name: &str, kind: u8, link: &str) -> Vec<u8> {
+        raw_sized(name, kind, link, b"00000000000\0")
+    }
+
+    fn raw_sized(name: &str, kind: u8, link: &str, size: &[u8; 12]) -> Vec<u8> {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(size);
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = kind;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h.to_vec()
+    }
+
+    fn gz(tar: &[u8]) -> Vec<u8> {
+        let mut out = tar.to_vec();
+        out.extend_from_slice(&[0u8; 1024]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&out).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn unpack_into(bytes: &[u8], limits: &Limits) -> (tempfile::TempDir, Result<Summary, ArchiveError>) {
+        let d = tempfile::tempdir().unwrap();
+        let dir = Dir::open_ambient_dir(d.path(), cap_std::ambient_authority()).unwrap();
+        let r = unpack(bytes, limits, &dir);
+        (d, r)
+    }
+
+    #[test]
+    fn good_archives_unpack_without_special_bits() {
+        let long = format!("{}/file.txt", "d".repeat(150));
+        let bytes = tgz(|b| {
+            b.append_data(&mut header(tar::EntryType::Regular, 2, 0o644), "a/b.txt", &b"hi"[..])
+                .unwrap();
+            b.append_data(&mut header(tar::EntryType::Regular, 2, 0o4755), "a/suid", &b"#!"[..])
+                .unwrap();
+            b.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "a/link", "b.txt")
+                .unwrap();
+            b.append_data(&mut header(tar::EntryType::Regular, 1, 0o644), &long, &b"x"[..])
+                .unwrap();
+        });
+        let (d, r) = unpack_into(&bytes, &Limits::default());
+        assert_eq!(r.unwrap().entries, 5, "a long name costs one more entry");
+        assert_eq!(std::fs::read_to_string(d.path().join("a/link")).unwrap(), "hi");
+        assert_eq!(std::fs::read_to_string(d.path().join(&long)).unwrap(), "x");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path().join("a/suid")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o755, "set-uid is dropped");
+    }
+
+    #[test]
+    fn bad_archives_are_refused_naming_the_entry() {
+        assert!(matches!(
+            check(&b"plain text"[..], &Limits::default()),
+            Err(ArchiveError::NotGzip(_))
+        ));
+        let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+            (raw_entry("/etc/passwd", b'0', ""), "/etc/passwd", "absolute"),
+            (raw_entry("a/../../x", b'0', ""), "a/../../x", ".."),
+            (raw_entry("evil", b'2', "/etc/shadow"), "evil", "outside"),
+            (raw_entry("sub/evil", b'2', "../../x"), "sub/evil", "outside"),
+            (raw_entry("hl", b'1', "../x"), "hl", "outside"),
+            (raw_entry("dev", b'3', ""), "dev", "device"),
+            (raw_entry("fifo", b'6', ""), "fifo", "pipes"),
+            // Each link is inside on its own; together they lead out.
+            (
+                [
+                    raw_entry("a", b'2', "."),
+                    raw_entry("a/b", b'2', ".."),
+                    raw_entry("a/b/c", b'2', ".."),
+                ]
+                .concat(),
+                "a/b",
+                "outside",
+            ),
+            (
+                [
+                    raw_entry("d", b'5', ""),
+                    raw_entry("d/l", b'2', ".."),
+                    raw_entry("d/l/x", b'2', "../.."),
+                ]
+                .concat(),
+                "x",
+                "outside",
+            ),
+            // A link that was inside until a later entry changed what it resolves through.
+            (
+                [
+                    raw_entry("p", b'2', "q/r"),
+                    raw_entry("q", b'5', ""),
+                    raw_entry("q/r", b'5', ""),
+                    raw_entry("up", b'2', "p/../../.."),
+                ]
+                .concat(),
+                "up",
+                "outside",
+            ),
+            (
+                [raw_entry("x", b'2', "y"), raw_entry("y", b'2', "x"), raw_entry("z", b'2', "x")].concat(),
+                "",
+                "outside",
+            ),
+            (raw_entry("hl2", b'1', "missing"), "hl2", "has not unpacked"),
+        ];
+        for (tar, name, why) in cases {
+            let e = check(&gz(&tar)[..], &Limits::default()).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(why), "{name}: {e}");
+            let (d, r) = unpack_into(&gz(&tar), &Limits::default());
+            assert!(r.is_err(), "{name} unpacked");
+            assert!(!d.path().join("../x").exists());
+        }
+        let e = check(&gz(&raw_entry("bin\u{1b}[2J\u{7}", b'3', ""))[..], &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\\u{1b}") && !e.contains('\u{1b}'), "names are escaped: {e}");
+    }
+
+    #[test]
+    fn bombs_stop_at_the_limits() {
+        // 64 MiB of zeros compresses to about 64 KiB.
+        let bytes = tgz(|b| {
+            b.append_data(
+                &mut header(tar::EntryType::Regular, 64 << 20, 0o644),
+                "zeros",
+                io::repeat(0).take(64 << 20),
+            )
+            .unwrap();
+        });
+        assert!(bytes.len() < 1 << 20);
+        let small = Limits {
+            max_bytes: 1 << 20,
+            max_entries: 10,
+        };
+        assert!(matches!(check(&bytes[..], &small), Err(ArchiveError::TooLarge { .. })));
+        let many = tgz(|b| {
+            for i in 0..11 {
+                b.append_data(&mut header(tar::EntryType::Regular, 0, 0o644), format!("f{i}"), io::empty())
+                    .unwrap();
+            }
+        });
+        assert!(matches!(check(&many[..], &small), Err(ArchiveError::TooManyEntries { limit: 10 })));
+        let pax = raw_sized("x", b'x', "", b"77777777777\0");
+        let e = check(&gz(&pax)[..], &Limits::default()).unwrap_err().to_string();
+        assert!(e.contains("extended header larger"), "{e}");
+    }
+}

@@ -1,0 +1,245 @@
+//! Which hosts and directories an API client's sources may make the daemon reach.
+//!
+//! A source URL is fetched by the daemon, from the daemon's network: without a check,
+//! `http://127.0.0.1:5432/`, a private address, `http://2130706433/` or a redirect to
+//! any of them is a way into the daemon's own host and its network (and the error text
+//! a port-scan oracle). Loopback, private, link-local, shared and unspecified addresses
+//! are refused unless the operator lists them (`allowed_source_hosts`), for every
+//! address a name resolves to and for every redirect hop. `file://` sources read the
+//! daemon's disk, so they come only from directories the operator lists
+//! (`file_source_dirs`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What sources may reach, from the daemon's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    pub file_dirs: Vec<PathBuf>,
+    /// Host names, addresses and networks (`10.0.0.0/8`) the operator allows.
+    pub allowed: Vec<String>,
+}
+
+/// An address inside the machine or its private network.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => internal_v4(a),
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return internal_v4(v4);
+            }
+            let first = a.segments()[0];
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || (first == 0x64 && a.segments()[1] == 0xff9b) // NAT64 of anything
+        }
+    }
+}
+
+fn internal_v4(a: Ipv4Addr) -> bool {
+    let [b0, b1, ..] = a.octets();
+    a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || a.is_unspecified()
+        || a.is_broadcast()
+        || a.is_multicast()
+        || b0 == 0
+        || (b0 == 100 && (64..128).contains(&b1)) // shared address space
+        || (b0 == 198 && (b1 == 18 || b1 == 19)) // benchmarking
+}
+
+fn in_network(ip: IpAddr, net: &str) -> bool {
+    let Some((base, bits)) = net.split_once('/') else {
+        return base_ip(net) == Some(ip);
+    };
+    let (Some(base), Ok(bits)) = (base_ip(base), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (ip, base) {
+        (IpAddr::V4(a), IpAddr::V4(b)) if bits <= 32 => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) if bits <= 128 => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+fn base_ip(s: &str) -> Option<IpAddr> {
+    s.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}
+
+impl Reach {
+    fn host_listed(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.allowed.iter().any(|a| a.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether a source may connect to `ip` (reached through `host`).
+    pub fn address_allowed(&self, host: &str, ip: IpAddr) -> bool {
+        !is_internal(ip) || self.host_listed(host) || self.allowed.iter().any(|n| in_network(ip, n))
+    }
+
+    /// Checks a URL's host before anything is sent: an address is checked as it is, a
+    /// name by every address it resolves to now. (A name is resolved again when
+    /// connecting; HTTP downloads check again there, see [`Reach::resolver`].)
+    pub fn check_url(&self, url: &str) -> Result<(), String> {
+        self.check_url_with(url, true)
+    }
+
+    /// As [`Reach::check_url`], but names are not resolved (for a quick check when a
+    /// run is requested; the fetch checks them).
+    pub fn check_url_literal(&self, url: &str) -> Result<(), String> {
+        self.check_url_with(url, false)
+    }
+
+    fn check_url_with(&self, url: &str, resolve: bool) -> Result<(), String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        let Some(host) = parsed.host() else {
+            return Err(format!("{url:?} names no host"));
+        };
+        let port = parsed.port_or_known_default().unwrap_or(9418);
+        let (name, addrs): (String, Vec<IpAddr>) = match host {
+            url::Host::Ipv4(a) => (a.to_string(), vec![IpAddr::V4(a)]),
+            url::Host::Ipv6(a) => (a.to_string(), vec![IpAddr::V6(a)]),
+            url::Host::Domain(d) => {
+                if self.host_listed(d) || !resolve {
+                    return Ok(());
+                }
+                let found: Vec<IpAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(d, port))
+                    .map_err(|e| format!("cannot resolve {d}: {e}"))?
+                    .map(|s| s.ip())
+                    .collect();
+                (d.to_string(), found)
+            }
+        };
+        match addrs.iter().find(|a| !self.address_allowed(&name, **a)) {
+            Some(a) => Err(internal_refusal(&name, *a)),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a `file://` URL's path against the listed directories.
+    pub fn check_file(&self, url: &str) -> Result<PathBuf, String> {
+        let path = url
+            .strip_prefix("file://")
+            .map(|p| p.split('#').next().unwrap_or(p))
+            .ok_or_else(|| format!("{url:?} is not a file:// URL"))?;
+        let refused = || {
+            format!(
+                "file:// sources are read from the daemon's own disk and are allowed only beneath the directories the operator lists in file_source_dirs; {path:?} is not"
+            )
+        };
+        let real = Path::new(path).canonicalize().map_err(|_| refused())?;
+        let inside = self
+            .file_dirs
+            .iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .any(|d| real.starts_with(d));
+        if inside {
+            Ok(real)
+        } else {
+            Err(refused())
+        }
+    }
+
+    /// A resolver for HTTP clients that refuses names resolving to refused addresses,
+    /// so redirects and re-resolution are checked at connect time too.
+    pub fn resolver(self: &Arc<Self>) -> Arc<CheckedResolver> {
+        Arc::new(CheckedResolver { reach: self.clone() })
+    }
+}
+
+fn internal_refusal(host: &str, ip: IpAddr) -> String {
+    format!(
+        "{host} is {ip}, an address of the daemon's own machine or private network; sources may reach it only if the operator lists it in allowed_source_hosts"
+    )
+}
+
+/// Resolves names for reqwest and keeps only what [`Reach`] allows.
+pub struct CheckedResolver {
+    reach: Arc<Reach>,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let reach = self.reach.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some(bad) = found.iter().find(|a| !reach.address_allowed(&host, a.ip())) {
+                return Err(internal_refusal(&host, bad.ip()).into());
+            }
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_refused_unless_listed() {
+        let r = Reach::default();
+        for url in [
+            "http://127.0.0.1:5432/x.tar.gz",
+            "http://2130706433/x.tar.gz",
+            "http://0x7f.1/x.tar.gz",
+            "http://[::1]/x",
+            "http://[::ffff:10.0.0.1]/x",
+            "http://10.1.2.3/x",
+            "http://172.20.0.1/x",
+            "http://192.168.1.1/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://0.0.0.0/x",
+            "http://100.64.0.1/x",
+            "https://localhost/r.git",
+            "git://127.0.0.1/r.git",
+        ] {
+            let e = r.check_url(url).unwrap_err();
+            assert!(e.contains("allowed_source_hosts"), "{url}: {e}");
+        }
+        let listed = Reach {
+            allowed: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
+            ..Default::default()
+        };
+        assert!(listed.check_url("http://127.0.0.1:9/x.tar.gz").is_ok());
+        assert!(listed.check_url("http://10.9.9.9/x").is_ok());
+        assert!(listed.check_url("http://192.168.0.1/x").is_err());
+        assert!(in_network("fd00::1".parse().unwrap(), "fc00::/7"));
+        assert!(!is_internal("93.184.216.34".parse().unwrap()));
+    }
+
+    #[test]
+    fn file_sources_only_from_listed_directories() {
+        let allowed = tempfile::tempdir().unwrap();
+        std::fs::create_dir(allowed.path().join("r.git")).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(other.path(), allowed.path().join("link")).unwrap();
+        let r = Reach {
+            file_dirs: vec![allowed.path().to_path_buf()],
+            ..Default::default()
+        };
+        assert!(r.check_file(&format!("file://{}/r.git#main", allowed.path().display())).is_ok());
+        for bad in [
+            format!("file://{}", other.path().display()),
+            format!("file://{}/link", allowed.path().display()),
+            format!("file://{}/../", allowed.path().display()),
+            "file:///etc".to_string(),
+        ] {
+            assert!(r.check_file(&bad).unwrap_err().contains("file_source_dirs"), "{bad}");
+        }
+        assert!(Reach::default()
+            .check_file(&format!("file://{}/r.git", allowed.path().display()))
+            .is_err());
+    }
+}
