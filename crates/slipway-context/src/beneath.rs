@@ -15,7 +15,8 @@ pub struct Beneath {
     root: PathBuf,
 }
 
-fn refused(rel: &str, e: std::io::Error) -> ContextError {
+/// What an error opening `rel` beneath a directory means: missing, or outside.
+pub(crate) fn refused(rel: &str, e: std::io::Error) -> ContextError {
     match e.kind() {
         std::io::ErrorKind::NotFound => ContextError::Io {
             path: PathBuf::from(rel),

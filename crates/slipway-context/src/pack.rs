@@ -28,12 +28,7 @@ pub fn context_ignore(dir: &Dir, dockerfile: &str) -> Result<DockerIgnore, Conte
         match dir.read_to_string(&candidate) {
             Ok(text) => return Ok(DockerIgnore::parse(&text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(ContextError::Io {
-                    path: PathBuf::from(candidate),
-                    source,
-                })
-            }
+            Err(e) => return Err(crate::beneath::refused(&candidate, e)),
         }
     }
     Ok(DockerIgnore::default())

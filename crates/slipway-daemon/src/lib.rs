@@ -186,7 +186,8 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         wait_for_signal().await;
         stop.cancel();
     });
-    serve_http(listener, app, shutdown.clone()).await;
+    let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds.max(1));
+    serve_http(listener, app, header_timeout, shutdown.clone()).await;
     // Stop the runs this process holds; their containers are removed by the runner.
     for token in daemon.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
         token.cancel();
@@ -197,14 +198,18 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
 }
 
 /// Serves HTTP/1.1 until `shutdown`, then lets open requests finish for a few seconds.
-/// A client must send a request's head within 30 s and an idle keep-alive connection
-/// is closed after as long, so slow or idle clients cannot hold connections open.
-async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, shutdown: CancellationToken) {
+/// A client must send a request's head within `header_timeout` and an idle keep-alive
+/// connection is closed after as long, so slow or idle clients cannot hold connections.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: std::time::Duration,
+    shutdown: CancellationToken,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30));
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {

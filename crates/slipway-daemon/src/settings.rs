@@ -54,6 +54,9 @@ pub struct Settings {
     pub fetch_connect_timeout_seconds: u64,
     /// Seconds a source server may stay silent during a fetch.
     pub fetch_read_timeout_seconds: u64,
+    /// Seconds a client has to send a request's head; an idle keep-alive connection is
+    /// closed after as long.
+    pub http_header_timeout_seconds: u64,
     /// `cmd` image aliases, e.g. `bash = "busybox:latest"`.
     pub image_aliases: BTreeMap<String, String>,
     /// Registry credentials: registry host → `user:password`.
@@ -95,6 +98,7 @@ impl Default for Settings {
             allowed_source_hosts: Vec::new(),
             fetch_connect_timeout_seconds: 10,
             fetch_read_timeout_seconds: 60,
+            http_header_timeout_seconds: 30,
             image_aliases: BTreeMap::new(),
             registry_credentials: BTreeMap::new(),
             git_credentials: BTreeMap::new(),
@@ -186,6 +190,7 @@ impl Settings {
             "allowed_source_hosts" => self.allowed_source_hosts = list(value).map(String::from).collect(),
             "fetch_connect_timeout_seconds" => self.fetch_connect_timeout_seconds = num(value)?,
             "fetch_read_timeout_seconds" => self.fetch_read_timeout_seconds = num(value)?,
+            "http_header_timeout_seconds" => self.http_header_timeout_seconds = num(value)?,
             "node" => self.node = value.into(),
             "sandbox_image" => self.sandbox_image = value.into(),
             "registry" => self.registry = value.into(),

@@ -33,10 +33,45 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The repository URLs a provider's payload names, whatever the event.
+fn repository_urls(provider: &str, v: &serde_json::Value) -> Vec<String> {
+    let pointers: &[&str] = match provider {
+        "github" | "gitea" => &[
+            "/repository/clone_url",
+            "/repository/html_url",
+            "/repository/ssh_url",
+            "/repository/git_url",
+        ],
+        "gitlab" => &[
+            "/project/git_http_url",
+            "/repository/git_http_url",
+            "/project/web_url",
+            "/repository/url",
+        ],
+        _ => &["/repositoryUrl"],
+    };
+    pointers
+        .iter()
+        .filter_map(|p| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string))
+        .collect()
+}
+
+/// A full commit id (SHA-1 or SHA-256), lower-cased: the same commit always has the
+/// same key, so `main`, `HEAD~0` or `ABC…` cannot start a task twice.
+fn commit_id(given: &str) -> Option<String> {
+    let c = given.trim().to_ascii_lowercase();
+    ((c.len() == 40 || c.len() == 64) && c.chars().all(|x| x.is_ascii_hexdigit())).then_some(c)
+}
+
 /// Reads a push out of a provider's payload. Non-push events are `None`.
 pub fn parse(provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<Push>, WebhookError> {
     let bad = |m: String| WebhookError::BadRequest(m);
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(format!("the payload is not JSON: {e}")))?;
+    parse_value(provider, headers, &v)
+}
+
+fn parse_value(provider: &str, headers: &HeaderMap, v: &serde_json::Value) -> Result<Option<Push>, WebhookError> {
+    let bad = |m: String| WebhookError::BadRequest(m);
     let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
     let branch_of = |r: Option<String>| r.and_then(|r| r.strip_prefix("refs/heads/").map(str::to_string));
     let push = match provider {
@@ -51,15 +86,7 @@ pub fn parse(provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<
                 .or(header(headers, "X-Gitea-Delivery"))
                 .unwrap_or("")
                 .to_string();
-            let urls = [
-                "/repository/clone_url",
-                "/repository/html_url",
-                "/repository/ssh_url",
-                "/repository/git_url",
-            ]
-            .iter()
-            .filter_map(|p| s(p))
-            .collect();
+            let urls = repository_urls(provider, v);
             Push {
                 delivery,
                 repository_urls: urls,
@@ -73,15 +100,7 @@ pub fn parse(provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<
                 return Ok(None);
             }
             let delivery = header(headers, "X-Gitlab-Event-UUID").unwrap_or("").to_string();
-            let urls = [
-                "/project/git_http_url",
-                "/repository/git_http_url",
-                "/project/web_url",
-                "/repository/url",
-            ]
-            .iter()
-            .filter_map(|p| s(p))
-            .collect();
+            let urls = repository_urls(provider, v);
             Push {
                 delivery,
                 repository_urls: urls,
@@ -91,7 +110,7 @@ pub fn parse(provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<
         }
         "generic" => Push {
             delivery: s("/id").unwrap_or_default(),
-            repository_urls: s("/repositoryUrl").into_iter().collect(),
+            repository_urls: repository_urls(provider, v),
             branch: s("/branch")
                 .map(|b| b.strip_prefix("refs/heads/").unwrap_or(&b).to_string())
                 .unwrap_or_default(),
@@ -110,7 +129,13 @@ pub fn parse(provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<
         // A branch deletion: nothing to build.
         return Ok(None);
     }
-    Ok(Some(push))
+    let commit = commit_id(&push.commit).ok_or_else(|| {
+        bad(format!(
+            "commit {:?} is not a full commit id (40 or 64 hexadecimal digits)",
+            push.commit.chars().take(80).collect::<String>()
+        ))
+    })?;
+    Ok(Some(Push { commit, ..push }))
 }
 
 /// Whether `headers` carry a valid signature of `body` with `secret`, as `provider` signs.
@@ -173,37 +198,60 @@ fn wants(task: &TaskSpec, push: &Push) -> bool {
     }
 }
 
-/// Handles a delivery: verifies it against each interested task and starts those runs.
+/// Handles a delivery: verifies it against the tasks built from the repository it
+/// names, and starts those that want it. Only those tasks' secrets are tried, each
+/// distinct secret once, off the async runtime: an unsigned delivery costs the same
+/// whatever the number of tasks the daemon holds.
 pub async fn deliver(d: &Arc<Daemon>, provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, WebhookError> {
-    let push = parse(provider, headers, body)?;
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| WebhookError::BadRequest(format!("the payload is not JSON: {e}")))?;
+    let push = parse_value(provider, headers, &v)?;
+    let urls: Vec<String> = repository_urls(provider, &v).iter().map(|u| normalise_repo(u)).collect();
     let tasks = d.store.list_tasks().await.map_err(|e| WebhookError::Internal(e.to_string()))?;
-    let mut verified_any = false;
-    let mut started = Vec::new();
-    let Some(push) = push else {
-        // Not a push: still only answer a correctly signed sender.
-        for record in &tasks {
-            let secret = tasks::read_secrets(d, &record.name).webhook_secret.unwrap_or_default();
-            if !secret.is_empty() && verify(provider, headers, body, &secret) {
-                return Ok(Vec::new());
-            }
-        }
-        return Err(WebhookError::Unauthorized);
+    let candidates: Vec<TaskSpec> = tasks
+        .iter()
+        .filter_map(|record| tasks::spec_of(record).ok())
+        .filter(|spec| {
+            spec.context_path
+                .as_deref()
+                .is_some_and(|c| urls.iter().any(|u| *u == normalise_repo(c)))
+        })
+        .collect();
+    let secrets: Vec<(String, String)> = candidates
+        .iter()
+        .map(|spec| {
+            (
+                spec.name.clone(),
+                tasks::read_secrets(d, &spec.name).webhook_secret.unwrap_or_default(),
+            )
+        })
+        .filter(|(_, secret)| !secret.is_empty())
+        .collect();
+    let verified: std::collections::HashSet<String> = {
+        let (provider, headers, body) = (provider.to_string(), headers.clone(), body.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let mut by_secret: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+            secrets
+                .into_iter()
+                .filter(|(_, secret)| {
+                    *by_secret
+                        .entry(secret.clone())
+                        .or_insert_with(|| verify(&provider, &headers, &body, secret))
+                })
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .await
+        .map_err(|e| WebhookError::Internal(e.to_string()))?
     };
-    for record in tasks {
-        let Ok(spec) = tasks::spec_of(&record) else { continue };
-        let repo_matches = spec
-            .context_path
-            .as_deref()
-            .is_some_and(|c| push.repository_urls.iter().any(|u| normalise_repo(u) == normalise_repo(c)));
-        if !repo_matches {
-            continue;
-        }
-        let secret = tasks::read_secrets(d, &spec.name).webhook_secret.unwrap_or_default();
-        if secret.is_empty() || !verify(provider, headers, body, &secret) {
-            continue;
-        }
-        verified_any = true;
-        if !record.enabled || !wants(&spec, &push) {
+    if verified.is_empty() {
+        return Err(WebhookError::Unauthorized);
+    }
+    // Not a push (a ping, another event): answered, since it is correctly signed.
+    let Some(push) = push else { return Ok(Vec::new()) };
+    let mut started = Vec::new();
+    for spec in candidates.iter().filter(|s| verified.contains(&s.name)) {
+        if !wants(spec, &push) {
             continue;
         }
         let trigger = serde_json::json!({
@@ -219,14 +267,11 @@ pub async fn deliver(d: &Arc<Daemon>, provider: &str, headers: &HeaderMap, body:
             ..Default::default()
         };
         let key = format!("commit:{}:{}", spec.name, push.commit);
-        match tasks::start(d, &spec, Default::default(), Some(&push.commit), Some(key), triggers).await {
+        match tasks::start(d, spec, Default::default(), Some(&push.commit), Some(key), triggers).await {
             Ok(Some(run)) => started.push(run.id),
             Ok(None) => {}
             Err(e) => return Err(WebhookError::Internal(e)),
         }
-    }
-    if !verified_any {
-        return Err(WebhookError::Unauthorized);
     }
     Ok(started)
 }
@@ -260,22 +305,33 @@ mod tests {
 
     #[test]
     fn payloads_per_provider() {
-        let gh = br#"{"ref":"refs/heads/main","after":"abc123","repository":{"clone_url":"https://h/o/r.git"}}"#;
+        let gh = br#"{"ref":"refs/heads/main","after":"0123456789abcdef0123456789abcdef01234567","repository":{"clone_url":"https://h/o/r.git"}}"#;
         let mut h = HeaderMap::new();
         h.insert("X-GitHub-Event", "push".parse().unwrap());
         h.insert("X-GitHub-Delivery", "d1".parse().unwrap());
         let p = parse("github", &h, gh).unwrap().unwrap();
         assert_eq!(
             (p.delivery.as_str(), p.branch.as_str(), p.commit.as_str()),
-            ("d1", "main", "abc123")
+            ("d1", "main", "0123456789abcdef0123456789abcdef01234567")
         );
-        let gl = br#"{"ref":"refs/heads/dev","checkout_sha":"def","project":{"git_http_url":"https://h/o/r.git"}}"#;
+        let gl = br#"{"ref":"refs/heads/dev","checkout_sha":"ABCDEF0123456789ABCDEF0123456789ABCDEF01","project":{"git_http_url":"https://h/o/r.git"}}"#;
         assert_eq!(parse("gitlab", &HeaderMap::new(), gl).unwrap().unwrap().branch, "dev");
         let mut ping = HeaderMap::new();
         ping.insert("X-GitHub-Event", "ping".parse().unwrap());
         assert_eq!(parse("github", &ping, gh).unwrap(), None);
         assert!(parse("bitbucket", &HeaderMap::new(), gh).is_err());
         assert!(parse("generic", &HeaderMap::new(), br#"{"branch":"main"}"#).is_err());
+        for commit in ["HEAD~0", "main", "abc123"] {
+            let body = format!(r#"{{"repositoryUrl":"https://h/r.git","branch":"main","commit":"{commit}"}}"#);
+            let e = parse("generic", &HeaderMap::new(), body.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("full commit id"), "{commit}: {e}");
+        }
+        let upper = r#"{"repositoryUrl":"https://h/r.git","branch":"main","commit":"ABCDEF0123456789ABCDEF0123456789ABCDEF01"}"#;
+        assert_eq!(
+            parse("generic", &HeaderMap::new(), upper.as_bytes()).unwrap().unwrap().commit,
+            "abcdef0123456789abcdef0123456789abcdef01",
+            "one commit, one key"
+        );
     }
 
     #[test]

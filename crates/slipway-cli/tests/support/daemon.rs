@@ -14,6 +14,8 @@ pub struct Daemon {
     pub extra: Vec<String>,
     /// A database URL other than the default SQLite file in `dir`.
     pub database: Option<String>,
+    /// Environment variables the daemon process gets (settings as `SLIPWAY_*`).
+    pub envs: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -33,6 +35,21 @@ impl Daemon {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             database,
+            envs: Vec::new(),
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts the daemon with these environment variables besides the usual ones.
+    pub fn start_with_env(extra: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        let mut d = Daemon {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            database: None,
+            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         d.spawn();
         d
@@ -68,6 +85,7 @@ impl Daemon {
             .env("SLIPWAY_FILE_SOURCE_DIRS", std::env::temp_dir())
             .env("SLIPWAY_ALLOWED_SOURCE_HOSTS", "127.0.0.1,localhost")
             .args(&self.extra)
+            .envs(self.envs.iter().cloned())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
