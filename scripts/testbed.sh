@@ -72,6 +72,24 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   rm -rf "$root"
 fi
 
+# An image with the docker CLI, for tests of `docker …` inside steps (the engine proxy).
+# The CLI is copied from this machine with the libraries it links, so nothing is pulled.
+CLI_IMAGE=slipway-docker-cli:latest
+if ! docker image inspect "$CLI_IMAGE" >/dev/null 2>&1; then
+  log "building $CLI_IMAGE"
+  cli=$(command -v docker)
+  root=$(mktemp -d)
+  mkdir -p "$root/bin"
+  cp -L "$cli" "$root/bin/docker"
+  for lib in $(ldd "$cli" 2>/dev/null | grep -o '/[^ ]*' || true); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  printf 'FROM %s\nCOPY . /\n' "$BASE_IMAGE" >"$root/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t "$CLI_IMAGE" "$root" >/dev/null 2>&1 || { log "could not build $CLI_IMAGE"; exit 1; }
+  rm -rf "$root"
+fi
+
 # PostgreSQL, started without systemd; tests make their own databases under role slipway.
 pg_ver=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1{print $1}')
 if [ -z "$pg_ver" ]; then
@@ -89,4 +107,5 @@ for db in $(pg "SELECT datname FROM pg_database WHERE datname LIKE 'slipway_test
 
 echo "export SLIPWAY_TEST_REGISTRY=127.0.0.1:$REG_PORT"
 echo "export SLIPWAY_TEST_BASE_IMAGE=$BASE_IMAGE"
+echo "export SLIPWAY_TEST_CLI_IMAGE=$CLI_IMAGE"
 echo "export SLIPWAY_TEST_POSTGRES=postgres://slipway:slipway@127.0.0.1:$pg_port/postgres"

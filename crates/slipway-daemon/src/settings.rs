@@ -212,6 +212,8 @@ impl Settings {
         let mut host = slipway_runner::HostAccess::untrusted();
         host.engine = self.engine_access()?;
         host.public_ports = self.allow_public_ports;
+        host.privileged = self.allow_privileged;
+        host.host_network = self.allow_host_network;
         Ok(host)
     }
 

@@ -107,6 +107,10 @@ pub struct HostAccess {
     /// Ports a step publishes without an address go on every interface; otherwise on
     /// loopback only.
     pub public_ports: bool,
+    /// What the engine proxy lets `docker` commands in steps do besides the run's own
+    /// objects: privileged containers, and the host's network.
+    pub privileged: bool,
+    pub host_network: bool,
     pub engine: EngineAccess,
 }
 
@@ -117,6 +121,8 @@ impl HostAccess {
             build_args_from_env: true,
             docker_config_credentials: true,
             public_ports: true,
+            privileged: true,
+            host_network: true,
             engine: EngineAccess::Full,
         }
     }
@@ -127,6 +133,8 @@ impl HostAccess {
             build_args_from_env: false,
             docker_config_credentials: false,
             public_ports: false,
+            privileged: false,
+            host_network: false,
             engine: EngineAccess::Proxy,
         }
     }
@@ -223,6 +231,18 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
             return report;
         }
     };
+    let proxy = match cfg.host.engine {
+        EngineAccess::Proxy => match start_proxy(&plan, &cfg, &networks, &scratch).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                report.error = Some(redactor.mask(&e));
+                say(&format!("Run {} failed: {e}", cfg.run_id));
+                tear_down(&*engine, &cfg, &scratch, &say).await;
+                return report;
+            }
+        },
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         engine: engine.clone(),
         cfg: cfg.clone(),
@@ -232,7 +252,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         volume_dirs,
         labels,
         sandbox,
-        engine_socket: None,
+        engine_socket: proxy.as_ref().map(|p| p.socket().to_path_buf()),
     });
 
     let total = Duration::from_secs(plan.total_timeout);
@@ -254,6 +274,10 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     if cancel.is_cancelled() && !report.timed_out {
         report.canceled = true;
         report.error = Some("the run was canceled".into());
+    }
+    // Nothing new can be made through the proxy while the run's objects are swept.
+    if let Some(p) = proxy {
+        p.stop().await;
     }
     tear_down(&*engine, &cfg, &scratch, &say).await;
     report.finish(started.elapsed());
@@ -314,6 +338,48 @@ async fn set_up(
         NetworkMode::Shared => Some(start_sandbox(engine, plan, cfg, labels, &networks).await?),
     };
     Ok((networks, volume_dirs, sandbox))
+}
+
+/// The run's engine proxy, on a socket in its scratch directory: `docker` commands in
+/// steps reach the engine through it, confined to the run.
+async fn start_proxy(
+    plan: &Plan,
+    cfg: &RunConfig,
+    networks: &HashMap<String, String>,
+    scratch: &std::path::Path,
+) -> Result<slipway_engine_proxy::Proxy, String> {
+    let socket = scratch.join("docker.sock");
+    // A Unix socket's path is limited to 107 bytes.
+    if socket.as_os_str().len() > 100 {
+        return Err(format!(
+            "the engine proxy's socket path {} is too long; use a shorter data dir",
+            socket.display()
+        ));
+    }
+    std::fs::create_dir_all(scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let default_network = plan
+        .networks
+        .iter()
+        .find(|n| n.is_default)
+        .or(plan.networks.first())
+        .and_then(|n| networks.get(&n.name))
+        .cloned();
+    let scope = slipway_engine_proxy::Scope {
+        run_id: cfg.run_id.clone(),
+        label: (RUN_LABEL.to_string(), cfg.run_id.clone()),
+        name_prefix: step::container_name(&cfg.run_id, ""),
+        networks: networks.clone(),
+        default_network,
+        workspace: Some(cfg.context_dir.clone()),
+        volumes: vec![cfg.shared_volume.clone()],
+        allow_public_ports: cfg.host.public_ports,
+        allow_host_network: cfg.host.host_network,
+        allow_privileged: cfg.host.privileged,
+    };
+    let upstream = cfg.docker_socket.trim_start_matches("unix://");
+    slipway_engine_proxy::Proxy::start(scope, &socket, std::path::Path::new(upstream))
+        .await
+        .map_err(|e| format!("cannot start the run's engine proxy: {e}"))
 }
 
 /// Shared network mode: one container holds the network namespace every step joins

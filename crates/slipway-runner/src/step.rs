@@ -260,7 +260,7 @@ async fn cmd(
     if attempt_number > 1 {
         let _ = engine.remove_container(&name).await;
     }
-    shared.say(&format!("Launching container with name: {}", step.id));
+    shared.say(&format!("Launching container with name: {name}"));
     if let Err(e) = engine.create_container(&spec).await {
         return Outcome::Error(e.to_string());
     }
@@ -268,12 +268,15 @@ async fn cmd(
         let _ = engine.remove_container(&name).await;
         return Outcome::Error(e.to_string());
     }
-    // Following after start is safe: the engine keeps all output until the container is removed.
+    // Followed after start: the engine keeps all output until the container is removed,
+    // and what a follow misses at the very end is read again once the container stops.
+    let emitted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let logs = {
         let engine = engine.clone();
         let name = name.clone();
         let sink = sink.clone();
-        tokio::spawn(async move { engine.follow_logs(&name, sink).await })
+        let emitted = emitted.clone();
+        tokio::spawn(async move { engine.follow_logs(&name, sink, emitted).await })
     };
     if step.detach {
         // Runs until the run ends; the run's sweep removes it. Its log keeps streaming.
@@ -285,8 +288,18 @@ async fn cmd(
         return Outcome::Ok;
     }
     let exit = engine.wait_container(&name).await;
-    // The log stream can outlive the container (bollard #251); give it a moment to drain.
-    let _ = tokio::time::timeout(Duration::from_millis(500), logs).await;
+    // The log stream can outlive the container (bollard #251); give it a moment to drain,
+    // then send whatever it did not (dockerd 20.10 can end a follow without the last
+    // chunk of a container that exits while the follow starts).
+    let mut logs = logs;
+    if tokio::time::timeout(Duration::from_millis(500), &mut logs).await.is_err() {
+        logs.abort();
+        let _ = logs.await;
+    }
+    let offset = emitted.load(std::sync::atomic::Ordering::SeqCst);
+    if let Err(e) = engine.logs_after(&name, offset, sink.clone()).await {
+        tracing::debug!(container = %name, error = %e, "reading the end of the log failed");
+    }
     if !step.keep {
         let _ = engine.remove_container(&name).await;
     }

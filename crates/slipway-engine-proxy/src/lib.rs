@@ -1,0 +1,218 @@
+//! The engine socket a run's steps get: a Docker Engine API proxy scoped to one run.
+//!
+//! Mounting the engine's own socket into a step gives whoever wrote the task root on the
+//! host (`docker run -v /:/host`, `--privileged`, other runs' containers). A [`Proxy`]
+//! listens on a socket of its own, which the runner mounts at `/var/run/docker.sock`
+//! instead: `docker build`, `run`, `logs`, `exec`, `push` and the like keep working, but
+//! only on what belongs to the run ([`Scope`]), and whatever could reach the host is
+//! refused with a message the docker CLI prints.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use slipway_engine_proxy::{Proxy, Scope};
+//! use std::path::Path;
+//!
+//! let scope = Scope {
+//!     run_id: "r1".into(),
+//!     label: ("io.slipway.run".into(), "r1".into()),
+//!     name_prefix: "slipway-r1-".into(),
+//!     workspace: Some("/var/lib/slipway/runs/r1/context".into()),
+//!     ..Scope::default()
+//! };
+//! let proxy = Proxy::start(scope, Path::new("/run/slipway/r1.sock"), Path::new("/var/run/docker.sock")).await?;
+//! // … steps run with `proxy.socket()` mounted at /var/run/docker.sock …
+//! proxy.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! This crate knows the Docker Engine API and nothing of tasks, steps or runs beyond the
+//! names and label a [`Scope`] gives it. `policy` decides, as a pure function, what each
+//! request may do and how it is rewritten; `forward` moves bytes (streams, upgrades);
+//! `resolve` answers what the policy needs to know from the engine or the file system.
+
+mod forward;
+mod policy;
+mod resolve;
+mod state;
+
+use forward::Shared;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// What one run's steps may do through their engine socket.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub run_id: String,
+    /// Stamped on every container, network and volume created through the proxy,
+    /// overwriting any value the client gave: ("io.slipway.run", run_id).
+    pub label: (String, String),
+    /// Engine names of the run's containers start with this ("slipway-<run_id>-"); a
+    /// client name `foo` becomes `<prefix>foo`, and a reference `foo` resolves to
+    /// `<prefix>foo`. So step ids work as container names within the run (`docker logs
+    /// build`, `docker stop svc` where the step container is `slipway-<run>-svc`).
+    pub name_prefix: String,
+    /// Declared network name -> engine network name of this run (e.g.
+    /// "acb_default_network" -> "acb_default_network_<run>").
+    pub networks: HashMap<String, String>,
+    /// Engine network a container joins when it names none, or "default"/"bridge".
+    pub default_network: Option<String>,
+    /// The host directory that steps see at /workspace: a bind source of `/workspace` or
+    /// `/workspace/sub/dir` is rewritten to this directory (joined, must stay beneath it
+    /// after resolving symlinks; `..` refused). Any other host bind source is refused.
+    pub workspace: Option<PathBuf>,
+    /// Volumes the run owns that were not created through the proxy (its shared volume);
+    /// their names are used as given.
+    pub volumes: Vec<String>,
+    pub allow_public_ports: bool,
+    pub allow_host_network: bool,
+    pub allow_privileged: bool,
+}
+
+/// A running proxy. Dropping it stops it too, without waiting.
+pub struct Proxy {
+    socket: PathBuf,
+    shutdown: watch::Sender<bool>,
+    /// The accept loop, and a channel that closes when every task has ended.
+    running: Option<(JoinHandle<()>, mpsc::Receiver<()>)>,
+}
+
+impl Proxy {
+    /// Listens on `socket` (mode 0666, parent dir must exist), forwarding allowed requests
+    /// to the engine's socket at `upstream`.
+    pub async fn start(scope: Scope, socket: &Path, upstream: &Path) -> io::Result<Proxy> {
+        check_scope(&scope)?;
+        let socket = std::path::absolute(socket)?;
+        remove_stale_socket(&socket)?;
+        let listener = UnixListener::bind(&socket)?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
+        let (shutdown, stop) = watch::channel(false);
+        let (alive, all_ended) = mpsc::channel(1);
+        let shared = Arc::new(Shared {
+            policy: policy::Policy::new(scope, socket.clone()),
+            upstream: upstream.to_path_buf(),
+            state: Mutex::new(state::State::default()),
+            tasks: Tasks { stop, alive },
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared));
+        Ok(Proxy {
+            socket,
+            shutdown,
+            running: Some((accept, all_ended)),
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Stops listening, ends every open connection (hijacked attach/exec streams too) and
+    /// removes the socket file.
+    pub async fn stop(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some((accept, mut all_ended)) = self.running.take() {
+            let _ = accept.await;
+            // Every task watches the same signal; this only waits for them to notice.
+            let _ = tokio::time::timeout(Duration::from_secs(10), all_ended.recv()).await;
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if self.running.is_some() {
+            self.shutdown.send_replace(true);
+            let _ = std::fs::remove_file(&self.socket);
+        }
+    }
+}
+
+/// An empty prefix or label would make everything on the engine look like the run's.
+fn check_scope(scope: &Scope) -> io::Result<()> {
+    let missing = [
+        (scope.run_id.is_empty(), "run_id"),
+        (scope.label.0.is_empty() || scope.label.1.is_empty(), "label"),
+        (scope.name_prefix.is_empty(), "name_prefix"),
+    ];
+    match missing.iter().find(|(empty, _)| *empty) {
+        Some((_, what)) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the proxy's scope has no {what}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn remove_stale_socket(socket: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(socket),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", socket.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    let mut stop = shared.tasks.stop.clone();
+    loop {
+        let stream = tokio::select! {
+            _ = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: let some connections end.
+                    tracing::warn!(run_id = %shared.policy.scope().run_id, error = %e, "engine proxy cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let connection = forward::serve_connection(shared.clone(), stream);
+        shared.tasks.spawn(connection);
+    }
+}
+
+/// Spawns the proxy's tasks so that stopping it ends them all, and tells when they have.
+#[derive(Clone)]
+pub(crate) struct Tasks {
+    stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+}
+
+impl Tasks {
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut stop = self.stop.clone();
+        let alive = self.alive.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = task => {}
+                _ = stopped(&mut stop) => {}
+            }
+            drop(alive);
+        });
+    }
+}
+
+/// Resolves once the proxy is told to stop (or is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}

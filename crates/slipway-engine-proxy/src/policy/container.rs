@@ -1,0 +1,406 @@
+//! A new container's config: what it may be given, with every name it uses rewritten to
+//! the run's engine names.
+
+use super::gojson::{self, Object};
+use super::{first, needs_setting, pass, with_param, Ask, Before, Body, Forward, Halt, Known, Owner, Policy, Refusal, Request};
+use serde_json::Value;
+use std::net::IpAddr;
+
+pub(super) fn create(policy: &Policy, ask: &mut Ask, req: &Request) -> Result<Forward, Halt> {
+    let mut body = req.body.cloned().ok_or(Halt::Body)?;
+    let config = gojson::strukt(&mut body, "the container config")?;
+    gojson::stamp_label(config, policy.label())?;
+    // Without a `HostConfig` the engine reads host config fields from the top level of
+    // the body; with one, it reads only that object, the one checked here.
+    host_config(policy, ask, gojson::strukt_at(config, "HostConfig")?)?;
+    if let Some(networking) = gojson::get_mut(config, "NetworkingConfig") {
+        let networking = gojson::strukt(networking, "NetworkingConfig")?;
+        if let Some(endpoints) = gojson::get_mut(networking, "EndpointsConfig") {
+            endpoints_config(policy, ask, endpoints)?;
+        }
+    }
+    let query = &req.target.query;
+    let mut forward = Forward {
+        body: Body::Json(body),
+        ..pass(req)
+    };
+    if let Some(name) = first(query, "name").filter(|n| !n.is_empty()) {
+        forward.query = with_param(query, "name", &policy.container_name(name));
+    }
+    Ok(forward)
+}
+
+fn host_config(policy: &Policy, ask: &mut Ask, host: &mut Object) -> Result<(), Refusal> {
+    let scope = &policy.scope;
+    if gojson::is_set(host, "Privileged") && !scope.allow_privileged {
+        return Err(needs_setting("privileged mode (--privileged)", "allow_privileged"));
+    }
+    let caps = gojson::strings(host, "CapAdd")?;
+    if !caps.is_empty() {
+        return Err(Refusal::forbidden(format!(
+            "adding capabilities (--cap-add {}) is not allowed in this run",
+            caps.join(", ")
+        )));
+    }
+    for (field, what) in [
+        ("Capabilities", "replacing the capability set (Capabilities)"),
+        ("Devices", "host devices (--device)"),
+        ("DeviceRequests", "device requests (--gpus)"),
+        ("DeviceCgroupRules", "device cgroup rules (--device-cgroup-rule)"),
+        ("Sysctls", "sysctls (--sysctl)"),
+        ("CgroupParent", "a cgroup parent (--cgroup-parent)"),
+    ] {
+        if gojson::is_set(host, field) {
+            return Err(Refusal::forbidden(format!("{what} is not allowed in this run")));
+        }
+    }
+    // Present at all, even empty, these replace the engine's defaults.
+    for field in ["ReadonlyPaths", "MaskedPaths"] {
+        if gojson::get(host, field).is_some() {
+            return Err(Refusal::forbidden(format!(
+                "{field} is not allowed in this run: it replaces the paths the engine hides from containers"
+            )));
+        }
+    }
+    let security: Vec<String> = gojson::strings(host, "SecurityOpt")?
+        .into_iter()
+        .filter(|o| {
+            !matches!(
+                o.as_str(),
+                "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+            )
+        })
+        .collect();
+    if !security.is_empty() {
+        return Err(Refusal::forbidden(format!(
+            "security options (--security-opt {}) are not allowed in this run",
+            security.join(", ")
+        )));
+    }
+    let runtime = gojson::string(host, "Runtime")?;
+    if !matches!(runtime, "" | "runc") {
+        return Err(Refusal::forbidden(format!("the runtime {runtime} is not available in this run")));
+    }
+    let driver = gojson::string(host, "VolumeDriver")?;
+    if !matches!(driver, "" | "local") {
+        return Err(Refusal::forbidden(format!(
+            "the volume driver {driver} is not available in this run"
+        )));
+    }
+    if let Some(log) = gojson::get_mut(host, "LogConfig") {
+        let kind = gojson::string(gojson::strukt(log, "LogConfig")?, "Type")?;
+        if !matches!(kind, "" | "json-file" | "local" | "none") {
+            return Err(Refusal::forbidden(format!(
+                "the log driver {kind} is not available in this run: it would send logs from the host"
+            )));
+        }
+    }
+    for (field, flag) in [
+        ("PidMode", "--pid"),
+        ("IpcMode", "--ipc"),
+        ("UTSMode", "--uts"),
+        ("UsernsMode", "--userns"),
+        ("CgroupnsMode", "--cgroupns"),
+        ("Cgroup", "--cgroup"),
+    ] {
+        let mode = gojson::string(host, field)?.to_string();
+        if mode.eq_ignore_ascii_case("host") {
+            return Err(Refusal::forbidden(format!("{flag} host ({field}) is not allowed in this run")));
+        }
+        if let Some(reference) = container_mode(&mode) {
+            if let Some(c) = ask.body_container(reference)? {
+                gojson::set(host, field, Value::String(format!("container:{}", c.id)));
+            }
+        }
+    }
+    if gojson::is_set(host, "PublishAllPorts") && !scope.allow_public_ports {
+        return Err(needs_setting("publishing all ports (-P)", "allow_public_ports"));
+    }
+    if !scope.allow_public_ports {
+        if let Some(ports) = gojson::get_mut(host, "PortBindings") {
+            loopback_ports(ports)?;
+        }
+    }
+    let mode = gojson::string(host, "NetworkMode")?.to_string();
+    if let Some(engine) = network_mode(policy, ask, &mode)? {
+        if engine != mode {
+            gojson::set(host, "NetworkMode", Value::String(engine));
+        }
+    }
+    if let Some(binds) = gojson::get_mut(host, "Binds") {
+        for bind in string_list(binds, "Binds")? {
+            if let Some(rewritten) = bind_spec(policy, ask, bind)? {
+                *bind = rewritten;
+            }
+        }
+    }
+    if let Some(mounts) = gojson::get_mut(host, "Mounts") {
+        let Value::Array(mounts) = mounts else {
+            return Err(Refusal::bad_request("Mounts must be a list"));
+        };
+        for m in mounts {
+            mount(policy, ask, gojson::strukt(m, "a mount")?)?;
+        }
+    }
+    if let Some(from) = gojson::get_mut(host, "VolumesFrom") {
+        for spec in string_list(from, "VolumesFrom")? {
+            let (reference, mode) = match spec.split_once(':') {
+                Some((r, m)) => (r.to_string(), Some(m.to_string())),
+                None => (spec.clone(), None),
+            };
+            if let Some(c) = ask.body_container(&reference)? {
+                *spec = match mode {
+                    Some(m) => format!("{}:{m}", c.id),
+                    None => c.id,
+                };
+            }
+        }
+    }
+    links(ask, host)
+}
+
+/// `X` of a `container:X` mode.
+fn container_mode(mode: &str) -> Option<&str> {
+    const PREFIX: &str = "container:";
+    mode.get(..PREFIX.len())
+        .filter(|p| p.eq_ignore_ascii_case(PREFIX))
+        .map(|_| &mode[PREFIX.len()..])
+}
+
+fn string_list<'v>(value: &'v mut Value, field: &str) -> Result<Vec<&'v mut String>, Refusal> {
+    let bad = || Refusal::bad_request(format!("{field} must be a list of strings"));
+    let Value::Array(items) = value else {
+        return Err(bad());
+    };
+    items
+        .iter_mut()
+        .map(|v| match v {
+            Value::String(s) => Ok(s),
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
+/// The engine network for a network mode (or a network's name), `None` while unknown.
+pub(super) fn network_mode(policy: &Policy, ask: &mut Ask, mode: &str) -> Result<Option<String>, Refusal> {
+    let scope = &policy.scope;
+    if matches!(mode, "" | "default" | "bridge") {
+        return Ok(Some(scope.default_network.clone().unwrap_or_else(|| mode.to_string())));
+    }
+    if mode == "none" {
+        return Ok(Some(mode.to_string()));
+    }
+    if mode.eq_ignore_ascii_case("host") {
+        return if scope.allow_host_network {
+            Ok(Some(mode.to_string()))
+        } else {
+            Err(needs_setting("the host network (--network host)", "allow_host_network"))
+        };
+    }
+    if let Some(reference) = container_mode(mode) {
+        return Ok(ask.body_container(reference)?.map(|c| format!("container:{}", c.id)));
+    }
+    match ask.network(mode) {
+        Known::Yes(engine) => Ok(Some(engine)),
+        Known::No => Err(Refusal::forbidden(format!("network {mode} does not belong to this run"))),
+        Known::Unknown => Ok(None),
+    }
+}
+
+/// Renames the networks a container joins to the run's engine names.
+fn endpoints_config(policy: &Policy, ask: &mut Ask, endpoints: &mut Value) -> Result<(), Refusal> {
+    let Value::Object(map) = endpoints else {
+        return Err(Refusal::bad_request("EndpointsConfig must be a JSON object"));
+    };
+    for (name, mut settings) in std::mem::take(map) {
+        endpoint_links(ask, gojson::strukt(&mut settings, "an endpoint config")?)?;
+        let engine = network_mode(policy, ask, &name)?.unwrap_or(name);
+        map.insert(engine, settings);
+    }
+    Ok(())
+}
+
+/// Links in an endpoint config name containers too.
+pub(super) fn endpoint_links(ask: &mut Ask, settings: &mut Object) -> Result<(), Refusal> {
+    links(ask, settings)
+}
+
+/// `Links` (`name[:alias]`): the container must be the run's; the alias stays what the
+/// client called it.
+fn links(ask: &mut Ask, config: &mut Object) -> Result<(), Refusal> {
+    let Some(list) = gojson::get_mut(config, "Links") else {
+        return Ok(());
+    };
+    for link in string_list(list, "Links")? {
+        let parts: Vec<&str> = link.split(':').collect();
+        let (reference, alias) = match parts.as_slice() {
+            [name] => (name.trim_start_matches('/'), name.trim_start_matches('/')),
+            [name, alias] => (name.trim_start_matches('/'), alias.rsplit('/').next().unwrap_or(alias)),
+            _ => return Err(Refusal::bad_request(format!("invalid link {link:?}"))),
+        };
+        if let Some(c) = ask.body_container(reference)? {
+            *link = format!("{}:{alias}", c.name);
+        }
+    }
+    Ok(())
+}
+
+/// Published ports stay on loopback: an address left out becomes 127.0.0.1; one given
+/// that is not loopback (0.0.0.0 included: the client asked for every interface) is refused.
+fn loopback_ports(ports: &mut Value) -> Result<(), Refusal> {
+    let Value::Object(ports) = ports else {
+        return Err(Refusal::bad_request("PortBindings must be a JSON object"));
+    };
+    for (port, bindings) in ports.iter_mut() {
+        let bindings = match bindings {
+            Value::Null => continue,
+            Value::Array(b) => b,
+            _ => return Err(Refusal::bad_request("PortBindings values must be lists")),
+        };
+        for binding in bindings {
+            let binding = gojson::strukt(binding, "a port binding")?;
+            let ip = gojson::string(binding, "HostIp")?.to_string();
+            if ip.is_empty() {
+                gojson::set(binding, "HostIp", Value::String("127.0.0.1".into()));
+                continue;
+            }
+            let addr: IpAddr = ip
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| Refusal::bad_request(format!("invalid host address {ip:?} for port {port}")))?;
+            let loopback = match addr {
+                IpAddr::V4(a) => a.is_loopback(),
+                IpAddr::V6(a) => a.to_ipv4_mapped().map_or(a.is_loopback(), |v4| v4.is_loopback()),
+            };
+            if !loopback {
+                return Err(Refusal::forbidden(format!(
+                    "publishing port {port} on {ip} is not allowed in this run (the operator setting allow_public_ports allows it); leave the address out to publish on 127.0.0.1"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A `Binds` entry (`src:dst[:opts]`, or `dst` alone for an anonymous volume).
+fn bind_spec(policy: &Policy, ask: &mut Ask, spec: &str) -> Result<Option<String>, Refusal> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, rest) = match parts.as_slice() {
+        [_] => return Ok(Some(spec.to_string())),
+        [source, rest @ ..] if rest.len() <= 2 => (*source, rest),
+        _ => return Err(Refusal::bad_request(format!("invalid bind {spec:?}"))),
+    };
+    let source = if source.starts_with('/') {
+        host_source(policy, ask, source)?
+    } else {
+        volume_source(policy, ask, source)?
+    };
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    if source.contains(':') {
+        return Err(Refusal::forbidden(format!("{source} contains ':' and cannot be given as a bind")));
+    }
+    Ok(Some(
+        std::iter::once(source.as_str())
+            .chain(rest.iter().copied())
+            .collect::<Vec<_>>()
+            .join(":"),
+    ))
+}
+
+fn mount(policy: &Policy, ask: &mut Ask, m: &mut Object) -> Result<(), Refusal> {
+    let kind = gojson::string(m, "Type")?.to_string();
+    let source = gojson::string(m, "Source")?.to_string();
+    let rewritten = match kind.as_str() {
+        "bind" if source.starts_with('/') => host_source(policy, ask, &source)?,
+        "bind" => return Err(Refusal::bad_request(format!("bind source {source:?} must be an absolute path"))),
+        "volume" => {
+            if let Some(options) = gojson::get_mut(m, "VolumeOptions") {
+                if gojson::is_set(gojson::strukt(options, "VolumeOptions")?, "DriverConfig") {
+                    return Err(Refusal::forbidden(
+                        "a volume driver config in a mount is not allowed in this run: it can mount host paths",
+                    ));
+                }
+            }
+            match source.as_str() {
+                "" => None, // anonymous
+                name => volume_source(policy, ask, name)?,
+            }
+        }
+        "tmpfs" => None,
+        other => {
+            return Err(Refusal::forbidden(format!(
+                "mounts of type {other:?} are not available through this run's engine socket"
+            )))
+        }
+    };
+    if let Some(source) = rewritten {
+        gojson::set(m, "Source", Value::String(source));
+    }
+    Ok(())
+}
+
+/// A host path to mount: the engine socket (this proxy's), or the workspace or beneath it.
+fn host_source(policy: &Policy, ask: &mut Ask, source: &str) -> Result<Option<String>, Refusal> {
+    if matches!(source, "/var/run/docker.sock" | "/run/docker.sock") {
+        return match policy.own_socket.to_str() {
+            Some(own) => Ok(Some(own.to_string())),
+            None => Err(Refusal::forbidden("the engine socket cannot be mounted in this run")),
+        };
+    }
+    let rest = match source.strip_prefix("/workspace") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => {
+            return Err(Refusal::forbidden(format!(
+                "host path {source} cannot be mounted in this run: only /workspace and paths beneath it can"
+            )))
+        }
+    };
+    let mut relative = Vec::new();
+    for part in rest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(Refusal::forbidden(format!("bind source {source}: `..` is not allowed"))),
+            part => relative.push(part),
+        }
+    }
+    if policy.scope.workspace.is_none() {
+        return Err(Refusal::forbidden(format!("{source} cannot be mounted: this run has no workspace")));
+    }
+    match ask.workspace(&relative.join("/")) {
+        Known::Yes(host) => Ok(Some(host)),
+        Known::No => Err(Refusal::forbidden(format!("bind source {source} leads outside the workspace"))),
+        Known::Unknown => Ok(None),
+    }
+}
+
+/// A named volume to mount: the run's; one the engine lacks is created for the run, as
+/// the engine itself would create it on first use.
+fn volume_source(policy: &Policy, ask: &mut Ask, name: &str) -> Result<Option<String>, Refusal> {
+    if name.is_empty() {
+        return Ok(Some(String::new()));
+    }
+    let valid = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !valid {
+        return Err(Refusal::bad_request(format!("invalid volume name {name:?}")));
+    }
+    match ask.volume(name) {
+        Known::Yes(Owner::Run(engine)) => Ok(Some(engine)),
+        Known::Yes(Owner::Absent) => {
+            let engine = policy.scoped_name(name);
+            let create = Before::CreateVolume {
+                client: name.to_string(),
+                engine: engine.clone(),
+            };
+            if !ask.before.contains(&create) {
+                ask.before.push(create);
+            }
+            Ok(Some(engine))
+        }
+        Known::Yes(Owner::Other) | Known::No => Err(Refusal::forbidden(format!("volume {name} does not belong to this run"))),
+        Known::Unknown => Ok(None),
+    }
+}
