@@ -14,6 +14,8 @@ use bollard::query_parameters::{
 use bollard::{body_try_stream, container::LogOutput};
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A Docker engine reached through `DOCKER_HOST` or the local socket.
 #[derive(Clone)]
@@ -74,6 +76,43 @@ fn repo_and_tag(image: &str) -> (&str, &str) {
 
 fn run_filter(run_id: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])])
+}
+
+fn output_bytes(item: LogOutput) -> Option<bytes::Bytes> {
+    match item {
+        LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => Some(message),
+        LogOutput::StdIn { .. } => None,
+    }
+}
+
+/// Splits container output into lines, counting the bytes of the lines sent.
+#[derive(Default)]
+struct Lines {
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    fn push(&mut self, bytes: &[u8], log: &LogSink) -> u64 {
+        let mut sent = 0;
+        self.partial.extend_from_slice(bytes);
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            sent += line.len() as u64;
+            let text = String::from_utf8_lossy(&line);
+            log(text.trim_end_matches(['\n', '\r']));
+        }
+        sent
+    }
+
+    /// Sends a last line without a newline.
+    fn finish(&mut self, log: &LogSink) -> u64 {
+        if self.partial.is_empty() {
+            return 0;
+        }
+        let line = std::mem::take(&mut self.partial);
+        log(&String::from_utf8_lossy(&line));
+        line.len() as u64
+    }
 }
 
 /// Turns streamed text (build output) into lines.
@@ -384,24 +423,33 @@ impl Engine for Docker {
         self.client.start_container(name, None).await.map_err(api)
     }
 
-    async fn follow_logs(&self, name: &str, log: LogSink) {
+    async fn follow_logs(&self, name: &str, log: LogSink, emitted: Arc<AtomicU64>) {
         let opts = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
+        let mut lines = Lines::default();
         let mut stream = self.client.logs(name, Some(opts));
-        let mut partial = String::new();
         while let Some(Ok(item)) = stream.next().await {
-            let bytes = match item {
-                LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => message,
-                LogOutput::StdIn { .. } => continue,
-            };
-            partial.push_str(&String::from_utf8_lossy(&bytes));
-            while let Some(i) = partial.find('\n') {
-                let line: String = partial.drain(..=i).collect();
-                log(line.trim_end_matches(['\n', '\r']));
+            if let Some(bytes) = output_bytes(item) {
+                let sent = lines.push(&bytes, &log);
+                emitted.fetch_add(sent, Ordering::SeqCst);
             }
         }
-        if !partial.is_empty() {
-            log(&partial);
+        let sent = lines.finish(&log);
+        emitted.fetch_add(sent, Ordering::SeqCst);
+    }
+
+    async fn logs_after(&self, name: &str, offset: u64, log: LogSink) -> Result<(), EngineError> {
+        let opts = LogsOptionsBuilder::new().follow(false).stdout(true).stderr(true).build();
+        let mut stream = self.client.logs(name, Some(opts));
+        let mut skip = offset;
+        let mut lines = Lines::default();
+        while let Some(item) = stream.next().await {
+            let Some(bytes) = output_bytes(item.map_err(api)?) else { continue };
+            let take = skip.min(bytes.len() as u64) as usize;
+            skip -= take as u64;
+            lines.push(&bytes[take..], &log);
         }
+        lines.finish(&log);
+        Ok(())
     }
 
     async fn wait_container(&self, name: &str) -> Result<Exit, EngineError> {

@@ -143,8 +143,14 @@ pub trait Engine: Send + Sync {
     async fn image_id(&self, image: &str) -> Option<String>;
     async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError>;
     async fn start_container(&self, name: &str) -> Result<(), EngineError>;
-    /// Sends the container's output to `log` until it stops.
-    async fn follow_logs(&self, name: &str, log: LogSink);
+    /// Sends the container's output to `log`, line by line, until it stops. `emitted`
+    /// counts the bytes of output sent so far (whole lines only, until the stream ends),
+    /// so [`Engine::logs_after`] can send what a follow missed.
+    async fn follow_logs(&self, name: &str, log: LogSink, emitted: Arc<std::sync::atomic::AtomicU64>);
+    /// Sends the container's output after its first `offset` bytes to `log`. The
+    /// engine can end a follow before the last chunk of a container that exits while
+    /// the follow starts; reading the whole log after the container stopped cannot.
+    async fn logs_after(&self, name: &str, offset: u64, log: LogSink) -> Result<(), EngineError>;
     /// Waits for the container to stop and reports how it ended.
     async fn wait_container(&self, name: &str) -> Result<Exit, EngineError>;
     /// Kills (if running) and removes a container with its anonymous volumes. Missing is fine.
