@@ -169,10 +169,19 @@ impl Engine for Docker {
             .collect())
     }
 
-    async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError> {
+    async fn create_volume(&self, name: &str, labels: HashMap<String, String>, bind: Option<&std::path::Path>) -> Result<(), EngineError> {
+        let driver_opts = bind.map(|dir| {
+            HashMap::from([
+                ("type".to_string(), "none".to_string()),
+                ("o".to_string(), "bind".to_string()),
+                ("device".to_string(), dir.display().to_string()),
+            ])
+        });
         let req = VolumeCreateRequest {
             name: Some(name.to_string()),
             labels: Some(labels),
+            driver: bind.map(|_| "local".to_string()),
+            driver_opts,
             ..Default::default()
         };
         self.client.create_volume(req).await.map(|_| ()).map_err(api)

@@ -115,7 +115,9 @@ pub trait Engine: Send + Sync {
     /// Fails with [`EngineError::Unreachable`] when the engine does not answer.
     async fn ping(&self) -> Result<(), EngineError>;
     async fn create_network(&self, name: &str, driver: &str, ipv6: bool, labels: HashMap<String, String>) -> Result<(), EngineError>;
-    async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), EngineError>;
+    /// Creates a volume; with `bind`, one that is that host directory (the local
+    /// driver's bind option), so it can be named where a path cannot.
+    async fn create_volume(&self, name: &str, labels: HashMap<String, String>, bind: Option<&std::path::Path>) -> Result<(), EngineError>;
     /// Removes a network; a missing one is fine.
     async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
     /// The networks carrying label `key`: their names and the label's value.

@@ -153,6 +153,14 @@ pub fn new_run_id() -> String {
     s
 }
 
+/// The volume every step of a run has as `$HOME` (at [`HOME_DIR`]).
+pub fn home_volume(run_id: &str) -> String {
+    format!("slipway_home_{run_id}")
+}
+
+/// Where the run's home volume is mounted, as acb mounts it.
+pub const HOME_DIR: &str = "/acb/home";
+
 /// The name a declared network gets in the engine for one run.
 pub fn run_network_name(name: &str, run_id: &str) -> String {
     format!("{name}_{run_id}")
@@ -318,15 +326,25 @@ async fn set_up(
                 .map_err(|e| format!("cannot create network {}: {e}", n.name))
         });
     }
+    // `{{.Run.SharedVolume}}` is the volume mounted at /workspace, as the ACR docs say:
+    // the context directory itself, so `docker run -v <it>:/w` from a step sees the files.
     let volume = async {
         engine
-            .create_volume(&cfg.shared_volume, labels.clone())
+            .create_volume(&cfg.shared_volume, labels.clone(), Some(&cfg.context_dir))
             .await
             .map_err(|e| format!("cannot create the shared volume: {e}"))
     };
-    let (created, volume) = tokio::join!(futures_util::future::join_all(creations), volume);
+    // Every step's $HOME, as acb gives it: a login in one step holds in the next.
+    let home = async {
+        engine
+            .create_volume(&home_volume(&cfg.run_id), labels.clone(), None)
+            .await
+            .map_err(|e| format!("cannot create the run's home volume: {e}"))
+    };
+    let (created, volume, home) = tokio::join!(futures_util::future::join_all(creations), volume, home);
     created.into_iter().collect::<Result<Vec<()>, String>>()?;
     volume?;
+    home?;
     let mut volume_dirs = HashMap::new();
     for v in &plan.volumes {
         let dir = scratch.join("volumes").join(&v.name);
@@ -371,7 +389,7 @@ async fn start_proxy(
         networks: networks.clone(),
         default_network,
         workspace: Some(cfg.context_dir.clone()),
-        volumes: vec![cfg.shared_volume.clone()],
+        volumes: vec![cfg.shared_volume.clone(), home_volume(&cfg.run_id)],
         allow_public_ports: cfg.host.public_ports,
         allow_host_network: cfg.host.host_network,
         allow_privileged: cfg.host.privileged,

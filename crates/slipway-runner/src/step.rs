@@ -171,6 +171,15 @@ pub(crate) fn host_ports(ports: &[String], public: bool) -> Vec<String> {
         .collect()
 }
 
+/// A step's environment with `HOME` on the run's home volume, unless it sets its own.
+fn with_home(env: &[String]) -> Vec<String> {
+    let mut out = env.to_vec();
+    if !env.iter().any(|e| e.split('=').next() == Some("HOME")) {
+        out.push(format!("HOME={}", crate::HOME_DIR));
+    }
+    out
+}
+
 pub(crate) fn container_name(run_id: &str, step_id: &str) -> String {
     format!("slipway-{run_id}-{step_id}")
 }
@@ -216,7 +225,10 @@ async fn cmd(
         }
     }
     let name = container_name(&shared.cfg.run_id, &step.id);
-    let mut binds = vec![format!("{}:/workspace", shared.cfg.context_dir.display())];
+    let mut binds = vec![
+        format!("{}:/workspace", shared.cfg.shared_volume),
+        format!("{}:{}", crate::home_volume(&shared.cfg.run_id), crate::HOME_DIR),
+    ];
     match (shared.cfg.host.engine, &shared.engine_socket) {
         (crate::EngineAccess::Full, _) => binds.push(format!("{0}:{0}", shared.cfg.docker_socket)),
         (crate::EngineAccess::Proxy, Some(proxy)) => binds.push(format!("{}:{}", proxy.display(), shared.cfg.docker_socket)),
@@ -238,7 +250,7 @@ async fn cmd(
         image: image.to_string(),
         cmd: args.to_vec(),
         entrypoint: step.entry_point.clone().map(|e| vec![e]),
-        env: step.env.clone(),
+        env: with_home(&step.env),
         working_dir: working_dir(step),
         user: step.user.clone(),
         privileged: step.privileged,

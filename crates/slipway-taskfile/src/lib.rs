@@ -20,6 +20,7 @@ pub mod build_args;
 mod error;
 mod plan;
 mod raw;
+pub mod run_flags;
 mod run_vars;
 mod yaml;
 

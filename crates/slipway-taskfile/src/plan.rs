@@ -224,6 +224,29 @@ fn merge_env(task: &[String], step: &[String]) -> Vec<String> {
     out
 }
 
+/// A step's env with its `-e` flags first (they win); no entry is split.
+fn with_flag_env(flags: &[String], step: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map(|(k, _)| k.to_string()).unwrap_or_else(|| e.to_string());
+    let mut out = flags.to_vec();
+    out.extend(step.iter().filter(|e| !flags.iter().any(|f| key(f) == key(e))).cloned());
+    out
+}
+
+/// `X='v'` and `X="v w"` give `v` and `v w`, as acb's shell-style parsing does; a value
+/// that is not one quoted word (`X=a b`, `X=it's`) is kept as written.
+fn unquote_env(entry: &str) -> String {
+    let Some((key, value)) = entry.split_once('=') else {
+        return entry.to_string();
+    };
+    if !value.contains(['\'', '"', '\\']) {
+        return entry.to_string();
+    }
+    match shell_words::split(value).as_deref() {
+        Ok([one]) => format!("{key}={one}"),
+        _ => entry.to_string(),
+    }
+}
+
 fn check_image(cx: &Context, path: &str, image: &str, what: &str) -> Result<(), TaskError> {
     Reference::parse(image)
         .map(|_| ())
@@ -442,6 +465,7 @@ fn step(
             "step must have exactly one of cmd, build or push",
         ));
     }
+    let mut flags = crate::run_flags::RunFlags::default();
     let kind = if let Some(text) = &rs.build {
         let spec = build_args::parse(text).map_err(|e| cx.err(ErrorKind::InvalidBuildArgs, &format!("{path}.build"), e))?;
         for tag in &spec.tags {
@@ -479,6 +503,7 @@ fn step(
         let text = rs.cmd.clone().unwrap_or_default();
         let mut words = shell_words::split(&text)
             .map_err(|e| cx.err(ErrorKind::InvalidCmd, &format!("{path}.cmd"), format!("cannot split cmd: {e}")))?;
+        flags = crate::run_flags::take(&mut words).map_err(|e| cx.err(ErrorKind::InvalidCmd, &format!("{path}.cmd"), e))?;
         if words.is_empty() {
             return Err(cx.err(ErrorKind::InvalidCmd, &format!("{path}.cmd"), "cmd names no image"));
         }
@@ -532,16 +557,40 @@ fn step(
         }
         mounts.push(Mount { name, mount_path });
     }
-    let privileged = rs.privileged.unwrap_or(false);
+    for (name, mount_path) in &flags.volumes {
+        if !volume_names.contains(name.as_str()) {
+            return Err(cx.err(
+                ErrorKind::Mount,
+                &format!("{path}.cmd"),
+                format!("-v mounts {name:?}, which is not a declared volume"),
+            ));
+        }
+        if !mount_paths.insert(mount_path.clone()) {
+            return Err(cx.err(
+                ErrorKind::Mount,
+                &format!("{path}.cmd"),
+                format!("two volume mounts use the path {mount_path:?}"),
+            ));
+        }
+        mounts.push(Mount {
+            name: name.clone(),
+            mount_path: mount_path.clone(),
+        });
+    }
+    let privileged = rs.privileged.unwrap_or(false) || flags.privileged;
     if privileged && !cx.allow_privileged {
         return Err(cx.err(
             ErrorKind::NotAllowed,
-            &format!("{path}.privileged"),
+            &format!("{path}.{}", if flags.privileged { "cmd" } else { "privileged" }),
             "privileged steps are not allowed here (the operator can allow them with --allow-privileged)",
         ));
     }
     let p = |k: &str| format!("{path}.{k}");
-    let network = rs.network.clone().unwrap_or_else(|| default_network.to_string());
+    let network = rs
+        .network
+        .clone()
+        .or(flags.network.clone())
+        .unwrap_or_else(|| default_network.to_string());
     let build_network = match &kind {
         StepKind::Build { spec, .. } => spec.network.as_deref(),
         _ => None,
@@ -554,7 +603,8 @@ fn step(
             "the host's network is not allowed here: a step on it reaches every service on the machine (the operator can allow it with allow_host_network)",
         ));
     }
-    let ports = rs.ports.clone().unwrap_or_default();
+    let mut ports = rs.ports.clone().unwrap_or_default();
+    ports.extend(flags.ports.iter().cloned());
     if !cx.allow_public_ports {
         for (j, port) in ports.iter().enumerate() {
             if let Some(ip) = public_host_ip(port) {
@@ -582,20 +632,25 @@ fn step(
         retry_delay: non_negative(cx, &p("retryDelay"), rs.retry_delay, DEFAULT_RETRY_DELAY, "retryDelay")?,
         retry_on_errors: rs.retry_on_errors.clone().unwrap_or_default(),
         repeat: non_negative(cx, &p("repeat"), rs.repeat, 0, "repeat")?,
-        detach: rs.detach.unwrap_or(false),
+        detach: rs.detach.unwrap_or(false) || flags.detach,
         keep: rs.keep.unwrap_or(false),
         ignore_errors: rs.ignore_errors.unwrap_or(false),
         disable_working_directory_override: rs.disable_working_directory_override.unwrap_or(false),
-        entry_point: rs.entry_point.clone(),
-        env: merge_env(task_env, rs.env.as_deref().unwrap_or_default()),
+        entry_point: rs.entry_point.clone().or(flags.entry_point.clone()),
+        // `-e` flags win over the step's `env`, which wins over the task's.
+        env: merge_env(task_env, &with_flag_env(&flags.env, rs.env.as_deref().unwrap_or_default()))
+            .iter()
+            .map(|e| unquote_env(e))
+            .collect(),
         expose: rs.expose.clone().unwrap_or_default(),
         ports,
         network,
-        user: rs.user.clone(),
+        user: rs.user.clone().or(flags.user.clone()),
         working_directory: rs
             .working_directory
             .clone()
             .filter(|w| !w.is_empty())
+            .or(flags.working_directory.clone())
             .unwrap_or_else(|| task_wd.to_string()),
         privileged,
         pull: rs.pull.unwrap_or(false),
@@ -821,6 +876,22 @@ mod tests {
             ("[::]:8080:80", Some("::")),
         ] {
             assert_eq!(public_host_ip(port).as_deref(), public, "{port}");
+        }
+    }
+
+    #[test]
+    fn env_values_are_unquoted_as_acb_does() {
+        for (given, want) in [
+            ("X='v'", "X=v"),
+            ("X=\"a b\"", "X=a b"),
+            ("X=a b", "X=a b"),
+            ("X=it's", "X=it's"),
+            ("X=", "X="),
+            ("NOEQUALS", "NOEQUALS"),
+            ("X='a'b", "X=ab"),
+            ("X=a=b", "X=a=b"),
+        ] {
+            assert_eq!(unquote_env(given), want, "{given}");
         }
     }
 
