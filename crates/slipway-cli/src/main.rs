@@ -160,9 +160,14 @@ struct ExecArgs {
     /// Registry credentials, `REGISTRY=USER:PASSWORD` (repeatable); else ~/.docker/config.json.
     #[arg(long = "credential", value_name = "REGISTRY=USER:PASSWORD", env = "SLIPWAY_CREDENTIAL")]
     credential: Vec<String>,
-    /// Do not mount the engine's socket into steps.
+    /// Do not give steps the engine's socket (same as --engine-access none).
     #[arg(long)]
     no_docker_socket: bool,
+    /// How steps reach the engine: `proxy` (default: your host is yours to use, but step
+    /// ids are container names and what steps start is removed with the run), `full`
+    /// (the engine's own socket, as acb), or `none`.
+    #[arg(long = "engine-access", default_value = "proxy")]
+    engine_access: slipway_runner::EngineAccess,
     /// The image that holds the network namespace in shared network mode (needs `sleep`).
     #[arg(long = "sandbox-image", default_value = "busybox:latest", env = "SLIPWAY_SANDBOX_IMAGE")]
     sandbox_image: String,
@@ -395,9 +400,11 @@ fn exec(a: ExecArgs) -> Result<ExitCode> {
     }
     let credentials = credentials(&a.credential)?;
     let mut cfg = slipway_runner::RunConfig::new(&run_id, context);
-    if a.no_docker_socket {
-        cfg.host.engine = slipway_runner::EngineAccess::None;
-    }
+    cfg.host.engine = if a.no_docker_socket {
+        slipway_runner::EngineAccess::None
+    } else {
+        a.engine_access
+    };
     cfg.sandbox_image = a.sandbox_image.clone();
     cfg.secret_values = loaded
         .secret_values

@@ -66,3 +66,36 @@ fn docker_run_flags_that_mean_nothing_here_are_refused_where_they_stand() {
         r.stderr
     );
 }
+
+/// `slipway exec` on a person's own machine: the same proxy makes step ids container
+/// names (the tutorial's `docker stop test`), while the host stays theirs to use.
+#[test]
+fn exec_gives_step_ids_as_names_and_the_host_to_its_owner() {
+    let Some(tb) = testbed() else { return };
+    let (cli, base) = (cli_image(), tb.base_image.clone());
+    let yaml = format!(
+        r#"steps:
+  - id: test
+    cmd: {base} sleep 300
+    detach: true
+  - id: host
+    cmd: {cli} docker run --rm -v /etc:/host:ro {base} cat /host/hostname
+  - id: stop
+    cmd: {cli} docker stop -t 1 test
+"#
+    );
+    let task = dir_with(&[("acb.yaml", &yaml)]);
+    let r = run(slipway()
+        .args([
+            "exec",
+            "--id",
+            &unique_id("sw"),
+            "-f",
+            task.path().join("acb.yaml").to_str().unwrap(),
+        ])
+        .arg(task.path()));
+    assert!(r.ok, "{}", r.all());
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap();
+    assert!(r.stdout.contains(&format!("host | {}", hostname.trim())), "{}", r.stdout);
+    assert!(r.stdout.contains("stop | test"), "{}", r.stdout);
+}

@@ -75,6 +75,10 @@ pub struct Scope {
     pub allow_public_ports: bool,
     pub allow_host_network: bool,
     pub allow_privileged: bool,
+    /// The task's author owns the machine (`slipway exec`): host paths, privileges,
+    /// devices, capabilities and host namespaces pass. Names, labels and networks are
+    /// still the run's, so step ids work as container names and nothing outlives it.
+    pub trust_host: bool,
 }
 
 /// A running proxy. Dropping it stops it too, without waiting.

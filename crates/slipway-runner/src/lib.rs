@@ -111,6 +111,9 @@ pub struct HostAccess {
     /// objects: privileged containers, and the host's network.
     pub privileged: bool,
     pub host_network: bool,
+    /// `docker` commands in steps may use the host through the proxy (host paths,
+    /// devices, capabilities, host namespaces), as on the person's own machine.
+    pub engine_host: bool,
     pub engine: EngineAccess,
 }
 
@@ -123,7 +126,10 @@ impl HostAccess {
             public_ports: true,
             privileged: true,
             host_network: true,
-            engine: EngineAccess::Full,
+            engine_host: true,
+            // The proxy still, so step ids work as container names and everything a
+            // step starts is removed with the run.
+            engine: EngineAccess::Proxy,
         }
     }
 
@@ -135,6 +141,7 @@ impl HostAccess {
             public_ports: false,
             privileged: false,
             host_network: false,
+            engine_host: false,
             engine: EngineAccess::Proxy,
         }
     }
@@ -393,6 +400,7 @@ async fn start_proxy(
         allow_public_ports: cfg.host.public_ports,
         allow_host_network: cfg.host.host_network,
         allow_privileged: cfg.host.privileged,
+        trust_host: cfg.host.engine_host,
     };
     let upstream = cfg.docker_socket.trim_start_matches("unix://");
     slipway_engine_proxy::Proxy::start(scope, &socket, std::path::Path::new(upstream))

@@ -32,6 +32,76 @@ pub(super) fn create(policy: &Policy, ask: &mut Ask, req: &Request) -> Result<Fo
 
 fn host_config(policy: &Policy, ask: &mut Ask, host: &mut Object) -> Result<(), Refusal> {
     let scope = &policy.scope;
+    if !scope.trust_host {
+        refuse_host_access(scope, host)?;
+    }
+    for (field, _) in NAMESPACES {
+        let mode = gojson::string(host, field)?.to_string();
+        if let Some(reference) = container_mode(&mode) {
+            if let Some(c) = ask.body_container(reference)? {
+                gojson::set(host, field, Value::String(format!("container:{}", c.id)));
+            }
+        }
+    }
+    if gojson::is_set(host, "PublishAllPorts") && !scope.allow_public_ports {
+        return Err(needs_setting("publishing all ports (-P)", "allow_public_ports"));
+    }
+    if !scope.allow_public_ports {
+        if let Some(ports) = gojson::get_mut(host, "PortBindings") {
+            loopback_ports(ports)?;
+        }
+    }
+    let mode = gojson::string(host, "NetworkMode")?.to_string();
+    if let Some(engine) = network_mode(policy, ask, &mode)? {
+        if engine != mode {
+            gojson::set(host, "NetworkMode", Value::String(engine));
+        }
+    }
+    if let Some(binds) = gojson::get_mut(host, "Binds") {
+        for bind in string_list(binds, "Binds")? {
+            if let Some(rewritten) = bind_spec(policy, ask, bind)? {
+                *bind = rewritten;
+            }
+        }
+    }
+    if let Some(mounts) = gojson::get_mut(host, "Mounts") {
+        let Value::Array(mounts) = mounts else {
+            return Err(Refusal::bad_request("Mounts must be a list"));
+        };
+        for m in mounts {
+            mount(policy, ask, gojson::strukt(m, "a mount")?)?;
+        }
+    }
+    if let Some(from) = gojson::get_mut(host, "VolumesFrom") {
+        for spec in string_list(from, "VolumesFrom")? {
+            let (reference, mode) = match spec.split_once(':') {
+                Some((r, m)) => (r.to_string(), Some(m.to_string())),
+                None => (spec.clone(), None),
+            };
+            if let Some(c) = ask.body_container(&reference)? {
+                *spec = match mode {
+                    Some(m) => format!("{}:{m}", c.id),
+                    None => c.id,
+                };
+            }
+        }
+    }
+    links(ask, host)
+}
+
+/// The namespace modes a container may share with the host or another container.
+const NAMESPACES: [(&str, &str); 6] = [
+    ("PidMode", "--pid"),
+    ("IpcMode", "--ipc"),
+    ("UTSMode", "--uts"),
+    ("UsernsMode", "--userns"),
+    ("CgroupnsMode", "--cgroupns"),
+    ("Cgroup", "--cgroup"),
+];
+
+/// Refuses what would give a container the host: privileges, capabilities, devices,
+/// security options, host namespaces, other runtimes and drivers.
+fn refuse_host_access(scope: &crate::Scope, host: &Object) -> Result<(), Refusal> {
     if gojson::is_set(host, "Privileged") && !scope.allow_privileged {
         return Err(needs_setting("privileged mode (--privileged)", "allow_privileged"));
     }
@@ -87,76 +157,25 @@ fn host_config(policy: &Policy, ask: &mut Ask, host: &mut Object) -> Result<(), 
             "the volume driver {driver} is not available in this run"
         )));
     }
-    if let Some(log) = gojson::get_mut(host, "LogConfig") {
-        let kind = gojson::string(gojson::strukt(log, "LogConfig")?, "Type")?;
+    if let Some(log) = gojson::get(host, "LogConfig") {
+        let kind = match log {
+            Value::Object(log) => gojson::string(log, "Type")?,
+            Value::Null => "",
+            _ => return Err(Refusal::bad_request("LogConfig must be a JSON object")),
+        };
         if !matches!(kind, "" | "json-file" | "local" | "none") {
             return Err(Refusal::forbidden(format!(
                 "the log driver {kind} is not available in this run: it would send logs from the host"
             )));
         }
     }
-    for (field, flag) in [
-        ("PidMode", "--pid"),
-        ("IpcMode", "--ipc"),
-        ("UTSMode", "--uts"),
-        ("UsernsMode", "--userns"),
-        ("CgroupnsMode", "--cgroupns"),
-        ("Cgroup", "--cgroup"),
-    ] {
+    for (field, flag) in NAMESPACES {
         let mode = gojson::string(host, field)?.to_string();
         if mode.eq_ignore_ascii_case("host") {
             return Err(Refusal::forbidden(format!("{flag} host ({field}) is not allowed in this run")));
         }
-        if let Some(reference) = container_mode(&mode) {
-            if let Some(c) = ask.body_container(reference)? {
-                gojson::set(host, field, Value::String(format!("container:{}", c.id)));
-            }
-        }
     }
-    if gojson::is_set(host, "PublishAllPorts") && !scope.allow_public_ports {
-        return Err(needs_setting("publishing all ports (-P)", "allow_public_ports"));
-    }
-    if !scope.allow_public_ports {
-        if let Some(ports) = gojson::get_mut(host, "PortBindings") {
-            loopback_ports(ports)?;
-        }
-    }
-    let mode = gojson::string(host, "NetworkMode")?.to_string();
-    if let Some(engine) = network_mode(policy, ask, &mode)? {
-        if engine != mode {
-            gojson::set(host, "NetworkMode", Value::String(engine));
-        }
-    }
-    if let Some(binds) = gojson::get_mut(host, "Binds") {
-        for bind in string_list(binds, "Binds")? {
-            if let Some(rewritten) = bind_spec(policy, ask, bind)? {
-                *bind = rewritten;
-            }
-        }
-    }
-    if let Some(mounts) = gojson::get_mut(host, "Mounts") {
-        let Value::Array(mounts) = mounts else {
-            return Err(Refusal::bad_request("Mounts must be a list"));
-        };
-        for m in mounts {
-            mount(policy, ask, gojson::strukt(m, "a mount")?)?;
-        }
-    }
-    if let Some(from) = gojson::get_mut(host, "VolumesFrom") {
-        for spec in string_list(from, "VolumesFrom")? {
-            let (reference, mode) = match spec.split_once(':') {
-                Some((r, m)) => (r.to_string(), Some(m.to_string())),
-                None => (spec.clone(), None),
-            };
-            if let Some(c) = ask.body_container(&reference)? {
-                *spec = match mode {
-                    Some(m) => format!("{}:{m}", c.id),
-                    None => c.id,
-                };
-            }
-        }
-    }
-    links(ask, host)
+    Ok(())
 }
 
 /// `X` of a `container:X` mode.
@@ -352,6 +371,8 @@ fn host_source(policy: &Policy, ask: &mut Ask, source: &str) -> Result<Option<St
     }
     let rest = match source.strip_prefix("/workspace") {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        // On a person's own machine a host path is theirs to mount.
+        _ if policy.scope.trust_host => return Ok(Some(source.to_string())),
         _ => {
             return Err(Refusal::forbidden(format!(
                 "host path {source} cannot be mounted in this run: only /workspace and paths beneath it can"

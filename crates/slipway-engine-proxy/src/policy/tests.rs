@@ -867,3 +867,35 @@ fn state_remembers_what_responses_tell() {
     assert_eq!(state.network("n"), None);
     assert_eq!(state.volume("v"), None);
 }
+
+#[test]
+fn a_trusted_host_passes_host_access_but_keeps_names_and_labels() {
+    let trusted = Scope {
+        trust_host: true,
+        allow_privileged: true,
+        allow_host_network: true,
+        allow_public_ports: true,
+        ..scope()
+    };
+    let body = json!({"HostConfig": {
+        "Binds": ["/etc:/host:ro"], "Privileged": true, "CapAdd": ["SYS_ADMIN"], "PidMode": "host",
+        "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x"}]
+    }});
+    let Decision::Forward(f) = decide_with(trusted, "POST", "/containers/create?name=svc", Some(body)) else {
+        panic!("a trusted host's create is forwarded");
+    };
+    let Body::Json(sent) = &f.body else { panic!("a JSON body") };
+    assert_eq!(sent["HostConfig"]["Binds"], json!(["/etc:/host:ro"]));
+    assert!(sent["Labels"].as_object().is_some_and(|l| !l.is_empty()), "still labelled: {sent}");
+    assert!(
+        f.query.iter().any(|(k, v)| k == "name" && v.ends_with("svc") && v != "svc"),
+        "{:?}",
+        f.query
+    );
+    // Without trust the same body is refused.
+    let body = json!({"HostConfig": {"Binds": ["/etc:/host:ro"]}});
+    assert!(!matches!(
+        decide_with(scope(), "POST", "/containers/create", Some(body)),
+        Decision::Forward(_)
+    ));
+}
