@@ -244,12 +244,8 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
             return Err(bad_request(redactor.mask(&e.to_string())));
         }
     }
-    if !prepared.secrets.is_empty() {
-        write_private(&d.secrets_path(&run_id), &serde_json::to_vec(&prepared.secrets).map_err(internal)?).map_err(internal)?;
-    }
-    let record = d
-        .store
-        .enqueue(NewRun {
+    let submission = crate::submit::Submission {
+        run: NewRun {
             id: run_id,
             run_type: prepared.run_type,
             task: None,
@@ -257,25 +253,18 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
             request: prepared.stored,
             image_names: prepared.image_names,
             triggers: Default::default(),
-        })
+        },
+        secrets: crate::submit::RunSecrets {
+            values: prepared.secrets,
+            ..Default::default()
+        },
+        trigger_key: None,
+    };
+    let record = crate::submit::submit(&d, submission)
         .await
-        .map_err(internal)?;
-    d.wake.notify_one();
+        .map_err(internal)?
+        .ok_or_else(|| internal("the run was not queued"))?;
     Ok((StatusCode::CREATED, Json(Run::from(&record))))
-}
-
-/// Writes a file only its owner can read (secret values).
-pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -> Result<Json<serde_json::Value>, Failure> {
@@ -532,7 +521,10 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
     }
     let run = crate::tasks::start(&d, &spec, overrides, None, None, Default::default())
         .await
-        .map_err(bad_request)?
+        .map_err(|e| match e {
+            crate::tasks::StartError::Invalid(m) => bad_request(m),
+            crate::tasks::StartError::Submit(e) => internal(e),
+        })?
         .ok_or_else(|| internal("the run was not queued"))?;
     Ok((StatusCode::CREATED, Json(Run::from(&run))))
 }

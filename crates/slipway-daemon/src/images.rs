@@ -146,7 +146,10 @@ pub async fn seen(d: &Arc<Daemon>, sighting: &Sighting) -> Result<Vec<String>, S
             pull: true,
             ..Default::default()
         };
-        if let Some(run) = tasks::start(d, &spec, overrides, None, Some(key), triggers).await? {
+        if let Some(run) = tasks::start(d, &spec, overrides, None, Some(key), triggers)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             tracing::info!(task = %dep.task, image = %sighting.image, run_id = %run.id, "base image changed: task started");
             started.push(run.id);
         }

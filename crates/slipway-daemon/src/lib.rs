@@ -18,6 +18,7 @@ pub mod reach;
 pub mod requests;
 pub mod settings;
 pub mod sources;
+pub mod submit;
 pub mod tasks;
 pub mod timers;
 pub mod uploads;
@@ -94,10 +95,6 @@ impl Daemon {
 
     pub(crate) fn log_sink(&self, run_id: &str) -> std::io::Result<slipway_engine::LogSink> {
         logs::file_sink(&logs::log_path(&self.settings.data_dir, run_id), self.log_appended.clone())
-    }
-
-    pub fn secrets_path(&self, run_id: &str) -> PathBuf {
-        self.data("secrets").join(format!("{run_id}.json"))
     }
 }
 

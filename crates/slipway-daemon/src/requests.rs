@@ -187,9 +187,7 @@ fn values_of(args: &[Argument], secrets: &BTreeMap<String, String>) -> Value {
 }
 
 /// Rebuilds the job from the stored request and the run's secrets.
-pub fn job(stored: &Value, mut secrets: BTreeMap<String, String>) -> Result<Job, BadRequest> {
-    // Credentials travel in the same file but are not values.
-    secrets.retain(|k, _| !k.starts_with(crate::worker::REGISTRY_SECRET) && !k.starts_with(crate::worker::GIT_SECRET));
+pub fn job(stored: &Value, secrets: BTreeMap<String, String>) -> Result<Job, BadRequest> {
     let req: RunRequest = serde_json::from_value(stored.clone()).map_err(|e| bad(format!("stored request is unreadable: {e}")))?;
     Ok(match req {
         RunRequest::DockerBuildRequest(r) => {

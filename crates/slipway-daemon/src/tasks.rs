@@ -210,7 +210,7 @@ pub fn read_secrets(d: &Daemon, name: &str) -> TaskSecrets {
 }
 
 pub fn write_secrets(d: &Daemon, name: &str, s: &TaskSecrets) -> std::io::Result<()> {
-    crate::api::write_private(&secrets_path(d, name), &serde_json::to_vec(s)?)
+    crate::submit::write_private(&secrets_path(d, name), &serde_json::to_vec(s)?)
 }
 
 pub fn remove_secrets(d: &Daemon, name: &str) {
@@ -246,6 +246,16 @@ fn source_location(context: Option<&str>, commit: Option<&str>) -> Option<String
     })
 }
 
+/// Why a task's run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The task (with its overrides) does not make a valid run.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Submit(#[from] crate::submit::SubmitError),
+}
+
 /// Starts a run of `task`. With `key`, at most one run per key is ever started
 /// (`Ok(None)` when the key was seen before).
 pub async fn start(
@@ -255,37 +265,20 @@ pub async fn start(
     commit: Option<&str>,
     key: Option<String>,
     triggers: Triggers,
-) -> Result<Option<RunRecord>, String> {
-    let new = build_run(d, task, overrides, commit, triggers)?;
-    let run_id = new.id.clone();
-    let result = match key {
-        Some(k) => d.store.enqueue_once(&k, new).await,
-        None => d.store.enqueue(new).await.map(Some),
-    };
-    match result {
-        Ok(Some(r)) => {
-            d.wake.notify_one();
-            Ok(Some(r))
-        }
-        Ok(None) => {
-            let _ = std::fs::remove_file(d.secrets_path(&run_id));
-            Ok(None)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(d.secrets_path(&run_id));
-            Err(e.to_string())
-        }
-    }
+) -> Result<Option<RunRecord>, StartError> {
+    let mut submission = build_run(d, task, overrides, commit, triggers).map_err(StartError::Invalid)?;
+    submission.trigger_key = key;
+    Ok(crate::submit::submit(d, submission).await?)
 }
 
-/// The run a task would start (its secrets, if any, already written for the worker).
+/// The run a task would start, with the secrets it takes from the task.
 pub fn build_run(
     d: &Daemon,
     task: &TaskSpec,
     overrides: Overrides,
     commit: Option<&str>,
     triggers: Triggers,
-) -> Result<slipway_store::NewRun, String> {
+) -> Result<crate::submit::Submission, String> {
     let secrets = read_secrets(d, &task.name);
     let with_secret = |list: &[Argument], stored: &BTreeMap<String, String>| -> Vec<Argument> {
         list.iter()
@@ -342,30 +335,22 @@ pub fn build_run(
     let request: RunRequest = serde_json::from_value(request).map_err(|e| e.to_string())?;
     let mut prepared = requests::prepare(request).map_err(|e| e.0)?;
     prepared.run_type = run_type;
-    for (host, up) in &secrets.registry_credentials {
-        prepared
-            .secrets
-            .insert(format!("{}{host}", crate::worker::REGISTRY_SECRET), up.clone());
-    }
-    for (host, up) in &secrets.git_credentials {
-        prepared.secrets.insert(format!("{}{host}", crate::worker::GIT_SECRET), up.clone());
-    }
-    let run_id = slipway_runner::new_run_id();
-    if !prepared.secrets.is_empty() {
-        crate::api::write_private(
-            &d.secrets_path(&run_id),
-            &serde_json::to_vec(&prepared.secrets).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-    }
-    Ok(slipway_store::NewRun {
-        id: run_id,
-        run_type: prepared.run_type,
-        task: Some(task.name.clone()),
-        platform: prepared.platform,
-        request: prepared.stored,
-        image_names: prepared.image_names,
-        triggers,
+    Ok(crate::submit::Submission {
+        run: slipway_store::NewRun {
+            id: slipway_runner::new_run_id(),
+            run_type: prepared.run_type,
+            task: Some(task.name.clone()),
+            platform: prepared.platform,
+            request: prepared.stored,
+            image_names: prepared.image_names,
+            triggers,
+        },
+        secrets: crate::submit::RunSecrets {
+            values: prepared.secrets,
+            registry: secrets.registry_credentials,
+            git: secrets.git_credentials,
+        },
+        trigger_key: None,
     })
 }
 

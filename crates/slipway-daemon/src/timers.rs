@@ -145,18 +145,17 @@ async fn fire_all(d: &Arc<Daemon>, fired: &[((i64, usize), Due)]) {
             ..Default::default()
         };
         match tasks::build_run(d, spec, Default::default(), None, triggers) {
-            Ok(run) => batch.push((format!("timer:{}:{}:{occurrence}", spec.name, due.timer), run)),
+            Ok(mut run) => {
+                run.trigger_key = Some(format!("timer:{}:{}:{occurrence}", spec.name, due.timer));
+                batch.push(run);
+            }
             Err(e) => tracing::warn!(task = %spec.name, timer = %due.timer, error = %e, "a timer could not start its run"),
         }
     }
-    for chunk in batch.chunks(1000) {
-        match d.store.enqueue_many_once(chunk.to_vec()).await {
-            Ok(runs) => {
-                tracing::info!(runs = runs.len(), "timers fired");
-                for _ in 0..runs.len().min(64) {
-                    d.wake.notify_one();
-                }
-            }
+    while !batch.is_empty() {
+        let chunk: Vec<_> = batch.drain(..batch.len().min(1000)).collect();
+        match crate::submit::submit_many(d, chunk).await {
+            Ok(runs) => tracing::info!(runs = runs.len(), "timers fired"),
             Err(e) => tracing::warn!(error = %e, "queuing timer runs failed"),
         }
     }

@@ -270,7 +270,7 @@ pub async fn deliver(d: &Arc<Daemon>, provider: &str, headers: &HeaderMap, body:
         match tasks::start(d, spec, Default::default(), Some(&push.commit), Some(key), triggers).await {
             Ok(Some(run)) => started.push(run.id),
             Ok(None) => {}
-            Err(e) => return Err(WebhookError::Internal(e)),
+            Err(e) => return Err(WebhookError::Internal(e.to_string())),
         }
     }
     Ok(started)

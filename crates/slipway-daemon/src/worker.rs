@@ -5,15 +5,10 @@ use crate::{logs, sources, Daemon};
 use slipway_reference::Reference;
 use slipway_runner::{RunConfig, RunReport, StepStatus};
 use slipway_store::{Completion, Reaped, RunRecord, RunStatus};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Prefixes of the run-secret keys that carry a task's registry and git credentials.
-pub const REGISTRY_SECRET: &str = "registry-credential:";
-pub const GIT_SECRET: &str = "git-credential:";
 
 /// One worker: claims and runs one run at a time until shutdown.
 pub async fn work(d: Arc<Daemon>, name: String, shutdown: CancellationToken) {
@@ -120,7 +115,7 @@ pub async fn reap_once(d: &Arc<Daemon>) {
                     tracing::warn!(run_id = %id, error = %e, "removing a lost run's containers failed");
                 }
                 if matches!(r, Reaped::Failed(_)) {
-                    let _ = std::fs::remove_file(d.secrets_path(id));
+                    crate::submit::remove(&d.settings.data_dir, id);
                 }
             }
         }
@@ -211,19 +206,12 @@ async fn execute(d: &Arc<Daemon>, worker: &str, run: RunRecord, lease: Duration)
     if !d.store.complete(&id, worker, run.attempt, done).await.unwrap_or(false) {
         tracing::warn!(run_id = %id, "the run was no longer ours when it ended; its result was dropped");
     }
-    let _ = std::fs::remove_file(d.secrets_path(&id));
+    crate::submit::remove(&d.settings.data_dir, &id);
     d.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
 
 /// Largest task or values file read from a source.
 const MAX_TASK_FILE_BYTES: u64 = 4 << 20;
-
-fn read_secrets(path: &Path) -> BTreeMap<String, String> {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
 
 fn failed(status: RunStatus, message: String) -> Completion {
     Completion {
@@ -241,26 +229,16 @@ fn read_in(dir: &Path, rel: &str) -> Result<String, String> {
 }
 
 async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
-    let secrets = read_secrets(&d.secrets_path(&run.id));
-    let redactor = slipway_runner::Redactor::new(
-        secrets
-            .values()
-            .flat_map(|v| [v.clone(), v.split_once(':').map(|(_, p)| p.to_string()).unwrap_or_default()])
-            .collect(),
-    );
+    let secrets = crate::submit::read(&d.settings.data_dir, &run.id);
+    let redactor = slipway_runner::Redactor::new(secrets.masked());
     // Credentials come from the run (its task) first, then the daemon's settings for
     // the registries and git hosts they name; never from the daemon's own files.
     let mut registry_credentials = d.settings.registry_credentials.clone();
+    registry_credentials.extend(secrets.registry.clone());
     let mut git_credentials = d.settings.git_credentials.clone();
-    for (k, v) in &secrets {
-        if let Some(host) = k.strip_prefix(REGISTRY_SECRET) {
-            registry_credentials.insert(host.to_string(), v.clone());
-        } else if let Some(host) = k.strip_prefix(GIT_SECRET) {
-            git_credentials.insert(host.to_string(), v.clone());
-        }
-    }
+    git_credentials.extend(secrets.git.clone());
     let say = |line: &str| log(&redactor.mask(line));
-    let job = match requests::job(&run.request, secrets) {
+    let job = match requests::job(&run.request, secrets.values) {
         Ok(j) => j,
         Err(e) => return failed(RunStatus::Error, e.0),
     };

@@ -1,0 +1,177 @@
+//! The one way a run is started. The API, task runs, webhooks, base-image updates and
+//! timers all make a [`Submission`] and call [`submit`]: its secrets are written for
+//! the worker (never to the database), the run goes into the queue with its trigger
+//! key in one transaction, and a worker is woken. Secrets are typed end to end.
+
+use crate::Daemon;
+use serde::{Deserialize, Serialize};
+use slipway_store::{NewRun, RunRecord};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What a run keeps out of the database, until it ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSecrets {
+    /// Secret values and secret build arguments, by name.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+    /// Registry host → `user:password`, for pulls and pushes.
+    #[serde(default)]
+    pub registry: BTreeMap<String, String>,
+    /// Git host (with port) → `user:token`, for fetching the source.
+    #[serde(default)]
+    pub git: BTreeMap<String, String>,
+}
+
+impl RunSecrets {
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.registry.is_empty() && self.git.is_empty()
+    }
+
+    /// Every value to mask in what the run prints: the secrets, and the password half
+    /// of each `user:password` credential.
+    pub fn masked(&self) -> Vec<String> {
+        let credentials = self.registry.values().chain(self.git.values());
+        self.values
+            .values()
+            .cloned()
+            .chain(credentials.flat_map(|c| [c.clone(), c.split_once(':').map(|(_, p)| p.to_string()).unwrap_or_default()]))
+            .collect()
+    }
+}
+
+/// A run to start, with what it keeps secret and, for a trigger, its event's key: a
+/// key starts at most one run, ever.
+pub struct Submission {
+    pub run: NewRun,
+    pub secrets: RunSecrets,
+    pub trigger_key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("cannot keep the run's secrets: {0}")]
+    Secrets(#[from] std::io::Error),
+    #[error("cannot queue the run: {0}")]
+    Store(#[from] slipway_store::StoreError),
+}
+
+/// Where a run's secrets wait for its worker.
+pub fn secrets_path(data_dir: &Path, run_id: &str) -> PathBuf {
+    data_dir.join("secrets").join(format!("{run_id}.json"))
+}
+
+/// Writes a file only the daemon's user can read.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn keep(d: &Daemon, s: &Submission) -> Result<(), SubmitError> {
+    if !s.secrets.is_empty() {
+        write_private(
+            &secrets_path(&d.settings.data_dir, &s.run.id),
+            &serde_json::to_vec(&s.secrets).map_err(std::io::Error::other)?,
+        )?;
+    }
+    Ok(())
+}
+
+fn forget(d: &Daemon, run_id: &str) {
+    let _ = std::fs::remove_file(secrets_path(&d.settings.data_dir, run_id));
+}
+
+/// Starts a run. `Ok(None)` when its trigger key started a run before.
+pub async fn submit(d: &Daemon, s: Submission) -> Result<Option<RunRecord>, SubmitError> {
+    keep(d, &s)?;
+    let id = s.run.id.clone();
+    let queued = match s.trigger_key {
+        Some(key) => d.store.enqueue_once(&key, s.run).await,
+        None => d.store.enqueue(s.run).await.map(Some),
+    };
+    match queued {
+        Ok(Some(run)) => {
+            d.wake.notify_one();
+            Ok(Some(run))
+        }
+        Ok(None) => {
+            forget(d, &id);
+            Ok(None)
+        }
+        Err(e) => {
+            forget(d, &id);
+            Err(e.into())
+        }
+    }
+}
+
+/// Starts many keyed runs in one transaction (timers due the same minute); returns
+/// those that were new. The secrets of the others are not kept.
+pub async fn submit_many(d: &Daemon, all: Vec<Submission>) -> Result<Vec<RunRecord>, SubmitError> {
+    let mut items = Vec::with_capacity(all.len());
+    let mut ids = Vec::with_capacity(all.len());
+    for s in all {
+        keep(d, &s)?;
+        ids.push(s.run.id.clone());
+        items.push((s.trigger_key.unwrap_or_else(|| format!("run:{}", s.run.id)), s.run));
+    }
+    match d.store.enqueue_many_once(items).await {
+        Ok(runs) => {
+            for id in ids.iter().filter(|id| !runs.iter().any(|r| &&r.id == id)) {
+                forget(d, id);
+            }
+            for _ in 0..runs.len().min(64) {
+                d.wake.notify_one();
+            }
+            Ok(runs)
+        }
+        Err(e) => {
+            for id in &ids {
+                forget(d, id);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// The secrets a run was submitted with (none if it had none, or they were removed).
+pub fn read(data_dir: &Path, run_id: &str) -> RunSecrets {
+    std::fs::read(secrets_path(data_dir, run_id))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Removes a run's secrets once it has ended.
+pub fn remove(data_dir: &Path, run_id: &str) {
+    let _ = std::fs::remove_file(secrets_path(data_dir, run_id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_mask_their_password_half() {
+        let s = RunSecrets {
+            values: BTreeMap::from([("TOKEN".into(), "t0k".into())]),
+            registry: BTreeMap::from([("reg.io".into(), "user:pa55".into())]),
+            git: BTreeMap::from([("git.io".into(), "bot:g1t".into())]),
+        };
+        let masked = s.masked();
+        for v in ["t0k", "pa55", "g1t", "user:pa55"] {
+            assert!(masked.iter().any(|m| m == v), "{v} in {masked:?}");
+        }
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<RunSecrets>(&json).unwrap(), s);
+    }
+}
