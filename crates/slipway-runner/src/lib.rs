@@ -17,7 +17,7 @@ pub use report::{ImageDependencies, OutputImage, RunReport, StepReport, StepStat
 pub use tokio_util::sync::CancellationToken;
 
 use slipway_engine::{Engine, LogSink, RegistryCredential, RUN_LABEL};
-use slipway_taskfile::{NetworkMode, Plan, Step};
+use slipway_plan::{NetworkMode, Plan, Step};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -314,7 +314,7 @@ async fn set_up(
     // Networks and the shared volume are created concurrently: each is an engine round trip.
     let mut networks = HashMap::new();
     let mut creations = Vec::new();
-    let implicit_default = plan.networks.len() == 1 && plan.networks[0].name == slipway_taskfile::DEFAULT_NETWORK;
+    let implicit_default = plan.networks.len() == 1 && plan.networks[0].name == slipway_plan::DEFAULT_NETWORK;
     for n in &plan.networks {
         if let (true, Some(prepared)) = (implicit_default, &cfg.prepared_network) {
             networks.insert(n.name.clone(), prepared.clone());

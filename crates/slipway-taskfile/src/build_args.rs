@@ -1,30 +1,6 @@
 //! Reads a `build:` step's arguments the way `docker build` reads its command line.
 
-use serde::Serialize;
-
-/// A `docker build` invocation, parsed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildSpec {
-    pub tags: Vec<String>,
-    /// `-f`; relative to the context unless absolute. Empty means `Dockerfile`.
-    pub dockerfile: String,
-    /// `--build-arg K=V`, or `K` alone to take the value from the environment.
-    pub build_args: Vec<String>,
-    pub target: Option<String>,
-    pub no_cache: bool,
-    pub pull: bool,
-    pub labels: Vec<String>,
-    pub platform: Option<String>,
-    pub network: Option<String>,
-    pub secrets: Vec<String>,
-    pub cache_from: Vec<String>,
-    pub add_hosts: Vec<String>,
-    pub isolation: Option<String>,
-    pub quiet: bool,
-    /// The context: a path relative to the run's context, or a URL.
-    pub context: String,
-}
+pub use slipway_plan::BuildSpec;
 
 const VALUE_FLAGS: &[&str] = &[
     "-t",

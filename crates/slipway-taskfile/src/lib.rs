@@ -25,8 +25,8 @@ mod run_vars;
 mod yaml;
 
 pub use error::{ErrorKind, Location, TaskError, Warning};
-pub use plan::*;
 pub use run_vars::{format_date, registry_name, template_data, RunVars};
+pub use slipway_plan::*;
 
 use alias::Aliases;
 use serde_json::Value;

@@ -2,179 +2,14 @@
 //! dependencies are resolved. The runner sees only this, never YAML.
 
 use crate::alias::Aliases;
-use crate::build_args::{self, BuildSpec};
+use crate::build_args;
 use crate::error::{ErrorKind, TaskError};
 use crate::raw::{RawStep, RawTask, PUSH_STEP_KEYS};
 use crate::yaml::Positions;
 use base64::Engine as _;
-use serde::Serialize;
+use slipway_plan::*;
 use slipway_reference::Reference;
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-pub const VERSIONS: &[&str] = &["v1.0.0", "v1.1.0", "1.0-preview-1"];
-pub const DEFAULT_VERSION: &str = "v1.0.0";
-pub const DEFAULT_STEP_TIMEOUT: u64 = 600;
-pub const DEFAULT_TOTAL_TIMEOUT: u64 = 3600;
-pub const MAX_TOTAL_TIMEOUT: u64 = 28800;
-/// acb retries after 5 s by default, although the ACR docs say 0.
-pub const DEFAULT_RETRY_DELAY: u64 = 5;
-pub const DEFAULT_NETWORK: &str = "acb_default_network";
-pub const ROOT_ID: &str = "acb_root";
-pub const PARALLEL: &str = "-";
-
-/// A task ready to run.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Plan {
-    pub version: String,
-    pub step_timeout: u64,
-    pub total_timeout: u64,
-    pub working_directory: String,
-    pub env: Vec<String>,
-    pub network_mode: NetworkMode,
-    pub networks: Vec<Network>,
-    pub volumes: Vec<Volume>,
-    pub secrets: Vec<Secret>,
-    pub steps: Vec<Step>,
-}
-
-/// How step containers are networked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetworkMode {
-    /// Each step container joins the run's network (as ACR does).
-    #[default]
-    PerStep,
-    /// Every step shares one network namespace held by a sandbox container; faster to
-    /// start, but two steps cannot serve the same port.
-    Shared,
-}
-
-impl std::str::FromStr for NetworkMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "per-step" | "perStep" => Ok(NetworkMode::PerStep),
-            "shared" => Ok(NetworkMode::Shared),
-            other => Err(format!("network mode {other:?} is not one of per-step, shared")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Network {
-    pub name: String,
-    pub driver: String,
-    pub ipv6: bool,
-    pub skip_creation: bool,
-    pub is_default: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Volume {
-    pub name: String,
-    /// File name → content. Never serialised: it is secret.
-    #[serde(skip)]
-    pub files: BTreeMap<String, Vec<u8>>,
-    #[serde(rename = "files")]
-    pub file_names: Vec<String>,
-}
-
-/// Where a secret's value comes from. The value itself is never part of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Secret {
-    pub id: String,
-    pub source: SecretSource,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind", content = "from")]
-pub enum SecretSource {
-    /// Given with `--set-secret id=value` (or the daemon's request).
-    Provided,
-    Env(String),
-    File(String),
-    KeyVault(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Mount {
-    pub name: String,
-    pub mount_path: String,
-}
-
-/// What a step does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-#[allow(clippy::large_enum_variant)] // A handful per plan; boxing would only add noise.
-pub enum StepKind {
-    Build {
-        build: String,
-        #[serde(flatten)]
-        spec: BuildSpec,
-    },
-    Push {
-        push: Vec<String>,
-    },
-    Cmd {
-        cmd: String,
-        image: String,
-        args: Vec<String>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Step {
-    pub id: String,
-    #[serde(flatten)]
-    pub kind: StepKind,
-    /// Ids this step waits for; empty to start at once.
-    pub when: Vec<String>,
-    pub timeout: u64,
-    pub start_delay: u64,
-    pub retries: u64,
-    pub retry_delay: u64,
-    pub retry_on_errors: Vec<String>,
-    pub repeat: u64,
-    pub detach: bool,
-    pub keep: bool,
-    pub ignore_errors: bool,
-    pub disable_working_directory_override: bool,
-    pub entry_point: Option<String>,
-    pub env: Vec<String>,
-    pub expose: Vec<String>,
-    pub ports: Vec<String>,
-    pub network: String,
-    pub user: Option<String>,
-    pub working_directory: String,
-    pub privileged: bool,
-    pub pull: bool,
-    pub isolation: Option<String>,
-    pub cpus: Option<f64>,
-    pub cache: bool,
-    pub volume_mounts: Vec<Mount>,
-    pub cmd_download_retries: u64,
-    pub cmd_download_retry_delay: u64,
-    pub exited_with: Vec<i64>,
-    pub exited_without: Vec<i64>,
-    /// 1-based line of the step in the rendered task file.
-    pub line: usize,
-}
-
-impl Step {
-    pub fn type_name(&self) -> &'static str {
-        match self.kind {
-            StepKind::Build { .. } => "build",
-            StepKind::Push { .. } => "push",
-            StepKind::Cmd { .. } => "cmd",
-        }
-    }
-}
 
 pub(crate) struct Context<'a> {
     pub file: &'a str,
@@ -690,14 +525,6 @@ fn public_host_ip(port: &str) -> Option<String> {
         Ok(a) if a.is_loopback() => None,
         _ if ip == "localhost" => None,
         _ => Some(ip),
-    }
-}
-
-/// `app` → `app:latest`; a tag or digest already written is kept.
-pub fn with_default_tag(image: &str) -> String {
-    match Reference::parse(image) {
-        Ok(r) if r.explicit_tag.is_none() && r.digest.is_none() => format!("{image}:latest"),
-        _ => image.to_string(),
     }
 }
 
