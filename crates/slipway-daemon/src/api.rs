@@ -1,7 +1,5 @@
 //! The HTTP API (documented in `docs/api.md`).
 
-use crate::model::{ApiError, ErrorBody, Run, RunRequest, Upload};
-use crate::requests::{self, TaskSource};
 use crate::{logs, sources, uploads, Daemon};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -11,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::TryStreamExt;
+use slipway_api::model::{ApiError, ErrorBody, Run, RunRequest, Upload};
+use slipway_api::requests::{self, TaskSource};
 use slipway_store::{ListFilter, NewRun, RunStatus, RunType};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -264,7 +264,7 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
         .await
         .map_err(internal)?
         .ok_or_else(|| internal("the run was not queued"))?;
-    Ok((StatusCode::CREATED, Json(Run::from(&record))))
+    Ok((StatusCode::CREATED, Json(run_view(&record))))
 }
 
 async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -> Result<Json<serde_json::Value>, Failure> {
@@ -295,7 +295,7 @@ async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -
     } else {
         None
     };
-    let value: Vec<Run> = runs.iter().map(Run::from).collect();
+    let value: Vec<Run> = runs.iter().map(run_view).collect();
     Ok(Json(serde_json::json!({ "value": value, "nextSkipToken": next })))
 }
 
@@ -308,7 +308,7 @@ async fn find(d: &Daemon, id: &str) -> Result<slipway_store::RunRecord, Failure>
 }
 
 async fn get_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
-    Ok(Json(Run::from(&find(&d, &id).await?)))
+    Ok(Json(run_view(&find(&d, &id).await?)))
 }
 
 async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
@@ -322,7 +322,7 @@ async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run
     if let Some(token) = d.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
         token.cancel();
     }
-    Ok(Json(Run::from(&record)))
+    Ok(Json(run_view(&record)))
 }
 
 async fn run_log(State(d): Shared, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Failure> {
@@ -378,8 +378,8 @@ async fn task_json(d: &Daemon, record: &slipway_store::TaskRecord) -> Result<ser
     Ok(v)
 }
 
-fn parse_spec(name: &str, body: &[u8]) -> Result<crate::tasks::TaskSpec, Failure> {
-    let mut spec: crate::tasks::TaskSpec = serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid task: {e}")))?;
+fn parse_spec(name: &str, body: &[u8]) -> Result<slipway_api::task::TaskSpec, Failure> {
+    let mut spec: slipway_api::task::TaskSpec = serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid task: {e}")))?;
     if !spec.name.is_empty() && spec.name != name {
         return Err(bad_request(format!(
             "the body names task {:?} but the path names {name:?}",
@@ -393,9 +393,9 @@ fn parse_spec(name: &str, body: &[u8]) -> Result<crate::tasks::TaskSpec, Failure
 
 async fn save_task(
     d: &Daemon,
-    mut spec: crate::tasks::TaskSpec,
+    mut spec: slipway_api::task::TaskSpec,
     create: bool,
-    keep: Option<crate::tasks::TaskSecrets>,
+    keep: Option<slipway_api::task::TaskSecrets>,
 ) -> Result<slipway_store::TaskRecord, Failure> {
     let mut secrets = spec.split_secrets();
     if let Some(old) = keep {
@@ -511,7 +511,7 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
     let spec = crate::tasks::spec_of(&record).map_err(internal)?;
-    let overrides: crate::tasks::Overrides = if body.is_empty() {
+    let overrides: slipway_api::task::Overrides = if body.is_empty() {
         Default::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid overrides: {e}")))?
@@ -526,7 +526,7 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
             crate::tasks::StartError::Submit(e) => internal(e),
         })?
         .ok_or_else(|| internal("the run was not queued"))?;
-    Ok((StatusCode::CREATED, Json(Run::from(&run))))
+    Ok((StatusCode::CREATED, Json(run_view(&run))))
 }
 
 async fn task_runs(
@@ -584,6 +584,33 @@ async fn registry_notification(State(d): Shared, headers: HeaderMap, body: Bytes
         runs.extend(crate::images::seen(&d, s).await.map_err(internal)?);
     }
     Ok(Json(serde_json::json!({ "runs": runs })))
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// A run as the API shows it.
+pub fn run_view(r: &slipway_store::RunRecord) -> Run {
+    Run {
+        run_id: r.id.clone(),
+        status: r.status.to_string(),
+        run_type: r.run_type.as_str().to_string(),
+        task: r.task.clone(),
+        create_time: time(r.create_time),
+        start_time: r.start_time.map(time),
+        finish_time: r.finish_time.map(time),
+        last_updated_time: time(r.last_updated_time),
+        output_images: r.output_images.clone(),
+        image_dependencies: r.image_dependencies.clone(),
+        run_error_message: r.error_message.clone(),
+        platform: slipway_api::model::Platform::parse(&r.platform),
+        source_trigger: r.triggers.source.clone(),
+        image_update_trigger: r.triggers.image_update.clone(),
+        timer_trigger: r.triggers.timer.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ pub async fn seen(d: &Arc<Daemon>, sighting: &Sighting) -> Result<Vec<String>, S
             ..Default::default()
         };
         let key = format!("image:{}:{}@{}", dep.task, sighting.image, sighting.digest);
-        let overrides = tasks::Overrides {
+        let overrides = slipway_api::task::Overrides {
             pull: true,
             ..Default::default()
         };

@@ -3,6 +3,7 @@
 
 use crate::reach::Reach;
 use crate::uploads;
+use slipway_api::source::{is_git, is_tarball, parse_git, GitSource};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,53 +37,6 @@ pub enum SourceError {
     TimedOut,
 }
 
-/// A git source: `URL[#ref[:subfolder]]`.
-#[derive(Debug, PartialEq)]
-pub struct GitSource {
-    pub url: String,
-    pub reference: Option<String>,
-    pub subfolder: Option<String>,
-}
-
-/// `http(s)://…` that is not a git repository: a tar.gz to download.
-pub fn is_tarball(location: &str) -> bool {
-    (location.starts_with("http://") || location.starts_with("https://")) && !is_git(location)
-}
-
-pub fn is_git(location: &str) -> bool {
-    let base = location.split('#').next().unwrap_or("");
-    base.starts_with("git://") || base.starts_with("file://") || base.ends_with(".git") || base.starts_with("git@")
-}
-
-pub fn parse_git(location: &str) -> Result<GitSource, SourceError> {
-    let (url, fragment) = match location.split_once('#') {
-        Some((u, f)) => (u, Some(f)),
-        None => (location, None),
-    };
-    let (reference, subfolder) = match fragment {
-        None | Some("") => (None, None),
-        Some(f) => match f.split_once(':') {
-            Some((r, s)) => (
-                Some(r.to_string()).filter(|r| !r.is_empty()),
-                Some(s.trim_matches('/').to_string()).filter(|s| !s.is_empty()),
-            ),
-            None => (Some(f.to_string()), None),
-        },
-    };
-    if let Some(s) = &subfolder {
-        if Path::new(s).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            return Err(SourceError::Invalid(format!(
-                "subfolder {s:?} must be a relative path inside the repository"
-            )));
-        }
-    }
-    Ok(GitSource {
-        url: url.to_string(),
-        reference,
-        subfolder,
-    })
-}
-
 /// Checks a `sourceLocation` when a run is requested, so a bad one is refused at once:
 /// its form, and what it would make the daemon reach (names are resolved at the fetch).
 pub fn validate(location: Option<&str>, data_dir: &Path, reach: &Reach) -> Result<(), SourceError> {
@@ -96,7 +50,7 @@ pub fn validate(location: Option<&str>, data_dir: &Path, reach: &Reach) -> Resul
         return Ok(());
     }
     if is_git(loc) {
-        let git = parse_git(loc)?;
+        let git = parse_git(loc).map_err(SourceError::Invalid)?;
         if git.url.starts_with("file://") {
             reach.check_file(&git.url).map_err(SourceError::Invalid)?;
         } else if !git.url.starts_with("git@") {
@@ -197,7 +151,7 @@ async fn fetch_inner(
         source.repository = loc;
         return Ok(source);
     }
-    let git = parse_git(&loc)?;
+    let git = parse_git(&loc).map_err(SourceError::Invalid)?;
     if !git.url.starts_with("file://") {
         let (reach, url) = (opts.reach.clone(), git.url.clone());
         tokio::task::spawn_blocking(move || reach.check_url(&url))
@@ -388,26 +342,4 @@ fn clone(
 
 fn looks_like_commit(r: &str) -> bool {
     r.len() >= 7 && r.len() <= 40 && r.chars().all(|c| c.is_ascii_hexdigit())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn git_locations() {
-        assert_eq!(
-            parse_git("https://host/repo.git#main:sub/dir").unwrap(),
-            GitSource {
-                url: "https://host/repo.git".into(),
-                reference: Some("main".into()),
-                subfolder: Some("sub/dir".into())
-            }
-        );
-        assert_eq!(parse_git("file:///r.git").unwrap().reference, None);
-        assert_eq!(parse_git("git://h/r#:sub").unwrap().subfolder.as_deref(), Some("sub"));
-        assert!(parse_git("file:///r.git#main:../x").is_err());
-        assert!(is_git("file:///tmp/x#main") && is_git("https://h/r.git") && !is_git("https://h/ctx.tar.gz"));
-        assert!(is_tarball("https://h/ctx.tar.gz") && is_tarball("http://127.0.0.1:9/x.tgz") && !is_tarball("https://h/r.git#main"));
-    }
 }

@@ -4,42 +4,9 @@
 //! key in one transaction, and a worker is woken. Secrets are typed end to end.
 
 use crate::Daemon;
-use serde::{Deserialize, Serialize};
+pub use slipway_api::secrets::RunSecrets;
 use slipway_store::{NewRun, RunRecord};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// What a run keeps out of the database, until it ends.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunSecrets {
-    /// Secret values and secret build arguments, by name.
-    #[serde(default)]
-    pub values: BTreeMap<String, String>,
-    /// Registry host → `user:password`, for pulls and pushes.
-    #[serde(default)]
-    pub registry: BTreeMap<String, String>,
-    /// Git host (with port) → `user:token`, for fetching the source.
-    #[serde(default)]
-    pub git: BTreeMap<String, String>,
-}
-
-impl RunSecrets {
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty() && self.registry.is_empty() && self.git.is_empty()
-    }
-
-    /// Every value to mask in what the run prints: the secrets, and the password half
-    /// of each `user:password` credential.
-    pub fn masked(&self) -> Vec<String> {
-        let credentials = self.registry.values().chain(self.git.values());
-        self.values
-            .values()
-            .cloned()
-            .chain(credentials.flat_map(|c| [c.clone(), c.split_once(':').map(|(_, p)| p.to_string()).unwrap_or_default()]))
-            .collect()
-    }
-}
 
 /// A run to start, with what it keeps secret and, for a trigger, its event's key: a
 /// key starts at most one run, ever.
@@ -154,24 +121,4 @@ pub fn read(data_dir: &Path, run_id: &str) -> RunSecrets {
 /// Removes a run's secrets once it has ended.
 pub fn remove(data_dir: &Path, run_id: &str) {
     let _ = std::fs::remove_file(secrets_path(data_dir, run_id));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_mask_their_password_half() {
-        let s = RunSecrets {
-            values: BTreeMap::from([("TOKEN".into(), "t0k".into())]),
-            registry: BTreeMap::from([("reg.io".into(), "user:pa55".into())]),
-            git: BTreeMap::from([("git.io".into(), "bot:g1t".into())]),
-        };
-        let masked = s.masked();
-        for v in ["t0k", "pa55", "g1t", "user:pa55"] {
-            assert!(masked.iter().any(|m| m == v), "{v} in {masked:?}");
-        }
-        let json = serde_json::to_string(&s).unwrap();
-        assert_eq!(serde_json::from_str::<RunSecrets>(&json).unwrap(), s);
-    }
 }

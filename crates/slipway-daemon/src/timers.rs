@@ -2,51 +2,16 @@
 //! one run per timer, even across restarts (its key is written with the run);
 //! occurrences missed while the daemon was down are not replayed.
 
-use crate::tasks::{self, TaskSpec};
+use crate::tasks;
 use crate::Daemon;
-use chrono::{DateTime, TimeZone, Utc};
-use croner::parser::{CronParser, Seconds, Year};
+use chrono::{TimeZone, Utc};
 use croner::Cron;
+use slipway_api::schedule::{next_after, parse};
+use slipway_api::task::TaskSpec;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-const FIELDS: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
-
-fn parser() -> CronParser {
-    CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build()
-}
-
-/// Parses a five-field cron expression; a bad one is refused naming its field.
-pub fn parse(expr: &str) -> Result<Cron, String> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "{expr:?} has {} fields; a schedule has 5: minute hour day-of-month month day-of-week",
-            fields.len()
-        ));
-    }
-    match parser().parse(expr) {
-        Ok(c) => Ok(c),
-        Err(e) => {
-            // Find the field at fault: each field alone, the others `*`.
-            for (i, f) in fields.iter().enumerate() {
-                let mut probe = ["*"; 5];
-                probe[i] = f;
-                if parser().parse(&probe.join(" ")).is_err() {
-                    return Err(format!("{expr:?}: the {} field {f:?} is not valid", FIELDS[i]));
-                }
-            }
-            Err(format!("{expr:?} is not a valid schedule: {e}"))
-        }
-    }
-}
-
-fn next_after(cron: &Cron, after_ms: i64) -> Option<i64> {
-    let t: DateTime<Utc> = Utc.timestamp_millis_opt(after_ms).single()?;
-    cron.find_next_occurrence(&t, false).ok().map(|n| n.timestamp_millis())
-}
 
 /// One timer the scheduler watches, with the task as it was when the schedule was read
 /// (any change to tasks rebuilds the schedule).
@@ -157,45 +122,6 @@ async fn fire_all(d: &Arc<Daemon>, fired: &[((i64, usize), Due)]) {
         match crate::submit::submit_many(d, chunk).await {
             Ok(runs) => tracing::info!(runs = runs.len(), "timers fired"),
             Err(e) => tracing::warn!(error = %e, "queuing timer runs failed"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn five_field_cron_with_names_ranges_and_steps() {
-        let c = parse("0 12 * * Mon-Fri").unwrap();
-        // 2026-11-21 is a Saturday: the next occurrence is Monday 2026-11-23 12:00 UTC.
-        let sat = Utc.with_ymd_and_hms(2026, 11, 21, 13, 0, 0).unwrap().timestamp_millis();
-        assert_eq!(
-            next_after(&c, sat),
-            Some(Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap().timestamp_millis())
-        );
-        let c = parse("*/15 1,2 * Jan,Dec 0").unwrap();
-        let t = Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap().timestamp_millis();
-        assert_eq!(
-            next_after(&c, t),
-            Some(Utc.with_ymd_and_hms(2026, 12, 6, 1, 0, 0).unwrap().timestamp_millis())
-        );
-        assert!(parse("0 12 * * 7").is_ok(), "7 is Sunday too");
-    }
-
-    #[test]
-    fn bad_schedules_name_the_field() {
-        for (expr, needle) in [
-            ("61 * * * *", "minute"),
-            ("* 24 * * *", "hour"),
-            ("* * 32 * *", "day-of-month"),
-            ("* * * Foo *", "month"),
-            ("* * * * Funday", "day-of-week"),
-            ("0 * * * * *", "6 fields"),
-            ("* *", "2 fields"),
-        ] {
-            let e = parse(expr).unwrap_err();
-            assert!(e.contains(needle), "{expr}: {e}");
         }
     }
 }

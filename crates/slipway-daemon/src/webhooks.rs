@@ -2,10 +2,11 @@
 //! generic JSON form. A delivery must be signed with the webhook secret of a task it
 //! would start; the same commit starts each task at most once.
 
-use crate::tasks::{self, TaskSpec};
+use crate::tasks;
 use crate::Daemon;
 use axum::http::HeaderMap;
 use hmac::{KeyInit, Mac};
+use slipway_api::task::TaskSpec;
 use std::sync::Arc;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;

@@ -1,7 +1,7 @@
 //! Workers: claim a run, keep its lease, run it, record how it ended.
 
-use crate::requests::{self, TaskSource, ValuesSource};
 use crate::{logs, sources, Daemon};
+use slipway_api::requests::{self, TaskSource, ValuesSource};
 use slipway_reference::Reference;
 use slipway_runner::{RunConfig, RunReport, StepStatus};
 use slipway_store::{Completion, Reaped, RunRecord, RunStatus};

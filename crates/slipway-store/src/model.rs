@@ -1,83 +1,8 @@
 //! Runs as the queue keeps them.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RunStatus {
-    Queued,
-    Started,
-    Running,
-    Succeeded,
-    Failed,
-    Canceled,
-    Error,
-    Timeout,
-}
-
-impl RunStatus {
-    pub const ALL: [RunStatus; 8] = [
-        RunStatus::Queued,
-        RunStatus::Started,
-        RunStatus::Running,
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::Canceled,
-        RunStatus::Error,
-        RunStatus::Timeout,
-    ];
-
-    pub fn is_finished(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Started | RunStatus::Running)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "Queued",
-            RunStatus::Started => "Started",
-            RunStatus::Running => "Running",
-            RunStatus::Succeeded => "Succeeded",
-            RunStatus::Failed => "Failed",
-            RunStatus::Canceled => "Canceled",
-            RunStatus::Error => "Error",
-            RunStatus::Timeout => "Timeout",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RunStatus> {
-        RunStatus::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s))
-    }
-}
-
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RunType {
-    QuickBuild,
-    QuickRun,
-    AutoBuild,
-    AutoRun,
-}
-
-impl RunType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunType::QuickBuild => "QuickBuild",
-            RunType::QuickRun => "QuickRun",
-            RunType::AutoBuild => "AutoBuild",
-            RunType::AutoRun => "AutoRun",
-        }
-    }
-    pub fn parse(s: &str) -> Option<RunType> {
-        [RunType::QuickBuild, RunType::QuickRun, RunType::AutoBuild, RunType::AutoRun]
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-    }
-}
+pub use slipway_api::{RunStatus, RunType};
 
 /// A run to queue. `request` must hold no secret values.
 #[derive(Debug, Clone)]

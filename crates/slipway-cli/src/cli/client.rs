@@ -5,7 +5,7 @@ use base64::Engine as _;
 use clap::{Args, Subcommand, ValueEnum};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use slipway_daemon::model::{Argument, Run, Upload};
+use slipway_api::model::{Argument, Run, Upload};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -189,7 +189,7 @@ async fn source(client: &Client, context: &str, dockerfile: &str) -> Result<Opti
     if context == "/dev/null" {
         return Ok(None);
     }
-    if slipway_daemon::sources::is_git(context) || slipway_daemon::sources::is_tarball(context) {
+    if slipway_api::source::is_git(context) || slipway_api::source::is_tarball(context) {
         return Ok(Some(context.to_string()));
     }
     let dir = PathBuf::from(context);

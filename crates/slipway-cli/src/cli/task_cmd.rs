@@ -433,7 +433,7 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
             let v = c
                 .call(reqwest::Method::GET, &format!("/v1/tasks/{name}/runs?top={top}"), None)
                 .await?;
-            let runs: Vec<slipway_daemon::model::Run> = serde_json::from_value(v["value"].clone())?;
+            let runs: Vec<slipway_api::model::Run> = serde_json::from_value(v["value"].clone())?;
             super::client::print_runs(&runs, output)?;
         }
         TaskCommand::Timer { command } => return timer(&c, command).await,

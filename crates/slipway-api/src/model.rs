@@ -1,7 +1,83 @@
 //! The API's JSON, shaped like ACR's run objects and run requests.
 
 use serde::{Deserialize, Serialize};
-use slipway_store::RunRecord;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunStatus {
+    Queued,
+    Started,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+    Error,
+    Timeout,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Queued,
+        RunStatus::Started,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Canceled,
+        RunStatus::Error,
+        RunStatus::Timeout,
+    ];
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Started | RunStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "Queued",
+            RunStatus::Started => "Started",
+            RunStatus::Running => "Running",
+            RunStatus::Succeeded => "Succeeded",
+            RunStatus::Failed => "Failed",
+            RunStatus::Canceled => "Canceled",
+            RunStatus::Error => "Error",
+            RunStatus::Timeout => "Timeout",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunType {
+    QuickBuild,
+    QuickRun,
+    AutoBuild,
+    AutoRun,
+}
+
+impl RunType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunType::QuickBuild => "QuickBuild",
+            RunType::QuickRun => "QuickRun",
+            RunType::AutoBuild => "AutoBuild",
+            RunType::AutoRun => "AutoRun",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RunType> {
+        [RunType::QuickBuild, RunType::QuickRun, RunType::AutoBuild, RunType::AutoRun]
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+    }
+}
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,34 +117,6 @@ impl Platform {
     }
     pub fn as_string(&self) -> String {
         format!("{}/{}", self.os, self.architecture)
-    }
-}
-
-fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-impl From<&RunRecord> for Run {
-    fn from(r: &RunRecord) -> Run {
-        Run {
-            run_id: r.id.clone(),
-            status: r.status.to_string(),
-            run_type: r.run_type.as_str().to_string(),
-            task: r.task.clone(),
-            create_time: time(r.create_time),
-            start_time: r.start_time.map(time),
-            finish_time: r.finish_time.map(time),
-            last_updated_time: time(r.last_updated_time),
-            output_images: r.output_images.clone(),
-            image_dependencies: r.image_dependencies.clone(),
-            run_error_message: r.error_message.clone(),
-            platform: Platform::parse(&r.platform),
-            source_trigger: r.triggers.source.clone(),
-            image_update_trigger: r.triggers.image_update.clone(),
-            timer_trigger: r.triggers.timer.clone(),
-        }
     }
 }
 

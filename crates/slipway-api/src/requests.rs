@@ -1,10 +1,10 @@
 //! Run requests → the task text and values the runner takes. A quick build is a task
 //! of two steps (build, then push), so every request shares one runner.
 
+use crate::model::RunType;
 use crate::model::{Argument, DockerBuildRequest, EncodedTaskRunRequest, FileTaskRunRequest, RunRequest};
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use slipway_store::RunType;
 use std::collections::BTreeMap;
 
 pub const DEFAULT_TIMEOUT: u64 = 3600;

@@ -1,0 +1,14 @@
+//! The API's words: what clients send and receive (runs, run requests, tasks, uploads,
+//! errors), how a run request becomes the task text a worker runs, where a source is,
+//! timer schedules, and a run's typed secrets. Pure values and functions: no I/O, no
+//! HTTP, no database, no Docker. The server, the workers, the triggers and the client
+//! all speak these types.
+
+pub mod model;
+pub mod requests;
+pub mod schedule;
+pub mod secrets;
+pub mod source;
+pub mod task;
+
+pub use model::{RunStatus, RunType};

@@ -1,0 +1,278 @@
+//! Tasks as the API takes and shows them: a saved run (context, file or command,
+//! values, credentials) with its triggers, checked field by field.
+
+use crate::model::Argument;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskSpec {
+    #[serde(default)]
+    pub name: String,
+    /// A git URL (`…/repo.git#ref:subfolder`), a tar.gz URL, or none.
+    #[serde(default)]
+    pub context_path: Option<String>,
+    /// A Dockerfile, or a task file when it ends in `.yaml`/`.yml`.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A single command to run instead of a file (`IMAGE ARGS`).
+    #[serde(default)]
+    pub cmd: Option<String>,
+    #[serde(default)]
+    pub image_names: Vec<String>,
+    #[serde(default = "yes")]
+    pub is_push_enabled: bool,
+    /// Build arguments (Dockerfile tasks).
+    #[serde(default)]
+    pub arguments: Vec<Argument>,
+    /// Values (task files and commands).
+    #[serde(default)]
+    pub values: Vec<Argument>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    #[serde(default = "enabled")]
+    pub status: String,
+    #[serde(default)]
+    pub source_trigger: SourceTrigger,
+    #[serde(default)]
+    pub base_image_trigger: BaseImageTrigger,
+    #[serde(default)]
+    pub timers: Vec<Timer>,
+    /// Write-only: the secret webhook deliveries are signed with.
+    #[serde(default, skip_serializing)]
+    pub webhook_secret: Option<String>,
+    /// Write-only: registry host → `user:password`.
+    #[serde(default, skip_serializing)]
+    pub registry_credentials: BTreeMap<String, String>,
+    /// Write-only: git host → `user:token`.
+    #[serde(default, skip_serializing)]
+    pub git_credentials: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceTrigger {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Branches whose pushes start the task; empty means the context's branch (or any).
+    #[serde(default)]
+    pub branches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaseImageTrigger {
+    #[serde(default)]
+    pub enabled: bool,
+    /// `Runtime` (the final stage's base only) or `All` (buildtime bases too).
+    #[serde(default = "runtime", rename = "type")]
+    pub kind: String,
+}
+
+impl Default for BaseImageTrigger {
+    fn default() -> Self {
+        BaseImageTrigger {
+            enabled: false,
+            kind: runtime(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timer {
+    pub name: String,
+    /// Five-field cron in UTC.
+    pub schedule: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_timeout() -> u64 {
+    3600
+}
+fn default_platform() -> String {
+    "linux/amd64".into()
+}
+fn enabled() -> String {
+    "Enabled".into()
+}
+fn runtime() -> String {
+    "Runtime".into()
+}
+
+/// What a task keeps out of the database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSecrets {
+    pub arguments: BTreeMap<String, String>,
+    pub values: BTreeMap<String, String>,
+    pub webhook_secret: Option<String>,
+    pub registry_credentials: BTreeMap<String, String>,
+    pub git_credentials: BTreeMap<String, String>,
+}
+
+impl TaskSpec {
+    pub fn is_task_file(&self) -> bool {
+        self.file.as_deref().is_some_and(|f| f.ends_with(".yaml") || f.ends_with(".yml"))
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.status == "Enabled"
+    }
+
+    /// Checks the spec; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = &self.name;
+        if !(5..=50).contains(&n.len()) || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!("name {n:?} must be 5 to 50 letters, digits, '-' or '_'"));
+        }
+        match (&self.file, &self.cmd) {
+            (Some(_), Some(_)) => return Err("give file or cmd, not both".into()),
+            (None, None) => return Err("give file (a Dockerfile or a task file) or cmd".into()),
+            _ => {}
+        }
+        if self.file.is_some() && self.context_path.is_none() {
+            return Err("file needs a contextPath to read it from".into());
+        }
+        if !(300..=28800).contains(&self.timeout) {
+            return Err(format!("timeout {} must be between 300 and 28800 seconds", self.timeout));
+        }
+        if self.status != "Enabled" && self.status != "Disabled" {
+            return Err(format!("status {:?} must be Enabled or Disabled", self.status));
+        }
+        if self.base_image_trigger.kind != "Runtime" && self.base_image_trigger.kind != "All" {
+            return Err(format!(
+                "baseImageTrigger.type {:?} must be Runtime or All",
+                self.base_image_trigger.kind
+            ));
+        }
+        crate::requests::check_image_names(&self.image_names)?;
+        if let Some(c) = &self.context_path {
+            if !crate::source::is_git(c) && !crate::source::is_tarball(c) {
+                return Err(format!(
+                    "contextPath {c:?} must be a git URL (…/repo.git#ref:subfolder, git://, file://) or a tar.gz URL"
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for t in &self.timers {
+            if !names.insert(t.name.as_str()) {
+                return Err(format!("timer {:?} is defined twice", t.name));
+            }
+            crate::schedule::parse(&t.schedule).map_err(|e| format!("timer {:?}: {e}", t.name))?;
+        }
+        Ok(())
+    }
+
+    /// Moves every secret value out of the spec.
+    pub fn split_secrets(&mut self) -> TaskSecrets {
+        let mut s = TaskSecrets::default();
+        for a in self.arguments.iter_mut().filter(|a| a.is_secret) {
+            s.arguments.insert(a.name.clone(), std::mem::take(&mut a.value));
+        }
+        for a in self.values.iter_mut().filter(|a| a.is_secret) {
+            s.values.insert(a.name.clone(), std::mem::take(&mut a.value));
+        }
+        s.webhook_secret = self.webhook_secret.take();
+        s.registry_credentials = std::mem::take(&mut self.registry_credentials);
+        s.git_credentials = std::mem::take(&mut self.git_credentials);
+        s
+    }
+}
+
+/// Overrides a manual `task run` may give.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(default)]
+    pub values: Vec<Argument>,
+    #[serde(default)]
+    pub arguments: Vec<Argument>,
+    pub target: Option<String>,
+    pub file: Option<String>,
+    pub context_path: Option<String>,
+    /// Pull base images before building (set for base-image-update runs).
+    #[serde(default)]
+    pub pull: bool,
+}
+
+/// Where to fetch a task's source, pinned to `commit` when a trigger names one.
+pub fn source_location(context: Option<&str>, commit: Option<&str>) -> Option<String> {
+    let context = context?;
+    let Some(commit) = commit else { return Some(context.to_string()) };
+    let (url, fragment) = context.split_once('#').unwrap_or((context, ""));
+    let subfolder = fragment.split_once(':').map(|(_, s)| s).unwrap_or("");
+    Some(if subfolder.is_empty() {
+        format!("{url}#{commit}")
+    } else {
+        format!("{url}#{commit}:{subfolder}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> TaskSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let ok = spec(serde_json::json!({"name": "build-app", "contextPath": "file:///r.git#main", "file": "Dockerfile"}));
+        assert!(ok.validate().is_ok());
+        let cases = [
+            (serde_json::json!({"name": "abc", "cmd": "busybox"}), "name"),
+            (serde_json::json!({"name": "build-app"}), "give file"),
+            (serde_json::json!({"name": "build-app", "file": "Dockerfile"}), "contextPath"),
+            (serde_json::json!({"name": "build-app", "cmd": "busybox", "timeout": 10}), "timeout"),
+            (
+                serde_json::json!({"name": "build-app", "cmd": "busybox", "timers": [{"name": "t", "schedule": "61 * * * *"}]}),
+                "minute",
+            ),
+            (
+                serde_json::json!({"name": "build-app", "cmd": "busybox", "baseImageTrigger": {"type": "Some"}}),
+                "baseImageTrigger.type",
+            ),
+        ];
+        for (json, needle) in cases {
+            let e = spec(json.clone()).validate().unwrap_err();
+            assert!(e.contains(needle), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_split_out() {
+        let mut s = spec(serde_json::json!({
+            "name": "build-app", "cmd": "busybox", "webhookSecret": "w",
+            "arguments": [{"name": "A", "value": "1"}, {"name": "B", "value": "hidden", "isSecret": true}],
+        }));
+        let secrets = s.split_secrets();
+        assert_eq!(secrets.arguments["B"], "hidden");
+        assert_eq!(secrets.webhook_secret.as_deref(), Some("w"));
+        let shown = serde_json::to_string(&s).unwrap();
+        assert!(!shown.contains("hidden") && !shown.contains("webhookSecret"), "{shown}");
+    }
+
+    #[test]
+    fn sources_are_pinned_to_the_commit() {
+        assert_eq!(
+            source_location(Some("file:///r.git#main:sub"), Some("abc1234")).unwrap(),
+            "file:///r.git#abc1234:sub"
+        );
+        assert_eq!(
+            source_location(Some("file:///r.git"), Some("abc1234")).unwrap(),
+            "file:///r.git#abc1234"
+        );
+        assert_eq!(source_location(Some("file:///r.git#main"), None).unwrap(), "file:///r.git#main");
+    }
+}
