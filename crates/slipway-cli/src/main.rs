@@ -229,7 +229,7 @@ fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
 }
 
 fn serve(a: ServeArgs) -> Result<()> {
-    let mut s = slipway_daemon::Settings::load(a.config.as_deref(), std::env::vars())?;
+    let mut s = slipway_server::Settings::load(a.config.as_deref(), std::env::vars())?;
     if let Some(v) = a.listen {
         s.listen = v;
     }
@@ -267,7 +267,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     s.allow_unknown_keys |= a.allow_unknown_keys;
     s.allow_privileged |= a.allow_privileged;
     s.image_aliases.extend(pairs(&a.image_alias, "--image-alias")?);
-    block_on(slipway_daemon::serve(s, |addr| eprintln!("slipway: listening on http://{addr}")))
+    block_on(slipway_server::serve(s, |addr| eprintln!("slipway: listening on http://{addr}")))
 }
 
 fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>> {

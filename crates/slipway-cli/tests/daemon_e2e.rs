@@ -374,7 +374,7 @@ fn every_endpoint_but_health_needs_a_token() {
     assert_eq!(d.post("/v1/uploads", vec![], None).0, 401);
     assert_eq!(d.post("/v1/runs", b"{}".to_vec(), Some("nope")).0, 401);
     // Every documented endpoint is served (a missing route answers code NotFound).
-    for (method, path) in slipway_daemon::api::ENDPOINTS {
+    for (method, path) in slipway_server::routes::ENDPOINTS {
         let path = path.replace("{id}", "x");
         let (_, body) = if *method == "GET" {
             d.get(&path)

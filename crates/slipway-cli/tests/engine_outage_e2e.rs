@@ -62,7 +62,7 @@ fn an_engine_outage_holds_the_queue_and_leftovers_are_swept() {
     let run = d.wait_status(&first, &["Error", "Failed", "Succeeded"], Duration::from_secs(60));
     assert_eq!(run["status"], "Error", "{run}");
     assert!(
-        run["errorMessage"]
+        run["runErrorMessage"]
             .as_str()
             .unwrap_or("")
             .contains("the Docker engine became unreachable"),

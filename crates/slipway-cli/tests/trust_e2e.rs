@@ -10,7 +10,7 @@ use support::*;
 
 fn upload_dir(d: &Daemon, dir: &std::path::Path) -> String {
     let mut body = Vec::new();
-    slipway_daemon::uploads::pack(dir, "Dockerfile", &mut body).unwrap();
+    slipway_sources::uploads::pack(dir, "Dockerfile", &mut body).unwrap();
     let (code, text) = d.post("/v1/uploads", body, Some(support::daemon::TOKEN));
     assert_eq!(code, 201, "{text}");
     serde_json::from_str::<serde_json::Value>(&text).unwrap()["sourceLocation"]

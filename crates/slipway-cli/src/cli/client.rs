@@ -202,7 +202,7 @@ async fn source(client: &Client, context: &str, dockerfile: &str) -> Result<Opti
         let dir = dir.clone();
         let dockerfile = dockerfile.to_string();
         let file = archive.reopen()?;
-        tokio::task::spawn_blocking(move || slipway_daemon::uploads::pack(&dir, &dockerfile, std::io::BufWriter::new(file))).await??;
+        tokio::task::spawn_blocking(move || slipway_sources::uploads::pack(&dir, &dockerfile, std::io::BufWriter::new(file))).await??;
     }
     let size = archive.as_file().metadata()?.len();
     let bar = indicatif::ProgressBar::new(size);

@@ -1,6 +1,6 @@
 //! The HTTP API (documented in `docs/api.md`).
 
-use crate::{logs, sources, uploads, Daemon};
+use crate::Server;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -11,11 +11,13 @@ use axum::{Json, Router};
 use futures_util::TryStreamExt;
 use slipway_api::model::{ApiError, ErrorBody, Run, RunRequest, Upload};
 use slipway_api::requests::{self, TaskSource};
+use slipway_sources::{self as sources, uploads};
 use slipway_store::{ListFilter, NewRun, RunStatus, RunType};
+use slipway_worker::logs;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-type Shared = State<Arc<Daemon>>;
+type Shared = State<Arc<Server>>;
 
 /// Every endpoint the router serves; `docs/api.md` has a heading for each (a test checks).
 pub const ENDPOINTS: &[(&str, &str)] = &[
@@ -38,7 +40,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/v1/registry/notifications"),
 ];
 
-pub fn router(d: Arc<Daemon>) -> Router {
+pub fn router(d: Arc<Server>) -> Router {
     let api = Router::new()
         .route("/metrics", get(metrics))
         .route("/v1/uploads", post(upload).layer(DefaultBodyLimit::disable()))
@@ -244,7 +246,7 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
             return Err(bad_request(redactor.mask(&e.to_string())));
         }
     }
-    let submission = crate::submit::Submission {
+    let submission = slipway_worker::submit::Submission {
         run: NewRun {
             id: run_id,
             run_type: prepared.run_type,
@@ -254,13 +256,13 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
             image_names: prepared.image_names,
             triggers: Default::default(),
         },
-        secrets: crate::submit::RunSecrets {
+        secrets: slipway_worker::submit::RunSecrets {
             values: prepared.secrets,
             ..Default::default()
         },
         trigger_key: None,
     };
-    let record = crate::submit::submit(&d, submission)
+    let record = slipway_worker::submit::submit(&d, submission)
         .await
         .map_err(internal)?
         .ok_or_else(|| internal("the run was not queued"))?;
@@ -299,7 +301,7 @@ async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -
     Ok(Json(serde_json::json!({ "value": value, "nextSkipToken": next })))
 }
 
-async fn find(d: &Daemon, id: &str) -> Result<slipway_store::RunRecord, Failure> {
+async fn find(d: &Server, id: &str) -> Result<slipway_store::RunRecord, Failure> {
     d.store
         .get(id)
         .await
@@ -319,9 +321,7 @@ async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run
         .await
         .map_err(internal)?
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))?;
-    if let Some(token) = d.running.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-        token.cancel();
-    }
+    d.cancel_local(&id);
     Ok(Json(run_view(&record)))
 }
 
@@ -360,8 +360,8 @@ fn task_not_found(name: &str) -> Failure {
 }
 
 /// A task as the API shows it: the spec without secrets, its dependencies and times.
-async fn task_json(d: &Daemon, record: &slipway_store::TaskRecord) -> Result<serde_json::Value, Failure> {
-    let spec = crate::tasks::spec_of(record).map_err(internal)?;
+async fn task_json(d: &Server, record: &slipway_store::TaskRecord) -> Result<serde_json::Value, Failure> {
+    let spec = slipway_triggers::tasks::spec_of(record).map_err(internal)?;
     let deps = d.store.dependencies_of(&record.name).await.map_err(internal)?;
     let mut v = serde_json::to_value(&spec).map_err(internal)?;
     let digests: Vec<serde_json::Value> = {
@@ -392,7 +392,7 @@ fn parse_spec(name: &str, body: &[u8]) -> Result<slipway_api::task::TaskSpec, Fa
 }
 
 async fn save_task(
-    d: &Daemon,
+    d: &Server,
     mut spec: slipway_api::task::TaskSpec,
     create: bool,
     keep: Option<slipway_api::task::TaskSecrets>,
@@ -421,7 +421,7 @@ async fn save_task(
         create_time: 0,
         last_updated_time: 0,
     };
-    crate::tasks::write_secrets(d, &spec.name, &secrets).map_err(internal)?;
+    slipway_triggers::tasks::write_secrets(d, &spec.name, &secrets).map_err(internal)?;
     let saved = d.store.put_task(&record, create).await.map_err(internal)?;
     if !saved {
         return Err(if create {
@@ -430,7 +430,7 @@ async fn save_task(
             task_not_found(&spec.name)
         });
     }
-    d.tasks_touched();
+    d.triggers.tasks_touched();
     d.store
         .get_task(&spec.name)
         .await
@@ -471,7 +471,7 @@ async fn update_task(State(d): Shared, Path(name): Path<String>, body: Bytes) ->
     let mut merged = record.spec.clone();
     merge(&mut merged, &patch);
     let spec = parse_spec(&name, merged.to_string().as_bytes())?;
-    let old = crate::tasks::read_secrets(&d, &name);
+    let old = slipway_triggers::tasks::read_secrets(&d, &name);
     let record = save_task(&d, spec, false, Some(old)).await?;
     Ok(Json(task_json(&d, &record).await?))
 }
@@ -498,8 +498,8 @@ async fn delete_task(State(d): Shared, Path(name): Path<String>) -> Result<Statu
     if !d.store.delete_task(&name).await.map_err(internal)? {
         return Err(task_not_found(&name));
     }
-    crate::tasks::remove_secrets(&d, &name);
-    d.tasks_touched();
+    slipway_triggers::tasks::remove_secrets(&d, &name);
+    d.triggers.tasks_touched();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -510,7 +510,7 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
-    let spec = crate::tasks::spec_of(&record).map_err(internal)?;
+    let spec = slipway_triggers::tasks::spec_of(&record).map_err(internal)?;
     let overrides: slipway_api::task::Overrides = if body.is_empty() {
         Default::default()
     } else {
@@ -519,11 +519,11 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
     if let Some(c) = &overrides.context_path {
         sources::validate(Some(c), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("contextPath: {e}")))?;
     }
-    let run = crate::tasks::start(&d, &spec, overrides, None, None, Default::default())
+    let run = slipway_triggers::tasks::start(&d.triggers, &spec, overrides, None, None, Default::default())
         .await
         .map_err(|e| match e {
-            crate::tasks::StartError::Invalid(m) => bad_request(m),
-            crate::tasks::StartError::Submit(e) => internal(e),
+            slipway_triggers::tasks::StartError::Invalid(m) => bad_request(m),
+            slipway_triggers::tasks::StartError::Submit(e) => internal(e),
         })?
         .ok_or_else(|| internal("the run was not queued"))?;
     Ok((StatusCode::CREATED, Json(run_view(&run))))
@@ -549,11 +549,13 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
-    match crate::webhooks::deliver(&d, &provider, &headers, &body).await {
+    match slipway_triggers::webhooks::deliver(&d.triggers, &provider, &headers, &body).await {
         Ok(runs) => Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "runs": runs })))),
-        Err(crate::webhooks::WebhookError::BadRequest(m)) => Err(bad_request(m)),
-        Err(e @ crate::webhooks::WebhookError::Unauthorized) => Err(Failure(StatusCode::UNAUTHORIZED, "Unauthorized", e.to_string())),
-        Err(crate::webhooks::WebhookError::Internal(m)) => Err(internal(m)),
+        Err(slipway_triggers::webhooks::WebhookError::BadRequest(m)) => Err(bad_request(m)),
+        Err(e @ slipway_triggers::webhooks::WebhookError::Unauthorized) => {
+            Err(Failure(StatusCode::UNAUTHORIZED, "Unauthorized", e.to_string()))
+        }
+        Err(slipway_triggers::webhooks::WebhookError::Internal(m)) => Err(internal(m)),
     }
 }
 
@@ -578,10 +580,10 @@ async fn registry_notification(State(d): Shared, headers: HeaderMap, body: Bytes
             "a registry notification needs the shared secret header or a token".into(),
         ));
     }
-    let sightings = crate::images::parse_envelope(&body).map_err(bad_request)?;
+    let sightings = slipway_triggers::images::parse_envelope(&body).map_err(bad_request)?;
     let mut runs = Vec::new();
     for s in &sightings {
-        runs.extend(crate::images::seen(&d, s).await.map_err(internal)?);
+        runs.extend(slipway_triggers::images::seen(&d.triggers, s).await.map_err(internal)?);
     }
     Ok(Json(serde_json::json!({ "runs": runs })))
 }

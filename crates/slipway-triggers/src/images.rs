@@ -6,7 +6,7 @@
 //! a task already in the chain is not started again.
 
 use crate::tasks;
-use crate::Daemon;
+use crate::Triggers;
 use slipway_reference::Reference;
 use slipway_store::ListFilter;
 use std::sync::Arc;
@@ -51,7 +51,7 @@ pub fn parse_envelope(body: &[u8]) -> Result<Vec<Sighting>, String> {
 /// Which task (and chain of tasks) produced `digest` of `image`: a finished run that
 /// output it, or a run still going that was asked to push this tag (the registry
 /// notifies while the pushing run is still running).
-async fn producer(d: &Daemon, image: &str, digest: &str) -> (Option<String>, Vec<String>) {
+async fn producer(d: &Triggers, image: &str, digest: &str) -> (Option<String>, Vec<String>) {
     let Ok(r) = Reference::parse(image) else {
         return (None, Vec::new());
     };
@@ -90,7 +90,7 @@ async fn producer(d: &Daemon, image: &str, digest: &str) -> (Option<String>, Vec
 }
 
 /// Acts on a digest seen for `image`; returns the ids of the runs started.
-pub async fn seen(d: &Arc<Daemon>, sighting: &Sighting) -> Result<Vec<String>, String> {
+pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>, String> {
     let before = d
         .store
         .swap_image_digest(&sighting.image, &sighting.digest)
@@ -234,7 +234,7 @@ async fn bearer_token(client: &reqwest::Client, challenge: &str, credential: Opt
 }
 
 /// Polls every tracked image's digest, for registries that send no notifications.
-pub async fn poll(d: Arc<Daemon>, shutdown: CancellationToken) {
+pub async fn poll(d: Arc<Triggers>, shutdown: CancellationToken) {
     let every = d.settings.poll_interval_seconds;
     if every == 0 {
         return;

@@ -2,13 +2,13 @@
 //! timers) or on request. A task's secret values live in a `0600` file in the data
 //! directory, never in the database or the API's answers.
 
-use crate::Daemon;
+use crate::Triggers;
 use base64::Engine as _;
 use slipway_api::model::{Argument, RunRequest};
 use slipway_api::requests;
 use slipway_api::task::{source_location, Overrides, TaskSecrets, TaskSpec};
 
-use slipway_store::{RunRecord, RunType, TaskRecord, Triggers};
+use slipway_store::{RunRecord, RunType, TaskRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -16,22 +16,22 @@ pub fn spec_of(record: &TaskRecord) -> Result<TaskSpec, String> {
     serde_json::from_value(record.spec.clone()).map_err(|e| format!("stored task {} is unreadable: {e}", record.name))
 }
 
-fn secrets_path(d: &Daemon, name: &str) -> std::path::PathBuf {
+fn secrets_path(d: &slipway_worker::Node, name: &str) -> std::path::PathBuf {
     d.data("secrets").join(format!("task-{name}.json"))
 }
 
-pub fn read_secrets(d: &Daemon, name: &str) -> TaskSecrets {
+pub fn read_secrets(d: &slipway_worker::Node, name: &str) -> TaskSecrets {
     std::fs::read(secrets_path(d, name))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-pub fn write_secrets(d: &Daemon, name: &str, s: &TaskSecrets) -> std::io::Result<()> {
-    crate::submit::write_private(&secrets_path(d, name), &serde_json::to_vec(s)?)
+pub fn write_secrets(d: &slipway_worker::Node, name: &str, s: &TaskSecrets) -> std::io::Result<()> {
+    slipway_worker::submit::write_private(&secrets_path(d, name), &serde_json::to_vec(s)?)
 }
 
-pub fn remove_secrets(d: &Daemon, name: &str) {
+pub fn remove_secrets(d: &slipway_worker::Node, name: &str) {
     let _ = std::fs::remove_file(secrets_path(d, name));
 }
 
@@ -42,32 +42,32 @@ pub enum StartError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Submit(#[from] crate::submit::SubmitError),
+    Submit(#[from] slipway_worker::submit::SubmitError),
 }
 
 /// Starts a run of `task`. With `key`, at most one run per key is ever started
 /// (`Ok(None)` when the key was seen before).
 pub async fn start(
-    d: &Arc<Daemon>,
+    d: &Arc<Triggers>,
     task: &TaskSpec,
     overrides: Overrides,
     commit: Option<&str>,
     key: Option<String>,
-    triggers: Triggers,
+    triggers: slipway_store::Triggers,
 ) -> Result<Option<RunRecord>, StartError> {
     let mut submission = build_run(d, task, overrides, commit, triggers).map_err(StartError::Invalid)?;
     submission.trigger_key = key;
-    Ok(crate::submit::submit(d, submission).await?)
+    Ok(slipway_worker::submit::submit(d, submission).await?)
 }
 
 /// The run a task would start, with the secrets it takes from the task.
 pub fn build_run(
-    d: &Daemon,
+    d: &Triggers,
     task: &TaskSpec,
     overrides: Overrides,
     commit: Option<&str>,
-    triggers: Triggers,
-) -> Result<crate::submit::Submission, String> {
+    triggers: slipway_store::Triggers,
+) -> Result<slipway_worker::submit::Submission, String> {
     let secrets = read_secrets(d, &task.name);
     let with_secret = |list: &[Argument], stored: &BTreeMap<String, String>| -> Vec<Argument> {
         list.iter()
@@ -124,7 +124,7 @@ pub fn build_run(
     let request: RunRequest = serde_json::from_value(request).map_err(|e| e.to_string())?;
     let mut prepared = requests::prepare(request).map_err(|e| e.0)?;
     prepared.run_type = run_type;
-    Ok(crate::submit::Submission {
+    Ok(slipway_worker::submit::Submission {
         run: slipway_store::NewRun {
             id: slipway_runner::new_run_id(),
             run_type: prepared.run_type,
@@ -134,7 +134,7 @@ pub fn build_run(
             image_names: prepared.image_names,
             triggers,
         },
-        secrets: crate::submit::RunSecrets {
+        secrets: slipway_worker::submit::RunSecrets {
             values: prepared.secrets,
             registry: secrets.registry_credentials,
             git: secrets.git_credentials,

@@ -3,9 +3,9 @@
 //! would start; the same commit starts each task at most once.
 
 use crate::tasks;
-use crate::Daemon;
-use axum::http::HeaderMap;
+use crate::Triggers;
 use hmac::{KeyInit, Mac};
+use http::HeaderMap;
 use slipway_api::task::TaskSpec;
 use std::sync::Arc;
 
@@ -203,7 +203,7 @@ fn wants(task: &TaskSpec, push: &Push) -> bool {
 /// names, and starts those that want it. Only those tasks' secrets are tried, each
 /// distinct secret once, off the async runtime: an unsigned delivery costs the same
 /// whatever the number of tasks the daemon holds.
-pub async fn deliver(d: &Arc<Daemon>, provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, WebhookError> {
+pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, WebhookError> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| WebhookError::BadRequest(format!("the payload is not JSON: {e}")))?;
     let push = parse_value(provider, headers, &v)?;

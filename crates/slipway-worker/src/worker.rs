@@ -1,9 +1,10 @@
 //! Workers: claim a run, keep its lease, run it, record how it ended.
 
-use crate::{logs, sources, Daemon};
+use crate::{logs, Node};
 use slipway_api::requests::{self, TaskSource, ValuesSource};
 use slipway_reference::Reference;
 use slipway_runner::{RunConfig, RunReport, StepStatus};
+use slipway_sources as sources;
 use slipway_store::{Completion, Reaped, RunRecord, RunStatus};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// One worker: claims and runs one run at a time until shutdown.
-pub async fn work(d: Arc<Daemon>, name: String, shutdown: CancellationToken) {
+pub async fn work(d: Arc<Node>, name: String, shutdown: CancellationToken) {
     let lease = Duration::from_secs(d.settings.lease_seconds.max(3));
     loop {
         if shutdown.is_cancelled() {
@@ -47,7 +48,7 @@ pub async fn work(d: Arc<Daemon>, name: String, shutdown: CancellationToken) {
 
 /// Watches the engine: while it does not answer, workers claim nothing and `/healthz`
 /// says why; when it answers again, what runs left in it while it was away is swept.
-pub async fn watch_engine(d: Arc<Daemon>, shutdown: CancellationToken) {
+pub async fn watch_engine(d: Arc<Node>, shutdown: CancellationToken) {
     loop {
         let state = d.engine.ping().await.err().map(|e| e.to_string());
         let was_down = {
@@ -82,7 +83,7 @@ pub async fn watch_engine(d: Arc<Daemon>, shutdown: CancellationToken) {
 }
 
 /// Reaps lost runs, sweeps their containers, and purges old files, periodically.
-pub async fn housekeeping(d: Arc<Daemon>, shutdown: CancellationToken) {
+pub async fn housekeeping(d: Arc<Node>, shutdown: CancellationToken) {
     let mut last_purge = std::time::Instant::now();
     let purge_every = Duration::from_secs(d.settings.purge_interval_seconds.max(1));
     purge(&d).await;
@@ -99,7 +100,7 @@ pub async fn housekeeping(d: Arc<Daemon>, shutdown: CancellationToken) {
     }
 }
 
-pub async fn reap_once(d: &Arc<Daemon>) {
+pub async fn reap_once(d: &Arc<Node>) {
     match d.store.reap(d.settings.requeue_lost_runs).await {
         Ok(reaped) => {
             for r in reaped {
@@ -125,7 +126,7 @@ pub async fn reap_once(d: &Arc<Daemon>) {
 
 /// Removes the contexts and logs of runs that ended more than `retention_days` ago.
 /// Only finished runs are ever purged.
-async fn purge(d: &Arc<Daemon>) {
+async fn purge(d: &Arc<Node>) {
     let cutoff = d.clock.now_ms() - (d.settings.retention_days as i64) * 86_400_000;
     let Ok(ids) = d.store.finished_before(cutoff).await else { return };
     for id in ids {
@@ -148,7 +149,7 @@ async fn purge(d: &Arc<Daemon>) {
     }
 }
 
-async fn execute(d: &Arc<Daemon>, worker: &str, run: RunRecord, lease: Duration) {
+async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
     let id = run.id.clone();
     let cancel = CancellationToken::new();
     d.running
@@ -228,7 +229,7 @@ fn read_in(dir: &Path, rel: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot read {rel:?} from the source: {e}"))
 }
 
-async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
+async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
     let secrets = crate::submit::read(&d.settings.data_dir, &run.id);
     let redactor = slipway_runner::Redactor::new(secrets.masked());
     // Credentials come from the run (its task) first, then the daemon's settings for
@@ -363,7 +364,7 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
         })
         .collect();
     let mut cfg = RunConfig::new(&run.id, source.dir.clone());
-    match d.settings.host_access() {
+    match crate::host_access(&d.settings) {
         Ok(host) => cfg.host = host,
         Err(e) => return failed(RunStatus::Error, e),
     }
@@ -399,7 +400,7 @@ async fn run_one(d: &Arc<Daemon>, run: &RunRecord, log: slipway_engine::LogSink,
 }
 
 /// After a task's build, remember the base images it used and their digests.
-async fn record_dependencies(d: &Arc<Daemon>, task: &str, report: &RunReport) {
+async fn record_dependencies(d: &Arc<Node>, task: &str, report: &RunReport) {
     if report.dependencies.is_empty() {
         return;
     }

@@ -3,7 +3,7 @@
 //! the worker (never to the database), the run goes into the queue with its trigger
 //! key in one transaction, and a worker is woken. Secrets are typed end to end.
 
-use crate::Daemon;
+use crate::Node;
 pub use slipway_api::secrets::RunSecrets;
 use slipway_store::{NewRun, RunRecord};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn keep(d: &Daemon, s: &Submission) -> Result<(), SubmitError> {
+fn keep(d: &Node, s: &Submission) -> Result<(), SubmitError> {
     if !s.secrets.is_empty() {
         write_private(
             &secrets_path(&d.settings.data_dir, &s.run.id),
@@ -53,12 +53,12 @@ fn keep(d: &Daemon, s: &Submission) -> Result<(), SubmitError> {
     Ok(())
 }
 
-fn forget(d: &Daemon, run_id: &str) {
+fn forget(d: &Node, run_id: &str) {
     let _ = std::fs::remove_file(secrets_path(&d.settings.data_dir, run_id));
 }
 
 /// Starts a run. `Ok(None)` when its trigger key started a run before.
-pub async fn submit(d: &Daemon, s: Submission) -> Result<Option<RunRecord>, SubmitError> {
+pub async fn submit(d: &Node, s: Submission) -> Result<Option<RunRecord>, SubmitError> {
     keep(d, &s)?;
     let id = s.run.id.clone();
     let queued = match s.trigger_key {
@@ -83,7 +83,7 @@ pub async fn submit(d: &Daemon, s: Submission) -> Result<Option<RunRecord>, Subm
 
 /// Starts many keyed runs in one transaction (timers due the same minute); returns
 /// those that were new. The secrets of the others are not kept.
-pub async fn submit_many(d: &Daemon, all: Vec<Submission>) -> Result<Vec<RunRecord>, SubmitError> {
+pub async fn submit_many(d: &Node, all: Vec<Submission>) -> Result<Vec<RunRecord>, SubmitError> {
     let mut items = Vec::with_capacity(all.len());
     let mut ids = Vec::with_capacity(all.len());
     for s in all {

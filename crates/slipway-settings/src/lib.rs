@@ -1,5 +1,6 @@
-//! The daemon's settings: defaults, then the config file, then `SLIPWAY_<NAME>`
-//! environment variables, then command-line flags (the caller applies those last).
+//! `slipway serve`'s settings, declared once: defaults, then the config file, then
+//! `SLIPWAY_<NAME>` environment variables, then command-line flags (the caller applies
+//! those last). Plain values; the crates that act on them read what they need.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -200,21 +201,6 @@ impl Settings {
             _ => {}
         }
         Ok(())
-    }
-
-    /// How steps reach the engine, as the runner takes it.
-    pub fn engine_access(&self) -> Result<slipway_runner::EngineAccess, String> {
-        self.engine_access.parse().map_err(|e| format!("engine_access: {e}"))
-    }
-
-    /// What a run of this daemon may reach of its host.
-    pub fn host_access(&self) -> Result<slipway_runner::HostAccess, String> {
-        let mut host = slipway_runner::HostAccess::untrusted();
-        host.engine = self.engine_access()?;
-        host.public_ports = self.allow_public_ports;
-        host.privileged = self.allow_privileged;
-        host.host_network = self.allow_host_network;
-        Ok(host)
     }
 
     /// Whether the listen address is loopback only.

@@ -8,91 +8,33 @@
 //! API streams from any offset. Secret values live only in a per-run file in the data
 //! directory (mode 0600) until the run ends, never in the database or the logs.
 
-pub mod api;
-mod images;
-mod logs;
-mod metrics;
-mod netpool;
-pub mod reach;
-pub mod settings;
-pub mod sources;
-pub mod submit;
-pub mod tasks;
-pub mod timers;
-pub mod uploads;
-pub mod webhooks;
-mod worker;
+//! `slipway serve`: the HTTP API (`routes`), with auth and errors in one JSON shape,
+//! wired to this process's workers ([`slipway_worker`]) and triggers
+//! ([`slipway_triggers`]); start-up, signals and graceful shutdown. The only crate that
+//! knows all the parts of the daemon.
 
-pub use settings::Settings;
+pub mod routes;
+
+pub use slipway_settings::Settings;
 
 use anyhow::Context as _;
 use slipway_engine::Engine;
-use slipway_store::{Clock, Store, SystemClock};
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use slipway_store::{Clock, SystemClock};
+use slipway_triggers::Triggers;
+use slipway_worker::Node;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// What every handler and worker shares.
-pub struct Daemon {
-    pub settings: Settings,
-    pub store: Arc<dyn Store>,
-    pub engine: Arc<dyn Engine>,
-    pub clock: Arc<dyn Clock>,
-    /// `node/instance-`: the prefix of this process's worker names.
-    pub instance: String,
-    wake: Notify,
-    /// Bumped (and `tasks_changed` notified) whenever a task is saved or deleted.
-    tasks_version: std::sync::atomic::AtomicU64,
-    tasks_changed: Notify,
-    pool: Arc<netpool::NetworkPool>,
-    /// Notified whenever a run's log grows.
-    log_appended: logs::Appended,
-    metrics: metrics::Metrics,
-    /// Cancel tokens of the runs this process is executing.
-    running: Mutex<HashMap<String, CancellationToken>>,
-    /// What sources may make the daemon reach.
-    pub reach: Arc<reach::Reach>,
-    /// Why the engine cannot be used right now (`None` while it answers); workers claim
-    /// nothing while it is set.
-    engine_down: Mutex<Option<String>>,
-    /// Runs that ended while the engine was unreachable: their leftovers are swept when
-    /// it answers again.
-    unswept: Mutex<Vec<String>>,
+/// What every route shares: the node's workers and queue, and its triggers.
+pub struct Server {
+    pub node: Arc<Node>,
+    pub triggers: Arc<Triggers>,
 }
 
-impl Daemon {
-    pub fn data(&self, sub: &str) -> PathBuf {
-        self.settings.data_dir.join(sub)
-    }
-
-    /// Tells the timer scheduler that tasks changed.
-    pub(crate) fn tasks_touched(&self) {
-        self.tasks_version.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.tasks_changed.notify_waiters();
-    }
-
-    /// How this daemon loads task files: its settings' policy, with these values and secrets.
-    pub(crate) fn task_options(
-        &self,
-        run: slipway_taskfile::RunVars,
-        values: serde_json::Value,
-        secrets: std::collections::BTreeMap<String, String>,
-    ) -> slipway_taskfile::Options {
-        let mut opts = slipway_taskfile::Options::new(run);
-        opts.values = values;
-        opts.secrets = secrets;
-        opts.allow_unknown_keys = self.settings.allow_unknown_keys;
-        opts.allow_privileged = self.settings.allow_privileged;
-        opts.allow_host_network = self.settings.allow_host_network;
-        opts.allow_public_ports = self.settings.allow_public_ports;
-        opts.image_aliases = self.settings.image_aliases.clone();
-        opts
-    }
-
-    pub(crate) fn log_sink(&self, run_id: &str) -> std::io::Result<slipway_engine::LogSink> {
-        logs::file_sink(&logs::log_path(&self.settings.data_dir, run_id), self.log_appended.clone())
+impl std::ops::Deref for Server {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
     }
 }
 
@@ -105,13 +47,13 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
             settings.listen
         );
     }
-    settings.host_access().map_err(|e| anyhow::anyhow!(e))?;
+    slipway_worker::host_access(&settings).map_err(|e| anyhow::anyhow!(e))?;
     // The data dir holds other runs' sources, logs and secrets: only the daemon reads it.
     create_private(&settings.data_dir)?;
     for sub in ["uploads", "contexts", "logs", "secrets", "scratch"] {
         create_private(&settings.data_dir.join(sub))?;
     }
-    sources::set_git_timeouts(
+    slipway_sources::set_git_timeouts(
         std::time::Duration::from_secs(settings.fetch_connect_timeout_seconds.max(1)),
         std::time::Duration::from_secs(settings.fetch_read_timeout_seconds.max(1)),
     );
@@ -136,46 +78,33 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let pool = netpool::NetworkPool::new(engine.clone(), &instance, settings.concurrency as usize);
-    let reach = Arc::new(reach::Reach {
-        file_dirs: settings.file_source_dirs.clone(),
-        allowed: settings.allowed_source_hosts.clone(),
-    });
-    let daemon = Arc::new(Daemon {
-        reach,
-        engine_down: Mutex::new(None),
-        unswept: Mutex::new(Vec::new()),
-        pool,
-        settings,
-        store,
-        engine,
-        clock,
-        instance,
-        wake: Notify::new(),
-        tasks_version: std::sync::atomic::AtomicU64::new(0),
-        tasks_changed: Notify::new(),
-        log_appended: Arc::new(Notify::new()),
-        metrics: metrics::Metrics::default(),
-        running: Mutex::new(HashMap::new()),
+    let node = Arc::new(Node::new(settings, store, engine, clock, instance));
+    let triggers = Arc::new(Triggers::new(node.clone()));
+    let daemon = Arc::new(Server {
+        node: node.clone(),
+        triggers: triggers.clone(),
     });
     // Runs this machine was executing before a restart have no worker any more.
     let node_prefix = format!("{}/", daemon.settings.node);
     daemon.store.expire_node_leases(&node_prefix, &daemon.instance).await?;
-    worker::reap_once(&daemon).await;
-    daemon.pool.clear_stale(&daemon.settings.node).await;
-    daemon.pool.fill().await;
+    slipway_worker::reap_once(&node).await;
+    node.prepare_pool().await;
     let shutdown = CancellationToken::new();
     // Concurrency 0 is a node that serves the API and fires triggers but runs nothing.
     for i in 0..daemon.settings.concurrency {
-        tokio::spawn(worker::work(daemon.clone(), format!("{}{i}", daemon.instance), shutdown.clone()));
+        tokio::spawn(slipway_worker::work(
+            node.clone(),
+            format!("{}{i}", node.instance),
+            shutdown.clone(),
+        ));
     }
-    tokio::spawn(worker::housekeeping(daemon.clone(), shutdown.clone()));
-    tokio::spawn(worker::watch_engine(daemon.clone(), shutdown.clone()));
-    tokio::spawn(timers::run(daemon.clone(), shutdown.clone()));
-    tokio::spawn(images::poll(daemon.clone(), shutdown.clone()));
+    tokio::spawn(slipway_worker::housekeeping(node.clone(), shutdown.clone()));
+    tokio::spawn(slipway_worker::watch_engine(node.clone(), shutdown.clone()));
+    tokio::spawn(slipway_triggers::timers::run(triggers.clone(), shutdown.clone()));
+    tokio::spawn(slipway_triggers::images::poll(triggers.clone(), shutdown.clone()));
     tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
     ready(listener.local_addr()?);
-    let app = api::router(daemon.clone());
+    let app = routes::router(daemon.clone());
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -184,11 +113,9 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds.max(1));
     serve_http(listener, app, header_timeout, shutdown.clone()).await;
     // Stop the runs this process holds; their containers are removed by the runner.
-    for token in daemon.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
-        token.cancel();
-    }
+    node.cancel_all();
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    daemon.pool.drain().await;
+    node.drain_pool().await;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! occurrences missed while the daemon was down are not replayed.
 
 use crate::tasks;
-use crate::Daemon;
+use crate::Triggers;
 use chrono::{TimeZone, Utc};
 use croner::Cron;
 use slipway_api::schedule::{next_after, parse};
@@ -22,7 +22,7 @@ struct Due {
 }
 
 /// Fires due timers until shutdown. Timers are read again when tasks change.
-pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
+pub async fn run(d: Arc<Triggers>, shutdown: CancellationToken) {
     // Occurrences before this start are never replayed.
     let mut horizon = d.clock.now_ms();
     let mut version = u64::MAX;
@@ -92,7 +92,7 @@ pub async fn run(d: Arc<Daemon>, shutdown: CancellationToken) {
 }
 
 /// Queues one run per due occurrence, in batches of one transaction each.
-async fn fire_all(d: &Arc<Daemon>, fired: &[((i64, usize), Due)]) {
+async fn fire_all(d: &Arc<Triggers>, fired: &[((i64, usize), Due)]) {
     let mut batch = Vec::with_capacity(fired.len());
     for ((occurrence, _), due) in fired {
         let spec = &due.task;
@@ -119,7 +119,7 @@ async fn fire_all(d: &Arc<Daemon>, fired: &[((i64, usize), Due)]) {
     }
     while !batch.is_empty() {
         let chunk: Vec<_> = batch.drain(..batch.len().min(1000)).collect();
-        match crate::submit::submit_many(d, chunk).await {
+        match slipway_worker::submit::submit_many(d, chunk).await {
             Ok(runs) => tracing::info!(runs = runs.len(), "timers fired"),
             Err(e) => tracing::warn!(error = %e, "queuing timer runs failed"),
         }

@@ -1,0 +1,135 @@
+//! The workers of `slipway serve`, and the queue's front door: [`submit::submit`] puts a
+//! run and its secrets in the queue; each worker claims one run at a time under a lease
+//! it renews, fetches its source, turns the request into a task and hands the plan to
+//! [`slipway_runner`], records how it ended, and reaps runs whose worker was lost. Logs
+//! go to one file per run. Also: the warm pool of networks, step metrics, and what to
+//! do while the engine is down. Knows nothing of HTTP routes or of triggers.
+
+pub mod logs;
+pub mod metrics;
+mod netpool;
+pub mod submit;
+mod worker;
+
+pub use worker::{housekeeping, reap_once, watch_engine, work};
+
+use slipway_engine::Engine;
+use slipway_settings::Settings;
+use slipway_store::{Clock, Store};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What this process's workers, and everything that queues runs, share.
+pub struct Node {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<dyn Engine>,
+    pub clock: Arc<dyn Clock>,
+    /// `node/instance-`: the prefix of this process's worker names.
+    pub instance: String,
+    /// Woken when a run is queued.
+    pub wake: Notify,
+    pool: Arc<netpool::NetworkPool>,
+    /// Notified whenever a run's log grows.
+    pub log_appended: logs::Appended,
+    pub metrics: metrics::Metrics,
+    /// Cancel tokens of the runs this process is executing.
+    pub running: Mutex<HashMap<String, CancellationToken>>,
+    /// What sources may make the daemon reach.
+    pub reach: Arc<slipway_sources::Reach>,
+    /// Why the engine cannot be used right now (`None` while it answers); workers claim
+    /// nothing while it is set.
+    engine_down: Mutex<Option<String>>,
+    /// Runs that ended while the engine was unreachable: their leftovers are swept when
+    /// it answers again.
+    unswept: Mutex<Vec<String>>,
+}
+
+impl Node {
+    /// A node of `settings` on this store and engine. `instance` names its workers.
+    pub fn new(settings: Settings, store: Arc<dyn Store>, engine: Arc<dyn Engine>, clock: Arc<dyn Clock>, instance: String) -> Node {
+        let pool = netpool::NetworkPool::new(engine.clone(), &instance, settings.concurrency as usize);
+        let reach = Arc::new(slipway_sources::Reach {
+            file_dirs: settings.file_source_dirs.clone(),
+            allowed: settings.allowed_source_hosts.clone(),
+        });
+        Node {
+            settings,
+            store,
+            engine,
+            clock,
+            instance,
+            wake: Notify::new(),
+            pool,
+            log_appended: Arc::new(Notify::new()),
+            metrics: metrics::Metrics::default(),
+            running: Mutex::new(HashMap::new()),
+            reach,
+            engine_down: Mutex::new(None),
+            unswept: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn data(&self, sub: &str) -> PathBuf {
+        self.settings.data_dir.join(sub)
+    }
+
+    /// How this node loads task files: its settings' policy, with these values and secrets.
+    pub fn task_options(
+        &self,
+        run: slipway_taskfile::RunVars,
+        values: serde_json::Value,
+        secrets: std::collections::BTreeMap<String, String>,
+    ) -> slipway_taskfile::Options {
+        let mut opts = slipway_taskfile::Options::new(run);
+        opts.values = values;
+        opts.secrets = secrets;
+        opts.allow_unknown_keys = self.settings.allow_unknown_keys;
+        opts.allow_privileged = self.settings.allow_privileged;
+        opts.allow_host_network = self.settings.allow_host_network;
+        opts.allow_public_ports = self.settings.allow_public_ports;
+        opts.image_aliases = self.settings.image_aliases.clone();
+        opts
+    }
+
+    pub fn log_sink(&self, run_id: &str) -> std::io::Result<slipway_engine::LogSink> {
+        logs::file_sink(&logs::log_path(&self.settings.data_dir, run_id), self.log_appended.clone())
+    }
+
+    /// Cancels a run this process is executing (a no-op for others).
+    pub fn cancel_local(&self, run_id: &str) {
+        if let Some(token) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(run_id) {
+            token.cancel();
+        }
+    }
+
+    /// Stops every run this process executes; their containers are removed by the runner.
+    pub fn cancel_all(&self) {
+        for token in self.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            token.cancel();
+        }
+    }
+
+    /// Prepares the network pool: removes dead daemons' pools, fills this one.
+    pub async fn prepare_pool(&self) {
+        self.pool.clear_stale(&self.settings.node).await;
+        self.pool.fill().await;
+    }
+
+    pub async fn drain_pool(&self) {
+        self.pool.drain().await;
+    }
+}
+
+/// What a run of `settings`' daemon may reach of its host.
+pub fn host_access(settings: &Settings) -> Result<slipway_runner::HostAccess, String> {
+    let mut host = slipway_runner::HostAccess::untrusted();
+    host.engine = settings.engine_access.parse().map_err(|e| format!("engine_access: {e}"))?;
+    host.public_ports = settings.allow_public_ports;
+    host.privileged = settings.allow_privileged;
+    host.host_network = settings.allow_host_network;
+    Ok(host)
+}
