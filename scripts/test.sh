@@ -7,5 +7,6 @@ if ! eval "$(scripts/testbed.sh)"; then
   if [ "${CI:-}" = true ]; then echo "test: the testbed did not start" >&2; exit 1; fi
   echo "test: !!! the testbed did not start; tests that need Docker will be SKIPPED !!!" >&2
 fi
+python3 scripts/check-cycles.py
 cargo test --workspace --all-targets --no-fail-fast "$@"
 cargo test --workspace --doc

@@ -1,11 +1,10 @@
 //! The HTTP plumbing: a client connection in, a request to the engine out, bodies
 //! streamed both ways, and hijacked attach/exec streams spliced once both sides upgrade.
 
-use crate::policy::{self, After, Before, Body, Decision, Facts, Forward, Need, Policy, Refusal, Target, MAX_JSON_BODY};
-use crate::state::State;
-use crate::{resolve, Tasks};
+use crate::policy::{self, After, Before, Body, Decision, Facts, Forward, Need, Refusal, Target, MAX_JSON_BODY};
+use crate::resolve;
+use crate::upstream::{engine_failure, send, BoxError, ProxyBody, Shared};
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -14,27 +13,8 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::convert::Infallible;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::net::UnixStream;
-
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub(crate) type ProxyBody = BoxBody<Bytes, BoxError>;
-
-/// What every connection of one proxy shares.
-pub(crate) struct Shared {
-    pub policy: Policy,
-    pub upstream: PathBuf,
-    pub state: Mutex<State>,
-    pub tasks: Tasks,
-}
-
-impl Shared {
-    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        // The state is a few maps updated in one step each: a panic cannot leave it torn.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
 
 pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     let service = hyper::service::service_fn(move |req| {
@@ -243,25 +223,6 @@ fn upstream_uri(target: &Target, forward: &Forward) -> Result<Uri, Refusal> {
         .map_err(|_| Refusal::bad_request(format!("cannot forward the path {uri:?}")))
 }
 
-/// Sends a request to the engine on a connection of its own.
-pub(crate) async fn send(shared: &Shared, req: Request<ProxyBody>) -> Result<Response<Incoming>, Refusal> {
-    let stream = UnixStream::connect(&shared.upstream)
-        .await
-        .map_err(|e| engine_failure(format!("cannot reach the engine at {}: {e}", shared.upstream.display())))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| engine_failure(format!("engine handshake: {e}")))?;
-    shared.tasks.spawn(async move {
-        if let Err(e) = connection.with_upgrades().await {
-            tracing::debug!(error = %e, "engine connection ended");
-        }
-    });
-    sender
-        .send_request(req)
-        .await
-        .map_err(|e| engine_failure(format!("engine request: {e}")))
-}
-
 /// Copies both ways between a hijacked client connection and the engine's.
 async fn splice(client: OnUpgrade, upstream: OnUpgrade) {
     match tokio::try_join!(client, upstream) {
@@ -308,10 +269,6 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
         out.insert(header::CONTENT_LENGTH, length.clone());
     }
     out
-}
-
-fn engine_failure(message: String) -> Refusal {
-    Refusal { status: 502, message }
 }
 
 fn internal(message: &str) -> Refusal {

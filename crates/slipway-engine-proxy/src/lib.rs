@@ -34,9 +34,8 @@
 mod forward;
 mod policy;
 mod resolve;
-mod state;
+mod upstream;
 
-use forward::Shared;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -47,6 +46,7 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use upstream::Shared;
 
 /// What one run's steps may do through their engine socket.
 #[derive(Debug, Clone, Default)]
@@ -103,7 +103,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             policy: policy::Policy::new(scope, socket.clone()),
             upstream: upstream.to_path_buf(),
-            state: Mutex::new(state::State::default()),
+            state: Mutex::new(policy::State::default()),
             tasks: Tasks { stop, alive },
         });
         let accept = tokio::spawn(accept_loop(listener, shared));

@@ -12,12 +12,14 @@
 mod container;
 mod gojson;
 mod network;
+mod state;
 mod target;
 mod volume;
 
+pub use state::State;
+
 pub use target::{encode_path, parse_target, Target};
 
-use crate::state::State;
 use crate::Scope;
 use gojson::Object;
 use serde_json::Value;

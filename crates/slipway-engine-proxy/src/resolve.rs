@@ -2,8 +2,8 @@
 //! network or volume carry the run's label?) or of the file system (where does a path
 //! beneath the workspace lead?).
 
-use crate::forward::{send, ProxyBody, Shared};
 use crate::policy::{ContainerInfo, Facts, Need, Owner, Refusal};
+use crate::upstream::{send, ProxyBody, Shared};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::{header, Method, Request, StatusCode};

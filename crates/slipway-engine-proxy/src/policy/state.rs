@@ -1,7 +1,7 @@
 //! What a proxy remembers across requests: the exec instances and the networks and
 //! volumes its run created through it, under the names the client gave them.
 
-use crate::policy::After;
+use super::After;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
