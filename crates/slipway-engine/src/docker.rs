@@ -65,13 +65,22 @@ fn credentials(c: &RegistryCredential) -> DockerCredentials {
     }
 }
 
-/// Splits `repo[:tag]` the way the push and create-image endpoints want it.
-fn repo_and_tag(image: &str) -> (&str, &str) {
-    let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match image[slash..].rfind(':') {
-        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
-        None => (image, "latest"),
+/// Splits an image into the name the engine knows it by and the tag (or digest) the
+/// push and create-image endpoints want, as `slipway-reference` reads the reference:
+/// `reg:5000/a/b:v1` → (`reg:5000/a/b`, `v1`), `a@sha256:…` → (`a`, `sha256:…`).
+fn repo_and_tag(image: &str) -> (String, String) {
+    let Ok(r) = slipway_reference::Reference::parse(image) else {
+        return (image.to_string(), "latest".to_string());
+    };
+    let mut repo = image;
+    if let Some(d) = &r.digest {
+        repo = repo.strip_suffix(d.as_str()).and_then(|x| x.strip_suffix('@')).unwrap_or(repo);
     }
+    if let Some(t) = &r.explicit_tag {
+        repo = repo.strip_suffix(t.as_str()).and_then(|x| x.strip_suffix(':')).unwrap_or(repo);
+    }
+    let tag = r.digest.clone().unwrap_or_else(|| r.tag().to_string());
+    (repo.to_string(), tag)
 }
 
 fn run_filter(run_id: &str) -> HashMap<String, Vec<String>> {
@@ -198,7 +207,7 @@ impl Engine for Docker {
             return Ok(());
         }
         let (repo, tag) = repo_and_tag(image);
-        let opts = CreateImageOptionsBuilder::new().from_image(repo).tag(tag).build();
+        let opts = CreateImageOptionsBuilder::new().from_image(&repo).tag(&tag).build();
         let mut stream = self.client.create_image(Some(opts), None, credential.as_ref().map(credentials));
         let mut last_status = String::new();
         while let Some(item) = stream.next().await {
@@ -293,7 +302,7 @@ impl Engine for Docker {
         for tag in build.tags.iter().skip(1) {
             let (repo, t) = repo_and_tag(tag);
             self.client
-                .tag_image(&image_id, Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build()))
+                .tag_image(&image_id, Some(TagImageOptionsBuilder::new().repo(&repo).tag(&t).build()))
                 .await
                 .map_err(api)?;
         }
@@ -302,8 +311,8 @@ impl Engine for Docker {
 
     async fn push(&self, image: &str, credential: Option<RegistryCredential>, log: LogSink) -> Result<String, EngineError> {
         let (repo, tag) = repo_and_tag(image);
-        let opts = PushImageOptionsBuilder::new().tag(tag).build();
-        let mut stream = self.client.push_image(repo, Some(opts), credential.as_ref().map(credentials));
+        let opts = PushImageOptionsBuilder::new().tag(&tag).build();
+        let mut stream = self.client.push_image(&repo, Some(opts), credential.as_ref().map(credentials));
         let mut digest = None;
         while let Some(item) = stream.next().await {
             match item {
@@ -350,7 +359,7 @@ impl Engine for Docker {
             .repo_digests
             .unwrap_or_default()
             .into_iter()
-            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, d)| d.to_string()))
+            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo.as_str()).map(|(_, d)| d.to_string()))
     }
 
     async fn image_id(&self, image: &str) -> Option<String> {
@@ -581,8 +590,15 @@ mod tests {
 
     #[test]
     fn repo_and_tag_split() {
-        assert_eq!(repo_and_tag("127.0.0.1:5000/a/b:v1"), ("127.0.0.1:5000/a/b", "v1"));
-        assert_eq!(repo_and_tag("127.0.0.1:5000/a/b"), ("127.0.0.1:5000/a/b", "latest"));
-        assert_eq!(repo_and_tag("alpine"), ("alpine", "latest"));
+        let split = |i: &str| {
+            let (r, t) = repo_and_tag(i);
+            (r, t)
+        };
+        assert_eq!(split("127.0.0.1:5000/a/b:v1"), ("127.0.0.1:5000/a/b".into(), "v1".into()));
+        assert_eq!(split("127.0.0.1:5000/a/b"), ("127.0.0.1:5000/a/b".into(), "latest".into()));
+        assert_eq!(split("alpine"), ("alpine".into(), "latest".into()));
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(split(&format!("reg.io/app@{digest}")), ("reg.io/app".into(), digest.clone()));
+        assert_eq!(split(&format!("reg.io:5000/app:v2@{digest}")), ("reg.io:5000/app".into(), digest));
     }
 }

@@ -105,18 +105,51 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
     ready(listener.local_addr()?);
     let app = routes::router(daemon.clone());
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        stop.cancel();
-    });
+    let signals = Arc::new(tokio::sync::Notify::new());
+    {
+        let (stop, signals) = (shutdown.clone(), signals.clone());
+        tokio::spawn(async move {
+            loop {
+                wait_for_signal().await;
+                stop.cancel();
+                signals.notify_waiters();
+            }
+        });
+    }
     let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds.max(1));
     serve_http(listener, app, header_timeout, shutdown.clone()).await;
-    // Stop the runs this process holds; their containers are removed by the runner.
-    node.cancel_all();
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    drain(&node, &signals).await;
     node.drain_pool().await;
     Ok(())
+}
+
+/// Shutting down: nothing new is claimed (the workers saw `shutdown`); runs already
+/// going may finish within `shutdown_grace_seconds`. Those still going then (or at a
+/// second signal) are stopped, their containers removed, and they end `Error` as a
+/// lost worker's runs do.
+async fn drain(node: &Node, signals: &tokio::sync::Notify) {
+    let grace = std::time::Duration::from_secs(node.settings.shutdown_grace_seconds);
+    if node.running_count() > 0 {
+        tracing::info!(
+            runs = node.running_count(),
+            grace_seconds = grace.as_secs(),
+            "shutting down: waiting for running runs (a second signal stops them now)"
+        );
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while node.running_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            _ = signals.notified() => break,
+        }
+    }
+    if node.running_count() > 0 {
+        node.stop_runs("the daemon shut down before the run finished");
+        let stopped = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while node.running_count() > 0 && tokio::time::Instant::now() < stopped {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Serves HTTP/1.1 until `shutdown`, then lets open requests finish for a few seconds.

@@ -58,6 +58,8 @@ pub struct Settings {
     /// Seconds a client has to send a request's head; an idle keep-alive connection is
     /// closed after as long.
     pub http_header_timeout_seconds: u64,
+    /// Seconds a shutdown waits for running runs before stopping them (as `Error`).
+    pub shutdown_grace_seconds: u64,
     /// `cmd` image aliases, e.g. `bash = "busybox:latest"`.
     pub image_aliases: BTreeMap<String, String>,
     /// Registry credentials: registry host → `user:password`.
@@ -100,6 +102,7 @@ impl Default for Settings {
             fetch_connect_timeout_seconds: 10,
             fetch_read_timeout_seconds: 60,
             http_header_timeout_seconds: 30,
+            shutdown_grace_seconds: 30,
             image_aliases: BTreeMap::new(),
             registry_credentials: BTreeMap::new(),
             git_credentials: BTreeMap::new(),
@@ -192,6 +195,7 @@ impl Settings {
             "fetch_connect_timeout_seconds" => self.fetch_connect_timeout_seconds = num(value)?,
             "fetch_read_timeout_seconds" => self.fetch_read_timeout_seconds = num(value)?,
             "http_header_timeout_seconds" => self.http_header_timeout_seconds = num(value)?,
+            "shutdown_grace_seconds" => self.shutdown_grace_seconds = num(value)?,
             "node" => self.node = value.into(),
             "sandbox_image" => self.sandbox_image = value.into(),
             "registry" => self.registry = value.into(),

@@ -46,6 +46,8 @@ pub struct Node {
     /// Runs that ended while the engine was unreachable: their leftovers are swept when
     /// it answers again.
     unswept: Mutex<Vec<String>>,
+    /// Set when the daemon stops its own runs (shutdown): the reason they end `Error`.
+    stopping: Mutex<Option<String>>,
 }
 
 impl Node {
@@ -70,6 +72,7 @@ impl Node {
             reach,
             engine_down: Mutex::new(None),
             unswept: Mutex::new(Vec::new()),
+            stopping: Mutex::new(None),
         }
     }
 
@@ -106,11 +109,23 @@ impl Node {
         }
     }
 
-    /// Stops every run this process executes; their containers are removed by the runner.
-    pub fn cancel_all(&self) {
+    /// How many runs this process is executing.
+    pub fn running_count(&self) -> usize {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Stops every run this process executes, which then ends `Error` with `why` (not
+    /// `Canceled`: nobody asked); their containers are removed by the runner.
+    pub fn stop_runs(&self, why: &str) {
+        *self.stopping.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
         for token in self.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
             token.cancel();
         }
+    }
+
+    /// Why runs are being stopped by the daemon itself, if they are.
+    pub(crate) fn stopping(&self) -> Option<String> {
+        self.stopping.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Prepares the network pool: removes dead daemons' pools, fills this one.

@@ -129,10 +129,15 @@ pub async fn reap_once(d: &Arc<Node>) {
 async fn purge(d: &Arc<Node>) {
     let cutoff = d.clock.now_ms() - (d.settings.retention_days as i64) * 86_400_000;
     let Ok(ids) = d.store.finished_before(cutoff).await else { return };
-    for id in ids {
-        let _ = std::fs::remove_dir_all(d.data("contexts").join(&id));
-        let _ = std::fs::remove_file(logs::log_path(&d.settings.data_dir, &id));
-    }
+    // Whole contexts can be large: remove them on a blocking thread.
+    let (contexts, data_dir) = (d.data("contexts"), d.settings.data_dir.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        for id in ids {
+            let _ = std::fs::remove_dir_all(contexts.join(&id));
+            let _ = std::fs::remove_file(logs::log_path(&data_dir, &id));
+        }
+    })
+    .await;
     let Ok(entries) = std::fs::read_dir(d.data("uploads")) else {
         return;
     };
@@ -196,8 +201,13 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
             Arc::new(|_: &str| {})
         }
     };
-    let done = run_one(d, &run, log.clone(), cancel.clone()).await;
+    let mut done = run_one(d, &run, log.clone(), cancel.clone()).await;
     keeper.abort();
+    if let (Some(why), Some(RunStatus::Canceled)) = (d.stopping(), done.status) {
+        log(&format!("{why}; it ended as Error."));
+        done.status = Some(RunStatus::Error);
+        done.error_message = Some(why);
+    }
     // The last line is written before the status changes, so a follower that sees the
     // run finished has already been given every line.
     log(&format!(

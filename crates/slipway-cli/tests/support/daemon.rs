@@ -84,6 +84,8 @@ impl Daemon {
             // refuses to reach unless its operator lists them.
             .env("SLIPWAY_FILE_SOURCE_DIRS", std::env::temp_dir())
             .env("SLIPWAY_ALLOWED_SOURCE_HOSTS", "127.0.0.1,localhost")
+            // A test's daemon stops its runs at once when the test ends.
+            .env("SLIPWAY_SHUTDOWN_GRACE_SECONDS", "1")
             .args(&self.extra)
             .envs(self.envs.iter().cloned())
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -103,6 +105,16 @@ impl Daemon {
 
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the process to end; returns how long that took.
+    pub fn terminate(&mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+        started.elapsed()
     }
 
     /// `kill -9`: no chance to clean up.
