@@ -48,6 +48,24 @@ pub fn parse_git(location: &str) -> Result<GitSource, String> {
     })
 }
 
+impl GitSource {
+    /// The location again, pinned to `commit` (keeping the subfolder).
+    pub fn at_commit(&self, commit: &str) -> String {
+        match &self.subfolder {
+            Some(sub) => format!("{}#{commit}:{sub}", self.url),
+            None => format!("{}#{commit}", self.url),
+        }
+    }
+}
+
+/// `https://Host/Org/Repo.git/` and `host/org/repo` are the same repository.
+pub fn normalise_repo(url: &str) -> String {
+    let u = url.split('#').next().unwrap_or(url).trim().trim_end_matches('/');
+    let u = u.split_once("://").map(|(_, rest)| rest).unwrap_or(u);
+    let u = u.rsplit_once('@').map(|(_, rest)| rest).unwrap_or(u);
+    u.trim_end_matches(".git").trim_end_matches('/').to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

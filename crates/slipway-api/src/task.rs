@@ -208,14 +208,10 @@ pub struct Overrides {
 /// Where to fetch a task's source, pinned to `commit` when a trigger names one.
 pub fn source_location(context: Option<&str>, commit: Option<&str>) -> Option<String> {
     let context = context?;
-    let Some(commit) = commit else { return Some(context.to_string()) };
-    let (url, fragment) = context.split_once('#').unwrap_or((context, ""));
-    let subfolder = fragment.split_once(':').map(|(_, s)| s).unwrap_or("");
-    Some(if subfolder.is_empty() {
-        format!("{url}#{commit}")
-    } else {
-        format!("{url}#{commit}:{subfolder}")
-    })
+    match (commit, crate::source::parse_git(context)) {
+        (Some(commit), Ok(git)) => Some(git.at_commit(commit)),
+        _ => Some(context.to_string()),
+    }
 }
 
 #[cfg(test)]

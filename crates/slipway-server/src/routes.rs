@@ -230,7 +230,7 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
             Some(requests::ValuesSource::Text(t)) => slipway_taskfile::parse_values("values", t).map_err(|e| bad_request(e.to_string()))?,
             _ => serde_json::Value::Object(Default::default()),
         };
-        let run = slipway_taskfile::RunVars::new(&run_id, &d.settings.registry, chrono::Utc::now());
+        let run = slipway_taskfile::RunVars::new(&run_id, &d.settings.registry, d.now());
         let opts = d.task_options(run, job.values_over(from_file), job.secrets.clone());
         let redactor = slipway_runner::Redactor::new(job.secrets.values().cloned().collect());
         // Rendering is bounded but can still take a while: never on the async runtime.

@@ -133,7 +133,7 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
         }
         let trigger = serde_json::json!({
             "id": uuid::Uuid::new_v4().to_string(),
-            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "timestamp": d.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "images": [{"registry": r.registry, "repository": r.repository, "tag": r.tag(), "digest": sighting.digest}],
             "chain": chain,
         });

@@ -6,6 +6,7 @@ use crate::tasks;
 use crate::Triggers;
 use hmac::{KeyInit, Mac};
 use http::HeaderMap;
+use slipway_api::source::normalise_repo;
 use slipway_api::task::TaskSpec;
 use std::sync::Arc;
 
@@ -168,19 +169,9 @@ pub fn verify(provider: &str, headers: &HeaderMap, body: &[u8], secret: &str) ->
     }
 }
 
-/// `https://Host/Org/Repo.git/` and `host/org/repo` are the same repository.
-pub fn normalise_repo(url: &str) -> String {
-    let u = url.split('#').next().unwrap_or(url).trim().trim_end_matches('/');
-    let u = u.split_once("://").map(|(_, rest)| rest).unwrap_or(u);
-    let u = u.rsplit_once('@').map(|(_, rest)| rest).unwrap_or(u);
-    u.trim_end_matches(".git").trim_end_matches('/').to_ascii_lowercase()
-}
-
 /// The branch a task's context names (`#branch[:subfolder]`), if any.
 fn context_branch(context: &str) -> Option<String> {
-    let fragment = context.split_once('#')?.1;
-    let r = fragment.split(':').next().unwrap_or("");
-    Some(r.to_string()).filter(|r| !r.is_empty())
+    slipway_api::source::parse_git(context).ok()?.reference
 }
 
 fn wants(task: &TaskSpec, push: &Push) -> bool {

@@ -76,6 +76,11 @@ impl Node {
         }
     }
 
+    /// The time, from the node's clock (which tests control).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default()
+    }
+
     pub fn data(&self, sub: &str) -> PathBuf {
         self.settings.data_dir.join(sub)
     }

@@ -141,14 +141,16 @@ async fn purge(d: &Arc<Node>) {
     let Ok(entries) = std::fs::read_dir(d.data("uploads")) else {
         return;
     };
-    let max_age = Duration::from_secs(d.settings.retention_days * 86_400);
+    let max_age_ms = (d.settings.retention_days as i64) * 86_400_000;
+    let now_ms = d.clock.now_ms();
     for e in entries.flatten() {
-        if e.metadata()
+        let modified_ms = e
+            .metadata()
             .and_then(|m| m.modified())
             .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > max_age)
-        {
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64);
+        if modified_ms.is_some_and(|m| now_ms - m > max_age_ms) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -329,7 +331,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
         }
     };
     let values = job.values_over(values);
-    let mut run_vars = slipway_taskfile::RunVars::new(&run.id, &d.settings.registry, chrono::Utc::now());
+    let mut run_vars = slipway_taskfile::RunVars::new(&run.id, &d.settings.registry, d.now());
     run_vars.commit = source.commit.clone();
     // A commit trigger pins the commit, so the branch comes from the trigger.
     run_vars.branch = run
