@@ -68,6 +68,12 @@ pub fn unpack(reader: impl Read, limits: &Limits, into: &Dir) -> Result<Summary,
     walk(reader, limits, Some(into))
 }
 
+/// A message fit to show: control characters escaped, cut short.
+pub fn printable_message(text: &str) -> String {
+    let out: String = text.chars().take(300).flat_map(char::escape_debug).collect();
+    out.replace("\\\"", "\"").replace("\\'", "'")
+}
+
 /// An entry name fit for a message: escaped, and cut short.
 pub fn printable(name: &[u8]) -> String {
     let text = String::from_utf8_lossy(name);
@@ -174,7 +180,7 @@ fn bytes_path(b: &[u8]) -> PathBuf {
 fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summary, ArchiveError> {
     let mut gz = flate2::read::GzDecoder::new(reader);
     // Reading through the decoder reports a bad gzip header as an error.
-    gz.read_exact(&mut [0u8; 0]).map_err(|e| ArchiveError::NotGzip(e.to_string()))?;
+    gz.read_exact(&mut [0u8; 0]).map_err(|e| ArchiveError::NotGzip(printable_message(&e.to_string())))?;
     if gz.header().is_none() {
         return Err(ArchiveError::NotGzip("no gzip header".into()));
     }
@@ -187,7 +193,10 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
             .saturating_add(1 << 20),
     };
     let mut archive = tar::Archive::new(counted);
-    let entries = archive.entries().map_err(|e| ArchiveError::NotTar(e.to_string()))?.raw(true);
+    let entries = archive
+        .entries()
+        .map_err(|e| ArchiveError::NotTar(printable_message(&e.to_string())))?
+        .raw(true);
     let mut tree = Tree::default();
     let mut summary = Summary::default();
     let mut long_name: Option<Vec<u8>> = None;
@@ -198,11 +207,11 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
             if too_large(&e) {
                 ArchiveError::TooLarge { limit: limits.max_bytes }
             } else if summary.entries == 0 {
-                ArchiveError::NotTar(e.to_string())
+                ArchiveError::NotTar(printable_message(&e.to_string()))
             } else {
                 ArchiveError::BadEntry {
                     entry: format!("#{}", summary.entries + 1),
-                    why: e.to_string(),
+                    why: printable_message(&e.to_string()),
                 }
             }
         })?;

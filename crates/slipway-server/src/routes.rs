@@ -65,7 +65,30 @@ pub fn router(d: Arc<Server>) -> Router {
         .merge(hooks)
         .fallback(not_found)
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn_with_state(d.clone(), stalled_bodies))
         .with_state(d)
+}
+
+/// A request body must keep coming: one that stalls for as long as a request head may
+/// take ends the request, so a client cannot hold a connection and its handler open.
+async fn stalled_bodies(State(d): Shared, req: Request, next: Next) -> Response {
+    let limit = std::time::Duration::from_secs(d.settings.http_header_timeout_seconds.max(1));
+    let (parts, body) = req.into_parts();
+    let timed = futures_util::stream::unfold(Some(body.into_data_stream()), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout(limit, futures_util::StreamExt::next(&mut stream)).await {
+            Ok(Some(item)) => Some((item.map_err(axum::Error::new), Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(axum::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the request body stalled for {} s", limit.as_secs()),
+                ))),
+                None,
+            )),
+        }
+    });
+    next.run(Request::from_parts(parts, Body::from_stream(timed))).await
 }
 
 /// Rejections axum makes itself (a body over the limit, a bad path) come as plain
@@ -104,10 +127,23 @@ pub struct Failure(StatusCode, &'static str, String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
+        // Messages can quote what a client sent (a field name, an id): a terminal that
+        // prints one must not run its control characters.
+        let message: String = self
+            .2
+            .chars()
+            .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+                if c.is_control() && c != '\n' {
+                    Box::new(c.escape_debug())
+                } else {
+                    Box::new(std::iter::once(c))
+                }
+            })
+            .collect();
         let body = ApiError {
             error: ErrorBody {
                 code: self.1.to_string(),
-                message: self.2,
+                message,
             },
         };
         (self.0, Json(body)).into_response()

@@ -253,6 +253,9 @@ fn fetch_options(
     callbacks.sideband_progress(move |_| !stop_sideband.load(Ordering::SeqCst));
     let mut fo = git2::FetchOptions::new();
     fo.remote_callbacks(callbacks);
+    // libgit2 would follow a server's redirect on the first request without asking
+    // where it leads; a redirect could reach the daemon's own network.
+    fo.follow_redirects(git2::RemoteRedirect::None);
     fo
 }
 

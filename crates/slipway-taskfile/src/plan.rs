@@ -141,7 +141,18 @@ pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
         .collect();
     for (i, rs) in raw_steps.iter().enumerate() {
         let path = format!("steps[{i}]");
-        let step = step(cx, &path, i, rs, step_timeout, &task_env, &task_wd, &default_network, &volume_names)?;
+        let step = step(
+            cx,
+            &path,
+            i,
+            rs,
+            step_timeout,
+            &task_env,
+            &task_wd,
+            &default_network,
+            &volume_names,
+            &networks,
+        )?;
         if step.id == ROOT_ID {
             return Err(cx.err(
                 ErrorKind::ReservedId,
@@ -270,6 +281,7 @@ fn step(
     task_wd: &str,
     default_network: &str,
     volume_names: &HashSet<&str>,
+    networks: &[Network],
 ) -> Result<Step, TaskError> {
     let id = rs.id.clone().unwrap_or_else(|| format!("acb_step_{index}"));
     if id.chars().any(char::is_whitespace) {
@@ -430,6 +442,27 @@ fn step(
         StepKind::Build { spec, .. } => spec.network.as_deref(),
         _ => None,
     };
+    if !cx.allow_host_network {
+        // Only the run's own networks: `container:X` would join another workload's
+        // namespace, and a name the task did not declare is someone else's network.
+        let declared = |n: &str| networks.iter().any(|d| d.name == n);
+        if network != "host" && network != "none" && !declared(&network) {
+            return Err(cx.err(
+                ErrorKind::NotAllowed,
+                &p("network"),
+                format!(
+                    "network {network:?} is not one of the task's networks; steps join only networks the task declares (the operator can allow others with allow_host_network)"
+                ),
+            ));
+        }
+        if let Some(n) = build_network.filter(|n| !matches!(*n, "default" | "none" | "host")) {
+            return Err(cx.err(
+                ErrorKind::NotAllowed,
+                &p("build"),
+                format!("a build's --network may only be default or none here, not {n:?} (the operator can allow others with allow_host_network)"),
+            ));
+        }
+    }
     if !cx.allow_host_network && (network == "host" || build_network == Some("host")) {
         let field = if network == "host" { p("network") } else { p("build") };
         return Err(cx.err(
@@ -579,6 +612,11 @@ fn secrets(cx: &Context, raw: &RawTask) -> Result<Vec<Secret>, TaskError> {
     Ok(out)
 }
 
+/// A name that is also a file name on the host: no separators, never `.` or `..`.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
@@ -597,6 +635,13 @@ fn volumes(cx: &Context, raw: &RawTask) -> Result<Vec<Volume>, TaskError> {
             .clone()
             .filter(|x| !x.is_empty())
             .ok_or_else(|| cx.err(ErrorKind::Volume, &path, "volume has no name"))?;
+        if !safe_name(&name) {
+            return Err(cx.err(
+                ErrorKind::Volume,
+                &format!("{path}.name"),
+                format!("volume name {name:?} is not well formed: use letters, digits, '-', '_' and '.'"),
+            ));
+        }
         if out.iter().any(|o| o.name == name) {
             return Err(cx.err(
                 ErrorKind::Volume,
@@ -610,7 +655,7 @@ fn volumes(cx: &Context, raw: &RawTask) -> Result<Vec<Volume>, TaskError> {
         let mut files = BTreeMap::new();
         for (file, content) in secret {
             let fpath = format!("{path}.secret.{file}");
-            if file.is_empty() || !file.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if !safe_name(file) {
                 return Err(cx.err(
                     ErrorKind::Volume,
                     &fpath,
@@ -654,6 +699,15 @@ fn networks(cx: &Context, raw: &RawTask) -> Result<Vec<Network>, TaskError> {
                 ErrorKind::Network,
                 &format!("{path}.name"),
                 format!("duplicate network name {name:?}"),
+            ));
+        }
+        if n.skip_creation.unwrap_or(false) && !cx.allow_host_network && name != "host" {
+            return Err(cx.err(
+                ErrorKind::NotAllowed,
+                &format!("{path}.skipCreation"),
+                format!(
+                    "network {name:?} is one that already exists (skipCreation), which would join other workloads; steps use networks the run creates here (the operator can allow it with allow_host_network)"
+                ),
             ));
         }
         let is_default = n.is_default.unwrap_or(false);

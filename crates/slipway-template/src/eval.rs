@@ -288,7 +288,11 @@ fn arg(st: &mut State, a: &Arg, dot: &Value) -> Result<Value, TemplateError> {
             st.copy(found)?
         }
         Arg::Func(name) => call(st, name, Vec::new())?,
-        Arg::Str(s) => Value::String(s.clone()),
+        Arg::Str(s) => {
+            // A literal is copied each time it is used: a long one costs its length.
+            st.budget.spend(st.line, s.len())?;
+            Value::String(s.clone())
+        }
         Arg::Num(v, true) => Value::from(*v as i64),
         Arg::Num(v, false) => serde_json::Number::from_f64(*v).map(Value::Number).unwrap_or(Value::Null),
         Arg::Bool(b) => Value::Bool(*b),

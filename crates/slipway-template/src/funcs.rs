@@ -514,7 +514,8 @@ pub fn call(name: &str, args: Vec<Value>, cap: usize) -> Result<Value, String> {
             if d == 0 {
                 return Err("division by zero".into());
             }
-            Value::from(num(&a[0])? as i64 % d)
+            // i64::MIN % -1 overflows; Go answers 0.
+            Value::from((num(&a[0])? as i64).wrapping_rem(d))
         }
         "atoi" | "int" => int_value(num(a.first().unwrap_or(&Value::Null)).unwrap_or(0.0)),
         other => return Err(format!("function {other:?} not defined")),

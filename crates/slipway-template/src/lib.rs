@@ -223,6 +223,14 @@ mod tests {
                 started.elapsed()
             );
         }
+        // A long literal compared a million times: each use costs its length.
+        let big = "x".repeat(1 << 20);
+        let slow = format!("{{{{range 1000000}}}}{{{{if eq \"{big}\" \"{big}\"}}}}{{{{end}}}}{{{{end}}}}");
+        let started = std::time::Instant::now();
+        let e = render(&slow, &json!({})).unwrap_err().to_string();
+        assert!(e.contains("MiB of values"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+        assert_eq!(render("{{ mod -9223372036854775808 -1 }}", &json!({})).unwrap(), "0");
         let tight = Limits {
             max_duration: std::time::Duration::from_millis(1),
             max_steps: u64::MAX,

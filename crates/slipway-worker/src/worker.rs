@@ -171,14 +171,14 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
         tokio::spawn(async move {
             let mut last_renew = std::time::Instant::now();
             loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = cancel.cancelled() => return,
-                }
-                if let Ok(Some(r)) = d.store.get(&id).await {
-                    if r.cancel_requested {
-                        cancel.cancel();
-                        return;
+                // The lease is kept until the run has ended, cancelled or not: a cancel
+                // can take a moment to stop what the run is doing.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if !cancel.is_cancelled() {
+                    if let Ok(Some(r)) = d.store.get(&id).await {
+                        if r.cancel_requested {
+                            cancel.cancel();
+                        }
                     }
                 }
                 if last_renew.elapsed() >= lease / 3 {
@@ -345,11 +345,19 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
     run_vars.task_name = run.task.clone().unwrap_or_else(|| "quickrun".into());
     let opts = d.task_options(run_vars, values, job.secrets.clone());
     let base = source.dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
+    let loading = tokio::task::spawn_blocking(move || {
         let read = move |p: &str| read_in(&base, p);
         slipway_taskfile::load(&file_name, &text, &opts, &read)
-    })
-    .await;
+    });
+    // Loading is bounded (its own deadline) but not interruptible: a cancel ends the
+    // run now and leaves the thread to finish on its own.
+    let loaded = tokio::select! {
+        l = loading => l,
+        _ = cancel.cancelled() => {
+            say("The run was canceled while its task file was loading.");
+            return failed(RunStatus::Canceled, "the run was canceled".into());
+        }
+    };
     let loaded = match loaded {
         Ok(Ok(l)) => {
             for w in &l.warnings {
