@@ -6,8 +6,9 @@
 //! and that `/healthz` still answers 200 within 2 s afterwards. Each table ends by
 //! checking that the daemon is alive and its resident memory stayed under 300 MiB.
 //!
-//! Cases marked `// BUG:` assert the correct behaviour of an input the daemon gets
-//! wrong today; they fail until it is fixed.
+//! Cases marked `// BUG:` are inputs the daemon got wrong when this table was written
+//! (the comment says how); each asserts the correct behaviour. `HOSTILE_TRACE=1`
+//! prints each case's time and the daemon's RSS after it, `HOSTILE_SHOW=1` each answer.
 
 mod support;
 
@@ -36,6 +37,9 @@ enum Input {
     },
     /// Bytes written as they are to a new connection (for requests no client would send).
     Raw(Vec<u8>),
+    /// Bytes written to a new connection that is then left as it is: the answer is
+    /// whatever the server sends within the time (status 0: it closed without one).
+    Partial(Vec<u8>, Duration),
 }
 
 type Checker = Box<dyn Fn(&Daemon, u16, &str) -> Result<(), String>>;
@@ -171,6 +175,25 @@ fn send(d: &Daemon, input: &Input) -> Result<(u16, Vec<u8>), String> {
             Ok((status, bytes.to_vec()))
         }
         Input::Raw(bytes) => raw_request(d.port, bytes),
+        Input::Partial(bytes, wait) => {
+            let mut s = TcpStream::connect(("127.0.0.1", d.port)).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(*wait)).unwrap();
+            s.write_all(bytes).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            match s.read_to_end(&mut out) {
+                Ok(_) if out.is_empty() => Ok((0, Vec::new())),
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&out).to_string();
+                    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+                    let body = match out.windows(4).position(|w| w == b"\r\n\r\n") {
+                        Some(i) => out[i + 4..].to_vec(),
+                        None => Vec::new(),
+                    };
+                    Ok((status, body))
+                }
+                Err(_) => Err(format!("the connection is still open, unanswered, after {wait:?}")),
+            }
+        }
     }
 }
 
@@ -399,18 +422,27 @@ fn run_table(title: &str, d: &mut Daemon, table: Vec<Case>) {
         let t = Instant::now();
         let answer = send(d, &input);
         let took = t.elapsed();
+        if std::env::var_os("HOSTILE_SHOW").is_some() {
+            if let Ok((status, body)) = &answer {
+                eprintln!(
+                    "SHOW {name}: {status} {}",
+                    short(&String::from_utf8_lossy(body)).chars().take(300).collect::<String>()
+                );
+            }
+        }
         let mut verdict = check(d, answer, &expected);
         if let (Expect::Within(limit, _), Ok(())) = (&expected, &verdict) {
             if took > *limit {
                 verdict = Err(format!("answered after {:.1} s, not within {limit:?}", took.as_secs_f64()));
             }
         }
-        if took > Duration::from_secs(5) {
-            slow.push(format!("{name} ({:.1} s)", took.as_secs_f64()));
+        let total = t.elapsed();
+        if total > Duration::from_secs(5) {
+            slow.push(format!("{name} ({:.1} s)", total.as_secs_f64()));
         }
         if std::env::var_os("HOSTILE_TRACE").is_some() {
             let pid = d.child.as_ref().map(|c| c.id()).unwrap_or(0);
-            eprintln!("{title}: {name}: {:.2} s, RSS {:.0} MiB", took.as_secs_f64(), rss_mib(pid));
+            eprintln!("{title}: {name}: {:.2} s, RSS {:.0} MiB", total.as_secs_f64(), rss_mib(pid));
         }
         if let Err(e) = verdict {
             eprintln!("{title}: FAILED {name}: {e}");
@@ -435,10 +467,12 @@ fn run_table(title: &str, d: &mut Daemon, table: Vec<Case>) {
         "{title}: {count} cases in {:.1} s; daemon RSS {rss:.0} MiB; slow cases: {slow:?}",
         started.elapsed().as_secs_f64()
     );
-    assert!(rss > 0.0 && rss < 300.0, "{title}: the daemon's RSS is {rss:.0} MiB");
+    if !(rss > 0.0 && rss < 300.0) {
+        failures.push(format!("after the table the daemon's RSS is {rss:.0} MiB (limit 300 MiB)"));
+    }
     assert!(
         failures.is_empty(),
-        "{title}: {} of {count} cases failed:\n{}",
+        "{title}: {} of {count} checks failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
@@ -727,15 +761,20 @@ fn hostile_task_files_and_templates() {
     };
     let big = "a".repeat(1_000_000);
     let slow_template = format!("{{{{ range 999999 }}}}{{{{ if contains \"b\" \"{big}\" }}}}{{{{ end }}}}{{{{ end }}}}\n{step}");
-    let slow_upload = {
-        let (code, body) = d.post("/v1/uploads", tgz(&[file("acb.yaml", &slow_template)]), Some(TOKEN));
+    // A task file of 50,000 steps (2.3 MB, under the 4 MiB a task file may have): a
+    // few seconds to load, and loaded only by the worker (a file in the source).
+    let long_upload = {
+        let steps: String = (0..50_000)
+            .map(|i| format!("  - id: s{i}\n    cmd: slipway-busybox true\n"))
+            .collect();
+        let (code, body) = d.post("/v1/uploads", tgz(&[file("acb.yaml", &format!("steps:\n{steps}"))]), Some(TOKEN));
         assert_eq!(code, 201, "{body}");
         serde_json::from_str::<serde_json::Value>(&body).unwrap()["sourceLocation"]
             .as_str()
             .unwrap()
             .to_string()
     };
-    let many_steps: String = (0..20_000)
+    let many_steps: String = (0..5_000)
         .map(|i| format!("  - id: s{i}\n    cmd: slipway-busybox true\n"))
         .collect();
 
@@ -743,57 +782,57 @@ fn hostile_task_files_and_templates() {
         // Templates: every cap is a located error, answered at once.
         case("repeat 1e11", task("steps:\n  - cmd: slipway-busybox echo {{ repeat 100000000000 \"x\" }}\n"), bad(&["task:2:", "larger than"])),
         case("repeat negative", task("steps:\n  - cmd: slipway-busybox echo {{ repeat -5 \"x\" }}x\n    tiemout: 1\n"), bad(&["task:3:5: steps[0].tiemout", "unknown key"])),
-        case("10000 nested ifs", task(&deep_if), bad(&["task:", "nested more than 64"])),
-        case("10000 nested parens", task(&deep_parens), bad(&["task:2", "nested more than 64"])),
+        case("10000 nested ifs", task(&deep_if), bad(&["task:3: blocks and parentheses are nested more than 64 deep"])),
+        case("10000 nested parens", task(&deep_parens), bad(&["task:2: blocks and parentheses are nested more than 64 deep"])),
         case("triple range over a 20000-item splitList", task(&triple_range), bad(&["task:1", "evaluation steps"])),
         case("range over 3000000", task(&format!("{{{{ range 3000000 }}}}x{{{{ end }}}}\n{step}")), bad(&["task:1", "evaluation steps"])),
         case("range over 1e18", task(&format!("{{{{ range 1000000000000000000 }}}}{{{{ end }}}}\n{step}")), bad(&["task:1", "evaluation steps"])),
         case("replace amplification", task(&format!("{{{{ $x := repeat 4000000 \"a\" }}}}{{{{ $y := replace \"a\" \"aaaaaaaa\" $x }}}}\n{step}")), bad(&["task:1", "larger than"])),
         case("printf amplification", task(&format!("{{{{ $x := repeat 3000000 \"a\" }}}}{{{{ $y := printf \"%s%s%s%s\" $x $x $x $x }}}}\n{step}")), bad(&["task:1", "larger than"])),
-        case("splitList into 4M pieces", task(&format!("{{{{ $x := repeat 4000000 \"a\" }}}}{{{{ $y := splitList \"\" $x }}}}\n{step}")), bad(&["task:1"])),
-        case("join of a huge list", task(&format!("{{{{ $x := splitList \",\" (repeat 1000000 \"aaa,\") }}}}{{{{ $y := join \"bbbbbbbbbbbbbb\" $x }}}}\n{step}")), bad(&["task:1"])),
-        case("work budget: 100 copies of 4 MB", task(&format!("{{{{ $x := repeat 4000000 \"a\" }}}}{{{{ range 100 }}}}{{{{ $y := print $x }}}}{{{{ end }}}}\n{step}")), bad(&["task:1"])),
+        case("splitList into 4M pieces", task(&format!("{{{{ $x := repeat 4000000 \"a\" }}}}{{{{ $y := splitList \"\" $x }}}}\n{step}")), bad(&["task:1: error calling splitList", "larger than 4194304 bytes"])),
+        case("join amplification", task(&format!("{{{{ $x := splitList \",\" (repeat 1000 \"a,\") }}}}{{{{ $y := join (repeat 10000 \"b\") $x }}}}\n{step}")), bad(&["task:1: error calling join", "larger than 4194304 bytes"])),
+        case("work budget: 100 copies of 1 MB", task(&format!("{{{{ $x := repeat 1000000 \"a\" }}}}{{{{ range 100 }}}}{{{{ $y := print $x }}}}{{{{ end }}}}\n{step}")), bad(&["task:1:", "more than 64 MiB of values"])),
         case("output of 5 MB", task(&format!("{{{{ range 5 }}}}{{{{ repeat 1000000 \"a\" }}}}{{{{ end }}}}\n{step}")), bad(&["task:1", "larger than"])),
-        case("toJson of a huge list", task(&format!("{{{{ $x := splitList \",\" (repeat 1000000 \"a,\") }}}}{{{{ $y := toJson $x }}}}\n{step}")), bad(&["task:1"])),
-        case("b64dec of garbage", task("steps:\n  - cmd: slipway-busybox echo {{ b64dec \"%%%\" }}\n"), bad(&["task:2"])),
+        case("toJson escaping amplification", task(&format!("{{{{ $x := repeat 3000000 \"\\\"\" }}}}{{{{ $y := toJson (list $x) }}}}\n{step}")), bad(&["task:1: error calling toJson", "larger than"])),
+        case("b64dec of garbage", task("steps:\n  - cmd: slipway-busybox echo {{ b64dec \"%%%\" }}\n"), bad(&["task:2: error calling b64dec", "not base64"])),
         // BUG: each comparison of a 1 MB literal is one evaluation step and copies
         // nothing, so a 1.3 MB request holds a CPU for the whole 10 s deadline (the
         // limits promise that hostile templates fail in well under a second; a few such
         // requests at once take every core). It must be refused within a second or two.
-        case("a million comparisons of a 1 MB literal", task(&slow_template), Expect::Within(Duration::from_secs(3), Box::new(bad(&["task:1:"])))),
+        case("a million comparisons of a 1 MB literal", task(&slow_template), Expect::Within(Duration::from_secs(3), Box::new(bad(&["task:1:", "more than 64 MiB of values"])))),
         case("division by zero", task("steps:\n  - cmd: slipway-busybox echo {{ div 1 0 }}\n"), bad(&["task:2", "division by zero"])),
-        // BUG: i64::MIN % -1 overflows and panics the renderer (a 500 today). Go's sprig
+        // BUG: i64::MIN % -1 overflowed and panicked the renderer (a 500). Go's sprig
         // answers 0, so the task renders and is refused for its unknown key on line 3.
         case("mod i64::MIN by -1", task("steps:\n  - cmd: slipway-busybox echo {{ mod -9223372036854775808 -1 }}\n    tiemout: 1\n"), bad(&["task:3:5: steps[0].tiemout"])),
         case("index far out of range", task("steps:\n  - cmd: slipway-busybox echo {{ index (list 1 2) 99999999999999999999 }}\n"), bad(&["task:2", "index out of range"])),
         case("unknown function", task("steps:\n  - cmd: slipway-busybox echo {{ env \"HOME\" }}\n"), bad(&["task:2", "\"env\" not defined"])),
-        case("template define", task("{{ define \"x\" }}{{ template \"x\" }}{{ end }}\n{{ template \"x\" }}\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:1"])),
-        case("unterminated action", task("steps:\n  - cmd: slipway-busybox echo {{ .Run.ID\n"), bad(&["task:2"])),
-        case("unterminated comment", task("{{/* never closed\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:1"])),
+        case("template define", task("{{ define \"x\" }}{{ template \"x\" }}{{ end }}\n{{ template \"x\" }}\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:1:", "{{define}} is not supported"])),
+        case("unterminated action", task("steps:\n  - cmd: slipway-busybox echo {{ .Run.ID\n"), bad(&["task:2: unclosed action"])),
+        case("unterminated comment", task("{{/* never closed\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:1: unclosed comment"])),
         case("unclosed if", task("{{ if true }}\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:", "no {{end}}"])),
-        case("stray end", task("{{ end }}\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:1"])),
+        case("stray end", task("{{ end }}\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:1: unexpected {{end}}"])),
         // YAML: depth, anchors and aliases.
         case("flow sequences 100000 deep", task(&deep_flow), bad(&["task:1:", "nested more than 64 deep"])),
         case("flow mappings 100000 deep", task(&deep_map), bad(&["task:1:", "nested more than 64 deep"])),
         case("block sequences 300 deep", task(&format!("steps:\n{deep_block}")), bad(&["task:", "nested more than 64 deep"])),
-        case("billion laughs", task(&laughs), bad(&["task:"])),
+        case("billion laughs", task(&laughs), bad(&["task:4:10: steps[1].env[0]", "invalid type"])),
         case("v1.1.0 alias bomb", task(&alias_bomb), bad(&["task", "alias", "larger than 4 MiB"])),
         // Aliases are not expanded again inside aliases (as acb): nothing multiplies.
         case("nested v1.1.0 aliases", task(nested_alias), ends("Succeeded", &["acb_step_0 | $b$b$b$b$b$b$b$b$b$b"])),
         case("alias with a bad name", task("version: v1.1.0\nalias:\n  values:\n    \"a b\": x\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:2", "alias.values.a b", "letters and digits only"])),
         case("alias directive of two characters", task("version: v1.1.0\nalias:\n  directive: \"&&\"\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:2", "alias.directive"])),
-        case("yaml tags", task("steps: !!binary aGVsbG8=\n"), bad(&["task:1"])),
+        case("yaml tags", task("steps: !!binary aGVsbG8=\n"), bad(&["task:1:8: steps", "invalid type"])),
         case("duplicate keys", task("steps:\n  - cmd: slipway-busybox true\n    cmd: slipway-busybox false\n"), bad(&["task:2:5: steps[0]", "duplicate field `cmd`"])),
         // Schema.
         case("unknown key", task("steps:\n  - cmd: slipway-busybox true\n    tiemout: 5\n"), bad(&["task:3:5: steps[0].tiemout", "unknown key \"tiemout\"", "did you mean \"timeout\""])),
         case("invalid version", task("version: v9\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:1:", "invalid version \"v9\""])),
-        case("huge version", task(&huge_version), bad(&["task:1:", "invalid version"])),
+        case("huge version", task(&huge_version), bad(&["task:1:1: version: invalid version"])),
         case("cycle", task("steps:\n  - id: a\n    cmd: slipway-busybox true\n    when: [b]\n  - id: b\n    cmd: slipway-busybox true\n    when: [a]\n"), bad(&["task:4:", "a cycle"])),
         case("waits for itself", task("steps:\n  - id: a\n    cmd: slipway-busybox true\n    when: [a]\n"), bad(&["task:4:", "waits for itself"])),
         // Not refused (a long task is a task), but it must not hold a worker: canceled at once.
         // Not refused (a long task is a task), but it must not hold a worker: canceled
         // once its first step runs.
-        case("20000 steps", task(&format!("steps:\n{many_steps}")), Expect::Check(Box::new(|d, status, body| {
+        case("5000 steps", task(&format!("steps:\n{many_steps}")), Expect::Check(Box::new(|d, status, body| {
             let id = run_id(status, body)?;
             d.wait_log(&id, "Executing step ID: s0", Duration::from_secs(60));
             let (code, text) = d.post(&format!("/v1/runs/{id}/cancel"), Vec::new(), Some(TOKEN));
@@ -803,21 +842,22 @@ fn hostile_task_files_and_templates() {
             let (run, _) = finished(d, &id, Duration::from_secs(30))?;
             if run["status"] != "Canceled" { Err(format!("{run}")) } else { Ok(()) }
         }))),
-        // BUG: a cancel stops the worker's lease keeper, but not the loading of the task
-        // file (here one that renders for 10 s), so the lease expires and the run ends as
-        // Error "the worker ... was lost" instead of Canceled, seconds after the cancel.
-        case("cancel while a task file loads", post_json("/v1/runs", serde_json::json!({"type": "FileTaskRunRequest", "taskFilePath": "acb.yaml", "sourceLocation": slow_upload})), Expect::Check(Box::new(|d, status, body| {
+        // BUG: a cancel stopped the worker's lease keeper but not the loading of the task
+        // file, so the lease expired and the run ended as Error "the worker ... was lost"
+        // seconds after the cancel (reproduced then with a file that rendered for 10 s).
+        // The cancel must end the run at once, as Canceled.
+        case("cancel while a task file loads", post_json("/v1/runs", serde_json::json!({"type": "FileTaskRunRequest", "taskFilePath": "acb.yaml", "sourceLocation": long_upload})), Expect::Check(Box::new(|d, status, body| {
             let id = run_id(status, body)?;
             d.wait_status(&id, &["Running"], Duration::from_secs(30));
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(300));
             let asked = Instant::now();
             let (code, text) = d.post(&format!("/v1/runs/{id}/cancel"), Vec::new(), Some(TOKEN));
             if code != 200 {
                 return Err(format!("cancel: {code} {text}"));
             }
-            let (run, _) = finished(d, &id, Duration::from_secs(30))?;
-            if run["status"] != "Canceled" || asked.elapsed() > Duration::from_secs(5) {
-                return Err(format!("{:.1} s after the cancel the run ended {}: {}", asked.elapsed().as_secs_f64(), run["status"], run["runErrorMessage"]));
+            let (run, log) = finished(d, &id, Duration::from_secs(30))?;
+            if run["status"] != "Canceled" || asked.elapsed() > Duration::from_secs(2) {
+                return Err(format!("{:.1} s after the cancel the run ended {}: {}\n{}", asked.elapsed().as_secs_f64(), run["status"], run["runErrorMessage"], short(&log)));
             }
             Ok(())
         }))),
@@ -834,6 +874,27 @@ fn hostile_task_files_and_templates() {
         // `container:NAME` joins the network namespace of any container on the host
         // (another run's step, say). It must be refused, naming the field.
         case("network: container:another", task("steps:\n  - cmd: slipway-busybox true\n    network: \"container:slipway-registry\"\n"), bad(&["task:3:", "steps[0].network"])),
+        // `docker run` flags before a cmd's image (as the ACR docs write them).
+        case("cmd --privileged", task("steps:\n  - cmd: --privileged slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "privileged steps are not allowed"])),
+        case("cmd --network host", task("steps:\n  - cmd: --network host slipway-busybox true\n"), bad(&["task:2:8: steps[0].network", "host's network is not allowed"])),
+        case("cmd --net=host", task("steps:\n  - cmd: --net=host slipway-busybox true\n"), bad(&["task:2:8: steps[0].network", "host's network is not allowed"])),
+        // BUG: the same as `network: container:…`, through the flag.
+        case("cmd --network container:another", task("steps:\n  - cmd: --network container:slipway-registry slipway-busybox true\n"), bad(&["task:2:8: steps[0].network"])),
+        case("cmd -v of the docker socket", task("steps:\n  - cmd: -v /var/run/docker.sock:/var/run/docker.sock slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "not host paths"])),
+        case("cmd -v of a host path in combined flags", task("steps:\n  - cmd: -itv/:/host slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "not host paths"])),
+        case("cmd -v of another run's volume", task("steps:\n  - cmd: -v slipway_vol_other:/x slipway-busybox true\n"), bad(&["task:2:5: steps[0]", "not a declared volume"])),
+        case("cmd -v of a home path", task("steps:\n  - cmd: -v ~/.ssh:/x slipway-busybox true\n"), bad(&["task:2:5: steps[0]", "not a declared volume"])),
+        case("cmd --mount", task("steps:\n  - cmd: --mount type=bind,src=/,dst=/h slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "--mount is not supported"])),
+        case("cmd --cap-add", task("steps:\n  - cmd: --cap-add SYS_ADMIN slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "--cap-add is not supported"])),
+        case("cmd --pid=host", task("steps:\n  - cmd: --pid=host slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "--pid is not supported"])),
+        case("cmd --device", task("steps:\n  - cmd: --device /dev/sda slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "--device is not supported"])),
+        case("cmd --security-opt", task("steps:\n  - cmd: --security-opt seccomp=unconfined slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "--security-opt is not supported"])),
+        case("cmd --volumes-from", task("steps:\n  - cmd: --volumes-from slipway-registry slipway-busybox true\n"), bad(&["task:2:5: steps[0].cmd", "--volumes-from is not supported"])),
+        case("cmd -p on every address", task("steps:\n  - cmd: -p 0.0.0.0:2375:2375 slipway-busybox true\n"), bad(&["task:2:8: steps[0].ports[0]", "0.0.0.0, which is not loopback"])),
+        // BUG: and through a build's network, whose RUN steps then read another run's
+        // loopback services.
+        case("build --network container:another", task("steps:\n  - build: --network container:slipway-registry -t x .\n"), bad(&["task:2:5: steps[0].build"])),
+        case("build --secret from a host file", task("steps:\n  - build: --secret id=pw,src=/etc/passwd -t x .\n"), ends("Failed", &["build --secret needs BuildKit"])),
         case("ports 0.0.0.0", task("steps:\n  - cmd: slipway-busybox true\n    ports: [\"0.0.0.0:8080:80\"]\n"), bad(&["task:3:", "steps[0].ports[0]", "0.0.0.0"])),
         case("ports [::]", task("steps:\n  - cmd: slipway-busybox true\n    ports: [\"[::]:8080:80\"]\n"), bad(&["steps[0].ports[0]", "not loopback"])),
         case("ports on a public address", task("steps:\n  - cmd: slipway-busybox true\n    ports: [\"8.8.8.8:53:53/udp\"]\n"), bad(&["steps[0].ports[0]", "8.8.8.8"])),
@@ -846,8 +907,7 @@ fn hostile_task_files_and_templates() {
         // daemon's user (/root/.ssh/authorized_keys, /etc/cron.d/...). It must be refused.
         case("secret volume named by an absolute path", task(&format!("volumes:\n  - name: {pwned_abs}\n    secret:\n      x: aGk=\nsteps:\n  - cmd: slipway-busybox true\n")), written_nowhere(&pwned_abs)),
         case("secret volume named with dot-dot", task(&format!("volumes:\n  - name: ../../../../../../../..{pwned_rel}\n    secret:\n      x: aGk=\nsteps:\n  - cmd: slipway-busybox true\n")), written_nowhere(&pwned_rel)),
-        // Accepted by the check of file names, then refused by the file system.
-        case("secret volume file named ..", task("volumes:\n  - name: v\n    secret:\n      ..: aGk=\nsteps:\n  - cmd: slipway-busybox true\n"), ends("Error", &["cannot write the files of volume v"])),
+        case("secret volume file named ..", task("volumes:\n  - name: v\n    secret:\n      ..: aGk=\nsteps:\n  - cmd: slipway-busybox true\n"), bad(&["task:4:7: volumes[0].secret", "file name \"..\" is not well formed"])),
         // Checked when the run executes: paths resolve beneath the source.
         case("build -f ../../x", task("steps:\n  - build: -f ../../x -t app .\n"), ends("Failed", &["\"../../x", "is outside the run's source"])),
         case("build -f /etc/passwd", task("steps:\n  - build: -f /etc/passwd -t app .\n"), ends("Failed", &["\"/etc/passwd", "is outside the run's source"])),
@@ -857,10 +917,10 @@ fn hostile_task_files_and_templates() {
         // Encodings and bytes.
         case("invalid base64", post_json("/v1/runs", serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": "***not base64***"})), bad(&["encodedTaskContent is not base64"])),
         case("non-UTF-8 task", task_bytes(b"steps:\n  - cmd: \xff\xfe\n"), bad(&["encodedTaskContent is not UTF-8 text"])),
-        case("empty task", task(""), bad(&["task", "no steps"])),
+        case("empty task", task(""), bad(&["task: steps: the task has no steps"])),
         case("NUL bytes", task("steps:\n  - cmd: slipway-busybox echo a\0b\n"), bad(&["task:", "control characters are not allowed"])),
         case("escape sequences", task("steps:\n  - cmd: slipway-busybox echo \u{1b}[2J\u{7}\n    tiemout: 1\n"), bad(&["task:", "control characters are not allowed"])),
-        case("only a BOM", task("\u{feff}"), bad(&["task", "no steps"])),
+        case("only a BOM", task("\u{feff}"), bad(&["task: steps: the task has no steps"])),
         case("values file 100000 deep", post_json("/v1/runs", serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64(step.as_bytes()), "encodedValuesContent": b64(format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000)).as_bytes())})), bad(&["values:1:", "nested more than 64 deep"])),
         case("values file not a mapping", post_json("/v1/runs", serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64(step.as_bytes()), "encodedValuesContent": b64(b"- a\n- b\n")})), bad(&["values", "must be a mapping"])),
         case("values file not base64", post_json("/v1/runs", serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64(step.as_bytes()), "encodedValuesContent": "@@@"})), bad(&["encodedValuesContent is not base64"])),
@@ -977,14 +1037,22 @@ fn hostile_uploads() {
         // BUG: the tar reader's message quotes the garbage it read, so raw binary and
         // control bytes come back in the answer. What it read must be escaped.
         case("gzip of garbage", upload(garbage_gz), refused(&["not a tar archive"])),
-        case("truncated gzip", upload(truncated_gz), refused(&["refused"])),
-        case("truncated tar", upload(truncated_tar), refused(&["refused"])),
+        case(
+            "truncated gzip",
+            upload(truncated_gz),
+            refused(&["is refused: incomplete deflate stream"]),
+        ),
+        case("truncated tar", upload(truncated_tar), refused(&["is refused: unexpected EOF"])),
         case(
             "gzip header only",
             upload(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03".to_vec()),
-            refused(&["refused"]),
+            refused(&["not a tar archive"]),
         ),
-        case("bad checksum", upload(bad_checksum), refused(&["not a tar archive"])),
+        case(
+            "bad checksum",
+            upload(bad_checksum),
+            refused(&["not a tar archive: archive header checksum mismatch"]),
+        ),
         // Paths.
         case(
             "absolute path",
@@ -1187,17 +1255,11 @@ fn hostile_uploads() {
             upload(noise(5 << 20)),
             too_large(&["larger than the limit of 4194304 bytes"]),
         ),
+        // Zero blocks end a tar: this is an empty archive, and nothing after them is read.
         case(
             "gzip of 50 MB of zeros (an empty tar)",
             upload(gzip(&vec![0u8; 50 << 20])),
-            Expect::Check(Box::new(|_d, status, body| {
-                // Zero blocks end a tar: this is an empty archive, read no further.
-                if status == 201 || (status == 413 && body.contains("UploadTooLarge")) {
-                    Ok(())
-                } else {
-                    Err(format!("{status} {body}"))
-                }
-            })),
+            Expect::Answer(201, words(&["upload://"])),
         ),
         // The wrong way to upload.
         case("GET uploads", get("/v1/uploads"), Expect::Error(405, "MethodNotAllowed", vec![])),
@@ -1382,10 +1444,8 @@ fn hostile_sources_on_a_daemon_that_allows_nothing_internal() {
         case(
             "git://127.0.0.1",
             task_from(t, "git://127.0.0.1/r.git"),
-            ends(
-                "Failed",
-                &["cannot fetch the source", "127.0.0.1 is 127.0.0.1", "allowed_source_hosts"],
-            ),
+            // Refused when the run is requested: outside http(s) an address is still one.
+            bad(&["sourceLocation", "127.0.0.1 is 127.0.0.1", "allowed_source_hosts"]),
         ),
         case(
             "git://2130706433",
@@ -1410,10 +1470,13 @@ fn hostile_sources_served_from_loopback() {
     let Some(_tb) = testbed() else { return };
     // This daemon lists the name `localhost` (its test servers listen there) but not
     // the address 127.0.0.1, nor any other internal one; file:// sources come only from
-    // `allowed`. So a redirect from http://localhost:A/ (allowed, a first hop every
-    // case can reach) to http://127.0.0.1:B/ (or [::1], 2130706433, localhost.) must be
-    // refused before B is ever connected to: what each redirect case asserts is the
-    // run's failure naming allowed_source_hosts and B's connection count staying 0.
+    // `allowed`. A daemon that lists nothing could not be led to the first hop of a
+    // redirect at all (it is loopback too), so the first hop here is http://localhost:A/
+    // (allowed), and what each redirect case asserts is that the hop it is sent on to
+    // (http://127.0.0.1:B/, [::1], 2130706433, the metadata address; `localhost.`,
+    // which does not even resolve here) is refused before B is ever connected to: the
+    // run fails naming allowed_source_hosts and B's connection count stays 0. A redirect
+    // from one allowed URL to another is followed (a control case).
     let allowed = tmp_dir("hostile-allowed");
     let outside = tmp_dir("hostile-outside");
     let mut d = start_with_env(
@@ -1750,7 +1813,7 @@ fn hostile_sources_served_from_loopback() {
                 "/v1/runs",
                 serde_json::json!({"type": "DockerBuildRequest", "isPushEnabled": false, "imageNames": ["leak:2"], "sourceLocation": format!("{links_url}#main:sub")}),
             ),
-            ends("Failed", &["leak"]),
+            ends("Failed", &["COPY failed", "stat leak"]),
         ),
     ];
     run_table("sources (served from loopback)", &mut d, table);
@@ -1996,7 +2059,7 @@ fn hostile_api_bodies() {
         case("status=bogus", get("/v1/runs?status=bogus"), bad(&["status \"bogus\" is not a run status"])),
         case("runType=bogus", get("/v1/runs?runType=bogus"), bad(&["runType \"bogus\" is not a run type"])),
         case("unknown parameter", get("/v1/runs?debug=1"), bad(&["unknown query parameter \"debug\""])),
-        case("query with invalid percent-encoding", get("/v1/runs?status=%FF%FE"), bad(&[])),
+        case("query with invalid percent-encoding", get("/v1/runs?status=%FF%FE"), bad(&["is not a run status"])),
         case("query with escapes", get("/v1/runs?%1b%5b2J=1"), bad(&["unknown query parameter", "\\u{1b}"])),
         case("skipToken SQL", get("/v1/runs?skipToken=%27%20OR%201%3D1%20--"), Expect::Answer(200, words(&["\"value\":[]"]))),
         case("task SQL", get("/v1/runs?task=x%27%20OR%20%271%27%3D%271"), Expect::Answer(200, words(&["\"value\":[]"]))),
@@ -2024,6 +2087,16 @@ fn hostile_api_bodies() {
         case("unknown endpoint", get("/v1/admin"), Expect::Error(404, "NotFound", words(&["no such endpoint"]))),
         case("wrong method", http("DELETE", "/v1/runs", Vec::new()), Expect::Error(405, "MethodNotAllowed", vec![])),
         case("a 1 MB request head", Input::Raw(format!("GET /v1/runs HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n", "a".repeat(1 << 20)).into_bytes()), Expect::Bare(431)),
+        // BUG: only a request's head has a deadline (30 s): a body that never comes holds
+        // the connection and its handler for ever (70 s and counting here), so a client
+        // can pile up connections until the daemon runs out of file descriptors. The
+        // daemon must give up on it like on a slow head: answer 408 (or 400), or close.
+        case("a body that never comes", Input::Partial(format!("POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 1000\r\n\r\n{{").into_bytes(), Duration::from_secs(40)), Expect::Check(Box::new(|_d, status, body| {
+            match status {
+                0 | 400 | 408 => Ok(()),
+                s => Err(format!("{s} {body}")),
+            }
+        }))),
         case("not HTTP", Input::Raw(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03hello TLS\r\n\r\n".to_vec()), Expect::Bare(400)),
         case("200 headers", Input::Raw(format!("GET /v1/runs HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n", (0..200).map(|i| format!("X-{i}: 1\r\n")).collect::<String>()).into_bytes()), Expect::Bare(431)),
         case("two content lengths", Input::Raw(format!("POST /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 2\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{{}}").into_bytes()), Expect::Bare(400)),

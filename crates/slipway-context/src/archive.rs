@@ -180,7 +180,8 @@ fn bytes_path(b: &[u8]) -> PathBuf {
 fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summary, ArchiveError> {
     let mut gz = flate2::read::GzDecoder::new(reader);
     // Reading through the decoder reports a bad gzip header as an error.
-    gz.read_exact(&mut [0u8; 0]).map_err(|e| ArchiveError::NotGzip(printable_message(&e.to_string())))?;
+    gz.read_exact(&mut [0u8; 0])
+        .map_err(|e| ArchiveError::NotGzip(printable_message(&e.to_string())))?;
     if gz.header().is_none() {
         return Err(ArchiveError::NotGzip("no gzip header".into()));
     }
@@ -336,7 +337,7 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
             Char | Block => return Err(bad("device files are not allowed")),
             Fifo => return Err(bad("named pipes are not allowed")),
             GNUSparse => return Err(bad("sparse files are not allowed")),
-            other => return Err(bad(&format!("entry type {other:?} is not allowed"))),
+            other => return Err(bad(&format!("entry type {:?} is not allowed", other.as_byte() as char))),
         }
     }
     // A later entry can change what an earlier link resolves through: check the tree

@@ -140,6 +140,12 @@ impl IntoResponse for Failure {
                 }
             })
             .collect();
+        // A message quoting a huge input is cut short.
+        let message = if message.chars().count() > 2000 {
+            format!("{}… (cut)", message.chars().take(2000).collect::<String>())
+        } else {
+            message
+        };
         let body = ApiError {
             error: ErrorBody {
                 code: self.1.to_string(),

@@ -110,6 +110,11 @@ impl Reach {
         let (name, addrs): (String, Vec<IpAddr>) = match host {
             url::Host::Ipv4(a) => (a.to_string(), vec![IpAddr::V4(a)]),
             url::Host::Ipv6(a) => (a.to_string(), vec![IpAddr::V6(a)]),
+            // Outside http(s) the URL crate leaves an address as a name: read it as one.
+            url::Host::Domain(d) if d.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok() => {
+                let ip: IpAddr = d.trim_start_matches('[').trim_end_matches(']').parse().expect("checked above");
+                (d.to_string(), vec![ip])
+            }
             url::Host::Domain(d) => {
                 if self.host_listed(d) || !resolve {
                     return Ok(());
@@ -204,8 +209,13 @@ mod tests {
             "http://100.64.0.1/x",
             "https://localhost/r.git",
             "git://127.0.0.1/r.git",
+            "git://[::1]/r.git",
         ] {
             let e = r.check_url(url).unwrap_err();
+            assert!(
+                r.check_url_literal(url).is_err() || url.contains("localhost"),
+                "{url} passes the quick check"
+            );
             assert!(e.contains("allowed_source_hosts"), "{url}: {e}");
         }
         let listed = Reach {

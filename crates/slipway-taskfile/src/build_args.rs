@@ -34,7 +34,9 @@ pub fn parse(text: &str) -> Result<BuildSpec, String> {
         }
         let (flag, inline) = match word.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ if !word.starts_with("--") && word.len() > 2 && VALUE_FLAGS.contains(&&word[..2]) => {
+            // `-tname` is `-t name`; the flag is the first two bytes only when they are
+            // a whole character (a word can start with `-` and any letter).
+            _ if !word.starts_with("--") && word.len() > 2 && word.is_char_boundary(2) && VALUE_FLAGS.contains(&&word[..2]) => {
                 (word[..2].to_string(), Some(word[2..].to_string()))
             }
             _ => (word.clone(), None),
@@ -90,6 +92,14 @@ pub fn parse(text: &str) -> Result<BuildSpec, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dash_and_a_wide_character_is_not_a_flag() {
+        // Found by the fuzzer: slicing `-é` at byte 2 panicked.
+        let e = parse("-é .").unwrap_err();
+        assert!(e.contains("-é"), "{e}");
+        assert_eq!(parse("-t\u{e9}x .").unwrap().tags, ["\u{e9}x"]);
+    }
 
     #[test]
     fn reads_docker_build_arguments() {

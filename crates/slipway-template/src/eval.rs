@@ -110,10 +110,26 @@ impl State<'_, '_> {
 }
 
 impl Budget<'_> {
-    /// Pays for a copy of `v` before it is made.
+    /// Pays for a copy of `v` before it is made; a value larger than any result may be
+    /// is refused outright.
     fn pay_for(&mut self, line: usize, v: &Value) -> Result<(), TemplateError> {
+        let w = self.weigh(line, v)?;
+        self.spend(line, w)
+    }
+
+    /// `v`'s size, or an error naming the limit it passes.
+    fn weigh(&self, line: usize, v: &Value) -> Result<usize, TemplateError> {
         let cap = self.cap();
-        self.spend(line, funcs::weight(v, cap).unwrap_or(cap.saturating_add(1)))
+        funcs::weight(v, cap).ok_or_else(|| {
+            TemplateError::new(
+                line,
+                format!(
+                    "a value would be larger than {} MiB (the limit), or the template made more than {} MiB of values",
+                    self.limits.max_output_bytes >> 20,
+                    self.limits.max_work_bytes >> 20
+                ),
+            )
+        })
     }
 }
 
@@ -260,7 +276,7 @@ fn call(st: &mut State, name: &str, args: Vec<Value>) -> Result<Value, TemplateE
     let line = st.line;
     let cap = st.budget.cap();
     let v = funcs::call(name, args, cap).map_err(|m| TemplateError::new(line, format!("error calling {name}: {m}")))?;
-    let w = funcs::weight(&v, cap).unwrap_or(cap.saturating_add(1));
+    let w = st.budget.weigh(line, &v)?;
     st.budget.spend(line, w)?;
     Ok(v)
 }

@@ -211,6 +211,11 @@ mod tests {
                 "{{$x := repeat 4000000 \"a\"}}{{range 100}}{{$y := $x}}{{end}}".into(),
                 "MiB of values",
             ),
+            // Found by the fuzzer: a dict of itself doubles each round.
+            (
+                "{{$x := dict \"a\" \"b\"}}{{range 64}}{{$x = dict \"l\" $x \"r\" $x}}{{end}}".into(),
+                "MiB",
+            ),
         ];
         for (text, want) in cases {
             let started = std::time::Instant::now();
