@@ -399,9 +399,11 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
     cfg.sandbox_image = d.settings.sandbox_image.clone();
     cfg.prepared_network = d.pool.take();
     let report = slipway_runner::run(d.engine.clone(), plan.clone(), cfg, log.clone(), cancel.clone()).await;
-    if !report.succeeded && !report.canceled && d.engine.ping().await.is_err() {
+    if let (false, false, Err(down)) = (report.succeeded, report.canceled, d.engine.ping().await) {
         // Not the task's fault: its containers may still be in the engine, so they are
-        // swept once it answers again.
+        // swept once it answers again; and nothing more is claimed until it does (the
+        // engine watcher would notice within a second; this worker knows now).
+        *d.engine_down.lock().unwrap_or_else(|p| p.into_inner()) = Some(down.to_string());
         let m = "the Docker engine became unreachable during the run".to_string();
         say(&m);
         d.unswept.lock().unwrap_or_else(|p| p.into_inner()).push(run.id.clone());
