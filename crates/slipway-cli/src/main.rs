@@ -1,6 +1,8 @@
 //! `slipway`: the command line. It wires the crates together and owns all printing.
 
 mod cli;
+mod pairs;
+mod serve;
 
 use cli::{client, task_cmd};
 
@@ -33,7 +35,7 @@ enum Command {
     /// Print a Dockerfile's image dependencies as JSON.
     Scan(ScanArgs),
     /// Run the daemon: the HTTP API, the job queue and its workers.
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
     /// Queue a quick build on the daemon (like `az acr build`) and stream its log.
     Build {
         #[command(flatten)]
@@ -66,51 +68,12 @@ enum Command {
     Logs {
         #[command(flatten)]
         server: client::ServerArgs,
+        /// The run whose log to print.
         run_id: String,
+        /// Keep printing the log as it grows until the run ends.
         #[arg(short = 'f', long)]
         follow: bool,
     },
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// A TOML config file; `SLIPWAY_<NAME>` variables and these flags override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    listen: Option<String>,
-    #[arg(long = "data-dir")]
-    data_dir: Option<PathBuf>,
-    /// `sqlite://PATH` or `postgres://…`.
-    #[arg(long)]
-    database: Option<String>,
-    #[arg(long)]
-    concurrency: Option<u32>,
-    /// A bearer token clients must present (repeatable).
-    #[arg(long = "token")]
-    token: Vec<String>,
-    /// The registry runs build for (`$Registry`).
-    #[arg(long)]
-    registry: Option<String>,
-    #[arg(long = "retention-days")]
-    retention_days: Option<u64>,
-    #[arg(long = "purge-interval-seconds")]
-    purge_interval_seconds: Option<u64>,
-    #[arg(long = "lease-seconds")]
-    lease_seconds: Option<u64>,
-    /// Re-queue a run once when its worker is lost instead of ending it as Error.
-    #[arg(long = "requeue-lost-runs")]
-    requeue_lost_runs: bool,
-    #[arg(long = "max-upload-bytes")]
-    max_upload_bytes: Option<u64>,
-    #[arg(long)]
-    allow_unknown_keys: bool,
-    #[arg(long)]
-    allow_privileged: bool,
-    #[arg(long = "image-alias", value_name = "ALIAS=IMAGE")]
-    image_alias: Vec<String>,
-    #[arg(long = "sandbox-image")]
-    sandbox_image: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -133,10 +96,13 @@ struct TaskArgs {
     /// The run id (default: a new one).
     #[arg(long)]
     id: Option<String>,
+    /// The commit the run builds (`{{.Run.Commit}}`).
     #[arg(long, default_value = "")]
     commit: String,
+    /// The branch the run builds (`{{.Run.Branch}}`).
     #[arg(long, default_value = "")]
     branch: String,
+    /// The task's name (`{{.Run.TaskName}}`).
     #[arg(long = "task-name", default_value = "quickrun")]
     task_name: String,
     /// Warn about unknown keys instead of refusing them (for files written for ACR).
@@ -158,7 +124,12 @@ struct ExecArgs {
     #[command(flatten)]
     task: TaskArgs,
     /// Registry credentials, `REGISTRY=USER:PASSWORD` (repeatable); else ~/.docker/config.json.
-    #[arg(long = "credential", value_name = "REGISTRY=USER:PASSWORD", env = "SLIPWAY_CREDENTIAL")]
+    #[arg(
+        long = "credential",
+        value_name = "REGISTRY=USER:PASSWORD",
+        env = "SLIPWAY_CREDENTIAL",
+        hide_env_values = true
+    )]
     credential: Vec<String>,
     /// Do not give steps the engine's socket (same as --engine-access none).
     #[arg(long)]
@@ -187,13 +158,16 @@ struct ScanArgs {
     /// The Dockerfile (default: CONTEXT/Dockerfile).
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
+    /// A build argument, for `ARG` substitution in `FROM` lines (repeatable).
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     build_arg: Vec<String>,
+    /// The stage being built (as `docker build --target`); its origin is the runtime dependency.
     #[arg(long)]
     target: Option<String>,
     /// The image being built (repeatable).
     #[arg(short = 't', long = "tag")]
     tag: Vec<String>,
+    /// The build context, where the Dockerfile is looked for.
     #[arg(default_value = ".")]
     context: PathBuf,
 }
@@ -228,56 +202,11 @@ fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Runtime::new()?.block_on(f)
 }
 
-fn serve(a: ServeArgs) -> Result<()> {
-    let mut s = slipway_server::Settings::load(a.config.as_deref(), std::env::vars())?;
-    if let Some(v) = a.listen {
-        s.listen = v;
-    }
-    if let Some(v) = a.data_dir {
-        s.data_dir = v;
-    }
-    if let Some(v) = a.database {
-        s.database = v;
-    }
-    if let Some(v) = a.concurrency {
-        s.concurrency = v;
-    }
-    if !a.token.is_empty() {
-        s.tokens = a.token;
-    }
-    if let Some(v) = a.registry {
-        s.registry = v;
-    }
-    if let Some(v) = a.retention_days {
-        s.retention_days = v;
-    }
-    if let Some(v) = a.purge_interval_seconds {
-        s.purge_interval_seconds = v;
-    }
-    if let Some(v) = a.lease_seconds {
-        s.lease_seconds = v;
-    }
-    if let Some(v) = a.max_upload_bytes {
-        s.max_upload_bytes = v;
-    }
-    if let Some(v) = a.sandbox_image {
-        s.sandbox_image = v;
-    }
-    s.requeue_lost_runs |= a.requeue_lost_runs;
-    s.allow_unknown_keys |= a.allow_unknown_keys;
-    s.allow_privileged |= a.allow_privileged;
-    s.image_aliases.extend(pairs(&a.image_alias, "--image-alias")?);
-    block_on(slipway_server::serve(s, |addr| eprintln!("slipway: listening on http://{addr}")))
-}
-
-fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>> {
-    list.iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| anyhow!("{flag} {p:?}: expected NAME=VALUE"))
-        })
-        .collect()
+fn serve(a: serve::ServeArgs) -> Result<()> {
+    let settings = serve::settings(a, std::env::vars())?;
+    block_on(slipway_server::serve(settings, |addr| {
+        eprintln!("slipway: listening on http://{addr}")
+    }))
 }
 
 /// Loads and validates the task file the way `exec` and `plan` both do.
@@ -293,11 +222,13 @@ fn load_task(a: &TaskArgs, run_id: &str) -> Result<Loaded> {
         let t = std::fs::read_to_string(path).with_context(|| format!("cannot read values file {}", path.display()))?;
         opts.values = slipway_taskfile::parse_values(&path.display().to_string(), &t)?;
     }
-    slipway_taskfile::set_values(&mut opts.values, &pairs(&a.set, "--set")?);
-    opts.secrets = pairs(&a.set_secret, "--set-secret")?.into_iter().collect();
+    slipway_taskfile::set_values(&mut opts.values, &pairs::split_all("--set", &a.set, "NAME=VALUE")?);
+    opts.secrets = pairs::split_all("--set-secret", &a.set_secret, "NAME=VALUE")?.into_iter().collect();
     opts.allow_unknown_keys = a.allow_unknown_keys;
     opts.allow_privileged = a.allow_privileged;
-    opts.image_aliases = pairs(&a.image_alias, "--image-alias")?.into_iter().collect();
+    opts.image_aliases = pairs::split_all("--image-alias", &a.image_alias, "ALIAS=IMAGE")?
+        .into_iter()
+        .collect();
     opts.network_mode = a.network_mode;
     let base = a.file.parent().map(Path::to_path_buf).unwrap_or_default();
     let read = |p: &str| std::fs::read_to_string(base.join(p)).map_err(|e| e.to_string());
@@ -351,7 +282,7 @@ fn scan(a: ScanArgs) -> Result<()> {
     let file = a.file.clone().unwrap_or_else(|| a.context.join("Dockerfile"));
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read Dockerfile {}", file.display()))?;
     let opts = slipway_dockerfile::ScanOptions {
-        build_args: pairs(&a.build_arg, "--build-arg")?.into_iter().collect(),
+        build_args: pairs::split_all("--build-arg", &a.build_arg, "NAME=VALUE")?.into_iter().collect(),
         target: a.target.clone(),
     };
     let deps = slipway_dockerfile::scan(&text, &opts).map_err(|e| anyhow!("{}: {e}", file.display()))?;
@@ -367,19 +298,11 @@ fn scan(a: ScanArgs) -> Result<()> {
 fn credentials(list: &[String]) -> Result<Vec<RegistryCredential>> {
     list.iter()
         .map(|c| {
-            let (registry, rest) = c.split_once('=').ok_or_else(|| {
-                anyhow!(
-                    "--credential for {}: expected REGISTRY=USER:PASSWORD",
-                    c.split('=').next().unwrap_or("")
-                )
-            })?;
-            let (username, password) = rest
-                .split_once(':')
-                .ok_or_else(|| anyhow!("--credential for {registry}: expected REGISTRY=USER:PASSWORD"))?;
+            let (registry, username, password) = pairs::credential("--credential", c, "REGISTRY=USER:PASSWORD")?;
             Ok(RegistryCredential {
-                registry: registry.to_string(),
-                username: username.to_string(),
-                password: password.to_string(),
+                registry,
+                username,
+                password,
             })
         })
         .collect()
@@ -431,4 +354,44 @@ fn exec(a: ExecArgs) -> Result<ExitCode> {
         let report = slipway_runner::run(engine, loaded.plan, cfg, log, cancel).await;
         Ok(if report.succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand, by its path (`slipway runs list --status`),
+    /// that has no help line.
+    fn without_help(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" || arg.get_help().is_some() || arg.get_long_help().is_some() {
+                continue;
+            }
+            let name = match (arg.get_long(), arg.get_short()) {
+                (Some(long), _) => format!("--{long}"),
+                (None, Some(short)) => format!("-{short}"),
+                (None, None) => format!("<{id}>"),
+            };
+            missing.push(format!("{path} {name}"));
+        }
+        for sub in cmd.get_subcommands() {
+            without_help(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+
+    #[test]
+    fn every_argument_has_help() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        without_help(&cmd, "slipway", &mut missing);
+        assert!(missing.is_empty(), "arguments without a help line:\n  {}", missing.join("\n  "));
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -1,13 +1,15 @@
 //! `slipway serve`'s settings, declared once: defaults, then the config file, then
 //! `SLIPWAY_<NAME>` environment variables, then command-line flags (the caller applies
-//! those last). Plain values; the crates that act on them read what they need.
+//! those last; [`Settings::keys`] lets it check it has one for every setting). Plain
+//! values; the crates that act on them read what they need.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Everything `slipway serve` can be told. Field names are the config file's keys;
-/// each is also read from `SLIPWAY_<NAME>` (upper case), e.g. `SLIPWAY_CONCURRENCY=4`.
+/// each is also read from `SLIPWAY_<NAME>` (upper case), e.g. `SLIPWAY_CONCURRENCY=4`:
+/// lists as `a,b`, maps as `KEY=VALUE,KEY=VALUE` (`SLIPWAY_IMAGE_ALIASES=bash=busybox`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -32,6 +34,7 @@ pub struct Settings {
     pub lease_seconds: u64,
     /// Re-queue a run once when its worker is lost, instead of ending it as Error.
     pub requeue_lost_runs: bool,
+    /// Warn about unknown keys in task files instead of refusing them.
     pub allow_unknown_keys: bool,
     /// Steps may run privileged (root on the host).
     pub allow_privileged: bool,
@@ -68,6 +71,7 @@ pub struct Settings {
     pub git_credentials: BTreeMap<String, String>,
     /// Name of this machine in the fleet; worker names start with it.
     pub node: String,
+    /// The image that holds a run's network namespace in shared network mode.
     pub sandbox_image: String,
     /// The registry runs build for (`{{.Run.Registry}}`, `$Registry`).
     pub registry: String,
@@ -120,6 +124,20 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
+/// A comma-separated list of `KEY=VALUE` entries (the form of a map in the environment),
+/// each value checked to be `A:B` when `credential`. An error names the key at most,
+/// never a value: the maps hold passwords.
+fn map(value: &str, shape: &str, credential: bool) -> Result<Vec<(String, String)>, String> {
+    list(value)
+        .map(|entry| match entry.split_once('=') {
+            Some((k, v)) if !k.is_empty() && (!credential || v.contains(':')) => Ok((k.to_string(), v.to_string())),
+            Some((k, _)) => Err(format!("entry {k:?}: expected {shape}")),
+            None if credential => Err(format!("an entry has no '=': expected {shape}")),
+            None => Err(format!("entry {entry:?}: expected {shape}")),
+        })
+        .collect()
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
@@ -161,7 +179,39 @@ impl Settings {
         Ok(s)
     }
 
-    fn apply_env(&mut self, name: &str, key: &str, value: &str) -> Result<(), SettingsError> {
+    /// The config file's keys, one per field of [`Settings`], as serde declares them.
+    pub fn keys() -> &'static [&'static str] {
+        use serde::de::{self, Visitor};
+        /// A deserializer that only records the field names `Settings` asks for.
+        struct Fields(&'static [&'static str]);
+        impl<'de> de::Deserializer<'de> for &mut Fields {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = fields;
+                Err(de::Error::custom("fields recorded"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+                option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+                ignored_any
+            }
+        }
+        let mut fields = Fields(&[]);
+        let _ = Settings::deserialize(&mut fields);
+        fields.0
+    }
+
+    /// Applies `SLIPWAY_<KEY>` (`name`) to the setting `key`; `Ok(false)` when `key` is
+    /// no setting (other `SLIPWAY_*` variables belong to the client, tests and scripts).
+    fn apply_env(&mut self, name: &str, key: &str, value: &str) -> Result<bool, SettingsError> {
         let bad = |message: String| SettingsError::Env {
             name: name.to_string(),
             message,
@@ -201,10 +251,15 @@ impl Settings {
             "registry" => self.registry = value.into(),
             "poll_interval_seconds" => self.poll_interval_seconds = num(value)?,
             "registry_notification_secret" => self.registry_notification_secret = Some(value.into()),
-            // Other SLIPWAY_* variables belong to the client, the tests and the scripts.
-            _ => {}
+            // A map in the environment adds to the file's, winning key by key.
+            "image_aliases" => self.image_aliases.extend(map(value, "ALIAS=IMAGE", false).map_err(bad)?),
+            "registry_credentials" => self
+                .registry_credentials
+                .extend(map(value, "REGISTRY=USER:PASSWORD", true).map_err(bad)?),
+            "git_credentials" => self.git_credentials.extend(map(value, "HOST=USER:TOKEN", true).map_err(bad)?),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Whether the listen address is loopback only.
@@ -237,5 +292,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("SLIPWAY_CONCURRENCY"), "{e}");
+    }
+
+    #[test]
+    fn every_key_is_read_from_the_environment() {
+        let keys = Settings::keys();
+        assert!(
+            keys.contains(&"listen") && keys.contains(&"registry_notification_secret"),
+            "{keys:?}"
+        );
+        for key in keys {
+            let name = format!("SLIPWAY_{}", key.to_ascii_uppercase());
+            // A value is either taken or refused with the variable's name; never ignored.
+            let handled = Settings::default().apply_env(&name, key, "1");
+            assert!(!matches!(handled, Ok(false)), "{key} has no {name}: add it to Settings::apply_env");
+        }
+        assert!(!Settings::default().apply_env("SLIPWAY_SERVER", "server", "x").unwrap());
+    }
+
+    #[test]
+    fn maps_from_the_environment() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        let s = Settings::load(
+            None,
+            env(&[
+                ("SLIPWAY_IMAGE_ALIASES", "bash=busybox:latest, az=mcr.microsoft.com/azure-cli"),
+                ("SLIPWAY_REGISTRY_CREDENTIALS", "reg.io=user:p=w"),
+                ("SLIPWAY_GIT_CREDENTIALS", "git.internal:8443=builder:tok,github.com=me:x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.image_aliases["bash"], "busybox:latest");
+        assert_eq!(s.image_aliases["az"], "mcr.microsoft.com/azure-cli");
+        assert_eq!(s.registry_credentials["reg.io"], "user:p=w");
+        assert_eq!(s.git_credentials["git.internal:8443"], "builder:tok");
+        assert_eq!(s.git_credentials.len(), 2);
+        // Refused by the variable's name and the entry's key, the secret never shown.
+        for (name, value, shown) in [
+            ("SLIPWAY_REGISTRY_CREDENTIALS", "reg.io=hunter2", "\"reg.io\""),
+            ("SLIPWAY_GIT_CREDENTIALS", "hunter2", "HOST=USER:TOKEN"),
+            ("SLIPWAY_IMAGE_ALIASES", "bash", "\"bash\""),
+        ] {
+            let e = Settings::load(None, env(&[(name, value)])).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(shown) && !e.contains("hunter2"), "{e}");
+        }
     }
 }

@@ -23,7 +23,9 @@ pub struct ServerArgs {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 pub enum Output {
+    /// Columns for people.
     Table,
+    /// The daemon's JSON, for scripts.
     Json,
 }
 
@@ -49,18 +51,21 @@ pub struct BuildArgs {
     #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
     pub file: String,
     /// `NAME=VALUE`, or `NAME` to take the value from the environment (repeatable).
-    #[arg(long = "build-arg")]
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
     pub build_arg: Vec<String>,
     /// Like --build-arg, but the value is secret: never logged, stored or shown.
-    #[arg(long = "secret-build-arg")]
+    #[arg(long = "secret-build-arg", value_name = "NAME[=VALUE]")]
     pub secret_build_arg: Vec<String>,
+    /// The Dockerfile stage to build (the last one when not given).
     #[arg(long)]
     pub target: Option<String>,
+    /// The platform recorded for the run, `OS/ARCH` (default linux/amd64).
     #[arg(long)]
     pub platform: Option<String>,
     /// Build without pushing.
     #[arg(long)]
     pub no_push: bool,
+    /// Build without the engine's layer cache.
     #[arg(long)]
     pub no_cache: bool,
     #[command(flatten)]
@@ -74,9 +79,13 @@ pub struct RunArgs {
     /// The task file, relative to the context (or a local file when the context is /dev/null).
     #[arg(short = 'f', long = "file")]
     pub file: Option<String>,
-    #[arg(long = "set", value_name = "NAME=VALUE")]
+    /// A value for `{{.Values.NAME}}`, or `NAME` to take it from the environment
+    /// (repeatable).
+    #[arg(long = "set", value_name = "NAME[=VALUE]")]
     pub set: Vec<String>,
-    #[arg(long = "set-secret", value_name = "NAME=VALUE")]
+    /// A secret value for `{{.Values.NAME}}`, or `NAME` to take it from the environment
+    /// (repeatable; never logged, stored or shown).
+    #[arg(long = "set-secret", value_name = "NAME[=VALUE]")]
     pub set_secret: Vec<String>,
     /// A values file, relative to the context (or local with /dev/null).
     #[arg(long)]
@@ -86,6 +95,8 @@ pub struct RunArgs {
     pub cmd: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
+    /// A directory, a git URL (`…/repo.git#ref:subfolder`), a tar.gz URL, or /dev/null
+    /// to send the task file itself.
     pub context: String,
 }
 
@@ -93,28 +104,39 @@ pub struct RunArgs {
 pub enum RunsCommand {
     /// List runs, newest first.
     List {
+        /// Only runs with this status (Queued, Started, Running, Succeeded, Failed,
+        /// Canceled, Error, Timeout).
         #[arg(long)]
         status: Option<String>,
+        /// Only runs of this type (QuickBuild, QuickRun, AutoBuild, AutoRun).
         #[arg(long = "run-type")]
         run_type: Option<String>,
+        /// Only runs of this task.
         #[arg(long)]
         task: Option<String>,
+        /// Only runs that build this image.
         #[arg(long)]
         image: Option<String>,
+        /// How many runs to list (1 to 1000).
         #[arg(long, default_value_t = 20)]
         top: u32,
+        /// How to print the runs.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
     /// Show one run.
     Show {
+        /// The run to show.
         run_id: String,
+        /// How to print the run.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
     /// Cancel a queued or running run.
     Cancel {
+        /// The run to cancel.
         run_id: String,
+        /// How to print the canceled run.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
@@ -173,13 +195,13 @@ impl Client {
     }
 }
 
-fn pairs(list: &[String], flag: &str) -> Result<Vec<(String, String)>> {
+/// `list`, arguments of `flag`, as `Argument`s: `NAME=VALUE`, or `NAME` to take the
+/// value from the environment.
+fn argument_list(flag: &str, list: &[String], is_secret: bool) -> Result<Vec<Argument>> {
     list.iter()
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None => std::env::var(p)
-                .map(|v| (p.clone(), v))
-                .map_err(|_| anyhow!("{flag} {p}: no value given and no environment variable {p}")),
+        .map(|p| {
+            let (name, value) = crate::pairs::split_or_env(flag, p)?;
+            Ok(Argument { name, value, is_secret })
         })
         .collect()
 }
@@ -234,23 +256,8 @@ async fn source(client: &Client, context: &str, dockerfile: &str) -> Result<Opti
 pub async fn build(s: &ServerArgs, a: BuildArgs) -> Result<ExitCode> {
     let client = Client::new(s);
     let source = source(&client, &a.context, &a.file).await?;
-    let mut arguments: Vec<Argument> = pairs(&a.build_arg, "--build-arg")?
-        .into_iter()
-        .map(|(name, value)| Argument {
-            name,
-            value,
-            is_secret: false,
-        })
-        .collect();
-    arguments.extend(
-        pairs(&a.secret_build_arg, "--secret-build-arg")?
-            .into_iter()
-            .map(|(name, value)| Argument {
-                name,
-                value,
-                is_secret: true,
-            }),
-    );
+    let mut arguments = argument_list("--build-arg", &a.build_arg, false)?;
+    arguments.extend(argument_list("--secret-build-arg", &a.secret_build_arg, true)?);
     let body = json!({
         "type": "DockerBuildRequest",
         "imageNames": a.image,
@@ -268,19 +275,8 @@ pub async fn build(s: &ServerArgs, a: BuildArgs) -> Result<ExitCode> {
 
 pub async fn run(s: &ServerArgs, a: RunArgs) -> Result<ExitCode> {
     let client = Client::new(s);
-    let mut values: Vec<Argument> = pairs(&a.set, "--set")?
-        .into_iter()
-        .map(|(name, value)| Argument {
-            name,
-            value,
-            is_secret: false,
-        })
-        .collect();
-    values.extend(pairs(&a.set_secret, "--set-secret")?.into_iter().map(|(name, value)| Argument {
-        name,
-        value,
-        is_secret: true,
-    }));
+    let mut values = argument_list("--set", &a.set, false)?;
+    values.extend(argument_list("--set-secret", &a.set_secret, true)?);
     let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
     let local = a.context == "/dev/null";
     let body = match (&a.cmd, &a.file) {

@@ -1,6 +1,7 @@
 //! `slipway task …`: tasks and their triggers, shaped like `az acr task`.
 
 use super::client::{stream_log, Client, Output, ServerArgs};
+use crate::pairs;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
@@ -20,44 +21,57 @@ pub struct TaskFields {
     /// Image to build and push (repeatable).
     #[arg(short = 't', long = "image")]
     pub image: Vec<String>,
+    /// Build without pushing.
     #[arg(long = "no-push")]
     pub no_push: bool,
-    /// Build argument `NAME=VALUE` (repeatable).
-    #[arg(long = "arg")]
+    /// A build argument (repeatable).
+    #[arg(long = "arg", value_name = "NAME=VALUE")]
     pub arg: Vec<String>,
-    #[arg(long = "secret-arg")]
+    /// A secret build argument (repeatable; never logged, stored in the database or shown).
+    #[arg(long = "secret-arg", value_name = "NAME=VALUE")]
     pub secret_arg: Vec<String>,
-    /// Value `NAME=VALUE` (repeatable).
-    #[arg(long = "set")]
+    /// A value for `{{.Values.NAME}}` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
-    #[arg(long = "set-secret")]
+    /// A secret value for `{{.Values.NAME}}` (repeatable; never logged, stored in the
+    /// database or shown).
+    #[arg(long = "set-secret", value_name = "NAME=VALUE")]
     pub set_secret: Vec<String>,
+    /// The Dockerfile stage to build (the last one when not given).
     #[arg(long)]
     pub target: Option<String>,
+    /// A run's time limit in seconds (default 3600).
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// The platform recorded for runs, `OS/ARCH` (default linux/amd64).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Whether pushes to the context's git repository start the task (true or false).
     #[arg(long = "commit-trigger-enabled")]
     pub commit_trigger_enabled: Option<bool>,
     /// Branch whose pushes start the task (repeatable; default: the context's branch).
     #[arg(long = "branch")]
     pub branch: Vec<String>,
+    /// Whether an update of a base image of the task's Dockerfile starts it (true or false).
     #[arg(long = "base-image-trigger-enabled")]
     pub base_image_trigger_enabled: Option<bool>,
+    /// Which base images trigger: `Runtime` (the final stage's) or `All` (build stages' too).
     #[arg(long = "base-image-trigger-type", value_parser = ["Runtime", "All"])]
     pub base_image_trigger_type: Option<String>,
-    /// A timer, `NAME:CRON` (5 fields, UTC; repeatable).
-    #[arg(long = "schedule")]
+    /// A timer, `NAME:CRON` (5 fields, UTC; repeatable; replaces the task's timers).
+    #[arg(long = "schedule", value_name = "NAME:CRON")]
     pub schedule: Vec<String>,
-    #[arg(long = "webhook-secret", hide_env_values = true)]
+    /// The secret push webhook deliveries are signed with (never shown).
+    #[arg(long = "webhook-secret", allow_hyphen_values = true)]
     pub webhook_secret: Option<String>,
-    /// Registry credentials `REGISTRY=USER:PASSWORD` (repeatable).
-    #[arg(long = "registry-credential")]
+    /// Credentials for a registry the task pulls from or pushes to (repeatable; never shown).
+    #[arg(long = "registry-credential", value_name = "REGISTRY=USER:PASSWORD")]
     pub registry_credential: Vec<String>,
-    /// Git credentials `HOST=USER:TOKEN` (repeatable).
-    #[arg(long = "git-credential")]
+    /// Credentials for the task's git context on HOST, with its port if any (repeatable;
+    /// never shown).
+    #[arg(long = "git-credential", value_name = "HOST=USER:TOKEN")]
     pub git_credential: Vec<String>,
+    /// `Disabled` stops the task's triggers; it can still be run by hand.
     #[arg(long, value_parser = ["Enabled", "Disabled"])]
     pub status: Option<String>,
 }
@@ -66,72 +80,98 @@ pub struct TaskFields {
 pub enum TaskCommand {
     /// Create a task.
     Create {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
         #[command(flatten)]
         fields: TaskFields,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
     /// Change a task; only the fields given change.
     Update {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
         #[command(flatten)]
         fields: TaskFields,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Show a task, its base-image dependencies and its timers.
     Show {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// List the tasks.
     List {
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Delete a task.
     Delete {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
     },
     /// Run a task now and stream its log.
     Run {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
-        #[arg(long = "set")]
+        /// A value for `{{.Values.NAME}}` for this run (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
-        #[arg(long = "set-secret")]
+        /// A secret value for this run (repeatable; never logged, stored or shown).
+        #[arg(long = "set-secret", value_name = "NAME=VALUE")]
         set_secret: Vec<String>,
-        #[arg(long = "arg")]
+        /// A build argument for this run (repeatable).
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
         arg: Vec<String>,
-        #[arg(long = "secret-arg")]
+        /// A secret build argument for this run (repeatable; never logged, stored or shown).
+        #[arg(long = "secret-arg", value_name = "NAME=VALUE")]
         secret_arg: Vec<String>,
+        /// The Dockerfile stage to build, instead of the task's.
         #[arg(long)]
         target: Option<String>,
+        /// The Dockerfile or task file to use, instead of the task's.
         #[arg(short = 'f', long = "file")]
         file: Option<String>,
+        /// The git or tar.gz URL to build from, instead of the task's context.
         #[arg(short = 'c', long = "context")]
         context: Option<String>,
+        /// Do not stream the log; wait quietly and print the final status.
         #[arg(long)]
         no_logs: bool,
+        /// Print the run id and return at once.
         #[arg(long)]
         no_wait: bool,
     },
     /// The log of a task's latest run (or of --run-id).
     Logs {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// The run whose log to print (default: the task's latest run).
         #[arg(long = "run-id")]
         run_id: Option<String>,
     },
     /// A task's runs, newest first.
     ListRuns {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// How many runs to list (1 to 1000).
         #[arg(long, default_value_t = 20)]
         top: u32,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
@@ -144,58 +184,70 @@ pub enum TaskCommand {
 
 #[derive(Subcommand)]
 pub enum TimerCommand {
+    /// Add a timer to a task.
     Add {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// The timer's name, unique within the task.
         #[arg(long = "timer-name")]
         timer_name: String,
+        /// When the timer fires: a 5-field cron expression, in UTC.
         #[arg(long)]
         schedule: String,
+        /// Whether the timer fires (true or false; default true).
         #[arg(long)]
         enabled: Option<bool>,
     },
+    /// Change a timer's schedule or whether it fires.
     Update {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// The timer to change.
         #[arg(long = "timer-name")]
         timer_name: String,
+        /// A new schedule: a 5-field cron expression, in UTC.
         #[arg(long)]
         schedule: Option<String>,
+        /// Whether the timer fires (true or false).
         #[arg(long)]
         enabled: Option<bool>,
     },
+    /// Remove a timer from a task.
     Remove {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// The timer to remove.
         #[arg(long = "timer-name")]
         timer_name: String,
     },
+    /// List a task's timers.
     List {
+        /// The task's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
 }
 
+/// Arguments or values as the API takes them.
 fn kv(list: &[String], flag: &str, secret: bool) -> Result<Vec<Value>> {
-    list.iter()
-        .map(|p| {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| anyhow!("{flag} {}: expected NAME=VALUE", p.split('=').next().unwrap_or("")))?;
-            Ok(json!({"name": k, "value": v, "isSecret": secret}))
-        })
-        .collect()
+    Ok(pairs::split_all(flag, list, "NAME=VALUE")?
+        .into_iter()
+        .map(|(k, v)| json!({"name": k, "value": v, "isSecret": secret}))
+        .collect())
 }
 
-fn map(list: &[String], flag: &str) -> Result<Map<String, Value>> {
-    list.iter()
-        .map(|p| {
-            let (k, v) = p.split_once('=').ok_or_else(|| anyhow!("{flag}: expected HOST=USER:SECRET"))?;
-            Ok((k.to_string(), Value::String(v.to_string())))
-        })
-        .collect()
+/// Credentials as the API takes them: host → `user:secret`.
+fn map(list: &[String], flag: &str, shape: &str) -> Result<Map<String, Value>> {
+    Ok(pairs::split_all(flag, list, shape)?
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect())
 }
 
 /// The JSON fields the flags set (only those given, so it serves create and update).
@@ -259,15 +311,11 @@ fn body(f: &TaskFields) -> Result<Map<String, Value>> {
         put("baseImageTrigger", Value::Object(bt));
     }
     if !f.schedule.is_empty() {
-        let timers: Result<Vec<Value>> = f
-            .schedule
-            .iter()
-            .map(|s| {
-                let (name, cron) = s.split_once(':').ok_or_else(|| anyhow!("--schedule {s:?}: expected NAME:CRON"))?;
-                Ok(json!({"name": name, "schedule": cron}))
-            })
+        let timers = pairs::split_all("--schedule", &f.schedule, "NAME:CRON")?
+            .into_iter()
+            .map(|(name, cron)| json!({"name": name, "schedule": cron}))
             .collect();
-        put("timers", Value::Array(timers?));
+        put("timers", Value::Array(timers));
     }
     if let Some(x) = &f.webhook_secret {
         put("webhookSecret", json!(x));
@@ -275,11 +323,14 @@ fn body(f: &TaskFields) -> Result<Map<String, Value>> {
     if !f.registry_credential.is_empty() {
         put(
             "registryCredentials",
-            Value::Object(map(&f.registry_credential, "--registry-credential")?),
+            Value::Object(map(&f.registry_credential, "--registry-credential", "REGISTRY=USER:PASSWORD")?),
         );
     }
     if !f.git_credential.is_empty() {
-        put("gitCredentials", Value::Object(map(&f.git_credential, "--git-credential")?));
+        put(
+            "gitCredentials",
+            Value::Object(map(&f.git_credential, "--git-credential", "HOST=USER:TOKEN")?),
+        );
     }
     if let Some(x) = &f.status {
         put("status", json!(x));
