@@ -103,20 +103,63 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// The tree as unpacking would leave it, so a path can be resolved through the links
-/// the archive made before it.
+/// the archive made before it. Links are found by a hash of their path's components,
+/// extended one component at a time, so resolving a path costs time linear in its
+/// length (building and hashing every prefix was quadratic: a 32,000-component pax
+/// path took seconds).
 #[derive(Default)]
 struct Tree {
-    links: HashMap<PathBuf, PathBuf>,
+    links: HashMap<u64, Vec<(PathBuf, PathBuf)>>,
     files: HashSet<PathBuf>,
 }
 
 const MAX_HOPS: usize = 40;
 const MAX_EXTENSION: u64 = 64 * 1024;
 
+fn extend(prefix: u64, part: &std::ffi::OsStr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    prefix.hash(&mut h);
+    part.hash(&mut h);
+    h.finish()
+}
+
+fn path_hash(path: &Path) -> u64 {
+    path.components().fold(0, |h, c| extend(h, c.as_os_str()))
+}
+
 impl Tree {
+    fn link(&self, hash: u64, path: &[OsString]) -> Option<&PathBuf> {
+        let candidates = self.links.get(&hash)?;
+        candidates
+            .iter()
+            .find(|(at, _)| at.components().map(|c| c.as_os_str()).eq(path.iter().map(|p| p.as_os_str())))
+            .map(|(_, target)| target)
+    }
+
+    fn add_link(&mut self, at: &Path, target: &Path) {
+        self.remove_link(at);
+        self.links
+            .entry(path_hash(at))
+            .or_default()
+            .push((at.to_path_buf(), target.to_path_buf()));
+    }
+
+    fn remove_link(&mut self, at: &Path) {
+        if let Some(list) = self.links.get_mut(&path_hash(at)) {
+            list.retain(|(p, _)| p != at);
+        }
+    }
+
+    fn all_links(&self) -> impl Iterator<Item = &(PathBuf, PathBuf)> {
+        self.links.values().flatten()
+    }
+
     /// `path` with every link followed; `None` if it leads outside the root or loops.
     fn resolve(&self, path: &Path) -> Option<PathBuf> {
         let mut out: Vec<OsString> = Vec::new();
+        // hashes[k] is the hash of out[..=k].
+        let mut hashes: Vec<u64> = Vec::new();
         let mut queue: VecDeque<OsString> = VecDeque::new();
         for c in path.components() {
             match c {
@@ -130,16 +173,19 @@ impl Tree {
         while let Some(part) = queue.pop_front() {
             if part == ".." {
                 out.pop()?;
+                hashes.pop();
                 continue;
             }
+            let hash = extend(hashes.last().copied().unwrap_or(0), &part);
             out.push(part);
-            let here: PathBuf = out.iter().collect();
-            if let Some(target) = self.links.get(&here) {
+            hashes.push(hash);
+            if let Some(target) = self.link(hash, &out) {
                 hops += 1;
                 if hops > MAX_HOPS || target.is_absolute() {
                     return None;
                 }
                 out.pop();
+                hashes.pop();
                 for c in target.components().rev() {
                     match c {
                         Component::Normal(n) => queue.push_front(n.to_os_string()),
@@ -280,7 +326,7 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
         match kind {
             Regular | Continuous => {
-                tree.links.remove(&at);
+                tree.remove_link(&at);
                 tree.files.insert(at.clone());
                 if let Some(dir) = into {
                     make_room(dir, &real_parent, &at, false)?;
@@ -296,7 +342,7 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
                 }
             }
             Directory => {
-                tree.links.remove(&at);
+                tree.remove_link(&at);
                 if let Some(dir) = into {
                     make_room(dir, &real_parent, &at, true)?;
                     dir.create_dir_all(&at)?;
@@ -312,7 +358,7 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
                     return Err(bad("symlink points outside the context"));
                 }
                 tree.files.remove(&at);
-                tree.links.insert(at.clone(), target.clone());
+                tree.add_link(&at, &target);
                 if let Some(dir) = into {
                     make_room(dir, &real_parent, &at, false)?;
                     dir.symlink(&target, &at)?;
@@ -327,7 +373,7 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
                 if !tree.files.contains(&resolved) {
                     return Err(bad("hard link to a file the archive has not unpacked before it"));
                 }
-                tree.links.remove(&at);
+                tree.remove_link(&at);
                 tree.files.insert(at.clone());
                 if let Some(dir) = into {
                     make_room(dir, &real_parent, &at, false)?;
@@ -342,7 +388,7 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
     }
     // A later entry can change what an earlier link resolves through: check the tree
     // as it stands at the end.
-    for (at, target) in &tree.links {
+    for (at, target) in tree.all_links() {
         let base = at.parent().unwrap_or(Path::new(""));
         if tree.resolve(&base.join(target)).is_none() {
             return Err(ArchiveError::BadEntry {
@@ -537,6 +583,18 @@ mod tests {
             }
         });
         assert!(matches!(check(&many[..], &small), Err(ArchiveError::TooManyEntries { limit: 10 })));
+        // Found by fuzzing: deep paths cost time quadratic in their depth.
+        let deep = "a/".repeat(32_000) + "f";
+        let bytes = tgz(|b| {
+            b.append_data(&mut header(tar::EntryType::Regular, 0, 0o644), &deep, io::empty())
+                .unwrap();
+            b.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "a/l", "..").unwrap();
+            b.append_data(&mut header(tar::EntryType::Regular, 0, 0o644), format!("{deep}2"), io::empty())
+                .unwrap();
+        });
+        let started = std::time::Instant::now();
+        check(&bytes[..], &Limits::default()).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
         let pax = raw_sized("x", b'x', "", b"77777777777\0");
         let e = check(&gz(&pax)[..], &Limits::default()).unwrap_err().to_string();
         assert!(e.contains("extended header larger"), "{e}");
