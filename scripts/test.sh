@@ -10,3 +10,5 @@ fi
 python3 scripts/check-cycles.py
 cargo test --workspace --all-targets --no-fail-fast "$@"
 cargo test --workspace --doc
+# A short fuzz smoke of every parser of untrusted input, with the known findings replayed.
+scripts/fuzz.sh "${SLIPWAY_FUZZ_SECONDS:-10}"

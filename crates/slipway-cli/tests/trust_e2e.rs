@@ -147,3 +147,56 @@ fn idle_connections_are_closed() {
     assert!(started.elapsed() < Duration::from_secs(8));
     assert_eq!(d.get_raw("/healthz", None).unwrap().0, 200);
 }
+
+/// A full disk: the run fails with the real reason in its record (the log cannot be
+/// written), nothing half-unpacked stays, and the daemon keeps serving.
+#[test]
+fn a_full_disk_keeps_the_failure_reason_and_leaves_no_partial_files() {
+    let Some(_tb) = testbed() else { return };
+    let mut d = Daemon::start(&[]);
+    d.kill9();
+    let data = d.data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and tmpfs cannot be mounted (needs root)"
+        );
+        eprintln!("\n!!! SKIPPED: mounting a small tmpfs needs root !!!\n");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    d.spawn();
+    // 3 MB that does not compress: the upload fits, unpacking it beside the upload does not.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("noise"), &noise).unwrap();
+    let source = upload_dir(&d, ctx.path());
+    let id = queue_with_source(&d, "steps:\n  - cmd: busybox true\n", &source);
+    let run = d.wait_status(&id, &["Failed", "Succeeded", "Error"], Duration::from_secs(60));
+    assert_eq!(run["status"], "Failed", "{run}");
+    let why = run["runErrorMessage"].as_str().unwrap_or("");
+    assert!(why.contains("No space left on device"), "{run}");
+    assert!(!data.join("contexts").join(&id).exists(), "a half-unpacked context stayed");
+    assert_eq!(d.get_raw("/healthz", None).unwrap().0, 200);
+    drop(d);
+}
