@@ -418,7 +418,6 @@ fn make_room(dir: &Dir, parent: &Path, at: &Path, is_dir: bool) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn tgz(build: impl FnOnce(&mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>)) -> Vec<u8> {
         let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
@@ -434,34 +433,7 @@ mod tests {
         h
     }
 
-    /// A raw 512-byte tar header, bypassing the tar crate's own checks.
-    pub(crate) fn raw_entry(name: &str, kind: u8, link: &str) -> Vec<u8> {
-        raw_sized(name, kind, link, b"00000000000\0")
-    }
-
-    fn raw_sized(name: &str, kind: u8, link: &str, size: &[u8; 12]) -> Vec<u8> {
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..108].copy_from_slice(b"0000644\0");
-        h[124..136].copy_from_slice(size);
-        h[136..148].copy_from_slice(b"00000000000\0");
-        h[156] = kind;
-        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| b as u32).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        h.to_vec()
-    }
-
-    fn gz(tar: &[u8]) -> Vec<u8> {
-        let mut out = tar.to_vec();
-        out.extend_from_slice(&[0u8; 1024]);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&out).unwrap();
-        gz.finish().unwrap()
-    }
+    use slipway_test_support::{gzip_tar as gz, raw_entry, raw_header as raw_sized};
 
     fn unpack_into(bytes: &[u8], limits: &Limits) -> (tempfile::TempDir, Result<Summary, ArchiveError>) {
         let d = tempfile::tempdir().unwrap();

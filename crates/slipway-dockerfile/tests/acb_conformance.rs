@@ -7,15 +7,7 @@ use slipway_dockerfile::{scan, ScanOptions};
 use std::path::{Path, PathBuf};
 
 fn conformance_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/acb");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("shared/conformance/acb is missing beside the repository; CI must have it");
-    }
-    eprintln!("SKIPPED: {} not found; acb scan conformance not checked", dir.display());
-    None
+    slipway_test_support::conformance_dir("acb scan conformance")
 }
 
 /// acb's `repository:tag` for Docker Hub images, in our normalised form.
