@@ -11,6 +11,7 @@ use std::io::Write;
 const LIMITS: Limits = Limits {
     max_bytes: 16 << 20,
     max_entries: 10_000,
+    max_resolve_steps: 2_000_000,
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -23,6 +23,10 @@ pub struct Limits {
     pub max_bytes: u64,
     /// Entries of every kind.
     pub max_entries: u64,
+    /// Path components resolving entries through the archive's links may walk, over
+    /// the whole archive (an entry costs its depth; links that expand into long paths,
+    /// named by many entries, would otherwise cost hours).
+    pub max_resolve_steps: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +34,7 @@ impl Default for Limits {
         Limits {
             max_bytes: 8 << 30,
             max_entries: 500_000,
+            max_resolve_steps: 20_000_000,
         }
     }
 }
@@ -107,11 +112,26 @@ impl<R: Read> Read for Counted<R> {
 /// extended one component at a time, so resolving a path costs time linear in its
 /// length (building and hashing every prefix was quadratic: a 32,000-component pax
 /// path took seconds).
-#[derive(Default)]
 struct Tree {
     links: HashMap<u64, Vec<(PathBuf, PathBuf)>>,
     files: HashSet<PathBuf>,
+    /// Path components the whole archive may make `resolve` walk: links that expand
+    /// into long paths, named by many entries, would otherwise cost hours.
+    budget: std::cell::Cell<u64>,
 }
+
+impl Tree {
+    fn new(budget: u64) -> Tree {
+        Tree {
+            links: HashMap::new(),
+            files: HashSet::new(),
+            budget: std::cell::Cell::new(budget),
+        }
+    }
+}
+
+/// Longest symlink target, in components.
+const MAX_LINK_COMPONENTS: usize = 256;
 
 const MAX_HOPS: usize = 40;
 const MAX_EXTENSION: u64 = 64 * 1024;
@@ -151,6 +171,15 @@ impl Tree {
         }
     }
 
+    /// Why a path did not resolve: out of budget, or `why`.
+    fn refusal(&self, bad: &dyn Fn(&str) -> ArchiveError, why: &str) -> ArchiveError {
+        if self.budget.get() == 0 {
+            bad("the archive's links take too long to resolve (the limit)")
+        } else {
+            bad(why)
+        }
+    }
+
     fn all_links(&self) -> impl Iterator<Item = &(PathBuf, PathBuf)> {
         self.links.values().flatten()
     }
@@ -171,6 +200,11 @@ impl Tree {
         }
         let mut hops = 0;
         while let Some(part) = queue.pop_front() {
+            let left = self.budget.get();
+            if left == 0 {
+                return None;
+            }
+            self.budget.set(left - 1);
             if part == ".." {
                 out.pop()?;
                 hashes.pop();
@@ -244,7 +278,7 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
         .entries()
         .map_err(|e| ArchiveError::NotTar(printable_message(&e.to_string())))?
         .raw(true);
-    let mut tree = Tree::default();
+    let mut tree = Tree::new(limits.max_resolve_steps);
     let mut summary = Summary::default();
     let mut long_name: Option<Vec<u8>> = None;
     let mut long_link: Option<Vec<u8>> = None;
@@ -320,7 +354,7 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
         let parent = clean.parent().unwrap_or(Path::new(""));
         let file_name = clean.file_name().map(|n| n.to_os_string()).unwrap_or_default();
         let Some(real_parent) = tree.resolve(parent) else {
-            return Err(bad("its directory is a link that leads outside the context"));
+            return Err(tree.refusal(&bad, "its directory is a link that leads outside the context"));
         };
         let at = real_parent.join(&file_name);
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
@@ -351,11 +385,14 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
             }
             Symlink => {
                 let target = link_target.ok_or_else(|| bad("symlink without a target"))?;
+                if target.components().count() > MAX_LINK_COMPONENTS {
+                    return Err(bad(&format!("symlink target longer than {MAX_LINK_COMPONENTS} components")));
+                }
                 if target.is_absolute() {
                     return Err(bad("symlink points outside the context (absolute target)"));
                 }
                 if tree.resolve(&real_parent.join(&target)).is_none() {
-                    return Err(bad("symlink points outside the context"));
+                    return Err(tree.refusal(&bad, "symlink points outside the context"));
                 }
                 tree.files.remove(&at);
                 tree.add_link(&at, &target);
@@ -546,6 +583,7 @@ mod tests {
         let small = Limits {
             max_bytes: 1 << 20,
             max_entries: 10,
+            ..Limits::default()
         };
         assert!(matches!(check(&bytes[..], &small), Err(ArchiveError::TooLarge { .. })));
         let many = tgz(|b| {
@@ -567,6 +605,32 @@ mod tests {
         let started = std::time::Instant::now();
         check(&bytes[..], &Limits::default()).unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        // Found in review: a long link named by many entries multiplied the work.
+        let long_target = "a/".repeat(300);
+        let bytes = tgz(|b| {
+            b.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "l", &long_target)
+                .unwrap();
+        });
+        let e = check(&bytes[..], &Limits::default()).unwrap_err().to_string();
+        assert!(e.contains("longer than 256 components"), "{e}");
+        let target = "a/".repeat(250);
+        let bytes = tgz(|b| {
+            b.append_data(&mut header(tar::EntryType::Directory, 0, 0o755), &target, io::empty())
+                .unwrap();
+            b.append_link(&mut header(tar::EntryType::Symlink, 0, 0o777), "l", &target).unwrap();
+            for i in 0..10_000 {
+                b.append_data(&mut header(tar::EntryType::Regular, 0, 0o644), format!("l/f{i}"), io::empty())
+                    .unwrap();
+            }
+        });
+        let tight = Limits {
+            max_resolve_steps: 1_000_000,
+            ..Limits::default()
+        };
+        let started = std::time::Instant::now();
+        let e = check(&bytes[..], &tight).unwrap_err().to_string();
+        assert!(e.contains("too long to resolve"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
         let pax = raw_sized("x", b'x', "", b"77777777777\0");
         let e = check(&gz(&pax)[..], &Limits::default()).unwrap_err().to_string();
         assert!(e.contains("extended header larger"), "{e}");

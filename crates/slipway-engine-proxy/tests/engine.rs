@@ -534,11 +534,6 @@ async fn the_workspace_is_the_only_host_path() {
     std::os::unix::fs::symlink("sub", run.workspace.join("inside")).unwrap();
 
     assert_eq!(
-        run.ok(&["run", "--rm", "-v", "/workspace/sub:/w", IMAGE, "cat", "/w/file.txt"])
-            .await,
-        "from the host\n"
-    );
-    assert_eq!(
         run.ok(&["run", "--rm", "-v", "/workspace:/w:ro", IMAGE, "cat", "/w/inside/file.txt"])
             .await,
         "from the host\n"
@@ -548,10 +543,10 @@ async fn the_workspace_is_the_only_host_path() {
             "run",
             "--rm",
             "--mount",
-            "type=bind,source=/workspace/inside,target=/w",
+            "type=bind,source=/workspace,target=/w",
             IMAGE,
             "cat",
-            "/w/file.txt"
+            "/w/sub/file.txt"
         ])
         .await,
         "from the host\n"
@@ -560,25 +555,27 @@ async fn the_workspace_is_the_only_host_path() {
         "run",
         "--rm",
         "-v",
-        "/workspace/out:/out",
+        "/workspace:/out",
         IMAGE,
         "sh",
         "-c",
-        "echo back > /out/result",
+        "mkdir -p /out/out && echo back > /out/out/result",
     ])
     .await;
     assert_eq!(std::fs::read_to_string(run.workspace.join("out/result")).unwrap(), "back\n");
 
+    // A path beneath the workspace is refused: the run could swap it for a symlink
+    // between this check and the engine's mount at start.
+    run.refused(
+        &["run", "--rm", "-v", "/workspace/sub:/w", IMAGE, "true"],
+        "only /workspace itself can",
+    )
+    .await;
     run.refused(&["run", "--rm", "-v", "/workspace/../etc:/x", IMAGE, "true"], "`..` is not allowed")
         .await;
     run.refused(
         &["run", "--rm", "-v", "/workspace/link:/x", IMAGE, "true"],
-        "leads outside the workspace",
-    )
-    .await;
-    run.refused(
-        &["run", "--rm", "-v", "/workspace/link/ssl:/x", IMAGE, "true"],
-        "leads outside the workspace",
+        "only /workspace itself can",
     )
     .await;
 }
@@ -599,11 +596,11 @@ async fn a_container_that_mounts_the_engine_socket_gets_the_runs() {
             "run",
             "--rm",
             "-v",
-            "/workspace/docker:/usr/local/bin/docker:ro",
+            "/workspace:/ws:ro",
             "-v",
             "/var/run/docker.sock:/var/run/docker.sock",
             IMAGE,
-            "/usr/local/bin/docker",
+            "/ws/docker",
         ];
         all.extend_from_slice(args);
         all

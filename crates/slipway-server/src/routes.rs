@@ -227,6 +227,7 @@ async fn upload(State(d): Shared, body: Body) -> Result<(StatusCode, Json<Upload
     let limits = slipway_context::archive::Limits {
         max_bytes: d.settings.max_context_bytes,
         max_entries: d.settings.max_context_entries,
+        ..Default::default()
     };
     match uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), d.settings.max_upload_bytes, limits).await {
         Ok(size) => Ok((

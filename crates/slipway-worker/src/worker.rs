@@ -268,6 +268,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
         limits: slipway_context::archive::Limits {
             max_bytes: d.settings.max_context_bytes,
             max_entries: d.settings.max_context_entries,
+            ..Default::default()
         },
         reach: d.reach.clone(),
         connect_timeout: Duration::from_secs(d.settings.fetch_connect_timeout_seconds.max(1)),

@@ -390,6 +390,14 @@ fn host_source(policy: &Policy, ask: &mut Ask, source: &str) -> Result<Option<St
     if policy.scope.workspace.is_none() {
         return Err(Refusal::forbidden(format!("{source} cannot be mounted: this run has no workspace")));
     }
+    // A path beneath the workspace is checked now but mounted by the engine when the
+    // container starts, and the run can swap one of its directories for a symlink in
+    // between: only the workspace itself, which the run cannot replace, is mounted.
+    if !relative.is_empty() && !policy.scope.trust_host {
+        return Err(Refusal::forbidden(format!(
+            "{source} cannot be mounted in this run: only /workspace itself can (mount it and use the path inside)"
+        )));
+    }
     match ask.workspace(&relative.join("/")) {
         Known::Yes(host) => Ok(Some(host)),
         Known::No => Err(Refusal::forbidden(format!("bind source {source} leads outside the workspace"))),

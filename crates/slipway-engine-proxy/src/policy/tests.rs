@@ -336,7 +336,7 @@ fn unknown_references_are_asked_about_all_at_once() {
         Decision::Need(vec![Need::Container("mystery".into())])
     );
     let body = json!({"Image": "b", "HostConfig": {
-        "Binds": ["/workspace/deep/er:/a", "cache:/c"],
+        "Binds": ["/workspace:/a", "cache:/c"],
         "VolumesFrom": ["mystery"],
         "NetworkMode": "somenet"
     }});
@@ -350,7 +350,6 @@ fn unknown_references_are_asked_about_all_at_once() {
             Need::Container("mystery".into()),
             Need::Network("somenet".into()),
             Need::Volume("cache".into()),
-            Need::Workspace("deep/er".into()),
         ]
     );
 }
@@ -467,8 +466,8 @@ fn network_modes_map_to_the_runs_networks() {
 fn binds_and_mounts_stay_in_the_workspace_and_the_runs_volumes() {
     let host = created_host(json!({"Binds": [
         "/workspace:/src",
-        "/workspace/sub:/w:ro",
-        "/workspace/./sub/:/w2",
+        "/workspace/:/w:ro",
+        "/workspace/./:/w2",
         "v1:/data",
         "v1_r1:/data2:ro",
         "shared_r1:/shared",
@@ -480,8 +479,8 @@ fn binds_and_mounts_stay_in_the_workspace_and_the_runs_volumes() {
         host["Binds"],
         json!([
             "/ws:/src",
-            "/ws/sub:/w:ro",
-            "/ws/sub:/w2",
+            "/ws:/w:ro",
+            "/ws:/w2",
             "v1_r1:/data",
             "v1_r1:/data2:ro",
             "shared_r1:/shared",
@@ -491,7 +490,7 @@ fn binds_and_mounts_stay_in_the_workspace_and_the_runs_volumes() {
         ])
     );
     let host = created_host(json!({"Mounts": [
-        {"Type": "bind", "Source": "/workspace/sub", "Target": "/w"},
+        {"Type": "bind", "Source": "/workspace", "Target": "/w"},
         {"type": "volume", "source": "v1", "target": "/v"},
         {"Type": "volume", "Target": "/anon"},
         {"Type": "tmpfs", "Target": "/t"},
@@ -499,7 +498,7 @@ fn binds_and_mounts_stay_in_the_workspace_and_the_runs_volumes() {
     assert_eq!(
         host["Mounts"],
         json!([
-            {"Type": "bind", "Source": "/ws/sub", "Target": "/w"},
+            {"Type": "bind", "Source": "/ws", "Target": "/w"},
             {"type": "volume", "source": "v1_r1", "target": "/v"},
             {"Type": "volume", "Target": "/anon"},
             {"Type": "tmpfs", "Target": "/t"},
@@ -657,11 +656,7 @@ fn dangerous_container_configs_are_refused() {
         (json!({"Binds": ["/etc:/x:ro"]}), 403, "host path /etc cannot be mounted"),
         (json!({"Binds": ["/workspacex:/x"]}), 403, "host path /workspacex cannot be mounted"),
         (json!({"Binds": ["/workspace/../etc:/x"]}), 403, "`..` is not allowed"),
-        (
-            json!({"Binds": ["/workspace/link:/x"]}),
-            403,
-            "bind source /workspace/link leads outside the workspace",
-        ),
+        (json!({"Binds": ["/workspace/link:/x"]}), 403, "only /workspace itself can"),
         (json!({"Binds": ["theirs:/x"]}), 403, "volume theirs does not belong to this run"),
         (json!({"Binds": ["../x:/x"]}), 400, "invalid volume name"),
         (json!({"Binds": ["a:b:c:d"]}), 400, "invalid bind"),
