@@ -329,12 +329,7 @@ fn exec(a: ExecArgs) -> Result<ExitCode> {
         a.engine_access
     };
     cfg.sandbox_image = a.sandbox_image.clone();
-    cfg.secret_values = loaded
-        .secret_values
-        .iter()
-        .cloned()
-        .chain(credentials.iter().map(|c| c.password.clone()))
-        .collect();
+    cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

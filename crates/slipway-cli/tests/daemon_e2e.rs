@@ -232,23 +232,7 @@ fn a_lost_run_runs_again_once_when_configured() {
 }
 
 fn tgz_raw(name: &str, kind: u8, link: &str) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[100..108].copy_from_slice(b"0000644\0");
-    h[124..136].copy_from_slice(b"00000000000\0");
-    h[136..148].copy_from_slice(b"00000000000\0");
-    h[156] = kind;
-    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| b as u32).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    let mut out = h.to_vec();
-    out.extend_from_slice(&[0u8; 1024]);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&out).unwrap();
-    gz.finish().unwrap()
+    slipway_test_support::gzip_tar(&slipway_test_support::raw_entry(name, kind, link))
 }
 
 #[test]

@@ -7,7 +7,9 @@ use slipway_dockerfile::{scan, ScanOptions};
 use std::path::{Path, PathBuf};
 
 fn conformance_dir() -> Option<PathBuf> {
-    slipway_test_support::conformance_dir("acb scan conformance")
+    slipway_test_support::conformance_dir()
+        .map_err(|dir| eprintln!("SKIPPED: {} not found; acb scan conformance not checked", dir.display()))
+        .ok()
 }
 
 /// acb's `repository:tag` for Docker Hub images, in our normalised form.

@@ -38,7 +38,7 @@ pub struct RunConfig {
     pub docker_socket: String,
     /// Registry credentials given on the command line; `~/.docker/config.json` is the fallback.
     pub credentials: Vec<RegistryCredential>,
-    /// Values to mask in logs and errors.
+    /// Values to mask in logs and errors (besides `credentials`' passwords, always masked).
     pub secret_values: Vec<String>,
     /// Where secret volume files are written before they are mounted.
     pub scratch_dir: PathBuf,
@@ -217,7 +217,14 @@ impl Shared {
 /// the run id behind in the engine, even when cancelled.
 pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSink, cancel: CancellationToken) -> RunReport {
     let started = Instant::now();
-    let redactor = Redactor::new(cfg.secret_values.clone());
+    // Registry passwords are masked whoever gave them.
+    let redactor = Redactor::new(
+        cfg.secret_values
+            .iter()
+            .cloned()
+            .chain(cfg.credentials.iter().map(|c| c.password.clone()))
+            .collect(),
+    );
     let labels = HashMap::from([(RUN_LABEL.to_string(), cfg.run_id.clone())]);
     let mut report = RunReport::new(&cfg.run_id);
     let say = |line: &str| log(&redactor.mask(line));

@@ -9,7 +9,9 @@ use slipway_taskfile::{load, parse_values, ErrorKind, Options, Plan, RunVars, St
 use std::path::{Path, PathBuf};
 
 fn conformance_dir() -> Option<PathBuf> {
-    slipway_test_support::conformance_dir("acb conformance")
+    slipway_test_support::conformance_dir()
+        .map_err(|dir| eprintln!("SKIPPED: {} not found; acb conformance not checked", dir.display()))
+        .ok()
 }
 
 fn options() -> Options {

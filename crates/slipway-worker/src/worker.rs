@@ -389,12 +389,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
         Ok(host) => cfg.host = host,
         Err(e) => return failed(RunStatus::Error, e),
     }
-    cfg.secret_values = loaded
-        .secret_values
-        .iter()
-        .cloned()
-        .chain(credentials.iter().map(|c| c.password.clone()))
-        .collect();
+    cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     cfg.scratch_dir = d.data("scratch");
     cfg.sandbox_image = d.settings.sandbox_image.clone();
