@@ -13,15 +13,28 @@ fn sigterm_lets_short_runs_finish_and_stops_the_rest_as_error() {
     let Some(tb) = testbed() else { return };
     let mut d = Daemon::start_with_env(&["--concurrency", "2"], &[("SLIPWAY_SHUTDOWN_GRACE_SECONDS", "4")]);
     let short = d.queue_task(&format!(
-        "steps:\n  - cmd: {} sh -c 'echo started; sleep 2; echo finished'\n",
+        "steps:\n  - cmd: {} sh -c 'echo step-began; sleep 2; echo finished'\n",
         tb.base_image
     ));
-    let long = d.queue_task(&format!("steps:\n  - cmd: {} sh -c 'echo started; sleep 120'\n", tb.base_image));
-    d.wait_log(&short, "started", Duration::from_secs(60));
-    d.wait_log(&long, "started", Duration::from_secs(60));
+    let long = d.queue_task(&format!("steps:\n  - cmd: {} sh -c 'echo step-began; sleep 120'\n", tb.base_image));
+    // The marker is the step's own output ("| step-began"), not the task text or the
+    // worker's "Run … started" line, so both containers are running when the signal comes.
+    d.wait_log(&short, "| step-began", Duration::from_secs(60));
+    d.wait_log(&long, "| step-began", Duration::from_secs(60));
     let took = d.terminate();
+    let told = |d: &Daemon| {
+        format!(
+            "\n--- short run ---\n{}\n--- long run ---\n{}\n--- daemon ---\n{}",
+            d.get(&format!("/v1/runs/{short}/log")).1,
+            d.get(&format!("/v1/runs/{long}/log")).1,
+            d.server_log()
+        )
+    };
     assert!(took < Duration::from_secs(25), "shutdown took {took:?}");
-    assert!(took >= Duration::from_secs(3), "the grace period was not waited: {took:?}");
+    if took < Duration::from_secs(3) {
+        d.spawn();
+        panic!("the grace period was not waited: {took:?}{}", told(&d));
+    }
     d.spawn();
     let s = d.run_json(&short);
     assert_eq!(s["status"], "Succeeded", "{s}");
