@@ -4,6 +4,8 @@
 #   - the Distribution registry (Debian docker-registry) on 127.0.0.1:${SLIPWAY_TEST_REGISTRY_PORT:-5000}
 #   - the base image slipway-busybox:latest, imported from busybox-static (nothing is pulled)
 #   - PostgreSQL (Debian postgresql) with a role `slipway`, for the store's fleet backend
+#   - arm64 emulation (qemu-user-static through binfmt_misc, fix-binary flag) and the
+#     per-architecture base images slipway-busybox:amd64 and slipway-busybox:arm64
 # Prints the environment the tests read (eval "$(scripts/testbed.sh)").
 set -euo pipefail
 
@@ -21,6 +23,7 @@ command -v git >/dev/null || need_pkgs+=(git)
 command -v curl >/dev/null || need_pkgs+=(curl)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
+command -v qemu-aarch64-static >/dev/null || need_pkgs+=(qemu-user-static)
 [ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev pkg-config)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to install ${need_pkgs[*]}"; exit 1; fi
@@ -72,6 +75,40 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   rm -rf "$root"
 fi
 
+# Emulation: binfmt_misc mounted and the aarch64 handler registered with the
+# fix-binary flag (F), so containers of the engine run arm64 binaries through qemu.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || log "cannot mount binfmt_misc"
+fi
+if [ -e /proc/sys/fs/binfmt_misc/register ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register || log "cannot register qemu-aarch64"
+fi
+
+# Per-architecture base images, for multi-platform builds (`FROM slipway-busybox:$TARGETARCH`).
+docker image inspect slipway-busybox:amd64 >/dev/null 2>&1 || docker tag "$BASE_IMAGE" slipway-busybox:amd64
+if ! docker image inspect slipway-busybox:arm64 >/dev/null 2>&1; then
+  log "making slipway-busybox:arm64 from Debian's arm64 busybox-static"
+  work=$(mktemp -d)
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+    apt-get update -qq >&2
+  fi
+  (cd "$work" && apt-get download -qq busybox-static:arm64 >&2)
+  dpkg-deb -x "$work"/busybox-static_*_arm64.deb "$work/deb"
+  root="$work/root"
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/root" "$root/workspace"
+  cp "$work/deb/bin/busybox" "$root/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  chmod 1777 "$root/tmp"
+  python3 "$(dirname "$0")/arm64-image.py" "$root" slipway-busybox:arm64 arm64 "$work/image.tar"
+  docker load -q -i "$work/image.tar" >/dev/null
+  rm -rf "$work"
+fi
+
 # An image with the docker CLI, for tests of `docker …` inside steps (the engine proxy).
 # The CLI is copied from this machine with the libraries it links, so nothing is pulled.
 CLI_IMAGE=slipway-docker-cli:latest
@@ -108,4 +145,5 @@ for db in $(pg "SELECT datname FROM pg_database WHERE datname LIKE 'slipway_test
 echo "export SLIPWAY_TEST_REGISTRY=127.0.0.1:$REG_PORT"
 echo "export SLIPWAY_TEST_BASE_IMAGE=$BASE_IMAGE"
 echo "export SLIPWAY_TEST_CLI_IMAGE=$CLI_IMAGE"
+echo "export SLIPWAY_TEST_EMULATION=$([ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && echo arm64)"
 echo "export SLIPWAY_TEST_POSTGRES=postgres://slipway:slipway@127.0.0.1:$pg_port/postgres"

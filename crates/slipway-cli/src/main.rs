@@ -142,6 +142,10 @@ struct ExecArgs {
     /// The image that holds the network namespace in shared network mode (needs `sleep`).
     #[arg(long = "sandbox-image", default_value = "busybox:latest", env = "SLIPWAY_SANDBOX_IMAGE")]
     sandbox_image: String,
+    /// The builder of `build` steps: `buildkit` (when the engine offers it) or `classic`;
+    /// a step's `DOCKER_BUILDKIT=0|1` overrides it.
+    #[arg(long, default_value = "buildkit", value_parser = ["buildkit", "classic"], env = "SLIPWAY_BUILDER")]
+    builder: String,
     /// The build context, mounted at /workspace.
     #[arg(default_value = ".")]
     context: PathBuf,
@@ -164,6 +168,10 @@ struct ScanArgs {
     /// The stage being built (as `docker build --target`); its origin is the runtime dependency.
     #[arg(long)]
     target: Option<String>,
+    /// The platform built (`linux/arm64`): BuildKit's `TARGETARCH` and friends take its
+    /// values in `FROM` lines. The machine's own platform when not given.
+    #[arg(long)]
+    platform: Option<String>,
     /// The image being built (repeatable).
     #[arg(short = 't', long = "tag")]
     tag: Vec<String>,
@@ -284,6 +292,7 @@ fn scan(a: ScanArgs) -> Result<()> {
     let opts = slipway_dockerfile::ScanOptions {
         build_args: pairs::split_all("--build-arg", &a.build_arg, "NAME=VALUE")?.into_iter().collect(),
         target: a.target.clone(),
+        predefined: slipway_dockerfile::platform_args(a.platform.as_deref()),
     };
     let deps = slipway_dockerfile::scan(&text, &opts).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let images = a
@@ -329,6 +338,9 @@ fn exec(a: ExecArgs) -> Result<ExitCode> {
         a.engine_access
     };
     cfg.sandbox_image = a.sandbox_image.clone();
+    if a.builder == "classic" {
+        cfg.builder = slipway_engine::Builder::Classic;
+    }
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     let runtime = tokio::runtime::Runtime::new()?;

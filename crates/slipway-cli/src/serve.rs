@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// (the engine's own socket: root on the host) or `none` [default: proxy].
     #[arg(long, value_name = "ACCESS", value_parser = ["proxy", "full", "none"])]
     engine_access: Option<String>,
+    /// The builder of `build` steps: `buildkit` (when the engine offers it) or `classic`;
+    /// a step's `DOCKER_BUILDKIT=0|1` overrides it [default: buildkit].
+    #[arg(long, value_name = "BUILDER", value_parser = ["buildkit", "classic"])]
+    builder: Option<String>,
     /// Largest expanded size of an uploaded or downloaded context, in bytes [default: 8 GiB].
     #[arg(long, value_name = "BYTES")]
     max_context_bytes: Option<u64>,
@@ -143,6 +147,7 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
         allow_host_network,
         allow_public_ports,
         engine_access,
+        builder,
         max_context_bytes,
         max_context_entries,
         file_source_dirs,
@@ -183,6 +188,7 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
         allow_host_network,
         allow_public_ports,
         engine_access,
+        builder,
         max_context_bytes,
         max_context_entries,
         fetch_connect_timeout_seconds,

@@ -24,6 +24,9 @@ pub struct ScanOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage that is built (the final one when unset).
     pub target: Option<String>,
+    /// Arguments in scope without an `ARG`: BuildKit's platform arguments
+    /// (`TARGETARCH`, `BUILDPLATFORM`…), usable in `FROM` lines.
+    pub predefined: BTreeMap<String, String>,
 }
 
 /// The images a Dockerfile depends on.
@@ -55,10 +58,38 @@ enum Origin {
     Stage(usize),
 }
 
+/// The platform of this machine as BuildKit names it: `linux/amd64`, `linux/arm64`.
+pub fn native_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// BuildKit's automatic platform arguments for a build of `target` (the native
+/// platform when `None`) on this machine: `TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`,
+/// `TARGETVARIANT` and the same four for `BUILD`.
+pub fn platform_args(target: Option<&str>) -> BTreeMap<String, String> {
+    let native = native_platform();
+    let mut args = BTreeMap::new();
+    for (prefix, p) in [("TARGET", target.unwrap_or(&native)), ("BUILD", native.as_str())] {
+        let mut parts = p.splitn(3, '/');
+        args.insert(format!("{prefix}PLATFORM"), p.to_string());
+        args.insert(format!("{prefix}OS"), parts.next().unwrap_or("linux").to_string());
+        args.insert(format!("{prefix}ARCH"), parts.next().unwrap_or("").to_string());
+        args.insert(format!("{prefix}VARIANT"), parts.next().unwrap_or("").to_string());
+    }
+    args
+}
+
 /// Scans Dockerfile `text`.
 pub fn scan(text: &str, opts: &ScanOptions) -> Result<Dependencies, ScanError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    let mut args: BTreeMap<String, String> = opts.predefined.clone();
     let mut stages: Vec<Stage> = Vec::new();
     let mut copied: Vec<Reference> = Vec::new();
     let mut target_found = false;
@@ -74,7 +105,13 @@ pub fn scan(text: &str, opts: &ScanOptions) -> Result<Dependencies, ScanError> {
                         Some((n, d)) => (n.to_string(), Some(unquote(d))),
                         None => (decl.clone(), None),
                     };
-                    let value = opts.build_args.get(&name).cloned().or(default).unwrap_or_default();
+                    let value = opts
+                        .build_args
+                        .get(&name)
+                        .cloned()
+                        .or(default)
+                        .or_else(|| opts.predefined.get(&name).cloned())
+                        .unwrap_or_default();
                     args.insert(name, value);
                 }
             }
@@ -316,6 +353,7 @@ mod tests {
         let opts = ScanOptions {
             build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             target: target.map(str::to_string),
+            ..ScanOptions::default()
         };
         let d = scan(text, &opts).unwrap();
         (

@@ -30,6 +30,7 @@ fn run(dir: &Path, name: &str, args: &[(&str, &str)], target: Option<&str>) -> (
     let opts = ScanOptions {
         build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         target: target.map(str::to_string),
+        ..ScanOptions::default()
     };
     let d = scan(&text, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     (

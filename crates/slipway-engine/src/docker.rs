@@ -22,6 +22,8 @@ use std::sync::Arc;
 pub struct Docker {
     client: bollard::Docker,
     endpoint: String,
+    /// Whether the engine offers BuildKit, asked once.
+    buildkit: Arc<tokio::sync::OnceCell<Option<crate::buildkit::Endpoint>>>,
 }
 
 impl Docker {
@@ -35,17 +37,147 @@ impl Docker {
         })?;
         // Builds and pushes can be silent for long; our own step timeouts bound them.
         let client = client.with_timeout(std::time::Duration::from_secs(3600));
-        Ok(Docker { client, endpoint })
+        Ok(Docker {
+            client,
+            endpoint,
+            buildkit: Arc::default(),
+        })
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
+    /// Where to open BuildKit sessions, when the engine offers BuildKit: a Linux
+    /// engine with API 1.39 or later, reached on a socket or plain TCP.
+    async fn buildkit(&self) -> Option<crate::buildkit::Endpoint> {
+        self.buildkit
+            .get_or_init(|| async {
+                let version = self.client.version().await.ok()?;
+                let api: Vec<u32> = version
+                    .api_version
+                    .as_deref()
+                    .unwrap_or("0")
+                    .split('.')
+                    .map(|n| n.parse().unwrap_or(0))
+                    .collect();
+                let recent = api.first().copied().unwrap_or(0) > 1 || (api.first() == Some(&1) && api.get(1).copied().unwrap_or(0) >= 39);
+                (recent && version.os.as_deref() == Some("linux"))
+                    .then(|| crate::buildkit::Endpoint::parse(&self.endpoint))
+                    .flatten()
+            })
+            .await
+            .clone()
+    }
+
+    /// The architecture (with variant) an image was built for: `arm64`, `arm/v7`.
+    async fn image_platform(&self, image: &str) -> Option<String> {
+        let i = self.client.inspect_image(image).await.ok()?;
+        let os = i.os.unwrap_or_default();
+        let arch = i.architecture.unwrap_or_default();
+        Some(match i.variant.filter(|v| !v.is_empty()) {
+            Some(v) => format!("{os}/{arch}/{v}"),
+            None => format!("{os}/{arch}"),
+        })
+    }
+
     /// The bollard client, for what the trait does not cover (test set-up, imports).
     pub fn client(&self) -> &bollard::Docker {
         &self.client
     }
+}
+
+impl Docker {
+    /// A build through the engine's classic builder (`/build` without a session).
+    async fn classic_build(
+        &self,
+        build: &ImageBuild,
+        context: ContextStream,
+        creds: &[RegistryCredential],
+        log: &LogSink,
+    ) -> Result<String, EngineError> {
+        let first_tag = build.tags.first().cloned().unwrap_or_default();
+        let mut opts = BuildImageOptionsBuilder::new()
+            .dockerfile(if build.dockerfile.is_empty() {
+                "Dockerfile"
+            } else {
+                &build.dockerfile
+            })
+            .nocache(build.no_cache)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&build.build_args)
+            .labels(&build.labels);
+        if !first_tag.is_empty() {
+            opts = opts.t(&first_tag);
+        }
+        if build.pull {
+            opts = opts.pull("1");
+        }
+        if let Some(t) = &build.target {
+            opts = opts.target(t);
+        }
+        if let Some(p) = &build.platform {
+            opts = opts.platform(p);
+        }
+        if let Some(n) = &build.network {
+            opts = opts.networkmode(n);
+        }
+        if !build.cache_from.is_empty() {
+            opts = opts.cachefrom(&build.cache_from);
+        }
+        if !build.extra_hosts.is_empty() {
+            opts = opts.extrahosts(&build.extra_hosts.join(","));
+        }
+        let auth: HashMap<String, DockerCredentials> = creds.iter().map(|c| (c.registry.clone(), credentials(c))).collect();
+        let mut stream = self.client.build_image(opts.build(), Some(auth), Some(body_try_stream(context)));
+        let mut image_id = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream.as_deref() {
+                        emit_lines(log, text);
+                    }
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        return Err(EngineError::Build(e));
+                    }
+                    if let Some(id) = info.aux.and_then(|a| a.id) {
+                        image_id = Some(id);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => return Err(EngineError::Build(error)),
+                Err(e) => return Err(EngineError::Build(e.to_string())),
+            }
+        }
+        let image_id = match image_id {
+            Some(id) => id,
+            None if !first_tag.is_empty() => self
+                .image_id(&first_tag)
+                .await
+                .ok_or_else(|| EngineError::Build("the engine reported no image id".into()))?,
+            None => return Err(EngineError::Build("the engine reported no image id".into())),
+        };
+        Ok(image_id)
+    }
+}
+
+fn buildkit_is(b: crate::Builder) -> bool {
+    b == crate::Builder::BuildKit
+}
+
+/// `linux/arm64` against what the engine recorded (`linux/arm64`, `linux/arm64/v8`);
+/// `linux/arm64/v8` and `linux/arm64` are the same platform.
+fn same_platform(wanted: &str, got: &str) -> bool {
+    let norm = |p: &str| {
+        let p = p.to_ascii_lowercase();
+        let parts: Vec<&str> = p.split('/').collect();
+        match parts.as_slice() {
+            [os, "arm64", "v8"] | [os, "arm64"] | [os, "aarch64"] => format!("{os}/arm64"),
+            [os, "x86_64"] | [os, "amd64"] => format!("{os}/amd64"),
+            _ => p.clone(),
+        }
+    };
+    norm(wanted) == norm(got)
 }
 
 fn api(e: bollard::errors::Error) -> EngineError {
@@ -125,7 +257,7 @@ impl Lines {
 }
 
 /// Turns streamed text (build output) into lines.
-fn emit_lines(log: &LogSink, text: &str) {
+pub(crate) fn emit_lines(log: &LogSink, text: &str) {
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if !line.is_empty() {
@@ -238,67 +370,37 @@ impl Engine for Docker {
         creds: Vec<RegistryCredential>,
         log: LogSink,
     ) -> Result<String, EngineError> {
-        let first_tag = build.tags.first().cloned().unwrap_or_default();
-        let mut opts = BuildImageOptionsBuilder::new()
-            .dockerfile(if build.dockerfile.is_empty() {
-                "Dockerfile"
-            } else {
-                &build.dockerfile
-            })
-            .nocache(build.no_cache)
-            .rm(true)
-            .forcerm(true)
-            .buildargs(&build.build_args)
-            .labels(&build.labels);
-        if !first_tag.is_empty() {
-            opts = opts.t(&first_tag);
-        }
-        if build.pull {
-            opts = opts.pull("1");
-        }
-        if let Some(t) = &build.target {
-            opts = opts.target(t);
-        }
-        if let Some(p) = &build.platform {
-            opts = opts.platform(p);
-        }
-        if let Some(n) = &build.network {
-            opts = opts.networkmode(n);
-        }
-        if !build.cache_from.is_empty() {
-            opts = opts.cachefrom(&build.cache_from);
-        }
-        if !build.extra_hosts.is_empty() {
-            opts = opts.extrahosts(&build.extra_hosts.join(","));
-        }
-        let auth: HashMap<String, DockerCredentials> = creds.iter().map(|c| (c.registry.clone(), credentials(c))).collect();
-        let mut stream = self.client.build_image(opts.build(), Some(auth), Some(body_try_stream(context)));
-        let mut image_id = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(text) = info.stream.as_deref() {
-                        emit_lines(&log, text);
-                    }
-                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                        return Err(EngineError::Build(e));
-                    }
-                    if let Some(id) = info.aux.and_then(|a| a.id) {
-                        image_id = Some(id);
-                    }
+        let buildkit = match build.builder {
+            crate::Builder::BuildKit => self.buildkit().await,
+            crate::Builder::Classic => None,
+        };
+        let image_id = match buildkit {
+            Some(endpoint) => crate::buildkit::build(&endpoint, &build, context, &creds, &log).await?,
+            None => {
+                if build.builder == crate::Builder::BuildKit {
+                    log("The engine offers no BuildKit; building with its classic builder.");
                 }
-                Err(bollard::errors::Error::DockerStreamError { error }) => return Err(EngineError::Build(error)),
-                Err(e) => return Err(EngineError::Build(e.to_string())),
+                if !build.secrets.is_empty() {
+                    return Err(EngineError::Build(
+                        "--secret needs BuildKit, and this build uses the engine's classic builder".into(),
+                    ));
+                }
+                self.classic_build(&build, context, &creds, &log).await?
+            }
+        };
+        if let Some(wanted) = &build.platform {
+            let got = self.image_platform(&image_id).await.unwrap_or_default();
+            if !same_platform(wanted, &got) {
+                return Err(EngineError::Build(format!(
+                    "the build for platform {wanted} made an image for {got}: this engine cannot build {wanted}{}",
+                    if buildkit_is(build.builder) {
+                        ""
+                    } else {
+                        " with the classic builder (use BuildKit)"
+                    }
+                )));
             }
         }
-        let image_id = match image_id {
-            Some(id) => id,
-            None if !first_tag.is_empty() => self
-                .image_id(&first_tag)
-                .await
-                .ok_or_else(|| EngineError::Build("the engine reported no image id".into()))?,
-            None => return Err(EngineError::Build("the engine reported no image id".into())),
-        };
         for tag in build.tags.iter().skip(1) {
             let (repo, t) = repo_and_tag(tag);
             self.client
@@ -307,6 +409,56 @@ impl Engine for Docker {
                 .map_err(api)?;
         }
         Ok(image_id)
+    }
+
+    async fn tag_image(&self, image_id: &str, tag: &str) -> Result<(), EngineError> {
+        let (repo, t) = repo_and_tag(tag);
+        self.client
+            .tag_image(image_id, Some(TagImageOptionsBuilder::new().repo(&repo).tag(&t).build()))
+            .await
+            .map_err(api)
+    }
+
+    async fn push_index(
+        &self,
+        image: &str,
+        variants: &[(String, String)],
+        credential: Option<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<(String, Vec<(String, String)>), EngineError> {
+        let failed = |message: String| EngineError::Push {
+            image: image.to_string(),
+            message,
+        };
+        let (repo, _) = repo_and_tag(image);
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .map_err(|e| failed(e.to_string()))?;
+        let auth = credential.as_ref().map(|c| (c.username.clone(), c.password.clone()));
+        let mut entries = Vec::new();
+        let mut digests = Vec::new();
+        // Each platform's image goes up under the tag in turn; the index replaces the
+        // tag at the end and keeps every platform's manifest referenced.
+        for (platform, id) in variants {
+            log(&format!("Pushing the {platform} image"));
+            self.tag_image(id, image).await?;
+            let digest = self.push(image, credential.clone(), log.clone()).await?;
+            let described = slipway_registry::describe(&http, &format!("{repo}@{digest}"), auth.clone())
+                .await
+                .map_err(failed)?;
+            entries.push(slipway_registry::IndexEntry {
+                manifest: described,
+                platform: platform.clone(),
+            });
+            digests.push((platform.clone(), digest));
+        }
+        let index = slipway_registry::put_index(&http, image, &entries, auth).await.map_err(failed)?;
+        log(&format!("{image}: image index {index} of {} platforms", entries.len()));
+        if let Some((_, first)) = variants.first() {
+            self.tag_image(first, image).await?;
+        }
+        Ok((index, digests))
     }
 
     async fn push(&self, image: &str, credential: Option<RegistryCredential>, log: LogSink) -> Result<String, EngineError> {

@@ -6,6 +6,7 @@
 //! Everything created for a run carries the label [`RUN_LABEL`] so that
 //! [`Engine::sweep`] can remove it whatever happened to the run.
 
+mod buildkit;
 mod docker;
 
 pub use docker::Docker;
@@ -67,9 +68,35 @@ pub struct ContainerSpec {
     pub extra_hosts: Vec<String>,
 }
 
-/// An image build through the engine's classic builder.
+/// Which of the engine's builders runs a build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Builder {
+    /// BuildKit when the engine offers it (API 1.39 and later on Linux), else classic.
+    #[default]
+    BuildKit,
+    /// The classic builder, which the engine calls deprecated: no `RUN --mount`, no
+    /// secrets, no cache import.
+    Classic,
+}
+
+/// A secret a build reads with `RUN --mount=type=secret,id=…`. `Debug` never shows
+/// the value.
+#[derive(Clone, Default)]
+pub struct BuildSecret {
+    pub id: String,
+    pub value: Vec<u8>,
+}
+
+impl std::fmt::Debug for BuildSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildSecret").field("id", &self.id).field("value", &"***").finish()
+    }
+}
+
+/// An image build.
 #[derive(Debug, Clone, Default)]
 pub struct ImageBuild {
+    pub builder: Builder,
     pub tags: Vec<String>,
     /// Path of the Dockerfile inside the context.
     pub dockerfile: String,
@@ -82,6 +109,10 @@ pub struct ImageBuild {
     pub network: Option<String>,
     pub cache_from: Vec<String>,
     pub extra_hosts: Vec<String>,
+    pub secrets: Vec<BuildSecret>,
+    /// Writes cache metadata into the image (BuildKit's inline cache), so a later
+    /// build elsewhere can use it with `cache_from`.
+    pub inline_cache: bool,
 }
 
 /// Credentials for one registry. `Debug` never shows the password.
@@ -130,7 +161,8 @@ pub trait Engine: Send + Sync {
         credential: Option<RegistryCredential>,
         log: LogSink,
     ) -> Result<(), EngineError>;
-    /// Builds and tags an image; returns its id.
+    /// Builds and tags an image; returns its id. With a platform, the image is that
+    /// platform's or the build fails: never an image of another architecture.
     async fn build(
         &self,
         build: ImageBuild,
@@ -138,6 +170,18 @@ pub trait Engine: Send + Sync {
         credentials: Vec<RegistryCredential>,
         log: LogSink,
     ) -> Result<String, EngineError>;
+    /// Gives the image `image_id` the name `tag` too.
+    async fn tag_image(&self, image_id: &str, tag: &str) -> Result<(), EngineError>;
+    /// Pushes one image per platform (`variants`: platform, image id) and puts an OCI
+    /// image index of them under `image`'s tag, which the engine cannot push itself.
+    /// Returns the index digest and each platform's manifest digest.
+    async fn push_index(
+        &self,
+        image: &str,
+        variants: &[(String, String)],
+        credential: Option<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<(String, Vec<(String, String)>), EngineError>;
     /// Pushes `image`; returns the manifest digest the registry reported.
     async fn push(&self, image: &str, credential: Option<RegistryCredential>, log: LogSink) -> Result<String, EngineError>;
     /// The repository digest of a local image for `image`'s repository, if it has one.

@@ -153,6 +153,9 @@ pub struct Step {
     pub isolation: Option<String>,
     pub cpus: Option<f64>,
     pub cache: bool,
+    /// `cache: enabled`, as acb reads it: a build imports and exports its layer cache
+    /// through the registry (`<repository>:cache_<task>_<step>`), so any node can use it.
+    pub registry_cache: bool,
     pub volume_mounts: Vec<Mount>,
     pub cmd_download_retries: u64,
     pub cmd_download_retry_delay: u64,

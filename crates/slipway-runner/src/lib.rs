@@ -8,6 +8,7 @@
 //! container, network and volume labelled with the run id is removed, whichever
 //! way the run ended. Secret values are masked in every line this crate emits.
 
+mod build;
 mod redact;
 mod report;
 mod step;
@@ -49,6 +50,11 @@ pub struct RunConfig {
     /// declares no networks of its own (network creation is the slowest part of a
     /// run's start). The runner removes it when the run ends.
     pub prepared_network: Option<String>,
+    /// The builder of `build` steps unless a step's `DOCKER_BUILDKIT` says otherwise.
+    pub builder: slipway_engine::Builder,
+    /// The task's name, in registry cache tags (`cache_<task>_<step>`); acb's
+    /// `quickrun` for a task without one.
+    pub task_name: String,
 }
 
 impl RunConfig {
@@ -64,6 +70,8 @@ impl RunConfig {
             scratch_dir: std::env::temp_dir(),
             sandbox_image: "busybox:latest".into(),
             prepared_network: None,
+            builder: slipway_engine::Builder::default(),
+            task_name: "quickrun".into(),
         }
     }
 }
@@ -187,6 +195,9 @@ pub(crate) struct Shared {
     pub sandbox: Option<String>,
     /// The run's engine proxy socket on the host, when steps get one.
     pub engine_socket: Option<PathBuf>,
+    /// Images built for several platforms in this run: tag → (platform, image id) in
+    /// the order built. Pushing such a tag pushes an image index.
+    pub platform_images: std::sync::Mutex<HashMap<String, Vec<(String, String)>>>,
 }
 
 impl Shared {
@@ -275,6 +286,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         labels,
         sandbox,
         engine_socket: proxy.as_ref().map(|p| p.socket().to_path_buf()),
+        platform_images: Default::default(),
     });
 
     let total = Duration::from_secs(plan.total_timeout);

@@ -54,6 +54,10 @@ pub struct OutputImage {
     pub repository: String,
     pub tag: String,
     pub digest: String,
+    /// `os/arch[/variant]` of one platform's image under a multi-platform tag; none for
+    /// a single-platform image or the tag's image index itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,6 +66,9 @@ pub struct ImageDependencies {
     pub images: Vec<String>,
     pub runtime: Option<String>,
     pub buildtime: Vec<String>,
+    /// The platform these dependencies were resolved for, when the build named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,12 +143,14 @@ impl RunReport {
             ));
         }
         for i in &self.output_images {
-            out.push(format!("  image {}/{}:{} {}", i.registry, i.repository, i.tag, i.digest));
+            let platform = i.platform.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+            out.push(format!("  image {}/{}:{} {}{platform}", i.registry, i.repository, i.tag, i.digest));
         }
         for d in &self.dependencies {
             out.push(format!(
-                "  dependencies of {}: runtime {}, buildtime [{}]",
+                "  dependencies of {}{}: runtime {}, buildtime [{}]",
                 d.images.join(", "),
+                d.platform.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
                 d.runtime.as_deref().unwrap_or("none"),
                 d.buildtime.join(", ")
             ));

@@ -2,17 +2,14 @@
 
 use crate::report::{ImageDependencies, OutputImage, StepReport, StepStatus};
 use crate::Shared;
-use futures_util::StreamExt;
-use slipway_engine::{ContainerSpec, ImageBuild, LogSink};
-use slipway_plan::{BuildSpec, Step, StepKind};
-use slipway_reference::Reference;
-use std::collections::HashMap;
+use slipway_engine::{ContainerSpec, LogSink};
+use slipway_plan::{Step, StepKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How one execution ended.
-enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     /// The command ran and failed (non-zero exit); retries apply.
     Failed(String),
@@ -23,9 +20,9 @@ enum Outcome {
 }
 
 #[derive(Default)]
-struct Produced {
-    images: Vec<OutputImage>,
-    dependencies: Vec<ImageDependencies>,
+pub(crate) struct Produced {
+    pub images: Vec<OutputImage>,
+    pub dependencies: Vec<ImageDependencies>,
 }
 
 pub(crate) async fn execute(shared: Arc<Shared>, step: Step, cancel: CancellationToken) -> StepReport {
@@ -136,8 +133,8 @@ async fn once(
     let work = async {
         match &step.kind {
             StepKind::Cmd { image, args, .. } => cmd(shared, step, image, args, sink, cancel, attempt_number).await,
-            StepKind::Build { spec, .. } => build(shared, step, spec, sink, produced).await,
-            StepKind::Push { push } => push_all(shared, push, sink, produced).await,
+            StepKind::Build { spec, .. } => crate::build::build(shared, step, spec, sink, produced).await,
+            StepKind::Push { push } => crate::build::push_all(shared, push, sink, produced).await,
         }
     };
     let result = tokio::select! {
@@ -334,180 +331,4 @@ async fn cmd(
             }
         }
     }
-}
-
-async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSink, produced: &mut Produced) -> Outcome {
-    if spec.context.contains("://") || spec.context.starts_with("git@") {
-        return Outcome::Error(format!(
-            "remote build context {:?} is not supported by `slipway exec`; clone it in an earlier step or pass it as the run's context",
-            spec.context
-        ));
-    }
-    if !spec.secrets.is_empty() {
-        return Outcome::Error("build --secret needs BuildKit, which this engine's classic builder does not offer".into());
-    }
-    // Everything the build reads goes through this handle: beneath the run's context
-    // when the task is not trusted, wherever the person pointed otherwise (as acb).
-    let context = if shared.cfg.host.confine_paths {
-        slipway_context::Beneath::open(&shared.cfg.context_dir).and_then(|b| b.dir(&spec.context))
-    } else {
-        let dir = shared.cfg.context_dir.join(&spec.context);
-        slipway_context::Dir::open_ambient_dir(&dir, slipway_context::ambient_authority())
-            .map_err(|_| slipway_context::ContextError::Missing { path: dir })
-    };
-    let context = match context {
-        Ok(d) => d,
-        Err(e) => return Outcome::Error(format!("build context {:?}: {e}", spec.context)),
-    };
-    let dockerfile = if spec.dockerfile.is_empty() {
-        "Dockerfile".to_string()
-    } else {
-        spec.dockerfile.clone()
-    };
-    let ignore = match slipway_context::context_ignore(&context, &dockerfile) {
-        Ok(i) => i,
-        Err(e) => return Outcome::Error(e.to_string()),
-    };
-    let env: HashMap<String, String> = step
-        .env
-        .iter()
-        .filter_map(|e| e.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let mut build_args = HashMap::new();
-    for a in &spec.build_args {
-        match a.split_once('=') {
-            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
-            // `--build-arg NAME` takes the value from the step's environment, as docker
-            // does, and from this process's only when the task is trusted.
-            None => match env
-                .get(a)
-                .cloned()
-                .or_else(|| shared.cfg.host.build_args_from_env.then(|| std::env::var(a).ok()).flatten())
-            {
-                Some(v) => build_args.insert(a.clone(), v),
-                None => continue,
-            },
-        };
-    }
-    // The dependency scan is part of every build's record. The engine reads the
-    // Dockerfile from the context, so it must be inside it.
-    let dockerfile_text = match read_beneath(&context, &dockerfile) {
-        Ok(t) => t,
-        Err(e) => return Outcome::Error(format!("cannot read Dockerfile {dockerfile:?} in the build context: {e}")),
-    };
-    let scan_opts = slipway_dockerfile::ScanOptions {
-        build_args: build_args.clone().into_iter().collect(),
-        target: spec.target.clone(),
-    };
-    let deps = match slipway_dockerfile::scan(&dockerfile_text, &scan_opts) {
-        Ok(d) => d,
-        Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
-    };
-    shared.say(&format!(
-        "Step ID: {} depends on runtime {} and buildtime [{}]",
-        step.id,
-        deps.runtime.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
-        deps.buildtime.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
-    ));
-    let tar = slipway_context::tar_stream(context, ignore, vec![dockerfile.clone(), ".dockerignore".into()]).boxed();
-    let request = ImageBuild {
-        tags: spec.tags.clone(),
-        dockerfile: dockerfile.clone(),
-        build_args,
-        target: spec.target.clone(),
-        no_cache: spec.no_cache || !step.cache,
-        pull: spec.pull,
-        labels: spec
-            .labels
-            .iter()
-            .map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .unwrap_or((l.clone(), String::new()))
-            })
-            .collect(),
-        platform: spec.platform.clone(),
-        network: spec.network.clone(),
-        cache_from: spec.cache_from.clone(),
-        extra_hosts: spec.add_hosts.clone(),
-    };
-    let credentials: Vec<_> = deps
-        .runtime
-        .iter()
-        .chain(deps.buildtime.iter())
-        .filter_map(|r| shared.credential_for(&r.to_string()))
-        .collect();
-    match shared.engine.build(request, tar, credentials, sink.clone()).await {
-        Ok(id) => {
-            sink(&format!("Successfully built {id}"));
-            let runtime = match &deps.runtime {
-                Some(r) => Some(pin_digest(shared, r).await),
-                None => None,
-            };
-            let mut buildtime = Vec::new();
-            for b in &deps.buildtime {
-                buildtime.push(pin_digest(shared, b).await);
-            }
-            produced.dependencies.push(ImageDependencies {
-                images: spec
-                    .tags
-                    .iter()
-                    .map(|t| Reference::parse(t).map(|r| r.to_string()).unwrap_or_else(|_| t.clone()))
-                    .collect(),
-                runtime,
-                buildtime,
-            });
-            Outcome::Ok
-        }
-        Err(e) => Outcome::Failed(e.to_string()),
-    }
-}
-
-/// A Dockerfile, at most 1 MiB, read beneath the context.
-fn read_beneath(dir: &slipway_context::Dir, path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    dir.open(path)?.into_std().take(1 << 20).read_to_string(&mut text)?;
-    Ok(text)
-}
-
-/// A dependency with the digest of the local image the engine built from, when known.
-async fn pin_digest(shared: &Arc<Shared>, r: &Reference) -> String {
-    match shared.engine.image_digest(&r.tagged()).await {
-        Some(d) => r.with_digest(&d).to_string(),
-        None => r.to_string(),
-    }
-}
-
-async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &LogSink, produced: &mut Produced) -> Outcome {
-    for image in images {
-        let credential = shared.credential_for(image);
-        let mut delay = Duration::from_secs(1);
-        let mut attempt = 1;
-        loop {
-            sink(&format!("Pushing image: {image}, attempt {attempt}"));
-            match shared.engine.push(image, credential.clone(), sink.clone()).await {
-                Ok(digest) => {
-                    if let Ok(r) = Reference::parse(image) {
-                        produced.images.push(OutputImage {
-                            registry: r.registry.clone(),
-                            repository: r.repository.clone(),
-                            tag: r.tag().to_string(),
-                            digest,
-                        });
-                    }
-                    break;
-                }
-                Err(e) if attempt < 3 => {
-                    sink(&format!("Push failed: {e}; retrying in {} s", delay.as_secs()));
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Outcome::Failed(e.to_string()),
-            }
-        }
-    }
-    Outcome::Ok
 }

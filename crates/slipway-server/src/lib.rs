@@ -48,6 +48,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         );
     }
     slipway_worker::host_access(&settings).map_err(|e| anyhow::anyhow!(e))?;
+    slipway_worker::builder(&settings).map_err(|e| anyhow::anyhow!(e))?;
     // The data dir holds other runs' sources, logs and secrets: only the daemon reads it.
     create_private(&settings.data_dir)?;
     for sub in ["uploads", "contexts", "logs", "secrets", "scratch"] {

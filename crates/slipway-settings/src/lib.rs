@@ -45,6 +45,9 @@ pub struct Settings {
     /// How steps reach the engine: `none`, `proxy` (a per-run API proxy that confines
     /// them to their own run) or `full` (the engine's socket: root on the host).
     pub engine_access: String,
+    /// The builder of `build` steps: `buildkit` (used when the engine offers it) or
+    /// `classic`. A step's `DOCKER_BUILDKIT=0|1` overrides it.
+    pub builder: String,
     /// Largest expanded size of an uploaded or downloaded context, in bytes.
     pub max_context_bytes: u64,
     /// Most entries an uploaded or downloaded context may hold.
@@ -99,6 +102,7 @@ impl Default for Settings {
             allow_host_network: false,
             allow_public_ports: false,
             engine_access: "proxy".into(),
+            builder: "buildkit".into(),
             max_context_bytes: 8 << 30,
             max_context_entries: 500_000,
             file_source_dirs: Vec::new(),
@@ -238,6 +242,7 @@ impl Settings {
             "allow_host_network" => self.allow_host_network = flag(value)?,
             "allow_public_ports" => self.allow_public_ports = flag(value)?,
             "engine_access" => self.engine_access = value.into(),
+            "builder" => self.builder = value.into(),
             "max_context_bytes" => self.max_context_bytes = num(value)?,
             "max_context_entries" => self.max_context_entries = num(value)?,
             "file_source_dirs" => self.file_source_dirs = list(value).map(PathBuf::from).collect(),

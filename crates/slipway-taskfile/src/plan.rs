@@ -365,6 +365,7 @@ fn step(
             args: words,
         }
     };
+    let registry_cache = rs.cache.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("enabled"));
     let cache = match rs.cache.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("enabled") => true,
         Some("disabled") => false,
@@ -525,6 +526,7 @@ fn step(
         isolation: rs.isolation.clone(),
         cpus: rs.cpus,
         cache,
+        registry_cache,
         volume_mounts: mounts,
         cmd_download_retries: non_negative(cx, &p("cmdDownloadRetries"), rs.cmd_download_retries, 0, "cmdDownloadRetries")?,
         cmd_download_retry_delay: non_negative(

@@ -157,82 +157,6 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
     Ok(started)
 }
 
-/// Asks the registry for a tag's manifest digest (`HEAD /v2/<name>/manifests/<tag>`),
-/// following the registry's token auth when it asks for it.
-pub async fn manifest_digest(client: &reqwest::Client, image: &str, credential: Option<(String, String)>) -> Result<String, String> {
-    let r = Reference::parse(image).map_err(|e| e.to_string())?;
-    let host = if r.registry == slipway_reference::DOCKER_HUB {
-        "registry-1.docker.io".to_string()
-    } else {
-        r.registry.clone()
-    };
-    let plain = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
-    let url = format!(
-        "{}://{host}/v2/{}/manifests/{}",
-        if plain { "http" } else { "https" },
-        r.repository,
-        r.tag()
-    );
-    let accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, \
-                  application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
-    let mut resp = client.head(&url).header("Accept", accept).send().await.map_err(|e| e.to_string())?;
-    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-        let challenge = resp
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let token = bearer_token(client, &challenge, credential).await?;
-        resp = client
-            .head(&url)
-            .header("Accept", accept)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    if !resp.status().is_success() {
-        return Err(format!("{url}: the registry answered {}", resp.status()));
-    }
-    resp.headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .ok_or_else(|| format!("{url}: no Docker-Content-Digest"))
-}
-
-async fn bearer_token(client: &reqwest::Client, challenge: &str, credential: Option<(String, String)>) -> Result<String, String> {
-    let params: std::collections::HashMap<String, String> = challenge
-        .trim_start_matches("Bearer ")
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-        .collect();
-    let realm = params.get("realm").ok_or("the registry asked for auth without a token realm")?;
-    let mut req = client.get(realm);
-    let query: Vec<(&str, &String)> = ["service", "scope"]
-        .iter()
-        .filter_map(|k| params.get(*k).map(|v| (*k, v)))
-        .collect();
-    req = req.query(&query);
-    if let Some((u, p)) = credential {
-        req = req.basic_auth(u, Some(p));
-    }
-    let v: serde_json::Value = req
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    v.get("token")
-        .or(v.get("access_token"))
-        .and_then(|t| t.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| "the token service gave no token".into())
-}
-
 /// Polls every tracked image's digest, for registries that send no notifications.
 pub async fn poll(d: Arc<Triggers>, shutdown: CancellationToken) {
     let every = d.settings.poll_interval_seconds;
@@ -257,7 +181,7 @@ pub async fn poll(d: Arc<Triggers>, shutdown: CancellationToken) {
                 .get(&registry)
                 .and_then(|c| c.split_once(':'))
                 .map(|(u, p)| (u.to_string(), p.to_string()));
-            match manifest_digest(&client, &image, credential).await {
+            match slipway_registry::manifest_digest(&client, &image, credential).await {
                 Ok(digest) => {
                     if let Err(e) = seen(
                         &d,

@@ -153,3 +153,12 @@ pub fn host_access(settings: &Settings) -> Result<slipway_runner::HostAccess, St
     host.host_network = settings.allow_host_network;
     Ok(host)
 }
+
+/// The builder `settings` name.
+pub fn builder(settings: &Settings) -> Result<slipway_engine::Builder, String> {
+    match settings.builder.as_str() {
+        "buildkit" => Ok(slipway_engine::Builder::BuildKit),
+        "classic" => Ok(slipway_engine::Builder::Classic),
+        other => Err(format!("builder: expected buildkit or classic, not {other:?}")),
+    }
+}

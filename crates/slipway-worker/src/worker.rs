@@ -389,6 +389,13 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
         Ok(host) => cfg.host = host,
         Err(e) => return failed(RunStatus::Error, e),
     }
+    match crate::builder(&d.settings) {
+        Ok(b) => cfg.builder = b,
+        Err(e) => return failed(RunStatus::Error, e),
+    }
+    if let Some(task) = &run.task {
+        cfg.task_name = task.clone();
+    }
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     cfg.scratch_dir = d.data("scratch");
@@ -478,11 +485,15 @@ fn completion(report: &RunReport) -> Completion {
         .iter()
         .flat_map(|d| {
             d.images.iter().map(move |image| {
-                serde_json::json!({
+                let mut entry = serde_json::json!({
                     "image": reference_json(image),
                     "runtimeDependency": d.runtime.as_deref().map(reference_json),
                     "buildtimeDependency": d.buildtime.iter().map(|b| reference_json(b)).collect::<Vec<_>>(),
-                })
+                });
+                if let Some(p) = &d.platform {
+                    entry["platform"] = p.clone().into();
+                }
+                entry
             })
         })
         .collect();

@@ -453,11 +453,12 @@ fn print_run(r: &Run, output: Output) -> Result<()> {
         println!("\nOutput images:");
         for i in images {
             println!(
-                "  {}/{}:{} {}",
+                "  {}/{}:{} {}{}",
                 i["registry"].as_str().unwrap_or(""),
                 i["repository"].as_str().unwrap_or(""),
                 i["tag"].as_str().unwrap_or(""),
-                i["digest"].as_str().unwrap_or("")
+                i["digest"].as_str().unwrap_or(""),
+                i["platform"].as_str().map(|p| format!(" ({p})")).unwrap_or_default()
             );
         }
     }

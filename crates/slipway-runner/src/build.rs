@@ -1,0 +1,401 @@
+//! `build` and `push` steps: the build's context, Dockerfile scan, builder, secrets,
+//! platforms and registry cache; pushes of single images and of image indexes.
+
+use crate::report::{ImageDependencies, OutputImage};
+use crate::step::{Outcome, Produced};
+use crate::Shared;
+use futures_util::StreamExt;
+use slipway_engine::{BuildSecret, Builder, ImageBuild, LogSink};
+use slipway_plan::{BuildSpec, Step};
+use slipway_reference::Reference;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// BuildKit's own limit on a secret's size.
+const MAX_SECRET_BYTES: u64 = 500 * 1024;
+
+pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSink, produced: &mut Produced) -> Outcome {
+    if spec.context.contains("://") || spec.context.starts_with("git@") {
+        return Outcome::Error(format!(
+            "remote build context {:?} is not supported by `slipway exec`; clone it in an earlier step or pass it as the run's context",
+            spec.context
+        ));
+    }
+    // Everything the build reads goes through this handle: beneath the run's context
+    // when the task is not trusted, wherever the person pointed otherwise (as acb).
+    let context = match open_dir(shared, &spec.context) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Error(format!("build context {:?}: {e}", spec.context)),
+    };
+    let dockerfile = if spec.dockerfile.is_empty() {
+        "Dockerfile".to_string()
+    } else {
+        spec.dockerfile.clone()
+    };
+    let ignore = match slipway_context::context_ignore(&context, &dockerfile) {
+        Ok(i) => i,
+        Err(e) => return Outcome::Error(e.to_string()),
+    };
+    let env: HashMap<String, String> = step
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut build_args = HashMap::new();
+    for a in &spec.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+            // `--build-arg NAME` takes the value from the step's environment, as docker
+            // does, and from this process's only when the task is trusted.
+            None => match from_env(shared, &env, a) {
+                Some(v) => build_args.insert(a.clone(), v),
+                None => continue,
+            },
+        };
+    }
+    let builder = match env.get("DOCKER_BUILDKIT").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("0" | "false") => Builder::Classic,
+        Some("1" | "true") => Builder::BuildKit,
+        _ => shared.cfg.builder,
+    };
+    let secrets = match spec.secrets.iter().map(|s| secret(shared, &env, s)).collect::<Result<Vec<_>, _>>() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Error(e),
+    };
+    // The dependency scan is part of every build's record. The engine reads the
+    // Dockerfile from the context, so it must be inside it.
+    let dockerfile_text = match read_beneath(&context, &dockerfile) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Error(format!("cannot read Dockerfile {dockerfile:?} in the build context: {e}")),
+    };
+    // `cache: enabled` (acb): import the layer cache from the registry and export it
+    // there again, under a tag of the first image's repository.
+    let registry_cache = if step.registry_cache {
+        match spec.tags.first().and_then(|t| Reference::parse(t).ok()) {
+            Some(r) => Some(format!(
+                "{}/{}:cache_{}_{}",
+                r.registry, r.repository, shared.cfg.task_name, step.id
+            )),
+            None => {
+                sink("cache: enabled needs a tagged image (-t) to name the cache after; building without registry cache");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut cache_from: Vec<String> = spec.cache_from.iter().map(|c| cache_source(c)).collect();
+    cache_from.extend(registry_cache.clone());
+    let platforms: Vec<String> = spec
+        .platform
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let request = ImageBuild {
+        builder,
+        tags: spec.tags.clone(),
+        dockerfile: dockerfile.clone(),
+        build_args,
+        target: spec.target.clone(),
+        no_cache: spec.no_cache || !step.cache,
+        pull: spec.pull,
+        labels: spec
+            .labels
+            .iter()
+            .map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .unwrap_or((l.clone(), String::new()))
+            })
+            .collect(),
+        platform: None,
+        network: spec.network.clone(),
+        inline_cache: !cache_from.is_empty(),
+        cache_from,
+        extra_hosts: spec.add_hosts.clone(),
+        secrets,
+    };
+    // One build per platform: the engine builds one at a time.
+    let rounds: Vec<Option<String>> = if platforms.is_empty() {
+        vec![None]
+    } else {
+        platforms.iter().cloned().map(Some).collect()
+    };
+    let mut built = Vec::new();
+    for platform in &rounds {
+        if let Some(p) = platform {
+            if rounds.len() > 1 {
+                sink(&format!("Building for platform {p}"));
+            }
+        }
+        let deps = match scan(&dockerfile_text, &request, platform.as_deref()) {
+            Ok(d) => d,
+            Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
+        };
+        shared.say(&format!(
+            "Step ID: {}{} depends on runtime {} and buildtime [{}]",
+            step.id,
+            platform.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+            deps.runtime.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
+            deps.buildtime.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+        let credentials: Vec<_> = deps
+            .runtime
+            .iter()
+            .chain(deps.buildtime.iter())
+            .map(|r| r.to_string())
+            .chain(request.cache_from.iter().cloned())
+            .filter_map(|r| shared.credential_for(&r))
+            .collect();
+        let mut request = request.clone();
+        request.platform = platform.clone();
+        // The context is read again for each platform: it is a stream.
+        let tar = slipway_context::tar_stream(
+            match open_dir(shared, &spec.context) {
+                Ok(d) => d,
+                Err(e) => return Outcome::Error(format!("build context {:?}: {e}", spec.context)),
+            },
+            ignore.clone(),
+            vec![dockerfile.clone(), ".dockerignore".into()],
+        )
+        .boxed();
+        match shared.engine.build(request, tar, credentials.clone(), sink.clone()).await {
+            Ok(id) => {
+                sink(&format!(
+                    "Successfully built {id}{}",
+                    platform.as_deref().map(|p| format!(" for {p}")).unwrap_or_default()
+                ));
+                built.push((platform.clone(), id, deps));
+            }
+            Err(e) => return Outcome::Failed(e.to_string()),
+        }
+    }
+    if built.len() > 1 {
+        // The tags name the first platform's image locally; a push sends them all.
+        let (_, first, _) = &built[0];
+        for tag in &spec.tags {
+            if let Err(e) = shared.engine.tag_image(first, tag).await {
+                return Outcome::Error(e.to_string());
+            }
+        }
+        let variants: Vec<(String, String)> = built.iter().map(|(p, id, _)| (p.clone().unwrap_or_default(), id.clone())).collect();
+        let mut all = shared.platform_images.lock().unwrap_or_else(|p| p.into_inner());
+        for tag in &spec.tags {
+            all.insert(slipway_plan::with_default_tag(tag), variants.clone());
+        }
+    }
+    if let (Some(cache), Some((_, id, _))) = (&registry_cache, built.first()) {
+        export_cache(shared, id, cache, sink).await;
+    }
+    let images: Vec<String> = spec
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).map(|r| r.to_string()).unwrap_or_else(|_| t.clone()))
+        .collect();
+    for (platform, _, deps) in &built {
+        let runtime = match &deps.runtime {
+            Some(r) => Some(pin_digest(shared, r).await),
+            None => None,
+        };
+        let mut buildtime = Vec::new();
+        for b in &deps.buildtime {
+            buildtime.push(pin_digest(shared, b).await);
+        }
+        produced.dependencies.push(ImageDependencies {
+            images: images.clone(),
+            runtime,
+            buildtime,
+            platform: platform.clone(),
+        });
+    }
+    Outcome::Ok
+}
+
+/// The Dockerfile's base images for one platform, with the platform arguments BuildKit
+/// sets (`TARGETARCH`…) where the build does not set them.
+fn scan(dockerfile: &str, request: &ImageBuild, platform: Option<&str>) -> Result<slipway_dockerfile::Dependencies, String> {
+    let options = slipway_dockerfile::ScanOptions {
+        build_args: request.build_args.clone().into_iter().collect(),
+        target: request.target.clone(),
+        predefined: slipway_dockerfile::platform_args(platform),
+    };
+    slipway_dockerfile::scan(dockerfile, &options).map_err(|e| e.to_string())
+}
+
+/// The build's image also under the cache tag, pushed: its inline cache metadata is
+/// what the next `cache: enabled` build imports. A failure costs speed, not the step.
+async fn export_cache(shared: &Arc<Shared>, image_id: &str, cache: &str, sink: &LogSink) {
+    let result = match shared.engine.tag_image(image_id, cache).await {
+        Ok(()) => shared
+            .engine
+            .push(cache, shared.credential_for(cache), sink.clone())
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => sink(&format!("Exported the build cache to {cache}")),
+        Err(e) => sink(&format!("Warning: exporting the build cache to {cache} failed: {e}")),
+    }
+}
+
+/// `--cache-from` as docker or buildx write it: `IMAGE` or `type=registry,ref=IMAGE`.
+fn cache_source(value: &str) -> String {
+    value.split(',').find_map(|kv| kv.strip_prefix("ref=")).unwrap_or(value).to_string()
+}
+
+fn open_dir(shared: &Shared, path: &str) -> Result<slipway_context::Dir, slipway_context::ContextError> {
+    if shared.cfg.host.confine_paths {
+        slipway_context::Beneath::open(&shared.cfg.context_dir).and_then(|b| b.dir(path))
+    } else {
+        let dir = shared.cfg.context_dir.join(path);
+        slipway_context::Dir::open_ambient_dir(&dir, slipway_context::ambient_authority())
+            .map_err(|_| slipway_context::ContextError::Missing { path: dir })
+    }
+}
+
+/// A variable of the step's environment, or of this process's when the task is trusted.
+fn from_env(shared: &Shared, env: &HashMap<String, String>, name: &str) -> Option<String> {
+    env.get(name)
+        .cloned()
+        .or_else(|| shared.cfg.host.build_args_from_env.then(|| std::env::var(name).ok()).flatten())
+}
+
+/// `--secret id=ID[,env=NAME|,src=PATH]`, as `docker build` reads it: `env` names a
+/// variable of the step's environment (where the run's secrets are put), `src` a file
+/// of the run's source; with neither, the variable named `ID`. The value is masked in
+/// the log from here on and goes to the engine only through the build's session.
+fn secret(shared: &Shared, env: &HashMap<String, String>, text: &str) -> Result<BuildSecret, String> {
+    let mut id = None;
+    let mut source = None;
+    let mut variable = None;
+    for kv in text.split(',') {
+        match kv.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => source = Some(v.to_string()),
+            Some(("env", v)) => variable = Some(v.to_string()),
+            Some(("type", "file" | "env")) => {}
+            _ => return Err(format!("--secret {text:?}: expected id=ID with env=NAME or src=PATH, not {kv:?}")),
+        }
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| format!("--secret {text:?} names no id"))?;
+    let value = match (source, variable) {
+        (Some(_), Some(_)) => return Err(format!("--secret id={id}: give env= or src=, not both")),
+        (Some(path), None) => read_secret_file(shared, &path).map_err(|e| format!("--secret id={id}: src={path}: {e}"))?,
+        (None, name) => {
+            let name = name.unwrap_or_else(|| id.clone());
+            from_env(shared, env, &name)
+                .ok_or_else(|| format!("--secret id={id}: {name} is not set in the step's environment (env:, or a secret of the run)"))?
+                .into_bytes()
+        }
+    };
+    if let Ok(text) = std::str::from_utf8(&value) {
+        shared.redactor.add(text);
+        shared.redactor.add(text.trim_end());
+    }
+    Ok(BuildSecret { id, value })
+}
+
+/// A secret file of the run's source (anywhere when the task is trusted), at most
+/// BuildKit's 500 KB.
+fn read_secret_file(shared: &Shared, path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = if shared.cfg.host.confine_paths {
+        let root = slipway_context::Beneath::open(&shared.cfg.context_dir)
+            .and_then(|b| b.dir("."))
+            .map_err(std::io::Error::other)?;
+        root.open(path)?.into_std()
+    } else {
+        std::fs::File::open(shared.cfg.context_dir.join(path))?
+    };
+    let mut value = Vec::new();
+    file.take(MAX_SECRET_BYTES + 1).read_to_end(&mut value)?;
+    if value.len() as u64 > MAX_SECRET_BYTES {
+        return Err(std::io::Error::other("larger than BuildKit's 500 KB limit for secrets"));
+    }
+    Ok(value)
+}
+
+/// A Dockerfile, at most 1 MiB, read beneath the context.
+fn read_beneath(dir: &slipway_context::Dir, path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    dir.open(path)?.into_std().take(1 << 20).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The image with the digest the engine has for it, when it has one.
+async fn pin_digest(shared: &Arc<Shared>, r: &Reference) -> String {
+    match shared.engine.image_digest(&r.tagged()).await {
+        Some(d) => r.with_digest(&d).to_string(),
+        None => r.to_string(),
+    }
+}
+
+pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &LogSink, produced: &mut Produced) -> Outcome {
+    for image in images {
+        let credential = shared.credential_for(image);
+        let variants = shared
+            .platform_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&slipway_plan::with_default_tag(image))
+            .cloned();
+        let mut delay = Duration::from_secs(1);
+        let mut attempt = 1;
+        loop {
+            sink(&format!("Pushing image: {image}, attempt {attempt}"));
+            let pushed = match &variants {
+                Some(v) => shared.engine.push_index(image, v, credential.clone(), sink.clone()).await,
+                None => shared
+                    .engine
+                    .push(image, credential.clone(), sink.clone())
+                    .await
+                    .map(|d| (d, Vec::new())),
+            };
+            match pushed {
+                Ok((digest, per_platform)) => {
+                    if let Ok(r) = Reference::parse(image) {
+                        let output = |digest: &str, platform: Option<String>| OutputImage {
+                            registry: r.registry.clone(),
+                            repository: r.repository.clone(),
+                            tag: r.tag().to_string(),
+                            digest: digest.to_string(),
+                            platform,
+                        };
+                        produced.images.push(output(&digest, None));
+                        for (platform, d) in per_platform {
+                            produced.images.push(output(&d, Some(platform)));
+                        }
+                    }
+                    break;
+                }
+                Err(e) if attempt < 3 => {
+                    sink(&format!("Push failed: {e}; retrying in {} s", delay.as_secs()));
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Outcome::Failed(e.to_string()),
+            }
+        }
+    }
+    Outcome::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_sources_as_docker_and_buildx_write_them() {
+        assert_eq!(cache_source("reg/app:cache"), "reg/app:cache");
+        assert_eq!(cache_source("type=registry,ref=reg/app:cache"), "reg/app:cache");
+    }
+}
