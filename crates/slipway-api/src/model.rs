@@ -159,6 +159,10 @@ pub struct DockerBuildRequest {
     /// Pull base images even when they are present locally.
     #[serde(default)]
     pub pull: bool,
+    /// Secrets the Dockerfile reads with `RUN --mount=type=secret,id=NAME` (a Slipway
+    /// extension): `name` is the id. Values are never stored, logged or shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_secrets: Vec<Argument>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -128,8 +128,18 @@ pub fn prepare(req: RunRequest) -> Result<Prepared, BadRequest> {
                 }
             }
             check_timeout(r.timeout)?;
-            let (args, secrets) = split_secrets(&r.arguments, "a build argument")?;
+            let (args, mut secrets) = split_secrets(&r.arguments, "a build argument")?;
             r.arguments = args;
+            for s in &mut r.build_secrets {
+                if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+                    return Err(bad(format!(
+                        "build secret id {:?} is not valid (letters, digits, '_', '.', '-')",
+                        s.name
+                    )));
+                }
+                secrets.insert(build_secret_key(&s.name), std::mem::take(&mut s.value));
+                s.is_secret = true;
+            }
             let platform = r.platform.clone().unwrap_or_else(|| "linux/amd64".into());
             let image_names = r.image_names.clone();
             Ok(Prepared {
@@ -160,6 +170,11 @@ pub fn prepare(req: RunRequest) -> Result<Prepared, BadRequest> {
             })
         }
     }
+}
+
+/// Where a quick build's secret `id` is kept among the run's secrets and values.
+fn build_secret_key(id: &str) -> String {
+    format!("build-secret:{id}")
 }
 
 fn to_value(r: &RunRequest) -> Value {
@@ -201,6 +216,11 @@ pub fn job(stored: &Value, secrets: BTreeMap<String, String>) -> Result<Job, Bad
                 };
                 values.insert(format!("arg:{}", a.name), Value::String(v));
             }
+            for s in &r.build_secrets {
+                let key = build_secret_key(&s.name);
+                let v = secrets.get(&key).cloned().unwrap_or_default();
+                values.insert(key, Value::String(v));
+            }
             Job {
                 task: TaskSource::Text(quick_build_task(&r, timeout)),
                 values_file: None,
@@ -241,6 +261,11 @@ pub fn quick_build_task(r: &DockerBuildRequest, timeout: u64) -> String {
     build.push(format!("-f {}", shell_words::quote(&r.docker_file_path)));
     for a in &r.arguments {
         build.push(format!("--build-arg {}", a.name));
+        // A secret build argument is a build secret too, so a Dockerfile can read it
+        // with `RUN --mount=type=secret,id=NAME` and keep it out of the image history.
+        if a.is_secret {
+            build.push(format!("--secret id={0},env={0}", a.name));
+        }
     }
     if let Some(t) = &r.target {
         build.push(format!("--target {}", shell_words::quote(t)));
@@ -251,23 +276,30 @@ pub fn quick_build_task(r: &DockerBuildRequest, timeout: u64) -> String {
     if r.pull {
         build.push("--pull".into());
     }
+    if let Some(p) = &r.platform {
+        build.push(format!("--platform {}", shell_words::quote(p)));
+    }
+    for (i, s) in r.build_secrets.iter().enumerate() {
+        build.push(format!("--secret id={},env=SLIPWAY_BUILD_SECRET_{i}", shell_words::quote(&s.name)));
+    }
     build.push(".".into());
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut text = format!(
         "version: v1.0.0\nstepTimeout: {timeout}\ntotalTimeout: {timeout}\nsteps:\n  - id: build\n    build: {}\n",
         json(&build.join(" "))
     );
-    if !r.arguments.is_empty() {
+    if !r.arguments.is_empty() || !r.build_secrets.is_empty() {
+        let entry = |name: &str, key: &str| format!("{{{{ printf \"%s=%s\" {} (index .Values {}) | toJson }}}}", json(name), json(key));
         let env: Vec<String> = r
             .arguments
             .iter()
-            .map(|a| {
-                format!(
-                    "{{{{ printf \"%s=%s\" {} (index .Values {}) | toJson }}}}",
-                    json(&a.name),
-                    json(&format!("arg:{}", a.name))
-                )
-            })
+            .map(|a| entry(&a.name, &format!("arg:{}", a.name)))
+            .chain(
+                r.build_secrets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| entry(&format!("SLIPWAY_BUILD_SECRET_{i}"), &build_secret_key(&s.name))),
+            )
             .collect();
         text.push_str(&format!("    env: [{}]\n", env.join(", ")));
     }
@@ -290,6 +322,26 @@ mod tests {
             "target": "final"
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn build_secrets_and_platforms_reach_the_build_step_and_never_the_stored_request() {
+        let r: DockerBuildRequest = serde_json::from_value(serde_json::json!({
+            "imageNames": ["127.0.0.1:5000/app:1"],
+            "platform": "linux/amd64,linux/arm64",
+            "buildSecrets": [{"name": "npm-token", "value": "hunter2"}]
+        }))
+        .unwrap();
+        let p = prepare(RunRequest::DockerBuildRequest(r)).unwrap();
+        assert!(!p.stored.to_string().contains("hunter2"), "{}", p.stored);
+        let job = job(&p.stored, p.secrets.clone()).unwrap();
+        assert_eq!(job.values["build-secret:npm-token"], "hunter2");
+        let TaskSource::Text(text) = &job.task else { panic!() };
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("--platform linux/amd64,linux/arm64"), "{text}");
+        assert!(text.contains("--secret id=npm-token,env=SLIPWAY_BUILD_SECRET_0"), "{text}");
+        let bad: DockerBuildRequest = serde_json::from_value(serde_json::json!({"buildSecrets": [{"name": "a b", "value": "x"}]})).unwrap();
+        assert!(prepare(RunRequest::DockerBuildRequest(bad)).is_err());
     }
 
     #[test]

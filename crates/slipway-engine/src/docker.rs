@@ -374,8 +374,14 @@ impl Engine for Docker {
             crate::Builder::BuildKit => self.buildkit().await,
             crate::Builder::Classic => None,
         };
+        let for_platform = |e: EngineError| match (&build.platform, e) {
+            (Some(p), EngineError::Build(m)) => EngineError::Build(format!("for platform {p}: {m}")),
+            (_, e) => e,
+        };
         let image_id = match buildkit {
-            Some(endpoint) => crate::buildkit::build(&endpoint, &build, context, &creds, &log).await?,
+            Some(endpoint) => crate::buildkit::build(&endpoint, &build, context, &creds, &log)
+                .await
+                .map_err(for_platform)?,
             None => {
                 if build.builder == crate::Builder::BuildKit {
                     log("The engine offers no BuildKit; building with its classic builder.");
@@ -385,7 +391,18 @@ impl Engine for Docker {
                         "--secret needs BuildKit, and this build uses the engine's classic builder".into(),
                     ));
                 }
-                self.classic_build(&build, context, &creds, &log).await?
+                if let Some(wanted) = &build.platform {
+                    // The classic builder ignores a platform it cannot build for and makes
+                    // an image of the engine's own: refuse rather than mislabel.
+                    let version = self.client.version().await.map_err(api)?;
+                    let own = format!("{}/{}", version.os.unwrap_or_default(), version.arch.unwrap_or_default());
+                    if !same_platform(wanted, &own) {
+                        return Err(EngineError::Build(format!(
+                            "platform {wanted}: the classic builder builds only for the engine's own platform ({own}); use BuildKit"
+                        )));
+                    }
+                }
+                self.classic_build(&build, context, &creds, &log).await.map_err(for_platform)?
             }
         };
         if let Some(wanted) = &build.platform {

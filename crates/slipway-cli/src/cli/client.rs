@@ -59,9 +59,15 @@ pub struct BuildArgs {
     /// The Dockerfile stage to build (the last one when not given).
     #[arg(long)]
     pub target: Option<String>,
-    /// The platform recorded for the run, `OS/ARCH` (default linux/amd64).
+    /// The platform to build for, `os/arch[/variant]`; a comma-separated list builds
+    /// each and pushes an image index under the tag (default: the engine's own).
     #[arg(long)]
     pub platform: Option<String>,
+    /// A secret for `RUN --mount=type=secret,id=ID`: `id=ID[,env=NAME|,src=FILE]`, read
+    /// here from your environment (NAME, or ID when neither is given) or from FILE;
+    /// sent to the daemon as a secret, never stored, logged or shown (repeatable).
+    #[arg(long = "secret", value_name = "id=ID[,env=NAME|,src=FILE]")]
+    pub secret: Vec<String>,
     /// Build without pushing.
     #[arg(long)]
     pub no_push: bool,
@@ -258,8 +264,10 @@ pub async fn build(s: &ServerArgs, a: BuildArgs) -> Result<ExitCode> {
     let source = source(&client, &a.context, &a.file).await?;
     let mut arguments = argument_list("--build-arg", &a.build_arg, false)?;
     arguments.extend(argument_list("--secret-build-arg", &a.secret_build_arg, true)?);
+    let secrets = a.secret.iter().map(|s| build_secret(s)).collect::<Result<Vec<_>>>()?;
     let body = json!({
         "type": "DockerBuildRequest",
+        "buildSecrets": secrets,
         "imageNames": a.image,
         "isPushEnabled": !a.no_push,
         "noCache": a.no_cache,
@@ -271,6 +279,33 @@ pub async fn build(s: &ServerArgs, a: BuildArgs) -> Result<ExitCode> {
         "sourceLocation": source,
     });
     submit(&client, body, &a.wait).await
+}
+
+/// `--secret id=ID[,env=NAME|,src=FILE]` with its value read here, as `docker build`
+/// reads it on the client. Errors name the id and where it was looked for, not the value.
+fn build_secret(spec: &str) -> Result<serde_json::Value> {
+    let (mut id, mut env, mut src) = (None, None, None);
+    for kv in spec.split(',') {
+        match kv.split_once('=') {
+            Some(("id", v)) => id = Some(v),
+            Some(("env", v)) => env = Some(v),
+            Some(("src" | "source", v)) => src = Some(v),
+            Some(("type", "env" | "file")) => {}
+            _ => bail!("--secret {spec:?}: expected id=ID with env=NAME or src=FILE, not {kv:?}"),
+        }
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| anyhow!("--secret {spec:?} names no id"))?;
+    let value = match (env, src) {
+        (Some(_), Some(_)) => bail!("--secret id={id}: give env= or src=, not both"),
+        (None, Some(file)) => std::fs::read_to_string(file).with_context(|| format!("--secret id={id}: cannot read {file}"))?,
+        (name, None) => {
+            let name = name.unwrap_or(id);
+            std::env::var(name).map_err(|_| anyhow!("--secret id={id}: the environment variable {name} is not set"))?
+        }
+    };
+    Ok(json!({"name": id, "value": value, "isSecret": true}))
 }
 
 pub async fn run(s: &ServerArgs, a: RunArgs) -> Result<ExitCode> {
