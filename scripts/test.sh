@@ -10,5 +10,8 @@ fi
 python3 scripts/check-cycles.py
 cargo test --workspace --all-targets --no-fail-fast "$@"
 cargo test --workspace --doc
+# The build tests once more on the engine's classic builder: builds behave the same on both.
+SLIPWAY_BUILDER=classic cargo test -p slipway-cli --test exec_e2e --test acr_docs_e2e --test daemon_e2e \
+  --test credentials_e2e --no-fail-fast "$@"
 # A short fuzz smoke of every parser of untrusted input, with the known findings replayed.
 scripts/fuzz.sh "${SLIPWAY_FUZZ_SECONDS:-10}"

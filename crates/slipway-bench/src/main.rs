@@ -5,8 +5,11 @@
 //!
 //! `slipway-bench runner` (the default) measures `slipway exec`; `slipway-bench daemon`
 //! measures the queue and the daemon; `slipway-bench triggers` measures tasks and
-//! triggers at 1,000 and 10,000 tasks; `slipway-bench all` does all three.
+//! triggers at 1,000 and 10,000 tasks; `slipway-bench builds` measures builds on
+//! BuildKit and the classic builder against the docker CLI; `slipway-bench all` does
+//! all four.
 
+mod builds;
 mod daemon;
 mod triggers;
 
@@ -18,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const ROUNDS: usize = 3;
+pub(crate) const ROUNDS: usize = 3;
 
 /// Prints a result line (the only place the benchmark writes to stdout).
 pub(crate) fn say(line: String) {
@@ -38,10 +41,12 @@ fn main() -> Result<()> {
         "runner" => runner(&slipway, &image),
         "daemon" => daemon::run(&slipway, &image),
         "triggers" => triggers::run(&slipway),
+        "builds" => builds::run(&slipway, &image),
         "all" => runner(&slipway, &image)
             .and_then(|_| daemon::run(&slipway, &image))
-            .and_then(|_| triggers::run(&slipway)),
-        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers or all"),
+            .and_then(|_| triggers::run(&slipway))
+            .and_then(|_| builds::run(&slipway, &image)),
+        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds or all"),
     }
 }
 
@@ -136,7 +141,7 @@ fn runner(slipway: &Path, image: &str) -> Result<()> {
     Ok(())
 }
 
-struct Row {
+pub(crate) struct Row {
     name: &'static str,
     baseline_name: &'static str,
     baseline: f64,
@@ -145,7 +150,7 @@ struct Row {
 }
 
 impl Row {
-    fn new(name: &'static str, baseline_name: &'static str, baseline: f64, ours: f64, goal: f64) -> Row {
+    pub(crate) fn new(name: &'static str, baseline_name: &'static str, baseline: f64, ours: f64, goal: f64) -> Row {
         Row {
             name,
             baseline_name,
@@ -154,7 +159,7 @@ impl Row {
             goal,
         }
     }
-    fn print(&self) {
+    pub(crate) fn print(&self) {
         let ratio = self.ours / self.baseline;
         let (goal, verdict) = if self.goal.is_nan() {
             ("-".to_string(), "info")
@@ -183,13 +188,13 @@ fn slipway_binary() -> Result<PathBuf> {
     Ok(p)
 }
 
-fn task(dir: &Path, name: &str, steps: &str) -> PathBuf {
+pub(crate) fn task(dir: &Path, name: &str, steps: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, format!("steps:\n{steps}")).unwrap();
     p
 }
 
-fn median(mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
+pub(crate) fn median(mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
     let mut v = Vec::new();
     for _ in 0..ROUNDS {
         v.push(f()?);
@@ -198,7 +203,7 @@ fn median(mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
     Ok(v[ROUNDS / 2])
 }
 
-fn exec(slipway: &Path, task: &Path, context: &Path, extra: &[&str]) -> Result<f64> {
+pub(crate) fn exec(slipway: &Path, task: &Path, context: &Path, extra: &[&str]) -> Result<f64> {
     exec_measured(slipway, task, context, extra).map(|(secs, _)| secs)
 }
 
@@ -225,7 +230,7 @@ fn exec_measured(slipway: &Path, task: &Path, context: &Path, extra: &[&str]) ->
     Ok((secs, usage.ru_maxrss as f64 / 1024.0))
 }
 
-fn cli_script(script: &str) -> Result<f64> {
+pub(crate) fn cli_script(script: &str) -> Result<f64> {
     let start = Instant::now();
     let out = Command::new("sh").arg("-c").arg(script).output()?;
     if !out.status.success() {
@@ -284,7 +289,7 @@ async fn floor(docker: &bollard::Docker, image: &str, n: usize, parallel: bool, 
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn make_context(dir: &Path, files: usize, image: &str) -> Result<()> {
+pub(crate) fn make_context(dir: &Path, files: usize, image: &str) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("Dockerfile"), format!("FROM {image}\nCOPY . /ctx\nRUN ls /ctx | wc -l\n"))?;
     for i in 0..files {

@@ -335,3 +335,31 @@ fn a_platform_list_pushes_an_image_index_that_pulls_back_per_platform() {
         assert_eq!(ran.stdout.trim(), machine, "{}", ran.all());
     }
 }
+
+#[test]
+fn a_secret_file_is_read_beneath_the_source_only() {
+    let Some(tb) = testbed() else { return };
+    let d = Daemon::start(&[]);
+    let tag = unique_id("secret-file-");
+    let dockerfile = format!(
+        "FROM {}\nRUN --mount=type=secret,id=key echo key:$(cat /run/secrets/key)\n",
+        tb.base_image
+    );
+    let task = format!(
+        "steps:\n  - id: inside\n    build: -t {tag}:1 --no-cache --secret id=key,src=keys/key.txt .\n  - id: outside\n    build: -t {tag}:2 --no-cache --secret id=key,src=../../../../../../etc/hostname .\n"
+    );
+    let ctx = dir_with(&[
+        ("Dockerfile", &dockerfile),
+        ("acb.yaml", &task),
+        ("keys/key.txt", "file-held-value"),
+    ]);
+    let r = run(d.client().args(["run", "-f", "acb.yaml", ctx.path().to_str().unwrap()]));
+    assert!(!r.ok, "{}", r.all());
+    assert!(r.stdout.contains("inside | #") && r.stdout.contains("key:*****"), "{}", r.stdout);
+    assert!(!r.stdout.contains("file-held-value"), "{}", r.stdout);
+    assert!(
+        r.all().contains("--secret id=key: src=../../../../../../etc/hostname"),
+        "{}",
+        r.all()
+    );
+}

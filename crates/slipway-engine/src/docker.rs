@@ -387,9 +387,9 @@ impl Engine for Docker {
                     log("The engine offers no BuildKit; building with its classic builder.");
                 }
                 if !build.secrets.is_empty() {
-                    return Err(EngineError::Build(
-                        "--secret needs BuildKit, and this build uses the engine's classic builder".into(),
-                    ));
+                    // A Dockerfile that mounts a secret fails on this builder with its
+                    // own message ("requires BuildKit"); one that does not builds.
+                    log("Warning: the classic builder cannot mount secrets; --secret is ignored");
                 }
                 if let Some(wanted) = &build.platform {
                     // The classic builder ignores a platform it cannot build for and makes

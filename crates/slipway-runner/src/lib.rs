@@ -250,7 +250,18 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         return report;
     }
     let scratch = cfg.scratch_dir.join(format!("slipway-{}", cfg.run_id));
-    let setup = set_up(&*engine, &plan, &cfg, &labels, &scratch).await;
+    // A run of builds and pushes alone starts no container: it needs no network, no
+    // volumes and no engine proxy, and skipping them is most of its set-up time.
+    let containers = plan.steps.iter().any(|s| matches!(s.kind, slipway_plan::StepKind::Cmd { .. }))
+        || plan
+            .steps
+            .iter()
+            .any(|s| matches!(&s.kind, slipway_plan::StepKind::Build { spec, .. } if spec.network.is_some()));
+    let setup = if containers {
+        set_up(&*engine, &plan, &cfg, &labels, &scratch).await
+    } else {
+        Ok((HashMap::new(), HashMap::new(), None))
+    };
     let (networks, volume_dirs, sandbox) = match setup {
         Ok(v) => v,
         Err(e) => {
@@ -260,17 +271,17 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
                 cfg.run_id,
                 report.error.as_deref().unwrap_or_default()
             ));
-            tear_down(&*engine, &cfg, &scratch, &say).await;
+            tear_down(&*engine, &cfg, &scratch, &say, containers).await;
             return report;
         }
     };
     let proxy = match cfg.host.engine {
-        EngineAccess::Proxy => match start_proxy(&plan, &cfg, &networks, &scratch).await {
+        EngineAccess::Proxy if containers => match start_proxy(&plan, &cfg, &networks, &scratch).await {
             Ok(p) => Some(p),
             Err(e) => {
                 report.error = Some(redactor.mask(&e));
                 say(&format!("Run {} failed: {e}", cfg.run_id));
-                tear_down(&*engine, &cfg, &scratch, &say).await;
+                tear_down(&*engine, &cfg, &scratch, &say, containers).await;
                 return report;
             }
         },
@@ -313,7 +324,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     if let Some(p) = proxy {
         p.stop().await;
     }
-    tear_down(&*engine, &cfg, &scratch, &say).await;
+    tear_down(&*engine, &cfg, &scratch, &say, containers).await;
     report.finish(started.elapsed());
     for line in report.summary_lines() {
         say(&line);
@@ -491,10 +502,13 @@ fn write_secret_files(dir: &std::path::Path, files: &BTreeMap<String, Vec<u8>>) 
     Ok(())
 }
 
-async fn tear_down(engine: &dyn Engine, cfg: &RunConfig, scratch: &std::path::Path, say: &(dyn Fn(&str) + Sync)) {
-    match engine.sweep(&cfg.run_id).await {
-        Ok(n) => tracing::debug!(run_id = %cfg.run_id, removed = n, "run resources removed"),
-        Err(e) => say(&format!("Cleanup of run {} was incomplete: {e}", cfg.run_id)),
+async fn tear_down(engine: &dyn Engine, cfg: &RunConfig, scratch: &std::path::Path, say: &(dyn Fn(&str) + Sync), containers: bool) {
+    // A run that started no container and made no network or volume has nothing labelled.
+    if containers {
+        match engine.sweep(&cfg.run_id).await {
+            Ok(n) => tracing::debug!(run_id = %cfg.run_id, removed = n, "run resources removed"),
+            Err(e) => say(&format!("Cleanup of run {} was incomplete: {e}", cfg.run_id)),
+        }
     }
     if let Some(prepared) = &cfg.prepared_network {
         if let Err(e) = engine.remove_network(prepared).await {
