@@ -194,13 +194,18 @@ pub(crate) fn task(dir: &Path, name: &str, steps: &str) -> PathBuf {
     p
 }
 
-pub(crate) fn median(mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
+pub(crate) fn median(f: impl FnMut() -> Result<f64>) -> Result<f64> {
+    median_of(ROUNDS, f)
+}
+
+/// The median of `rounds` measurements.
+pub(crate) fn median_of(rounds: usize, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
     let mut v = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         v.push(f()?);
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Ok(v[ROUNDS / 2])
+    Ok(v[rounds / 2])
 }
 
 pub(crate) fn exec(slipway: &Path, task: &Path, context: &Path, extra: &[&str]) -> Result<f64> {

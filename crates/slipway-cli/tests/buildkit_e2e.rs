@@ -104,19 +104,39 @@ fn cache_mounts_persist_between_runs_and_the_registry_cache_survives_a_pruned_bu
     let Some(tb) = testbed() else { return };
     let d = Daemon::start(&[]);
     let id = unique_id("c");
-    // Cache mounts: two runs of a step that runs again each time (a new build argument;
-    // --no-cache would skip cache mounts too, as BuildKit does) count their visits in
-    // the same cache mount.
+    // Cache mounts: runs of one repository share them (two runs of a step that runs
+    // again each time, through a new build argument, count their visits in one mount;
+    // --no-cache would skip cache mounts too, as BuildKit does). An upload's run has its
+    // own, even with the same Dockerfile and mount id.
     let dockerfile = format!(
-        "FROM {}\nARG VISIT\nRUN --mount=type=cache,id={id},target=/cache sh -c 'echo $VISIT >> /cache/visits; echo visits=$(wc -l < /cache/visits)'\n",
+        "FROM {}\nARG VISIT\nRUN --mount=type=cache,id=shared,target=/cache sh -c 'echo $VISIT >> /cache/visits; echo visits=$(wc -l < /cache/visits)'\n",
         tb.base_image
     );
     let task = format!("steps:\n  - id: b\n    build: -t {id}:1 --build-arg VISIT={{{{.Run.ID}}}} .\n");
-    let ctx = dir_with(&[("Dockerfile", &dockerfile), ("acb.yaml", &task)]);
-    let first = run(d.client().args(["run", "-f", "acb.yaml", ctx.path().to_str().unwrap()]));
-    assert!(first.ok && first.stdout.contains("visits=1"), "{}\n{}", first.all(), d.server_log());
-    let second = run(d.client().args(["run", "-f", "acb.yaml", ctx.path().to_str().unwrap()]));
-    assert!(second.ok && second.stdout.contains("visits=2"), "{}", second.all());
+    let repo = dir_with(&[("Dockerfile", &dockerfile), ("acb.yaml", &task)]);
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "cache"]);
+    let url = format!("file://{}", repo.path().display());
+    for want in ["visits=1", "visits=2"] {
+        let r = run(d.client().args(["run", "-f", "acb.yaml", &url]));
+        assert!(r.ok && r.stdout.contains(want), "want {want}:\n{}\n{}", r.all(), d.server_log());
+    }
+    let upload = run(d.client().args(["run", "-f", "acb.yaml", repo.path().to_str().unwrap()]));
+    assert!(
+        upload.ok && upload.stdout.contains("visits=1"),
+        "another source's run sees its own cache:\n{}",
+        upload.all()
+    );
+    // A build argument cannot move a run into another namespace.
+    let theirs = format!("repo:{}", slipway_api::source::normalise_repo(&url));
+    let sneaky_task = task.replace(
+        "--build-arg VISIT",
+        &format!("--build-arg BUILDKIT_CACHE_MOUNT_NS={theirs} --build-arg VISIT"),
+    );
+    std::fs::write(repo.path().join("acb.yaml"), sneaky_task).unwrap();
+    let sneaky = run(d.client().args(["run", "-f", "acb.yaml", repo.path().to_str().unwrap()]));
+    assert!(sneaky.ok && sneaky.stdout.contains("visits=1"), "{}", sneaky.all());
 
     // `cache: enabled` exports the layers' cache to the registry; a builder with an
     // empty cache (pruned, as a new node's) builds from it.

@@ -113,6 +113,11 @@ pub struct ImageBuild {
     /// Writes cache metadata into the image (BuildKit's inline cache), so a later
     /// build elsewhere can use it with `cache_from`.
     pub inline_cache: bool,
+    /// The namespace of the build's cache mounts (`RUN --mount=type=cache`): builds in
+    /// one namespace share them, builds in others cannot see them. `None` shares them
+    /// node-wide. Set by BuildKit's `BUILDKIT_CACHE_MOUNT_NS`, which a build argument
+    /// of the same name cannot then override.
+    pub cache_mount_namespace: Option<String>,
 }
 
 /// Credentials for one registry. `Debug` never shows the password.

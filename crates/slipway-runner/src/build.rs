@@ -118,6 +118,7 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         cache_from,
         extra_hosts: spec.add_hosts.clone(),
         secrets,
+        cache_mount_namespace: shared.cfg.cache_mount_namespace.clone(),
     };
     // One build per platform: the engine builds one at a time.
     let rounds: Vec<Option<String>> = if platforms.is_empty() {

@@ -52,6 +52,10 @@ pub struct RunConfig {
     pub prepared_network: Option<String>,
     /// The builder of `build` steps unless a step's `DOCKER_BUILDKIT` says otherwise.
     pub builder: slipway_engine::Builder,
+    /// Which builds share this run's cache mounts: `None` for every build on the node
+    /// (a person's own machine), else a namespace (the daemon's: the task, the source
+    /// repository, or the run alone), so one tenant's cache cannot feed another's build.
+    pub cache_mount_namespace: Option<String>,
     /// The task's name, in registry cache tags (`cache_<task>_<step>`); acb's
     /// `quickrun` for a task without one.
     pub task_name: String,
@@ -72,6 +76,7 @@ impl RunConfig {
             prepared_network: None,
             builder: slipway_engine::Builder::default(),
             task_name: "quickrun".into(),
+            cache_mount_namespace: None,
         }
     }
 }

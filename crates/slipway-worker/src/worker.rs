@@ -396,6 +396,13 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
     if let Some(task) = &run.task {
         cfg.task_name = task.clone();
     }
+    // Cache mounts are shared by the runs of one task, or of one repository, and a run
+    // of an upload keeps its own: one client's cache never feeds another's build.
+    cfg.cache_mount_namespace = Some(match (&run.task, source.repository.as_str()) {
+        (Some(task), _) => format!("task:{task}"),
+        (None, "") => format!("run:{}", run.id),
+        (None, repo) => format!("repo:{}", slipway_api::source::normalise_repo(repo)),
+    });
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     cfg.scratch_dir = d.data("scratch");

@@ -155,6 +155,9 @@ fn query(build: &ImageBuild, session: &str) -> String {
     if build.inline_cache {
         args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
     }
+    if let Some(ns) = &build.cache_mount_namespace {
+        args.insert("BUILDKIT_CACHE_MOUNT_NS".into(), ns.clone());
+    }
     q.append_pair("buildargs", &serde_json::to_string(&args).unwrap_or_default());
     q.append_pair("labels", &serde_json::to_string(&build.labels).unwrap_or_default());
     if build.no_cache {
@@ -190,12 +193,17 @@ mod tests {
         let b = ImageBuild {
             tags: vec!["a:1".into(), "a:2".into()],
             dockerfile: "sub/Dockerfile".into(),
-            build_args: [("X".to_string(), "1".to_string())].into(),
             target: Some("final".into()),
             no_cache: true,
             platform: Some("linux/arm64".into()),
             cache_from: vec!["reg/a:cache".into()],
             inline_cache: true,
+            build_args: [
+                ("X".to_string(), "1".to_string()),
+                ("BUILDKIT_CACHE_MOUNT_NS".to_string(), "other".to_string()),
+            ]
+            .into(),
+            cache_mount_namespace: Some("task:mine".into()),
             secrets: vec![crate::BuildSecret {
                 id: "tok".into(),
                 value: b"hunter2".to_vec(),
@@ -218,5 +226,6 @@ mod tests {
             assert!(q.contains(part), "{part} missing from {q}");
         }
         assert!(!q.contains("hunter2") && !q.contains("tok"), "{q}");
+        assert!(q.contains("task%3Amine") && !q.contains("other"), "the run's namespace wins: {q}");
     }
 }
