@@ -60,17 +60,24 @@ CONF
   curl -fsS "http://127.0.0.1:$REG_PORT/v2/" >/dev/null || { log "registry did not start"; cat "$STATE/registry.log" >&2; exit 1; }
 fi
 
-if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  log "importing $BASE_IMAGE from busybox-static"
-  root=$(mktemp -d)
+# A root file system in $1 holding the busybox binary $2 and its applet links (listed by
+# this machine's busybox: the arm64 one is the same version), a root user and /tmp.
+make_rootfs() {
+  local root=$1 busybox=$2
   mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/root" "$root/workspace"
-  cp /bin/busybox "$root/bin/busybox"
+  cp "$busybox" "$root/bin/busybox"
   for applet in $(/bin/busybox --list); do
     [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
   done
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   echo 'root:x:0:' >"$root/etc/group"
   chmod 1777 "$root/tmp"
+}
+
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  log "importing $BASE_IMAGE from busybox-static"
+  root=$(mktemp -d)
+  make_rootfs "$root" /bin/busybox
   tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - "$BASE_IMAGE" >/dev/null
   rm -rf "$root"
 fi
@@ -96,14 +103,7 @@ if ! docker image inspect slipway-busybox:arm64 >/dev/null 2>&1; then
   (cd "$work" && apt-get download -qq busybox-static:arm64 >&2)
   dpkg-deb -x "$work"/busybox-static_*_arm64.deb "$work/deb"
   root="$work/root"
-  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/root" "$root/workspace"
-  cp "$work/deb/bin/busybox" "$root/bin/busybox"
-  for applet in $(/bin/busybox --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
-  done
-  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-  echo 'root:x:0:' >"$root/etc/group"
-  chmod 1777 "$root/tmp"
+  make_rootfs "$root" "$work/deb/bin/busybox"
   python3 "$(dirname "$0")/arm64-image.py" "$root" slipway-busybox:arm64 arm64 "$work/image.tar"
   docker load -q -i "$work/image.tar" >/dev/null
   rm -rf "$work"
