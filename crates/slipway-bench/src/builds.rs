@@ -3,7 +3,7 @@
 //! (`DOCKER_BUILDKIT=1|0 docker build`), cold (`--no-cache`) and warm (one changed
 //! file), on the 20,000-file context and on a three-stage Dockerfile.
 
-use crate::{cli_script, exec, make_context, median, median_of, say, task, Row};
+use crate::{cli_script, exec, make_context, say, task, Row};
 
 /// Rounds of the short cases, where a second's noise would be a large part.
 const SHORT_ROUNDS: usize = 7;
@@ -28,13 +28,16 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
     make_context(&files, 20_000, image)?;
     let cold = task(work.path(), "cold.yaml", "  - build: -t slipway-bench-b:1 --no-cache .\n");
     for (builder, kit) in [("buildkit", "1"), ("classic", "0")] {
-        let ours = median(|| exec(slipway, &cold, &files, &["--builder", builder]))?;
-        let theirs = median(|| {
-            cli_script(&format!(
-                "DOCKER_BUILDKIT={kit} {cli} build -q --no-cache -t slipway-bench-cli:1 {} >/dev/null",
-                files.display()
-            ))
-        })?;
+        let (ours, theirs) = paired(
+            crate::ROUNDS,
+            || exec(slipway, &cold, &files, &["--builder", builder]),
+            || {
+                cli_script(&format!(
+                    "DOCKER_BUILDKIT={kit} {cli} build -q --no-cache -t slipway-bench-cli:1 {} >/dev/null",
+                    files.display()
+                ))
+            },
+        )?;
         let name = if kit == "1" {
             "20k files, BuildKit, cold"
         } else {
@@ -49,13 +52,16 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
     make_staged(&staged, image)?;
     let mut cold_kit = f64::NAN;
     for (builder, kit) in [("buildkit", "1"), ("classic", "0")] {
-        let ours = median_of(SHORT_ROUNDS, || exec(slipway, &cold, &staged, &["--builder", builder]))?;
-        let theirs = median_of(SHORT_ROUNDS, || {
-            cli_script(&format!(
-                "DOCKER_BUILDKIT={kit} {cli} build -q --no-cache -t slipway-bench-cli:2 {} >/dev/null",
-                staged.display()
-            ))
-        })?;
+        let (ours, theirs) = paired(
+            SHORT_ROUNDS,
+            || exec(slipway, &cold, &staged, &["--builder", builder]),
+            || {
+                cli_script(&format!(
+                    "DOCKER_BUILDKIT={kit} {cli} build -q --no-cache -t slipway-bench-cli:2 {} >/dev/null",
+                    staged.display()
+                ))
+            },
+        )?;
         if kit == "1" {
             cold_kit = ours;
         }
@@ -72,22 +78,25 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
     exec(slipway, &warm, &staged, &[]).context("priming the cache")?;
     // Each change is new to the engine's cache, this run's and earlier runs' alike.
     let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-    let mut n = 0;
-    let change = |n: &mut u32| {
-        *n += 1;
-        std::fs::write(staged.join("src/main.txt"), format!("change {salt}-{n}\n"))
+    let n = std::cell::Cell::new(0u32);
+    let change = || {
+        n.set(n.get() + 1);
+        std::fs::write(staged.join("src/main.txt"), format!("change {salt}-{}\n", n.get()))
     };
-    let ours_warm = median_of(SHORT_ROUNDS, || {
-        change(&mut n)?;
-        exec(slipway, &warm, &staged, &[])
-    })?;
-    let cli_warm = median_of(SHORT_ROUNDS, || {
-        change(&mut n)?;
-        cli_script(&format!(
-            "DOCKER_BUILDKIT=1 {cli} build -q -t slipway-bench-cli:3 {} >/dev/null",
-            staged.display()
-        ))
-    })?;
+    let (ours_warm, cli_warm) = paired(
+        SHORT_ROUNDS,
+        || {
+            change()?;
+            exec(slipway, &warm, &staged, &[])
+        },
+        || {
+            change()?;
+            cli_script(&format!(
+                "DOCKER_BUILDKIT=1 {cli} build -q -t slipway-bench-cli:3 {} >/dev/null",
+                staged.display()
+            ))
+        },
+    )?;
     rows.push(Row::new("3 stages, BuildKit, warm", "cli", cli_warm, ours_warm, 1.05));
     rows.push(Row::new("warm vs cold (BuildKit)", "cold", cold_kit, ours_warm, 1.0 / 3.0));
 
@@ -99,6 +108,21 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
         r.print();
     }
     Ok(())
+}
+
+/// Medians of `ours` and `theirs`, measured in turns so that the machine's drift
+/// (another process, the engine's own housekeeping) falls on both alike.
+fn paired(rounds: usize, mut ours: impl FnMut() -> Result<f64>, mut theirs: impl FnMut() -> Result<f64>) -> Result<(f64, f64)> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        a.push(ours()?);
+        b.push(theirs()?);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|x, y| x.total_cmp(y));
+        v[v.len() / 2]
+    };
+    Ok((median(a), median(b)))
 }
 
 /// A context with a three-stage Dockerfile and a few source files.

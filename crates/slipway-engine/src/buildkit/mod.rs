@@ -25,8 +25,8 @@ pub(crate) async fn build(
     credentials: &[RegistryCredential],
     log: &LogSink,
 ) -> Result<String, EngineError> {
-    let session = session::open(endpoint, &build.secrets, credentials).await?;
-    let uri = format!("/build?{}", query(build, &session.id));
+    let id = connection::random_id();
+    let uri = format!("/build?{}", query(build, &id));
     // The body must be `Sync`; a channel fed from the context stream is.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     let feeder = tokio::spawn(async move {
@@ -45,7 +45,11 @@ pub(crate) async fn build(
         .header("Content-Type", "application/x-tar")
         .body(body)
         .map_err(|e| EngineError::Build(format!("build request: {e}")))?;
-    let (response, _connection) = connection::send(endpoint, request).await?;
+    // The session and the build go out together: one round trip fewer.
+    let (session, (response, _connection)) = tokio::try_join!(
+        session::open(endpoint, id, &build.secrets, credentials),
+        connection::send(endpoint, request)
+    )?;
     if !response.status().is_success() {
         let status = response.status();
         return Err(EngineError::Build(format!(

@@ -38,7 +38,6 @@ const METHODS: &[&str] = &[
 
 /// An open session; closing it (dropping) ends the connection and its server.
 pub(crate) struct Session {
-    pub id: String,
     server: tokio::task::JoinHandle<()>,
     connection: tokio::task::JoinHandle<()>,
 }
@@ -50,8 +49,14 @@ impl Drop for Session {
     }
 }
 
-pub(crate) async fn open(endpoint: &Endpoint, secrets: &[BuildSecret], credentials: &[RegistryCredential]) -> Result<Session, EngineError> {
-    let id = connection::random_id();
+/// Opens the session `id`. The engine waits for it when a build names it, so the build
+/// request may be sent at the same time.
+pub(crate) async fn open(
+    endpoint: &Endpoint,
+    id: String,
+    secrets: &[BuildSecret],
+    credentials: &[RegistryCredential],
+) -> Result<Session, EngineError> {
     let mut request = hyper::Request::post("/session")
         .header("Host", "docker")
         .header("Connection", "Upgrade")
@@ -93,7 +98,7 @@ pub(crate) async fn open(endpoint: &Endpoint, secrets: &[BuildSecret], credentia
             tracing::debug!(error = %e, "the BuildKit session ended");
         }
     });
-    Ok(Session { id, server, connection })
+    Ok(Session { server, connection })
 }
 
 /// The upgraded connection, as tonic's server takes it.
