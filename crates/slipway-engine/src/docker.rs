@@ -136,7 +136,7 @@ impl Docker {
             match item {
                 Ok(info) => {
                     if let Some(text) = info.stream.as_deref() {
-                        emit_lines(log, text);
+                        crate::emit_lines(log, text);
                     }
                     if let Some(e) = info.error_detail.and_then(|d| d.message) {
                         return Err(EngineError::Build(e));
@@ -257,15 +257,6 @@ impl Lines {
 }
 
 /// Turns streamed text (build output) into lines.
-pub(crate) fn emit_lines(log: &LogSink, text: &str) {
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if !line.is_empty() {
-            log(line);
-        }
-    }
-}
-
 #[async_trait]
 impl Engine for Docker {
     async fn ping(&self) -> Result<(), EngineError> {

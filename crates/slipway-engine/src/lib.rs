@@ -212,6 +212,16 @@ pub trait Engine: Send + Sync {
     async fn leftovers(&self, run_id: &str) -> Result<Vec<String>, EngineError>;
 }
 
+/// Sends the non-empty lines of `text` (an engine's output) to `log`.
+pub(crate) fn emit_lines(log: &LogSink, text: &str) {
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if !line.is_empty() {
+            log(line);
+        }
+    }
+}
+
 /// Credentials for `registry` from `~/.docker/config.json` (auths, credHelpers, credsStore).
 pub fn docker_config_credential(registry: &str) -> Option<RegistryCredential> {
     match docker_credential::get_credential(registry) {

@@ -1,8 +1,8 @@
 //! `build` and `push` steps: the build's context, Dockerfile scan, builder, secrets,
 //! platforms and registry cache; pushes of single images and of image indexes.
 
+use crate::outcome::{Outcome, Produced};
 use crate::report::{ImageDependencies, OutputImage};
-use crate::step::{Outcome, Produced};
 use crate::Shared;
 use futures_util::StreamExt;
 use slipway_engine::{BuildSecret, Builder, ImageBuild, LogSink};

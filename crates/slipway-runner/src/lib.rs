@@ -9,6 +9,7 @@
 //! way the run ended. Secret values are masked in every line this crate emits.
 
 mod build;
+mod outcome;
 mod redact;
 mod report;
 mod step;

@@ -1,29 +1,13 @@
 //! One step: start delay, retries, repeats, timeout, and the engine calls for its type.
 
-use crate::report::{ImageDependencies, OutputImage, StepReport, StepStatus};
+use crate::outcome::{Outcome, Produced};
+use crate::report::{StepReport, StepStatus};
 use crate::Shared;
 use slipway_engine::{ContainerSpec, LogSink};
 use slipway_plan::{Step, StepKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// How one execution ended.
-pub(crate) enum Outcome {
-    Ok,
-    /// The command ran and failed (non-zero exit); retries apply.
-    Failed(String),
-    /// Something around the command failed (image, engine); not retried.
-    Error(String),
-    TimedOut,
-    Canceled,
-}
-
-#[derive(Default)]
-pub(crate) struct Produced {
-    pub images: Vec<OutputImage>,
-    pub dependencies: Vec<ImageDependencies>,
-}
 
 pub(crate) async fn execute(shared: Arc<Shared>, step: Step, cancel: CancellationToken) -> StepReport {
     let started = Instant::now();

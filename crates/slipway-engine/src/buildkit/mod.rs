@@ -124,7 +124,7 @@ fn message(line: &[u8], progress: &mut progress::Progress, log: &LogSink) -> Res
         Some("moby.image.id") => Ok(v.pointer("/aux/ID").and_then(|i| i.as_str()).map(str::to_string)),
         _ => {
             if let Some(text) = v.get("stream").and_then(|s| s.as_str()) {
-                crate::docker::emit_lines(log, text);
+                crate::emit_lines(log, text);
             }
             Ok(None)
         }
