@@ -4,6 +4,8 @@
 #   - the Distribution registry (Debian docker-registry) on 127.0.0.1:${SLIPWAY_TEST_REGISTRY_PORT:-5000}
 #   - the base image slipway-busybox:latest, imported from busybox-static (nothing is pulled)
 #   - PostgreSQL (Debian postgresql) with a role `slipway`, for the store's fleet backend
+#   - Azurite (the Azure Blob emulator, npm azurite@3.35.0, which runs on Node 20) on
+#     127.0.0.1:${SLIPWAY_TEST_AZURITE_PORT:-10000}, for the blob store of fleet tests
 #   - arm64 emulation (qemu-user-static through binfmt_misc, fix-binary flag) and the
 #     per-architecture base images slipway-busybox:amd64 and slipway-busybox:arm64
 # Prints the environment the tests read (eval "$(scripts/testbed.sh)").
@@ -24,6 +26,7 @@ command -v curl >/dev/null || need_pkgs+=(curl)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
 command -v qemu-aarch64-static >/dev/null || need_pkgs+=(qemu-user-static)
+command -v npm >/dev/null || need_pkgs+=(nodejs npm)
 [ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev pkg-config)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to install ${need_pkgs[*]}"; exit 1; fi
@@ -81,6 +84,24 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - "$BASE_IMAGE" >/dev/null
   rm -rf "$root"
 fi
+
+# Azurite, pinned: its newest releases need Node 22. Telemetry off (it would reach out).
+AZ_PORT=${SLIPWAY_TEST_AZURITE_PORT:-10000}
+if ! command -v azurite-blob >/dev/null; then
+  log "installing azurite 3.35.0 from the npm registry"
+  npm install -g --silent --no-fund --no-audit azurite@3.35.0 >&2
+fi
+if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AZ_PORT/devstoreaccount1?comp=list")" = 000 ]; then
+  log "starting Azurite on 127.0.0.1:$AZ_PORT"
+  mkdir -p "$STATE/azurite"
+  nohup azurite-blob --blobHost 127.0.0.1 --blobPort "$AZ_PORT" --location "$STATE/azurite" \
+    --skipApiVersionCheck --disableTelemetry --silent >"$STATE/azurite.log" 2>&1 &
+  for _ in $(seq 1 40); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AZ_PORT/devstoreaccount1?comp=list")" != 000 ] && break
+    sleep 0.25
+  done
+fi
+python3 "$(dirname "$0")/azurite-container.py" "http://127.0.0.1:$AZ_PORT/devstoreaccount1" slipway
 
 # Emulation: binfmt_misc mounted and the aarch64 handler registered with the
 # fix-binary flag (F), so containers of the engine run arm64 binaries through qemu.
@@ -145,5 +166,6 @@ for db in $(pg "SELECT datname FROM pg_database WHERE datname LIKE 'slipway_test
 echo "export SLIPWAY_TEST_REGISTRY=127.0.0.1:$REG_PORT"
 echo "export SLIPWAY_TEST_BASE_IMAGE=$BASE_IMAGE"
 echo "export SLIPWAY_TEST_CLI_IMAGE=$CLI_IMAGE"
+echo "export SLIPWAY_TEST_AZURITE=http://127.0.0.1:$AZ_PORT/devstoreaccount1"
 echo "export SLIPWAY_TEST_EMULATION=$([ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && echo arm64)"
 echo "export SLIPWAY_TEST_POSTGRES=postgres://slipway:slipway@127.0.0.1:$pg_port/postgres"

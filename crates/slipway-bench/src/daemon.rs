@@ -63,11 +63,13 @@ fn verdict(ok: bool) -> &'static str {
 
 async fn claim_throughput(n: usize, workers: usize) -> Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
-    let store = slipway_store::open(
-        &format!("sqlite://{}", dir.path().join("bench.db").display()),
-        Arc::new(SystemClock),
-    )
-    .await?;
+    claim_throughput_on(&format!("sqlite://{}", dir.path().join("bench.db").display()), n, workers).await
+}
+
+/// Enqueues `n` runs, then claims and completes them with `workers` instant workers on
+/// the queue at `url`; returns enqueues per second and claims per second.
+pub(crate) async fn claim_throughput_on(url: &str, n: usize, workers: usize) -> Result<(f64, f64)> {
+    let store = slipway_store::open(url, Arc::new(SystemClock)).await?;
     let start = Instant::now();
     for i in 0..n {
         store
@@ -123,13 +125,19 @@ async fn claim_throughput(n: usize, workers: usize) -> Result<(f64, f64)> {
     Ok((enqueue_rate, n as f64 / start.elapsed().as_secs_f64()))
 }
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Daemon {
     fn start(slipway: &Path, dir: &Path) -> Result<Daemon> {
+        let db = format!("sqlite://{}", dir.join("slipway.db").display());
+        Daemon::start_with(slipway, dir, &db, 2, &[])
+    }
+
+    /// A daemon on `database` with `concurrency` workers and these environment variables.
+    pub(crate) fn start_with(slipway: &Path, dir: &Path, database: &str, concurrency: u32, envs: &[(&str, String)]) -> Result<Daemon> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = std::fs::File::create(dir.join("serve.log"))?;
         let child = Command::new(slipway)
@@ -138,12 +146,13 @@ impl Daemon {
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--concurrency",
-                "2",
+                &concurrency.to_string(),
                 "--data-dir",
             ])
             .arg(dir.join("data"))
             .arg("--database")
-            .arg(format!("sqlite://{}", dir.join("slipway.db").display()))
+            .arg(database)
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()?;

@@ -6,11 +6,13 @@
 //! `slipway-bench runner` (the default) measures `slipway exec`; `slipway-bench daemon`
 //! measures the queue and the daemon; `slipway-bench triggers` measures tasks and
 //! triggers at 1,000 and 10,000 tasks; `slipway-bench builds` measures builds on
-//! BuildKit and the classic builder against the docker CLI; `slipway-bench all` does
-//! all four.
+//! BuildKit and the classic builder against the docker CLI; `slipway-bench fleet`
+//! measures daemons sharing PostgreSQL and Azurite; `slipway-bench all` does the first
+//! four.
 
 mod builds;
 mod daemon;
+mod fleet;
 mod triggers;
 
 use anyhow::{bail, Context, Result};
@@ -42,11 +44,12 @@ fn main() -> Result<()> {
         "daemon" => daemon::run(&slipway, &image),
         "triggers" => triggers::run(&slipway),
         "builds" => builds::run(&slipway, &image),
+        "fleet" => fleet::run(&slipway, &image),
         "all" => runner(&slipway, &image)
             .and_then(|_| daemon::run(&slipway, &image))
             .and_then(|_| triggers::run(&slipway))
             .and_then(|_| builds::run(&slipway, &image)),
-        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds or all"),
+        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet or all"),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The one parser of `NAME=VALUE` arguments (`--set`, `--build-arg`, `--image-alias`,
 //! `--credential`, `--registry-credential`, `--schedule`, …), with one error shape:
 //! `--flag "NAME": expected NAME=VALUE`. An error shows at most the part before the
-//! separator, never a value; for a secret flag (its name says `secret` or `credential`)
+//! separator, never a value; for a secret flag (its name says `secret` or `credential`,
+//! or it is `--blob-store-option`)
 //! text without a separator is shown as `*****`, since it may be the secret itself.
 //!
 //! The flags are parsed after clap, not as clap value parsers, because clap's own errors
@@ -59,7 +60,8 @@ fn shape_parts(shape: &str) -> (char, &str) {
 }
 
 fn is_secret(flag: &str) -> bool {
-    flag.contains("secret") || flag.contains("credential")
+    // A blob store's options carry account keys and tokens.
+    flag.contains("secret") || flag.contains("credential") || flag == "--blob-store-option"
 }
 
 /// What an error may show of an argument with no separator.

@@ -125,6 +125,17 @@ pub struct ServeArgs {
     /// (never printed).
     #[arg(long, value_name = "SECRET", allow_hyphen_values = true)]
     registry_notification_secret: Option<String>,
+    /// Where uploads and finished logs are kept: an object store a fleet shares
+    /// (`azure://CONTAINER`) [default: the data dir].
+    #[arg(long, value_name = "URL")]
+    blob_store: Option<String>,
+    /// An option of the blob store, `object_store`'s key and a value, e.g.
+    /// `azure_storage_account_name=ACCOUNT` (repeatable; never printed).
+    #[arg(long = "blob-store-option", value_name = "KEY=VALUE")]
+    blob_store_options: Vec<String>,
+    /// The fleet's key for run secrets, 32 bytes in base64 (never printed).
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    fleet_key: Option<String>,
 }
 
 /// The settings: defaults, the file, the environment (`env`), then the flags.
@@ -164,6 +175,9 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
         registry,
         poll_interval_seconds,
         registry_notification_secret,
+        blob_store,
+        blob_store_options,
+        fleet_key,
     } = a;
     let mut s = Settings::load(config.as_deref(), env)?;
     macro_rules! given {
@@ -199,6 +213,7 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
         sandbox_image,
         registry,
         poll_interval_seconds,
+        blob_store,
     );
     macro_rules! listed {
         ($($key:ident),* $(,)?) => {$(
@@ -217,8 +232,13 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
     )?);
     s.git_credentials
         .extend(pairs::split_all("--git-credential", &git_credentials, "HOST=USER:TOKEN")?);
+    s.blob_store_options
+        .extend(pairs::split_all("--blob-store-option", &blob_store_options, "KEY=VALUE")?);
     if registry_notification_secret.is_some() {
         s.registry_notification_secret = registry_notification_secret;
+    }
+    if fleet_key.is_some() {
+        s.fleet_key = fleet_key;
     }
     Ok(s)
 }

@@ -634,23 +634,9 @@ fn client_no_wait_returns_at_once_and_no_logs_prints_only_the_status() {
 #[test]
 fn the_daemon_runs_its_queue_on_postgresql() {
     let Some(_tb) = testbed() else { return };
-    let admin = match std::env::var("SLIPWAY_TEST_POSTGRES") {
-        Ok(a) => a,
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true but SLIPWAY_TEST_POSTGRES is not set"),
-        Err(_) => return eprintln!("\n!!! SKIPPED: SLIPWAY_TEST_POSTGRES is not set (scripts/test.sh starts PostgreSQL) !!!\n"),
+    let Some(url) = fresh_postgres(&format!("slipway_test_daemon_{}", std::process::id())) else {
+        return;
     };
-    let name = format!("slipway_test_daemon_{}", std::process::id());
-    rt().block_on(async {
-        let conn = sqlx::PgPool::connect(&admin).await.unwrap();
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-            .execute(&conn)
-            .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&conn)
-            .await
-            .unwrap();
-    });
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
     // One worker, so the run queued behind the sleeping one is still queued at the crash.
     let mut d = Daemon::start_on(Some(url), &["--concurrency", "1"]);
     let ids: Vec<String> = (0..4)

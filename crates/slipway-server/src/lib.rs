@@ -49,6 +49,17 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     }
     slipway_worker::host_access(&settings).map_err(|e| anyhow::anyhow!(e))?;
     slipway_worker::builder(&settings).map_err(|e| anyhow::anyhow!(e))?;
+    // A fleet's blob store and key, checked before anything starts.
+    let blobs = match settings.blob_store.as_str() {
+        "" => None,
+        url => Some(slipway_blobs::Blobs::open(url, &settings.blob_store_options)?),
+    };
+    let fleet_key = settings
+        .fleet_key
+        .as_deref()
+        .map(slipway_worker::sealed::FleetKey::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
     // The data dir holds other runs' sources, logs and secrets: only the daemon reads it.
     create_private(&settings.data_dir)?;
     for sub in ["uploads", "contexts", "logs", "secrets", "scratch"] {
@@ -79,7 +90,8 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let node = Arc::new(Node::new(settings, store, engine, clock, instance));
+    let node = Arc::new(Node::new(settings, store, engine, clock, instance).with_fleet(blobs, fleet_key));
+    node.listen_to_fleet().await.map_err(|e| anyhow::anyhow!(e))?;
     let triggers = Arc::new(Triggers::new(node.clone()));
     let daemon = Arc::new(Server {
         node: node.clone(),
@@ -110,8 +122,11 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     {
         let (stop, signals) = (shutdown.clone(), signals.clone());
         tokio::spawn(async move {
+            // One listener for the daemon's life: a listener made anew after each signal
+            // could see the same signal twice (CI once stopped runs at the first SIGTERM).
+            let mut signals_in = Signals::new();
             loop {
-                wait_for_signal().await;
+                signals_in.next().await;
                 stop.cancel();
                 signals.notify_waiters();
             }
@@ -141,10 +156,18 @@ async fn drain(node: &Node, signals: &tokio::sync::Notify) {
     while node.running_count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-            _ = signals.notified() => break,
+            _ = signals.notified() => {
+                tracing::warn!("a second signal: stopping the running runs now");
+                break;
+            }
         }
     }
     if node.running_count() > 0 {
+        tracing::warn!(
+            runs = node.running_count(),
+            grace_seconds = grace.as_secs(),
+            "stopping the runs still going"
+        );
         node.stop_runs("the daemon shut down before the run finished");
         let stopped = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         while node.running_count() > 0 && tokio::time::Instant::now() < stopped {
@@ -190,11 +213,34 @@ async fn serve_http(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+/// SIGTERM and SIGINT, each delivery once.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            _ = one(&mut self.term) => {}
+            _ = one(&mut self.int) => {}
+        }
     }
 }
 

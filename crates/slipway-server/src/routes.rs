@@ -229,7 +229,12 @@ async fn upload(State(d): Shared, body: Body) -> Result<(StatusCode, Json<Upload
         max_entries: d.settings.max_context_entries,
         ..Default::default()
     };
-    match uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), d.settings.max_upload_bytes, limits).await {
+    let received = uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), d.settings.max_upload_bytes, limits).await;
+    if received.is_ok() {
+        // In a fleet, the node that runs it may be another.
+        d.share_upload(&id).await.map_err(internal)?;
+    }
+    match received {
         Ok(size) => Ok((
             StatusCode::CREATED,
             Json(Upload {
@@ -263,6 +268,9 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
         RunRequest::FileTaskRunRequest(r) => r.source_location.clone(),
         RunRequest::EncodedTaskRunRequest(r) => r.source_location.clone(),
     };
+    if let Some(upload) = source.as_deref().and_then(|l| l.strip_prefix("upload://")) {
+        d.ensure_upload(upload).await;
+    }
     sources::validate(source.as_deref(), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("sourceLocation: {e}")))?;
     let prepared = requests::prepare(request).map_err(|e| bad_request(e.0))?;
     let run_id = slipway_runner::new_run_id();
@@ -365,6 +373,8 @@ async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run
         .map_err(internal)?
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))?;
     d.cancel_local(&id);
+    // The node running it may be another; it also notices within half a second anyway.
+    let _ = d.store.notify(slipway_worker::fleet::CANCEL_CHANNEL, &id).await;
     Ok(Json(run_view(&record)))
 }
 
@@ -375,7 +385,12 @@ async fn run_log(State(d): Shared, Path(id): Path<String>, Query(q): Query<HashM
         Some(v) => v.parse().map_err(|_| bad_request(format!("offset {v:?} is not a number")))?,
         None => 0,
     };
-    let path = logs::log_path(&d.settings.data_dir, &id);
+    let node = d.node.clone();
+    let log_id = id.clone();
+    let read = move |offset: u64| {
+        let (node, id) = (node.clone(), log_id.clone());
+        async move { node.read_log(&id, offset).await }
+    };
     let store = d.store.clone();
     let run_id = id.clone();
     let finished = move || {
@@ -383,7 +398,7 @@ async fn run_log(State(d): Shared, Path(id): Path<String>, Query(q): Query<HashM
         let id = run_id.clone();
         async move { store.get(&id).await.ok().flatten().map(|r| r.status.is_finished()).unwrap_or(true) }
     };
-    let body = Body::from_stream(logs::stream(path, offset, follow, d.log_appended.clone(), finished));
+    let body = Body::from_stream(logs::stream(read, offset, follow, d.log_appended.clone(), finished));
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),

@@ -82,6 +82,15 @@ pub struct Settings {
     pub poll_interval_seconds: u64,
     /// The value registries send in `X-Slipway-Registry-Secret` with their notifications.
     pub registry_notification_secret: Option<String>,
+    /// Where uploads and finished logs are kept: empty for the data dir (one machine),
+    /// or an object store a fleet shares (`azure://CONTAINER`).
+    pub blob_store: String,
+    /// The blob store's options, `object_store`'s keys (`azure_storage_account_name`,
+    /// `azure_storage_account_key`, `azure_storage_use_emulator`, …); never printed.
+    pub blob_store_options: BTreeMap<String, String>,
+    /// A fleet's key for run secrets (32 bytes, base64): with it, secret values are kept
+    /// in the database encrypted (AES-256-GCM) so any node can run the run; never printed.
+    pub fleet_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -119,6 +128,9 @@ impl Default for Settings {
             registry: String::new(),
             poll_interval_seconds: 300,
             registry_notification_secret: None,
+            blob_store: String::new(),
+            blob_store_options: BTreeMap::new(),
+            fleet_key: None,
         }
     }
 }
@@ -131,12 +143,14 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
 /// A comma-separated list of `KEY=VALUE` entries (the form of a map in the environment),
 /// each value checked to be `A:B` when `credential`. An error names the key at most,
 /// never a value: the maps hold passwords.
-fn map(value: &str, shape: &str, credential: bool) -> Result<Vec<(String, String)>, String> {
+/// A map setting's `KEY=VALUE` entries. A credential's value holds a `:`
+/// (`USER:PASSWORD`); a secret map's entries are never shown in errors, only their keys.
+fn map(value: &str, shape: &str, credential: bool, secret: bool) -> Result<Vec<(String, String)>, String> {
     list(value)
         .map(|entry| match entry.split_once('=') {
             Some((k, v)) if !k.is_empty() && (!credential || v.contains(':')) => Ok((k.to_string(), v.to_string())),
             Some((k, _)) => Err(format!("entry {k:?}: expected {shape}")),
-            None if credential => Err(format!("an entry has no '=': expected {shape}")),
+            None if secret => Err(format!("an entry has no '=': expected {shape}")),
             None => Err(format!("entry {entry:?}: expected {shape}")),
         })
         .collect()
@@ -256,12 +270,15 @@ impl Settings {
             "registry" => self.registry = value.into(),
             "poll_interval_seconds" => self.poll_interval_seconds = num(value)?,
             "registry_notification_secret" => self.registry_notification_secret = Some(value.into()),
+            "blob_store" => self.blob_store = value.into(),
+            "fleet_key" => self.fleet_key = Some(value.into()),
+            "blob_store_options" => self.blob_store_options.extend(map(value, "KEY=VALUE", false, true).map_err(bad)?),
             // A map in the environment adds to the file's, winning key by key.
-            "image_aliases" => self.image_aliases.extend(map(value, "ALIAS=IMAGE", false).map_err(bad)?),
+            "image_aliases" => self.image_aliases.extend(map(value, "ALIAS=IMAGE", false, false).map_err(bad)?),
             "registry_credentials" => self
                 .registry_credentials
-                .extend(map(value, "REGISTRY=USER:PASSWORD", true).map_err(bad)?),
-            "git_credentials" => self.git_credentials.extend(map(value, "HOST=USER:TOKEN", true).map_err(bad)?),
+                .extend(map(value, "REGISTRY=USER:PASSWORD", true, true).map_err(bad)?),
+            "git_credentials" => self.git_credentials.extend(map(value, "HOST=USER:TOKEN", true, true).map_err(bad)?),
             _ => return Ok(false),
         }
         Ok(true)

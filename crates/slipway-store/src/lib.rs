@@ -105,9 +105,33 @@ pub trait Store: Send + Sync {
     async fn last_image_digest(&self, image: &str) -> Result<Option<String>, StoreError>;
     /// The distinct images tasks depend on.
     async fn tracked_images(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Keeps a run's sealed secrets (a fleet's: encrypted before they get here).
+    async fn put_sealed_secrets(&self, run_id: &str, sealed: &[u8]) -> Result<(), StoreError>;
+    async fn sealed_secrets(&self, run_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn delete_sealed_secrets(&self, run_id: &str) -> Result<(), StoreError>;
+
+    /// Appends a piece of a live run's log that starts at `offset` (the run's single
+    /// writer keeps the offsets).
+    async fn append_log(&self, run_id: &str, offset: u64, data: &[u8]) -> Result<(), StoreError>;
+    /// Up to about `max` bytes of a live run's log from `offset`.
+    async fn read_log(&self, run_id: &str, offset: u64, max: u64) -> Result<Vec<u8>, StoreError>;
+    /// Forgets a run's log pieces (once the log is in the blob store).
+    async fn delete_log(&self, run_id: &str) -> Result<(), StoreError>;
+
+    /// Tells every node that listens (PostgreSQL `NOTIFY`); nothing on SQLite, whose
+    /// single node wakes its own waiters.
+    async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError>;
+    /// Calls `on(channel, payload)` for each notification any node sends on `channels`
+    /// (PostgreSQL `LISTEN`, reconnecting as needed) for as long as the process lives;
+    /// on SQLite it never calls.
+    async fn listen(&self, channels: &[&str], on: Listener) -> Result<(), StoreError>;
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` or `postgres://…`.
+/// What [`Store::listen`] calls: the channel and the payload.
+pub type Listener = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
+
 pub async fn open(url: &str, clock: std::sync::Arc<dyn Clock>) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(SqliteStore::open(url, clock).await?));

@@ -24,6 +24,34 @@ impl PgStore {
         Ok(PgStore { pool, clock })
     }
 
+    async fn notify_impl(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One connection of its own listens; `recv` reconnects after an error (missing
+    /// what was sent meanwhile, which the callers' periodic checks cover).
+    async fn listen_impl(&self, channels: &[&str], on: crate::Listener) -> Result<(), StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen_all(channels.iter().copied()).await?;
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(n) => on(n.channel(), n.payload()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for the fleet's notifications failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
     fn now(&self) -> i64 {
         self.clock.now_ms()
     }

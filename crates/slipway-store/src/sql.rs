@@ -482,6 +482,84 @@ impl Store for $store {
             .await?;
         rows.iter().map(|r| Ok(r.try_get("image")?)).collect()
     }
+
+    async fn put_sealed_secrets(&self, run_id: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q("INSERT INTO run_secrets (run_id, sealed) VALUES (?, ?) ON CONFLICT (run_id) DO UPDATE SET sealed = excluded.sealed")))
+            .bind(run_id)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn sealed_secrets(&self, run_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q("SELECT sealed FROM run_secrets WHERE run_id = ?")))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("sealed")).transpose()?)
+    }
+
+    async fn delete_sealed_secrets(&self, run_id: &str) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q("DELETE FROM run_secrets WHERE run_id = ?")))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_log(&self, run_id: &str, offset: u64, data: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q("INSERT INTO log_chunks (run_id, start_offset, data) VALUES (?, ?, ?) ON CONFLICT (run_id, start_offset) DO NOTHING")))
+            .bind(run_id)
+            .bind(offset as i64)
+            .bind(data)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn read_log(&self, run_id: &str, offset: u64, max: u64) -> Result<Vec<u8>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT start_offset, data FROM log_chunks WHERE run_id = ? AND start_offset + length(data) > ? ORDER BY start_offset LIMIT 256")))
+            .bind(run_id)
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        let mut at = offset;
+        for r in &rows {
+            let start: i64 = r.try_get("start_offset")?;
+            let data: Vec<u8> = r.try_get("data")?;
+            let start = start as u64;
+            if start > at {
+                break; // a piece not written yet (or lost): stop at the gap
+            }
+            let skip = (at - start) as usize;
+            if skip < data.len() {
+                out.extend_from_slice(&data[skip..]);
+                at = start + data.len() as u64;
+            }
+            if out.len() as u64 >= max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        self.notify_impl(channel, payload).await
+    }
+
+    async fn listen(&self, channels: &[&str], on: crate::Listener) -> Result<(), StoreError> {
+        self.listen_impl(channels, on).await
+    }
+
+    async fn delete_log(&self, run_id: &str) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q("DELETE FROM log_chunks WHERE run_id = ?")))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
     };

@@ -25,6 +25,14 @@ impl SqliteStore {
         Ok(SqliteStore { pool, clock })
     }
 
+    async fn notify_impl(&self, _channel: &str, _payload: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn listen_impl(&self, _channels: &[&str], _on: crate::Listener) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn now(&self) -> i64 {
         self.clock.now_ms()
     }

@@ -5,9 +5,11 @@
 //! go to one file per run. Also: the warm pool of networks, step metrics, and what to
 //! do while the engine is down. Knows nothing of HTTP routes or of triggers.
 
+pub mod fleet;
 pub mod logs;
 pub mod metrics;
 mod netpool;
+pub mod sealed;
 pub mod submit;
 mod worker;
 
@@ -48,6 +50,10 @@ pub struct Node {
     unswept: Mutex<Vec<String>>,
     /// Set when the daemon stops its own runs (shutdown): the reason they end `Error`.
     stopping: Mutex<Option<String>>,
+    /// The blob store a fleet shares; `None` keeps uploads and logs in the data dir.
+    pub blobs: Option<slipway_blobs::Blobs>,
+    /// The fleet's key for run secrets; `None` keeps them in the data dir.
+    pub fleet_key: Option<sealed::FleetKey>,
 }
 
 impl Node {
@@ -73,7 +79,16 @@ impl Node {
             engine_down: Mutex::new(None),
             unswept: Mutex::new(Vec::new()),
             stopping: Mutex::new(None),
+            blobs: None,
+            fleet_key: None,
         }
+    }
+
+    /// The node shares uploads and logs through `blobs` and seals run secrets with `key`.
+    pub fn with_fleet(mut self, blobs: Option<slipway_blobs::Blobs>, key: Option<sealed::FleetKey>) -> Node {
+        self.blobs = blobs.filter(|b| b.is_shared());
+        self.fleet_key = key;
+        self
     }
 
     /// The time, from the node's clock (which tests control).

@@ -1,4 +1,5 @@
-//! Run logs: one file per run, appended line by line, read from any offset.
+//! Run logs: one file per run, appended line by line, read from any offset (through
+//! [`crate::Node::read_log`], which also finds a fleet's logs elsewhere).
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -29,7 +30,7 @@ pub fn file_sink(path: &Path, appended: Appended) -> std::io::Result<slipway_eng
     }))
 }
 
-fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -45,10 +46,10 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// The log from `offset`; with `follow`, keeps streaming until `finished()` says the
-/// run has ended and everything written by then has been sent.
-pub fn stream<F, Fut>(
-    path: PathBuf,
+/// The log from `offset`, read by `read(offset)`; with `follow`, keeps streaming until
+/// `finished()` says the run has ended and everything written by then has been sent.
+pub fn stream<F, Fut, R, RFut>(
+    read: R,
     offset: u64,
     follow: bool,
     appended: Appended,
@@ -57,10 +58,13 @@ pub fn stream<F, Fut>(
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
+    R: Fn(u64) -> RFut + Send + Sync + 'static,
+    RFut: std::future::Future<Output = std::io::Result<Vec<u8>>> + Send,
 {
     let finished = Arc::new(finished);
+    let read = Arc::new(read);
     futures_util::stream::unfold(Some(offset), move |state| {
-        let path = path.clone();
+        let read = read.clone();
         let finished = finished.clone();
         let appended = appended.clone();
         async move {
@@ -73,7 +77,7 @@ where
                 // Whether the run had ended is checked before reading, so the last read
                 // after the end sees everything the run wrote.
                 let ended = !follow || finished().await;
-                let chunk = match read_from(&path, offset) {
+                let chunk = match read(offset).await {
                     Ok(c) => c,
                     Err(e) => return Some((Err(e), None)),
                 };

@@ -1,6 +1,7 @@
 //! The one way a run is started. The API, task runs, webhooks, base-image updates and
-//! timers all make a [`Submission`] and call [`submit`]: its secrets are written for
-//! the worker (never to the database), the run goes into the queue with its trigger
+//! timers all make a [`Submission`] and call [`submit`]: its secrets are kept for the
+//! worker (in the data dir, or sealed with the fleet key; never in clear in the
+//! database), the run goes into the queue with its trigger
 //! key in one transaction, and a worker is woken. Secrets are typed end to end.
 
 use crate::Node;
@@ -43,23 +44,17 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn keep(d: &Node, s: &Submission) -> Result<(), SubmitError> {
-    if !s.secrets.is_empty() {
-        write_private(
-            &secrets_path(&d.settings.data_dir, &s.run.id),
-            &serde_json::to_vec(&s.secrets).map_err(std::io::Error::other)?,
-        )?;
-    }
-    Ok(())
+async fn keep(d: &Node, s: &Submission) -> Result<(), SubmitError> {
+    Ok(d.keep_secrets(&s.run.id, &s.secrets).await?)
 }
 
-fn forget(d: &Node, run_id: &str) {
-    let _ = std::fs::remove_file(secrets_path(&d.settings.data_dir, run_id));
+async fn forget(d: &Node, run_id: &str) {
+    d.remove_secrets(run_id).await;
 }
 
 /// Starts a run. `Ok(None)` when its trigger key started a run before.
 pub async fn submit(d: &Node, s: Submission) -> Result<Option<RunRecord>, SubmitError> {
-    keep(d, &s)?;
+    keep(d, &s).await?;
     let id = s.run.id.clone();
     let queued = match s.trigger_key {
         Some(key) => d.store.enqueue_once(&key, s.run).await,
@@ -71,11 +66,11 @@ pub async fn submit(d: &Node, s: Submission) -> Result<Option<RunRecord>, Submit
             Ok(Some(run))
         }
         Ok(None) => {
-            forget(d, &id);
+            forget(d, &id).await;
             Ok(None)
         }
         Err(e) => {
-            forget(d, &id);
+            forget(d, &id).await;
             Err(e.into())
         }
     }
@@ -87,14 +82,14 @@ pub async fn submit_many(d: &Node, all: Vec<Submission>) -> Result<Vec<RunRecord
     let mut items = Vec::with_capacity(all.len());
     let mut ids = Vec::with_capacity(all.len());
     for s in all {
-        keep(d, &s)?;
+        keep(d, &s).await?;
         ids.push(s.run.id.clone());
         items.push((s.trigger_key.unwrap_or_else(|| format!("run:{}", s.run.id)), s.run));
     }
     match d.store.enqueue_many_once(items).await {
         Ok(runs) => {
             for id in ids.iter().filter(|id| !runs.iter().any(|r| &&r.id == id)) {
-                forget(d, id);
+                forget(d, id).await;
             }
             for _ in 0..runs.len().min(64) {
                 d.wake.notify_one();
@@ -103,22 +98,9 @@ pub async fn submit_many(d: &Node, all: Vec<Submission>) -> Result<Vec<RunRecord
         }
         Err(e) => {
             for id in &ids {
-                forget(d, id);
+                forget(d, id).await;
             }
             Err(e.into())
         }
     }
-}
-
-/// The secrets a run was submitted with (none if it had none, or they were removed).
-pub fn read(data_dir: &Path, run_id: &str) -> RunSecrets {
-    std::fs::read(secrets_path(data_dir, run_id))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-/// Removes a run's secrets once it has ended.
-pub fn remove(data_dir: &Path, run_id: &str) {
-    let _ = std::fs::remove_file(secrets_path(data_dir, run_id));
 }

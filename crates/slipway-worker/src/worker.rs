@@ -109,14 +109,12 @@ pub async fn reap_once(d: &Arc<Node>) {
                     Reaped::Requeued(id) => (id, "The worker running this run was lost; the run was queued again."),
                 };
                 tracing::warn!(run_id = %id, "{line}");
-                if let Ok(sink) = d.log_sink(id) {
-                    sink(line);
-                }
+                d.note_in_log(id, line).await;
                 if let Err(e) = d.engine.sweep(id).await {
                     tracing::warn!(run_id = %id, error = %e, "removing a lost run's containers failed");
                 }
                 if matches!(r, Reaped::Failed(_)) {
-                    crate::submit::remove(&d.settings.data_dir, id);
+                    d.remove_secrets(id).await;
                 }
             }
         }
@@ -203,6 +201,15 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
             Arc::new(|_: &str| {})
         }
     };
+    // In a fleet the log is also shipped to the database while the run lives, so a
+    // follower on any node sees it, and to the blob store when it ends.
+    let (shipper, log) = match &d.blobs {
+        Some(_) => {
+            let (s, l) = crate::fleet::Shipper::start(d, &id, log);
+            (Some(s), l)
+        }
+        None => (None, log),
+    };
     let mut done = run_one(d, &run, log.clone(), cancel.clone()).await;
     keeper.abort();
     if let (Some(why), Some(RunStatus::Canceled)) = (d.stopping(), done.status) {
@@ -216,10 +223,19 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
         "Run {id} ended: {}",
         done.status.map(|s| s.to_string()).unwrap_or_default()
     ));
+    if let Some(s) = shipper {
+        s.finish().await;
+    }
     if !d.store.complete(&id, worker, run.attempt, done).await.unwrap_or(false) {
         tracing::warn!(run_id = %id, "the run was no longer ours when it ended; its result was dropped");
     }
-    crate::submit::remove(&d.settings.data_dir, &id);
+    if d.blobs.is_some() {
+        // The log is in the blob store now; followers elsewhere read it there.
+        if let Err(e) = d.store.delete_log(&id).await {
+            tracing::warn!(run_id = %id, error = %e, "dropping the shipped log pieces failed");
+        }
+    }
+    d.remove_secrets(&id).await;
     d.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
 
@@ -242,7 +258,10 @@ fn read_in(dir: &Path, rel: &str) -> Result<String, String> {
 }
 
 async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
-    let secrets = crate::submit::read(&d.settings.data_dir, &run.id);
+    let secrets = match d.read_secrets(&run.id).await {
+        Ok(s) => s,
+        Err(e) => return failed(RunStatus::Error, e),
+    };
     let redactor = slipway_runner::Redactor::new(secrets.masked());
     // Credentials come from the run (its task) first, then the daemon's settings for
     // the registries and git hosts they name; never from the daemon's own files.
@@ -275,6 +294,9 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
         read_timeout: Duration::from_secs(d.settings.fetch_read_timeout_seconds.max(1)),
         deadline: Duration::from_secs(job.timeout.max(1)),
     };
+    if let Some(id) = location.as_deref().and_then(|l| l.strip_prefix("upload://")) {
+        d.ensure_upload(id).await;
+    }
     let source = match sources::fetch(location.as_deref(), &data_dir, &dest, &fetch_opts, &cancel).await {
         Ok(s) => s,
         Err(e) => {

@@ -29,26 +29,23 @@ impl Daemon {
 
     /// Starts the daemon on `database` (a URL), or on its own SQLite file.
     pub fn start_on(database: Option<String>, extra: &[&str]) -> Daemon {
+        Daemon::start_full(database, extra, &[])
+    }
+
+    /// Starts the daemon with these environment variables besides the usual ones.
+    pub fn start_with_env(extra: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        Daemon::start_full(None, extra, envs)
+    }
+
+    /// Starts the daemon on `database` (or its own SQLite file), with these flags and
+    /// environment variables besides the usual ones.
+    pub fn start_full(database: Option<String>, extra: &[&str], envs: &[(&str, &str)]) -> Daemon {
         let mut d = Daemon {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             database,
-            envs: Vec::new(),
-        };
-        d.spawn();
-        d
-    }
-
-    /// Starts the daemon with these environment variables besides the usual ones.
-    pub fn start_with_env(extra: &[&str], envs: &[(&str, &str)]) -> Daemon {
-        let mut d = Daemon {
-            dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            database: None,
             envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         d.spawn();

@@ -144,3 +144,27 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A new, empty PostgreSQL database `name` on the test bed's server, as a URL; `None`
+/// (with a loud skip, or a failure in CI) when there is no server.
+pub fn fresh_postgres(name: &str) -> Option<String> {
+    let admin = match std::env::var("SLIPWAY_TEST_POSTGRES") {
+        Ok(a) => a,
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true but SLIPWAY_TEST_POSTGRES is not set"),
+        Err(_) => {
+            eprintln!("\n!!! SKIPPED: SLIPWAY_TEST_POSTGRES is not set (scripts/test.sh starts PostgreSQL) !!!\n");
+            return None;
+        }
+    };
+    rt().block_on(async {
+        let conn = sqlx::PgPool::connect(&admin).await.unwrap();
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+            .execute(&conn)
+            .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&conn)
+            .await
+            .unwrap();
+    });
+    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+}

@@ -1,0 +1,149 @@
+//! A fleet without a shared disk: three daemons on one machine with their own data
+//! dirs, one PostgreSQL queue, one Azure Blob store (Azurite) and one fleet key. An API
+//! node (concurrency 0) receives uploads, requests, log follows and cancels; the two
+//! worker nodes run everything.
+
+mod support;
+
+use base64::Engine as _;
+use std::time::Duration;
+use support::daemon::{Daemon, TOKEN};
+use support::*;
+
+/// Azurite's account URL from the test bed; `None` (loudly, or a failure in CI) without it.
+fn azurite() -> Option<String> {
+    match std::env::var("SLIPWAY_TEST_AZURITE") {
+        Ok(u) => Some(u),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true but SLIPWAY_TEST_AZURITE is not set"),
+        Err(_) => {
+            eprintln!("\n!!! SKIPPED: SLIPWAY_TEST_AZURITE is not set (scripts/testbed.sh starts Azurite) !!!\n");
+            None
+        }
+    }
+}
+
+#[test]
+fn three_nodes_share_the_queue_the_blobs_and_the_secrets() {
+    let Some(tb) = testbed() else { return };
+    let Some(azurite) = azurite() else { return };
+    let Some(db) = fresh_postgres(&format!("slipway_test_fleet_{}", std::process::id())) else {
+        return;
+    };
+    let endpoint = azurite.trim_end_matches("/devstoreaccount1").to_string();
+    let key = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+    let env = |node: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("SLIPWAY_NODE", node.to_string()),
+            ("SLIPWAY_BLOB_STORE", "azure://slipway".to_string()),
+            ("SLIPWAY_BLOB_STORE_OPTIONS", "azure_storage_use_emulator=true".to_string()),
+            ("AZURITE_BLOB_STORAGE_URL", endpoint.clone()),
+            ("SLIPWAY_FLEET_KEY", key.clone()),
+        ]
+    };
+    let start = |node: &'static str, concurrency: &str| {
+        let e = env(node);
+        let refs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Daemon::start_full(Some(db.clone()), &["--concurrency", concurrency], &refs)
+    };
+    let mut a = start("api", "0");
+    let mut b = start("wb", "1");
+    let mut c = start("wc", "1");
+
+    // An upload received by the API node is built by a worker node, with a secret build
+    // argument that only the fleet key opens there; the client follows the log on A.
+    let secret = format!("Fl33t-Secret-{}", unique_id(""));
+    let ctx = dir_with(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {}\nARG TOKEN\nRUN echo token=$TOKEN; echo built-in-the-fleet\n",
+            tb.base_image
+        ),
+    )]);
+    let built = run(a
+        .client()
+        .args(["build", "--no-push", "--no-cache", "-t", &unique_id("fleet-"), "--secret-build-arg"])
+        .arg(format!("TOKEN={secret}"))
+        .arg(ctx.path()));
+    assert!(built.ok, "{}\n{}", built.all(), a.server_log());
+    assert!(
+        built.stdout.contains("built-in-the-fleet") && built.stdout.contains("token=*****"),
+        "{}",
+        built.stdout
+    );
+    assert!(
+        built.stdout.contains("started on wb") || built.stdout.contains("started on wc"),
+        "a worker node ran it:\n{}",
+        built.stdout
+    );
+    let first = built
+        .all()
+        .lines()
+        .find_map(|l| l.strip_prefix("Queued a run with ID: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{}", built.all()));
+
+    // The log of a run going on elsewhere reaches a follower on A while it runs.
+    let live = a.queue_task(&format!(
+        "steps:\n  - cmd: {} sh -c 'echo first-line; sleep 4; echo second-line'\n",
+        tb.base_image
+    ));
+    a.wait_log(&live, "| first-line", Duration::from_secs(60));
+    let during = a.run_json(&live);
+    assert_eq!(during["status"], "Running", "{during}");
+    a.wait_status(&live, &["Succeeded"], Duration::from_secs(60));
+    a.wait_log(&live, "| second-line", Duration::from_secs(10));
+
+    // A cancel given to A stops the run on the worker node.
+    let long = a.queue_task(&format!(
+        "steps:\n  - cmd: {} sh -c 'echo long-started; sleep 120'\n",
+        tb.base_image
+    ));
+    a.wait_log(&long, "| long-started", Duration::from_secs(60));
+    let (code, text) = a.post(&format!("/v1/runs/{long}/cancel"), Vec::new(), Some(TOKEN));
+    assert_eq!(code, 200, "{text}");
+    a.wait_status(&long, &["Canceled"], Duration::from_secs(30));
+
+    // Secrets are gone from the database once the runs ended.
+    let left: i64 = rt().block_on(async {
+        let pool = sqlx::PgPool::connect(&db).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM run_secrets")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(left, 0, "sealed secrets outlived their runs");
+
+    // A worker node killed in the middle of a run: the others notice the lost lease,
+    // the run ends Error, and the queue goes on on the node that is left.
+    let doomed = a.queue_task(&format!(
+        "steps:\n  - cmd: {} sh -c 'echo doomed-started; sleep 120'\n",
+        tb.base_image
+    ));
+    a.wait_log(&doomed, "| doomed-started", Duration::from_secs(60));
+    let (_, log) = a.get(&format!("/v1/runs/{doomed}/log"));
+    if log.contains("started on wb") {
+        b.kill9();
+    } else {
+        c.kill9();
+    }
+    let after = a.queue_task(&format!("steps:\n  - cmd: {} echo after-the-loss\n", tb.base_image));
+    let lost = a.wait_status(&doomed, &["Error"], Duration::from_secs(60));
+    assert!(lost["runErrorMessage"].as_str().unwrap_or("").contains("lost"), "{lost}");
+    a.wait_status(&after, &["Succeeded"], Duration::from_secs(60));
+
+    // Without A's data dir, every run's log is still served (from the blob store).
+    a.terminate();
+    std::fs::remove_dir_all(a.data_dir()).unwrap();
+    a.spawn();
+    for (id, want) in [
+        (&first, "built-in-the-fleet"),
+        (&live, "second-line"),
+        (&long, "long-started"),
+        (&doomed, "worker running this run was lost"),
+    ] {
+        let (code, log) = a.get(&format!("/v1/runs/{id}/log"));
+        assert_eq!(code, 200);
+        assert!(log.contains(want), "run {id}'s log from the blob store:\n{log}");
+        assert!(!log.contains(&secret));
+    }
+}
