@@ -49,6 +49,16 @@ fn three_nodes_share_the_queue_the_blobs_and_the_secrets() {
     let mut b = start("wb", "1");
     let mut c = start("wc", "1");
 
+    // A timer every minute, which all three nodes' schedulers see: each occurrence must
+    // start one run across the fleet (checked at the end, after a minute boundary).
+    let made = chrono::Utc::now();
+    let timer = run(a
+        .client()
+        .args(["task", "create", "-n", "fleet-tick", "--cmd"])
+        .arg(format!("{} echo tick", tb.base_image))
+        .args(["--schedule", "every:* * * * *"]));
+    assert!(timer.ok, "{}", timer.all());
+
     // An upload received by the API node is built by a worker node, with a secret build
     // argument that only the fleet key opens there; the client follows the log on A.
     let secret = format!("Fl33t-Secret-{}", unique_id(""));
@@ -130,6 +140,26 @@ fn three_nodes_share_the_queue_the_blobs_and_the_secrets() {
     let lost = a.wait_status(&doomed, &["Error"], Duration::from_secs(60));
     assert!(lost["runErrorMessage"].as_str().unwrap_or("").contains("lost"), "{lost}");
     a.wait_status(&after, &["Succeeded"], Duration::from_secs(60));
+
+    // Every timer occurrence since the task was made started exactly one run.
+    let boundary = made + chrono::Duration::seconds(60 - chrono::Timelike::second(&made) as i64 + 8);
+    if let Ok(wait) = (boundary - chrono::Utc::now()).to_std() {
+        std::thread::sleep(wait);
+    }
+    let (code, body) = a.get("/v1/tasks/fleet-tick/runs?top=50");
+    assert_eq!(code, 200, "{body}");
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut occurrences: Vec<String> = runs["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["timerTrigger"]["scheduleOccurrence"].as_str().unwrap_or("").to_string())
+        .collect();
+    let fired = occurrences.len();
+    occurrences.sort();
+    occurrences.dedup();
+    assert!(fired >= 1, "the timer never fired: {body}");
+    assert_eq!(occurrences.len(), fired, "an occurrence started more than one run: {body}");
 
     // Without A's data dir, every run's log is still served (from the blob store).
     a.terminate();
