@@ -83,10 +83,26 @@ impl Blobs {
                 }
                 Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
             }
+            "s3" | "s3a" => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+                for (k, v) in options {
+                    let key = k.parse().map_err(|e: object_store::Error| bad(format!("option {k}: {e}")))?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            }
+            "gs" => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url);
+                for (k, v) in options {
+                    let key = k.parse().map_err(|e: object_store::Error| bad(format!("option {k}: {e}")))?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            }
             "memory" => Arc::new(object_store::memory::InMemory::new()),
             other => {
                 return Err(bad(format!(
-                    "unknown scheme {other:?}: use azure://CONTAINER (or memory:// for tests)"
+                    "unknown scheme {other:?}: use azure://CONTAINER, s3://BUCKET or gs://BUCKET (memory:// for tests)"
                 )))
             }
         };
@@ -241,6 +257,16 @@ mod tests {
         b.delete("uploads/a.tar.gz").await.unwrap();
         assert!(!b.exists("uploads/a.tar.gz").await.unwrap());
         assert!(!b.is_shared());
+    }
+
+    #[test]
+    fn every_backend_reads_its_url_and_refuses_unknown_options() {
+        let opts = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        assert!(Blobs::open("s3://bucket", &opts("aws_region", "us-east-1")).is_ok());
+        assert!(Blobs::open("azure://container", &opts("azure_storage_use_emulator", "true")).is_ok());
+        assert!(Blobs::open("memory://", &BTreeMap::new()).unwrap().is_shared());
+        let e = Blobs::open("s3://bucket", &opts("no_such_option", "x")).unwrap_err().to_string();
+        assert!(e.contains("no_such_option"), "{e}");
     }
 
     #[test]
