@@ -140,89 +140,56 @@ pub struct ServeArgs {
 
 /// The settings: defaults, the file, the environment (`env`), then the flags.
 pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Result<Settings> {
-    // Every field named here, so a flag added and not applied does not compile unused.
-    let ServeArgs {
-        config,
-        listen,
-        data_dir,
-        database,
-        concurrency,
-        tokens,
-        max_upload_bytes,
-        retention_days,
-        purge_interval_seconds,
-        lease_seconds,
-        requeue_lost_runs,
-        allow_unknown_keys,
-        allow_privileged,
-        allow_host_network,
-        allow_public_ports,
-        engine_access,
-        builder,
-        max_context_bytes,
-        max_context_entries,
-        file_source_dirs,
-        allowed_source_hosts,
-        fetch_connect_timeout_seconds,
-        fetch_read_timeout_seconds,
-        http_header_timeout_seconds,
-        shutdown_grace_seconds,
-        image_aliases,
-        registry_credentials,
-        git_credentials,
-        node,
-        sandbox_image,
-        registry,
-        poll_interval_seconds,
-        registry_notification_secret,
-        blob_store,
-        blob_store_options,
-        fleet_key,
-    } = a;
-    let mut s = Settings::load(config.as_deref(), env)?;
-    macro_rules! given {
-        ($($key:ident),* $(,)?) => {$(
-            if let Some(v) = $key {
-                s.$key = v;
-            }
-        )*};
+    // Each field is named once, in one of these lists: the pattern the macro builds names
+    // them all, so a flag added and not applied does not compile.
+    macro_rules! apply {
+        ($s:ident, given: [$($g:ident),* $(,)?], listed: [$($l:ident),* $(,)?], own: [$($o:ident),* $(,)?]) => {
+            let ServeArgs { config, $($g,)* $($l,)* $($o,)* } = a;
+            let mut $s = Settings::load(config.as_deref(), env)?;
+            $(if let Some(v) = $g { $s.$g = v; })*
+            $(if !$l.is_empty() { $s.$l = $l; })*
+        };
     }
-    given!(
-        listen,
-        data_dir,
-        database,
-        concurrency,
-        max_upload_bytes,
-        retention_days,
-        purge_interval_seconds,
-        lease_seconds,
-        requeue_lost_runs,
-        allow_unknown_keys,
-        allow_privileged,
-        allow_host_network,
-        allow_public_ports,
-        engine_access,
-        builder,
-        max_context_bytes,
-        max_context_entries,
-        fetch_connect_timeout_seconds,
-        fetch_read_timeout_seconds,
-        http_header_timeout_seconds,
-        shutdown_grace_seconds,
-        node,
-        sandbox_image,
-        registry,
-        poll_interval_seconds,
-        blob_store,
+    apply!(
+        s,
+        given: [
+            listen,
+            data_dir,
+            database,
+            concurrency,
+            max_upload_bytes,
+            retention_days,
+            purge_interval_seconds,
+            lease_seconds,
+            requeue_lost_runs,
+            allow_unknown_keys,
+            allow_privileged,
+            allow_host_network,
+            allow_public_ports,
+            engine_access,
+            builder,
+            max_context_bytes,
+            max_context_entries,
+            fetch_connect_timeout_seconds,
+            fetch_read_timeout_seconds,
+            http_header_timeout_seconds,
+            shutdown_grace_seconds,
+            node,
+            sandbox_image,
+            registry,
+            poll_interval_seconds,
+            blob_store,
+        ],
+        listed: [tokens, file_source_dirs, allowed_source_hosts],
+        own: [
+            image_aliases,
+            registry_credentials,
+            git_credentials,
+            blob_store_options,
+            registry_notification_secret,
+            fleet_key,
+        ]
     );
-    macro_rules! listed {
-        ($($key:ident),* $(,)?) => {$(
-            if !$key.is_empty() {
-                s.$key = $key;
-            }
-        )*};
-    }
-    listed!(tokens, file_source_dirs, allowed_source_hosts);
     s.image_aliases
         .extend(pairs::split_all("--image-alias", &image_aliases, "ALIAS=IMAGE")?);
     s.registry_credentials.extend(pairs::split_all(
@@ -234,6 +201,7 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
         .extend(pairs::split_all("--git-credential", &git_credentials, "HOST=USER:TOKEN")?);
     s.blob_store_options
         .extend(pairs::split_all("--blob-store-option", &blob_store_options, "KEY=VALUE")?);
+    // Secrets: a given one replaces the file's or the environment's.
     if registry_notification_secret.is_some() {
         s.registry_notification_secret = registry_notification_secret;
     }

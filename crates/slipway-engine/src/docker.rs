@@ -51,9 +51,11 @@ impl Docker {
     /// Where to open BuildKit sessions, when the engine offers BuildKit: a Linux
     /// engine with API 1.39 or later, reached on a socket or plain TCP.
     async fn buildkit(&self) -> Option<crate::buildkit::Endpoint> {
+        // An engine that does not answer is asked again next time, not taken as one
+        // without BuildKit for the life of the process.
         self.buildkit
-            .get_or_init(|| async {
-                let version = self.client.version().await.ok()?;
+            .get_or_try_init(|| async {
+                let version = self.client.version().await.map_err(|_| ())?;
                 let api: Vec<u32> = version
                     .api_version
                     .as_deref()
@@ -62,12 +64,16 @@ impl Docker {
                     .map(|n| n.parse().unwrap_or(0))
                     .collect();
                 let recent = api.first().copied().unwrap_or(0) > 1 || (api.first() == Some(&1) && api.get(1).copied().unwrap_or(0) >= 39);
-                (recent && version.os.as_deref() == Some("linux"))
-                    .then(|| crate::buildkit::Endpoint::parse(&self.endpoint))
-                    .flatten()
+                Ok::<_, ()>(
+                    (recent && version.os.as_deref() == Some("linux"))
+                        .then(|| crate::buildkit::Endpoint::parse(&self.endpoint))
+                        .flatten(),
+                )
             })
             .await
-            .clone()
+            .ok()
+            .cloned()
+            .flatten()
     }
 
     /// The architecture (with variant) an image was built for: `arm64`, `arm/v7`.
@@ -159,10 +165,6 @@ impl Docker {
         };
         Ok(image_id)
     }
-}
-
-fn buildkit_is(b: crate::Builder) -> bool {
-    b == crate::Builder::BuildKit
 }
 
 /// `linux/arm64` against what the engine recorded (`linux/arm64`, `linux/arm64/v8`);
@@ -393,7 +395,12 @@ impl Engine for Docker {
                         )));
                     }
                 }
-                self.classic_build(&build, context, &creds, &log).await.map_err(for_platform)?
+                let id = self.classic_build(&build, context, &creds, &log).await.map_err(for_platform)?;
+                // BuildKit names the image with every tag at once; this builder, the first.
+                for tag in build.tags.iter().skip(1) {
+                    self.tag_image(&id, tag).await?;
+                }
+                id
             }
         };
         if let Some(wanted) = &build.platform {
@@ -401,20 +408,13 @@ impl Engine for Docker {
             if !same_platform(wanted, &got) {
                 return Err(EngineError::Build(format!(
                     "the build for platform {wanted} made an image for {got}: this engine cannot build {wanted}{}",
-                    if buildkit_is(build.builder) {
+                    if build.builder == crate::Builder::BuildKit {
                         ""
                     } else {
                         " with the classic builder (use BuildKit)"
                     }
                 )));
             }
-        }
-        for tag in build.tags.iter().skip(1) {
-            let (repo, t) = repo_and_tag(tag);
-            self.client
-                .tag_image(&image_id, Some(TagImageOptionsBuilder::new().repo(&repo).tag(&t).build()))
-                .await
-                .map_err(api)?;
         }
         Ok(image_id)
     }
