@@ -8,6 +8,8 @@
 #     127.0.0.1:${SLIPWAY_TEST_AZURITE_PORT:-10000}, for the blob store of fleet tests
 #   - arm64 emulation (qemu-user-static through binfmt_misc, fix-binary flag) and the
 #     per-architecture base images slipway-busybox:amd64 and slipway-busybox:arm64
+#   - Chromium and chromedriver (Debian chromium, chromium-driver), for the dashboard's
+#     browser tests
 # Prints the environment the tests read (eval "$(scripts/testbed.sh)").
 set -euo pipefail
 
@@ -27,6 +29,8 @@ command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
 command -v qemu-aarch64-static >/dev/null || need_pkgs+=(qemu-user-static)
 command -v npm >/dev/null || need_pkgs+=(nodejs npm)
+command -v chromium >/dev/null || need_pkgs+=(chromium)
+command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)
 [ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev pkg-config)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to install ${need_pkgs[*]}"; exit 1; fi
@@ -169,3 +173,4 @@ echo "export SLIPWAY_TEST_CLI_IMAGE=$CLI_IMAGE"
 echo "export SLIPWAY_TEST_AZURITE=http://127.0.0.1:$AZ_PORT/devstoreaccount1"
 echo "export SLIPWAY_TEST_EMULATION=$([ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && echo arm64)"
 echo "export SLIPWAY_TEST_POSTGRES=postgres://slipway:slipway@127.0.0.1:$pg_port/postgres"
+echo "export SLIPWAY_TEST_CHROMEDRIVER=$(command -v chromedriver)"

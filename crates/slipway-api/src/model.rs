@@ -98,6 +98,10 @@ pub struct Run {
     pub source_trigger: Option<serde_json::Value>,
     pub image_update_trigger: Option<serde_json::Value>,
     pub timer_trigger: Option<serde_json::Value>,
+    /// Each step: `{id, when, status, startTime, durationSeconds, error, executions}`,
+    /// updated as the run goes.
+    #[serde(default)]
+    pub steps: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

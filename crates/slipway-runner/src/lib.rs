@@ -15,7 +15,7 @@ mod report;
 mod step;
 
 pub use redact::Redactor;
-pub use report::{ImageDependencies, OutputImage, RunReport, StepReport, StepStatus};
+pub use report::{ImageDependencies, OutputImage, RunReport, StepEvent, StepReport, StepStatus, StepWatcher};
 pub use tokio_util::sync::CancellationToken;
 
 use slipway_engine::{Engine, LogSink, RegistryCredential, RUN_LABEL};
@@ -60,6 +60,8 @@ pub struct RunConfig {
     /// The task's name, in registry cache tags (`cache_<task>_<step>`); acb's
     /// `quickrun` for a task without one.
     pub task_name: String,
+    /// Told as each step starts and ends (the daemon shows steps live).
+    pub on_step: Option<StepWatcher>,
 }
 
 impl RunConfig {
@@ -78,6 +80,7 @@ impl RunConfig {
             builder: slipway_engine::Builder::default(),
             task_name: "quickrun".into(),
             cache_mount_namespace: None,
+            on_step: None,
         }
     }
 }
@@ -543,6 +546,9 @@ async fn schedule(shared: Arc<Shared>, plan: &Plan, cancel: CancellationToken) -
                 let shared = shared.clone();
                 let step: Step = s.clone();
                 let token = cancel.child_token();
+                if let Some(watch) = &shared.cfg.on_step {
+                    watch(StepEvent::Started(&s.id));
+                }
                 running.spawn(async move { step::execute(shared, step, token).await });
             }
         }
@@ -564,6 +570,9 @@ async fn schedule(shared: Arc<Shared>, plan: &Plan, cancel: CancellationToken) -
             cancel.cancel();
         }
         done.insert(r.id.clone(), r.status);
+        if let Some(watch) = &shared.cfg.on_step {
+            watch(StepEvent::Ended(&r));
+        }
         reports.push(r);
     }
     for (i, s) in plan.steps.iter().enumerate() {

@@ -47,6 +47,15 @@ impl StepReport {
     }
 }
 
+/// A step starting (its start delay included) or ending, as the run goes.
+pub enum StepEvent<'a> {
+    Started(&'a str),
+    Ended(&'a StepReport),
+}
+
+/// What [`crate::RunConfig::on_step`] calls; it must return quickly.
+pub type StepWatcher = std::sync::Arc<dyn Fn(StepEvent<'_>) + Send + Sync>;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputImage {

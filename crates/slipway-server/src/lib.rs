@@ -117,7 +117,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     tokio::spawn(slipway_triggers::images::poll(triggers.clone(), shutdown.clone()));
     tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
     ready(listener.local_addr()?);
-    let app = routes::router(daemon.clone());
+    let app = routes::router(daemon.clone(), shutdown.clone());
     let signals = Arc::new(tokio::sync::Notify::new());
     {
         let (stop, signals) = (shutdown.clone(), signals.clone());

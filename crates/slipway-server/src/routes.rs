@@ -40,7 +40,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/v1/registry/notifications"),
 ];
 
-pub fn router(d: Arc<Server>) -> Router {
+/// The API's routes and the dashboard's pages; `shutdown` ends the dashboard's live feeds.
+pub fn router(d: Arc<Server>, shutdown: tokio_util::sync::CancellationToken) -> Router {
     let api = Router::new()
         .route("/metrics", get(metrics))
         .route("/v1/uploads", post(upload).layer(DefaultBodyLimit::disable()))
@@ -59,14 +60,16 @@ pub fn router(d: Arc<Server>) -> Router {
     let hooks = Router::new()
         .route("/v1/webhooks/{provider}", post(webhook))
         .route("/v1/registry/notifications", post(registry_notification));
+    let dashboard = slipway_dashboard::router(d.node.clone(), d.triggers.clone(), shutdown);
     Router::new()
         .route("/healthz", get(health))
         .merge(api)
         .merge(hooks)
+        .with_state(d.clone())
+        .merge(dashboard)
         .fallback(not_found)
         .layer(middleware::map_response(json_errors))
-        .layer(middleware::from_fn_with_state(d.clone(), stalled_bodies))
-        .with_state(d)
+        .layer(middleware::from_fn_with_state(d, stalled_bodies))
 }
 
 /// A request body must keep coming: one that stalls for as long as a request head may
@@ -95,11 +98,12 @@ async fn stalled_bodies(State(d): Shared, req: Request, next: Next) -> Response 
 /// text; every error the API answers has the same JSON shape.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
+    // The dashboard's pages say what went wrong in HTML.
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
@@ -336,6 +340,12 @@ async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -
                     .ok_or_else(|| bad_request(format!("top {v:?} must be 1 to 1000")))?
             }
             "skipToken" => f.before_id = Some(v.clone()),
+            "trigger" => {
+                f.trigger = Some(
+                    slipway_store::TriggerKind::parse(v)
+                        .ok_or_else(|| bad_request(format!("trigger {v:?} is not Manual, Commit, ImageUpdate or Timer")))?,
+                )
+            }
             other => return Err(bad_request(format!("unknown query parameter {other:?}"))),
         }
     }
@@ -365,16 +375,11 @@ async fn get_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, 
 }
 
 async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
-    find(&d, &id).await?;
     let record = d
-        .store
-        .request_cancel(&id)
+        .cancel(&id)
         .await
         .map_err(internal)?
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))?;
-    d.cancel_local(&id);
-    // The node running it may be another; it also notices within half a second anyway.
-    let _ = d.store.notify(slipway_worker::fleet::CANCEL_CHANNEL, &id).await;
     Ok(Json(run_view(&record)))
 }
 
@@ -670,6 +675,7 @@ pub fn run_view(r: &slipway_store::RunRecord) -> Run {
         source_trigger: r.triggers.source.clone(),
         image_update_trigger: r.triggers.image_update.clone(),
         timer_trigger: r.triggers.timer.clone(),
+        steps: r.steps.clone(),
     }
 }
 

@@ -18,7 +18,7 @@ mod sql;
 mod sqlite;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use model::{Dependency, ListFilter, NewRun, RunRecord, RunStatus, RunType, TaskRecord, Triggers};
+pub use model::{Dependency, ListFilter, NewRun, RunRecord, RunStatus, RunType, TaskRecord, TriggerKind, Triggers};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -44,6 +44,8 @@ pub struct Completion {
     pub output_images: serde_json::Value,
     pub image_dependencies: serde_json::Value,
     pub error_message: Option<String>,
+    /// Each step's last state; `Null` keeps what [`Store::set_steps`] wrote.
+    pub steps: serde_json::Value,
 }
 
 /// What happened to a run whose worker disappeared.
@@ -66,6 +68,8 @@ pub trait Store: Send + Sync {
     async fn renew(&self, id: &str, worker: &str, attempt: i64, lease: Duration) -> Result<bool, StoreError>;
     /// Records the end of a run; `false` means the run is no longer this worker's.
     async fn complete(&self, id: &str, worker: &str, attempt: i64, done: Completion) -> Result<bool, StoreError>;
+    /// Records the state of the run's steps while it runs; fenced like `complete`.
+    async fn set_steps(&self, id: &str, worker: &str, attempt: i64, steps: &serde_json::Value) -> Result<bool, StoreError>;
     /// Cancels a queued run at once; asks a running one to stop. `None` if unknown.
     async fn request_cancel(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
     async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;

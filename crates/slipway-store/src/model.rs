@@ -63,6 +63,8 @@ pub struct RunRecord {
     pub last_updated_time: i64,
     pub output_images: serde_json::Value,
     pub image_dependencies: serde_json::Value,
+    /// `[{id, status, startTime, durationSeconds, error}]`, as the worker last wrote it.
+    pub steps: serde_json::Value,
     pub error_message: Option<String>,
     pub lease_owner: Option<String>,
     pub lease_expires: Option<i64>,
@@ -82,4 +84,56 @@ pub struct ListFilter {
     pub limit: u32,
     /// Only runs created before this run (its `seq`), for paging.
     pub before_id: Option<String>,
+    /// What started the runs.
+    pub trigger: Option<TriggerKind>,
+    /// Only runs changed after this time (ms), for watching the queue.
+    pub updated_after: Option<i64>,
+}
+
+/// What started a run, as `az acr task list-runs` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    Manual,
+    Commit,
+    ImageUpdate,
+    Timer,
+}
+
+impl TriggerKind {
+    pub const ALL: [TriggerKind; 4] = [
+        TriggerKind::Manual,
+        TriggerKind::Commit,
+        TriggerKind::ImageUpdate,
+        TriggerKind::Timer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Manual => "Manual",
+            TriggerKind::Commit => "Commit",
+            TriggerKind::ImageUpdate => "Image Update",
+            TriggerKind::Timer => "Timer",
+        }
+    }
+
+    /// Accepts the names `as_str` gives, and `imageUpdate`, in any case.
+    pub fn parse(s: &str) -> Option<TriggerKind> {
+        let key: String = s.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase();
+        TriggerKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().replace(' ', "").to_lowercase() == key)
+    }
+
+    /// What started `t`'s run.
+    pub fn of(t: &Triggers) -> TriggerKind {
+        if t.source.is_some() {
+            TriggerKind::Commit
+        } else if t.image_update.is_some() {
+            TriggerKind::ImageUpdate
+        } else if t.timer.is_some() {
+            TriggerKind::Timer
+        } else {
+            TriggerKind::Manual
+        }
+    }
 }

@@ -6,7 +6,7 @@
 
 pub(crate) const COLUMNS: &str = "seq, id, status, run_type, task, platform, request, image_names, create_time, start_time, finish_time, \
      last_updated_time, output_images, image_dependencies, error_message, lease_owner, lease_expires, attempt, cancel_requested, \
-     source_trigger, image_update_trigger, timer_trigger";
+     source_trigger, image_update_trigger, timer_trigger, steps";
 
 pub(crate) fn ms(d: std::time::Duration) -> i64 {
     d.as_millis() as i64
@@ -16,7 +16,7 @@ pub(crate) fn ms(d: std::time::Duration) -> i64 {
 macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty, $conn:ty, $q:path, $lock:expr, $contains:expr) => {
         use $crate::sql::{ms, COLUMNS};
-        use $crate::{Completion, Dependency, ListFilter, NewRun, Reaped, RunRecord, RunStatus, RunType, Store, StoreError, TaskRecord};
+        use $crate::{Completion, Dependency, ListFilter, TriggerKind, NewRun, Reaped, RunRecord, RunStatus, RunType, Store, StoreError, TaskRecord};
         use async_trait::async_trait;
         use sqlx::{AssertSqlSafe, QueryBuilder, Row};
         use std::time::Duration;
@@ -42,6 +42,7 @@ fn record(row: &$row) -> Result<RunRecord, StoreError> {
         last_updated_time: row.try_get("last_updated_time")?,
         output_images: json("output_images")?,
         image_dependencies: json("image_dependencies")?,
+        steps: json("steps")?,
         error_message: row.try_get("error_message")?,
         lease_owner: row.try_get("lease_owner")?,
         lease_expires: row.try_get("lease_expires")?,
@@ -167,7 +168,7 @@ impl Store for $store {
         let now = self.now();
         let status = done.status.unwrap_or(RunStatus::Error);
         let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = ?, finish_time = ?, last_updated_time = ?, output_images = ?, image_dependencies = ?, \
-                 error_message = ?, lease_owner = NULL, lease_expires = NULL \
+                 error_message = ?, steps = COALESCE(?, steps), lease_owner = NULL, lease_expires = NULL \
              WHERE id = ? AND lease_owner = ? AND attempt = ? AND status IN ('Started', 'Running')")))
         .bind(status.as_str())
         .bind(now)
@@ -183,6 +184,20 @@ impl Store for $store {
             done.image_dependencies.to_string()
         })
         .bind(&done.error_message)
+        .bind(if done.steps.is_null() { None } else { Some(done.steps.to_string()) })
+        .bind(id)
+        .bind(worker)
+        .bind(attempt)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_steps(&self, id: &str, worker: &str, attempt: i64, steps: &serde_json::Value) -> Result<bool, StoreError> {
+        let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET steps = ?, last_updated_time = ? \
+             WHERE id = ? AND lease_owner = ? AND attempt = ? AND status IN ('Started', 'Running')")))
+        .bind(steps.to_string())
+        .bind(self.now())
         .bind(id)
         .bind(worker)
         .bind(attempt)
@@ -229,6 +244,24 @@ impl Store for $store {
         }
         if let Some(image) = &f.image {
             q.push(format!(" AND {}(image_names, ", $contains)).push_bind(image.clone()).push(") > 0");
+        }
+        match f.trigger {
+            Some(TriggerKind::Manual) => {
+                q.push(" AND source_trigger IS NULL AND image_update_trigger IS NULL AND timer_trigger IS NULL");
+            }
+            Some(TriggerKind::Commit) => {
+                q.push(" AND source_trigger IS NOT NULL");
+            }
+            Some(TriggerKind::ImageUpdate) => {
+                q.push(" AND image_update_trigger IS NOT NULL");
+            }
+            Some(TriggerKind::Timer) => {
+                q.push(" AND timer_trigger IS NOT NULL");
+            }
+            None => {}
+        }
+        if let Some(after) = f.updated_after {
+            q.push(" AND last_updated_time > ").push_bind(after);
         }
         if let Some(before) = &f.before_id {
             q.push(" AND seq < (SELECT seq FROM runs WHERE id = ")

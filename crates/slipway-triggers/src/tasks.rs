@@ -142,3 +142,20 @@ pub fn build_run(
         trigger_key: None,
     })
 }
+
+/// Enables or disables a task (its `status`), leaving its secrets as they are; `None`
+/// when there is no such task.
+pub async fn set_enabled(d: &Triggers, name: &str, enabled: bool) -> Result<Option<TaskRecord>, slipway_store::StoreError> {
+    let Some(mut record) = d.store.get_task(name).await? else {
+        return Ok(None);
+    };
+    let mut spec = spec_of(&record).map_err(slipway_store::StoreError::Corrupt)?;
+    spec.status = if enabled { "Enabled" } else { "Disabled" }.to_string();
+    record.spec = serde_json::to_value(&spec).map_err(|e| slipway_store::StoreError::Corrupt(e.to_string()))?;
+    record.enabled = enabled;
+    if !d.store.put_task(&record, false).await? {
+        return Ok(None);
+    }
+    d.tasks_touched();
+    d.store.get_task(name).await
+}

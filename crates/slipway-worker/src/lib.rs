@@ -10,6 +10,7 @@ pub mod logs;
 pub mod metrics;
 mod netpool;
 pub mod sealed;
+mod steps;
 pub mod submit;
 mod worker;
 
@@ -35,6 +36,9 @@ pub struct Node {
     /// Woken when a run is queued.
     pub wake: Notify,
     pool: Arc<netpool::NetworkPool>,
+    /// Notified whenever a run this process knows of is queued, starts, ends or has a
+    /// step start or end (the dashboard's live list; other nodes' runs it polls for).
+    pub changed: Arc<Notify>,
     /// Notified whenever a run's log grows.
     pub log_appended: logs::Appended,
     pub metrics: metrics::Metrics,
@@ -73,6 +77,7 @@ impl Node {
             wake: Notify::new(),
             pool,
             log_appended: Arc::new(Notify::new()),
+            changed: Arc::new(Notify::new()),
             metrics: metrics::Metrics::default(),
             running: Mutex::new(HashMap::new()),
             reach,
@@ -120,6 +125,19 @@ impl Node {
 
     pub fn log_sink(&self, run_id: &str) -> std::io::Result<slipway_engine::LogSink> {
         logs::file_sink(&logs::log_path(&self.settings.data_dir, run_id), self.log_appended.clone())
+    }
+
+    /// Cancels a run wherever it is: a queued run at once, a running one on whichever
+    /// node runs it (told now, and it also notices within half a second). `None` when
+    /// there is no such run.
+    pub async fn cancel(&self, run_id: &str) -> Result<Option<slipway_store::RunRecord>, slipway_store::StoreError> {
+        let record = self.store.request_cancel(run_id).await?;
+        if record.is_some() {
+            self.cancel_local(run_id);
+            let _ = self.store.notify(fleet::CANCEL_CHANNEL, run_id).await;
+            self.changed.notify_waiters();
+        }
+        Ok(record)
     }
 
     /// Cancels a run this process is executing (a no-op for others).

@@ -63,6 +63,7 @@ pub async fn submit(d: &Node, s: Submission) -> Result<Option<RunRecord>, Submit
     match queued {
         Ok(Some(run)) => {
             d.wake.notify_one();
+            d.changed.notify_waiters();
             Ok(Some(run))
         }
         Ok(None) => {
@@ -93,6 +94,7 @@ pub async fn submit_many(d: &Node, all: Vec<Submission>) -> Result<Vec<RunRecord
             }
             for _ in 0..runs.len().min(64) {
                 d.wake.notify_one();
+                d.changed.notify_waiters();
             }
             Ok(runs)
         }

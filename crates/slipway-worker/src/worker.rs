@@ -162,6 +162,7 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
         .unwrap_or_else(|p| p.into_inner())
         .insert(id.clone(), cancel.clone());
     let _ = d.store.mark_running(&id, worker, run.attempt).await;
+    d.changed.notify_waiters();
     // Keep the lease; stop if the run is taken from us or canceled.
     let keeper = {
         let d = d.clone();
@@ -210,7 +211,7 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
         }
         None => (None, log),
     };
-    let mut done = run_one(d, &run, log.clone(), cancel.clone()).await;
+    let mut done = run_one(d, &run, worker, log.clone(), cancel.clone()).await;
     keeper.abort();
     if let (Some(why), Some(RunStatus::Canceled)) = (d.stopping(), done.status) {
         log(&format!("{why}; it ended as Error."));
@@ -229,6 +230,7 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
     if !d.store.complete(&id, worker, run.attempt, done).await.unwrap_or(false) {
         tracing::warn!(run_id = %id, "the run was no longer ours when it ended; its result was dropped");
     }
+    d.changed.notify_waiters();
     if d.blobs.is_some() {
         // The log is in the blob store now; followers elsewhere read it there.
         if let Err(e) = d.store.delete_log(&id).await {
@@ -257,7 +259,7 @@ fn read_in(dir: &Path, rel: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot read {rel:?} from the source: {e}"))
 }
 
-async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
+async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
     let secrets = match d.read_secrets(&run.id).await {
         Ok(s) => s,
         Err(e) => return failed(RunStatus::Error, e),
@@ -430,7 +432,11 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
     cfg.scratch_dir = d.data("scratch");
     cfg.sandbox_image = d.settings.sandbox_image.clone();
     cfg.prepared_network = d.pool.take();
+    let board = crate::steps::Board::start(d, &run.id, worker, run.attempt, &plan);
+    cfg.on_step = Some(board.watcher(d.clock.clone()));
     let report = slipway_runner::run(d.engine.clone(), plan.clone(), cfg, log.clone(), cancel.clone()).await;
+    let ended = if report.canceled { "Canceled" } else { "Skipped" };
+    let steps = board.finish(&report.steps, ended);
     if let (false, false, Err(down)) = (report.succeeded, report.canceled, d.engine.ping().await) {
         // Not the task's fault: its containers may still be in the engine, so they are
         // swept once it answers again; and nothing more is claimed until it does (the
@@ -439,7 +445,10 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
         let m = "the Docker engine became unreachable during the run".to_string();
         say(&m);
         d.unswept.lock().unwrap_or_else(|p| p.into_inner()).push(run.id.clone());
-        return failed(RunStatus::Error, m);
+        return Completion {
+            steps,
+            ..failed(RunStatus::Error, m)
+        };
     }
     for s in &report.steps {
         if s.status != StepStatus::Skipped {
@@ -450,7 +459,10 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, log: slipway_engine::LogSink, c
     if let (Some(task), true) = (&run.task, report.succeeded) {
         record_dependencies(d, task, &report).await;
     }
-    completion(&report)
+    Completion {
+        steps,
+        ..completion(&report)
+    }
 }
 
 /// After a task's build, remember the base images it used and their digests.
@@ -531,5 +543,6 @@ fn completion(report: &RunReport) -> Completion {
         output_images: serde_json::to_value(&report.output_images).unwrap_or_default(),
         image_dependencies: serde_json::Value::Array(dependencies),
         error_message: report.error.clone(),
+        steps: serde_json::Value::Null,
     }
 }

@@ -1,0 +1,284 @@
+//! Who may see the dashboard: the API's tokens, traded once at a sign-in form for a
+//! session cookie (HttpOnly, SameSite=Strict), and CSRF tokens on every form that
+//! changes anything.
+//!
+//! Sessions are not stored: a cookie is `v1.<expiry>.<nonce>.<mac>`, the MAC keyed by
+//! the token that signed in, so any node of a fleet accepts it and removing a token
+//! from the settings ends its sessions. A daemon without tokens (loopback only) gives
+//! every visitor a session keyed by a random per-process key, so its forms carry CSRF
+//! tokens too, and answers only requests addressed to a loopback name (a page on
+//! another site that rebinds its name to 127.0.0.1 gets nothing).
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use hmac::{KeyInit, Mac};
+use std::sync::Arc;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+pub(crate) const COOKIE: &str = "slipway_session";
+/// How long a sign-in lasts.
+const SESSION_SECONDS: i64 = 12 * 3600;
+
+/// The keys sessions are signed with.
+pub(crate) struct Keys {
+    tokens: Vec<String>,
+    /// Signs sessions when the daemon has no tokens.
+    local: Vec<u8>,
+}
+
+impl Keys {
+    pub(crate) fn new(tokens: Vec<String>) -> Keys {
+        let local = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()).into_bytes();
+        Keys { tokens, local }
+    }
+
+    pub(crate) fn open(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The token `given` is, if it is one of the daemon's.
+    pub(crate) fn token(&self, given: &str) -> Option<&str> {
+        if given.is_empty() {
+            return None;
+        }
+        self.tokens
+            .iter()
+            .map(String::as_str)
+            .find(|t| same(t.as_bytes(), given.as_bytes()))
+    }
+
+    /// A new session cookie's value, signed with `token` (or the local key).
+    pub(crate) fn issue(&self, token: Option<&str>, now_s: i64) -> String {
+        let key = token.map(str::as_bytes).unwrap_or(&self.local);
+        let expiry = now_s + SESSION_SECONDS;
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        format!("v1.{expiry}.{nonce}.{}", mac(key, &format!("session|{expiry}|{nonce}")))
+    }
+
+    /// The session a cookie's value proves, if it is one of ours and not expired.
+    pub(crate) fn verify(&self, value: &str, now_s: i64) -> Option<Session> {
+        let mut parts = value.split('.');
+        let (Some("v1"), Some(expiry), Some(nonce), Some(given), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        if expiry.parse::<i64>().ok()? < now_s {
+            return None;
+        }
+        let message = format!("session|{expiry}|{nonce}");
+        let keys: Vec<&[u8]> = if self.tokens.is_empty() {
+            vec![&self.local]
+        } else {
+            self.tokens.iter().map(|t| t.as_bytes()).collect()
+        };
+        keys.into_iter()
+            .find(|k| same(mac(k, &message).as_bytes(), given.as_bytes()))
+            .map(|k| Session {
+                csrf: mac(k, &format!("csrf|{nonce}")),
+            })
+    }
+}
+
+/// A signed-in visitor (or, without tokens, any visitor).
+#[derive(Clone)]
+pub(crate) struct Session {
+    /// The token this session's forms carry.
+    pub csrf: String,
+}
+
+impl Session {
+    pub(crate) fn csrf_ok(&self, given: &str) -> bool {
+        !given.is_empty() && same(self.csrf.as_bytes(), given.as_bytes())
+    }
+}
+
+fn mac(key: &[u8], message: &str) -> String {
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(message.as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= (*x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
+}
+
+pub(crate) fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v)
+}
+
+/// The `Set-Cookie` for a session (or, with `None`, one that ends it).
+pub(crate) fn set_cookie(value: Option<&str>, headers: &HeaderMap) -> HeaderValue {
+    // Behind a proxy that terminates TLS, the cookie is kept off plain HTTP too.
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let secure = if secure { "; Secure" } else { "" };
+    let text = match value {
+        Some(v) => format!("{COOKIE}={v}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{secure}"),
+        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+    };
+    HeaderValue::from_str(&text).expect("cookie text is ASCII")
+}
+
+/// Whether the request names this machine's loopback (`localhost`, `127.x`, `[::1]`).
+fn addressed_to_loopback(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A state-changing request must come from the dashboard's own pages: browsers say
+/// where a request comes from (`Sec-Fetch-Site`, `Origin`), and another site's page
+/// is refused even before its missing CSRF token would be.
+fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !(site == "same-origin" || site == "none") {
+            return false;
+        }
+    }
+    match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host)),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Applies to every dashboard route: finds the visitor's session, sends the unsigned
+/// to the sign-in form, refuses cross-site writes.
+pub(crate) async fn guard(State(d): State<Arc<crate::Dashboard>>, mut req: Request, next: Next) -> Response {
+    let headers = req.headers().clone();
+    if d.keys.open() && !addressed_to_loopback(&headers) {
+        return crate::layout::error_page(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Not this address",
+            "A daemon without tokens answers only requests to localhost, 127.0.0.1 or [::1].",
+        );
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD && !same_origin(&headers) {
+        return crate::layout::error_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This request came from another site's page; the dashboard only takes forms from its own pages.",
+        );
+    }
+    let path = req.uri().path().to_string();
+    let session = cookie_value(&headers).and_then(|v| d.keys.verify(v, now_s()));
+    if let Some(s) = session {
+        req.extensions_mut().insert(s);
+        return next.run(req).await;
+    }
+    if path == "/signin" || path.starts_with("/assets/") {
+        return next.run(req).await;
+    }
+    if d.keys.open() {
+        // Nothing to sign in with: a session only for the CSRF tokens of its forms.
+        let value = d.keys.issue(None, now_s());
+        let session = d.keys.verify(&value, now_s()).expect("a fresh session verifies");
+        req.extensions_mut().insert(session);
+        let mut response = next.run(req).await;
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, set_cookie(Some(&value), &headers));
+        return response;
+    }
+    if req.method() == Method::GET && !path.starts_with("/live/") {
+        let next_path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next_path)
+            .finish();
+        return Redirect::to(&format!("/signin?{query}")).into_response();
+    }
+    crate::layout::error_page(StatusCode::UNAUTHORIZED, "Sign in", "Your session has ended; sign in again.")
+}
+
+/// Where to go after signing in: a path on this site only.
+pub(crate) fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_signed_by_a_token_and_expire() {
+        let keys = Keys::new(vec!["alpha".into(), "beta".into()]);
+        let c = keys.issue(Some("beta"), 1000);
+        let s = keys.verify(&c, 1001).expect("valid");
+        assert!(s.csrf_ok(&s.csrf));
+        assert!(!s.csrf_ok(""));
+        assert!(keys.verify(&c, 1000 + SESSION_SECONDS + 1).is_none(), "expired");
+        // A token removed from the settings ends its sessions.
+        assert!(Keys::new(vec!["alpha".into()]).verify(&c, 1001).is_none());
+        // Tampering with any part fails.
+        let mut parts: Vec<String> = c.split('.').map(str::to_string).collect();
+        parts[1] = (parts[1].parse::<i64>().unwrap() + 100).to_string();
+        assert!(keys.verify(&parts.join("."), 1001).is_none());
+        assert!(keys.verify("v1.x", 1001).is_none());
+        assert!(keys.verify("", 1001).is_none());
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_one_session() {
+        let keys = Keys::new(vec!["alpha".into()]);
+        let a = keys.verify(&keys.issue(Some("alpha"), 5), 6).unwrap();
+        let b = keys.verify(&keys.issue(Some("alpha"), 5), 6).unwrap();
+        assert!(!a.csrf_ok(&b.csrf));
+    }
+
+    #[test]
+    fn loopback_names_and_origins() {
+        let h = |pairs: &[(&str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            }
+            m
+        };
+        assert!(addressed_to_loopback(&h(&[("host", "127.0.0.1:8080")])));
+        assert!(addressed_to_loopback(&h(&[("host", "localhost:1")])));
+        assert!(addressed_to_loopback(&h(&[("host", "[::1]:9")])));
+        assert!(!addressed_to_loopback(&h(&[("host", "evil.example:8080")])));
+        assert!(!addressed_to_loopback(&h(&[])));
+        assert!(same_origin(&h(&[("host", "a:1"), ("origin", "http://a:1")])));
+        assert!(!same_origin(&h(&[("host", "a:1"), ("origin", "http://b:1")])));
+        assert!(!same_origin(&h(&[("host", "a:1"), ("sec-fetch-site", "cross-site")])));
+        assert!(same_origin(&h(&[("host", "a:1")])));
+        assert_eq!(safe_next("//evil.example/"), "/");
+        assert_eq!(safe_next("https://evil.example/"), "/");
+        assert_eq!(safe_next("/runs/x?y=1"), "/runs/x?y=1");
+    }
+}

@@ -1,0 +1,275 @@
+//! The forms: sign in and out, cancel a run, run it again, run a task now, enable or
+//! disable a task. Each checks the session's CSRF token, acts through the same code
+//! as the API, and answers with a redirect to the page that shows the result.
+
+use crate::access::{self, Session};
+use crate::layout::{self, Section};
+use crate::Dashboard;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use maud::html;
+use slipway_store::{NewRun, RunRecord};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Fields = Form<HashMap<String, String>>;
+
+/// The refusal of a form that did not bring back its session's token.
+fn refused(session: Option<Extension<Session>>, form: &HashMap<String, String>) -> Option<Response> {
+    let given = form.get("csrf").map(String::as_str).unwrap_or("");
+    match session {
+        Some(s) if s.csrf_ok(given) => None,
+        _ => Some(layout::error_page(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "This form's security token is missing or belongs to another session. Go back, reload the page and try again.",
+        )),
+    }
+}
+
+pub(crate) async fn signin_form(State(d): State<Arc<Dashboard>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    if d.keys.open() {
+        return Redirect::to("/").into_response();
+    }
+    let next = access::safe_next(q.get("next").map(String::as_str).unwrap_or("/")).to_string();
+    signin_page(StatusCode::OK, &next, None)
+}
+
+fn signin_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let body = html! {
+        h1 { "Sign in" }
+        @if let Some(e) = error { p.error #signin-error { (e) } }
+        form.signin method="post" action="/signin" {
+            input type="hidden" name="next" value=(next);
+            label for="token" { "API token" }
+            input #token type="password" name="token" autocomplete="current-password" required autofocus;
+            button type="submit" { "Sign in" }
+        }
+        p.note { "Use one of the daemon's tokens (" code { "--token" } " or " code { "SLIPWAY_TOKENS" } "), as the CLI does." }
+    };
+    layout::respond(status, layout::page("Sign in", Section::None, None, body))
+}
+
+pub(crate) async fn signin(State(d): State<Arc<Dashboard>>, headers: HeaderMap, Form(form): Fields) -> Response {
+    let next = access::safe_next(form.get("next").map(String::as_str).unwrap_or("/")).to_string();
+    let given = form.get("token").map(String::as_str).unwrap_or("");
+    let Some(token) = d.keys.token(given) else {
+        tracing::info!("dashboard sign-in refused");
+        // The form again with the reason, as a page (a 401 would need a WWW-Authenticate
+        // scheme a browser cannot answer).
+        return signin_page(StatusCode::OK, &next, Some("That is not one of this daemon's tokens."));
+    };
+    let value = d.keys.issue(Some(token), chrono::Utc::now().timestamp());
+    let mut response = Redirect::to(&next).into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, access::set_cookie(Some(&value), &headers));
+    response
+}
+
+pub(crate) async fn signout(session: Option<Extension<Session>>, headers: HeaderMap, Form(form): Fields) -> Response {
+    if let Some(r) = refused(session, &form) {
+        return r;
+    }
+    let mut response = Redirect::to("/signin").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, access::set_cookie(None, &headers));
+    response
+}
+
+pub(crate) async fn cancel(
+    State(d): State<Arc<Dashboard>>,
+    session: Option<Extension<Session>>,
+    Path(id): Path<String>,
+    Form(form): Fields,
+) -> Response {
+    if let Some(r) = refused(session, &form) {
+        return r;
+    }
+    match d.node.cancel(&id).await {
+        Ok(Some(_)) => Redirect::to(&format!("/runs/{id}")).into_response(),
+        Ok(None) => layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
+        Err(e) => d.failed(e),
+    }
+}
+
+pub(crate) async fn again(
+    State(d): State<Arc<Dashboard>>,
+    session: Option<Extension<Session>>,
+    Path(id): Path<String>,
+    Form(form): Fields,
+) -> Response {
+    if let Some(r) = refused(session, &form) {
+        return r;
+    }
+    let run = match d.node.store.get(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
+        Err(e) => return d.failed(e),
+    };
+    match run_again(&d, &run).await {
+        Ok(new) => Redirect::to(&format!("/runs/{}", new.id)).into_response(),
+        Err(m) => layout::error_page(StatusCode::CONFLICT, "Cannot run it again", &m),
+    }
+}
+
+/// A new run like `run`: its task's again (as a manual run), or its request again.
+async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> {
+    if let Some(task) = &run.task {
+        let record = d
+            .node
+            .store
+            .get_task(task)
+            .await
+            .map_err(|e| d.log_error(e))?
+            .ok_or_else(|| format!("its task {task:?} no longer exists"))?;
+        let spec = slipway_triggers::tasks::spec_of(&record).map_err(|e| d.log_error(e))?;
+        return start_task(d, &spec).await;
+    }
+    // The stored request holds no secret values; a run that had some cannot be repeated
+    // from here, since they were deleted when it ended.
+    if has_secrets(&run.request) {
+        return Err(format!(
+            "run {} had secret values, which Slipway deletes when a run ends; start it again from the CLI",
+            run.id
+        ));
+    }
+    let request: slipway_api::model::RunRequest =
+        serde_json::from_value(run.request.clone()).map_err(|e| format!("its stored request is unreadable: {e}"))?;
+    let source = match &request {
+        slipway_api::model::RunRequest::DockerBuildRequest(r) => r.source_location.clone(),
+        slipway_api::model::RunRequest::FileTaskRunRequest(r) => r.source_location.clone(),
+        slipway_api::model::RunRequest::EncodedTaskRunRequest(r) => r.source_location.clone(),
+    };
+    if let Some(upload) = source.as_deref().and_then(|l| l.strip_prefix("upload://")) {
+        d.node.ensure_upload(upload).await;
+    }
+    slipway_sources::validate(source.as_deref(), &d.node.settings.data_dir, &d.node.reach)
+        .map_err(|e| format!("its source can no longer be used: {e}"))?;
+    let prepared = slipway_api::requests::prepare(request).map_err(|e| e.0)?;
+    let submission = slipway_worker::submit::Submission {
+        run: NewRun {
+            id: slipway_runner::new_run_id(),
+            run_type: prepared.run_type,
+            task: None,
+            platform: prepared.platform,
+            request: prepared.stored,
+            image_names: prepared.image_names,
+            triggers: Default::default(),
+        },
+        secrets: Default::default(),
+        trigger_key: None,
+    };
+    slipway_worker::submit::submit(&d.node, submission)
+        .await
+        .map_err(|e| d.log_error(e))?
+        .ok_or_else(|| "the run was not queued".to_string())
+}
+
+/// Whether a stored request had secret values (`isSecret` entries, build secrets).
+fn has_secrets(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| (k == "isSecret" && v == &serde_json::Value::Bool(true)) || has_secrets(v)),
+        serde_json::Value::Array(a) => a.iter().any(has_secrets),
+        _ => false,
+    }
+}
+
+async fn start_task(d: &Dashboard, spec: &slipway_api::task::TaskSpec) -> Result<RunRecord, String> {
+    slipway_triggers::tasks::start(&d.triggers, spec, Default::default(), None, None, Default::default())
+        .await
+        .map_err(|e| match e {
+            slipway_triggers::tasks::StartError::Invalid(m) => m,
+            slipway_triggers::tasks::StartError::Submit(e) => d.log_error(e),
+        })?
+        .ok_or_else(|| "the run was not queued".to_string())
+}
+
+pub(crate) async fn run_task(
+    State(d): State<Arc<Dashboard>>,
+    session: Option<Extension<Session>>,
+    Path(name): Path<String>,
+    Form(form): Fields,
+) -> Response {
+    if let Some(r) = refused(session, &form) {
+        return r;
+    }
+    let record = match d.node.store.get_task(&name).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such task", &format!("There is no task named {name:?}.")),
+        Err(e) => return d.failed(e),
+    };
+    let spec = match slipway_triggers::tasks::spec_of(&record) {
+        Ok(s) => s,
+        Err(e) => return d.failed(e),
+    };
+    match start_task(&d, &spec).await {
+        Ok(run) => Redirect::to(&format!("/runs/{}", run.id)).into_response(),
+        Err(m) => layout::error_page(StatusCode::CONFLICT, "Cannot run the task", &m),
+    }
+}
+
+pub(crate) async fn enable(
+    State(d): State<Arc<Dashboard>>,
+    session: Option<Extension<Session>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(form): Fields,
+) -> Response {
+    set_enabled(d, session, name, headers, form, true).await
+}
+
+pub(crate) async fn disable(
+    State(d): State<Arc<Dashboard>>,
+    session: Option<Extension<Session>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(form): Fields,
+) -> Response {
+    set_enabled(d, session, name, headers, form, false).await
+}
+
+async fn set_enabled(
+    d: Arc<Dashboard>,
+    session: Option<Extension<Session>>,
+    name: String,
+    headers: HeaderMap,
+    form: HashMap<String, String>,
+    enabled: bool,
+) -> Response {
+    if let Some(r) = refused(session, &form) {
+        return r;
+    }
+    match slipway_triggers::tasks::set_enabled(&d.triggers, &name, enabled).await {
+        Ok(Some(_)) => {
+            // Back to the page the form was on (the list or the task's page).
+            let back = headers
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|r| r.ends_with("/tasks"))
+                .map(|_| "/tasks".to_string())
+                .unwrap_or_else(|| format!("/tasks/{name}"));
+            Redirect::to(&back).into_response()
+        }
+        Ok(None) => layout::error_page(StatusCode::NOT_FOUND, "No such task", &format!("There is no task named {name:?}.")),
+        Err(e) => d.failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_anywhere_in_a_request_are_found() {
+        assert!(super::has_secrets(
+            &serde_json::json!({"arguments": [{"name": "a", "value": "", "isSecret": true}]})
+        ));
+        assert!(!super::has_secrets(
+            &serde_json::json!({"arguments": [{"name": "a", "value": "x", "isSecret": false}]})
+        ));
+    }
+}

@@ -1,0 +1,281 @@
+//! The live parts, as server-sent events the page's script reads with EventSource:
+//! `/live/runs` sends the rows of runs that were queued or changed; `/live/runs/{id}`
+//! sends a run's log as it grows (event ids are byte offsets, so a reconnecting
+//! browser resumes from the last byte it got) and its details when they change.
+//!
+//! This node's own changes wake the feeds at once; other nodes' (a fleet) are seen by
+//! looking at the queue every second.
+
+use crate::access::Session;
+use crate::runs_page::Filters;
+use crate::Dashboard;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use futures_util::{Stream, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How far back each look at the queue reaches, so a node whose clock is a little
+/// behind still has its changes seen.
+const LOOK_BACK_MS: i64 = 10_000;
+/// How often other nodes' changes are looked for.
+const POLL: Duration = Duration::from_secs(1);
+/// A log piece without a line end is sent anyway once it is this long.
+const MAX_PARTIAL_LINE: usize = 64 * 1024;
+
+type Events = Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
+
+fn last_event_id(headers: &HeaderMap) -> Option<i64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn too_many() -> Response {
+    crate::layout::error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Busy",
+        "Too many live pages are open on this daemon; reload later.",
+    )
+}
+
+fn sse(events: Events) -> Response {
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// Changed runs' rows: `event: run`, data `{id, created, matches, html}`; `matches`
+/// says whether the run still passes the page's status filter.
+pub(crate) async fn runs(State(d): State<Arc<Dashboard>>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+    let filters = match Filters::parse(&q) {
+        Ok(f) => f,
+        Err(m) => return crate::layout::error_page(StatusCode::BAD_REQUEST, "Bad filter", &m),
+    };
+    let Ok(permit) = d.live.clone().try_acquire_owned() else {
+        return too_many();
+    };
+    let since = last_event_id(&headers)
+        .or_else(|| q.get("since").and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| d.node.clock.now_ms());
+    struct Feed {
+        d: Arc<Dashboard>,
+        filters: Filters,
+        since: i64,
+        sent: HashMap<String, i64>,
+        pending: VecDeque<Event>,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    }
+    let feed = Feed {
+        d,
+        filters,
+        since,
+        sent: HashMap::new(),
+        pending: VecDeque::new(),
+        _permit: permit,
+    };
+    let events = futures_util::stream::unfold(feed, |mut f| async move {
+        loop {
+            if let Some(e) = f.pending.pop_front() {
+                return Some((Ok(e), f));
+            }
+            let changed = f.d.node.changed.clone();
+            let woken = changed.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let mut look = f.filters.list_filter(200);
+            look.status = None;
+            look.before_id = None;
+            look.updated_after = Some(f.since - LOOK_BACK_MS);
+            match f.d.node.store.list(&look).await {
+                Ok(mut changed) => {
+                    changed.reverse();
+                    let now = f.d.node.clock.now_ms();
+                    for r in changed {
+                        if f.sent.get(&r.id) == Some(&r.last_updated_time) {
+                            continue;
+                        }
+                        f.sent.insert(r.id.clone(), r.last_updated_time);
+                        f.since = f.since.max(r.last_updated_time);
+                        let data = serde_json::json!({
+                            "id": r.id,
+                            "created": r.create_time,
+                            "matches": f.filters.status.is_none_or(|s| s == r.status),
+                            "html": crate::runs_page::row(&r, now).into_string(),
+                        });
+                        f.pending
+                            .push_back(Event::default().event("run").id(f.since.to_string()).data(data.to_string()));
+                    }
+                    let horizon = f.since - LOOK_BACK_MS;
+                    f.sent.retain(|_, t| *t >= horizon);
+                }
+                Err(e) => tracing::debug!(error = %e, "the dashboard's live list could not read the queue"),
+            }
+            if !f.pending.is_empty() {
+                continue;
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = f.d.shutdown.cancelled() => return None,
+            }
+        }
+    });
+    sse(Box::pin(events))
+}
+
+/// One run: `event: log` (data `{"text"}`, id the offset after it), `event: run`
+/// (data `{status, finished, html}`) when its details change, and `event: end` once
+/// it has finished and every byte of its log was sent.
+pub(crate) async fn run(
+    State(d): State<Arc<Dashboard>>,
+    session: Option<Extension<Session>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    match d.node.store.get(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return crate::layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
+        Err(e) => return d.failed(e),
+    }
+    let Ok(permit) = d.live.clone().try_acquire_owned() else {
+        return too_many();
+    };
+    let offset = last_event_id(&headers)
+        .or_else(|| q.get("offset").and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+        .max(0) as u64;
+    let node = d.node.clone();
+    let log_id = id.clone();
+    let read = move |offset: u64| {
+        let (node, id) = (node.clone(), log_id.clone());
+        async move { node.read_log(&id, offset).await }
+    };
+    let store = d.node.store.clone();
+    let run_id = id.clone();
+    let finished = move || {
+        let store = store.clone();
+        let id = run_id.clone();
+        async move { store.get(&id).await.ok().flatten().map(|r| r.status.is_finished()).unwrap_or(true) }
+    };
+    let log = slipway_worker::logs::stream(read, offset, true, d.node.log_appended.clone(), finished);
+    struct Feed {
+        d: Arc<Dashboard>,
+        id: String,
+        session: Option<Session>,
+        log: Pin<Box<dyn Stream<Item = std::io::Result<axum::body::Bytes>> + Send>>,
+        carry: Vec<u8>,
+        offset: u64,
+        updated: i64,
+        pending: VecDeque<Event>,
+        ended: bool,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    }
+    impl Feed {
+        fn send_log(&mut self, upto: usize) {
+            let text: Vec<u8> = self.carry.drain(..upto).collect();
+            self.offset += text.len() as u64;
+            let text = String::from_utf8_lossy(&text);
+            let lines: Vec<String> = text.lines().map(crate::run_page::strip_escapes).collect();
+            let data = serde_json::json!({ "lines": lines });
+            self.pending
+                .push_back(Event::default().event("log").id(self.offset.to_string()).data(data.to_string()));
+        }
+
+        async fn send_details(&mut self, force: bool) -> bool {
+            let Ok(Some(r)) = self.d.node.store.get(&self.id).await else {
+                return false;
+            };
+            if r.last_updated_time == self.updated && !force {
+                return r.status.is_finished();
+            }
+            self.updated = r.last_updated_time;
+            let now = self.d.node.clock.now_ms();
+            let data = serde_json::json!({
+                "status": r.status.as_str(),
+                "finished": r.status.is_finished(),
+                "html": crate::run_page::details(&r, self.session.as_ref(), now).into_string(),
+            });
+            self.pending.push_back(Event::default().event("run").data(data.to_string()));
+            r.status.is_finished()
+        }
+    }
+    let feed = Feed {
+        d,
+        id,
+        session: session.map(|s| s.0),
+        log: Box::pin(log),
+        carry: Vec::new(),
+        offset,
+        updated: -1,
+        pending: VecDeque::new(),
+        ended: false,
+        _permit: permit,
+    };
+    let events = futures_util::stream::unfold(feed, |mut f| async move {
+        loop {
+            if let Some(e) = f.pending.pop_front() {
+                return Some((Ok(e), f));
+            }
+            if f.ended {
+                return None;
+            }
+            let changed = f.d.node.changed.clone();
+            let shutdown = f.d.shutdown.clone();
+            let woken = changed.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if f.updated < 0 {
+                f.send_details(true).await;
+                continue;
+            }
+            enum Next {
+                Log(Option<std::io::Result<axum::body::Bytes>>),
+                Look,
+                Stop,
+            }
+            let next = tokio::select! {
+                chunk = f.log.next() => Next::Log(chunk),
+                _ = woken => Next::Look,
+                _ = tokio::time::sleep(POLL) => Next::Look,
+                _ = shutdown.cancelled() => Next::Stop,
+            };
+            match next {
+                Next::Log(Some(Ok(bytes))) => {
+                    f.carry.extend_from_slice(&bytes);
+                    match f.carry.iter().rposition(|b| *b == b'\n') {
+                        Some(i) => f.send_log(i + 1),
+                        None if f.carry.len() >= MAX_PARTIAL_LINE => f.send_log(f.carry.len()),
+                        None => {}
+                    }
+                }
+                Next::Log(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "reading a run's log for the dashboard failed");
+                    f.ended = true;
+                }
+                Next::Log(None) => {
+                    // The run finished and every byte was read.
+                    if !f.carry.is_empty() {
+                        f.send_log(f.carry.len());
+                    }
+                    f.send_details(true).await;
+                    f.pending.push_back(Event::default().event("end").data("{}"));
+                    f.ended = true;
+                }
+                Next::Look => {
+                    f.send_details(false).await;
+                }
+                Next::Stop => return None,
+            }
+        }
+    });
+    sse(Box::pin(events))
+}

@@ -1,0 +1,290 @@
+//! A run's page (`/runs/{id}`): what started it, its steps, the images it made and
+//! what they were built on, and its log, which the script follows live.
+
+use crate::access::Session;
+use crate::layout::{self, Section};
+use crate::Dashboard;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use maud::{html, Markup};
+use slipway_store::RunRecord;
+use std::sync::Arc;
+
+/// Most log bytes a page is rendered with; the script fetches the rest.
+pub(crate) const RENDERED_LOG_BYTES: usize = 1 << 20;
+
+pub(crate) async fn show(State(d): State<Arc<Dashboard>>, session: Option<Extension<Session>>, Path(id): Path<String>) -> Response {
+    let run = match d.node.store.get(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
+        Err(e) => return d.failed(e),
+    };
+    let log = d.node.read_log(&id, 0).await.unwrap_or_default();
+    let (lines, offset, cut) = log_lines(&log, run.status.is_finished());
+    let session = session.as_deref();
+    let now = d.node.clock.now_ms();
+    let body = html! {
+        div #details { (details(&run, session, now)) }
+        section.log-section {
+            h2 { "Log" }
+            div.log-tools {
+                input #log-search type="search" placeholder="Search the log" aria-label="Search the log";
+                span #log-matches {}
+                label.follow { input #log-follow type="checkbox" checked; " Follow" }
+                a href={ "/runs/" (run.id) "/log.txt" } download { "Download raw log" }
+            }
+            div #log .log
+                data-offset=(offset)
+                data-live=[(!run.status.is_finished() || cut).then(|| format!("/live/runs/{}", run.id))]
+                role="log" {
+                @for (i, line) in lines.iter().enumerate() { (log_line(i + 1, line)) }
+            }
+            @if cut {
+                p.note #log-cut { "The page shows the first " (RENDERED_LOG_BYTES / 1024) " KiB of the log; the rest loads with scripts on, or download it." }
+            }
+        }
+    };
+    layout::respond(
+        StatusCode::OK,
+        layout::page(&format!("Run {}", run.id), Section::Runs, d.signout(session), body),
+    )
+}
+
+/// The log's complete lines, the offset after them, and whether there was more.
+fn log_lines(log: &[u8], finished: bool) -> (Vec<String>, usize, bool) {
+    let shown = &log[..log.len().min(RENDERED_LOG_BYTES)];
+    let more = log.len() > shown.len();
+    // A line still being written is left to the live feed, unless the run has ended.
+    let end = if more || !finished {
+        shown.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0)
+    } else {
+        shown.len()
+    };
+    let text = String::from_utf8_lossy(&shown[..end]);
+    let lines = text.lines().map(strip_escapes).collect();
+    (lines, end, more)
+}
+
+/// Terminal escape sequences (colours, cursor moves) removed.
+pub(crate) fn strip_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for n in chars.by_ref() {
+                    if ('@'..='~').contains(&n) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        if c == '\r' || (c.is_control() && c != '\t') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn log_line(n: usize, text: &str) -> Markup {
+    html! {
+        div.line id={ "L" (n) } { a.ln href={ "#L" (n) } { (n) } span.text { (text) } }
+    }
+}
+
+/// Everything but the log; the live feed sends it again when the run changes.
+pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> Markup {
+    let steps = run.steps.as_array().cloned().unwrap_or_default();
+    let images = run.output_images.as_array().cloned().unwrap_or_default();
+    let deps = run.image_dependencies.as_array().cloned().unwrap_or_default();
+    html! {
+        h1 { "Run " (run.id) " " (layout::run_status(run.status)) }
+        @if let Some(s) = session {
+            div.actions {
+                @if !run.status.is_finished() {
+                    form method="post" action={ "/runs/" (run.id) "/cancel" } {
+                        input type="hidden" name="csrf" value=(s.csrf);
+                        button.danger #cancel type="submit" disabled[run.cancel_requested] {
+                            @if run.cancel_requested { "Canceling…" } @else { "Cancel" }
+                        }
+                    }
+                }
+                form method="post" action={ "/runs/" (run.id) "/again" } {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    button #again type="submit" { "Run again" }
+                }
+            }
+        }
+        @if let Some(m) = &run.error_message { p.error { (m) } }
+        dl.facts {
+            dt { "Task" } dd { @if let Some(t) = &run.task { a href={ "/tasks/" (t) } { (t) } } @else { "— (" (run.run_type.as_str()) ")" } }
+            dt { "Platform" } dd { (run.platform) }
+            dt { "Queued" } dd { (layout::time(run.create_time)) }
+            dt { "Started" } dd { (layout::optional_time(run.start_time)) }
+            dt { "Finished" } dd { (layout::optional_time(run.finish_time)) }
+            dt { "Duration" } dd { (layout::run_duration(run, now)) }
+            dt { "Trigger" } dd { (trigger(run)) }
+        }
+        section {
+            h2 { "Steps" }
+            @if steps.is_empty() {
+                p.empty { @if run.status.is_finished() { "No step ran." } @else { "Steps appear when the run starts." } }
+            } @else {
+                table.steps {
+                    thead { tr { th { "Step" } th { "After" } th { "Status" } th { "Started" } th { "Duration" } th { "Executions" } th { "Error" } } }
+                    tbody {
+                        @for s in &steps {
+                            @let when = s.get("when").and_then(|w| w.as_array()).map(|w| w.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+                            tr data-step=(layout::text(s, "id")) {
+                                td { (layout::text(s, "id")) }
+                                td { @if when.is_empty() { span.none { "—" } } @else { (when) } }
+                                td { (layout::status_badge(&layout::text(s, "status"))) }
+                                td { @match chrono::DateTime::parse_from_rfc3339(&layout::text(s, "startTime")) {
+                                    Ok(t) => (layout::time(t.timestamp_millis())),
+                                    Err(_) => span.none { "—" },
+                                } }
+                                td { @match s.get("durationSeconds").and_then(|v| v.as_f64()) {
+                                    Some(secs) => (layout::duration(secs)),
+                                    None => span.none { "—" },
+                                } }
+                                td { (layout::text(s, "executions")) }
+                                td.error { (layout::text(s, "error")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Images" }
+            @if images.is_empty() { p.empty { "No image pushed." } } @else {
+                table.images {
+                    thead { tr { th { "Image" } th { "Digest" } th { "Platform" } } }
+                    tbody {
+                        @for i in &images {
+                            tr {
+                                td { (layout::text(i, "registry")) "/" (layout::text(i, "repository")) ":" (layout::text(i, "tag")) }
+                                td { code title=(layout::text(i, "digest")) { (layout::short_digest(&layout::text(i, "digest"))) } }
+                                td { @let p = layout::text(i, "platform"); @if p.is_empty() { span.none { "—" } } @else { (p) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Base images" }
+            @if deps.is_empty() { p.empty { "No dependencies recorded." } } @else {
+                table.deps {
+                    thead { tr { th { "Image" } th { "Runtime base" } th { "Build-time bases" } } }
+                    tbody {
+                        @for dep in &deps {
+                            tr {
+                                td { (reference(dep.get("image"))) }
+                                td { (reference(dep.get("runtimeDependency"))) }
+                                td {
+                                    @for b in dep.get("buildtimeDependency").and_then(|b| b.as_array()).into_iter().flatten() {
+                                        div { (reference(Some(b))) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `registry/repository:tag` and its digest, from a `{registry, repository, tag, digest}`.
+fn reference(v: Option<&serde_json::Value>) -> Markup {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return html! { span.none { "—" } };
+    };
+    let digest = layout::text(v, "digest");
+    html! {
+        span.ref { (layout::text(v, "registry")) "/" (layout::text(v, "repository")) ":" (layout::text(v, "tag")) }
+        @if !digest.is_empty() { " " code title=(digest) { (layout::short_digest(&digest)) } }
+    }
+}
+
+/// What started the run, with its details.
+fn trigger(run: &RunRecord) -> Markup {
+    let t = &run.triggers;
+    html! {
+        @if let Some(s) = &t.source {
+            "Commit " code { (layout::text(s, "commitId").chars().take(12).collect::<String>()) }
+            " on " strong { (layout::text(s, "branchName")) }
+            " of " (layout::text(s, "repositoryUrl")) " (" (layout::text(s, "providerType")) ")"
+        } @else if let Some(i) = &t.image_update {
+            "Base image update: "
+            @for img in i.get("images").and_then(|v| v.as_array()).into_iter().flatten() {
+                (reference(Some(img)))
+            }
+        } @else if let Some(tm) = &t.timer {
+            "Timer " strong { (layout::text(tm, "timerTriggerName")) } ", occurrence "
+            @match chrono::DateTime::parse_from_rfc3339(&layout::text(tm, "scheduleOccurrence")) {
+                Ok(at) => (layout::time(at.timestamp_millis())),
+                Err(_) => (layout::text(tm, "scheduleOccurrence")),
+            }
+        } @else {
+            "Manual"
+        }
+    }
+}
+
+/// `/runs/{id}/log.txt`: the raw log, as a download.
+pub(crate) async fn raw_log(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Response {
+    match d.node.store.get(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
+        Err(e) => return d.failed(e),
+    }
+    let node = d.node.clone();
+    let log_id = id.clone();
+    let read = move |offset: u64| {
+        let (node, id) = (node.clone(), log_id.clone());
+        async move { node.read_log(&id, offset).await }
+    };
+    let body = axum::body::Body::from_stream(slipway_worker::logs::stream(
+        read,
+        0,
+        false,
+        d.node.log_appended.clone(),
+        || async { true },
+    ));
+    let safe: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"run-{safe}.log\"")),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_still_being_written_waits_for_the_live_feed() {
+        let (lines, offset, cut) = log_lines(b"one\ntwo\nthr", false);
+        assert_eq!((lines, offset, cut), (vec!["one".to_string(), "two".into()], 8, false));
+        let (lines, offset, _) = log_lines(b"one\ntwo\nthr", true);
+        assert_eq!((lines.len(), offset), (3, 11));
+    }
+
+    #[test]
+    fn escapes_are_removed() {
+        assert_eq!(strip_escapes("\u{1b}[31mred\u{1b}[0m\r"), "red");
+        assert_eq!(strip_escapes("a\tb"), "a\tb");
+    }
+}

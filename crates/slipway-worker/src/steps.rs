@@ -1,0 +1,131 @@
+//! A run's steps as they go: each step's status, start and duration, written to the
+//! store as steps start and end (coalesced: at most one write in flight), so the
+//! dashboard and the API show them live on any node.
+
+use crate::Node;
+use slipway_runner::{StepEvent, StepReport, StepWatcher};
+use std::sync::{Arc, Mutex};
+
+/// One step's row, as stored in the run's `steps` (JSON, camelCase).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    id: String,
+    /// The steps it waits for (`when`), for drawing the graph.
+    when: Vec<String>,
+    /// `Pending`, `Running`, or how it ended (`Succeeded`, `Failed`, `FailedIgnored`,
+    /// `TimedOut`, `Canceled`, `Skipped`).
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executions: Option<u32>,
+}
+
+/// The steps of one run on this worker.
+pub(crate) struct Board {
+    rows: Mutex<Vec<Row>>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Board {
+    /// A board of `plan`'s steps, all pending, and a task that keeps the run's record
+    /// up to date until the board is dropped.
+    pub(crate) fn start(d: &Arc<Node>, run_id: &str, worker: &str, attempt: i64, plan: &slipway_taskfile::Plan) -> Arc<Board> {
+        let rows = plan
+            .steps
+            .iter()
+            .map(|s| Row {
+                id: s.id.clone(),
+                when: s.when.clone(),
+                status: "Pending".into(),
+                start_time: None,
+                duration_seconds: None,
+                error: None,
+                executions: None,
+            })
+            .collect();
+        let (tx, mut rx) = tokio::sync::watch::channel(0u64);
+        let board = Arc::new(Board {
+            rows: Mutex::new(rows),
+            changed: tx,
+        });
+        let weak = Arc::downgrade(&board);
+        let (d, id, worker) = (d.clone(), run_id.to_string(), worker.to_string());
+        tokio::spawn(async move {
+            // The pending steps first, then every change; stops when the board is gone.
+            loop {
+                let Some(board) = weak.upgrade() else { return };
+                let steps = board.json();
+                drop(board);
+                match d.store.set_steps(&id, &worker, attempt, &steps).await {
+                    Ok(_) => d.changed.notify_waiters(),
+                    Err(e) => tracing::debug!(run_id = %id, error = %e, "recording the run's steps failed"),
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        board
+    }
+
+    /// What the runner calls.
+    pub(crate) fn watcher(self: &Arc<Self>, clock: Arc<dyn slipway_store::Clock>) -> StepWatcher {
+        let board = self.clone();
+        Arc::new(move |e: StepEvent<'_>| {
+            {
+                let mut rows = board.rows.lock().unwrap_or_else(|p| p.into_inner());
+                match e {
+                    StepEvent::Started(id) => {
+                        if let Some(r) = rows.iter_mut().find(|r| r.id == id) {
+                            r.status = "Running".into();
+                            r.start_time = Some(rfc3339(clock.now_ms()));
+                        }
+                    }
+                    StepEvent::Ended(report) => {
+                        if let Some(r) = rows.iter_mut().find(|r| r.id == report.id) {
+                            fill(r, report);
+                        }
+                    }
+                }
+            }
+            board.changed.send_modify(|n| *n += 1);
+        })
+    }
+
+    /// The steps as they end up, from the runner's report (steps never started are
+    /// `Skipped`; a run stopped early leaves none `Running`).
+    pub(crate) fn finish(&self, reports: &[StepReport], ended: &str) -> serde_json::Value {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        for r in rows.iter_mut() {
+            match reports.iter().find(|x| x.id == r.id) {
+                Some(report) => fill(r, report),
+                None if r.status == "Running" || r.status == "Pending" => r.status = ended.to_string(),
+                None => {}
+            }
+        }
+        serde_json::to_value(&*rows).unwrap_or_default()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(&*self.rows.lock().unwrap_or_else(|p| p.into_inner())).unwrap_or_default()
+    }
+}
+
+fn fill(r: &mut Row, report: &StepReport) {
+    r.status = format!("{:?}", report.status);
+    r.duration_seconds = Some((report.duration_secs * 1000.0).round() / 1000.0);
+    r.error = report.error.clone();
+    r.executions = Some(report.executions);
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
