@@ -7,11 +7,12 @@
 //! measures the queue and the daemon; `slipway-bench triggers` measures tasks and
 //! triggers at 1,000 and 10,000 tasks; `slipway-bench builds` measures builds on
 //! BuildKit and the classic builder against the docker CLI; `slipway-bench fleet`
-//! measures daemons sharing PostgreSQL and Azurite; `slipway-bench all` does the first
-//! four.
+//! measures daemons sharing PostgreSQL and Azurite; `slipway-bench dashboard` measures
+//! the web dashboard's runs page and live log; `slipway-bench all` does all but the fleet.
 
 mod builds;
 mod daemon;
+mod dashboard;
 mod fleet;
 mod triggers;
 
@@ -45,11 +46,13 @@ fn main() -> Result<()> {
         "triggers" => triggers::run(&slipway),
         "builds" => builds::run(&slipway, &image),
         "fleet" => fleet::run(&slipway, &image),
+        "dashboard" => dashboard::run(&slipway, &image),
         "all" => runner(&slipway, &image)
             .and_then(|_| daemon::run(&slipway, &image))
             .and_then(|_| triggers::run(&slipway))
-            .and_then(|_| builds::run(&slipway, &image)),
-        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet or all"),
+            .and_then(|_| builds::run(&slipway, &image))
+            .and_then(|_| dashboard::run(&slipway, &image)),
+        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet, dashboard or all"),
     }
 }
 
