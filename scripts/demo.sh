@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's first command: on the embedded default (SQLite file, local engine), start
 # `slipway serve`, queue a real build of examples/build-push-run through the client,
-# push it to the local registry, then run a multi-step task file on the daemon.
+# push it to the local registry, then run a multi-step task file on the daemon, and add
+# a task whose timer starts a run every minute. Open the printed address in a browser to
+# watch the runs (the dashboard); in a terminal the daemon stays up until Enter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/testbed.sh)"
@@ -15,6 +17,13 @@ echo "demo: starting slipway serve (data in $work)" >&2
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS "$SLIPWAY_SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "demo: the dashboard is at $SLIPWAY_SERVER/ (open it now to watch the runs live)" >&2
 $SLIPWAY build -t "$SLIPWAY_TEST_REGISTRY/hello-world:demo" --build-arg GREETING=hello examples/build-push-run
 $SLIPWAY run -f acb.yaml --values values.yaml --set who=world examples/values-and-aliases
 $SLIPWAY runs list
+$SLIPWAY task create -n demo-heartbeat --cmd "$SLIPWAY_TEST_BASE_IMAGE echo heartbeat" --schedule "every:* * * * *" >/dev/null
+echo "demo: task demo-heartbeat runs every minute: $SLIPWAY_SERVER/tasks/demo-heartbeat" >&2
+if [ -t 0 ] && [ -z "${CI:-}" ]; then
+  echo "demo: the daemon keeps running; press Enter to stop it" >&2
+  read -r _
+fi

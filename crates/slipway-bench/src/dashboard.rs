@@ -22,13 +22,19 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
     rt.block_on(fill(&db, RUNS))?;
     // No token, on loopback: the dashboard asks for no sign-in.
     let daemon = Daemon::start_with(slipway, work.path(), &db, 2, &[])?;
-    crate::say(format!("dashboard: {RUNS} runs in SQLite; median and slowest of {REQUESTS} requests each"));
+    crate::say(format!(
+        "dashboard: {RUNS} runs in SQLite; median and slowest of {REQUESTS} requests each"
+    ));
     let client = reqwest::Client::new();
     for (what, page, baseline) in [
         ("runs page (newest 50)", "/", "/v1/runs?top=50"),
         ("runs page, one task", "/?task=bench-task-7", "/v1/runs?top=50&task=bench-task-7"),
         ("runs page, image filter", "/?image=app-3", "/v1/runs?top=50&image=app-3"),
-        ("runs page, older page", "/?before=bench-05000", "/v1/runs?top=50&skipToken=bench-05000"),
+        (
+            "runs page, older page",
+            "/?before=bench-05000",
+            "/v1/runs?top=50&skipToken=bench-05000",
+        ),
     ] {
         let (ours, bytes) = rt.block_on(timed_gets(&client, &daemon.url, page))?;
         let (theirs, _) = rt.block_on(timed_gets(&client, &daemon.url, baseline))?;
@@ -74,9 +80,17 @@ async fn fill(db: &str, n: usize) -> Result<()> {
         let task = format!("bench-task-{}", i % 20);
         let mut triggers = slipway_store::Triggers::default();
         match i % 4 {
-            1 => triggers.source = Some(serde_json::json!({"commitId": format!("{i:040x}"), "branchName": "main", "repositoryUrl": "https://git.example/app.git", "providerType": "github"})),
+            1 => {
+                triggers.source = Some(
+                    serde_json::json!({"commitId": format!("{i:040x}"), "branchName": "main", "repositoryUrl": "https://git.example/app.git", "providerType": "github"}),
+                )
+            }
             2 => triggers.timer = Some(serde_json::json!({"timerTriggerName": "nightly", "scheduleOccurrence": "2026-11-23T02:30:00Z"})),
-            3 => triggers.image_update = Some(serde_json::json!({"images": [{"registry": "registry.example", "repository": "base", "tag": "1", "digest": "sha256:abc"}]})),
+            3 => {
+                triggers.image_update = Some(
+                    serde_json::json!({"images": [{"registry": "registry.example", "repository": "base", "tag": "1", "digest": "sha256:abc"}]}),
+                )
+            }
             _ => {}
         }
         store
@@ -158,14 +172,19 @@ async fn log_latency(client: &reqwest::Client, url: &str, image: &str) -> Result
     let task = format!(
         "version: v1.1.0\nsteps:\n  - id: clock\n    cmd: {image} sh -c 'i=0; while [ $i -lt 60 ]; do i=$((i+1)); read up idle < /proc/uptime; echo up=$up; sleep 0.1; done'\n"
     );
-    let body = serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(task)});
+    let body =
+        serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(task)});
     let run: serde_json::Value = client.post(format!("{url}/v1/runs")).json(&body).send().await?.json().await?;
     let id = run["runId"].as_str().context("no run id")?.to_string();
     let page = tokio::spawn(read_stream(client.get(format!("{url}/live/runs/{id}")).send()));
     let api = tokio::spawn(read_stream(client.get(format!("{url}/v1/runs/{id}/log?follow=true")).send()));
     let (page, api) = (page.await??, api.await??);
     if page.len() < 30 || api.len() < 30 {
-        bail!("too few lines arrived ({} on the page's stream, {} on the API's)", page.len(), api.len());
+        bail!(
+            "too few lines arrived ({} on the page's stream, {} on the API's)",
+            page.len(),
+            api.len()
+        );
     }
     Ok((page, api))
 }

@@ -264,7 +264,7 @@ fn the_dashboard_in_a_real_browser() {
         c.wait().for_element(Locator::Id("runs")).await.unwrap();
     });
     let slow = d.queue_task(&format!(
-        "version: v1.1.0\nsteps:\n  - id: ticker\n    cmd: {} sh -c 'i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo tick $i; sleep 0.2; done'\n",
+        "version: v1.1.0\nsteps:\n  - id: ticker\n    cmd: {} sh -c 'i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo tick $i; sleep 0.05; done'\n",
         tb.base_image
     ));
     rt.block_on(async {
@@ -307,12 +307,46 @@ fn the_dashboard_in_a_real_browser() {
             .as_bool()
             .unwrap();
         assert!(following, "the log did not follow its end");
+        // Scrolling up stops the following: new lines do not move the view (once the
+        // log is taller than its box).
+        until("a log taller than its box", Duration::from_secs(30), || async {
+            (lines().await >= 80).then_some(())
+        })
+        .await;
+        c.execute(
+            "const l = document.getElementById('log'); l.scrollTop = 0; l.dispatchEvent(new Event('scroll'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let before = lines().await;
+        until("more lines while scrolled up", Duration::from_secs(20), || async {
+            (lines().await >= before + 5).then_some(())
+        })
+        .await;
+        let (top, follow): (f64, bool) = {
+            let v = c
+                .execute(
+                    "return [document.getElementById('log').scrollTop, document.getElementById('log-follow').checked];",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            (v[0].as_f64().unwrap(), v[1].as_bool().unwrap())
+        };
+        assert!(
+            top < 1.0 && !follow,
+            "the log moved while the reader was scrolled up (top {top}, follow {follow})"
+        );
+        c.find(Locator::Id("log-follow")).await.unwrap().click().await.unwrap();
         c.find(Locator::Id("log-search")).await.unwrap().send_keys("tick 7").await.unwrap();
         let matches = until("search matches", Duration::from_secs(5), || async {
             text_of(&c, "#log-matches").await.filter(|t| t.contains("match"))
         })
         .await;
         assert!(!matches.starts_with("0 "), "{matches}");
+        let shown = c.find_all(Locator::Css("#log .line:not(.hidden)")).await.unwrap().len();
+        assert!(shown >= 1 && shown < lines().await, "the search kept {shown} lines");
         screenshot(&c, "run-live").await;
         c.find(Locator::Id("log-search")).await.unwrap().clear().await.unwrap();
         // A line link.
@@ -331,7 +365,36 @@ fn the_dashboard_in_a_real_browser() {
         .await;
     });
     assert_eq!(d.run_json(&slow)["status"], "Canceled");
-    assert!(d.get(&format!("/v1/runs/{slow}/log")).1.contains("tick 3"));
+    let raw = d.get(&format!("/v1/runs/{slow}/log")).1;
+    assert!(raw.contains("tick 3"));
+    // A page that lost its feed reconnects with the last event's id (a byte offset) and
+    // gets exactly the lines after it, then the end.
+    let offset = raw.find("ticker | tick 5\n").expect("tick 5 in the log");
+    let feed = support::rt().block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("{base}/live/runs/{slow}"))
+            .header("cookie", format!("slipway_session={cookie}"))
+            .header("last-event-id", offset.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        tokio::time::timeout(Duration::from_secs(20), r.text())
+            .await
+            .expect("the finished run's feed ends")
+            .unwrap()
+    });
+    let mut resent = Vec::new();
+    for block in feed.split("\n\n") {
+        if block.contains("event: log") {
+            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            resent.extend(v["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()));
+        }
+    }
+    let expected: Vec<String> = raw[offset..].lines().map(str::to_string).collect();
+    assert_eq!(resent, expected, "the resumed feed");
+    assert!(feed.contains("event: end"), "{feed}");
 
     // Tasks: Run now, then Run again from the run's page.
     let (first_run, again_run) = rt.block_on(async {

@@ -41,8 +41,9 @@
       localTimes(row);
       var old = document.getElementById("run-" + m.id);
       if (old) {
+        var was = old.querySelector("[data-status]"), now = row.querySelector("[data-status]");
         old.replaceWith(row);
-        flash(row);
+        if (!was || !now || was.dataset.status !== now.dataset.status) flash(row);
         return;
       }
       if (!m.matches) return;

@@ -160,9 +160,12 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                 }
             }
         }
-        section {
+        @if images.is_empty() && deps.is_empty() {
+            p.empty #no-images { "No image pushed, no base images recorded." }
+        }
+        @if !images.is_empty() { section {
             h2 { "Images" }
-            @if images.is_empty() { p.empty { "No image pushed." } } @else {
+            {
                 table.images {
                     thead { tr { th { "Image" } th { "Digest" } th { "Platform" } } }
                     tbody {
@@ -176,10 +179,10 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                     }
                 }
             }
-        }
-        section {
+        } }
+        @if !deps.is_empty() { section {
             h2 { "Base images" }
-            @if deps.is_empty() { p.empty { "No dependencies recorded." } } @else {
+            {
                 table.deps {
                     thead { tr { th { "Image" } th { "Runtime base" } th { "Build-time bases" } } }
                     tbody {
@@ -197,7 +200,7 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                     }
                 }
             }
-        }
+        } }
     }
 }
 
