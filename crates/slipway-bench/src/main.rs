@@ -8,13 +8,15 @@
 //! triggers at 1,000 and 10,000 tasks; `slipway-bench builds` measures builds on
 //! BuildKit and the classic builder against the docker CLI; `slipway-bench fleet`
 //! measures daemons sharing PostgreSQL and Azurite; `slipway-bench dashboard` measures
-//! the web dashboard's runs page and live log; `slipway-bench all` does all but the fleet.
+//! the web dashboard's runs page and live log; `slipway-bench webhooks` measures outgoing
+//! webhook deliveries; `slipway-bench all` does all but the fleet.
 
 mod builds;
 mod daemon;
 mod dashboard;
 mod fleet;
 mod triggers;
+mod webhooks;
 
 use anyhow::{bail, Context, Result};
 use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
@@ -47,12 +49,14 @@ fn main() -> Result<()> {
         "builds" => builds::run(&slipway, &image),
         "fleet" => fleet::run(&slipway, &image),
         "dashboard" => dashboard::run(&slipway, &image),
+        "webhooks" => webhooks::run(&slipway, &image),
         "all" => runner(&slipway, &image)
             .and_then(|_| daemon::run(&slipway, &image))
             .and_then(|_| triggers::run(&slipway))
             .and_then(|_| builds::run(&slipway, &image))
-            .and_then(|_| dashboard::run(&slipway, &image)),
-        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet, dashboard or all"),
+            .and_then(|_| dashboard::run(&slipway, &image))
+            .and_then(|_| webhooks::run(&slipway, &image)),
+        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet, dashboard, webhooks or all"),
     }
 }
 

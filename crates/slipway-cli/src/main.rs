@@ -4,7 +4,7 @@ mod cli;
 mod pairs;
 mod serve;
 
-use cli::{client, task_cmd};
+use cli::{client, task_cmd, webhook_cmd};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
@@ -27,6 +27,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of its largest variant (serve's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run a multi-step task file against the local Docker engine.
     Exec(ExecArgs),
@@ -63,6 +65,14 @@ enum Command {
         server: client::ServerArgs,
         #[command(subcommand)]
         command: task_cmd::TaskCommand,
+    },
+    /// Create, change and inspect the webhooks Slipway notifies of pushes and runs
+    /// (like `az acr webhook`).
+    Webhook {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(subcommand)]
+        command: webhook_cmd::WebhookCommand,
     },
     /// Print a run's log; -f follows it until the run ends.
     Logs {
@@ -196,6 +206,7 @@ fn main() -> ExitCode {
         Command::Runs { server, command } => block_on(client::runs(&server, command)),
         Command::Logs { server, run_id, follow } => block_on(client::logs(&server, &run_id, follow)),
         Command::Task { server, command } => block_on(task_cmd::run(&server, command)),
+        Command::Webhook { server, command } => block_on(webhook_cmd::run(&server, command)),
     };
     match result {
         Ok(code) => code,

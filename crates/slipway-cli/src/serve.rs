@@ -85,6 +85,25 @@ pub struct ServeArgs {
     /// although it is loopback, private, link-local or unspecified (repeatable).
     #[arg(long = "allowed-source-host", value_name = "HOST")]
     allowed_source_hosts: Vec<String>,
+    /// A host or network outbound webhooks may reach although it is loopback, private,
+    /// link-local or unspecified (repeatable).
+    #[arg(long = "allowed-webhook-host", value_name = "HOST")]
+    allowed_webhook_hosts: Vec<String>,
+    /// Seconds one webhook delivery attempt may take [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    webhook_timeout_seconds: Option<u64>,
+    /// Seconds before a failed webhook delivery is tried again, doubled each time up to
+    /// an hour [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    webhook_retry_seconds: Option<u64>,
+    /// Seconds during which a webhook delivery is retried before it is given up
+    /// [default: 86400].
+    #[arg(long, value_name = "SECONDS")]
+    webhook_retry_period_seconds: Option<u64>,
+    /// The daemon's address as others reach it, for links in run events [default: the
+    /// listen address].
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// Seconds to wait for a source server to accept a connection [default: 10].
     #[arg(long, value_name = "SECONDS")]
     fetch_connect_timeout_seconds: Option<u64>,
@@ -170,6 +189,10 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
             builder,
             max_context_bytes,
             max_context_entries,
+            webhook_timeout_seconds,
+            webhook_retry_seconds,
+            webhook_retry_period_seconds,
+            public_url,
             fetch_connect_timeout_seconds,
             fetch_read_timeout_seconds,
             http_header_timeout_seconds,
@@ -180,7 +203,7 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
             poll_interval_seconds,
             blob_store,
         ],
-        listed: [tokens, file_source_dirs, allowed_source_hosts],
+        listed: [tokens, file_source_dirs, allowed_source_hosts, allowed_webhook_hosts],
         own: [
             image_aliases,
             registry_credentials,

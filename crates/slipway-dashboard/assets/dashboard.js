@@ -68,6 +68,10 @@
     var search = document.getElementById("log-search");
     var matches = document.getElementById("log-matches");
     var query = "";
+    // A line the feed has not finished (a very long one) goes on in the next event.
+    var open = false;
+    search.hidden = false;
+    document.getElementById("log-follow-label").hidden = false;
 
     function atBottom() { return log.scrollHeight - log.scrollTop - log.clientHeight < 40; }
     function toBottom() { log.scrollTop = log.scrollHeight; }
@@ -99,8 +103,13 @@
       searchAll();
     });
 
-    function addLines(lines) {
+    function addLines(lines, continues) {
       var frag = document.createDocumentFragment();
+      if (open && lines.length > 0) {
+        var last = log.querySelector(".line:last-child .text");
+        if (last) last.textContent += lines.shift();
+      }
+      open = !!continues;
       lines.forEach(function (text) {
         count++;
         var line = document.createElement("div");
@@ -126,7 +135,10 @@
     if (log.dataset.live) {
       // On a reconnect the browser sends the last event's id, the log offset it had.
       var live = new EventSource(log.dataset.live + "?offset=" + encodeURIComponent(log.dataset.offset));
-      live.addEventListener("log", function (ev) { addLines(JSON.parse(ev.data).lines); });
+      live.addEventListener("log", function (ev) {
+        var m = JSON.parse(ev.data);
+        addLines(m.lines, m.continues);
+      });
       live.addEventListener("run", function (ev) {
         var m = JSON.parse(ev.data);
         var details = document.getElementById("details");

@@ -4,10 +4,10 @@
 //!
 //! Sessions are not stored: a cookie is `v1.<expiry>.<nonce>.<mac>`, the MAC keyed by
 //! the token that signed in, so any node of a fleet accepts it and removing a token
-//! from the settings ends its sessions. A daemon without tokens (loopback only) gives
-//! every visitor a session keyed by a random per-process key, so its forms carry CSRF
-//! tokens too, and answers only requests addressed to a loopback name (a page on
-//! another site that rebinds its name to 127.0.0.1 gets nothing).
+//! from the settings ends its sessions. A daemon without tokens (loopback only) sets
+//! no cookie; its forms carry a token made from a random per-process key, and it
+//! answers only requests addressed to a loopback name (a page on another site that
+//! rebinds its name to 127.0.0.1 gets nothing).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -25,14 +25,31 @@ const SESSION_SECONDS: i64 = 12 * 3600;
 /// The keys sessions are signed with.
 pub(crate) struct Keys {
     tokens: Vec<String>,
-    /// Signs sessions when the daemon has no tokens.
+    /// Makes the CSRF token of a daemon without tokens.
     local: Vec<u8>,
+    /// `scheme://host[:port]` of the daemon's public URL, when the operator set one.
+    public_origin: Option<String>,
 }
 
 impl Keys {
-    pub(crate) fn new(tokens: Vec<String>) -> Keys {
+    pub(crate) fn new(tokens: Vec<String>, public_url: &str) -> Keys {
         let local = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()).into_bytes();
-        Keys { tokens, local }
+        let public_origin = public_url
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")));
+        Keys {
+            tokens,
+            local,
+            public_origin: public_origin.filter(|o| !o.ends_with("://")),
+        }
+    }
+
+    /// The one session of a daemon without tokens: nobody signs in, so there is no
+    /// cookie, and its forms carry a token only this process can make.
+    fn open_session(&self) -> Session {
+        Session {
+            csrf: mac(&self.local, "csrf|open"),
+        }
     }
 
     pub(crate) fn open(&self) -> bool {
@@ -50,9 +67,9 @@ impl Keys {
             .find(|t| same(t.as_bytes(), given.as_bytes()))
     }
 
-    /// A new session cookie's value, signed with `token` (or the local key).
-    pub(crate) fn issue(&self, token: Option<&str>, now_s: i64) -> String {
-        let key = token.map(str::as_bytes).unwrap_or(&self.local);
+    /// A new session cookie's value, signed with `token`.
+    pub(crate) fn issue(&self, token: &str, now_s: i64) -> String {
+        let key = token.as_bytes();
         let expiry = now_s + SESSION_SECONDS;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         format!("v1.{expiry}.{nonce}.{}", mac(key, &format!("session|{expiry}|{nonce}")))
@@ -70,12 +87,9 @@ impl Keys {
             return None;
         }
         let message = format!("session|{expiry}|{nonce}");
-        let keys: Vec<&[u8]> = if self.tokens.is_empty() {
-            vec![&self.local]
-        } else {
-            self.tokens.iter().map(|t| t.as_bytes()).collect()
-        };
-        keys.into_iter()
+        self.tokens
+            .iter()
+            .map(|t| t.as_bytes())
             .find(|k| same(mac(k, &message).as_bytes(), given.as_bytes()))
             .map(|k| Session {
                 csrf: mac(k, &format!("csrf|{nonce}")),
@@ -150,22 +164,19 @@ fn addressed_to_loopback(headers: &HeaderMap) -> bool {
 }
 
 /// A state-changing request must come from the dashboard's own pages: browsers say
-/// where a request comes from (`Sec-Fetch-Site`, `Origin`), and another site's page
-/// is refused even before its missing CSRF token would be.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// where a request comes from (`Sec-Fetch-Site`; older ones only `Origin`, compared
+/// with the host asked for or the daemon's public URL), and another site's page is
+/// refused even before its missing CSRF token would be.
+fn same_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !(site == "same-origin" || site == "none") {
-            return false;
-        }
+        return site == "same-origin" || site == "none";
     }
-    match (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
-        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, h)| h.eq_ignore_ascii_case(host)),
-        (Some(_), None) => false,
-        (None, _) => true,
-    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let same_host = host.is_some_and(|h| origin.split_once("://").is_some_and(|(_, o)| o.eq_ignore_ascii_case(h)));
+    same_host || public_origin.is_some_and(|p| p.eq_ignore_ascii_case(origin))
 }
 
 fn now_s() -> i64 {
@@ -183,12 +194,16 @@ pub(crate) async fn guard(State(d): State<Arc<crate::Dashboard>>, mut req: Reque
             "A daemon without tokens answers only requests to localhost, 127.0.0.1 or [::1].",
         );
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD && !same_origin(&headers) {
+    if req.method() != Method::GET && req.method() != Method::HEAD && !same_origin(&headers, d.keys.public_origin.as_deref()) {
         return crate::layout::error_page(
             StatusCode::FORBIDDEN,
             "Refused",
             "This request came from another site's page; the dashboard only takes forms from its own pages.",
         );
+    }
+    if d.keys.open() {
+        req.extensions_mut().insert(d.keys.open_session());
+        return next.run(req).await;
     }
     let path = req.uri().path().to_string();
     let session = cookie_value(&headers).and_then(|v| d.keys.verify(v, now_s()));
@@ -198,17 +213,6 @@ pub(crate) async fn guard(State(d): State<Arc<crate::Dashboard>>, mut req: Reque
     }
     if path == "/signin" || path.starts_with("/assets/") {
         return next.run(req).await;
-    }
-    if d.keys.open() {
-        // Nothing to sign in with: a session only for the CSRF tokens of its forms.
-        let value = d.keys.issue(None, now_s());
-        let session = d.keys.verify(&value, now_s()).expect("a fresh session verifies");
-        req.extensions_mut().insert(session);
-        let mut response = next.run(req).await;
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, set_cookie(Some(&value), &headers));
-        return response;
     }
     if req.method() == Method::GET && !path.starts_with("/live/") {
         let next_path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -222,7 +226,10 @@ pub(crate) async fn guard(State(d): State<Arc<crate::Dashboard>>, mut req: Reque
 
 /// Where to go after signing in: a path on this site only.
 pub(crate) fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    // Browsers drop tabs and line breaks from URLs (`/\t/evil` is `//evil`): only
+    // printable ASCII is taken.
+    let printable = next.chars().all(|c| c.is_ascii_graphic());
+    if printable && next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
         next
     } else {
         "/"
@@ -235,14 +242,14 @@ mod tests {
 
     #[test]
     fn sessions_are_signed_by_a_token_and_expire() {
-        let keys = Keys::new(vec!["alpha".into(), "beta".into()]);
-        let c = keys.issue(Some("beta"), 1000);
+        let keys = Keys::new(vec!["alpha".into(), "beta".into()], "");
+        let c = keys.issue("beta", 1000);
         let s = keys.verify(&c, 1001).expect("valid");
         assert!(s.csrf_ok(&s.csrf));
         assert!(!s.csrf_ok(""));
         assert!(keys.verify(&c, 1000 + SESSION_SECONDS + 1).is_none(), "expired");
         // A token removed from the settings ends its sessions.
-        assert!(Keys::new(vec!["alpha".into()]).verify(&c, 1001).is_none());
+        assert!(Keys::new(vec!["alpha".into()], "").verify(&c, 1001).is_none());
         // Tampering with any part fails.
         let mut parts: Vec<String> = c.split('.').map(str::to_string).collect();
         parts[1] = (parts[1].parse::<i64>().unwrap() + 100).to_string();
@@ -253,9 +260,9 @@ mod tests {
 
     #[test]
     fn csrf_tokens_belong_to_one_session() {
-        let keys = Keys::new(vec!["alpha".into()]);
-        let a = keys.verify(&keys.issue(Some("alpha"), 5), 6).unwrap();
-        let b = keys.verify(&keys.issue(Some("alpha"), 5), 6).unwrap();
+        let keys = Keys::new(vec!["alpha".into()], "");
+        let a = keys.verify(&keys.issue("alpha", 5), 6).unwrap();
+        let b = keys.verify(&keys.issue("alpha", 5), 6).unwrap();
         assert!(!a.csrf_ok(&b.csrf));
     }
 
@@ -273,12 +280,27 @@ mod tests {
         assert!(addressed_to_loopback(&h(&[("host", "[::1]:9")])));
         assert!(!addressed_to_loopback(&h(&[("host", "evil.example:8080")])));
         assert!(!addressed_to_loopback(&h(&[])));
-        assert!(same_origin(&h(&[("host", "a:1"), ("origin", "http://a:1")])));
-        assert!(!same_origin(&h(&[("host", "a:1"), ("origin", "http://b:1")])));
-        assert!(!same_origin(&h(&[("host", "a:1"), ("sec-fetch-site", "cross-site")])));
-        assert!(same_origin(&h(&[("host", "a:1")])));
+        assert!(same_origin(&h(&[("host", "a:1"), ("origin", "http://a:1")]), None));
+        assert!(!same_origin(&h(&[("host", "a:1"), ("origin", "http://b:1")]), None));
+        assert!(same_origin(
+            &h(&[("host", "127.0.0.1:1"), ("origin", "https://ci.example")]),
+            Some("https://ci.example")
+        ));
+        assert!(!same_origin(&h(&[("host", "a:1"), ("sec-fetch-site", "cross-site")]), None));
+        // Behind a proxy that rewrites Host, the browser's own word decides.
+        assert!(same_origin(
+            &h(&[
+                ("host", "127.0.0.1:1"),
+                ("origin", "https://ci.example"),
+                ("sec-fetch-site", "same-origin")
+            ]),
+            None
+        ));
+        assert!(same_origin(&h(&[("host", "a:1")]), None));
         assert_eq!(safe_next("//evil.example/"), "/");
         assert_eq!(safe_next("https://evil.example/"), "/");
         assert_eq!(safe_next("/runs/x?y=1"), "/runs/x?y=1");
+        assert_eq!(safe_next("/\t/evil.example"), "/");
+        assert_eq!(safe_next("/\n/evil.example"), "/");
     }
 }

@@ -8,13 +8,25 @@ use crate::Dashboard;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::Extension;
 use maud::html;
 use slipway_store::{NewRun, RunRecord};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-type Fields = Form<HashMap<String, String>>;
+/// A form's fields, whatever the request's content type: a form that cannot be read is
+/// an empty one, which then fails its CSRF check with a page that says so (never the
+/// API's JSON rejection).
+pub(crate) struct Fields(HashMap<String, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Fields {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024).await.unwrap_or_default();
+        Ok(Fields(form_urlencoded::parse(&bytes).into_owned().collect()))
+    }
+}
 
 /// The refusal of a form that did not bring back its session's token.
 fn refused(session: Option<Extension<Session>>, form: &HashMap<String, String>) -> Option<Response> {
@@ -52,16 +64,18 @@ fn signin_page(status: StatusCode, next: &str, error: Option<&str>) -> Response 
     layout::respond(status, layout::page("Sign in", Section::None, None, body))
 }
 
-pub(crate) async fn signin(State(d): State<Arc<Dashboard>>, headers: HeaderMap, Form(form): Fields) -> Response {
+pub(crate) async fn signin(State(d): State<Arc<Dashboard>>, headers: HeaderMap, Fields(form): Fields) -> Response {
     let next = access::safe_next(form.get("next").map(String::as_str).unwrap_or("/")).to_string();
     let given = form.get("token").map(String::as_str).unwrap_or("");
     let Some(token) = d.keys.token(given) else {
-        tracing::info!("dashboard sign-in refused");
+        tracing::warn!("dashboard sign-in refused");
+        // Guessing tokens is made slow.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         // The form again with the reason, as a page (a 401 would need a WWW-Authenticate
         // scheme a browser cannot answer).
         return signin_page(StatusCode::OK, &next, Some("That is not one of this daemon's tokens."));
     };
-    let value = d.keys.issue(Some(token), chrono::Utc::now().timestamp());
+    let value = d.keys.issue(token, chrono::Utc::now().timestamp());
     let mut response = Redirect::to(&next).into_response();
     response
         .headers_mut()
@@ -69,7 +83,7 @@ pub(crate) async fn signin(State(d): State<Arc<Dashboard>>, headers: HeaderMap, 
     response
 }
 
-pub(crate) async fn signout(session: Option<Extension<Session>>, headers: HeaderMap, Form(form): Fields) -> Response {
+pub(crate) async fn signout(session: Option<Extension<Session>>, headers: HeaderMap, Fields(form): Fields) -> Response {
     if let Some(r) = refused(session, &form) {
         return r;
     }
@@ -84,7 +98,7 @@ pub(crate) async fn cancel(
     State(d): State<Arc<Dashboard>>,
     session: Option<Extension<Session>>,
     Path(id): Path<String>,
-    Form(form): Fields,
+    Fields(form): Fields,
 ) -> Response {
     if let Some(r) = refused(session, &form) {
         return r;
@@ -100,7 +114,7 @@ pub(crate) async fn again(
     State(d): State<Arc<Dashboard>>,
     session: Option<Extension<Session>>,
     Path(id): Path<String>,
-    Form(form): Fields,
+    Fields(form): Fields,
 ) -> Response {
     if let Some(r) = refused(session, &form) {
         return r;
@@ -194,7 +208,7 @@ pub(crate) async fn run_task(
     State(d): State<Arc<Dashboard>>,
     session: Option<Extension<Session>>,
     Path(name): Path<String>,
-    Form(form): Fields,
+    Fields(form): Fields,
 ) -> Response {
     if let Some(r) = refused(session, &form) {
         return r;
@@ -219,7 +233,7 @@ pub(crate) async fn enable(
     session: Option<Extension<Session>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Form(form): Fields,
+    Fields(form): Fields,
 ) -> Response {
     set_enabled(d, session, name, headers, form, true).await
 }
@@ -229,7 +243,7 @@ pub(crate) async fn disable(
     session: Option<Extension<Session>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Form(form): Fields,
+    Fields(form): Fields,
 ) -> Response {
     set_enabled(d, session, name, headers, form, false).await
 }

@@ -64,7 +64,7 @@ impl Dashboard {
 /// The dashboard's routes, for the daemon to merge with the API's.
 pub fn router(node: Arc<Node>, triggers: Arc<Triggers>, shutdown: CancellationToken) -> Router {
     let d = Arc::new(Dashboard {
-        keys: access::Keys::new(node.settings.tokens.clone()),
+        keys: access::Keys::new(node.settings.tokens.clone(), &node.settings.public_url),
         node,
         triggers,
         live: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE)),

@@ -26,10 +26,23 @@ use std::time::Duration;
 const LOOK_BACK_MS: i64 = 10_000;
 /// How often other nodes' changes are looked for.
 const POLL: Duration = Duration::from_secs(1);
+/// Runs read per look at the queue.
+const PAGE: u32 = 200;
 /// A log piece without a line end is sent anyway once it is this long.
 const MAX_PARTIAL_LINE: usize = 64 * 1024;
 
 type Events = Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
+
+/// What a page shows of a run, in a number: two writes in one millisecond still differ.
+fn fingerprint(r: &slipway_store::RunRecord) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (r.last_updated_time, r.status.as_str(), r.cancel_requested, &r.error_message).hash(&mut h);
+    (r.start_time, r.finish_time).hash(&mut h);
+    r.steps.to_string().hash(&mut h);
+    r.output_images.to_string().hash(&mut h);
+    h.finish()
+}
 
 fn last_event_id(headers: &HeaderMap) -> Option<i64> {
     headers
@@ -62,14 +75,18 @@ pub(crate) async fn runs(State(d): State<Arc<Dashboard>>, Query(q): Query<HashMa
     let Ok(permit) = d.live.clone().try_acquire_owned() else {
         return too_many();
     };
+    let now = d.node.clock.now_ms();
+    // Whatever the client says, the feed looks back at most a day.
     let since = last_event_id(&headers)
         .or_else(|| q.get("since").and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| d.node.clock.now_ms());
+        .unwrap_or(now)
+        .clamp(now - 86_400_000, now + 60_000);
     struct Feed {
         d: Arc<Dashboard>,
         filters: Filters,
         since: i64,
-        sent: HashMap<String, i64>,
+        /// Runs sent: what they showed and when they changed.
+        sent: HashMap<String, (u64, i64)>,
         pending: VecDeque<Event>,
         _permit: tokio::sync::OwnedSemaphorePermit,
     }
@@ -90,34 +107,45 @@ pub(crate) async fn runs(State(d): State<Arc<Dashboard>>, Query(q): Query<HashMa
             let woken = changed.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let mut look = f.filters.list_filter(200);
-            look.status = None;
-            look.before_id = None;
-            look.updated_after = Some(f.since - LOOK_BACK_MS);
-            match f.d.node.store.list(&look).await {
-                Ok(mut changed) => {
-                    changed.reverse();
-                    let now = f.d.node.clock.now_ms();
-                    for r in changed {
-                        if f.sent.get(&r.id) == Some(&r.last_updated_time) {
-                            continue;
-                        }
-                        f.sent.insert(r.id.clone(), r.last_updated_time);
-                        f.since = f.since.max(r.last_updated_time);
-                        let data = serde_json::json!({
-                            "id": r.id,
-                            "created": r.create_time,
-                            "matches": f.filters.status.is_none_or(|s| s == r.status),
-                            "html": crate::runs_page::row(&r, now).into_string(),
-                        });
-                        f.pending
-                            .push_back(Event::default().event("run").id(f.since.to_string()).data(data.to_string()));
+            // Oldest change first, from a little before the last one sent (another node's
+            // clock may be behind); page on while pages come back full.
+            let mut cursor = f.since.saturating_sub(LOOK_BACK_MS);
+            loop {
+                let mut look = f.filters.list_filter(PAGE);
+                look.status = None;
+                look.before_id = None;
+                look.updated_after = Some(cursor);
+                let changed = match f.d.node.store.list(&look).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the dashboard's live list could not read the queue");
+                        break;
                     }
-                    let horizon = f.since - LOOK_BACK_MS;
-                    f.sent.retain(|_, t| *t >= horizon);
+                };
+                let now = f.d.node.clock.now_ms();
+                for r in &changed {
+                    let print = fingerprint(r);
+                    if f.sent.get(&r.id).is_some_and(|(p, _)| *p == print) {
+                        continue;
+                    }
+                    f.sent.insert(r.id.clone(), (print, r.last_updated_time));
+                    f.since = f.since.max(r.last_updated_time);
+                    let data = serde_json::json!({
+                        "id": r.id,
+                        "created": r.create_time,
+                        "matches": f.filters.status.is_none_or(|s| s == r.status),
+                        "html": crate::runs_page::row(r, now).into_string(),
+                    });
+                    f.pending
+                        .push_back(Event::default().event("run").id(f.since.to_string()).data(data.to_string()));
                 }
-                Err(e) => tracing::debug!(error = %e, "the dashboard's live list could not read the queue"),
+                match changed.last() {
+                    Some(last) if changed.len() as u32 == PAGE => cursor = (last.last_updated_time - 1).max(cursor + 1),
+                    _ => break,
+                }
             }
+            let horizon = f.since.saturating_sub(LOOK_BACK_MS);
+            f.sent.retain(|_, (_, t)| *t >= horizon);
             if !f.pending.is_empty() {
                 continue;
             }
@@ -174,30 +202,41 @@ pub(crate) async fn run(
         log: Pin<Box<dyn Stream<Item = std::io::Result<axum::body::Bytes>> + Send>>,
         carry: Vec<u8>,
         offset: u64,
+        /// The fingerprint of the details last sent.
         updated: i64,
+        /// Whether the first details were sent (or tried).
+        started: bool,
         pending: VecDeque<Event>,
         ended: bool,
+        poll: tokio::time::Interval,
         _permit: tokio::sync::OwnedSemaphorePermit,
     }
     impl Feed {
-        fn send_log(&mut self, upto: usize) {
+        /// Sends the carried bytes up to `upto`; `continues` when they end inside a line.
+        fn send_log(&mut self, upto: usize, continues: bool) {
             let text: Vec<u8> = self.carry.drain(..upto).collect();
             self.offset += text.len() as u64;
             let text = String::from_utf8_lossy(&text);
-            let lines: Vec<String> = text.lines().map(crate::run_page::strip_escapes).collect();
-            let data = serde_json::json!({ "lines": lines });
+            let mut lines: Vec<String> = text.split('\n').map(crate::run_page::strip_escapes).collect();
+            if !continues && text.ends_with('\n') {
+                lines.pop();
+            }
+            let data = serde_json::json!({ "lines": lines, "continues": continues });
             self.pending
                 .push_back(Event::default().event("log").id(self.offset.to_string()).data(data.to_string()));
         }
 
         async fn send_details(&mut self, force: bool) -> bool {
             let Ok(Some(r)) = self.d.node.store.get(&self.id).await else {
+                // Tried again at the next poll, not at once.
+                self.started = true;
                 return false;
             };
-            if r.last_updated_time == self.updated && !force {
+            let print = fingerprint(&r) as i64;
+            if print == self.updated && !force {
                 return r.status.is_finished();
             }
-            self.updated = r.last_updated_time;
+            self.updated = print;
             let now = self.d.node.clock.now_ms();
             let data = serde_json::json!({
                 "status": r.status.as_str(),
@@ -215,9 +254,15 @@ pub(crate) async fn run(
         log: Box::pin(log),
         carry: Vec::new(),
         offset,
-        updated: -1,
+        updated: 0,
+        started: false,
         pending: VecDeque::new(),
         ended: false,
+        poll: {
+            let mut i = tokio::time::interval(POLL);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        },
         _permit: permit,
     };
     let events = futures_util::stream::unfold(feed, |mut f| async move {
@@ -233,7 +278,8 @@ pub(crate) async fn run(
             let woken = changed.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if f.updated < 0 {
+            if !f.started {
+                f.started = true;
                 f.send_details(true).await;
                 continue;
             }
@@ -245,15 +291,25 @@ pub(crate) async fn run(
             let next = tokio::select! {
                 chunk = f.log.next() => Next::Log(chunk),
                 _ = woken => Next::Look,
-                _ = tokio::time::sleep(POLL) => Next::Look,
+                // An interval, not a new sleep each pass: a busy log must not keep the
+                // details from being looked at.
+                _ = f.poll.tick() => Next::Look,
                 _ = shutdown.cancelled() => Next::Stop,
             };
             match next {
                 Next::Log(Some(Ok(bytes))) => {
                     f.carry.extend_from_slice(&bytes);
                     match f.carry.iter().rposition(|b| *b == b'\n') {
-                        Some(i) => f.send_log(i + 1),
-                        None if f.carry.len() >= MAX_PARTIAL_LINE => f.send_log(f.carry.len()),
+                        Some(i) => f.send_log(i + 1, false),
+                        None if f.carry.len() >= MAX_PARTIAL_LINE => {
+                            // Cut where a character ends, so none is split in two.
+                            let upto = match std::str::from_utf8(&f.carry) {
+                                Ok(_) => f.carry.len(),
+                                Err(e) if e.valid_up_to() > 0 => e.valid_up_to(),
+                                Err(_) => f.carry.len(),
+                            };
+                            f.send_log(upto, true);
+                        }
                         None => {}
                     }
                 }
@@ -264,7 +320,7 @@ pub(crate) async fn run(
                 Next::Log(None) => {
                     // The run finished and every byte was read.
                     if !f.carry.is_empty() {
-                        f.send_log(f.carry.len());
+                        f.send_log(f.carry.len(), false);
                     }
                     f.send_details(true).await;
                     f.pending.push_back(Event::default().event("end").data("{}"));

@@ -21,8 +21,10 @@ pub(crate) async fn show(State(d): State<Arc<Dashboard>>, session: Option<Extens
         Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
         Err(e) => return d.failed(e),
     };
+    // One read gives at most RENDERED_LOG_BYTES; a second says whether there is more.
     let log = d.node.read_log(&id, 0).await.unwrap_or_default();
-    let (lines, offset, cut) = log_lines(&log, run.status.is_finished());
+    let more = log.len() >= RENDERED_LOG_BYTES && !d.node.read_log(&id, log.len() as u64).await.unwrap_or_default().is_empty();
+    let (lines, offset, cut) = log_lines(&log, run.status.is_finished(), more);
     let session = session.as_deref();
     let now = d.node.clock.now_ms();
     let body = html! {
@@ -30,9 +32,10 @@ pub(crate) async fn show(State(d): State<Arc<Dashboard>>, session: Option<Extens
         section.log-section {
             h2 { "Log" }
             div.log-tools {
-                input #log-search type="search" placeholder="Search the log" aria-label="Search the log";
+                // Searching and following need the script, which shows them.
+                input #log-search type="search" placeholder="Search the log" aria-label="Search the log" hidden;
                 span #log-matches {}
-                label.follow { input #log-follow type="checkbox" checked; " Follow" }
+                label.follow #log-follow-label hidden { input #log-follow type="checkbox" checked; " Follow" }
                 a href={ "/runs/" (run.id) "/log.txt" } download { "Download raw log" }
             }
             div #log .log
@@ -53,9 +56,9 @@ pub(crate) async fn show(State(d): State<Arc<Dashboard>>, session: Option<Extens
 }
 
 /// The log's complete lines, the offset after them, and whether there was more.
-fn log_lines(log: &[u8], finished: bool) -> (Vec<String>, usize, bool) {
+fn log_lines(log: &[u8], finished: bool, more: bool) -> (Vec<String>, usize, bool) {
     let shown = &log[..log.len().min(RENDERED_LOG_BYTES)];
-    let more = log.len() > shown.len();
+    let more = more || log.len() > shown.len();
     // A line still being written is left to the live feed, unless the run has ended.
     let end = if more || !finished {
         shown.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0)
@@ -143,7 +146,7 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                             tr data-step=(layout::text(s, "id")) {
                                 td { (layout::text(s, "id")) }
                                 td { @if when.is_empty() { span.none { "—" } } @else { (when) } }
-                                td { (layout::status_badge(&layout::text(s, "status"))) }
+                                td { (layout::status_badge(&step_status(run, &layout::text(s, "status")))) }
                                 td { @match chrono::DateTime::parse_from_rfc3339(&layout::text(s, "startTime")) {
                                     Ok(t) => (layout::time(t.timestamp_millis())),
                                     Err(_) => span.none { "—" },
@@ -201,6 +204,16 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                 }
             }
         } }
+    }
+}
+
+/// A step's status as shown: a finished run whose record still says a step is going
+/// (its worker was lost) shows how the run ended.
+fn step_status(run: &RunRecord, status: &str) -> String {
+    match (run.status.is_finished(), status) {
+        (true, "Running") => run.status.as_str().to_string(),
+        (true, "Pending") => "Skipped".into(),
+        _ => status.to_string(),
     }
 }
 
@@ -267,6 +280,7 @@ pub(crate) async fn raw_log(State(d): State<Arc<Dashboard>>, Path(id): Path<Stri
             (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"run-{safe}.log\"")),
             (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
         ],
         body,
     )
@@ -279,10 +293,13 @@ mod tests {
 
     #[test]
     fn a_line_still_being_written_waits_for_the_live_feed() {
-        let (lines, offset, cut) = log_lines(b"one\ntwo\nthr", false);
+        let (lines, offset, cut) = log_lines(b"one\ntwo\nthr", false, false);
         assert_eq!((lines, offset, cut), (vec!["one".to_string(), "two".into()], 8, false));
-        let (lines, offset, _) = log_lines(b"one\ntwo\nthr", true);
+        let (lines, offset, _) = log_lines(b"one\ntwo\nthr", true, false);
         assert_eq!((lines.len(), offset), (3, 11));
+        // A finished log longer than a page: cut at a line, the rest left to the feed.
+        let (lines, offset, cut) = log_lines(b"one\ntwo\nthr", true, true);
+        assert_eq!((lines.len(), offset, cut), (2, 8, true));
     }
 
     #[test]

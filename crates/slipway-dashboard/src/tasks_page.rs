@@ -133,8 +133,18 @@ pub(crate) async fn show(
         .await
         .unwrap_or_default();
     let has_webhook_secret = slipway_triggers::tasks::read_secrets(&d.node, &name).webhook_secret.is_some();
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("DAEMON");
-    let base = format!("http://{host}");
+    // The address forges reach: the operator's public URL, else the one this page was
+    // asked for (behind a TLS proxy, https).
+    let base = if d.node.settings.public_url.is_empty() {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("DAEMON");
+        let https = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        format!("{}://{host}", if https { "https" } else { "http" })
+    } else {
+        d.node.settings.public_base()
+    };
     let session = session.as_deref();
     let now = d.node.clock.now_ms();
     let body = render(&record, &spec, &tracked, &runs, has_webhook_secret, &base, session, now);

@@ -339,6 +339,14 @@ async fn pin_digest(shared: &Arc<Shared>, r: &Reference) -> String {
     }
 }
 
+/// A client for the registry's own API (describing what was pushed).
+fn registry_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+}
+
 pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &LogSink, produced: &mut Produced) -> Outcome {
     for image in images {
         let credential = shared.credential_for(image);
@@ -369,8 +377,23 @@ pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &Log
                             tag: r.tag().to_string(),
                             digest: digest.to_string(),
                             platform,
+                            media_type: None,
+                            size: None,
                         };
-                        produced.images.push(output(&digest, None));
+                        let mut tagged = output(&digest, None);
+                        // What a push notification tells: the manifest's type and size.
+                        let auth = credential.as_ref().map(|c| (c.username.clone(), c.password.clone()));
+                        match slipway_registry::describe(&registry_client(), &format!("{}@{digest}", r.name()), auth).await {
+                            Ok(d) => {
+                                tagged.media_type = Some(d.media_type);
+                                tagged.size = Some(d.size);
+                            }
+                            Err(e) => tracing::warn!(image, error = %shared.redactor.mask(&e), "describing the pushed manifest failed"),
+                        }
+                        if let Some(watch) = &shared.cfg.on_step {
+                            watch(crate::StepEvent::Pushed(&tagged));
+                        }
+                        produced.images.push(tagged);
                         for (platform, d) in per_platform {
                             produced.images.push(output(&d, Some(platform)));
                         }

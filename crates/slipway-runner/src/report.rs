@@ -51,6 +51,8 @@ impl StepReport {
 pub enum StepEvent<'a> {
     Started(&'a str),
     Ended(&'a StepReport),
+    /// A step pushed an image: the tag's manifest or index (not each platform's image).
+    Pushed(&'a OutputImage),
 }
 
 /// What [`crate::RunConfig::on_step`] calls; it must return quickly.
@@ -67,6 +69,11 @@ pub struct OutputImage {
     /// a single-platform image or the tag's image index itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// The manifest's media type and size in bytes, as the registry describes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

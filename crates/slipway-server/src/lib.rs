@@ -13,6 +13,8 @@
 //! ([`slipway_triggers`]); start-up, signals and graceful shutdown. The only crate that
 //! knows all the parts of the daemon.
 
+mod failure;
+mod outgoing;
 pub mod routes;
 
 pub use slipway_settings::Settings;
@@ -29,6 +31,17 @@ use tokio_util::sync::CancellationToken;
 pub struct Server {
     pub node: Arc<Node>,
     pub triggers: Arc<Triggers>,
+    pub notifier: Arc<slipway_notify::Notifier>,
+}
+
+/// What every handler is given.
+pub(crate) type Shared = axum::extract::State<Arc<Server>>;
+
+/// A time as the API writes it: RFC 3339 in UTC, to the millisecond.
+pub(crate) fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 impl std::ops::Deref for Server {
@@ -93,9 +106,12 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     let node = Arc::new(Node::new(settings, store, engine, clock, instance).with_fleet(blobs, fleet_key));
     node.listen_to_fleet().await.map_err(|e| anyhow::anyhow!(e))?;
     let triggers = Arc::new(Triggers::new(node.clone()));
+    let notifier = slipway_notify::Notifier::new(node.clone());
+    notifier.listen();
     let daemon = Arc::new(Server {
         node: node.clone(),
         triggers: triggers.clone(),
+        notifier: notifier.clone(),
     });
     // Runs this machine was executing before a restart have no worker any more.
     let node_prefix = format!("{}/", daemon.settings.node);
@@ -115,6 +131,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     tokio::spawn(slipway_worker::watch_engine(node.clone(), shutdown.clone()));
     tokio::spawn(slipway_triggers::timers::run(triggers.clone(), shutdown.clone()));
     tokio::spawn(slipway_triggers::images::poll(triggers.clone(), shutdown.clone()));
+    tokio::spawn(slipway_notify::deliver(notifier.clone(), shutdown.clone()));
     tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
     ready(listener.local_addr()?);
     let app = routes::router(daemon.clone(), shutdown.clone());

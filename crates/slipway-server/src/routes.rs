@@ -1,6 +1,7 @@
 //! The HTTP API (documented in `docs/api.md`).
 
-use crate::Server;
+use crate::failure::{bad_request, conflict, internal, Failure};
+use crate::{time, Server, Shared};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -9,15 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::TryStreamExt;
-use slipway_api::model::{ApiError, ErrorBody, Run, RunRequest, Upload};
+use slipway_api::model::{Run, RunRequest, Upload};
 use slipway_api::requests::{self, TaskSource};
 use slipway_sources::{self as sources, uploads};
 use slipway_store::{ListFilter, NewRun, RunStatus, RunType};
 use slipway_worker::logs;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-type Shared = State<Arc<Server>>;
 
 /// Every endpoint the router serves; `docs/api.md` has a heading for each (a test checks).
 pub const ENDPOINTS: &[(&str, &str)] = &[
@@ -36,6 +35,13 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("DELETE", "/v1/tasks/{name}"),
     ("POST", "/v1/tasks/{name}/runs"),
     ("GET", "/v1/tasks/{name}/runs"),
+    ("GET", "/v1/outgoing-webhooks"),
+    ("PUT", "/v1/outgoing-webhooks/{name}"),
+    ("PATCH", "/v1/outgoing-webhooks/{name}"),
+    ("GET", "/v1/outgoing-webhooks/{name}"),
+    ("DELETE", "/v1/outgoing-webhooks/{name}"),
+    ("POST", "/v1/outgoing-webhooks/{name}/ping"),
+    ("GET", "/v1/outgoing-webhooks/{name}/events"),
     ("POST", "/v1/webhooks/{provider}"),
     ("POST", "/v1/registry/notifications"),
 ];
@@ -55,6 +61,16 @@ pub fn router(d: Arc<Server>, shutdown: tokio_util::sync::CancellationToken) -> 
             get(get_task).put(create_task).patch(update_task).delete(delete_task),
         )
         .route("/v1/tasks/{name}/runs", post(run_task).get(task_runs))
+        .route("/v1/outgoing-webhooks", get(crate::outgoing::list))
+        .route(
+            "/v1/outgoing-webhooks/{name}",
+            get(crate::outgoing::show)
+                .put(crate::outgoing::create)
+                .patch(crate::outgoing::update)
+                .delete(crate::outgoing::delete),
+        )
+        .route("/v1/outgoing-webhooks/{name}/ping", post(crate::outgoing::ping))
+        .route("/v1/outgoing-webhooks/{name}/events", get(crate::outgoing::events))
         .layer(middleware::from_fn_with_state(d.clone(), auth));
     // Webhooks and registry notifications carry their own proof (a signature, a shared secret).
     let hooks = Router::new()
@@ -124,53 +140,6 @@ async fn json_errors(response: Response) -> Response {
         }
     }
     out
-}
-
-/// An API error: a status and a message that names what was wrong.
-pub struct Failure(StatusCode, &'static str, String);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        // Messages can quote what a client sent (a field name, an id): a terminal that
-        // prints one must not run its control characters.
-        let message: String = self
-            .2
-            .chars()
-            .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
-                if c.is_control() && c != '\n' {
-                    Box::new(c.escape_debug())
-                } else {
-                    Box::new(std::iter::once(c))
-                }
-            })
-            .collect();
-        // A message quoting a huge input is cut short.
-        let message = if message.chars().count() > 2000 {
-            format!("{}… (cut)", message.chars().take(2000).collect::<String>())
-        } else {
-            message
-        };
-        let body = ApiError {
-            error: ErrorBody {
-                code: self.1.to_string(),
-                message,
-            },
-        };
-        (self.0, Json(body)).into_response()
-    }
-}
-
-fn bad_request(m: impl Into<String>) -> Failure {
-    Failure(StatusCode::BAD_REQUEST, "BadRequest", m.into())
-}
-
-fn internal(e: impl std::fmt::Display) -> Failure {
-    tracing::error!(error = %e, "request failed");
-    Failure(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalError",
-        "the daemon could not complete the request; see its log".into(),
-    )
 }
 
 async fn not_found() -> Failure {
@@ -414,10 +383,6 @@ async fn run_log(State(d): Shared, Path(id): Path<String>, Query(q): Query<HashM
         .into_response())
 }
 
-fn conflict(m: impl Into<String>) -> Failure {
-    Failure(StatusCode::CONFLICT, "Conflict", m.into())
-}
-
 fn task_not_found(name: &str) -> Failure {
     Failure(StatusCode::NOT_FOUND, "TaskNotFound", format!("no task named {name:?}"))
 }
@@ -649,12 +614,6 @@ async fn registry_notification(State(d): Shared, headers: HeaderMap, body: Bytes
         runs.extend(slipway_triggers::images::seen(&d.triggers, s).await.map_err(internal)?);
     }
     Ok(Json(serde_json::json!({ "runs": runs })))
-}
-
-fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
 
 /// A run as the API shows it.

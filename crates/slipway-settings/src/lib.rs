@@ -57,6 +57,18 @@ pub struct Settings {
     /// Hosts or networks (`10.0.0.0/8`, `git.internal`, `127.0.0.1`) that URL sources
     /// may reach although they are loopback, private, link-local or unspecified.
     pub allowed_source_hosts: Vec<String>,
+    /// Hosts or networks outbound webhooks may reach although they are loopback,
+    /// private, link-local or unspecified.
+    pub allowed_webhook_hosts: Vec<String>,
+    /// Seconds one webhook delivery attempt may take.
+    pub webhook_timeout_seconds: u64,
+    /// Seconds before a failed delivery is tried again; doubled each time, at most an hour.
+    pub webhook_retry_seconds: u64,
+    /// Seconds after an event during which its delivery is retried; then it is given up.
+    pub webhook_retry_period_seconds: u64,
+    /// The daemon's address as others reach it (`https://builds.example.com`), for the
+    /// links in run events; the listen address when empty.
+    pub public_url: String,
     /// Seconds to wait for a source server to accept a connection.
     pub fetch_connect_timeout_seconds: u64,
     /// Seconds a source server may stay silent during a fetch.
@@ -116,6 +128,11 @@ impl Default for Settings {
             max_context_entries: 500_000,
             file_source_dirs: Vec::new(),
             allowed_source_hosts: Vec::new(),
+            allowed_webhook_hosts: Vec::new(),
+            webhook_timeout_seconds: 10,
+            webhook_retry_seconds: 10,
+            webhook_retry_period_seconds: 86_400,
+            public_url: String::new(),
             fetch_connect_timeout_seconds: 10,
             fetch_read_timeout_seconds: 60,
             http_header_timeout_seconds: 30,
@@ -261,6 +278,11 @@ impl Settings {
             "max_context_entries" => self.max_context_entries = num(value)?,
             "file_source_dirs" => self.file_source_dirs = list(value).map(PathBuf::from).collect(),
             "allowed_source_hosts" => self.allowed_source_hosts = list(value).map(String::from).collect(),
+            "allowed_webhook_hosts" => self.allowed_webhook_hosts = list(value).map(String::from).collect(),
+            "webhook_timeout_seconds" => self.webhook_timeout_seconds = num(value)?,
+            "webhook_retry_seconds" => self.webhook_retry_seconds = num(value)?,
+            "webhook_retry_period_seconds" => self.webhook_retry_period_seconds = num(value)?,
+            "public_url" => self.public_url = value.into(),
             "fetch_connect_timeout_seconds" => self.fetch_connect_timeout_seconds = num(value)?,
             "fetch_read_timeout_seconds" => self.fetch_read_timeout_seconds = num(value)?,
             "http_header_timeout_seconds" => self.http_header_timeout_seconds = num(value)?,
@@ -282,6 +304,15 @@ impl Settings {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// The daemon's address for links others follow: `public_url`, else the listen address.
+    pub fn public_base(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
     }
 
     /// Whether the listen address is loopback only.

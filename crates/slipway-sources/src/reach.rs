@@ -19,6 +19,9 @@ pub struct Reach {
     pub file_dirs: Vec<PathBuf>,
     /// Host names, addresses and networks (`10.0.0.0/8`) the operator allows.
     pub allowed: Vec<String>,
+    /// The setting `allowed` comes from, named in refusals (`allowed_source_hosts`
+    /// when empty).
+    pub setting: &'static str,
 }
 
 /// An address inside the machine or its private network.
@@ -127,7 +130,7 @@ impl Reach {
             }
         };
         match addrs.iter().find(|a| !self.address_allowed(&name, **a)) {
-            Some(a) => Err(internal_refusal(&name, *a)),
+            Some(a) => Err(internal_refusal(&name, *a, self.setting)),
             None => Ok(()),
         }
     }
@@ -163,9 +166,13 @@ impl Reach {
     }
 }
 
-fn internal_refusal(host: &str, ip: IpAddr) -> String {
+fn internal_refusal(host: &str, ip: IpAddr, setting: &str) -> String {
+    let (who, setting) = match setting {
+        "" | "allowed_source_hosts" => ("sources", "allowed_source_hosts"),
+        other => ("webhooks", other),
+    };
     format!(
-        "{host} is {ip}, an address of the daemon's own machine or private network; sources may reach it only if the operator lists it in allowed_source_hosts"
+        "{host} is {ip}, an address of the daemon's own machine or private network; {who} may reach it only if the operator lists it in {setting}"
     )
 }
 
@@ -181,7 +188,7 @@ impl reqwest::dns::Resolve for CheckedResolver {
             let host = name.as_str().to_string();
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if let Some(bad) = found.iter().find(|a| !reach.address_allowed(&host, a.ip())) {
-                return Err(internal_refusal(&host, bad.ip()).into());
+                return Err(internal_refusal(&host, bad.ip(), reach.setting).into());
             }
             Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
         })

@@ -15,12 +15,15 @@ mod clock;
 mod model;
 mod postgres;
 mod sql;
+mod sql_webhooks;
 mod sqlite;
+mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{Dependency, ListFilter, NewRun, RunRecord, RunStatus, RunType, TaskRecord, TriggerKind, Triggers};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{AfterAttempt, AttemptRecord, DeliveryRecord, DeliveryStatus, NewDelivery, WebhookRecord, WebhookStore};
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -57,8 +60,10 @@ pub enum Reaped {
     Requeued(String),
 }
 
+/// The queue, its tasks and triggers' keys, and (through [`WebhookStore`]) the
+/// outbound webhooks with their deliveries.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: WebhookStore + Send + Sync {
     async fn enqueue(&self, run: NewRun) -> Result<RunRecord, StoreError>;
     /// Claims up to `n` queued runs for `worker`, oldest first, in one statement.
     async fn claim(&self, worker: &str, n: u32, lease: Duration) -> Result<Vec<RunRecord>, StoreError>;

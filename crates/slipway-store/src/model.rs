@@ -86,7 +86,7 @@ pub struct ListFilter {
     pub before_id: Option<String>,
     /// What started the runs.
     pub trigger: Option<TriggerKind>,
-    /// Only runs changed after this time (ms), for watching the queue.
+    /// Only runs changed after this time (ms), oldest change first, for watching the queue.
     pub updated_after: Option<i64>,
 }
 

@@ -81,3 +81,11 @@ crate::sql::sql_store!(
     " FOR UPDATE SKIP LOCKED",
     "strpos"
 );
+
+crate::sql_webhooks::sql_webhook_store!(
+    PgStore,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow,
+    placeholders,
+    " FOR UPDATE SKIP LOCKED"
+);

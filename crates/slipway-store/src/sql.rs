@@ -268,8 +268,13 @@ impl Store for $store {
                 .push_bind(before.clone())
                 .push(")");
         }
-        q.push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(if f.limit == 0 { 50 } else { f.limit } as i64);
+        // Watching for changes reads the oldest change first; a list reads newest first.
+        q.push(if f.updated_after.is_some() {
+            " ORDER BY last_updated_time, seq LIMIT "
+        } else {
+            " ORDER BY seq DESC LIMIT "
+        })
+        .push_bind(if f.limit == 0 { 50 } else { f.limit } as i64);
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
     }

@@ -52,3 +52,5 @@ crate::sql::sql_store!(
     "",
     "instr"
 );
+
+crate::sql_webhooks::sql_webhook_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, placeholders, "");

@@ -263,3 +263,131 @@ async fn an_event_key_starts_at_most_one_run() {
         assert_eq!(s.swap_image_digest("img", "sha256:2").await.unwrap(), Some("sha256:1".into()));
     }
 }
+
+#[tokio::test]
+async fn triggers_changes_and_steps_are_listed() {
+    let clock = Arc::new(ManualClock::new(1_000));
+    for (_d, s) in stores(clock.clone()).await {
+        let t0 = clock.now_ms();
+        let mut timer = run("t1", "reg/app:1");
+        timer.triggers.timer = Some(serde_json::json!({"timerTriggerName": "nightly"}));
+        s.enqueue(timer).await.unwrap();
+        s.enqueue(run("m1", "reg/app:1")).await.unwrap();
+        let by = |k| ListFilter {
+            trigger: Some(k),
+            ..Default::default()
+        };
+        let ids = |v: Vec<RunRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.list(&by(TriggerKind::Timer)).await.unwrap()), ["t1"]);
+        assert_eq!(ids(s.list(&by(TriggerKind::Manual)).await.unwrap()), ["m1"]);
+        assert!(s.list(&by(TriggerKind::Commit)).await.unwrap().is_empty());
+        // Steps are written while the run goes, fenced like every worker write.
+        clock.advance(500);
+        let c = s.claim("w1", 1, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(c[0].id, "t1");
+        let steps = serde_json::json!([{"id": "build", "status": "Running"}]);
+        assert!(s.set_steps("t1", "w1", 1, &steps).await.unwrap());
+        assert!(!s.set_steps("t1", "w2", 1, &steps).await.unwrap());
+        assert_eq!(s.get("t1").await.unwrap().unwrap().steps, steps);
+        // Watching for changes: oldest change first, only those after the time given.
+        let changed = s
+            .list(&ListFilter {
+                updated_after: Some(t0 + 200),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(changed), ["t1"]);
+        // Completion keeps the steps written when it brings none.
+        let done = Completion {
+            status: Some(RunStatus::Succeeded),
+            ..Default::default()
+        };
+        assert!(s.complete("t1", "w1", 1, done).await.unwrap());
+        assert_eq!(s.get("t1").await.unwrap().unwrap().steps, steps);
+    }
+}
+
+#[tokio::test]
+async fn webhook_deliveries_are_claimed_once_retried_and_purged() {
+    let clock = Arc::new(ManualClock::new(10_000));
+    for (_d, s) in stores(clock.clone()).await {
+        let t0 = clock.now_ms();
+        let hook = WebhookRecord {
+            name: "deploy1".into(),
+            spec: serde_json::json!({"name": "deploy1", "uri": "https://x/"}),
+            enabled: true,
+            create_time: 0,
+            last_updated_time: 0,
+        };
+        assert!(s.put_webhook(&hook, true).await.unwrap());
+        assert!(!s.put_webhook(&hook, true).await.unwrap(), "a second create fails");
+        assert!(s
+            .put_webhook(
+                &WebhookRecord {
+                    enabled: false,
+                    ..hook.clone()
+                },
+                false
+            )
+            .await
+            .unwrap());
+        assert!(!s.get_webhook("deploy1").await.unwrap().unwrap().enabled);
+        let new = |id: &str| NewDelivery {
+            id: id.into(),
+            webhook: "deploy1".into(),
+            action: "push".into(),
+            body: format!("{{\"id\":\"{id}\"}}"),
+        };
+        s.add_deliveries(&[new("a"), new("b")]).await.unwrap();
+        // One claim takes them; a second finds none while the lease holds.
+        let got = s.claim_deliveries("n1", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(got.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(s.claim_deliveries("n2", 10, Duration::from_secs(30)).await.unwrap().is_empty());
+        let attempt = |id: &str, n: i64, code: Option<i64>| AttemptRecord {
+            delivery_id: id.into(),
+            attempt: n,
+            time: 10_000,
+            status_code: code,
+            latency_ms: 3,
+            error: code.is_none().then(|| "refused".to_string()),
+            response: None,
+        };
+        assert!(s
+            .finish_attempt("n1", &attempt("a", 1, Some(200)), AfterAttempt::Delivered)
+            .await
+            .unwrap());
+        assert!(s
+            .finish_attempt("n1", &attempt("b", 1, None), AfterAttempt::RetryAt(t0 + 2_000))
+            .await
+            .unwrap());
+        // Not the owner: refused and not recorded.
+        assert!(!s
+            .finish_attempt("n2", &attempt("b", 2, Some(200)), AfterAttempt::Delivered)
+            .await
+            .unwrap());
+        // Not due yet, then due.
+        assert!(s.claim_deliveries("n2", 10, Duration::from_secs(30)).await.unwrap().is_empty());
+        clock.advance(3_000);
+        let again = s.claim_deliveries("n2", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 1));
+        assert!(s
+            .finish_attempt("n2", &attempt("b", 2, Some(200)), AfterAttempt::Delivered)
+            .await
+            .unwrap());
+        let list = s.list_deliveries("deploy1", 10).await.unwrap();
+        assert_eq!(
+            list.iter().map(|d| (d.id.as_str(), d.status)).collect::<Vec<_>>(),
+            [("b", DeliveryStatus::Delivered), ("a", DeliveryStatus::Delivered)]
+        );
+        let attempts = s.attempts_of(&["a".into(), "b".into()]).await.unwrap();
+        assert_eq!(attempts.len(), 3);
+        assert_eq!(attempts[1].error.as_deref(), Some("refused"));
+        // Old ended deliveries are forgotten; the webhook's deletion takes the rest.
+        assert_eq!(s.purge_deliveries(t0 + 10_000).await.unwrap(), 2);
+        assert!(s.attempts_of(&["a".into(), "b".into()]).await.unwrap().is_empty());
+        s.add_deliveries(&[new("c")]).await.unwrap();
+        assert!(s.delete_webhook("deploy1").await.unwrap());
+        assert!(s.list_deliveries("deploy1", 10).await.unwrap().is_empty());
+    }
+}

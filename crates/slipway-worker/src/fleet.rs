@@ -76,36 +76,52 @@ impl Node {
             return Ok(());
         }
         let plain = serde_json::to_vec(secrets).map_err(std::io::Error::other)?;
-        match &self.fleet_key {
-            Some(key) => {
-                let sealed = key.seal(run_id, &plain).map_err(std::io::Error::other)?;
-                self.store.put_sealed_secrets(run_id, &sealed).await.map_err(std::io::Error::other)
-            }
-            None => crate::submit::write_private(&crate::submit::secrets_path(&self.settings.data_dir, run_id), &plain),
-        }
+        self.keep_sealed(run_id, &plain).await
     }
 
     /// The secrets a run was submitted with (none if it had none, or they were removed).
     pub async fn read_secrets(&self, run_id: &str) -> Result<RunSecrets, String> {
-        let plain = match &self.fleet_key {
-            Some(key) => match self.store.sealed_secrets(run_id).await.map_err(|e| e.to_string())? {
-                Some(sealed) => key.open(run_id, &sealed)?,
-                None => return Ok(RunSecrets::default()),
-            },
-            None => match std::fs::read(crate::submit::secrets_path(&self.settings.data_dir, run_id)) {
-                Ok(b) => b,
-                Err(_) => return Ok(RunSecrets::default()),
-            },
-        };
-        serde_json::from_slice(&plain).map_err(|e| format!("the run's secrets are unreadable: {e}"))
+        match self.read_sealed(run_id).await? {
+            Some(plain) => serde_json::from_slice(&plain).map_err(|e| format!("the run's secrets are unreadable: {e}")),
+            None => Ok(RunSecrets::default()),
+        }
     }
 
     /// Removes a run's secrets once it has ended (or was never queued).
     pub async fn remove_secrets(&self, run_id: &str) {
-        let _ = std::fs::remove_file(crate::submit::secrets_path(&self.settings.data_dir, run_id));
+        self.remove_sealed(run_id).await;
+    }
+
+    /// Keeps secret bytes under `key` (a run id, or `webhook-NAME`) where every node of
+    /// the fleet can read them: sealed in the database with the fleet key, else in a
+    /// `0600` file of the data dir.
+    pub async fn keep_sealed(&self, key: &str, plain: &[u8]) -> std::io::Result<()> {
+        match &self.fleet_key {
+            Some(fleet) => {
+                let sealed = fleet.seal(key, plain).map_err(std::io::Error::other)?;
+                self.store.put_sealed_secrets(key, &sealed).await.map_err(std::io::Error::other)
+            }
+            None => crate::submit::write_private(&crate::submit::secrets_path(&self.settings.data_dir, key), plain),
+        }
+    }
+
+    /// The bytes kept under `key`, if any.
+    pub async fn read_sealed(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        match &self.fleet_key {
+            Some(fleet) => match self.store.sealed_secrets(key).await.map_err(|e| e.to_string())? {
+                Some(sealed) => fleet.open(key, &sealed).map(Some),
+                None => Ok(None),
+            },
+            None => Ok(std::fs::read(crate::submit::secrets_path(&self.settings.data_dir, key)).ok()),
+        }
+    }
+
+    /// Forgets what is kept under `key`.
+    pub async fn remove_sealed(&self, key: &str) {
+        let _ = std::fs::remove_file(crate::submit::secrets_path(&self.settings.data_dir, key));
         if self.fleet_key.is_some() {
-            if let Err(e) = self.store.delete_sealed_secrets(run_id).await {
-                tracing::warn!(run_id, error = %e, "removing a run's sealed secrets failed");
+            if let Err(e) = self.store.delete_sealed_secrets(key).await {
+                tracing::warn!(key, error = %e, "removing sealed secrets failed");
             }
         }
     }

@@ -5,6 +5,7 @@
 //! go to one file per run. Also: the warm pool of networks, step metrics, and what to
 //! do while the engine is down. Knows nothing of HTTP routes or of triggers.
 
+pub mod events;
 pub mod fleet;
 pub mod logs;
 pub mod metrics;
@@ -39,6 +40,8 @@ pub struct Node {
     /// Notified whenever a run this process knows of is queued, starts, ends or has a
     /// step start or end (the dashboard's live list; other nodes' runs it polls for).
     pub changed: Arc<Notify>,
+    /// Who is told of runs queued, started, finished and images pushed.
+    events: events::Listeners,
     /// Notified whenever a run's log grows.
     pub log_appended: logs::Appended,
     pub metrics: metrics::Metrics,
@@ -67,6 +70,7 @@ impl Node {
         let reach = Arc::new(slipway_sources::Reach {
             file_dirs: settings.file_source_dirs.clone(),
             allowed: settings.allowed_source_hosts.clone(),
+            setting: "allowed_source_hosts",
         });
         Node {
             settings,
@@ -78,6 +82,7 @@ impl Node {
             pool,
             log_appended: Arc::new(Notify::new()),
             changed: Arc::new(Notify::new()),
+            events: Default::default(),
             metrics: metrics::Metrics::default(),
             running: Mutex::new(HashMap::new()),
             reach,
@@ -127,11 +132,27 @@ impl Node {
         logs::file_sink(&logs::log_path(&self.settings.data_dir, run_id), self.log_appended.clone())
     }
 
+    /// Sets who is told of this node's run events (once; false if one was set).
+    pub fn listen_to_runs(&self, listener: Arc<dyn events::RunEvents>) -> bool {
+        self.events.set(listener)
+    }
+
+    pub(crate) fn tell(&self, run_id: &str, event: events::RunEvent) {
+        self.events.tell(run_id, event);
+    }
+
     /// Cancels a run wherever it is: a queued run at once, a running one on whichever
     /// node runs it (told now, and it also notices within half a second). `None` when
     /// there is no such run.
     pub async fn cancel(&self, run_id: &str) -> Result<Option<slipway_store::RunRecord>, slipway_store::StoreError> {
+        let before = self.store.get(run_id).await?;
         let record = self.store.request_cancel(run_id).await?;
+        if let (Some(b), Some(r)) = (&before, &record) {
+            // A queued run ends here; a running one ends when its worker stops it.
+            if !b.status.is_finished() && r.status.is_finished() && r.lease_owner.is_none() {
+                self.tell(run_id, events::RunEvent::Finished);
+            }
+        }
         if record.is_some() {
             self.cancel_local(run_id);
             let _ = self.store.notify(fleet::CANCEL_CHANNEL, run_id).await;

@@ -28,6 +28,7 @@ struct Row {
 
 /// The steps of one run on this worker.
 pub(crate) struct Board {
+    run_id: String,
     rows: Mutex<Vec<Row>>,
     changed: tokio::sync::watch::Sender<u64>,
 }
@@ -51,6 +52,7 @@ impl Board {
             .collect();
         let (tx, mut rx) = tokio::sync::watch::channel(0u64);
         let board = Arc::new(Board {
+            run_id: run_id.to_string(),
             rows: Mutex::new(rows),
             changed: tx,
         });
@@ -75,16 +77,21 @@ impl Board {
     }
 
     /// What the runner calls.
-    pub(crate) fn watcher(self: &Arc<Self>, clock: Arc<dyn slipway_store::Clock>) -> StepWatcher {
+    pub(crate) fn watcher(self: &Arc<Self>, node: Arc<Node>) -> StepWatcher {
         let board = self.clone();
         Arc::new(move |e: StepEvent<'_>| {
+            if let StepEvent::Pushed(image) = e {
+                let image = serde_json::to_value(image).unwrap_or_default();
+                node.tell(&board.run_id, crate::events::RunEvent::Pushed(image));
+                return;
+            }
             {
                 let mut rows = board.rows.lock().unwrap_or_else(|p| p.into_inner());
                 match e {
                     StepEvent::Started(id) => {
                         if let Some(r) = rows.iter_mut().find(|r| r.id == id) {
                             r.status = "Running".into();
-                            r.start_time = Some(rfc3339(clock.now_ms()));
+                            r.start_time = Some(rfc3339(node.clock.now_ms()));
                         }
                     }
                     StepEvent::Ended(report) => {
@@ -92,20 +99,24 @@ impl Board {
                             fill(r, report);
                         }
                     }
+                    StepEvent::Pushed(_) => {}
                 }
             }
             board.changed.send_modify(|n| *n += 1);
         })
     }
 
-    /// The steps as they end up, from the runner's report (steps never started are
-    /// `Skipped`; a run stopped early leaves none `Running`).
-    pub(crate) fn finish(&self, reports: &[StepReport], ended: &str) -> serde_json::Value {
+    /// The steps as they end up, from the runner's report.
+    /// `stopped` is how a step that was going ends when the runner reports none for it
+    /// (`Canceled`, or `Error` when the engine went away); steps never started are
+    /// `Skipped`.
+    pub(crate) fn finish(&self, reports: &[StepReport], stopped: &str) -> serde_json::Value {
         let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         for r in rows.iter_mut() {
             match reports.iter().find(|x| x.id == r.id) {
                 Some(report) => fill(r, report),
-                None if r.status == "Running" || r.status == "Pending" => r.status = ended.to_string(),
+                None if r.status == "Running" => r.status = stopped.to_string(),
+                None if r.status == "Pending" => r.status = "Skipped".into(),
                 None => {}
             }
         }

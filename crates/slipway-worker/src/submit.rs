@@ -64,6 +64,7 @@ pub async fn submit(d: &Node, s: Submission) -> Result<Option<RunRecord>, Submit
         Ok(Some(run)) => {
             d.wake.notify_one();
             d.changed.notify_waiters();
+            d.tell(&run.id, crate::events::RunEvent::Queued);
             Ok(Some(run))
         }
         Ok(None) => {
@@ -94,7 +95,10 @@ pub async fn submit_many(d: &Node, all: Vec<Submission>) -> Result<Vec<RunRecord
             }
             for _ in 0..runs.len().min(64) {
                 d.wake.notify_one();
-                d.changed.notify_waiters();
+            }
+            d.changed.notify_waiters();
+            for r in &runs {
+                d.tell(&r.id, crate::events::RunEvent::Queued);
             }
             Ok(runs)
         }

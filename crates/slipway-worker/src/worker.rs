@@ -115,6 +115,7 @@ pub async fn reap_once(d: &Arc<Node>) {
                 }
                 if matches!(r, Reaped::Failed(_)) {
                     d.remove_secrets(id).await;
+                    d.tell(id, crate::events::RunEvent::Finished);
                 }
             }
         }
@@ -161,7 +162,9 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(id.clone(), cancel.clone());
-    let _ = d.store.mark_running(&id, worker, run.attempt).await;
+    if d.store.mark_running(&id, worker, run.attempt).await.unwrap_or(false) {
+        d.tell(&id, crate::events::RunEvent::Started);
+    }
     d.changed.notify_waiters();
     // Keep the lease; stop if the run is taken from us or canceled.
     let keeper = {
@@ -227,7 +230,9 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
     if let Some(s) = shipper {
         s.finish().await;
     }
-    if !d.store.complete(&id, worker, run.attempt, done).await.unwrap_or(false) {
+    if d.store.complete(&id, worker, run.attempt, done).await.unwrap_or(false) {
+        d.tell(&id, crate::events::RunEvent::Finished);
+    } else {
         tracing::warn!(run_id = %id, "the run was no longer ours when it ended; its result was dropped");
     }
     d.changed.notify_waiters();
@@ -433,10 +438,10 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
     cfg.sandbox_image = d.settings.sandbox_image.clone();
     cfg.prepared_network = d.pool.take();
     let board = crate::steps::Board::start(d, &run.id, worker, run.attempt, &plan);
-    cfg.on_step = Some(board.watcher(d.clock.clone()));
+    cfg.on_step = Some(board.watcher(d.clone()));
     let report = slipway_runner::run(d.engine.clone(), plan.clone(), cfg, log.clone(), cancel.clone()).await;
-    let ended = if report.canceled { "Canceled" } else { "Skipped" };
-    let steps = board.finish(&report.steps, ended);
+    let stopped = if report.canceled { "Canceled" } else { "Error" };
+    let steps = board.finish(&report.steps, stopped);
     if let (false, false, Err(down)) = (report.succeeded, report.canceled, d.engine.ping().await) {
         // Not the task's fault: its containers may still be in the engine, so they are
         // swept once it answers again; and nothing more is claimed until it does (the

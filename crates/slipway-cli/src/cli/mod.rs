@@ -3,3 +3,4 @@
 
 pub mod client;
 pub mod task_cmd;
+pub mod webhook_cmd;

@@ -1,0 +1,234 @@
+//! `slipway webhook …`: the webhooks Slipway notifies, shaped like `az acr webhook`.
+
+use super::client::{Client, Output, ServerArgs};
+use crate::pairs;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::{json, Map, Value};
+use std::process::ExitCode;
+
+#[derive(Args, Clone, Default)]
+pub struct WebhookFields {
+    /// Where events are POSTed (http:// or https://).
+    #[arg(long)]
+    pub uri: Option<String>,
+    /// What to send: push, run_queued, run_started, run_finished (repeatable or
+    /// space-separated; default push).
+    #[arg(long, num_args = 1.., value_parser = ["push", "run_queued", "run_started", "run_finished"])]
+    pub actions: Vec<String>,
+    /// Which pushes: `repo:tag`, `repo:*`, `repo` (= `repo:latest`); all when not given.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// `enabled` or `disabled`.
+    #[arg(long, value_parser = ["enabled", "disabled"])]
+    pub status: Option<String>,
+    /// A header sent with every delivery, `NAME=VALUE` (repeatable; replaces the
+    /// webhook's headers; values never shown).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// The key of the X-Slipway-Signature-256 header, an HMAC-SHA256 of the body
+    /// (never shown; "" removes it).
+    #[arg(long, allow_hyphen_values = true)]
+    pub secret: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum WebhookCommand {
+    /// Create a webhook.
+    Create {
+        /// The webhook's name (5 to 50 letters or digits).
+        #[arg(short = 'n', long)]
+        name: String,
+        #[command(flatten)]
+        fields: WebhookFields,
+        /// How to print the result.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Change a webhook; only the fields given change.
+    Update {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[command(flatten)]
+        fields: WebhookFields,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Delete a webhook and its delivery history.
+    Delete {
+        #[arg(short = 'n', long)]
+        name: String,
+    },
+    /// List the webhooks.
+    List {
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Show a webhook.
+    Show {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Send a test event and show how the receiver answered.
+    Ping {
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// List a webhook's recent deliveries, each attempt with its status and latency.
+    ListEvents {
+        #[arg(short = 'n', long)]
+        name: String,
+        /// How many, newest first.
+        #[arg(long, default_value_t = 20)]
+        top: u32,
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+fn body(f: &WebhookFields) -> Result<Map<String, Value>> {
+    let mut m = Map::new();
+    if let Some(v) = &f.uri {
+        m.insert("uri".into(), json!(v));
+    }
+    if !f.actions.is_empty() {
+        m.insert("actions".into(), json!(f.actions));
+    }
+    if let Some(v) = &f.scope {
+        m.insert("scope".into(), json!(v));
+    }
+    if let Some(v) = &f.status {
+        m.insert("status".into(), json!(v));
+    }
+    if !f.headers.is_empty() {
+        let headers: Map<String, Value> = pairs::split_all("--header", &f.headers, "NAME=VALUE")?
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        m.insert("customHeaders".into(), Value::Object(headers));
+    }
+    if let Some(v) = &f.secret {
+        m.insert("secret".into(), json!(v));
+    }
+    Ok(m)
+}
+
+pub async fn run(s: &ServerArgs, cmd: WebhookCommand) -> Result<ExitCode> {
+    let c = Client::new(s);
+    let path = |name: &str| format!("/v1/outgoing-webhooks/{name}");
+    match cmd {
+        WebhookCommand::Create { name, fields, output } => {
+            let w = c
+                .call(reqwest::Method::PUT, &path(&name), Some(Value::Object(body(&fields)?)))
+                .await?;
+            print_webhooks(std::slice::from_ref(&w), output)?;
+        }
+        WebhookCommand::Update { name, fields, output } => {
+            let w = c
+                .call(reqwest::Method::PATCH, &path(&name), Some(Value::Object(body(&fields)?)))
+                .await?;
+            print_webhooks(std::slice::from_ref(&w), output)?;
+        }
+        WebhookCommand::Delete { name } => {
+            c.call(reqwest::Method::DELETE, &path(&name), None).await?;
+            println!("Deleted webhook {name}");
+        }
+        WebhookCommand::List { output } => {
+            let v = c.call(reqwest::Method::GET, "/v1/outgoing-webhooks", None).await?;
+            print_webhooks(v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]), output)?;
+        }
+        WebhookCommand::Show { name, output } => {
+            let w = c.call(reqwest::Method::GET, &path(&name), None).await?;
+            print_webhooks(std::slice::from_ref(&w), output)?;
+            if output == Output::Table {
+                let headers: Vec<&str> = w["customHeaderNames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!("\nURI:     {}", w["uri"].as_str().unwrap_or(""));
+                println!("Headers: {}", if headers.is_empty() { "-".to_string() } else { headers.join(", ") });
+                println!("Signed:  {}", if w["signed"].as_bool().unwrap_or(false) { "yes" } else { "no" });
+            }
+        }
+        WebhookCommand::Ping { name, output } => {
+            let d = c.call(reqwest::Method::POST, &format!("{}/ping", path(&name)), None).await?;
+            print_deliveries(std::slice::from_ref(&d), output)?;
+            let delivered = d["status"] == "Delivered";
+            return Ok(if delivered { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        WebhookCommand::ListEvents { name, top, output } => {
+            let v = c
+                .call(reqwest::Method::GET, &format!("{}/events?top={top}", path(&name)), None)
+                .await?;
+            print_deliveries(v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]), output)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_webhooks(hooks: &[Value], output: Output) -> Result<()> {
+    if output == Output::Json {
+        let v = if hooks.len() == 1 { hooks[0].clone() } else { json!(hooks) };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{:<24} {:<9} {:<40} {:<16} {:<6}", "NAME", "STATUS", "ACTIONS", "SCOPE", "SIGNED");
+    println!("{:-<24} {:-<9} {:-<40} {:-<16} {:-<6}", "", "", "", "", "");
+    for w in hooks {
+        let actions: Vec<&str> = w["actions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        println!(
+            "{:<24} {:<9} {:<40} {:<16} {:<6}",
+            w["name"].as_str().unwrap_or(""),
+            w["status"].as_str().unwrap_or(""),
+            actions.join(","),
+            Some(w["scope"].as_str().unwrap_or("")).filter(|s| !s.is_empty()).unwrap_or("(all)"),
+            if w["signed"].as_bool().unwrap_or(false) { "yes" } else { "no" },
+        );
+    }
+    Ok(())
+}
+
+fn print_deliveries(list: &[Value], output: Output) -> Result<()> {
+    if output == Output::Json {
+        let v = if list.len() == 1 { list[0].clone() } else { json!(list) };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36} {:<13} {:<10} {:<8} {:<16} {:<9} LAST ERROR / NEXT ATTEMPT",
+        "EVENT ID", "ACTION", "STATUS", "ATTEMPTS", "HTTP (EACH)", "LATENCY"
+    );
+    println!("{:-<36} {:-<13} {:-<10} {:-<8} {:-<16} {:-<9} {:-<30}", "", "", "", "", "", "", "");
+    for d in list {
+        let attempts = d["attempts"].as_array().cloned().unwrap_or_default();
+        let last = attempts.last().cloned().unwrap_or(Value::Null);
+        let note = match (last["error"].as_str(), d["nextAttemptTime"].as_str()) {
+            (Some(e), Some(next)) => format!("{e}; next {next}"),
+            (Some(e), None) => e.to_string(),
+            (None, Some(next)) => format!("next {next}"),
+            (None, None) => String::new(),
+        };
+        // Every attempt's answer, in order (`-` where there was none).
+        let codes: Vec<String> = attempts
+            .iter()
+            .map(|a| a["statusCode"].as_i64().map(|c| c.to_string()).unwrap_or_else(|| "-".into()))
+            .collect();
+        println!(
+            "{:<36} {:<13} {:<10} {:<8} {:<16} {:<9} {}",
+            d["id"].as_str().unwrap_or(""),
+            d["action"].as_str().unwrap_or(""),
+            d["status"].as_str().unwrap_or(""),
+            attempts.len(),
+            if codes.is_empty() { "-".to_string() } else { codes.join(" ") },
+            last["latencyMs"].as_i64().map(|l| format!("{l} ms")).unwrap_or_else(|| "-".into()),
+            note
+        );
+    }
+    Ok(())
+}

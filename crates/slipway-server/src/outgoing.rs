@@ -1,0 +1,197 @@
+//! `/v1/outgoing-webhooks`: the webhooks Slipway notifies (`az acr webhook
+//! create/update/delete/list/show/ping/list-events`). Their secrets (signing key,
+//! custom header values) are kept by the notifier, never in the database or an answer.
+
+use crate::failure::{bad_request, conflict, internal, Failure};
+use crate::{time, Server, Shared};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use slipway_api::webhook::{AttemptView, DeliveryView, WebhookSecrets, WebhookSpec, WebhookView};
+use slipway_store::WebhookRecord;
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn not_found(name: &str) -> Failure {
+    Failure(StatusCode::NOT_FOUND, "WebhookNotFound", format!("no webhook named {name:?}"))
+}
+
+async fn view(d: &Server, record: &WebhookRecord) -> Result<WebhookView, Failure> {
+    let spec: WebhookSpec = serde_json::from_value(record.spec.clone()).map_err(internal)?;
+    let secrets = d.notifier.secrets(&record.name).await;
+    Ok(WebhookView {
+        spec,
+        custom_header_names: secrets.custom_headers.keys().cloned().collect(),
+        signed: secrets.secret.is_some(),
+        create_time: time(record.create_time),
+        last_updated_time: time(record.last_updated_time),
+    })
+}
+
+/// Reads and checks a spec for `name`; its secrets come out separately.
+fn parse(d: &Server, name: &str, body: &serde_json::Value) -> Result<(WebhookSpec, WebhookSecrets), Failure> {
+    let mut spec: WebhookSpec = serde_json::from_value(body.clone()).map_err(|e| bad_request(format!("invalid webhook: {e}")))?;
+    if !spec.name.is_empty() && spec.name != name {
+        return Err(bad_request(format!(
+            "the body names webhook {:?} but the path names {name:?}",
+            spec.name
+        )));
+    }
+    spec.name = name.to_string();
+    spec.validate().map_err(bad_request)?;
+    d.notifier.check_uri(&spec.uri).map_err(|e| bad_request(format!("uri: {e}")))?;
+    let secrets = spec.split_secrets();
+    Ok((spec, secrets))
+}
+
+fn record(spec: &WebhookSpec) -> Result<WebhookRecord, Failure> {
+    Ok(WebhookRecord {
+        name: spec.name.clone(),
+        spec: serde_json::to_value(spec).map_err(internal)?,
+        enabled: spec.enabled(),
+        create_time: 0,
+        last_updated_time: 0,
+    })
+}
+
+async fn saved(d: &Server, name: &str) -> Result<WebhookRecord, Failure> {
+    d.store.get_webhook(name).await.map_err(internal)?.ok_or_else(|| not_found(name))
+}
+
+pub(crate) async fn create(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, Json<WebhookView>), Failure> {
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
+    let (spec, secrets) = parse(&d, &name, &value)?;
+    if d.store.get_webhook(&name).await.map_err(internal)?.is_some() {
+        return Err(conflict(format!("a webhook named {name:?} exists")));
+    }
+    d.notifier.keep_secrets(&name, &secrets).await.map_err(internal)?;
+    if !d.store.put_webhook(&record(&spec)?, true).await.map_err(internal)? {
+        return Err(conflict(format!("a webhook named {name:?} exists")));
+    }
+    Ok((StatusCode::CREATED, Json(view(&d, &saved(&d, &name).await?).await?)))
+}
+
+/// A JSON merge patch of the spec; `customHeaders` given replace them all, `secret`
+/// given replaces it (`""` removes it); secrets not restated are kept.
+pub(crate) async fn update(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<Json<WebhookView>, Failure> {
+    let current = saved(&d, &name).await?;
+    let patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
+    if !patch.is_object() {
+        return Err(bad_request("the body must be a JSON object"));
+    }
+    let mut merged = current.spec.clone();
+    for (k, v) in patch.as_object().into_iter().flatten() {
+        match v {
+            serde_json::Value::Null => {
+                if let Some(m) = merged.as_object_mut() {
+                    m.remove(k);
+                }
+            }
+            v => merged[k] = v.clone(),
+        }
+    }
+    let (spec, mut secrets) = parse(&d, &name, &merged)?;
+    let old = d.notifier.secrets(&name).await;
+    if patch.get("customHeaders").is_none() {
+        secrets.custom_headers = old.custom_headers;
+    }
+    if patch.get("secret").is_none() {
+        secrets.secret = old.secret;
+    }
+    d.notifier.keep_secrets(&name, &secrets).await.map_err(internal)?;
+    if !d.store.put_webhook(&record(&spec)?, false).await.map_err(internal)? {
+        return Err(not_found(&name));
+    }
+    Ok(Json(view(&d, &saved(&d, &name).await?).await?))
+}
+
+pub(crate) async fn show(State(d): Shared, Path(name): Path<String>) -> Result<Json<WebhookView>, Failure> {
+    Ok(Json(view(&d, &saved(&d, &name).await?).await?))
+}
+
+pub(crate) async fn list(State(d): Shared) -> Result<Json<serde_json::Value>, Failure> {
+    let mut out = Vec::new();
+    for r in d.store.list_webhooks().await.map_err(internal)? {
+        out.push(view(&d, &r).await?);
+    }
+    Ok(Json(serde_json::json!({ "value": out })))
+}
+
+pub(crate) async fn delete(State(d): Shared, Path(name): Path<String>) -> Result<StatusCode, Failure> {
+    if !d.store.delete_webhook(&name).await.map_err(internal)? {
+        return Err(not_found(&name));
+    }
+    d.notifier.forget_secrets(&name).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends a ping and answers with its delivery once the first attempt is recorded (or
+/// the attempt's timeout has passed; it is then still pending).
+pub(crate) async fn ping(State(d): Shared, Path(name): Path<String>) -> Result<Json<DeliveryView>, Failure> {
+    saved(&d, &name).await?;
+    let id = d.notifier.ping(&name).await.map_err(internal)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(d.settings.webhook_timeout_seconds.max(1) + 5);
+    loop {
+        let found = deliveries(&d, &name, 50).await?.into_iter().find(|v| v.id == id);
+        match found {
+            Some(v) if !v.attempts.is_empty() || tokio::time::Instant::now() >= deadline => return Ok(Json(v)),
+            None if tokio::time::Instant::now() >= deadline => return Err(internal("the ping's delivery is gone")),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+pub(crate) async fn events(
+    State(d): Shared,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    saved(&d, &name).await?;
+    let mut top = 50;
+    for (k, v) in &q {
+        match k.as_str() {
+            "top" => {
+                top = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &u32| (1..=1000).contains(n))
+                    .ok_or_else(|| bad_request(format!("top {v:?} must be 1 to 1000")))?
+            }
+            other => return Err(bad_request(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    Ok(Json(serde_json::json!({ "value": deliveries(&d, &name, top).await? })))
+}
+
+async fn deliveries(d: &Server, name: &str, top: u32) -> Result<Vec<DeliveryView>, Failure> {
+    let list = d.store.list_deliveries(name, top).await.map_err(internal)?;
+    let ids: Vec<String> = list.iter().map(|x| x.id.clone()).collect();
+    let attempts = d.store.attempts_of(&ids).await.map_err(internal)?;
+    Ok(list
+        .into_iter()
+        .map(|x| DeliveryView {
+            attempts: attempts
+                .iter()
+                .filter(|a| a.delivery_id == x.id)
+                .map(|a| AttemptView {
+                    attempt: a.attempt,
+                    time: time(a.time),
+                    status_code: a.status_code,
+                    latency_ms: a.latency_ms,
+                    error: a.error.clone(),
+                    response: a.response.clone(),
+                })
+                .collect(),
+            content: serde_json::from_str(&x.body).unwrap_or(serde_json::Value::Null),
+            id: x.id,
+            action: x.action,
+            status: x.status.as_str().to_string(),
+            create_time: time(x.create_time),
+            next_attempt_time: x
+                .next_attempt
+                .filter(|_| x.status == slipway_store::DeliveryStatus::Pending)
+                .map(time),
+        })
+        .collect())
+}
