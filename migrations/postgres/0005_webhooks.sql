@@ -28,6 +28,7 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt);
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook, seq);
+CREATE INDEX webhook_deliveries_ended ON webhook_deliveries (status, create_time);
 
 -- Every attempt: when, the answer's status (none when there was no answer), how long
 -- it took, the error, and the start of the answer's body.

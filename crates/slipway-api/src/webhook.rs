@@ -143,8 +143,9 @@ fn check_scope(scope: &str) -> Result<(), String> {
 
 fn check_header(name: &str, value: &str) -> Result<(), String> {
     let token = !name.is_empty() && name.len() <= 256 && name.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+    // Not quoted back either: a value typed where the name goes may be a credential.
     if !token {
-        return Err(format!("customHeaders: {name:?} is not a header name"));
+        return Err("customHeaders: a header name may hold only letters, digits and !#$%&'*+-.^_`|~".into());
     }
     let reserved = [
         "host",

@@ -25,6 +25,7 @@ fn receiver(fail_first: usize) -> Result<(u16, Got)> {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_nodelay(true);
             let (got, count) = (shared.clone(), count.clone());
             std::thread::spawn(move || {
                 let mut buf = Vec::new();

@@ -2,7 +2,7 @@
 //! `--credential`, `--registry-credential`, `--schedule`, …), with one error shape:
 //! `--flag "NAME": expected NAME=VALUE`. An error shows at most the part before the
 //! separator, never a value; for a secret flag (its name says `secret` or `credential`,
-//! or it is `--blob-store-option`)
+//! or it is `--blob-store-option` or `--header`)
 //! text without a separator is shown as `*****`, since it may be the secret itself.
 //!
 //! The flags are parsed after clap, not as clap value parsers, because clap's own errors
@@ -60,8 +60,9 @@ fn shape_parts(shape: &str) -> (char, &str) {
 }
 
 fn is_secret(flag: &str) -> bool {
-    // A blob store's options carry account keys and tokens.
-    flag.contains("secret") || flag.contains("credential") || flag == "--blob-store-option"
+    // A blob store's options carry account keys and tokens; a webhook's headers carry
+    // its receiver's credentials.
+    flag.contains("secret") || flag.contains("credential") || flag == "--blob-store-option" || flag == "--header"
 }
 
 /// What an error may show of an argument with no separator.

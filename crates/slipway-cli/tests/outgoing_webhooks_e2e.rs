@@ -350,6 +350,10 @@ fn pushes_and_runs_notify_real_receivers() {
     assert_eq!(shown["customHeaderNames"], serde_json::json!(["Authorization"]));
     assert_eq!(shown["signed"], true);
 
+    // Moving it to another receiver without giving its secrets again is refused.
+    let r = run(d.client().args(["webhook", "update", "-n", "deploy1", "--uri", &elsewhere.uri()]));
+    assert!(!r.ok && r.all().contains("given again"), "{}", r.all());
+
     // No secret anywhere it could leak.
     let mut places = vec![d.server_log(), r.stdout.clone(), d.get("/v1/outgoing-webhooks").1];
     places.push(serde_json::to_string(&events(&d, "deploy1")).unwrap());

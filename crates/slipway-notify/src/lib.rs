@@ -36,38 +36,42 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn new(node: Arc<Node>) -> Arc<Notifier> {
+    /// A notifier for `node`; fails when no HTTP client can be made (the TLS backend).
+    pub fn new(node: Arc<Node>) -> Result<Arc<Notifier>, String> {
         let reach = Arc::new(slipway_sources::Reach {
             file_dirs: Vec::new(),
             allowed: node.settings.allowed_webhook_hosts.clone(),
             setting: "allowed_webhook_hosts",
         });
-        Arc::new(Notifier {
-            client: send::client(&reach),
+        Ok(Arc::new(Notifier {
+            client: send::client(&reach)?,
             reach,
             node,
             due: tokio::sync::Notify::new(),
-        })
+        }))
     }
 
-    /// Whether the daemon may send to `uri` (its host checked as it is now).
-    pub fn check_uri(&self, uri: &str) -> Result<(), String> {
-        self.reach.check_url(uri)
+    /// Whether the daemon may send to `uri`: its host's addresses as they resolve now
+    /// (resolved off the async runtime, for at most 10 s).
+    pub async fn check_uri(&self, uri: &str) -> Result<(), String> {
+        let (reach, uri) = (self.reach.clone(), uri.to_string());
+        match tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || reach.check_url(&uri))).await {
+            Ok(Ok(checked)) => checked,
+            Ok(Err(e)) => Err(format!("the check failed: {e}")),
+            Err(_) => Err("its host name did not resolve within 10 s".into()),
+        }
     }
 
     fn secrets_key(name: &str) -> String {
         format!("webhook-{name}")
     }
 
-    /// A webhook's secrets (none when it has none).
-    pub async fn secrets(&self, name: &str) -> WebhookSecrets {
-        match self.node.read_sealed(&Self::secrets_key(name)).await {
-            Ok(Some(plain)) => serde_json::from_slice(&plain).unwrap_or_default(),
-            Ok(None) => WebhookSecrets::default(),
-            Err(e) => {
-                tracing::warn!(webhook = name, error = %e, "reading a webhook's secrets failed");
-                WebhookSecrets::default()
-            }
+    /// A webhook's secrets (none when it has none); an error when they are kept but
+    /// cannot be read, so nothing is sent without them.
+    pub async fn secrets(&self, name: &str) -> Result<WebhookSecrets, String> {
+        match self.node.read_sealed(&Self::secrets_key(name)).await? {
+            Some(plain) => serde_json::from_slice(&plain).map_err(|e| format!("the webhook's secrets are unreadable: {e}")),
+            None => Ok(WebhookSecrets::default()),
         }
     }
 
@@ -151,7 +155,16 @@ impl Notifier {
                 let id = uuid::Uuid::new_v4().to_string();
                 let body = match (event, &run) {
                     (RunEvent::Pushed(image), _) => payload::push_event(&id, &now, run_id, image),
-                    (_, Some(run)) => payload::run_event(&id, &now, action, run.clone(), &link),
+                    (_, Some(run)) => {
+                        let mut run = run.clone();
+                        // The state the event is about, though the run may have moved on.
+                        match event {
+                            RunEvent::Queued => run["status"] = "Queued".into(),
+                            RunEvent::Started => run["status"] = "Running".into(),
+                            _ => {}
+                        }
+                        payload::run_event(&id, &now, action, run, &link)
+                    }
                     (_, None) => unreachable!("run events read their run above"),
                 };
                 NewDelivery {
@@ -172,25 +185,28 @@ impl Notifier {
         let (sent, then) = match spec {
             // A ping is sent to a disabled webhook too: it checks the receiver.
             Some(spec) if spec.enabled() || d.action == "ping" => {
-                let secrets = self.secrets(&spec.name).await;
-                let timeout = Duration::from_secs(self.node.settings.webhook_timeout_seconds.max(1));
-                let sent = match self.reach.check_url_literal(&spec.uri) {
-                    Ok(()) => send::post(&self.client, &spec.uri, &d.action, &d.id, &d.body, &secrets, timeout).await,
-                    Err(e) => send::Sent {
-                        status_code: None,
-                        latency: Duration::ZERO,
-                        error: Some(e),
-                        response: None,
-                    },
+                let timeout = Duration::from_secs(self.node.settings.webhook_timeout_seconds.clamp(1, 3600));
+                let sent = match (self.secrets(&spec.name).await, self.reach.check_url_literal(&spec.uri)) {
+                    (Ok(secrets), Ok(())) => {
+                        let mut sent = send::post(&self.client, &spec.uri, &d.action, &d.id, &d.body, &secrets, timeout).await;
+                        // A receiver that echoes the request must not make us keep a secret.
+                        sent.response = sent.response.map(|r| redact(&r, &secrets));
+                        sent
+                    }
+                    (Err(e), _) => {
+                        tracing::error!(webhook = %spec.name, error = %e, "a webhook's secrets cannot be read; nothing was sent");
+                        failed_attempt("the webhook's secrets cannot be read; see the daemon's log")
+                    }
+                    (_, Err(e)) => failed_attempt(&e),
                 };
                 let then = if sent.delivered() {
                     AfterAttempt::Delivered
                 } else {
-                    let base = Duration::from_secs(self.node.settings.webhook_retry_seconds.max(1));
+                    let base = Duration::from_secs(self.node.settings.webhook_retry_seconds.clamp(1, 3600));
                     let wait = base.saturating_mul(1u32 << (attempt - 1).clamp(0, 20) as u32).min(MAX_BACKOFF);
-                    let next = now_ms + wait.as_millis() as i64;
-                    let period_ms = (self.node.settings.webhook_retry_period_seconds as i64) * 1000;
-                    if next - d.create_time <= period_ms {
+                    let next = now_ms.saturating_add(wait.as_millis() as i64);
+                    let period_ms = (self.node.settings.webhook_retry_period_seconds.min(i64::MAX as u64 / 1000) as i64) * 1000;
+                    if next.saturating_sub(d.create_time) <= period_ms {
                         AfterAttempt::RetryAt(next)
                     } else {
                         AfterAttempt::GiveUp
@@ -243,6 +259,27 @@ impl Notifier {
     }
 }
 
+/// An attempt that sent nothing.
+fn failed_attempt(why: &str) -> send::Sent {
+    send::Sent {
+        status_code: None,
+        latency: Duration::ZERO,
+        error: Some(why.to_string()),
+        response: None,
+    }
+}
+
+/// `text` with every secret value of the webhook replaced by `*****`.
+fn redact(text: &str, secrets: &WebhookSecrets) -> String {
+    let mut out = text.to_string();
+    for v in secrets.custom_headers.values().chain(secrets.secret.iter()) {
+        if v.len() >= 4 {
+            out = out.replace(v.as_str(), "*****");
+        }
+    }
+    out
+}
+
 /// The run as the API shows it (the same fields as `GET /v1/runs/{id}`).
 fn run_json(r: &slipway_store::RunRecord) -> serde_json::Value {
     let time = |ms: i64| {
@@ -271,45 +308,59 @@ fn run_json(r: &slipway_store::RunRecord) -> serde_json::Value {
 impl Notifier {
     /// Makes this notifier the listener of its node's run events.
     pub fn listen(self: &Arc<Self>) {
-        if !self.node.listen_to_runs(Arc::new(Hook(Arc::downgrade(self)))) {
+        // One queue, read by one task: a run's events are recorded in the order told.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, RunEvent)>(EVENT_QUEUE);
+        if !self.node.listen_to_runs(Arc::new(Hook(tx))) {
             tracing::warn!("the node already had a listener for its run events");
+            return;
         }
-    }
-}
-
-/// What the node holds: a weak link, so the node and the notifier do not keep each
-/// other alive.
-struct Hook(std::sync::Weak<Notifier>);
-
-impl RunEvents for Hook {
-    fn run_event(&self, run_id: &str, event: RunEvent) {
-        // Told in passing by workers: the reading and writing happen off their path.
-        let Some(me) = self.0.upgrade() else { return };
-        let run_id = run_id.to_string();
+        let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            match me.deliveries_for(&run_id, &event).await {
-                Ok(list) if list.is_empty() => {}
-                Ok(list) => match me.node.store.add_deliveries(&list).await {
-                    Ok(()) => me.due.notify_one(),
-                    Err(e) => tracing::error!(run_id, error = %e, "recording webhook deliveries failed; these events are lost"),
-                },
-                Err(e) => tracing::error!(run_id, error = %e, "finding the webhooks of an event failed; it is lost"),
+            while let Some((run_id, event)) = rx.recv().await {
+                let Some(me) = me.upgrade() else { return };
+                match me.deliveries_for(&run_id, &event).await {
+                    Ok(list) if list.is_empty() => {}
+                    Ok(list) => match me.node.store.add_deliveries(&list).await {
+                        Ok(()) => me.due.notify_one(),
+                        Err(e) => tracing::error!(run_id, error = %e, "recording webhook deliveries failed; these events are lost"),
+                    },
+                    Err(e) => tracing::error!(run_id, error = %e, "finding the webhooks of an event failed; it is lost"),
+                }
             }
         });
     }
 }
 
-/// Sends due deliveries until `shutdown`: claims a batch under a lease, sends them at
-/// once, records each attempt; waits for new ones or a second.
+/// Events waiting to be recorded, at most.
+const EVENT_QUEUE: usize = 10_000;
+
+/// What the node holds: the sending end of the notifier's queue.
+struct Hook(tokio::sync::mpsc::Sender<(String, RunEvent)>);
+
+impl RunEvents for Hook {
+    fn run_event(&self, run_id: &str, event: RunEvent) {
+        // Told in passing by workers: never waits.
+        if let Err(e) = self.0.try_send((run_id.to_string(), event)) {
+            tracing::error!(run_id, error = %e, "the webhook event queue is full or closed; this event is lost");
+        }
+    }
+}
+
+/// Sends due deliveries until `shutdown`: keeps up to `BATCH` attempts going at once,
+/// claiming more as slots free (a slow receiver holds one slot, not the loop), records
+/// each attempt; when nothing is due, waits for new ones or a second. Delivery is at
+/// least once: a receiver may see an event again (same `id`) if an attempt outlives
+/// its lease or the daemon stops mid-attempt.
 pub async fn deliver(n: Arc<Notifier>, shutdown: CancellationToken) {
     let owner = format!("{}notify", n.node.instance);
-    let lease = Duration::from_secs(n.node.settings.webhook_timeout_seconds.max(1) + 30);
+    let lease = Duration::from_secs(n.node.settings.webhook_timeout_seconds.clamp(1, 3600) + 60);
+    let slots = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
     let mut purged = std::time::Instant::now();
     loop {
         // Ended deliveries are kept as long as finished runs' logs.
         if purged.elapsed() >= Duration::from_secs(n.node.settings.purge_interval_seconds.max(1)) {
             purged = std::time::Instant::now();
-            let before = n.node.clock.now_ms() - (n.node.settings.retention_days as i64) * 86_400_000;
+            let before = n.node.clock.now_ms() - (n.node.settings.retention_days.min(100_000) as i64) * 86_400_000;
             match n.node.store.purge_deliveries(before).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "forgot old webhook deliveries"),
@@ -319,23 +370,31 @@ pub async fn deliver(n: Arc<Notifier>, shutdown: CancellationToken) {
         let woken = n.due.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        match n.node.store.claim_deliveries(&owner, BATCH, lease).await {
-            Ok(batch) if !batch.is_empty() => {
-                let hooks = n.node.store.list_webhooks().await.unwrap_or_default();
-                let mut sending = tokio::task::JoinSet::new();
-                for d in batch {
-                    let hook = hooks.iter().find(|h| h.name == d.webhook).cloned();
-                    let (n, owner) = (n.clone(), owner.clone());
-                    sending.spawn(async move { n.attempt(&owner, d, hook.as_ref()).await });
+        let free = slots.available_permits() as u32;
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            match n.node.store.claim_deliveries(&owner, free, lease).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming webhook deliveries failed");
+                    Vec::new()
                 }
-                tokio::select! {
-                    _ = async { while sending.join_next().await.is_some() {} } => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                continue;
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
+        };
+        if !claimed.is_empty() {
+            let hooks = n.node.store.list_webhooks().await.unwrap_or_default();
+            for d in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                let hook = hooks.iter().find(|h| h.name == d.webhook).cloned();
+                let (n, owner) = (n.clone(), owner.clone());
+                tokio::spawn(async move {
+                    n.attempt(&owner, d, hook.as_ref()).await;
+                    drop(permit);
+                    n.due.notify_one();
+                });
+            }
+            continue;
         }
         tokio::select! {
             _ = woken => {}

@@ -26,14 +26,16 @@ impl Sent {
 
 /// A client for deliveries: no redirects (a receiver that moved must be updated), and
 /// every address a name resolves to checked against `reach`.
-pub fn client(reach: &std::sync::Arc<slipway_sources::Reach>) -> reqwest::Client {
+/// No proxy either: through one, only the proxy's name would be resolved and checked.
+pub fn client(reach: &std::sync::Arc<slipway_sources::Reach>) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .dns_resolver(reach.resolver())
         .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(30))
         .build()
-        .unwrap_or_default()
+        .map_err(|e| format!("cannot make the webhooks' HTTP client: {e}"))
 }
 
 /// POSTs `body` to `uri`.

@@ -339,12 +339,14 @@ async fn pin_digest(shared: &Arc<Shared>, r: &Reference) -> String {
     }
 }
 
-/// A client for the registry's own API (describing what was pushed).
-fn registry_client() -> reqwest::Client {
+/// A client for the registry's own API (describing what was pushed): it follows no
+/// redirect, so a registry cannot point it elsewhere.
+fn registry_client() -> Option<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_default()
+        .ok()
 }
 
 pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &LogSink, produced: &mut Produced) -> Outcome {
@@ -383,12 +385,22 @@ pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &Log
                         let mut tagged = output(&digest, None);
                         // What a push notification tells: the manifest's type and size.
                         let auth = credential.as_ref().map(|c| (c.username.clone(), c.password.clone()));
-                        match slipway_registry::describe(&registry_client(), &format!("{}@{digest}", r.name()), auth).await {
+                        let described = match registry_client() {
+                            Some(client) => slipway_registry::describe(&client, &format!("{}@{digest}", r.name()), auth).await,
+                            None => Err("no HTTP client".into()),
+                        };
+                        match described {
                             Ok(d) => {
                                 tagged.media_type = Some(d.media_type);
                                 tagged.size = Some(d.size);
                             }
-                            Err(e) => tracing::warn!(image, error = %shared.redactor.mask(&e), "describing the pushed manifest failed"),
+                            Err(e) => {
+                                tracing::warn!(image, error = %shared.redactor.mask(&e), "describing the pushed manifest failed");
+                                // What was pushed is known even when its size is not.
+                                if variants.is_some() {
+                                    tagged.media_type = Some("application/vnd.oci.image.index.v1+json".into());
+                                }
+                            }
                         }
                         if let Some(watch) = &shared.cfg.on_step {
                             watch(crate::StepEvent::Pushed(&tagged));

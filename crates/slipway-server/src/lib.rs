@@ -106,7 +106,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     let node = Arc::new(Node::new(settings, store, engine, clock, instance).with_fleet(blobs, fleet_key));
     node.listen_to_fleet().await.map_err(|e| anyhow::anyhow!(e))?;
     let triggers = Arc::new(Triggers::new(node.clone()));
-    let notifier = slipway_notify::Notifier::new(node.clone());
+    let notifier = slipway_notify::Notifier::new(node.clone()).map_err(|e| anyhow::anyhow!(e))?;
     notifier.listen();
     let daemon = Arc::new(Server {
         node: node.clone(),

@@ -17,9 +17,12 @@ fn not_found(name: &str) -> Failure {
     Failure(StatusCode::NOT_FOUND, "WebhookNotFound", format!("no webhook named {name:?}"))
 }
 
+/// Most webhooks one daemon keeps (each event is one delivery per webhook).
+const MAX_WEBHOOKS: usize = 100;
+
 async fn view(d: &Server, record: &WebhookRecord) -> Result<WebhookView, Failure> {
     let spec: WebhookSpec = serde_json::from_value(record.spec.clone()).map_err(internal)?;
-    let secrets = d.notifier.secrets(&record.name).await;
+    let secrets = d.notifier.secrets(&record.name).await.map_err(internal)?;
     Ok(WebhookView {
         spec,
         custom_header_names: secrets.custom_headers.keys().cloned().collect(),
@@ -30,7 +33,7 @@ async fn view(d: &Server, record: &WebhookRecord) -> Result<WebhookView, Failure
 }
 
 /// Reads and checks a spec for `name`; its secrets come out separately.
-fn parse(d: &Server, name: &str, body: &serde_json::Value) -> Result<(WebhookSpec, WebhookSecrets), Failure> {
+async fn parse(d: &Server, name: &str, body: &serde_json::Value) -> Result<(WebhookSpec, WebhookSecrets), Failure> {
     let mut spec: WebhookSpec = serde_json::from_value(body.clone()).map_err(|e| bad_request(format!("invalid webhook: {e}")))?;
     if !spec.name.is_empty() && spec.name != name {
         return Err(bad_request(format!(
@@ -40,7 +43,10 @@ fn parse(d: &Server, name: &str, body: &serde_json::Value) -> Result<(WebhookSpe
     }
     spec.name = name.to_string();
     spec.validate().map_err(bad_request)?;
-    d.notifier.check_uri(&spec.uri).map_err(|e| bad_request(format!("uri: {e}")))?;
+    d.notifier
+        .check_uri(&spec.uri)
+        .await
+        .map_err(|e| bad_request(format!("uri: {e}")))?;
     let secrets = spec.split_secrets();
     Ok((spec, secrets))
 }
@@ -61,13 +67,19 @@ async fn saved(d: &Server, name: &str) -> Result<WebhookRecord, Failure> {
 
 pub(crate) async fn create(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, Json<WebhookView>), Failure> {
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
-    let (spec, secrets) = parse(&d, &name, &value)?;
-    if d.store.get_webhook(&name).await.map_err(internal)?.is_some() {
-        return Err(conflict(format!("a webhook named {name:?} exists")));
+    let (spec, secrets) = parse(&d, &name, &value).await?;
+    if d.store.list_webhooks().await.map_err(internal)?.len() >= MAX_WEBHOOKS {
+        return Err(conflict(format!(
+            "this daemon keeps at most {MAX_WEBHOOKS} webhooks; delete one first"
+        )));
     }
-    d.notifier.keep_secrets(&name, &secrets).await.map_err(internal)?;
     if !d.store.put_webhook(&record(&spec)?, true).await.map_err(internal)? {
         return Err(conflict(format!("a webhook named {name:?} exists")));
+    }
+    // The secrets are kept once the name is ours; without them the webhook is undone.
+    if let Err(e) = d.notifier.keep_secrets(&name, &secrets).await {
+        let _ = d.store.delete_webhook(&name).await;
+        return Err(internal(e));
     }
     Ok((StatusCode::CREATED, Json(view(&d, &saved(&d, &name).await?).await?)))
 }
@@ -91,8 +103,18 @@ pub(crate) async fn update(State(d): Shared, Path(name): Path<String>, body: Byt
             v => merged[k] = v.clone(),
         }
     }
-    let (spec, mut secrets) = parse(&d, &name, &merged)?;
-    let old = d.notifier.secrets(&name).await;
+    let (spec, mut secrets) = parse(&d, &name, &merged).await?;
+    let old = d.notifier.secrets(&name).await.map_err(internal)?;
+    // Secrets go where they were given for: a new host must be given them again.
+    let origin = |uri: &str| uri.split('/').take(3).collect::<Vec<_>>().join("/").to_ascii_lowercase();
+    let before: WebhookSpec = serde_json::from_value(current.spec.clone()).map_err(internal)?;
+    let has_old = !old.custom_headers.is_empty() || old.secret.is_some();
+    let restated = patch.get("customHeaders").is_some() && patch.get("secret").is_some();
+    if has_old && origin(&before.uri) != origin(&spec.uri) && !restated {
+        return Err(bad_request(
+            "uri: moving a webhook to another host needs its customHeaders and secret given again (or {} and \"\" to drop them): they were given for the old one",
+        ));
+    }
     if patch.get("customHeaders").is_none() {
         secrets.custom_headers = old.custom_headers;
     }
@@ -131,12 +153,15 @@ pub(crate) async fn delete(State(d): Shared, Path(name): Path<String>) -> Result
 pub(crate) async fn ping(State(d): Shared, Path(name): Path<String>) -> Result<Json<DeliveryView>, Failure> {
     saved(&d, &name).await?;
     let id = d.notifier.ping(&name).await.map_err(internal)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(d.settings.webhook_timeout_seconds.max(1) + 5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(d.settings.webhook_timeout_seconds.clamp(1, 3600) + 5);
     loop {
-        let found = deliveries(&d, &name, 50).await?.into_iter().find(|v| v.id == id);
+        let found = d.store.get_delivery(&id).await.map_err(internal)?;
         match found {
-            Some(v) if !v.attempts.is_empty() || tokio::time::Instant::now() >= deadline => return Ok(Json(v)),
-            None if tokio::time::Instant::now() >= deadline => return Err(internal("the ping's delivery is gone")),
+            Some(x) if x.attempts > 0 || tokio::time::Instant::now() >= deadline => {
+                let attempts = d.store.attempts_of(std::slice::from_ref(&x.id)).await.map_err(internal)?;
+                return Ok(Json(delivery_view(x, &attempts)));
+            }
+            None => return Err(internal("the ping's delivery is gone")),
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
@@ -168,30 +193,31 @@ async fn deliveries(d: &Server, name: &str, top: u32) -> Result<Vec<DeliveryView
     let list = d.store.list_deliveries(name, top).await.map_err(internal)?;
     let ids: Vec<String> = list.iter().map(|x| x.id.clone()).collect();
     let attempts = d.store.attempts_of(&ids).await.map_err(internal)?;
-    Ok(list
-        .into_iter()
-        .map(|x| DeliveryView {
-            attempts: attempts
-                .iter()
-                .filter(|a| a.delivery_id == x.id)
-                .map(|a| AttemptView {
-                    attempt: a.attempt,
-                    time: time(a.time),
-                    status_code: a.status_code,
-                    latency_ms: a.latency_ms,
-                    error: a.error.clone(),
-                    response: a.response.clone(),
-                })
-                .collect(),
-            content: serde_json::from_str(&x.body).unwrap_or(serde_json::Value::Null),
-            id: x.id,
-            action: x.action,
-            status: x.status.as_str().to_string(),
-            create_time: time(x.create_time),
-            next_attempt_time: x
-                .next_attempt
-                .filter(|_| x.status == slipway_store::DeliveryStatus::Pending)
-                .map(time),
-        })
-        .collect())
+    Ok(list.into_iter().map(|x| delivery_view(x, &attempts)).collect())
+}
+
+fn delivery_view(x: slipway_store::DeliveryRecord, attempts: &[slipway_store::AttemptRecord]) -> DeliveryView {
+    DeliveryView {
+        attempts: attempts
+            .iter()
+            .filter(|a| a.delivery_id == x.id)
+            .map(|a| AttemptView {
+                attempt: a.attempt,
+                time: time(a.time),
+                status_code: a.status_code,
+                latency_ms: a.latency_ms,
+                error: a.error.clone(),
+                response: a.response.clone(),
+            })
+            .collect(),
+        content: serde_json::from_str(&x.body).unwrap_or(serde_json::Value::Null),
+        next_attempt_time: x
+            .next_attempt
+            .filter(|_| x.status == slipway_store::DeliveryStatus::Pending)
+            .map(time),
+        id: x.id,
+        action: x.action,
+        status: x.status.as_str().to_string(),
+        create_time: time(x.create_time),
+    }
 }

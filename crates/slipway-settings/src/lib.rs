@@ -309,7 +309,12 @@ impl Settings {
     /// The daemon's address for links others follow: `public_url`, else the listen address.
     pub fn public_base(&self) -> String {
         if self.public_url.is_empty() {
-            format!("http://{}", self.listen)
+            // Listening on every interface: the machine's name is the address to give.
+            let listen = match self.listen.rsplit_once(':') {
+                Some(("0.0.0.0" | "[::]", port)) => format!("{}:{port}", self.node),
+                _ => self.listen.clone(),
+            };
+            format!("http://{listen}")
         } else {
             self.public_url.trim_end_matches('/').to_string()
         }

@@ -32,13 +32,21 @@ pub fn is_internal(ip: IpAddr) -> bool {
             if let Some(v4) = a.to_ipv4_mapped() {
                 return internal_v4(v4);
             }
-            let first = a.segments()[0];
+            let seg = a.segments();
+            let first = seg[0];
+            // An IPv4 address carried inside (IPv4-compatible ::a.b.c.d, 6to4 2002:AABB:CCDD::).
+            let compatible = seg[..6].iter().all(|s| *s == 0) && !a.is_loopback() && !a.is_unspecified();
+            let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
             a.is_loopback()
                 || a.is_unspecified()
                 || a.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
                 || (first & 0xffc0) == 0xfe80 // link-local
-                || (first == 0x64 && a.segments()[1] == 0xff9b) // NAT64 of anything
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed by some)
+                || (first == 0x64 && seg[1] == 0xff9b) // NAT64 of anything
+                || (first == 0x2001 && seg[1] == 0) // Teredo: tunnels to any IPv4 address
+                || (compatible && internal_v4(embedded(seg[6], seg[7])))
+                || (first == 0x2002 && internal_v4(embedded(seg[1], seg[2])))
         }
     }
 }
@@ -54,6 +62,8 @@ fn internal_v4(a: Ipv4Addr) -> bool {
         || b0 == 0
         || (b0 == 100 && (64..128).contains(&b1)) // shared address space
         || (b0 == 198 && (b1 == 18 || b1 == 19)) // benchmarking
+        || (b0 == 192 && b1 == 0 && a.octets()[2] == 0) // IETF protocol assignments
+        || b0 >= 240 // reserved
 }
 
 fn in_network(ip: IpAddr, net: &str) -> bool {
@@ -233,6 +243,10 @@ mod tests {
         assert!(listed.check_url("http://10.9.9.9/x").is_ok());
         assert!(listed.check_url("http://192.168.0.1/x").is_err());
         assert!(in_network("fd00::1".parse().unwrap(), "fc00::/7"));
+        for hidden in ["::7f00:1", "2002:7f00:1::", "2002:a00:1::", "fec0::1", "2001:0:1::1", "192.0.0.8", "240.0.0.1"] {
+            assert!(is_internal(hidden.parse().unwrap()), "{hidden}");
+        }
+        assert!(!is_internal("2002:5db8:d822::1".parse().unwrap()), "6to4 of a public address");
         assert!(!is_internal("93.184.216.34".parse().unwrap()));
     }
 

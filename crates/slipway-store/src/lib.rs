@@ -75,6 +75,8 @@ pub trait Store: WebhookStore + Send + Sync {
     async fn complete(&self, id: &str, worker: &str, attempt: i64, done: Completion) -> Result<bool, StoreError>;
     /// Records the state of the run's steps while it runs; fenced like `complete`.
     async fn set_steps(&self, id: &str, worker: &str, attempt: i64, steps: &serde_json::Value) -> Result<bool, StoreError>;
+    /// Cancels a run that is still queued; true when this call did (it never starts).
+    async fn cancel_queued(&self, id: &str) -> Result<bool, StoreError>;
     /// Cancels a queued run at once; asks a running one to stop. `None` if unknown.
     async fn request_cancel(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
     async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;

@@ -206,6 +206,18 @@ impl Store for $store {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn cancel_queued(&self, id: &str) -> Result<bool, StoreError> {
+        let now = self.now();
+        let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = 'Canceled', finish_time = ?, last_updated_time = ?, error_message = 'canceled before it started' \
+             WHERE id = ? AND status = 'Queued'")))
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn request_cancel(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let now = self.now();
         sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = 'Canceled', finish_time = ?, last_updated_time = ?, error_message = 'canceled before it started' \

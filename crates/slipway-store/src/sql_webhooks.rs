@@ -186,6 +186,14 @@ macro_rules! sql_webhook_store {
                 Ok(true)
             }
 
+            async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+                let row = sqlx::query(AssertSqlSafe($q(&format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?"))))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(delivery_record).transpose()
+            }
+
             async fn list_deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>, StoreError> {
                 let rows = sqlx::query(AssertSqlSafe($q(&format!(
                     "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook = ? ORDER BY seq DESC LIMIT ?"

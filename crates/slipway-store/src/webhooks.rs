@@ -105,6 +105,7 @@ pub trait WebhookStore: Send + Sync {
     /// Records an attempt and what follows it; fenced by `owner` (false when the
     /// delivery is no longer this owner's).
     async fn finish_attempt(&self, owner: &str, attempt: &AttemptRecord, then: AfterAttempt) -> Result<bool, StoreError>;
+    async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError>;
     /// A webhook's deliveries, newest first, at most `limit`.
     async fn list_deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// The attempts of these deliveries, in order.

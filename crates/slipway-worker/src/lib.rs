@@ -145,14 +145,12 @@ impl Node {
     /// node runs it (told now, and it also notices within half a second). `None` when
     /// there is no such run.
     pub async fn cancel(&self, run_id: &str) -> Result<Option<slipway_store::RunRecord>, slipway_store::StoreError> {
-        let before = self.store.get(run_id).await?;
-        let record = self.store.request_cancel(run_id).await?;
-        if let (Some(b), Some(r)) = (&before, &record) {
-            // A queued run ends here; a running one ends when its worker stops it.
-            if !b.status.is_finished() && r.status.is_finished() && r.lease_owner.is_none() {
-                self.tell(run_id, events::RunEvent::Finished);
-            }
+        // A queued run ends here (once, whoever else cancels it); a running one ends
+        // when its worker stops it.
+        if self.store.cancel_queued(run_id).await? {
+            self.tell(run_id, events::RunEvent::Finished);
         }
+        let record = self.store.request_cancel(run_id).await?;
         if record.is_some() {
             self.cancel_local(run_id);
             let _ = self.store.notify(fleet::CANCEL_CHANNEL, run_id).await;

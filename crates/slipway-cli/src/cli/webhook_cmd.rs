@@ -27,8 +27,8 @@ pub struct WebhookFields {
     #[arg(long = "header", value_name = "NAME=VALUE")]
     pub headers: Vec<String>,
     /// The key of the X-Slipway-Signature-256 header, an HMAC-SHA256 of the body
-    /// (never shown; "" removes it).
-    #[arg(long, allow_hyphen_values = true)]
+    /// (never shown; "" removes it). From the environment, it stays out of `ps`.
+    #[arg(long, env = "SLIPWAY_WEBHOOK_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     pub secret: Option<String>,
 }
 
