@@ -243,7 +243,15 @@ mod tests {
         assert!(listed.check_url("http://10.9.9.9/x").is_ok());
         assert!(listed.check_url("http://192.168.0.1/x").is_err());
         assert!(in_network("fd00::1".parse().unwrap(), "fc00::/7"));
-        for hidden in ["::7f00:1", "2002:7f00:1::", "2002:a00:1::", "fec0::1", "2001:0:1::1", "192.0.0.8", "240.0.0.1"] {
+        for hidden in [
+            "::7f00:1",
+            "2002:7f00:1::",
+            "2002:a00:1::",
+            "fec0::1",
+            "2001:0:1::1",
+            "192.0.0.8",
+            "240.0.0.1",
+        ] {
             assert!(is_internal(hidden.parse().unwrap()), "{hidden}");
         }
         assert!(!is_internal("2002:5db8:d822::1".parse().unwrap()), "6to4 of a public address");

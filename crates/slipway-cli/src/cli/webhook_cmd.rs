@@ -47,44 +47,54 @@ pub enum WebhookCommand {
     },
     /// Change a webhook; only the fields given change.
     Update {
+        /// The webhook's name.
         #[arg(short = 'n', long)]
         name: String,
         #[command(flatten)]
         fields: WebhookFields,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
     /// Delete a webhook and its delivery history.
     Delete {
+        /// The webhook's name.
         #[arg(short = 'n', long)]
         name: String,
     },
     /// List the webhooks.
     List {
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
     /// Show a webhook.
     Show {
+        /// The webhook's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
     /// Send a test event and show how the receiver answered.
     Ping {
+        /// The webhook's name.
         #[arg(short = 'n', long)]
         name: String,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
     /// List a webhook's recent deliveries, each attempt with its status and latency.
     ListEvents {
+        /// The webhook's name.
         #[arg(short = 'n', long)]
         name: String,
         /// How many, newest first.
         #[arg(long, default_value_t = 20)]
         top: u32,
+        /// How to print the result.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
