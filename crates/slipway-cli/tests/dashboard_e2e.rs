@@ -618,4 +618,27 @@ fn without_tokens_on_loopback_no_sign_in_but_no_rebinding() {
     assert_eq!(status, 421, "a page for another name must not be answered");
     // A form without the visitor's token is refused even here.
     assert_eq!(post_form(&d, "/tasks/none-such/disable", "", &[], None), 403);
+    // The API too: nothing for a rebound name, no change from another site's page (a
+    // form can post text that reads as JSON), while the CLI's requests go through.
+    let api = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        support::rt().block_on(async {
+            let mut r = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", d.url()));
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            let resp = r
+                .header("content-type", "text/plain")
+                .body(r#"{"type": "EncodedTaskRunRequest", "encodedTaskContent": "dmVyc2lvbjogdjEuMS4wCnN0ZXBzOgogIC0gY21kOiBoZWxsby13b3JsZAo="}"#)
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        })
+    };
+    assert_eq!(api("GET", "/v1/runs", &[("host", "rebound.example:80")]), 421);
+    assert_eq!(api("POST", "/v1/runs", &[("origin", "http://evil.example")]), 403);
+    assert_eq!(api("POST", "/v1/runs", &[("sec-fetch-site", "cross-site")]), 403);
+    assert_eq!(api("GET", "/v1/runs", &[]), 200);
+    let (code, _) = d.get_raw("/v1/runs?top=1", None).unwrap();
+    assert_eq!(code, 200);
 }

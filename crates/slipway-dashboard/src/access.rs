@@ -152,7 +152,7 @@ pub(crate) fn set_cookie(value: Option<&str>, headers: &HeaderMap) -> HeaderValu
 }
 
 /// Whether the request names this machine's loopback (`localhost`, `127.x`, `[::1]`).
-fn addressed_to_loopback(headers: &HeaderMap) -> bool {
+pub fn addressed_to_loopback(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -167,7 +167,7 @@ fn addressed_to_loopback(headers: &HeaderMap) -> bool {
 /// where a request comes from (`Sec-Fetch-Site`; older ones only `Origin`, compared
 /// with the host asked for or the daemon's public URL), and another site's page is
 /// refused even before its missing CSRF token would be.
-fn same_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
+pub fn same_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return site == "same-origin" || site == "none";
     }

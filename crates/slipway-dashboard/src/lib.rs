@@ -90,6 +90,11 @@ pub fn router(node: Arc<Node>, triggers: Arc<Triggers>, shutdown: CancellationTo
         .with_state(d)
 }
 
+/// The checks a daemon without tokens makes of every request, the API's too: that it
+/// is addressed to loopback (no DNS rebinding) and, for a change, that it does not come
+/// from another site's page.
+pub use access::{addressed_to_loopback, same_origin};
+
 /// The paths the dashboard serves, for the daemon's documentation check.
 pub const PAGES: &[&str] = &["/", "/runs/{id}", "/tasks", "/tasks/{name}", "/signin"];
 

@@ -157,6 +157,26 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 async fn auth(State(d): Shared, req: Request, next: Next) -> Response {
     if d.settings.tokens.is_empty() {
+        // Without tokens, anything that can make a request to loopback is a client: a
+        // page elsewhere whose name was rebound to 127.0.0.1, or a page posting a form
+        // across sites. Neither is taken.
+        if !slipway_dashboard::addressed_to_loopback(req.headers()) {
+            return Failure(
+                StatusCode::MISDIRECTED_REQUEST,
+                "NotLoopback",
+                "a daemon without tokens answers only requests addressed to localhost, 127.0.0.1 or [::1]".into(),
+            )
+            .into_response();
+        }
+        let changes = !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+        if changes && !slipway_dashboard::same_origin(req.headers(), None) {
+            return Failure(
+                StatusCode::FORBIDDEN,
+                "CrossSite",
+                "this request came from another site's page; a daemon without tokens takes none".into(),
+            )
+            .into_response();
+        }
         return next.run(req).await;
     }
     let given = req
