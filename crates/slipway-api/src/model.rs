@@ -143,6 +143,17 @@ pub enum RunRequest {
     EncodedTaskRunRequest(EncodedTaskRunRequest),
 }
 
+impl RunRequest {
+    /// Where the run's source is, if it names one.
+    pub fn source_location(&self) -> Option<&str> {
+        match self {
+            RunRequest::DockerBuildRequest(r) => r.source_location.as_deref(),
+            RunRequest::FileTaskRunRequest(r) => r.source_location.as_deref(),
+            RunRequest::EncodedTaskRunRequest(r) => r.source_location.as_deref(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DockerBuildRequest {

@@ -53,7 +53,8 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
     Ok(())
 }
 
-fn verdict(ok: bool) -> &'static str {
+/// `met` or `MISSED`, as every goal line ends.
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
     } else {

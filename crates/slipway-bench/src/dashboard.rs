@@ -3,7 +3,7 @@
 //! and how long a line a step writes takes to reach an open run page's event stream
 //! (against the API's followed log, the baseline, read at the same time).
 
-use crate::daemon::Daemon;
+use crate::daemon::{verdict, Daemon};
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
 use slipway_store::{Completion, NewRun, RunStatus, RunType, Store, SystemClock};
@@ -63,14 +63,6 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
     ));
     crate::say("  (a line's time is read from /proc/uptime, in 10 ms steps, by the step and by the reader)".into());
     Ok(())
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "MISSED"
-    }
 }
 
 /// Finished runs of 20 tasks with steps, images and every kind of trigger.

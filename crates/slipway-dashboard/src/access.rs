@@ -14,6 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{KeyInit, Mac};
+use slipway_api::secrets::same;
 use std::sync::Arc;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -114,15 +115,6 @@ fn mac(key: &[u8], message: &str) -> String {
     let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(message.as_bytes());
     hex::encode(m.finalize().into_bytes())
-}
-
-/// Compares in time independent of where the strings differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= (*x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0)) as usize;
-    }
-    diff == 0
 }
 
 pub(crate) fn cookie_value(headers: &HeaderMap) -> Option<&str> {

@@ -105,7 +105,7 @@ pub(crate) async fn cancel(
     }
     match d.node.cancel(&id).await {
         Ok(Some(_)) => Redirect::to(&format!("/runs/{id}")).into_response(),
-        Ok(None) => layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
+        Ok(None) => layout::no_run(&id),
         Err(e) => d.failed(e),
     }
 }
@@ -119,10 +119,9 @@ pub(crate) async fn again(
     if let Some(r) = refused(session, &form) {
         return r;
     }
-    let run = match d.node.store.get(&id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
-        Err(e) => return d.failed(e),
+    let run = match d.run(&id).await {
+        Ok(r) => r,
+        Err(page) => return page.into_response(),
     };
     match run_again(&d, &run).await {
         Ok(new) => Redirect::to(&format!("/runs/{}", new.id)).into_response(),
@@ -153,11 +152,7 @@ async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> 
     }
     let request: slipway_api::model::RunRequest =
         serde_json::from_value(run.request.clone()).map_err(|e| format!("its stored request is unreadable: {e}"))?;
-    let source = match &request {
-        slipway_api::model::RunRequest::DockerBuildRequest(r) => r.source_location.clone(),
-        slipway_api::model::RunRequest::FileTaskRunRequest(r) => r.source_location.clone(),
-        slipway_api::model::RunRequest::EncodedTaskRunRequest(r) => r.source_location.clone(),
-    };
+    let source = request.source_location().map(str::to_string);
     if let Some(upload) = source.as_deref().and_then(|l| l.strip_prefix("upload://")) {
         d.node.ensure_upload(upload).await;
     }
@@ -213,14 +208,9 @@ pub(crate) async fn run_task(
     if let Some(r) = refused(session, &form) {
         return r;
     }
-    let record = match d.node.store.get_task(&name).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such task", &format!("There is no task named {name:?}.")),
-        Err(e) => return d.failed(e),
-    };
-    let spec = match slipway_triggers::tasks::spec_of(&record) {
-        Ok(s) => s,
-        Err(e) => return d.failed(e),
+    let (_, spec) = match d.task(&name).await {
+        Ok(t) => t,
+        Err(page) => return page.into_response(),
     };
     match start_task(&d, &spec).await {
         Ok(run) => Redirect::to(&format!("/runs/{}", run.id)).into_response(),
@@ -270,7 +260,7 @@ async fn set_enabled(
                 .unwrap_or_else(|| format!("/tasks/{name}"));
             Redirect::to(&back).into_response()
         }
-        Ok(None) => layout::error_page(StatusCode::NOT_FOUND, "No such task", &format!("There is no task named {name:?}.")),
+        Ok(None) => layout::no_task(&name),
         Err(e) => d.failed(e),
     }
 }

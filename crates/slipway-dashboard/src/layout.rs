@@ -78,6 +78,14 @@ pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Resp
     respond(status, page(title, Section::None, None, body))
 }
 
+pub(crate) fn no_run(id: &str) -> Response {
+    error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}."))
+}
+
+pub(crate) fn no_task(name: &str) -> Response {
+    error_page(StatusCode::NOT_FOUND, "No such task", &format!("There is no task named {name:?}."))
+}
+
 /// `2026-11-23 16:50:01 UTC` in a `<time>` the script can show in local time.
 pub(crate) fn time(ms: i64) -> Markup {
     match chrono::DateTime::from_timestamp_millis(ms) {

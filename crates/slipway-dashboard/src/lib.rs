@@ -49,6 +49,28 @@ impl Dashboard {
         )
     }
 
+    /// A run, or the page that says there is none (or that the store failed).
+    async fn run(&self, id: &str) -> Result<slipway_store::RunRecord, Refusal> {
+        match self.node.store.get(id).await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(Refusal::from(layout::no_run(id))),
+            Err(e) => Err(Refusal::from(self.failed(e))),
+        }
+    }
+
+    /// A task with its spec, or the page that says there is none.
+    async fn task(&self, name: &str) -> Result<(slipway_store::TaskRecord, slipway_api::task::TaskSpec), Refusal> {
+        let record = match self.node.store.get_task(name).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(Refusal::from(layout::no_task(name))),
+            Err(e) => return Err(Refusal::from(self.failed(e))),
+        };
+        match slipway_triggers::tasks::spec_of(&record) {
+            Ok(spec) => Ok((record, spec)),
+            Err(e) => Err(Refusal::from(self.failed(e))),
+        }
+    }
+
     /// The sign-out form's token, for a visitor who signed in (a daemon without tokens
     /// has nobody to sign out).
     fn signout<'a>(&self, session: Option<&'a access::Session>) -> Option<&'a str> {
@@ -58,6 +80,21 @@ impl Dashboard {
     fn log_error(&self, e: impl std::fmt::Display) -> String {
         tracing::error!(error = %e, "a dashboard request failed");
         "the daemon could not complete the request; its log says why".into()
+    }
+}
+
+/// A page that ends a request early (boxed: a response is large to carry in a `Result`).
+pub(crate) struct Refusal(Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(r: Response) -> Refusal {
+        Refusal(Box::new(r))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
     }
 }
 

@@ -169,10 +169,8 @@ pub(crate) async fn run(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    match d.node.store.get(&id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return crate::layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
-        Err(e) => return d.failed(e),
+    if let Err(page) = d.run(&id).await {
+        return page.into_response();
     }
     let Ok(permit) = d.live.clone().try_acquire_owned() else {
         return too_many();

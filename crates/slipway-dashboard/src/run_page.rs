@@ -16,10 +16,9 @@ use std::sync::Arc;
 pub(crate) const RENDERED_LOG_BYTES: usize = 1 << 20;
 
 pub(crate) async fn show(State(d): State<Arc<Dashboard>>, session: Option<Extension<Session>>, Path(id): Path<String>) -> Response {
-    let run = match d.node.store.get(&id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
-        Err(e) => return d.failed(e),
+    let run = match d.run(&id).await {
+        Ok(r) => r,
+        Err(page) => return page.into_response(),
     };
     // One read gives at most RENDERED_LOG_BYTES; a second says whether there is more.
     let log = d.node.read_log(&id, 0).await.unwrap_or_default();
@@ -256,10 +255,8 @@ fn trigger(run: &RunRecord) -> Markup {
 
 /// `/runs/{id}/log.txt`: the raw log, as a download.
 pub(crate) async fn raw_log(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Response {
-    match d.node.store.get(&id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such run", &format!("There is no run with id {id:?}.")),
-        Err(e) => return d.failed(e),
+    if let Err(page) = d.run(&id).await {
+        return page.into_response();
     }
     let node = d.node.clone();
     let log_id = id.clone();

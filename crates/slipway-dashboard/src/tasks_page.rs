@@ -7,7 +7,7 @@ use crate::layout::{self, Section};
 use crate::Dashboard;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
 use slipway_api::task::TaskSpec;
@@ -107,14 +107,9 @@ pub(crate) async fn show(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let record = match d.node.store.get_task(&name).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return layout::error_page(StatusCode::NOT_FOUND, "No such task", &format!("There is no task named {name:?}.")),
-        Err(e) => return d.failed(e),
-    };
-    let spec = match slipway_triggers::tasks::spec_of(&record) {
-        Ok(s) => s,
-        Err(e) => return d.failed(e),
+    let (record, spec) = match d.task(&name).await {
+        Ok(t) => t,
+        Err(page) => return page.into_response(),
     };
     let deps = d.node.store.dependencies_of(&name).await.unwrap_or_default();
     let mut tracked = Vec::new();

@@ -280,29 +280,11 @@ fn redact(text: &str, secrets: &WebhookSecrets) -> String {
     out
 }
 
-/// The run as the API shows it (the same fields as `GET /v1/runs/{id}`).
+/// The run as the API shows it (`GET /v1/runs/{id}`), with what started it in a word.
 fn run_json(r: &slipway_store::RunRecord) -> serde_json::Value {
-    let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default()
-    };
-    serde_json::json!({
-        "runId": r.id,
-        "status": r.status.as_str(),
-        "runType": r.run_type.as_str(),
-        "task": r.task,
-        "trigger": slipway_store::TriggerKind::of(&r.triggers).as_str(),
-        "platform": r.platform,
-        "createTime": time(r.create_time),
-        "startTime": r.start_time.map(time),
-        "finishTime": r.finish_time.map(time),
-        "outputImages": r.output_images,
-        "runErrorMessage": r.error_message,
-        "sourceTrigger": r.triggers.source,
-        "imageUpdateTrigger": r.triggers.image_update,
-        "timerTrigger": r.triggers.timer,
-    })
+    let mut v = serde_json::to_value(r.view()).unwrap_or_default();
+    v["trigger"] = slipway_store::TriggerKind::of(&r.triggers).as_str().into();
+    v
 }
 
 impl Notifier {

@@ -37,13 +37,6 @@ pub struct Server {
 /// What every handler is given.
 pub(crate) type Shared = axum::extract::State<Arc<Server>>;
 
-/// A time as the API writes it: RFC 3339 in UTC, to the millisecond.
-pub(crate) fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
 impl std::ops::Deref for Server {
     type Target = Node;
     fn deref(&self) -> &Node {

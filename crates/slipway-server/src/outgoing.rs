@@ -3,12 +3,13 @@
 //! custom header values) are kept by the notifier, never in the database or an answer.
 
 use crate::failure::{bad_request, conflict, internal, Failure};
-use crate::{time, Server, Shared};
+use crate::{Server, Shared};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use slipway_api::webhook::{AttemptView, DeliveryView, WebhookSecrets, WebhookSpec, WebhookView};
+use slipway_store::rfc3339 as time;
 use slipway_store::WebhookRecord;
 use std::collections::HashMap;
 use std::time::Duration;

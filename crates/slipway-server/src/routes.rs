@@ -1,7 +1,7 @@
 //! The HTTP API (documented in `docs/api.md`).
 
 use crate::failure::{bad_request, conflict, internal, Failure};
-use crate::{time, Server, Shared};
+use crate::{Server, Shared};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use futures_util::TryStreamExt;
 use slipway_api::model::{Run, RunRequest, Upload};
 use slipway_api::requests::{self, TaskSource};
+use slipway_api::secrets::same;
 use slipway_sources::{self as sources, uploads};
 use slipway_store::{ListFilter, NewRun, RunStatus, RunType};
 use slipway_worker::logs;
@@ -146,15 +147,6 @@ async fn not_found() -> Failure {
     Failure(StatusCode::NOT_FOUND, "NotFound", "no such endpoint".into())
 }
 
-/// Compares in time independent of where the strings differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= (*x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0)) as usize;
-    }
-    diff == 0
-}
-
 async fn auth(State(d): Shared, req: Request, next: Next) -> Response {
     if d.settings.tokens.is_empty() {
         // Without tokens, anything that can make a request to loopback is a client: a
@@ -256,11 +248,7 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
         _ => {}
     }
     let request: RunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request: {e}")))?;
-    let source = match &request {
-        RunRequest::DockerBuildRequest(r) => r.source_location.clone(),
-        RunRequest::FileTaskRunRequest(r) => r.source_location.clone(),
-        RunRequest::EncodedTaskRunRequest(r) => r.source_location.clone(),
-    };
+    let source = request.source_location().map(str::to_string);
     if let Some(upload) = source.as_deref().and_then(|l| l.strip_prefix("upload://")) {
         d.ensure_upload(upload).await;
     }
@@ -310,7 +298,7 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
         .await
         .map_err(internal)?
         .ok_or_else(|| internal("the run was not queued"))?;
-    Ok((StatusCode::CREATED, Json(run_view(&record))))
+    Ok((StatusCode::CREATED, Json(record.view())))
 }
 
 async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -> Result<Json<serde_json::Value>, Failure> {
@@ -347,7 +335,7 @@ async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -
     } else {
         None
     };
-    let value: Vec<Run> = runs.iter().map(run_view).collect();
+    let value: Vec<Run> = runs.iter().map(slipway_store::RunRecord::view).collect();
     Ok(Json(serde_json::json!({ "value": value, "nextSkipToken": next })))
 }
 
@@ -360,7 +348,7 @@ async fn find(d: &Server, id: &str) -> Result<slipway_store::RunRecord, Failure>
 }
 
 async fn get_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
-    Ok(Json(run_view(&find(&d, &id).await?)))
+    Ok(Json(find(&d, &id).await?.view()))
 }
 
 async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
@@ -369,7 +357,7 @@ async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run
         .await
         .map_err(internal)?
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))?;
-    Ok(Json(run_view(&record)))
+    Ok(Json(record.view()))
 }
 
 async fn run_log(State(d): Shared, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Failure> {
@@ -574,7 +562,7 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
             slipway_triggers::tasks::StartError::Submit(e) => internal(e),
         })?
         .ok_or_else(|| internal("the run was not queued"))?;
-    Ok((StatusCode::CREATED, Json(run_view(&run))))
+    Ok((StatusCode::CREATED, Json(run.view())))
 }
 
 async fn task_runs(
@@ -634,28 +622,6 @@ async fn registry_notification(State(d): Shared, headers: HeaderMap, body: Bytes
         runs.extend(slipway_triggers::images::seen(&d.triggers, s).await.map_err(internal)?);
     }
     Ok(Json(serde_json::json!({ "runs": runs })))
-}
-
-/// A run as the API shows it.
-pub fn run_view(r: &slipway_store::RunRecord) -> Run {
-    Run {
-        run_id: r.id.clone(),
-        status: r.status.to_string(),
-        run_type: r.run_type.as_str().to_string(),
-        task: r.task.clone(),
-        create_time: time(r.create_time),
-        start_time: r.start_time.map(time),
-        finish_time: r.finish_time.map(time),
-        last_updated_time: time(r.last_updated_time),
-        output_images: r.output_images.clone(),
-        image_dependencies: r.image_dependencies.clone(),
-        run_error_message: r.error_message.clone(),
-        platform: slipway_api::model::Platform::parse(&r.platform),
-        source_trigger: r.triggers.source.clone(),
-        image_update_trigger: r.triggers.image_update.clone(),
-        timer_trigger: r.triggers.timer.clone(),
-        steps: r.steps.clone(),
-    }
 }
 
 #[cfg(test)]

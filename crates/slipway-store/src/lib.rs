@@ -20,7 +20,7 @@ mod sqlite;
 mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use model::{Dependency, ListFilter, NewRun, RunRecord, RunStatus, RunType, TaskRecord, TriggerKind, Triggers};
+pub use model::{rfc3339, Dependency, ListFilter, NewRun, RunRecord, RunStatus, RunType, TaskRecord, TriggerKind, Triggers};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use webhooks::{AfterAttempt, AttemptRecord, DeliveryRecord, DeliveryStatus, NewDelivery, WebhookRecord, WebhookStore};

@@ -137,3 +137,34 @@ impl TriggerKind {
         }
     }
 }
+
+/// A time as the API writes it: RFC 3339 in UTC, to the millisecond (empty if out of range).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+impl RunRecord {
+    /// The run as the API shows it (`GET /v1/runs/{id}`, run events).
+    pub fn view(&self) -> slipway_api::model::Run {
+        slipway_api::model::Run {
+            run_id: self.id.clone(),
+            status: self.status.to_string(),
+            run_type: self.run_type.as_str().to_string(),
+            task: self.task.clone(),
+            create_time: rfc3339(self.create_time),
+            start_time: self.start_time.map(rfc3339),
+            finish_time: self.finish_time.map(rfc3339),
+            last_updated_time: rfc3339(self.last_updated_time),
+            output_images: self.output_images.clone(),
+            image_dependencies: self.image_dependencies.clone(),
+            run_error_message: self.error_message.clone(),
+            platform: slipway_api::model::Platform::parse(&self.platform),
+            source_trigger: self.triggers.source.clone(),
+            image_update_trigger: self.triggers.image_update.clone(),
+            timer_trigger: self.triggers.timer.clone(),
+            steps: self.steps.clone(),
+        }
+    }
+}

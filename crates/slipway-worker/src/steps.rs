@@ -91,7 +91,7 @@ impl Board {
                     StepEvent::Started(id) => {
                         if let Some(r) = rows.iter_mut().find(|r| r.id == id) {
                             r.status = "Running".into();
-                            r.start_time = Some(rfc3339(node.clock.now_ms()));
+                            r.start_time = Some(slipway_store::rfc3339(node.clock.now_ms()));
                         }
                     }
                     StepEvent::Ended(report) => {
@@ -133,10 +133,4 @@ fn fill(r: &mut Row, report: &StepReport) {
     r.duration_seconds = Some((report.duration_secs * 1000.0).round() / 1000.0);
     r.error = report.error.clone();
     r.executions = Some(report.executions);
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }
