@@ -128,7 +128,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
     ready(listener.local_addr()?);
     let app = routes::router(daemon.clone(), shutdown.clone());
-    let signals = Arc::new(tokio::sync::Notify::new());
+    let signals = Arc::new(SignalCount::default());
     {
         let (stop, signals) = (shutdown.clone(), signals.clone());
         tokio::spawn(async move {
@@ -137,8 +137,11 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
             let mut signals_in = Signals::new();
             loop {
                 signals_in.next().await;
+                // Counted before anything is woken: the drain that starts at the first
+                // signal must not take that same signal for a second one.
+                signals.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 stop.cancel();
-                signals.notify_waiters();
+                signals.woken.notify_waiters();
             }
         });
     }
@@ -153,7 +156,14 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
 /// going may finish within `shutdown_grace_seconds`. Those still going then (or at a
 /// second signal) are stopped, their containers removed, and they end `Error` as a
 /// lost worker's runs do.
-async fn drain(node: &Node, signals: &tokio::sync::Notify) {
+/// Signals received, and a wake-up at each.
+#[derive(Default)]
+struct SignalCount {
+    count: std::sync::atomic::AtomicUsize,
+    woken: tokio::sync::Notify,
+}
+
+async fn drain(node: &Node, signals: &SignalCount) {
     let grace = std::time::Duration::from_secs(node.settings.shutdown_grace_seconds);
     if node.running_count() > 0 {
         tracing::info!(
@@ -164,12 +174,13 @@ async fn drain(node: &Node, signals: &tokio::sync::Notify) {
     }
     let deadline = tokio::time::Instant::now() + grace;
     while node.running_count() > 0 && tokio::time::Instant::now() < deadline {
+        if signals.count.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            tracing::warn!("a second signal: stopping the running runs now");
+            break;
+        }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-            _ = signals.notified() => {
-                tracing::warn!("a second signal: stopping the running runs now");
-                break;
-            }
+            _ = signals.woken.notified() => {}
         }
     }
     if node.running_count() > 0 {
