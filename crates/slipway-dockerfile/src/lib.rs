@@ -14,8 +14,13 @@
 //! assert_eq!(deps.buildtime[0].to_string(), "docker.io/library/golang:1.22");
 //! ```
 
+mod walk;
+
+pub use walk::RemoteSource;
+
 use slipway_reference::Reference;
 use std::collections::{BTreeMap, BTreeSet};
+use walk::Origin;
 
 /// What a scan needs besides the Dockerfile text.
 #[derive(Debug, Clone, Default)]
@@ -44,18 +49,6 @@ pub struct Dependencies {
 pub struct ScanError {
     pub line: usize,
     pub message: String,
-}
-
-struct Stage {
-    name: Option<String>,
-    /// The external image this stage starts from, or the index of the stage it builds on.
-    origin: Origin,
-}
-
-enum Origin {
-    Image(Reference),
-    Scratch,
-    Stage(usize),
 }
 
 /// The platform of this machine as BuildKit names it: `linux/amd64`, `linux/arm64`.
@@ -88,84 +81,16 @@ pub fn platform_args(target: Option<&str>) -> BTreeMap<String, String> {
 
 /// Scans Dockerfile `text`.
 pub fn scan(text: &str, opts: &ScanOptions) -> Result<Dependencies, ScanError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut args: BTreeMap<String, String> = opts.predefined.clone();
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut copied: Vec<Reference> = Vec::new();
-    let mut target_found = false;
-    for (line, instruction) in instructions(text) {
-        let (keyword, rest) = match instruction.split_once(char::is_whitespace) {
-            Some((k, r)) => (k.to_ascii_uppercase(), r.trim()),
-            None => (instruction.to_ascii_uppercase(), ""),
-        };
-        match keyword.as_str() {
-            "ARG" => {
-                for decl in shell_like_words(rest) {
-                    let (name, default) = match decl.split_once('=') {
-                        Some((n, d)) => (n.to_string(), Some(unquote(d))),
-                        None => (decl.clone(), None),
-                    };
-                    let value = opts
-                        .build_args
-                        .get(&name)
-                        .cloned()
-                        .or(default)
-                        .or_else(|| opts.predefined.get(&name).cloned())
-                        .unwrap_or_default();
-                    args.insert(name, value);
-                }
-            }
-            "FROM" => {
-                if target_found {
-                    break;
-                }
-                let words: Vec<String> = shell_like_words(rest).into_iter().filter(|w| !w.starts_with("--")).collect();
-                let (image, name) = match words.as_slice() {
-                    [image] => (image.clone(), None),
-                    [image, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => (image.clone(), Some(name.to_ascii_lowercase())),
-                    _ => {
-                        return Err(ScanError {
-                            line,
-                            message: format!("cannot read FROM {rest:?}: expected `FROM [--platform=…] image [AS name]`"),
-                        })
-                    }
-                };
-                let image = expand(&image, &args);
-                let origin = resolve(&image, &stages).map_err(|message| ScanError { line, message })?;
-                if let (Some(t), Some(n)) = (&opts.target, &name) {
-                    if t.eq_ignore_ascii_case(n) {
-                        target_found = true;
-                    }
-                }
-                stages.push(Stage { name, origin });
-            }
-            "COPY" | "ADD" | "RUN" => {
-                for word in shell_like_words(rest).iter().take_while(|w| w.starts_with("--")) {
-                    let from = if let Some(v) = word.strip_prefix("--from=") {
-                        Some(v.to_string())
-                    } else if let Some(m) = word.strip_prefix("--mount=") {
-                        m.split(',').find_map(|kv| kv.strip_prefix("from=")).map(str::to_string)
-                    } else {
-                        None
-                    };
-                    let Some(from) = from else { continue };
-                    let from = expand(&from, &args);
-                    if let Origin::Image(r) = resolve(&from, &stages).map_err(|message| ScanError { line, message })? {
-                        copied.push(r);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+    let w = walk::walk(without_bom(text), opts)?;
     if let Some(t) = &opts.target {
-        if !target_found {
+        if !w.target_found {
             return Err(ScanError {
                 line: 0,
                 message: format!("target stage {t:?} not found"),
             });
         }
     }
+    let stages = &w.stages;
     let Some(last) = stages.len().checked_sub(1) else {
         return Err(ScanError {
             line: 0,
@@ -184,7 +109,7 @@ pub fn scan(text: &str, opts: &ScanOptions) -> Result<Dependencies, ScanError> {
         }
     };
     // Keyed by the normalised form, so `alpine` and `library/alpine:latest` are one image.
-    let mut buildtime: BTreeMap<String, Reference> = copied.into_iter().map(|r| (r.to_string(), r)).collect();
+    let mut buildtime: BTreeMap<String, Reference> = w.copied.into_iter().map(|r| (r.to_string(), r)).collect();
     for (i, stage) in stages.iter().enumerate() {
         if let (false, Origin::Image(r)) = (chain.contains(&i), &stage.origin) {
             buildtime.entry(r.to_string()).or_insert_with(|| r.clone());
@@ -194,6 +119,69 @@ pub fn scan(text: &str, opts: &ScanOptions) -> Result<Dependencies, ScanError> {
         runtime,
         buildtime: buildtime.into_values().collect(),
     })
+}
+
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// Every external image the Dockerfile names where the builder reads it (`FROM`,
+/// `COPY --from=`, `RUN --mount=from=`), once each, in order.
+pub fn image_references(text: &str, opts: &ScanOptions) -> Result<Vec<Reference>, ScanError> {
+    let mut out: Vec<Reference> = Vec::new();
+    for word in walk::walk(without_bom(text), opts)?.images {
+        if !out.iter().any(|r| r.to_string() == word.reference.to_string()) {
+            out.push(word.reference);
+        }
+    }
+    Ok(out)
+}
+
+/// The Dockerfile with each external image replaced by what `replace` gives for it
+/// (keyed by [`Reference`]'s normalised form; an image it does not list is left as it
+/// is). Only those words change: every other byte, and so every line number, stays.
+pub fn rewrite(text: &str, opts: &ScanOptions, replace: &BTreeMap<String, String>) -> Result<String, ScanError> {
+    let text = without_bom(text);
+    let w = walk::walk(text, opts)?;
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    // From the end of each line back, so earlier positions stay true.
+    let mut edits: Vec<(walk::WordAt, String)> = w
+        .images
+        .into_iter()
+        .filter_map(|word| {
+            let new = replace.get(&word.reference.to_string())?;
+            let text = match word.form {
+                walk::Form::Bare => new.clone(),
+                walk::Form::FromFlag => format!("--from={new}"),
+                walk::Form::Mount(others) => {
+                    let mut parts = others;
+                    parts.push(format!("from={new}"));
+                    format!("--mount={}", parts.join(","))
+                }
+            };
+            Some((word.at, text))
+        })
+        .collect();
+    edits.sort_by_key(|(at, _)| std::cmp::Reverse((at.line, at.start)));
+    for (at, new) in edits {
+        if let Some(line) = lines.get_mut(at.line) {
+            line.replace_range(at.start..at.end, &new);
+        }
+    }
+    Ok(lines.join("\n"))
+}
+
+/// What `ADD` and `COPY` fetch from URLs or git addresses, in every stage that is built.
+pub fn remote_sources(text: &str, opts: &ScanOptions) -> Result<Vec<RemoteSource>, ScanError> {
+    Ok(walk::walk(without_bom(text), opts)?.remote)
+}
+
+/// The frontend a `# syntax=` parser directive names, with its 1-based line.
+pub fn frontend(text: &str) -> Option<(usize, String)> {
+    walk::directives(without_bom(text))
+        .into_iter()
+        .find(|(_, key, _)| key == "syntax")
+        .map(|(line, _, value)| (line, value))
 }
 
 /// One image reference as the scan report shows it (acb's shape, Docker Hub as `docker.io`).
@@ -222,127 +210,6 @@ pub fn report(deps: &Dependencies, images: &[Reference]) -> serde_json::Value {
     } else {
         serde_json::Value::Array(images.iter().map(|i| entry(Some(i))).collect())
     }
-}
-
-/// A name in `FROM` or `--from=`: an earlier stage (by name or index), `scratch`, or an image.
-fn resolve(name: &str, stages: &[Stage]) -> Result<Origin, String> {
-    let lower = name.to_ascii_lowercase();
-    if let Some(i) = stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
-        return Ok(Origin::Stage(i));
-    }
-    if let Ok(i) = name.parse::<usize>() {
-        if i < stages.len() {
-            return Ok(Origin::Stage(i));
-        }
-    }
-    if lower == "scratch" {
-        return Ok(Origin::Scratch);
-    }
-    Reference::parse(name).map(Origin::Image).map_err(|e| e.to_string())
-}
-
-/// Logical instructions with the line each starts on: continuations joined, comments
-/// and parser directives dropped.
-fn instructions(text: &str) -> Vec<(usize, String)> {
-    let escape = text
-        .lines()
-        .take_while(|l| l.trim_start().starts_with('#'))
-        .find_map(|l| {
-            l.trim_start_matches('#')
-                .trim()
-                .strip_prefix("escape=")
-                .map(|e| e.trim().chars().next().unwrap_or('\\'))
-        })
-        .unwrap_or('\\');
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut start = 0;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
-            continue;
-        }
-        if current.is_empty() {
-            start = i + 1;
-        }
-        match line.strip_suffix(escape) {
-            Some(head) => {
-                current.push_str(head);
-                current.push(' ');
-            }
-            None => {
-                current.push_str(line);
-                out.push((start, std::mem::take(&mut current).trim().to_string()));
-            }
-        }
-    }
-    if !current.trim().is_empty() {
-        out.push((start, current.trim().to_string()));
-    }
-    out
-}
-
-fn shell_like_words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
-}
-
-fn unquote(s: &str) -> String {
-    let t = s.trim();
-    for q in ['"', '\''] {
-        if t.len() >= 2 && t.starts_with(q) && t.ends_with(q) {
-            return t[1..t.len() - 1].to_string();
-        }
-    }
-    t.to_string()
-}
-
-/// Expands `$V`, `${V}`, `${V:-default}` and `${V:+alternative}`; unset names are empty.
-fn expand(s: &str, args: &BTreeMap<String, String>) -> String {
-    let get = |name: &str| args.get(name).cloned().unwrap_or_default();
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        if chars.peek() == Some(&'{') {
-            chars.next();
-            let mut body = String::new();
-            for b in chars.by_ref() {
-                if b == '}' {
-                    break;
-                }
-                body.push(b);
-            }
-            if let Some((name, default)) = body.split_once(":-") {
-                let v = get(name);
-                out.push_str(&if v.is_empty() { expand(default, args) } else { v });
-            } else if let Some((name, alt)) = body.split_once(":+") {
-                if !get(name).is_empty() {
-                    out.push_str(&expand(alt, args));
-                }
-            } else {
-                out.push_str(&get(&body));
-            }
-        } else {
-            let mut name = String::new();
-            while let Some(&n) = chars.peek() {
-                if n.is_ascii_alphanumeric() || n == '_' {
-                    name.push(n);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            if name.is_empty() {
-                out.push('$');
-            } else {
-                out.push_str(&get(&name));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -434,5 +301,88 @@ mod tests {
         let e = scan("FROM Bad:Name:x\n", &ScanOptions::default()).unwrap_err();
         assert_eq!(e.line, 1);
         assert!(scan("# nothing\n", &ScanOptions::default()).is_err());
+    }
+
+    fn replacing(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(from, to)| (Reference::parse(from).unwrap().to_string(), to.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_rewrite_changes_image_words_and_nothing_else() {
+        let df = "# syntax=docker/dockerfile:1\nARG BASE=base:1\nFROM --platform=$BUILDPLATFORM ${BASE} AS build\nRUN echo \"a   b\" \\\n  && true\nFROM build AS again\nFROM \\\n   runtime:2\nCOPY --from=build /x /x\nCOPY --from=tools:3 /t /t\nRUN --mount=type=cache,from=cache:4,target=/c,id=x true\nADD http://example.com/a /a\n";
+        let map = replacing(&[
+            ("base:1", "slipway.invalid/r/docker.io/library/base:1"),
+            (
+                "runtime:2",
+                "reg.io/runtime@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+            ),
+            ("tools:3", "T"),
+            ("cache:4", "C"),
+        ]);
+        let out = rewrite(df, &ScanOptions::default(), &map).unwrap();
+        let want = "# syntax=docker/dockerfile:1\nARG BASE=base:1\nFROM --platform=$BUILDPLATFORM slipway.invalid/r/docker.io/library/base:1 AS build\nRUN echo \"a   b\" \\\n  && true\nFROM build AS again\nFROM \\\n   reg.io/runtime@sha256:1111111111111111111111111111111111111111111111111111111111111111\nCOPY --from=build /x /x\nCOPY --from=T /t /t\nRUN --mount=type=cache,target=/c,id=x,from=C true\nADD http://example.com/a /a\n";
+        assert_eq!(out, want);
+        assert_eq!(out.lines().count(), df.lines().count());
+        let names: Vec<String> = image_references(df, &ScanOptions::default())
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "docker.io/library/base:1",
+                "docker.io/library/runtime:2",
+                "docker.io/library/tools:3",
+                "docker.io/library/cache:4"
+            ]
+        );
+        // An image the map does not list stays as written.
+        assert_eq!(
+            rewrite("FROM alpine\n", &ScanOptions::default(), &BTreeMap::new()).unwrap(),
+            "FROM alpine\n"
+        );
+    }
+
+    #[test]
+    fn a_rewrite_follows_build_arguments_and_platforms() {
+        let df = "ARG TAG\nFROM app:${TAG}\nFROM base:${TARGETARCH}\n";
+        let opts = ScanOptions {
+            build_args: [("TAG".to_string(), "7".to_string())].into(),
+            predefined: platform_args(Some("linux/arm64")),
+            ..Default::default()
+        };
+        let out = rewrite(df, &opts, &replacing(&[("app:7", "A"), ("base:arm64", "B")])).unwrap();
+        assert_eq!(out, "ARG TAG\nFROM A\nFROM B\n");
+    }
+
+    #[test]
+    fn remote_sources_are_found_after_substitution() {
+        let df = "ARG HOST=127.0.0.1\nFROM a\nENV PORT=8080\nADD http://${HOST}:$PORT/x /x\nADD [\"https://example.com/y\", \"/y\"]\nADD ./local /l\nCOPY --chown=1 git@github.com:o/r.git /r\nADD $FROM_BASE_IMAGE/z /z\n";
+        let found: Vec<(usize, Option<String>)> = remote_sources(df, &ScanOptions::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.line, r.url))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (4, Some("http://127.0.0.1:8080/x".to_string())),
+                (5, Some("https://example.com/y".to_string())),
+                (7, Some("git@github.com:o/r.git".to_string())),
+                (8, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_frontend_directive_is_read_only_at_the_top() {
+        assert_eq!(frontend("# syntax=my/frontend:1\nFROM a\n"), Some((1, "my/frontend:1".into())));
+        assert_eq!(frontend("#escape=`\n# SYNTAX = x\nFROM a\n"), Some((2, "x".into())));
+        assert_eq!(frontend("FROM a\n# syntax=x\n"), None);
+        assert_eq!(frontend("# a comment\n# syntax=x\nFROM a\n"), None);
     }
 }

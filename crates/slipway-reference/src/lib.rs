@@ -14,6 +14,8 @@
 //! assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag()), ("127.0.0.1:5000", "team/app", "v1"));
 //! ```
 
+pub mod namespace;
+
 use std::fmt;
 
 /// The registry that names without a registry component refer to.
@@ -121,6 +123,25 @@ impl Reference {
             digest: Some(digest.to_string()),
             ..self.clone()
         }
+    }
+
+    /// The form people write: `alpine:3.19` for Docker Hub's library, `team/app:1` for
+    /// other Hub repositories, `registry/repository:tag` otherwise (digest kept).
+    pub fn familiar(&self) -> String {
+        let name = match (self.is_docker_hub(), self.repository.strip_prefix("library/")) {
+            (true, Some(short)) if !short.contains('/') => short.to_string(),
+            (true, _) => self.repository.clone(),
+            (false, _) => self.name(),
+        };
+        let mut out = match (&self.explicit_tag, &self.digest) {
+            (None, Some(_)) => name,
+            _ => format!("{name}:{}", self.tag()),
+        };
+        if let Some(d) = &self.digest {
+            out.push('@');
+            out.push_str(d);
+        }
+        out
     }
 
     /// Whether this names an image on Docker Hub.
@@ -278,6 +299,16 @@ mod tests {
         assert_eq!(norm("myregistry.azurecr.io/hello:cf1"), "myregistry.azurecr.io/hello:cf1");
         let r = Reference::parse("Foo/bar").unwrap();
         assert_eq!(r.registry, "Foo");
+    }
+
+    #[test]
+    fn familiar_forms() {
+        let f = |s: &str| Reference::parse(s).unwrap().familiar();
+        assert_eq!(f("docker.io/library/alpine"), "alpine:latest");
+        assert_eq!(f("team/app:2"), "team/app:2");
+        assert_eq!(f("127.0.0.1:5000/a/b:c"), "127.0.0.1:5000/a/b:c");
+        let d = format!("sha256:{}", "b".repeat(64));
+        assert_eq!(f(&format!("reg.io/app@{d}")), format!("reg.io/app@{d}"));
     }
 
     #[test]

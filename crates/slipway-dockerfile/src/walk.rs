@@ -1,0 +1,394 @@
+//! One pass over a Dockerfile's instructions, as the builder reads them: stages and
+//! their origins, images named by `COPY --from=` and `RUN --mount=from=`, and what
+//! `ADD`/`COPY` fetch, with `ARG` (and, for sources, `ENV`) substituted. Every image
+//! word keeps its place in the raw text, so a rewrite can change it and nothing else.
+
+use crate::{ScanError, ScanOptions};
+use slipway_reference::Reference;
+use std::collections::BTreeMap;
+
+/// A word's place in the text: its raw line (0-based) and byte range on that line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WordAt {
+    pub line: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One logical instruction: continuations joined, with where each word came from.
+struct Instruction {
+    /// 1-based line the instruction starts on.
+    line: usize,
+    words: Vec<(String, WordAt)>,
+}
+
+pub(crate) struct Stage {
+    pub name: Option<String>,
+    pub origin: Origin,
+    env: BTreeMap<String, String>,
+}
+
+pub(crate) enum Origin {
+    Image(Reference),
+    Scratch,
+    Stage(usize),
+}
+
+/// How an image word is written, so a rewrite can write another image the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `FROM image`: the word is the image.
+    Bare,
+    /// `--from=image`.
+    FromFlag,
+    /// `--mount=…,from=image,…`: the flag's other options as written.
+    Mount(Vec<String>),
+}
+
+/// A word naming an external image (not a stage, not `scratch`).
+pub(crate) struct ImageWord {
+    pub at: WordAt,
+    pub form: Form,
+    pub reference: Reference,
+}
+
+/// What `ADD` or `COPY` fetches from outside the context: a URL or a git address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSource {
+    /// 1-based.
+    pub line: usize,
+    /// After substitution; `None` when it uses a variable set outside the Dockerfile
+    /// (in the base image's environment), so where it leads cannot be told.
+    pub url: Option<String>,
+    /// As written.
+    pub written: String,
+}
+
+pub(crate) struct Walk {
+    pub stages: Vec<Stage>,
+    pub copied: Vec<Reference>,
+    pub images: Vec<ImageWord>,
+    pub remote: Vec<RemoteSource>,
+    pub target_found: bool,
+}
+
+pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
+    let mut args: BTreeMap<String, String> = opts.predefined.clone();
+    let mut w = Walk {
+        stages: Vec::new(),
+        copied: Vec::new(),
+        images: Vec::new(),
+        remote: Vec::new(),
+        target_found: false,
+    };
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for ins in instructions(text) {
+        let line = ins.line;
+        let keyword = ins.words[0].0.to_ascii_uppercase();
+        let rest = &ins.words[1..];
+        let fail = |message: String| ScanError { line, message };
+        match keyword.as_str() {
+            "ARG" => {
+                for (decl, _) in rest {
+                    let (name, default) = match decl.split_once('=') {
+                        Some((n, d)) => (n.to_string(), Some(unquote(d))),
+                        None => (decl.clone(), None),
+                    };
+                    let value = opts
+                        .build_args
+                        .get(&name)
+                        .cloned()
+                        .or(default)
+                        .or_else(|| opts.predefined.get(&name).cloned())
+                        .unwrap_or_default();
+                    args.insert(name, value);
+                }
+            }
+            "ENV" => read_env(rest, &args, &mut env),
+            "FROM" => {
+                if w.target_found {
+                    break;
+                }
+                let words: Vec<&(String, WordAt)> = rest.iter().filter(|(w, _)| !w.starts_with("--")).collect();
+                let (image, name) = match words.as_slice() {
+                    [image] => (*image, None),
+                    [image, (as_kw, _), (name, _)] if as_kw.eq_ignore_ascii_case("as") => (*image, Some(name.to_ascii_lowercase())),
+                    _ => {
+                        let written: Vec<&str> = rest.iter().map(|(w, _)| w.as_str()).collect();
+                        return Err(fail(format!(
+                            "cannot read FROM {:?}: expected `FROM [--platform=…] image [AS name]`",
+                            written.join(" ")
+                        )));
+                    }
+                };
+                let origin = resolve(&expand(&image.0, &args, &BTreeMap::new()), &w.stages).map_err(fail)?;
+                if let Origin::Image(r) = &origin {
+                    w.images.push(ImageWord {
+                        at: image.1,
+                        form: Form::Bare,
+                        reference: r.clone(),
+                    });
+                }
+                env = match origin {
+                    Origin::Stage(i) => w.stages[i].env.clone(),
+                    _ => BTreeMap::new(),
+                };
+                if let (Some(t), Some(n)) = (&opts.target, &name) {
+                    if t.eq_ignore_ascii_case(n) {
+                        w.target_found = true;
+                    }
+                }
+                w.stages.push(Stage {
+                    name,
+                    origin,
+                    env: env.clone(),
+                });
+            }
+            "COPY" | "ADD" | "RUN" => {
+                let flags = rest.iter().take_while(|(w, _)| w.starts_with("--")).count();
+                for (word, at) in &rest[..flags] {
+                    let (from, form) = if let Some(v) = word.strip_prefix("--from=") {
+                        (v.to_string(), Form::FromFlag)
+                    } else if let Some(m) = word.strip_prefix("--mount=") {
+                        let parts: Vec<&str> = m.split(',').collect();
+                        let Some(from) = parts.iter().find_map(|kv| kv.strip_prefix("from=")) else {
+                            continue;
+                        };
+                        let others = parts.iter().filter(|kv| !kv.starts_with("from=")).map(|s| s.to_string()).collect();
+                        (from.to_string(), Form::Mount(others))
+                    } else {
+                        continue;
+                    };
+                    if let Origin::Image(r) = resolve(&expand(&from, &args, &BTreeMap::new()), &w.stages).map_err(fail)? {
+                        w.copied.push(r.clone());
+                        w.images.push(ImageWord {
+                            at: *at,
+                            form,
+                            reference: r,
+                        });
+                    }
+                }
+                if keyword != "RUN" {
+                    for written in sources(&rest[flags..]) {
+                        let url = expand_known(&written, &args, &env);
+                        // ADD fetches URLs, and one whose variables come from the base
+                        // image could be one; COPY refuses URLs itself.
+                        let remote = match &url {
+                            Some(u) => is_remote(u),
+                            None => keyword == "ADD",
+                        };
+                        if remote || is_remote(&written) {
+                            w.remote.push(RemoteSource { line, url, written });
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(stage) = w.stages.last_mut() {
+            stage.env = env.clone();
+        }
+    }
+    Ok(w)
+}
+
+/// `ENV K=V …` or the old `ENV K V`.
+fn read_env(rest: &[(String, WordAt)], args: &BTreeMap<String, String>, env: &mut BTreeMap<String, String>) {
+    let Some((first, _)) = rest.first() else { return };
+    if first.contains('=') {
+        for (pair, _) in rest {
+            if let Some((k, v)) = pair.split_once('=') {
+                let v = expand(&unquote(v), args, env);
+                env.insert(k.to_string(), v);
+            }
+        }
+    } else {
+        let value: Vec<&str> = rest[1..].iter().map(|(w, _)| w.as_str()).collect();
+        let v = expand(&unquote(&value.join(" ")), args, env);
+        env.insert(first.clone(), v);
+    }
+}
+
+/// The sources of `ADD`/`COPY` words (after the flags): every word but the last, or
+/// the JSON form's list.
+fn sources(words: &[(String, WordAt)]) -> Vec<String> {
+    let joined: Vec<&str> = words.iter().map(|(w, _)| w.as_str()).collect();
+    let joined = joined.join(" ");
+    if joined.trim_start().starts_with('[') {
+        if let Ok(list) = serde_json::from_str::<Vec<String>>(&joined) {
+            return list.split_last().map(|(_, s)| s.to_vec()).unwrap_or_default();
+        }
+    }
+    words
+        .split_last()
+        .map(|(_, s)| s.iter().map(|(w, _)| w.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// A source the builder fetches from a network rather than the context.
+fn is_remote(source: &str) -> bool {
+    source.contains("://") || source.starts_with("git@")
+}
+
+/// A name in `FROM` or `--from=`: an earlier stage (by name or index), `scratch`, or an image.
+fn resolve(name: &str, stages: &[Stage]) -> Result<Origin, String> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(i) = stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+        return Ok(Origin::Stage(i));
+    }
+    if let Ok(i) = name.parse::<usize>() {
+        if i < stages.len() {
+            return Ok(Origin::Stage(i));
+        }
+    }
+    if lower == "scratch" {
+        return Ok(Origin::Scratch);
+    }
+    Reference::parse(name).map(Origin::Image).map_err(|e| e.to_string())
+}
+
+/// The escape character a parser directive sets (`# escape=``), `\` otherwise.
+fn escape_char(text: &str) -> char {
+    directives(text)
+        .into_iter()
+        .find(|(_, key, _)| key == "escape")
+        .and_then(|(_, _, v)| v.chars().next())
+        .unwrap_or('\\')
+}
+
+/// The parser directives at the top (`# key=value`), with their 1-based lines: they end
+/// at the first line that is not one.
+pub(crate) fn directives(text: &str) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(body) = line.trim().strip_prefix('#') else { break };
+        let Some((key, value)) = body.split_once('=') else { break };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            break;
+        }
+        out.push((i + 1, key.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    out
+}
+
+/// Logical instructions with the line each starts on and where each word is: comment
+/// lines dropped, continuations joined (a word never spans lines).
+fn instructions(text: &str) -> Vec<Instruction> {
+    let escape = escape_char(text);
+    let mut out = Vec::new();
+    let mut current: Option<Instruction> = None;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.trim();
+        let empty = current.as_ref().is_none_or(|c| c.words.is_empty());
+        if line.starts_with('#') || (line.is_empty() && empty) {
+            continue;
+        }
+        let offset = raw.len() - raw.trim_start().len();
+        let (head, continues) = match line.strip_suffix(escape) {
+            Some(head) => (head, true),
+            None => (line, false),
+        };
+        let ins = current.get_or_insert_with(|| Instruction {
+            line: i + 1,
+            words: Vec::new(),
+        });
+        let mut start = None;
+        for (j, c) in head.char_indices().chain(std::iter::once((head.len(), ' '))) {
+            match (c.is_whitespace(), start) {
+                (false, None) => start = Some(j),
+                (true, Some(s)) => {
+                    let at = WordAt {
+                        line: i,
+                        start: offset + s,
+                        end: offset + j,
+                    };
+                    ins.words.push((head[s..j].to_string(), at));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if !continues {
+            if let Some(done) = current.take().filter(|c| !c.words.is_empty()) {
+                out.push(done);
+            }
+        }
+    }
+    if let Some(done) = current.filter(|c| !c.words.is_empty()) {
+        out.push(done);
+    }
+    out
+}
+
+pub(crate) fn unquote(s: &str) -> String {
+    let t = s.trim();
+    for q in ['"', '\''] {
+        if t.len() >= 2 && t.starts_with(q) && t.ends_with(q) {
+            return t[1..t.len() - 1].to_string();
+        }
+    }
+    t.to_string()
+}
+
+/// Expands `$V`, `${V}`, `${V:-default}` and `${V:+alternative}` from `env`, then
+/// `args`; unset names are empty.
+fn expand(s: &str, args: &BTreeMap<String, String>, env: &BTreeMap<String, String>) -> String {
+    substitute(s, &|name| {
+        Some(env.get(name).or_else(|| args.get(name)).cloned().unwrap_or_default())
+    })
+    .unwrap_or_default()
+}
+
+/// As [`expand`], but `None` when a name is set neither here nor by an argument: the
+/// base image's environment may set it, so the result cannot be known.
+fn expand_known(s: &str, args: &BTreeMap<String, String>, env: &BTreeMap<String, String>) -> Option<String> {
+    substitute(s, &|name| env.get(name).or_else(|| args.get(name)).cloned())
+}
+
+fn substitute(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'{') {
+            chars.next();
+            let mut body = String::new();
+            for b in chars.by_ref() {
+                if b == '}' {
+                    break;
+                }
+                body.push(b);
+            }
+            if let Some((name, default)) = body.split_once(":-") {
+                let v = get(name).unwrap_or_default();
+                out.push_str(&if v.is_empty() { substitute(default, get)? } else { v });
+            } else if let Some((name, alt)) = body.split_once(":+") {
+                if !get(name).unwrap_or_default().is_empty() {
+                    out.push_str(&substitute(alt, get)?);
+                }
+            } else {
+                out.push_str(&get(&body)?);
+            }
+        } else {
+            let mut name = String::new();
+            while let Some(&n) = chars.peek() {
+                if n.is_ascii_alphanumeric() || n == '_' {
+                    name.push(n);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if name.is_empty() {
+                out.push('$');
+            } else {
+                out.push_str(&get(&name)?);
+            }
+        }
+    }
+    Some(out)
+}
