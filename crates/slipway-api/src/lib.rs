@@ -1,6 +1,6 @@
 //! The API's words: what clients send and receive (runs, run requests, tasks, uploads,
 //! errors), how a run request becomes the task text a worker runs, where a source is,
-//! timer schedules, a run's typed secrets, and outbound webhooks. Pure values and functions: no I/O, no
+//! timer schedules, a run's typed secrets, tenants, and outbound webhooks. Pure values and functions: no I/O, no
 //! HTTP, no database, no Docker. The server, the workers, the triggers and the client
 //! all speak these types.
 
@@ -10,6 +10,7 @@ pub mod schedule;
 pub mod secrets;
 pub mod source;
 pub mod task;
+pub mod tenant;
 pub mod webhook;
 
 pub use model::{RunStatus, RunType};

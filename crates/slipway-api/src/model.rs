@@ -84,6 +84,9 @@ impl RunType {
 #[serde(rename_all = "camelCase")]
 pub struct Run {
     pub run_id: String,
+    /// The tenant it belongs to.
+    #[serde(default)]
+    pub tenant: String,
     pub status: String,
     pub run_type: String,
     pub task: Option<String>,

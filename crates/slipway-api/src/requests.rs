@@ -21,6 +21,39 @@ pub struct Prepared {
     pub secrets: BTreeMap<String, String>,
 }
 
+/// Whose build-cache mounts (`RUN --mount=type=cache`) a run shares. Builds share a
+/// cache only with builds that could not have poisoned it for them: the same tenant's
+/// runs of one task as the task defines it, or the same tenant's quick builds of one
+/// repository; anything a caller shaped (an inline task file, an upload, a task run with
+/// overrides) keeps a cache of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOwner<'a> {
+    Task(&'a str),
+    /// A git or tar.gz URL.
+    Repository(&'a str),
+    Run,
+}
+
+/// The namespace of a run's cache mounts (BuildKit's `BUILDKIT_CACHE_MOUNT_NS`).
+pub fn cache_namespace(tenant: &str, owner: CacheOwner, run_id: &str) -> String {
+    match owner {
+        CacheOwner::Task(task) => format!("tenant/{tenant}/task/{task}"),
+        CacheOwner::Repository(url) => format!("tenant/{tenant}/repo/{}", crate::source::normalise_repo(url)),
+        CacheOwner::Run => format!("run/{run_id}"),
+    }
+}
+
+/// The cache owner of a run requested through the API: a quick build of a repository
+/// shares the tenant's cache of that repository; anything else is the run's own.
+pub fn request_cache_owner(request: &RunRequest) -> CacheOwner<'_> {
+    match (request, request.source_location()) {
+        (RunRequest::DockerBuildRequest(_), Some(l)) if crate::source::is_git(l) || crate::source::is_tarball(l) => {
+            CacheOwner::Repository(l)
+        }
+        _ => CacheOwner::Run,
+    }
+}
+
 /// What the worker runs: a task text (or a task file in the source) and its values.
 pub struct Job {
     pub task: TaskSource,

@@ -203,6 +203,10 @@ pub struct Overrides {
     /// Pull base images before building (set for base-image-update runs).
     #[serde(default)]
     pub pull: bool,
+    /// Keep the task's secrets although `contextPath` or `file` moves its source
+    /// elsewhere: only the tenant's admins may ask it.
+    #[serde(default)]
+    pub keep_secrets: bool,
 }
 
 /// Where to fetch a task's source, pinned to `commit` when a trigger names one.

@@ -75,6 +75,8 @@ pub(crate) async fn claim_throughput_on(url: &str, n: usize, workers: usize) -> 
     for i in 0..n {
         store
             .enqueue(NewRun {
+                tenant: "default".into(),
+                cache_namespace: None,
                 id: format!("r{i}"),
                 run_type: RunType::QuickRun,
                 task: None,

@@ -87,6 +87,8 @@ async fn fill(db: &str, n: usize) -> Result<()> {
         }
         store
             .enqueue(NewRun {
+                tenant: "default".into(),
+                cache_namespace: None,
                 id: format!("bench-{i:05}"),
                 run_type: RunType::QuickRun,
                 task: Some(task),

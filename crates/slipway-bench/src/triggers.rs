@@ -62,6 +62,7 @@ async fn seed(db: &str, tasks: usize, with_timers: bool) -> Result<()> {
         store
             .put_task(
                 &TaskRecord {
+                    tenant: "default".into(),
                     name: name.clone(),
                     spec,
                     enabled: true,
@@ -74,6 +75,7 @@ async fn seed(db: &str, tasks: usize, with_timers: bool) -> Result<()> {
         // Five dependencies each; the first ten tasks depend on the hot image.
         let mut deps: Vec<Dependency> = (0..5)
             .map(|k| Dependency {
+                tenant: "default".into(),
                 task: name.clone(),
                 image: format!("bench.example.com/base-{}:{k}", (i * 5 + k) % 2000),
                 kind: if k == 0 { "runtime".into() } else { "buildtime".into() },
@@ -82,13 +84,14 @@ async fn seed(db: &str, tasks: usize, with_timers: bool) -> Result<()> {
             .collect();
         if i < DEPENDENTS {
             deps[0] = Dependency {
+                tenant: "default".into(),
                 task: name.clone(),
                 image: HOT.into(),
                 kind: "runtime".into(),
                 digest: "sha256:old".into(),
             };
         }
-        store.set_dependencies(&name, &deps).await?;
+        store.set_dependencies("default", &name, &deps).await?;
     }
     Ok(())
 }

@@ -213,6 +213,7 @@ pub fn run(slipway: &Path, image: &str) -> Result<()> {
     let n = 2000;
     let deliveries: Vec<slipway_store::NewDelivery> = (0..n)
         .map(|i| slipway_store::NewDelivery {
+            tenant: "default".into(),
             id: format!("bulk-{i}"),
             webhook: "bulkhook".into(),
             action: "ping".into(),

@@ -36,6 +36,22 @@ pub struct ServeArgs {
     /// on loopback only and asks for none.
     #[arg(long = "token", value_name = "TOKEN", allow_hyphen_values = true)]
     tokens: Vec<String>,
+    /// A tenant's token, admin's token or repository of the daemon's registries it owns
+    /// (`team-a:token=T`, `team-a:admin-token=T`, `team-a:repository=team-a/*`;
+    /// repeatable; tokens never printed).
+    #[arg(long = "tenant", value_name = "NAME:KIND=VALUE", allow_hyphen_values = true)]
+    tenants: Vec<String>,
+    /// An operator's token: sees and acts on every tenant (repeatable; never printed).
+    #[arg(long = "admin-token", value_name = "TOKEN", allow_hyphen_values = true)]
+    admin_tokens: Vec<String>,
+    /// An image of the engine (not of a registry) runs may use by name, pinned for each
+    /// run at its start (repeatable).
+    #[arg(long = "local-image", value_name = "IMAGE")]
+    local_images: Vec<String>,
+    /// Mount the data dir nodev,nosuid at start, so steps leave no device files or
+    /// set-uid programs (needs root) [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    harden_data_dir: Option<bool>,
     /// Largest upload accepted, in bytes [default: 2 GiB].
     #[arg(long, value_name = "BYTES")]
     max_upload_bytes: Option<u64>,
@@ -202,9 +218,11 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
             registry,
             poll_interval_seconds,
             blob_store,
+            harden_data_dir,
         ],
-        listed: [tokens, file_source_dirs, allowed_source_hosts, allowed_webhook_hosts],
+        listed: [tokens, admin_tokens, local_images, file_source_dirs, allowed_source_hosts, allowed_webhook_hosts],
         own: [
+            tenants,
             image_aliases,
             registry_credentials,
             git_credentials,
@@ -224,6 +242,9 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
         .extend(pairs::split_all("--git-credential", &git_credentials, "HOST=USER:TOKEN")?);
     s.blob_store_options
         .extend(pairs::split_all("--blob-store-option", &blob_store_options, "KEY=VALUE")?);
+    for entry in &tenants {
+        s.add_tenant_entry(entry).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    }
     // Secrets: a given one replaces the file's or the environment's.
     if registry_notification_secret.is_some() {
         s.registry_notification_secret = registry_notification_secret;

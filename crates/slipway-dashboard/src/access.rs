@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{KeyInit, Mac};
 use slipway_api::secrets::same;
+use slipway_api::tenant::{Caller, Directory, DEFAULT_TENANT};
 use std::sync::Arc;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -23,61 +24,56 @@ pub(crate) const COOKIE: &str = "slipway_session";
 /// How long a sign-in lasts.
 const SESSION_SECONDS: i64 = 12 * 3600;
 
-/// The keys sessions are signed with.
+/// The keys sessions are signed with: each token's hash, keyed again with a secret
+/// of the daemon (or fleet), so neither the database's hashes nor a copy of it can
+/// make a session.
 pub(crate) struct Keys {
-    tokens: Vec<String>,
+    secret: Vec<u8>,
     /// Makes the CSRF token of a daemon without tokens.
     local: Vec<u8>,
     /// `scheme://host[:port]` of the daemon's public URL, when the operator set one.
-    public_origin: Option<String>,
+    pub(crate) public_origin: Option<String>,
 }
 
 impl Keys {
-    pub(crate) fn new(tokens: Vec<String>, public_url: &str) -> Keys {
+    pub(crate) fn new(secret: Vec<u8>, public_url: &str) -> Keys {
         let local = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()).into_bytes();
         let public_origin = public_url
             .split_once("://")
             .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")));
         Keys {
-            tokens,
+            secret,
             local,
             public_origin: public_origin.filter(|o| !o.ends_with("://")),
         }
     }
 
     /// The one session of a daemon without tokens: nobody signs in, so there is no
-    /// cookie, and its forms carry a token only this process can make.
-    fn open_session(&self) -> Session {
+    /// cookie, and its forms carry a token only this process can make. Its visitor is
+    /// the daemon's operator.
+    pub(crate) fn open_session(&self) -> Session {
         Session {
             csrf: mac(&self.local, "csrf|open"),
+            caller: Caller::operator(DEFAULT_TENANT),
         }
     }
 
-    pub(crate) fn open(&self) -> bool {
-        self.tokens.is_empty()
+    /// The key sessions of the token with this hash are signed with.
+    fn session_key(&self, token_hash: &str) -> Vec<u8> {
+        mac(&self.secret, &format!("session-key|{token_hash}")).into_bytes()
     }
 
-    /// The token `given` is, if it is one of the daemon's.
-    pub(crate) fn token(&self, given: &str) -> Option<&str> {
-        if given.is_empty() {
-            return None;
-        }
-        self.tokens
-            .iter()
-            .map(String::as_str)
-            .find(|t| same(t.as_bytes(), given.as_bytes()))
-    }
-
-    /// A new session cookie's value, signed with `token`.
-    pub(crate) fn issue(&self, token: &str, now_s: i64) -> String {
-        let key = token.as_bytes();
+    /// A new session cookie's value, for the token with this hash.
+    pub(crate) fn issue(&self, token_hash: &str, now_s: i64) -> String {
+        let key = self.session_key(token_hash);
         let expiry = now_s + SESSION_SECONDS;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
-        format!("v1.{expiry}.{nonce}.{}", mac(key, &format!("session|{expiry}|{nonce}")))
+        format!("v1.{expiry}.{nonce}.{}", mac(&key, &format!("session|{expiry}|{nonce}")))
     }
 
-    /// The session a cookie's value proves, if it is one of ours and not expired.
-    pub(crate) fn verify(&self, value: &str, now_s: i64) -> Option<Session> {
+    /// The session a cookie's value proves, if one of `directory`'s tokens signed it
+    /// and it has not expired: removing the token ends its sessions.
+    pub(crate) fn verify(&self, value: &str, now_s: i64, directory: &Directory) -> Option<Session> {
         let mut parts = value.split('.');
         let (Some("v1"), Some(expiry), Some(nonce), Some(given), None) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
@@ -88,21 +84,23 @@ impl Keys {
             return None;
         }
         let message = format!("session|{expiry}|{nonce}");
-        self.tokens
-            .iter()
-            .map(|t| t.as_bytes())
-            .find(|k| same(mac(k, &message).as_bytes(), given.as_bytes()))
-            .map(|k| Session {
-                csrf: mac(k, &format!("csrf|{nonce}")),
-            })
+        let (hash, key) = directory
+            .all_hashes()
+            .map(|h| (h, self.session_key(h)))
+            .find(|(_, k)| same(mac(k, &message).as_bytes(), given.as_bytes()))?;
+        Some(Session {
+            csrf: mac(&key, &format!("csrf|{nonce}")),
+            caller: directory.caller_of_hash(hash)?,
+        })
     }
 }
 
-/// A signed-in visitor (or, without tokens, any visitor).
+/// A signed-in visitor (or, without tokens, any visitor), and who it speaks for.
 #[derive(Clone)]
 pub(crate) struct Session {
     /// The token this session's forms carry.
     pub csrf: String,
+    pub caller: Caller,
 }
 
 impl Session {
@@ -179,7 +177,8 @@ fn now_s() -> i64 {
 /// to the sign-in form, refuses cross-site writes.
 pub(crate) async fn guard(State(d): State<Arc<crate::Dashboard>>, mut req: Request, next: Next) -> Response {
     let headers = req.headers().clone();
-    if d.keys.open() && !addressed_to_loopback(&headers) {
+    let directory = d.node.directory();
+    if directory.is_open() && !addressed_to_loopback(&headers) {
         return crate::layout::error_page(
             StatusCode::MISDIRECTED_REQUEST,
             "Not this address",
@@ -193,12 +192,12 @@ pub(crate) async fn guard(State(d): State<Arc<crate::Dashboard>>, mut req: Reque
             "This request came from another site's page; the dashboard only takes forms from its own pages.",
         );
     }
-    if d.keys.open() {
+    if directory.is_open() {
         req.extensions_mut().insert(d.keys.open_session());
         return next.run(req).await;
     }
     let path = req.uri().path().to_string();
-    let session = cookie_value(&headers).and_then(|v| d.keys.verify(v, now_s()));
+    let session = cookie_value(&headers).and_then(|v| d.keys.verify(v, now_s(), &directory));
     if let Some(s) = session {
         req.extensions_mut().insert(s);
         return next.run(req).await;
@@ -232,29 +231,51 @@ pub(crate) fn safe_next(next: &str) -> &str {
 mod tests {
     use super::*;
 
+    use slipway_api::tenant::{token_hash, Role, Tenant};
+
+    fn directory(tokens: &[(&str, &str)]) -> Directory {
+        Directory {
+            tenants: tokens
+                .iter()
+                .map(|(tenant, token)| Tenant {
+                    name: tenant.to_string(),
+                    token_hashes: vec![token_hash(token)],
+                    admin_token_hashes: vec![],
+                    repositories: vec![],
+                })
+                .collect(),
+            operator_token_hashes: vec![],
+        }
+    }
+
     #[test]
     fn sessions_are_signed_by_a_token_and_expire() {
-        let keys = Keys::new(vec!["alpha".into(), "beta".into()], "");
-        let c = keys.issue("beta", 1000);
-        let s = keys.verify(&c, 1001).expect("valid");
+        let dir = directory(&[("team-a", "alpha"), ("team-b", "beta")]);
+        let keys = Keys::new(b"daemon secret".to_vec(), "");
+        let c = keys.issue(&token_hash("beta"), 1000);
+        let s = keys.verify(&c, 1001, &dir).expect("valid");
+        assert_eq!((s.caller.tenant.as_str(), s.caller.role), ("team-b", Role::Member));
         assert!(s.csrf_ok(&s.csrf));
         assert!(!s.csrf_ok(""));
-        assert!(keys.verify(&c, 1000 + SESSION_SECONDS + 1).is_none(), "expired");
+        assert!(keys.verify(&c, 1000 + SESSION_SECONDS + 1, &dir).is_none(), "expired");
         // A token removed from the settings ends its sessions.
-        assert!(Keys::new(vec!["alpha".into()], "").verify(&c, 1001).is_none());
+        assert!(keys.verify(&c, 1001, &directory(&[("team-a", "alpha")])).is_none());
+        // Another daemon's secret (or a copy of the database's hashes alone) makes none.
+        assert!(Keys::new(b"other".to_vec(), "").verify(&c, 1001, &dir).is_none());
         // Tampering with any part fails.
         let mut parts: Vec<String> = c.split('.').map(str::to_string).collect();
         parts[1] = (parts[1].parse::<i64>().unwrap() + 100).to_string();
-        assert!(keys.verify(&parts.join("."), 1001).is_none());
-        assert!(keys.verify("v1.x", 1001).is_none());
-        assert!(keys.verify("", 1001).is_none());
+        assert!(keys.verify(&parts.join("."), 1001, &dir).is_none());
+        assert!(keys.verify("v1.x", 1001, &dir).is_none());
+        assert!(keys.verify("", 1001, &dir).is_none());
     }
 
     #[test]
     fn csrf_tokens_belong_to_one_session() {
-        let keys = Keys::new(vec!["alpha".into()], "");
-        let a = keys.verify(&keys.issue("alpha", 5), 6).unwrap();
-        let b = keys.verify(&keys.issue("alpha", 5), 6).unwrap();
+        let dir = directory(&[("team-a", "alpha")]);
+        let keys = Keys::new(b"k".to_vec(), "");
+        let a = keys.verify(&keys.issue(&token_hash("alpha"), 5), 6, &dir).unwrap();
+        let b = keys.verify(&keys.issue(&token_hash("alpha"), 5), 6, &dir).unwrap();
         assert!(!a.csrf_ok(&b.csrf));
     }
 

@@ -10,6 +10,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::html;
+use slipway_api::requests;
+use slipway_api::tenant::{token_hash, Caller};
 use slipway_store::{NewRun, RunRecord};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,12 +30,12 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Fields {
     }
 }
 
-/// The refusal of a form that did not bring back its session's token.
-fn refused(session: Option<Extension<Session>>, form: &HashMap<String, String>) -> Option<Response> {
+/// Who sent a form that brought back its session's token; the refusal otherwise.
+fn checked(session: Option<Extension<Session>>, form: &HashMap<String, String>) -> Result<Caller, Response> {
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
     match session {
-        Some(s) if s.csrf_ok(given) => None,
-        _ => Some(layout::error_page(
+        Some(s) if s.csrf_ok(given) => Ok(s.0.caller),
+        _ => Err(layout::error_page(
             StatusCode::FORBIDDEN,
             "Form expired",
             "This form's security token is missing or belongs to another session. Go back, reload the page and try again.",
@@ -42,7 +44,7 @@ fn refused(session: Option<Extension<Session>>, form: &HashMap<String, String>) 
 }
 
 pub(crate) async fn signin_form(State(d): State<Arc<Dashboard>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if d.keys.open() {
+    if d.node.directory().is_open() {
         return Redirect::to("/").into_response();
     }
     let next = access::safe_next(q.get("next").map(String::as_str).unwrap_or("/")).to_string();
@@ -59,7 +61,7 @@ fn signin_page(status: StatusCode, next: &str, error: Option<&str>) -> Response 
             input #token type="password" name="token" autocomplete="current-password" required autofocus;
             button type="submit" { "Sign in" }
         }
-        p.note { "Use one of the daemon's tokens (" code { "--token" } " or " code { "SLIPWAY_TOKENS" } "), as the CLI does." }
+        p.note { "Use your token for this daemon, as the CLI does: you see your tenant's runs and tasks." }
     };
     layout::respond(status, layout::page("Sign in", Section::None, None, body))
 }
@@ -67,15 +69,16 @@ fn signin_page(status: StatusCode, next: &str, error: Option<&str>) -> Response 
 pub(crate) async fn signin(State(d): State<Arc<Dashboard>>, headers: HeaderMap, Fields(form): Fields) -> Response {
     let next = access::safe_next(form.get("next").map(String::as_str).unwrap_or("/")).to_string();
     let given = form.get("token").map(String::as_str).unwrap_or("");
-    let Some(token) = d.keys.token(given) else {
+    let directory = d.node.directory();
+    if directory.authenticate(given).is_none() {
         tracing::warn!("dashboard sign-in refused");
         // Guessing tokens is made slow.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         // The form again with the reason, as a page (a 401 would need a WWW-Authenticate
         // scheme a browser cannot answer).
         return signin_page(StatusCode::OK, &next, Some("That is not one of this daemon's tokens."));
-    };
-    let value = d.keys.issue(token, chrono::Utc::now().timestamp());
+    }
+    let value = d.keys.issue(&token_hash(given), chrono::Utc::now().timestamp());
     let mut response = Redirect::to(&next).into_response();
     response
         .headers_mut()
@@ -84,7 +87,7 @@ pub(crate) async fn signin(State(d): State<Arc<Dashboard>>, headers: HeaderMap, 
 }
 
 pub(crate) async fn signout(session: Option<Extension<Session>>, headers: HeaderMap, Fields(form): Fields) -> Response {
-    if let Some(r) = refused(session, &form) {
+    if let Err(r) = checked(session, &form) {
         return r;
     }
     let mut response = Redirect::to("/signin").into_response();
@@ -100,10 +103,11 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
     Fields(form): Fields,
 ) -> Response {
-    if let Some(r) = refused(session, &form) {
-        return r;
-    }
-    match d.node.cancel(&id).await {
+    let who = match checked(session, &form) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match d.node.cancel(who.visible(), &id).await {
         Ok(Some(_)) => Redirect::to(&format!("/runs/{id}")).into_response(),
         Ok(None) => layout::no_run(&id),
         Err(e) => d.failed(e),
@@ -116,10 +120,11 @@ pub(crate) async fn again(
     Path(id): Path<String>,
     Fields(form): Fields,
 ) -> Response {
-    if let Some(r) = refused(session, &form) {
-        return r;
-    }
-    let run = match d.run(&id).await {
+    let who = match checked(session, &form) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let run = match d.run(&who, &id).await {
         Ok(r) => r,
         Err(page) => return page.into_response(),
     };
@@ -129,18 +134,19 @@ pub(crate) async fn again(
     }
 }
 
-/// A new run like `run`: its task's again (as a manual run), or its request again.
+/// A new run like `run`, of its tenant: its task's again (as a manual run), or its
+/// request again.
 async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> {
     if let Some(task) = &run.task {
         let record = d
             .node
             .store
-            .get_task(task)
+            .get_task(&run.tenant, task)
             .await
             .map_err(|e| d.log_error(e))?
             .ok_or_else(|| format!("its task {task:?} no longer exists"))?;
         let spec = slipway_triggers::tasks::spec_of(&record).map_err(|e| d.log_error(e))?;
-        return start_task(d, &spec).await;
+        return start_task(d, &run.tenant, &spec).await;
     }
     // The stored request holds no secret values; a run that had some cannot be repeated
     // from here, since they were deleted when it ended.
@@ -158,10 +164,14 @@ async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> 
     }
     slipway_sources::validate(source.as_deref(), &d.node.settings.data_dir, &d.node.reach)
         .map_err(|e| format!("its source can no longer be used: {e}"))?;
-    let prepared = slipway_api::requests::prepare(request).map_err(|e| e.0)?;
+    let run_id = slipway_runner::new_run_id();
+    let cache_namespace = requests::cache_namespace(&run.tenant, requests::request_cache_owner(&request), &run_id);
+    let prepared = requests::prepare(request).map_err(|e| e.0)?;
     let submission = slipway_worker::submit::Submission {
         run: NewRun {
-            id: slipway_runner::new_run_id(),
+            id: run_id,
+            tenant: run.tenant.clone(),
+            cache_namespace: Some(cache_namespace),
             run_type: prepared.run_type,
             task: None,
             platform: prepared.platform,
@@ -189,8 +199,8 @@ fn has_secrets(v: &serde_json::Value) -> bool {
     }
 }
 
-async fn start_task(d: &Dashboard, spec: &slipway_api::task::TaskSpec) -> Result<RunRecord, String> {
-    slipway_triggers::tasks::start(&d.triggers, spec, Default::default(), None, None, Default::default())
+async fn start_task(d: &Dashboard, tenant: &str, spec: &slipway_api::task::TaskSpec) -> Result<RunRecord, String> {
+    slipway_triggers::tasks::start(&d.triggers, tenant, spec, Default::default(), None, None, Default::default())
         .await
         .map_err(|e| match e {
             slipway_triggers::tasks::StartError::Invalid(m) => m,
@@ -203,16 +213,19 @@ pub(crate) async fn run_task(
     State(d): State<Arc<Dashboard>>,
     session: Option<Extension<Session>>,
     Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     Fields(form): Fields,
 ) -> Response {
-    if let Some(r) = refused(session, &form) {
-        return r;
-    }
-    let (_, spec) = match d.task(&name).await {
+    let who = match checked(session, &form) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let tenant = crate::task_tenant(&who, &q);
+    let (_, spec) = match d.task(&tenant, &name).await {
         Ok(t) => t,
         Err(page) => return page.into_response(),
     };
-    match start_task(&d, &spec).await {
+    match start_task(&d, &tenant, &spec).await {
         Ok(run) => Redirect::to(&format!("/runs/{}", run.id)).into_response(),
         Err(m) => layout::error_page(StatusCode::CONFLICT, "Cannot run the task", &m),
     }
@@ -222,34 +235,39 @@ pub(crate) async fn enable(
     State(d): State<Arc<Dashboard>>,
     session: Option<Extension<Session>>,
     Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     Fields(form): Fields,
 ) -> Response {
-    set_enabled(d, session, name, headers, form, true).await
+    set_enabled(d, session, name, q, headers, form, true).await
 }
 
 pub(crate) async fn disable(
     State(d): State<Arc<Dashboard>>,
     session: Option<Extension<Session>>,
     Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     Fields(form): Fields,
 ) -> Response {
-    set_enabled(d, session, name, headers, form, false).await
+    set_enabled(d, session, name, q, headers, form, false).await
 }
 
 async fn set_enabled(
     d: Arc<Dashboard>,
     session: Option<Extension<Session>>,
     name: String,
+    q: HashMap<String, String>,
     headers: HeaderMap,
     form: HashMap<String, String>,
     enabled: bool,
 ) -> Response {
-    if let Some(r) = refused(session, &form) {
-        return r;
-    }
-    match slipway_triggers::tasks::set_enabled(&d.triggers, &name, enabled).await {
+    let who = match checked(session, &form) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let tenant = crate::task_tenant(&who, &q);
+    match slipway_triggers::tasks::set_enabled(&d.triggers, &tenant, &name, enabled).await {
         Ok(Some(_)) => {
             // Back to the page the form was on (the list or the task's page).
             let back = headers
@@ -257,7 +275,7 @@ async fn set_enabled(
                 .and_then(|v| v.to_str().ok())
                 .filter(|r| r.ends_with("/tasks"))
                 .map(|_| "/tasks".to_string())
-                .unwrap_or_else(|| format!("/tasks/{name}"));
+                .unwrap_or_else(|| crate::task_href(&tenant, &name));
             Redirect::to(&back).into_response()
         }
         Ok(None) => layout::no_task(&name),

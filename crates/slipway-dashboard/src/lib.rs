@@ -19,6 +19,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use slipway_api::tenant::Caller;
 use slipway_triggers::Triggers;
 use slipway_worker::Node;
 use std::sync::Arc;
@@ -49,18 +50,28 @@ impl Dashboard {
         )
     }
 
-    /// A run, or the page that says there is none (or that the store failed).
-    async fn run(&self, id: &str) -> Result<slipway_store::RunRecord, Refusal> {
-        match self.node.store.get(id).await {
+    /// A run the visitor may see, or the page that says there is none (another
+    /// tenant's run is one there is none of).
+    async fn run(&self, who: &Caller, id: &str) -> Result<slipway_store::RunRecord, Refusal> {
+        match self.node.store.get(who.visible(), id).await {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(Refusal::from(layout::no_run(id))),
             Err(e) => Err(Refusal::from(self.failed(e))),
         }
     }
 
-    /// A task with its spec, or the page that says there is none.
-    async fn task(&self, name: &str) -> Result<(slipway_store::TaskRecord, slipway_api::task::TaskSpec), Refusal> {
-        let record = match self.node.store.get_task(name).await {
+    /// A run the visitor with `session` may see; without a session, none.
+    async fn run_for(&self, session: Option<&access::Session>, id: &str) -> Result<slipway_store::RunRecord, Refusal> {
+        match session {
+            Some(s) => self.run(&s.caller, id).await,
+            None => Err(Refusal::from(layout::no_run(id))),
+        }
+    }
+
+    /// A task of `tenant` (see [`task_tenant`]) with its spec, or the page that says
+    /// there is none.
+    async fn task(&self, tenant: &str, name: &str) -> Result<(slipway_store::TaskRecord, slipway_api::task::TaskSpec), Refusal> {
+        let record = match self.node.store.get_task(tenant, name).await {
             Ok(Some(t)) => t,
             Ok(None) => return Err(Refusal::from(layout::no_task(name))),
             Err(e) => return Err(Refusal::from(self.failed(e))),
@@ -74,12 +85,33 @@ impl Dashboard {
     /// The sign-out form's token, for a visitor who signed in (a daemon without tokens
     /// has nobody to sign out).
     fn signout<'a>(&self, session: Option<&'a access::Session>) -> Option<&'a str> {
-        session.filter(|_| !self.keys.open()).map(|s| s.csrf.as_str())
+        session.filter(|_| !self.node.directory().is_open()).map(|s| s.csrf.as_str())
     }
 
     fn log_error(&self, e: impl std::fmt::Display) -> String {
         tracing::error!(error = %e, "a dashboard request failed");
         "the daemon could not complete the request; its log says why".into()
+    }
+}
+
+/// The tenant whose task a page or form names: a member's own; for an operator, the
+/// one `?tenant=` names (the default tenant otherwise).
+pub(crate) fn task_tenant(who: &Caller, q: &std::collections::HashMap<String, String>) -> String {
+    match (who.role, q.get("tenant")) {
+        (slipway_api::tenant::Role::Operator, Some(t)) if slipway_api::tenant::check_name(t).is_ok() => t.clone(),
+        _ => who.tenant.clone(),
+    }
+}
+
+/// A task's page (`?tenant=` for the operator's views of other tenants).
+pub(crate) fn task_href(tenant: &str, name: &str) -> String {
+    if tenant == slipway_api::tenant::DEFAULT_TENANT {
+        format!("/tasks/{name}")
+    } else {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("tenant", tenant)
+            .finish();
+        format!("/tasks/{name}?{query}")
     }
 }
 
@@ -101,7 +133,7 @@ impl IntoResponse for Refusal {
 /// The dashboard's routes, for the daemon to merge with the API's.
 pub fn router(node: Arc<Node>, triggers: Arc<Triggers>, shutdown: CancellationToken) -> Router {
     let d = Arc::new(Dashboard {
-        keys: access::Keys::new(node.settings.tokens.clone(), &node.settings.public_url),
+        keys: access::Keys::new(session_secret(&node), &node.settings.public_url),
         node,
         triggers,
         live: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE)),
@@ -125,6 +157,25 @@ pub fn router(node: Arc<Node>, triggers: Arc<Triggers>, shutdown: CancellationTo
         .route("/assets/{file}", get(asset))
         .route_layer(axum::middleware::from_fn_with_state(d.clone(), access::guard))
         .with_state(d)
+}
+
+/// The daemon's secret sessions are keyed with: the fleet key, which every node has,
+/// or a random key kept `0600` in the data dir (so sessions outlive restarts).
+fn session_secret(node: &Node) -> Vec<u8> {
+    if let Some(k) = &node.settings.fleet_key {
+        return format!("fleet|{k}").into_bytes();
+    }
+    let path = node.data("session.key");
+    if let Ok(k) = std::fs::read(&path) {
+        if k.len() >= 32 {
+            return k;
+        }
+    }
+    let k = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()).into_bytes();
+    if let Err(e) = slipway_worker::submit::write_private(&path, &k) {
+        tracing::warn!(error = %e, "cannot keep the dashboard's session key; sessions end when the daemon restarts");
+    }
+    k
 }
 
 /// The checks a daemon without tokens makes of every request, the API's too: that it

@@ -67,8 +67,13 @@ fn sse(events: Events) -> Response {
 
 /// Changed runs' rows: `event: run`, data `{id, created, matches, html}`; `matches`
 /// says whether the run still passes the page's status filter.
-pub(crate) async fn runs(State(d): State<Arc<Dashboard>>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
-    let filters = match Filters::parse(&q) {
+pub(crate) async fn runs(
+    State(d): State<Arc<Dashboard>>,
+    session: Option<Extension<Session>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let filters = match Filters::parse(&q, session.as_ref().map(|s| &s.caller)) {
         Ok(f) => f,
         Err(m) => return crate::layout::error_page(StatusCode::BAD_REQUEST, "Bad filter", &m),
     };
@@ -169,7 +174,7 @@ pub(crate) async fn run(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(page) = d.run(&id).await {
+    if let Err(page) = d.run_for(session.as_deref(), &id).await {
         return page.into_response();
     }
     let Ok(permit) = d.live.clone().try_acquire_owned() else {
@@ -190,7 +195,15 @@ pub(crate) async fn run(
     let finished = move || {
         let store = store.clone();
         let id = run_id.clone();
-        async move { store.get(&id).await.ok().flatten().map(|r| r.status.is_finished()).unwrap_or(true) }
+        async move {
+            store
+                .get(None, &id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.status.is_finished())
+                .unwrap_or(true)
+        }
     };
     let log = slipway_worker::logs::stream(read, offset, true, d.node.log_appended.clone(), finished);
     struct Feed {
@@ -225,7 +238,7 @@ pub(crate) async fn run(
         }
 
         async fn send_details(&mut self, force: bool) -> bool {
-            let Ok(Some(r)) = self.d.node.store.get(&self.id).await else {
+            let Ok(Some(r)) = self.d.node.store.get(None, &self.id).await else {
                 // Tried again at the next poll, not at once.
                 self.started = true;
                 return false;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub(crate) const RENDERED_LOG_BYTES: usize = 1 << 20;
 
 pub(crate) async fn show(State(d): State<Arc<Dashboard>>, session: Option<Extension<Session>>, Path(id): Path<String>) -> Response {
-    let run = match d.run(&id).await {
+    let run = match d.run_for(session.as_deref(), &id).await {
         Ok(r) => r,
         Err(page) => return page.into_response(),
     };
@@ -124,7 +124,7 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
         }
         @if let Some(m) = &run.error_message { p.error { (m) } }
         dl.facts {
-            dt { "Task" } dd { @if let Some(t) = &run.task { a href={ "/tasks/" (t) } { (t) } } @else { "— (" (run.run_type.as_str()) ")" } }
+            dt { "Task" } dd { @if let Some(t) = &run.task { a href=(crate::task_href(&run.tenant, t)) { (t) } } @else { "— (" (run.run_type.as_str()) ")" } }
             dt { "Platform" } dd { (run.platform) }
             dt { "Queued" } dd { (layout::time(run.create_time)) }
             dt { "Started" } dd { (layout::optional_time(run.start_time)) }
@@ -254,8 +254,8 @@ fn trigger(run: &RunRecord) -> Markup {
 }
 
 /// `/runs/{id}/log.txt`: the raw log, as a download.
-pub(crate) async fn raw_log(State(d): State<Arc<Dashboard>>, Path(id): Path<String>) -> Response {
-    if let Err(page) = d.run(&id).await {
+pub(crate) async fn raw_log(State(d): State<Arc<Dashboard>>, session: Option<Extension<Session>>, Path(id): Path<String>) -> Response {
+    if let Err(page) = d.run_for(session.as_deref(), &id).await {
         return page.into_response();
     }
     let node = d.node.clone();

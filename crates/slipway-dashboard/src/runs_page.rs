@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use maud::{html, Markup};
+use slipway_api::tenant::Caller;
 use slipway_store::{ListFilter, RunRecord, RunStatus, TriggerKind};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,13 +25,22 @@ pub(crate) struct Filters {
     pub trigger: Option<TriggerKind>,
     pub image: Option<String>,
     pub before: Option<String>,
+    /// The visitor's tenant (none for an operator, who sees all): set from the
+    /// session, never from the query.
+    pub tenant: Option<String>,
 }
 
 impl Filters {
     /// Reads `status`, `task`, `trigger`, `image` and `before`; empty values mean no
     /// filter; anything else is named in the error.
-    pub(crate) fn parse(q: &HashMap<String, String>) -> Result<Filters, String> {
-        let mut f = Filters::default();
+    pub(crate) fn parse(q: &HashMap<String, String>, who: Option<&Caller>) -> Result<Filters, String> {
+        let Some(who) = who else {
+            return Err("sign in to see runs".into());
+        };
+        let mut f = Filters {
+            tenant: who.visible().map(str::to_string),
+            ..Filters::default()
+        };
         for (k, v) in q {
             let v = v.trim();
             if v.is_empty() {
@@ -60,6 +70,7 @@ impl Filters {
             trigger: self.trigger,
             image: self.image.clone(),
             before_id: self.before.clone(),
+            tenant: self.tenant.clone(),
             limit,
             ..Default::default()
         }
@@ -89,7 +100,7 @@ pub(crate) async fn show(
     session: Option<Extension<Session>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let filters = match Filters::parse(&q) {
+    let filters = match Filters::parse(&q, session.as_ref().map(|s| &s.caller)) {
         Ok(f) => f,
         Err(m) => return layout::error_page(StatusCode::BAD_REQUEST, "Bad filter", &m),
     };
@@ -101,7 +112,7 @@ pub(crate) async fn show(
     let tasks: Vec<String> = d
         .node
         .store
-        .list_tasks()
+        .list_tasks(filters.tenant.as_deref())
         .await
         .unwrap_or_default()
         .into_iter()
@@ -181,7 +192,7 @@ pub(crate) fn row(r: &RunRecord, now: i64) -> Markup {
     html! {
         tr id={ "run-" (r.id) } data-created=(r.create_time) {
             td { a href={ "/runs/" (r.id) } { (r.id) } }
-            td { @if let Some(t) = &r.task { a href={ "/tasks/" (t) } { (t) } } @else { span.none { "—" } } }
+            td { @if let Some(t) = &r.task { a href=(crate::task_href(&r.tenant, t)) { (t) } } @else { span.none { "—" } } }
             td { (r.platform) }
             td { (layout::run_status(r.status)) }
             td { (layout::trigger_name(r)) }

@@ -5,17 +5,21 @@
 use crate::access::Session;
 use crate::layout::{self, Section};
 use crate::Dashboard;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use maud::{html, Markup};
 use slipway_api::task::TaskSpec;
 use slipway_store::{ListFilter, RunRecord, TaskRecord};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub(crate) async fn list(State(d): State<Arc<Dashboard>>, session: Option<Extension<Session>>) -> Response {
-    let tasks = match d.node.store.list_tasks().await {
+    let Some(who) = session.as_ref().map(|s| s.caller.clone()) else {
+        return layout::error_page(StatusCode::UNAUTHORIZED, "Sign in", "Sign in to see tasks.");
+    };
+    let tasks = match d.node.store.list_tasks(who.visible()).await {
         Ok(t) => t,
         Err(e) => return d.failed(e),
     };
@@ -25,6 +29,7 @@ pub(crate) async fn list(State(d): State<Arc<Dashboard>>, session: Option<Extens
             .node
             .store
             .list(&ListFilter {
+                tenant: Some(t.tenant.clone()),
                 task: Some(t.name.clone()),
                 limit: 1,
                 ..Default::default()
@@ -45,11 +50,11 @@ pub(crate) async fn list(State(d): State<Arc<Dashboard>>, session: Option<Extens
                 tbody {
                     @for (t, spec, last) in &rows {
                         tr id={ "task-" (t.name) } {
-                            td { a href={ "/tasks/" (t.name) } { (t.name) } }
+                            td { a href=(crate::task_href(&t.tenant, &t.name)) { (t.name) } }
                             td { (layout::status_badge(if t.enabled { "Enabled" } else { "Disabled" })) }
                             td { @if let Some(s) = spec { (trigger_summary(s)) } }
                             td { (last_run(last.as_ref())) }
-                            td { @if let Some(s) = session { (task_actions(&t.name, t.enabled, s)) } }
+                            td { @if let Some(s) = session { (task_actions(&t.tenant, &t.name, t.enabled, s)) } }
                         }
                     }
                 }
@@ -86,14 +91,23 @@ fn last_run(r: Option<&RunRecord>) -> Markup {
     }
 }
 
-fn task_actions(name: &str, enabled: bool, s: &Session) -> Markup {
+/// A form's address on a task's page: `/tasks/NAME/ACTION`, with its `?tenant=`.
+fn task_action(tenant: &str, name: &str, action: &str) -> String {
+    let page = crate::task_href(tenant, name);
+    match page.split_once('?') {
+        Some((path, query)) => format!("{path}/{action}?{query}"),
+        None => format!("{page}/{action}"),
+    }
+}
+
+fn task_actions(tenant: &str, name: &str, enabled: bool, s: &Session) -> Markup {
     html! {
         div.actions {
-            form method="post" action={ "/tasks/" (name) "/run" } {
+            form method="post" action=(task_action(tenant, name, "run")) {
                 input type="hidden" name="csrf" value=(s.csrf);
                 button type="submit" disabled[!enabled] { "Run now" }
             }
-            form method="post" action={ "/tasks/" (name) (if enabled { "/disable" } else { "/enable" }) } {
+            form method="post" action=(task_action(tenant, name, if enabled { "disable" } else { "enable" })) {
                 input type="hidden" name="csrf" value=(s.csrf);
                 button type="submit" { (if enabled { "Disable" } else { "Enable" }) }
             }
@@ -105,13 +119,18 @@ pub(crate) async fn show(
     State(d): State<Arc<Dashboard>>,
     session: Option<Extension<Session>>,
     Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let (record, spec) = match d.task(&name).await {
+    let Some(who) = session.as_ref().map(|s| s.caller.clone()) else {
+        return layout::no_task(&name);
+    };
+    let tenant = crate::task_tenant(&who, &q);
+    let (record, spec) = match d.task(&tenant, &name).await {
         Ok(t) => t,
         Err(page) => return page.into_response(),
     };
-    let deps = d.node.store.dependencies_of(&name).await.unwrap_or_default();
+    let deps = d.node.store.dependencies_of(&tenant, &name).await.unwrap_or_default();
     let mut tracked = Vec::new();
     for dep in deps {
         let seen = d.node.store.last_image_digest(&dep.image).await.ok().flatten();
@@ -121,13 +140,16 @@ pub(crate) async fn show(
         .node
         .store
         .list(&ListFilter {
+            tenant: Some(tenant.clone()),
             task: Some(name.clone()),
             limit: 10,
             ..Default::default()
         })
         .await
         .unwrap_or_default();
-    let has_webhook_secret = slipway_triggers::tasks::read_secrets(&d.node, &name).webhook_secret.is_some();
+    let has_webhook_secret = slipway_triggers::tasks::read_secrets(&d.node, &tenant, &name)
+        .webhook_secret
+        .is_some();
     // The address forges reach: the operator's public URL, else the one this page was
     // asked for (behind a TLS proxy, https).
     let base = if d.node.settings.public_url.is_empty() {
@@ -177,7 +199,7 @@ fn render(
     let provider = spec.context_path.as_deref().and_then(provider_of);
     html! {
         h1 { "Task " (record.name) " " (layout::status_badge(if record.enabled { "Enabled" } else { "Disabled" })) }
-        @if let Some(s) = session { (task_actions(&record.name, record.enabled, s)) }
+        @if let Some(s) = session { (task_actions(&record.tenant, &record.name, record.enabled, s)) }
         dl.facts {
             dt { "Context" } dd { (spec.context_path.as_deref().unwrap_or("—")) }
             dt { "File" } dd { (spec.file.as_deref().unwrap_or("—")) }

@@ -62,30 +62,36 @@ impl Notifier {
         }
     }
 
-    fn secrets_key(name: &str) -> String {
-        format!("webhook-{name}")
+    /// Where a webhook's secrets are kept: as before tenants for the default tenant's,
+    /// with the tenant (and a `.`, which neither name holds) for others'.
+    fn secrets_key(tenant: &str, name: &str) -> String {
+        if tenant == slipway_api::tenant::DEFAULT_TENANT {
+            format!("webhook-{name}")
+        } else {
+            format!("webhook-{tenant}.{name}")
+        }
     }
 
     /// A webhook's secrets (none when it has none); an error when they are kept but
     /// cannot be read, so nothing is sent without them.
-    pub async fn secrets(&self, name: &str) -> Result<WebhookSecrets, String> {
-        match self.node.read_sealed(&Self::secrets_key(name)).await? {
+    pub async fn secrets(&self, tenant: &str, name: &str) -> Result<WebhookSecrets, String> {
+        match self.node.read_sealed(&Self::secrets_key(tenant, name)).await? {
             Some(plain) => serde_json::from_slice(&plain).map_err(|e| format!("the webhook's secrets are unreadable: {e}")),
             None => Ok(WebhookSecrets::default()),
         }
     }
 
-    pub async fn keep_secrets(&self, name: &str, secrets: &WebhookSecrets) -> std::io::Result<()> {
+    pub async fn keep_secrets(&self, tenant: &str, name: &str, secrets: &WebhookSecrets) -> std::io::Result<()> {
         if secrets == &WebhookSecrets::default() {
-            self.node.remove_sealed(&Self::secrets_key(name)).await;
+            self.node.remove_sealed(&Self::secrets_key(tenant, name)).await;
             return Ok(());
         }
         let plain = serde_json::to_vec(secrets).map_err(std::io::Error::other)?;
-        self.node.keep_sealed(&Self::secrets_key(name), &plain).await
+        self.node.keep_sealed(&Self::secrets_key(tenant, name), &plain).await
     }
 
-    pub async fn forget_secrets(&self, name: &str) {
-        self.node.remove_sealed(&Self::secrets_key(name)).await;
+    pub async fn forget_secrets(&self, tenant: &str, name: &str) {
+        self.node.remove_sealed(&Self::secrets_key(tenant, name)).await;
     }
 
     fn now(&self) -> String {
@@ -93,13 +99,14 @@ impl Notifier {
     }
 
     /// Queues a ping to `webhook`; returns the delivery's id.
-    pub async fn ping(&self, webhook: &str) -> Result<String, slipway_store::StoreError> {
+    pub async fn ping(&self, tenant: &str, webhook: &str) -> Result<String, slipway_store::StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let body = payload::ping_event(&id, &self.now()).to_string();
         self.node
             .store
             .add_deliveries(&[NewDelivery {
                 id: id.clone(),
+                tenant: tenant.to_string(),
                 webhook: webhook.to_string(),
                 action: "ping".into(),
                 body,
@@ -109,9 +116,18 @@ impl Notifier {
         Ok(id)
     }
 
-    /// The deliveries an event makes: one per enabled webhook that wants it.
+    /// The deliveries an event makes: one per enabled webhook of the run's tenant that
+    /// wants it (another tenant's webhooks never hear of the run).
     async fn deliveries_for(&self, run_id: &str, event: &RunEvent) -> Result<Vec<NewDelivery>, String> {
-        let hooks = self.node.store.list_webhooks().await.map_err(|e| e.to_string())?;
+        let Some(record) = self.node.store.get(None, run_id).await.map_err(|e| e.to_string())? else {
+            return Ok(Vec::new());
+        };
+        let hooks = self
+            .node
+            .store
+            .list_webhooks(Some(&record.tenant))
+            .await
+            .map_err(|e| e.to_string())?;
         let specs: Vec<WebhookSpec> = hooks
             .iter()
             .filter(|h| h.enabled)
@@ -140,12 +156,7 @@ impl Notifier {
         }
         let run = match event {
             RunEvent::Pushed(_) => None,
-            _ => {
-                let Some(r) = self.node.store.get(run_id).await.map_err(|e| e.to_string())? else {
-                    return Ok(Vec::new());
-                };
-                Some(run_json(&r))
-            }
+            _ => Some(run_json(&record)),
         };
         let link = format!("{}/runs/{run_id}", self.node.settings.public_base());
         let now = self.now();
@@ -169,6 +180,7 @@ impl Notifier {
                 };
                 NewDelivery {
                     id,
+                    tenant: record.tenant.clone(),
                     webhook: s.name.clone(),
                     action: action.to_string(),
                     body: body.to_string(),
@@ -186,7 +198,7 @@ impl Notifier {
             // A ping is sent to a disabled webhook too: it checks the receiver.
             Some(spec) if spec.enabled() || d.action == "ping" => {
                 let timeout = Duration::from_secs(self.node.settings.webhook_timeout_seconds.clamp(1, 3600));
-                let sent = match (self.secrets(&spec.name).await, self.reach.check_url_literal(&spec.uri)) {
+                let sent = match (self.secrets(&d.tenant, &spec.name).await, self.reach.check_url_literal(&spec.uri)) {
                     (Ok(secrets), Ok(())) => {
                         let mut sent = send::post(&self.client, &spec.uri, &d.action, &d.id, &d.body, &secrets, timeout).await;
                         // A receiver that echoes the request must not make us keep a secret.
@@ -365,10 +377,19 @@ pub async fn deliver(n: Arc<Notifier>, shutdown: CancellationToken) {
             }
         };
         if !claimed.is_empty() {
-            let hooks = n.node.store.list_webhooks().await.unwrap_or_default();
+            let hooks = match n.node.store.list_webhooks(None).await {
+                Ok(h) => h,
+                Err(e) => {
+                    // Not "deleted": the claimed deliveries stay due and are claimed
+                    // again once their lease lapses.
+                    tracing::warn!(error = %e, "reading webhooks failed; the claimed deliveries wait for their next attempt");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
             for d in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                let hook = hooks.iter().find(|h| h.name == d.webhook).cloned();
+                let hook = hooks.iter().find(|h| h.tenant == d.tenant && h.name == d.webhook).cloned();
                 let (n, owner) = (n.clone(), owner.clone());
                 tokio::spawn(async move {
                     n.attempt(&owner, d, hook.as_ref()).await;

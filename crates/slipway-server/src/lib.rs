@@ -47,9 +47,10 @@ impl std::ops::Deref for Server {
 /// Starts the daemon and serves until Ctrl-C or SIGTERM; `ready` is told the address
 /// once the daemon accepts requests.
 pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
-    if settings.tokens.is_empty() && !settings.listens_on_loopback() {
+    let own_directory = slipway_worker::tenants::directory_of(&settings).map_err(|e| anyhow::anyhow!(e))?;
+    if own_directory.is_open() && !settings.listens_on_loopback() {
         anyhow::bail!(
-            "listening on {} needs at least one token (--token or SLIPWAY_TOKENS); without tokens the daemon only listens on loopback",
+            "listening on {} needs at least one token (--token, --tenant NAME:token=T or --admin-token); without tokens the daemon only listens on loopback",
             settings.listen
         );
     }
@@ -98,6 +99,13 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let node = Arc::new(Node::new(settings, store, engine, clock, instance).with_fleet(blobs, fleet_key));
     node.listen_to_fleet().await.map_err(|e| anyhow::anyhow!(e))?;
+    node.publish_directory().await.map_err(|e| anyhow::anyhow!(e))?;
+    if node.directory().is_open() && !node.settings.listens_on_loopback() {
+        anyhow::bail!(
+            "listening on {} needs tokens, and neither this node nor its fleet declares any",
+            node.settings.listen
+        );
+    }
     let triggers = Arc::new(Triggers::new(node.clone()));
     let notifier = slipway_notify::Notifier::new(node.clone()).map_err(|e| anyhow::anyhow!(e))?;
     notifier.listen();

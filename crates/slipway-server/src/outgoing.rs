@@ -8,22 +8,25 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use slipway_api::tenant::Caller;
 use slipway_api::webhook::{AttemptView, DeliveryView, WebhookSecrets, WebhookSpec, WebhookView};
 use slipway_store::rfc3339 as time;
 use slipway_store::WebhookRecord;
 use std::collections::HashMap;
 use std::time::Duration;
 
+type Who = axum::Extension<Caller>;
+
 fn not_found(name: &str) -> Failure {
     Failure(StatusCode::NOT_FOUND, "WebhookNotFound", format!("no webhook named {name:?}"))
 }
 
-/// Most webhooks one daemon keeps (each event is one delivery per webhook).
+/// Most webhooks one tenant keeps (each of its events is one delivery per webhook).
 const MAX_WEBHOOKS: usize = 100;
 
 async fn view(d: &Server, record: &WebhookRecord) -> Result<WebhookView, Failure> {
     let spec: WebhookSpec = serde_json::from_value(record.spec.clone()).map_err(internal)?;
-    let secrets = d.notifier.secrets(&record.name).await.map_err(internal)?;
+    let secrets = d.notifier.secrets(&record.tenant, &record.name).await.map_err(internal)?;
     Ok(WebhookView {
         spec,
         custom_header_names: secrets.custom_headers.keys().cloned().collect(),
@@ -52,8 +55,9 @@ async fn parse(d: &Server, name: &str, body: &serde_json::Value) -> Result<(Webh
     Ok((spec, secrets))
 }
 
-fn record(spec: &WebhookSpec) -> Result<WebhookRecord, Failure> {
+fn record(tenant: &str, spec: &WebhookSpec) -> Result<WebhookRecord, Failure> {
     Ok(WebhookRecord {
+        tenant: tenant.to_string(),
         name: spec.name.clone(),
         spec: serde_json::to_value(spec).map_err(internal)?,
         enabled: spec.enabled(),
@@ -62,33 +66,48 @@ fn record(spec: &WebhookSpec) -> Result<WebhookRecord, Failure> {
     })
 }
 
-async fn saved(d: &Server, name: &str) -> Result<WebhookRecord, Failure> {
-    d.store.get_webhook(name).await.map_err(internal)?.ok_or_else(|| not_found(name))
+/// The caller's tenant's webhook (an operator's: the tenant it acts for).
+async fn saved(d: &Server, who: &Caller, name: &str) -> Result<WebhookRecord, Failure> {
+    d.store
+        .get_webhook(&who.tenant, name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found(name))
 }
 
-pub(crate) async fn create(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, Json<WebhookView>), Failure> {
+pub(crate) async fn create(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<WebhookView>), Failure> {
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     let (spec, secrets) = parse(&d, &name, &value).await?;
-    if d.store.list_webhooks().await.map_err(internal)?.len() >= MAX_WEBHOOKS {
+    if d.store.list_webhooks(Some(&who.tenant)).await.map_err(internal)?.len() >= MAX_WEBHOOKS {
         return Err(conflict(format!(
-            "this daemon keeps at most {MAX_WEBHOOKS} webhooks; delete one first"
+            "a tenant keeps at most {MAX_WEBHOOKS} webhooks; delete one first"
         )));
     }
-    if !d.store.put_webhook(&record(&spec)?, true).await.map_err(internal)? {
+    if !d.store.put_webhook(&record(&who.tenant, &spec)?, true).await.map_err(internal)? {
         return Err(conflict(format!("a webhook named {name:?} exists")));
     }
     // The secrets are kept once the name is ours; without them the webhook is undone.
-    if let Err(e) = d.notifier.keep_secrets(&name, &secrets).await {
-        let _ = d.store.delete_webhook(&name).await;
+    if let Err(e) = d.notifier.keep_secrets(&who.tenant, &name, &secrets).await {
+        let _ = d.store.delete_webhook(&who.tenant, &name).await;
         return Err(internal(e));
     }
-    Ok((StatusCode::CREATED, Json(view(&d, &saved(&d, &name).await?).await?)))
+    Ok((StatusCode::CREATED, Json(view(&d, &saved(&d, &who, &name).await?).await?)))
 }
 
 /// A JSON merge patch of the spec; `customHeaders` given replace them all, `secret`
 /// given replaces it (`""` removes it); secrets not restated are kept.
-pub(crate) async fn update(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<Json<WebhookView>, Failure> {
-    let current = saved(&d, &name).await?;
+pub(crate) async fn update(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<WebhookView>, Failure> {
+    let current = saved(&d, &who, &name).await?;
     let patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     if !patch.is_object() {
         return Err(bad_request("the body must be a JSON object"));
@@ -105,7 +124,7 @@ pub(crate) async fn update(State(d): Shared, Path(name): Path<String>, body: Byt
         }
     }
     let (spec, mut secrets) = parse(&d, &name, &merged).await?;
-    let old = d.notifier.secrets(&name).await.map_err(internal)?;
+    let old = d.notifier.secrets(&who.tenant, &name).await.map_err(internal)?;
     // Secrets go where they were given for: a new host must be given them again.
     let origin = |uri: &str| uri.split('/').take(3).collect::<Vec<_>>().join("/").to_ascii_lowercase();
     let before: WebhookSpec = serde_json::from_value(current.spec.clone()).map_err(internal)?;
@@ -122,38 +141,38 @@ pub(crate) async fn update(State(d): Shared, Path(name): Path<String>, body: Byt
     if patch.get("secret").is_none() {
         secrets.secret = old.secret;
     }
-    d.notifier.keep_secrets(&name, &secrets).await.map_err(internal)?;
-    if !d.store.put_webhook(&record(&spec)?, false).await.map_err(internal)? {
+    d.notifier.keep_secrets(&who.tenant, &name, &secrets).await.map_err(internal)?;
+    if !d.store.put_webhook(&record(&who.tenant, &spec)?, false).await.map_err(internal)? {
         return Err(not_found(&name));
     }
-    Ok(Json(view(&d, &saved(&d, &name).await?).await?))
+    Ok(Json(view(&d, &saved(&d, &who, &name).await?).await?))
 }
 
-pub(crate) async fn show(State(d): Shared, Path(name): Path<String>) -> Result<Json<WebhookView>, Failure> {
-    Ok(Json(view(&d, &saved(&d, &name).await?).await?))
+pub(crate) async fn show(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<Json<WebhookView>, Failure> {
+    Ok(Json(view(&d, &saved(&d, &who, &name).await?).await?))
 }
 
-pub(crate) async fn list(State(d): Shared) -> Result<Json<serde_json::Value>, Failure> {
+pub(crate) async fn list(State(d): Shared, axum::Extension(who): Who) -> Result<Json<serde_json::Value>, Failure> {
     let mut out = Vec::new();
-    for r in d.store.list_webhooks().await.map_err(internal)? {
+    for r in d.store.list_webhooks(who.visible()).await.map_err(internal)? {
         out.push(view(&d, &r).await?);
     }
     Ok(Json(serde_json::json!({ "value": out })))
 }
 
-pub(crate) async fn delete(State(d): Shared, Path(name): Path<String>) -> Result<StatusCode, Failure> {
-    if !d.store.delete_webhook(&name).await.map_err(internal)? {
+pub(crate) async fn delete(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<StatusCode, Failure> {
+    if !d.store.delete_webhook(&who.tenant, &name).await.map_err(internal)? {
         return Err(not_found(&name));
     }
-    d.notifier.forget_secrets(&name).await;
+    d.notifier.forget_secrets(&who.tenant, &name).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sends a ping and answers with its delivery once the first attempt is recorded (or
 /// the attempt's timeout has passed; it is then still pending).
-pub(crate) async fn ping(State(d): Shared, Path(name): Path<String>) -> Result<Json<DeliveryView>, Failure> {
-    saved(&d, &name).await?;
-    let id = d.notifier.ping(&name).await.map_err(internal)?;
+pub(crate) async fn ping(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<Json<DeliveryView>, Failure> {
+    saved(&d, &who, &name).await?;
+    let id = d.notifier.ping(&who.tenant, &name).await.map_err(internal)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(d.settings.webhook_timeout_seconds.clamp(1, 3600) + 5);
     loop {
         let found = d.store.get_delivery(&id).await.map_err(internal)?;
@@ -170,10 +189,11 @@ pub(crate) async fn ping(State(d): Shared, Path(name): Path<String>) -> Result<J
 
 pub(crate) async fn events(
     State(d): Shared,
+    axum::Extension(who): Who,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, Failure> {
-    saved(&d, &name).await?;
+    saved(&d, &who, &name).await?;
     let mut top = 50;
     for (k, v) in &q {
         match k.as_str() {
@@ -187,11 +207,11 @@ pub(crate) async fn events(
             other => return Err(bad_request(format!("unknown query parameter {other:?}"))),
         }
     }
-    Ok(Json(serde_json::json!({ "value": deliveries(&d, &name, top).await? })))
+    Ok(Json(serde_json::json!({ "value": deliveries(&d, &who.tenant, &name, top).await? })))
 }
 
-async fn deliveries(d: &Server, name: &str, top: u32) -> Result<Vec<DeliveryView>, Failure> {
-    let list = d.store.list_deliveries(name, top).await.map_err(internal)?;
+async fn deliveries(d: &Server, tenant: &str, name: &str, top: u32) -> Result<Vec<DeliveryView>, Failure> {
+    let list = d.store.list_deliveries(tenant, name, top).await.map_err(internal)?;
     let ids: Vec<String> = list.iter().map(|x| x.id.clone()).collect();
     let attempts = d.store.attempts_of(&ids).await.map_err(internal)?;
     Ok(list.into_iter().map(|x| delivery_view(x, &attempts)).collect())

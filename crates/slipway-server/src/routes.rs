@@ -13,6 +13,8 @@ use futures_util::TryStreamExt;
 use slipway_api::model::{Run, RunRequest, Upload};
 use slipway_api::requests::{self, TaskSource};
 use slipway_api::secrets::same;
+use slipway_api::tenant::{Caller, Role};
+type Who = axum::Extension<Caller>;
 use slipway_sources::{self as sources, uploads};
 use slipway_store::{ListFilter, NewRun, RunStatus, RunType};
 use slipway_worker::logs;
@@ -147,8 +149,27 @@ async fn not_found() -> Failure {
     Failure(StatusCode::NOT_FOUND, "NotFound", "no such endpoint".into())
 }
 
-async fn auth(State(d): Shared, req: Request, next: Next) -> Response {
-    if d.settings.tokens.is_empty() {
+/// The header an operator names the tenant it acts for with.
+pub const TENANT_HEADER: &str = "X-Slipway-Tenant";
+
+/// Who the request speaks for: its token's tenant and role, put where every handler
+/// finds it. An operator acts for the tenant `X-Slipway-Tenant` names (the default
+/// tenant when it names none); a tenant's token acts only for its own.
+async fn auth(State(d): Shared, mut req: Request, next: Next) -> Response {
+    let directory = d.directory();
+    let named = match req.headers().get(TENANT_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(t)) if slipway_api::tenant::check_name(t).is_ok() => Some(t.to_string()),
+        Some(_) => {
+            return Failure(
+                StatusCode::BAD_REQUEST,
+                "BadTenant",
+                format!("{TENANT_HEADER} must be a tenant's name (lowercase letters, digits, '-', '_')"),
+            )
+            .into_response()
+        }
+    };
+    if directory.is_open() {
         // Without tokens, anything that can make a request to loopback is a client: a
         // page elsewhere whose name was rebound to 127.0.0.1, or a page posting a form
         // across sites. Neither is taken.
@@ -169,6 +190,8 @@ async fn auth(State(d): Shared, req: Request, next: Next) -> Response {
             )
             .into_response();
         }
+        let tenant = named.unwrap_or_else(|| slipway_api::tenant::DEFAULT_TENANT.to_string());
+        req.extensions_mut().insert(Caller::operator(&tenant));
         return next.run(req).await;
     }
     let given = req
@@ -177,7 +200,24 @@ async fn auth(State(d): Shared, req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if d.settings.tokens.iter().any(|t| same(t.as_bytes(), given.as_bytes())) && !given.is_empty() {
+    if let Some(mut caller) = directory.authenticate(given) {
+        match (caller.role, named) {
+            (_, None) => {}
+            (Role::Operator, Some(t)) => caller.tenant = t,
+            (_, Some(t)) if t == caller.tenant => {}
+            (_, Some(_)) => {
+                return Failure(
+                    StatusCode::FORBIDDEN,
+                    "NotYourTenant",
+                    format!(
+                        "this token acts for tenant {} only; {TENANT_HEADER} may name it or be left out",
+                        caller.tenant
+                    ),
+                )
+                .into_response()
+            }
+        }
+        req.extensions_mut().insert(caller);
         return next.run(req).await;
     }
     let mut r = Failure(StatusCode::UNAUTHORIZED, "Unauthorized", "a valid bearer token is required".into()).into_response();
@@ -201,12 +241,16 @@ async fn health(State(d): Shared) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn metrics(State(d): Shared) -> Result<Response, Failure> {
-    let counts = d.store.counts().await.map_err(internal)?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], d.metrics.render(&counts)).into_response())
+async fn metrics(State(d): Shared, axum::Extension(who): Who) -> Result<Response, Failure> {
+    let counts = d.store.counts(who.visible()).await.map_err(internal)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        d.metrics.render(&counts, who.visible()),
+    )
+        .into_response())
 }
 
-async fn upload(State(d): Shared, body: Body) -> Result<(StatusCode, Json<Upload>), Failure> {
+async fn upload(State(d): Shared, axum::Extension(who): Who, body: Body) -> Result<(StatusCode, Json<Upload>), Failure> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let stream = body.into_data_stream().map_err(|e| e.to_string());
     let limits = slipway_context::archive::Limits {
@@ -215,7 +259,9 @@ async fn upload(State(d): Shared, body: Body) -> Result<(StatusCode, Json<Upload
         ..Default::default()
     };
     let received = uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), d.settings.max_upload_bytes, limits).await;
-    if received.is_ok() {
+    if let Ok(size) = &received {
+        // The caller's tenant's: another tenant's run cannot name it.
+        d.store.put_upload(&id, &who.tenant, *size).await.map_err(internal)?;
         // In a fleet, the node that runs it may be another.
         d.share_upload(&id).await.map_err(internal)?;
     }
@@ -238,7 +284,7 @@ async fn upload(State(d): Shared, body: Body) -> Result<(StatusCode, Json<Upload
 
 const REQUEST_TYPES: &str = "DockerBuildRequest, FileTaskRunRequest, EncodedTaskRunRequest";
 
-async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<Run>), Failure> {
+async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) -> Result<(StatusCode, Json<Run>), Failure> {
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     match value.get("type").and_then(|t| t.as_str()) {
         None => return Err(bad_request(format!("the request has no \"type\"; use one of {REQUEST_TYPES}"))),
@@ -250,11 +296,18 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
     let request: RunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request: {e}")))?;
     let source = request.source_location().map(str::to_string);
     if let Some(upload) = source.as_deref().and_then(|l| l.strip_prefix("upload://")) {
-        d.ensure_upload(upload).await;
+        // Another tenant's upload is answered as a missing one: no oracle.
+        let owner = d.store.upload_tenant(upload).await.map_err(internal)?;
+        if owner.as_deref().is_some_and(|o| who.sees(o)) {
+            d.ensure_upload(upload).await;
+        } else {
+            return Err(bad_request(format!("sourceLocation: no upload {upload:?}")));
+        }
     }
     sources::validate(source.as_deref(), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("sourceLocation: {e}")))?;
-    let prepared = requests::prepare(request).map_err(|e| bad_request(e.0))?;
     let run_id = slipway_runner::new_run_id();
+    let cache_namespace = requests::cache_namespace(&who.tenant, requests::request_cache_owner(&request), &run_id);
+    let prepared = requests::prepare(request).map_err(|e| bad_request(e.0))?;
     // A task given inline is checked now, with the same messages as `slipway plan`.
     let job = requests::job(&prepared.stored, prepared.secrets.clone()).map_err(|e| bad_request(e.0))?;
     if let TaskSource::Text(text) = &job.task {
@@ -281,6 +334,8 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
     let submission = slipway_worker::submit::Submission {
         run: NewRun {
             id: run_id,
+            tenant: who.tenant.clone(),
+            cache_namespace: Some(cache_namespace),
             run_type: prepared.run_type,
             task: None,
             platform: prepared.platform,
@@ -301,8 +356,15 @@ async fn create_run(State(d): Shared, body: Bytes) -> Result<(StatusCode, Json<R
     Ok((StatusCode::CREATED, Json(record.view())))
 }
 
-async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -> Result<Json<serde_json::Value>, Failure> {
-    let mut f = ListFilter::default();
+async fn list_runs(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let mut f = ListFilter {
+        tenant: who.visible().map(str::to_string),
+        ..Default::default()
+    };
     for (k, v) in &q {
         match k.as_str() {
             "status" => f.status = Some(RunStatus::parse(v).ok_or_else(|| bad_request(format!("status {v:?} is not a run status")))?),
@@ -339,29 +401,35 @@ async fn list_runs(State(d): Shared, Query(q): Query<HashMap<String, String>>) -
     Ok(Json(serde_json::json!({ "value": value, "nextSkipToken": next })))
 }
 
-async fn find(d: &Server, id: &str) -> Result<slipway_store::RunRecord, Failure> {
+/// A run the caller may see; another tenant's is answered as a missing one (404).
+async fn find(d: &Server, who: &Caller, id: &str) -> Result<slipway_store::RunRecord, Failure> {
     d.store
-        .get(id)
+        .get(who.visible(), id)
         .await
         .map_err(internal)?
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))
 }
 
-async fn get_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
-    Ok(Json(find(&d, &id).await?.view()))
+async fn get_run(State(d): Shared, axum::Extension(who): Who, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
+    Ok(Json(find(&d, &who, &id).await?.view()))
 }
 
-async fn cancel_run(State(d): Shared, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
+async fn cancel_run(State(d): Shared, axum::Extension(who): Who, Path(id): Path<String>) -> Result<Json<Run>, Failure> {
     let record = d
-        .cancel(&id)
+        .cancel(who.visible(), &id)
         .await
         .map_err(internal)?
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))?;
     Ok(Json(record.view()))
 }
 
-async fn run_log(State(d): Shared, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response, Failure> {
-    find(&d, &id).await?;
+async fn run_log(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Failure> {
+    find(&d, &who, &id).await?;
     let follow = q.get("follow").is_some_and(|v| v == "true" || v == "1");
     let offset: u64 = match q.get("offset") {
         Some(v) => v.parse().map_err(|_| bad_request(format!("offset {v:?} is not a number")))?,
@@ -378,7 +446,15 @@ async fn run_log(State(d): Shared, Path(id): Path<String>, Query(q): Query<HashM
     let finished = move || {
         let store = store.clone();
         let id = run_id.clone();
-        async move { store.get(&id).await.ok().flatten().map(|r| r.status.is_finished()).unwrap_or(true) }
+        async move {
+            store
+                .get(None, &id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.status.is_finished())
+                .unwrap_or(true)
+        }
     };
     let body = Body::from_stream(logs::stream(read, offset, follow, d.log_appended.clone(), finished));
     Ok((
@@ -398,8 +474,9 @@ fn task_not_found(name: &str) -> Failure {
 /// A task as the API shows it: the spec without secrets, its dependencies and times.
 async fn task_json(d: &Server, record: &slipway_store::TaskRecord) -> Result<serde_json::Value, Failure> {
     let spec = slipway_triggers::tasks::spec_of(record).map_err(internal)?;
-    let deps = d.store.dependencies_of(&record.name).await.map_err(internal)?;
+    let deps = d.store.dependencies_of(&record.tenant, &record.name).await.map_err(internal)?;
     let mut v = serde_json::to_value(&spec).map_err(internal)?;
+    v["tenant"] = serde_json::json!(record.tenant);
     let digests: Vec<serde_json::Value> = {
         let mut out = Vec::new();
         for dep in &deps {
@@ -429,6 +506,7 @@ fn parse_spec(name: &str, body: &[u8]) -> Result<slipway_api::task::TaskSpec, Fa
 
 async fn save_task(
     d: &Server,
+    tenant: &str,
     mut spec: slipway_api::task::TaskSpec,
     create: bool,
     keep: Option<slipway_api::task::TaskSecrets>,
@@ -451,13 +529,14 @@ async fn save_task(
         }
     }
     let record = slipway_store::TaskRecord {
+        tenant: tenant.to_string(),
         name: spec.name.clone(),
         spec: serde_json::to_value(&spec).map_err(internal)?,
         enabled: spec.enabled(),
         create_time: 0,
         last_updated_time: 0,
     };
-    slipway_triggers::tasks::write_secrets(d, &spec.name, &secrets).map_err(internal)?;
+    slipway_triggers::tasks::write_secrets(d, tenant, &spec.name, &secrets).map_err(internal)?;
     let saved = d.store.put_task(&record, create).await.map_err(internal)?;
     if !saved {
         return Err(if create {
@@ -468,15 +547,20 @@ async fn save_task(
     }
     d.triggers.tasks_touched();
     d.store
-        .get_task(&spec.name)
+        .get_task(tenant, &spec.name)
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&spec.name))
 }
 
-async fn create_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
+async fn create_task(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
     let spec = parse_spec(&name, &body)?;
-    let record = save_task(&d, spec, true, None).await?;
+    let record = save_task(&d, &who.tenant, spec, true, None).await?;
     Ok((StatusCode::CREATED, Json(task_json(&d, &record).await?)))
 }
 
@@ -496,53 +580,95 @@ fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
-async fn update_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<Json<serde_json::Value>, Failure> {
+async fn update_task(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, Failure> {
     let record = d
         .store
-        .get_task(&name)
+        .get_task(&who.tenant, &name)
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
-    let patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
+    let mut patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
+    let keep = take_keep_secrets(&who, &mut patch)?;
     let mut merged = record.spec.clone();
     merge(&mut merged, &patch);
     let spec = parse_spec(&name, merged.to_string().as_bytes())?;
-    let old = slipway_triggers::tasks::read_secrets(&d, &name);
-    let record = save_task(&d, spec, false, Some(old)).await?;
+    let before = slipway_triggers::tasks::spec_of(&record).map_err(internal)?;
+    // Secrets and credentials were given for the task's source: one moved elsewhere
+    // keeps none of them, unless the tenant's admin says so.
+    let moved = slipway_triggers::tasks::moves_source(
+        &before,
+        &slipway_api::task::Overrides {
+            context_path: spec.context_path.clone(),
+            file: spec.file.clone(),
+            ..Default::default()
+        },
+    );
+    let old = (!moved || keep).then(|| slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name));
+    let record = save_task(&d, &who.tenant, spec, false, Some(old.unwrap_or_default())).await?;
     Ok(Json(task_json(&d, &record).await?))
 }
 
-async fn get_task(State(d): Shared, Path(name): Path<String>) -> Result<Json<serde_json::Value>, Failure> {
+/// `keepSecrets` out of a body: only a tenant's admin (or an operator) may say it.
+fn take_keep_secrets(who: &Caller, body: &mut serde_json::Value) -> Result<bool, Failure> {
+    let keep = match body.as_object_mut().and_then(|m| m.remove("keepSecrets")) {
+        None => false,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(_) => return Err(bad_request("keepSecrets must be true or false")),
+    };
+    if keep && !who.is_admin() {
+        return Err(Failure(
+            StatusCode::FORBIDDEN,
+            "AdminOnly",
+            format!(
+                "keepSecrets needs an admin token of tenant {}: a task's secrets follow its own source",
+                who.tenant
+            ),
+        ));
+    }
+    Ok(keep)
+}
+
+async fn get_task(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<Json<serde_json::Value>, Failure> {
     let record = d
         .store
-        .get_task(&name)
+        .get_task(&who.tenant, &name)
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
     Ok(Json(task_json(&d, &record).await?))
 }
 
-async fn list_tasks(State(d): Shared) -> Result<Json<serde_json::Value>, Failure> {
+async fn list_tasks(State(d): Shared, axum::Extension(who): Who) -> Result<Json<serde_json::Value>, Failure> {
     let mut out = Vec::new();
-    for record in d.store.list_tasks().await.map_err(internal)? {
+    for record in d.store.list_tasks(who.visible()).await.map_err(internal)? {
         out.push(task_json(&d, &record).await?);
     }
     Ok(Json(serde_json::json!({ "value": out })))
 }
 
-async fn delete_task(State(d): Shared, Path(name): Path<String>) -> Result<StatusCode, Failure> {
-    if !d.store.delete_task(&name).await.map_err(internal)? {
+async fn delete_task(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<StatusCode, Failure> {
+    if !d.store.delete_task(&who.tenant, &name).await.map_err(internal)? {
         return Err(task_not_found(&name));
     }
-    slipway_triggers::tasks::remove_secrets(&d, &name);
+    slipway_triggers::tasks::remove_secrets(&d, &who.tenant, &name);
     d.triggers.tasks_touched();
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, Json<Run>), Failure> {
+async fn run_task(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Run>), Failure> {
     let record = d
         .store
-        .get_task(&name)
+        .get_task(&who.tenant, &name)
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
@@ -552,10 +678,13 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
     } else {
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid overrides: {e}")))?
     };
+    if overrides.keep_secrets {
+        take_keep_secrets(&who, &mut serde_json::json!({ "keepSecrets": true }))?;
+    }
     if let Some(c) = &overrides.context_path {
         sources::validate(Some(c), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("contextPath: {e}")))?;
     }
-    let run = slipway_triggers::tasks::start(&d.triggers, &spec, overrides, None, None, Default::default())
+    let run = slipway_triggers::tasks::start(&d.triggers, &who.tenant, &spec, overrides, None, None, Default::default())
         .await
         .map_err(|e| match e {
             slipway_triggers::tasks::StartError::Invalid(m) => bad_request(m),
@@ -567,16 +696,19 @@ async fn run_task(State(d): Shared, Path(name): Path<String>, body: Bytes) -> Re
 
 async fn task_runs(
     State(d): Shared,
+    axum::Extension(who): Who,
     Path(name): Path<String>,
     Query(mut q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, Failure> {
     d.store
-        .get_task(&name)
+        .get_task(&who.tenant, &name)
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
     q.insert("task".into(), name);
-    list_runs(State(d), Query(q)).await
+    // The task's runs, which are its tenant's (an operator names the tenant it acts for).
+    let who = Caller { role: Role::Member, ..who };
+    list_runs(State(d), axum::Extension(who), Query(q)).await
 }
 
 async fn webhook(
@@ -607,8 +739,11 @@ async fn registry_notification(State(d): Shared, headers: HeaderMap, body: Bytes
         .registry_notification_secret
         .as_deref()
         .is_some_and(|s| !given.is_empty() && same(s.as_bytes(), given.as_bytes()));
-    let token_ok = !bearer.is_empty() && d.settings.tokens.iter().any(|t| same(t.as_bytes(), bearer.as_bytes()));
-    let open = d.settings.tokens.is_empty() && d.settings.registry_notification_secret.is_none();
+    // Operators' tokens only: a tenant's could announce digests that start other
+    // tenants' base-image runs.
+    let directory = d.directory();
+    let token_ok = directory.authenticate(bearer).is_some_and(|c| c.role == Role::Operator);
+    let open = directory.is_open() && d.settings.registry_notification_secret.is_none();
     if !(secret_ok || token_ok || open) {
         return Err(Failure(
             StatusCode::UNAUTHORIZED,

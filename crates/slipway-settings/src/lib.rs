@@ -21,9 +21,23 @@ pub struct Settings {
     pub database: String,
     /// Runs executed at once by this daemon.
     pub concurrency: u32,
-    /// Bearer tokens accepted by the API. With none, the daemon only listens on loopback
-    /// and asks for no token.
+    /// Bearer tokens accepted by the API, for the default tenant. With no token at all
+    /// (here, in `tenants` or in `admin_tokens`), the daemon only listens on loopback
+    /// and asks for none.
     pub tokens: Vec<String>,
+    /// Tenants: `[tenants.team-a]` with `tokens`, `admin_tokens` and the `repositories`
+    /// of the daemon's registries it owns (`team-a/*`). A tenant sees only its own runs,
+    /// tasks, webhooks and logs. Never printed.
+    pub tenants: BTreeMap<String, TenantSettings>,
+    /// Operators' tokens: they see and act on every tenant. Never printed.
+    pub admin_tokens: Vec<String>,
+    /// Images of the engine (not of a registry) that runs may use by name: the
+    /// operator's, pinned for each run when it starts and never replaceable by one.
+    /// The sandbox image and image aliases' images are such images too.
+    pub local_images: Vec<String>,
+    /// Mount the data dir `nodev,nosuid` at start (needs root), so workspaces and run
+    /// volumes carry no device files or set-uid programs out of a step.
+    pub harden_data_dir: bool,
     /// Largest upload accepted, in bytes.
     pub max_upload_bytes: u64,
     /// Days to keep the contexts and logs of finished runs (0: purge at the next pass).
@@ -113,6 +127,10 @@ impl Default for Settings {
             database: "sqlite://./slipway.db".into(),
             concurrency: 2,
             tokens: Vec::new(),
+            tenants: BTreeMap::new(),
+            admin_tokens: Vec::new(),
+            local_images: Vec::new(),
+            harden_data_dir: true,
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
             retention_days: 7,
             purge_interval_seconds: 600,
@@ -181,6 +199,18 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// One tenant's settings (`[tenants.NAME]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Its members' tokens.
+    pub tokens: Vec<String>,
+    /// Its admins' tokens: members who may also keep a task's secrets when moving its source.
+    pub admin_tokens: Vec<String>,
+    /// Repositories of the daemon's registries it owns: `team-a/app`, `team-a/*`, `*`.
+    pub repositories: Vec<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read config file {path}: {source}")]
@@ -202,7 +232,19 @@ impl Settings {
                 })?;
                 toml::from_str(&text).map_err(|e| SettingsError::Parse {
                     path: path.to_path_buf(),
-                    message: e.to_string(),
+                    // The line and toml's message, never the text: it may hold a token.
+                    message: match e.span() {
+                        Some(span) => format!(
+                            "line {}: {}",
+                            text.as_bytes()[..span.start.min(text.len())]
+                                .iter()
+                                .filter(|b| **b == b'\n')
+                                .count()
+                                + 1,
+                            e.message()
+                        ),
+                        None => e.message().to_string(),
+                    },
                 })?
             }
             None => Settings::default(),
@@ -263,6 +305,14 @@ impl Settings {
             "database" => self.database = value.into(),
             "concurrency" => self.concurrency = num(value)? as u32,
             "tokens" | "token" => self.tokens = list(value).map(String::from).collect(),
+            "admin_tokens" => self.admin_tokens = list(value).map(String::from).collect(),
+            "local_images" => self.local_images = list(value).map(String::from).collect(),
+            "harden_data_dir" => self.harden_data_dir = flag(value)?,
+            "tenants" => {
+                for entry in list(value) {
+                    self.add_tenant_entry(entry).map_err(bad)?;
+                }
+            }
             "max_upload_bytes" => self.max_upload_bytes = num(value)?,
             "retention_days" => self.retention_days = num(value)?,
             "purge_interval_seconds" => self.purge_interval_seconds = num(value)?,
@@ -304,6 +354,28 @@ impl Settings {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Adds one `NAME:token=TOKEN`, `NAME:admin-token=TOKEN` or `NAME:repository=PATTERN`
+    /// entry (the form of `--tenant` and `SLIPWAY_TENANTS`) to `tenants`. An error never
+    /// shows the value: it may be a token.
+    pub fn add_tenant_entry(&mut self, entry: &str) -> Result<(), String> {
+        const SHAPE: &str = "expected NAME:token=TOKEN, NAME:admin-token=TOKEN or NAME:repository=PATTERN";
+        let (name, rest) = entry.split_once(':').ok_or_else(|| format!("an entry has no ':': {SHAPE}"))?;
+        let (kind, value) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("the entry for tenant {name:?} has no '=': {SHAPE}"))?;
+        if name.is_empty() || value.is_empty() {
+            return Err(format!("an entry has an empty tenant name or value: {SHAPE}"));
+        }
+        let tenant = self.tenants.entry(name.to_string()).or_default();
+        match kind {
+            "token" => tenant.tokens.push(value.to_string()),
+            "admin-token" | "admin_token" => tenant.admin_tokens.push(value.to_string()),
+            "repository" => tenant.repositories.push(value.to_string()),
+            other => return Err(format!("the entry for tenant {name:?} sets {other:?}: {SHAPE}")),
+        }
+        Ok(())
     }
 
     /// The daemon's address for links others follow: `public_url`, else the listen address.
@@ -366,6 +438,36 @@ mod tests {
             assert!(!matches!(handled, Ok(false)), "{key} has no {name}: add it to Settings::apply_env");
         }
         assert!(!Settings::default().apply_env("SLIPWAY_SERVER", "server", "x").unwrap());
+    }
+
+    #[test]
+    fn tenants_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("slipway.toml");
+        std::fs::write(
+            &file,
+            "admin_tokens = [\"ops\"]\n[tenants.team-a]\ntokens = [\"a1\"]\nrepositories = [\"team-a/*\"]\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "SLIPWAY_TENANTS".to_string(),
+            "team-a:token=a2,team-b:admin-token=b1,team-b:repository=team-b/app".to_string(),
+        )];
+        let s = Settings::load(Some(&file), env.into_iter()).unwrap();
+        assert_eq!(s.admin_tokens, ["ops"]);
+        assert_eq!(s.tenants["team-a"].tokens, ["a1", "a2"]);
+        assert_eq!(s.tenants["team-a"].repositories, ["team-a/*"]);
+        assert_eq!(s.tenants["team-b"].admin_tokens, ["b1"]);
+        assert_eq!(s.tenants["team-b"].repositories, ["team-b/app"]);
+        for bad in ["team-a=hunter2", "team-a:tokn=hunter2", ":token=hunter2"] {
+            let e = Settings::load(None, vec![("SLIPWAY_TENANTS".to_string(), bad.to_string())].into_iter())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("SLIPWAY_TENANTS") && !e.contains("hunter2"), "{e}");
+        }
+        std::fs::write(&file, "[tenants.x]\ntoken = [\"t\"]\n").unwrap();
+        let e = Settings::load(Some(&file), std::iter::empty()).unwrap_err().to_string();
+        assert!(e.contains("token"), "{e}");
     }
 
     #[test]

@@ -76,10 +76,14 @@ pub trait Store: WebhookStore + Send + Sync {
     /// Records the state of the run's steps while it runs; fenced like `complete`.
     async fn set_steps(&self, id: &str, worker: &str, attempt: i64, steps: &serde_json::Value) -> Result<bool, StoreError>;
     /// Cancels a run that is still queued; true when this call did (it never starts).
-    async fn cancel_queued(&self, id: &str) -> Result<bool, StoreError>;
-    /// Cancels a queued run at once; asks a running one to stop. `None` if unknown.
-    async fn request_cancel(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
-    async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// `tenant`, when given, must own it (every lookup on a client's behalf names the
+    /// tenant; `None` is the daemon's own or an operator's).
+    async fn cancel_queued(&self, tenant: Option<&str>, id: &str) -> Result<bool, StoreError>;
+    /// Cancels a queued run at once; asks a running one to stop. `None` if unknown (or
+    /// not `tenant`'s).
+    async fn request_cancel(&self, tenant: Option<&str>, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// A run, if it exists and (with `tenant`) is that tenant's.
+    async fn get(&self, tenant: Option<&str>, id: &str) -> Result<Option<RunRecord>, StoreError>;
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RunRecord>, StoreError>;
     /// Runs whose lease expired: re-queued once when `requeue` and it is their first
     /// attempt, otherwise ended as `Error`.
@@ -87,8 +91,8 @@ pub trait Store: WebhookStore + Send + Sync {
     /// Expires at once the leases of workers on `node` other than `current` (a daemon
     /// restarted on the same machine knows its old workers are gone).
     async fn expire_node_leases(&self, node: &str, current: &str) -> Result<u64, StoreError>;
-    /// Number of runs per status.
-    async fn counts(&self) -> Result<Vec<(RunStatus, i64)>, StoreError>;
+    /// Number of runs per status, of `tenant` or of all.
+    async fn counts(&self, tenant: Option<&str>) -> Result<Vec<(RunStatus, i64)>, StoreError>;
     /// Finished runs that ended before `before_ms`, for purging their files.
     async fn finished_before(&self, before_ms: i64) -> Result<Vec<String>, StoreError>;
     /// Whether the database answers.
@@ -96,19 +100,20 @@ pub trait Store: WebhookStore + Send + Sync {
 
     /// Saves a task. With `create`, fails (returns false) if it exists; without, if it does not.
     async fn put_task(&self, task: &TaskRecord, create: bool) -> Result<bool, StoreError>;
-    async fn get_task(&self, name: &str) -> Result<Option<TaskRecord>, StoreError>;
-    async fn list_tasks(&self) -> Result<Vec<TaskRecord>, StoreError>;
+    async fn get_task(&self, tenant: &str, name: &str) -> Result<Option<TaskRecord>, StoreError>;
+    /// The tasks of `tenant`, or of every tenant, by tenant and name.
+    async fn list_tasks(&self, tenant: Option<&str>) -> Result<Vec<TaskRecord>, StoreError>;
     /// Deletes a task and its tracked dependencies; false if there was none.
-    async fn delete_task(&self, name: &str) -> Result<bool, StoreError>;
+    async fn delete_task(&self, tenant: &str, name: &str) -> Result<bool, StoreError>;
     /// Queues `run` unless an event with `key` already started one: the key and the
     /// run are written in one transaction. `None` when the key was seen before.
     async fn enqueue_once(&self, key: &str, run: NewRun) -> Result<Option<RunRecord>, StoreError>;
     /// `enqueue_once` for many events in one transaction; returns the runs queued.
     async fn enqueue_many_once(&self, items: Vec<(String, NewRun)>) -> Result<Vec<RunRecord>, StoreError>;
     /// Replaces the dependencies recorded for a task.
-    async fn set_dependencies(&self, task: &str, deps: &[Dependency]) -> Result<(), StoreError>;
-    async fn dependencies_of(&self, task: &str) -> Result<Vec<Dependency>, StoreError>;
-    /// Every task dependency on `image` (normalised `registry/repository:tag`).
+    async fn set_dependencies(&self, tenant: &str, task: &str, deps: &[Dependency]) -> Result<(), StoreError>;
+    async fn dependencies_of(&self, tenant: &str, task: &str) -> Result<Vec<Dependency>, StoreError>;
+    /// Every task dependency on `image` (normalised `registry/repository:tag`), of any tenant.
     async fn dependents_of(&self, image: &str) -> Result<Vec<Dependency>, StoreError>;
     /// Records the digest now seen for `image`; returns the one seen before, if any.
     async fn swap_image_digest(&self, image: &str, digest: &str) -> Result<Option<String>, StoreError>;
@@ -116,6 +121,16 @@ pub trait Store: WebhookStore + Send + Sync {
     async fn last_image_digest(&self, image: &str) -> Result<Option<String>, StoreError>;
     /// The distinct images tasks depend on.
     async fn tracked_images(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Records an upload and the tenant that sent it.
+    async fn put_upload(&self, id: &str, tenant: &str, size: u64) -> Result<(), StoreError>;
+    /// The tenant that sent an upload, if it is known.
+    async fn upload_tenant(&self, id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the tenant directory every node reads.
+    async fn put_directory(&self, directory: &slipway_api::tenant::Directory) -> Result<(), StoreError>;
+    /// The tenant directory last written, if any.
+    async fn directory(&self) -> Result<Option<slipway_api::tenant::Directory>, StoreError>;
 
     /// Keeps a run's sealed secrets (a fleet's: encrypted before they get here).
     async fn put_sealed_secrets(&self, run_id: &str, sealed: &[u8]) -> Result<(), StoreError>;

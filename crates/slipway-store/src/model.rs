@@ -8,6 +8,10 @@ pub use slipway_api::{RunStatus, RunType};
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub id: String,
+    /// The tenant the run belongs to: only its callers (and operators) see it.
+    pub tenant: String,
+    /// Where its build-cache mounts live (`slipway_api::requests::cache_namespace`).
+    pub cache_namespace: Option<String>,
     pub run_type: RunType,
     pub task: Option<String>,
     pub platform: String,
@@ -24,9 +28,10 @@ pub struct Triggers {
     pub timer: Option<serde_json::Value>,
 }
 
-/// A saved task. `spec` holds no secret values.
+/// A saved task. `spec` holds no secret values. Named within its tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRecord {
+    pub tenant: String,
     pub name: String,
     pub spec: serde_json::Value,
     pub enabled: bool,
@@ -38,6 +43,7 @@ pub struct TaskRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependency {
+    pub tenant: String,
     pub task: String,
     /// Normalised `registry/repository:tag`.
     pub image: String,
@@ -51,6 +57,8 @@ pub struct Dependency {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
     pub id: String,
+    pub tenant: String,
+    pub cache_namespace: Option<String>,
     pub status: RunStatus,
     pub run_type: RunType,
     pub task: Option<String>,
@@ -76,6 +84,8 @@ pub struct RunRecord {
 /// Filters and paging for listing runs, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
+    /// Only this tenant's runs; `None` for every tenant's (an operator, the daemon).
+    pub tenant: Option<String>,
     pub status: Option<RunStatus>,
     pub run_type: Option<RunType>,
     pub task: Option<String>,
@@ -150,6 +160,7 @@ impl RunRecord {
     pub fn view(&self) -> slipway_api::model::Run {
         slipway_api::model::Run {
             run_id: self.id.clone(),
+            tenant: self.tenant.clone(),
             status: self.status.to_string(),
             run_type: self.run_type.as_str().to_string(),
             task: self.task.clone(),

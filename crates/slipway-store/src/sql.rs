@@ -6,7 +6,16 @@
 
 pub(crate) const COLUMNS: &str = "seq, id, status, run_type, task, platform, request, image_names, create_time, start_time, finish_time, \
      last_updated_time, output_images, image_dependencies, error_message, lease_owner, lease_expires, attempt, cancel_requested, \
-     source_trigger, image_update_trigger, timer_trigger, steps";
+     source_trigger, image_update_trigger, timer_trigger, steps, tenant, cache_namespace";
+
+/// ` AND tenant = ?` when a lookup is on a tenant's behalf, nothing for the daemon's own.
+pub(crate) fn tenant_clause(tenant: Option<&str>) -> &'static str {
+    if tenant.is_some() {
+        " AND tenant = ?"
+    } else {
+        ""
+    }
+}
 
 pub(crate) fn ms(d: std::time::Duration) -> i64 {
     d.as_millis() as i64
@@ -15,7 +24,7 @@ pub(crate) fn ms(d: std::time::Duration) -> i64 {
 /// Implements `Store` for `$store` (a struct with `pool` and `clock`) on database `$db`.
 macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty, $conn:ty, $q:path, $lock:expr, $contains:expr) => {
-        use $crate::sql::{ms, COLUMNS};
+        use $crate::sql::{ms, tenant_clause, COLUMNS};
         use $crate::{Completion, Dependency, ListFilter, TriggerKind, NewRun, Reaped, RunRecord, RunStatus, RunType, Store, StoreError, TaskRecord};
         use async_trait::async_trait;
         use sqlx::{AssertSqlSafe, QueryBuilder, Row};
@@ -30,6 +39,8 @@ fn record(row: &$row) -> Result<RunRecord, StoreError> {
     let run_type = text("run_type")?;
     Ok(RunRecord {
         id: text("id")?,
+        tenant: text("tenant")?,
+        cache_namespace: row.try_get("cache_namespace")?,
         status: RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
         run_type: RunType::parse(&run_type).ok_or_else(|| StoreError::Corrupt(format!("run type {run_type:?}")))?,
         task: row.try_get("task")?,
@@ -65,6 +76,7 @@ fn optional_json(row: &$row, name: &str) -> Result<Option<serde_json::Value>, St
 fn task_record(row: &$row) -> Result<TaskRecord, StoreError> {
     let spec: String = row.try_get("spec")?;
     Ok(TaskRecord {
+        tenant: row.try_get("tenant")?,
         name: row.try_get("name")?,
         spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("task spec: {e}")))?,
         enabled: row.try_get::<String, _>("status")? == "Enabled",
@@ -75,6 +87,7 @@ fn task_record(row: &$row) -> Result<TaskRecord, StoreError> {
 
 fn dependency(row: &$row) -> Result<Dependency, StoreError> {
     Ok(Dependency {
+        tenant: row.try_get("tenant")?,
         task: row.try_get("task")?,
         image: row.try_get("image")?,
         kind: row.try_get("kind")?,
@@ -87,8 +100,8 @@ async fn insert_run(conn: &mut $conn, run: &NewRun, now: i64) -> Result<RunRecor
     let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
     let row = sqlx::query(AssertSqlSafe($q(&format!(
         "INSERT INTO runs (id, status, run_type, task, platform, request, image_names, create_time, last_updated_time, \
-             source_trigger, image_update_trigger, timer_trigger) \
-         VALUES (?, 'Queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+             source_trigger, image_update_trigger, timer_trigger, tenant, cache_namespace) \
+         VALUES (?, 'Queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
     ))))
     .bind(&run.id)
     .bind(run.run_type.as_str())
@@ -101,6 +114,8 @@ async fn insert_run(conn: &mut $conn, run: &NewRun, now: i64) -> Result<RunRecor
     .bind(json(&run.triggers.source))
     .bind(json(&run.triggers.image_update))
     .bind(json(&run.triggers.timer))
+    .bind(&run.tenant)
+    .bind(&run.cache_namespace)
     .fetch_one(&mut *conn)
     .await?;
     record(&row)
@@ -206,38 +221,35 @@ impl Store for $store {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn cancel_queued(&self, id: &str) -> Result<bool, StoreError> {
+    async fn cancel_queued(&self, tenant: Option<&str>, id: &str) -> Result<bool, StoreError> {
         let now = self.now();
-        let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = 'Canceled', finish_time = ?, last_updated_time = ?, error_message = 'canceled before it started' \
-             WHERE id = ? AND status = 'Queued'")))
+        let r = sqlx::query(AssertSqlSafe($q(&format!("UPDATE runs SET status = 'Canceled', finish_time = ?, last_updated_time = ?, error_message = 'canceled before it started' \
+             WHERE id = ? AND status = 'Queued'{}", tenant_clause(tenant)))))
         .bind(now)
         .bind(now)
         .bind(id)
+        .bind(tenant)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
-    async fn request_cancel(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+    async fn request_cancel(&self, tenant: Option<&str>, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let now = self.now();
-        sqlx::query(AssertSqlSafe($q("UPDATE runs SET status = 'Canceled', finish_time = ?, last_updated_time = ?, error_message = 'canceled before it started' \
-             WHERE id = ? AND status = 'Queued'")))
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query(AssertSqlSafe($q("UPDATE runs SET cancel_requested = 1, last_updated_time = ? WHERE id = ? AND status IN ('Started', 'Running')")))
+        self.cancel_queued(tenant, id).await?;
+        sqlx::query(AssertSqlSafe($q(&format!("UPDATE runs SET cancel_requested = 1, last_updated_time = ? WHERE id = ? AND status IN ('Started', 'Running'){}", tenant_clause(tenant)))))
             .bind(now)
             .bind(id)
+            .bind(tenant)
             .execute(&self.pool)
             .await?;
-        self.get(id).await
+        self.get(tenant, id).await
     }
 
-    async fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe($q(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?"))))
+    async fn get(&self, tenant: Option<&str>, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?{}", tenant_clause(tenant)))))
             .bind(id)
+            .bind(tenant)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(record).transpose()
@@ -245,6 +257,9 @@ impl Store for $store {
 
     async fn list(&self, f: &ListFilter) -> Result<Vec<RunRecord>, StoreError> {
         let mut q = QueryBuilder::<$db>::new(format!("SELECT {COLUMNS} FROM runs WHERE 1 = 1"));
+        if let Some(t) = &f.tenant {
+            q.push(" AND tenant = ").push_bind(t.clone());
+        }
         if let Some(s) = f.status {
             q.push(" AND status = ").push_bind(s.as_str());
         }
@@ -276,9 +291,12 @@ impl Store for $store {
             q.push(" AND last_updated_time > ").push_bind(after);
         }
         if let Some(before) = &f.before_id {
-            q.push(" AND seq < (SELECT seq FROM runs WHERE id = ")
-                .push_bind(before.clone())
-                .push(")");
+            // Within the tenant too: another tenant's run id is no cursor (nor an oracle).
+            q.push(" AND seq < (SELECT seq FROM runs WHERE id = ").push_bind(before.clone());
+            if let Some(t) = &f.tenant {
+                q.push(" AND tenant = ").push_bind(t.clone());
+            }
+            q.push(")");
         }
         // Watching for changes reads the oldest change first; a list reads newest first.
         q.push(if f.updated_after.is_some() {
@@ -342,8 +360,10 @@ impl Store for $store {
         Ok(r.rows_affected())
     }
 
-    async fn counts(&self) -> Result<Vec<(RunStatus, i64)>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe($q("SELECT status, COUNT(*) AS n FROM runs GROUP BY status")))
+    async fn counts(&self, tenant: Option<&str>) -> Result<Vec<(RunStatus, i64)>, StoreError> {
+        let where_ = if tenant.is_some() { " WHERE tenant = ?" } else { "" };
+        let rows = sqlx::query(AssertSqlSafe($q(&format!("SELECT status, COUNT(*) AS n FROM runs{where_} GROUP BY status"))))
+            .bind(tenant)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -374,7 +394,8 @@ impl Store for $store {
         let now = self.now();
         let status = if task.enabled { "Enabled" } else { "Disabled" };
         let r = if create {
-            sqlx::query(AssertSqlSafe($q("INSERT INTO tasks (name, spec, status, create_time, last_updated_time) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")))
+            sqlx::query(AssertSqlSafe($q("INSERT INTO tasks (tenant, name, spec, status, create_time, last_updated_time) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO NOTHING")))
+                .bind(&task.tenant)
                 .bind(&task.name)
                 .bind(task.spec.to_string())
                 .bind(status)
@@ -383,10 +404,11 @@ impl Store for $store {
                 .execute(&self.pool)
                 .await?
         } else {
-            sqlx::query(AssertSqlSafe($q("UPDATE tasks SET spec = ?, status = ?, last_updated_time = ? WHERE name = ?")))
+            sqlx::query(AssertSqlSafe($q("UPDATE tasks SET spec = ?, status = ?, last_updated_time = ? WHERE tenant = ? AND name = ?")))
                 .bind(task.spec.to_string())
                 .bind(status)
                 .bind(now)
+                .bind(&task.tenant)
                 .bind(&task.name)
                 .execute(&self.pool)
                 .await?
@@ -394,23 +416,33 @@ impl Store for $store {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn get_task(&self, name: &str) -> Result<Option<TaskRecord>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe($q("SELECT * FROM tasks WHERE name = ?")))
+    async fn get_task(&self, tenant: &str, name: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q("SELECT * FROM tasks WHERE tenant = ? AND name = ?")))
+            .bind(tenant)
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(task_record).transpose()
     }
 
-    async fn list_tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe($q("SELECT * FROM tasks ORDER BY name"))).fetch_all(&self.pool).await?;
+    async fn list_tasks(&self, tenant: Option<&str>) -> Result<Vec<TaskRecord>, StoreError> {
+        let where_ = if tenant.is_some() { " WHERE tenant = ?" } else { "" };
+        let rows = sqlx::query(AssertSqlSafe($q(&format!("SELECT * FROM tasks{where_} ORDER BY tenant, name"))))
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(task_record).collect()
     }
 
-    async fn delete_task(&self, name: &str) -> Result<bool, StoreError> {
+    async fn delete_task(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(AssertSqlSafe($q("DELETE FROM tasks WHERE name = ?"))).bind(name).execute(&mut *tx).await?;
-        sqlx::query(AssertSqlSafe($q("DELETE FROM task_dependencies WHERE task = ?")))
+        let r = sqlx::query(AssertSqlSafe($q("DELETE FROM tasks WHERE tenant = ? AND name = ?")))
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe($q("DELETE FROM task_dependencies WHERE tenant = ? AND task = ?")))
+            .bind(tenant)
             .bind(name)
             .execute(&mut *tx)
             .await?;
@@ -455,16 +487,18 @@ impl Store for $store {
         Ok(out)
     }
 
-    async fn set_dependencies(&self, task: &str, deps: &[Dependency]) -> Result<(), StoreError> {
+    async fn set_dependencies(&self, tenant: &str, task: &str, deps: &[Dependency]) -> Result<(), StoreError> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(AssertSqlSafe($q("DELETE FROM task_dependencies WHERE task = ?")))
+        sqlx::query(AssertSqlSafe($q("DELETE FROM task_dependencies WHERE tenant = ? AND task = ?")))
+            .bind(tenant)
             .bind(task)
             .execute(&mut *tx)
             .await?;
         for d in deps {
-            sqlx::query(AssertSqlSafe($q("INSERT INTO task_dependencies (task, image, kind, digest, last_updated_time) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (task, image, kind) DO UPDATE SET digest = excluded.digest, last_updated_time = excluded.last_updated_time")))
+            sqlx::query(AssertSqlSafe($q("INSERT INTO task_dependencies (tenant, task, image, kind, digest, last_updated_time) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (tenant, task, image, kind) DO UPDATE SET digest = excluded.digest, last_updated_time = excluded.last_updated_time")))
+            .bind(tenant)
             .bind(task)
             .bind(&d.image)
             .bind(&d.kind)
@@ -477,8 +511,9 @@ impl Store for $store {
         Ok(())
     }
 
-    async fn dependencies_of(&self, task: &str) -> Result<Vec<Dependency>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe($q("SELECT task, image, kind, digest FROM task_dependencies WHERE task = ? ORDER BY kind DESC, image")))
+    async fn dependencies_of(&self, tenant: &str, task: &str) -> Result<Vec<Dependency>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT tenant, task, image, kind, digest FROM task_dependencies WHERE tenant = ? AND task = ? ORDER BY kind DESC, image")))
+            .bind(tenant)
             .bind(task)
             .fetch_all(&self.pool)
             .await?;
@@ -486,7 +521,7 @@ impl Store for $store {
     }
 
     async fn dependents_of(&self, image: &str) -> Result<Vec<Dependency>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe($q("SELECT task, image, kind, digest FROM task_dependencies WHERE image = ? ORDER BY task")))
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT tenant, task, image, kind, digest FROM task_dependencies WHERE image = ? ORDER BY tenant, task")))
             .bind(image)
             .fetch_all(&self.pool)
             .await?;
@@ -531,6 +566,47 @@ impl Store for $store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok(r.try_get("image")?)).collect()
+    }
+
+    async fn put_upload(&self, id: &str, tenant: &str, size: u64) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q("INSERT INTO uploads (id, tenant, size, create_time) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")))
+            .bind(id)
+            .bind(tenant)
+            .bind(size as i64)
+            .bind(self.now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upload_tenant(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q("SELECT tenant FROM uploads WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("tenant")).transpose()?)
+    }
+
+    async fn put_directory(&self, directory: &slipway_api::tenant::Directory) -> Result<(), StoreError> {
+        let text = serde_json::to_string(directory).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(AssertSqlSafe($q("INSERT INTO tenant_directory (id, directory, last_updated_time) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET directory = excluded.directory, last_updated_time = excluded.last_updated_time")))
+        .bind(text)
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn directory(&self) -> Result<Option<slipway_api::tenant::Directory>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q("SELECT directory FROM tenant_directory WHERE id = 1")))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let text: String = r.try_get("directory")?;
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("tenant directory: {e}")))
+        })
+        .transpose()
     }
 
     async fn put_sealed_secrets(&self, run_id: &str, sealed: &[u8]) -> Result<(), StoreError> {

@@ -2,7 +2,7 @@
 //! SQLite and PostgreSQL (placeholders and the claim's row lock differ).
 
 pub(crate) const DELIVERY_COLUMNS: &str =
-    "seq, id, webhook, action, body, status, attempts, create_time, next_attempt, last_status_code, last_error";
+    "seq, id, tenant, webhook, action, body, status, attempts, create_time, next_attempt, last_status_code, last_error";
 
 /// Implements `WebhookStore` for `$store` on database `$db`.
 macro_rules! sql_webhook_store {
@@ -13,6 +13,7 @@ macro_rules! sql_webhook_store {
         fn webhook_record(row: &$row) -> Result<WebhookRecord, StoreError> {
             let spec: String = row.try_get("spec")?;
             Ok(WebhookRecord {
+                tenant: row.try_get("tenant")?,
                 name: row.try_get("name")?,
                 spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))?,
                 enabled: row.try_get::<i64, _>("enabled")? != 0,
@@ -25,6 +26,7 @@ macro_rules! sql_webhook_store {
             let status: String = row.try_get("status")?;
             Ok(DeliveryRecord {
                 id: row.try_get("id")?,
+                tenant: row.try_get("tenant")?,
                 webhook: row.try_get("webhook")?,
                 action: row.try_get("action")?,
                 body: row.try_get("body")?,
@@ -54,8 +56,9 @@ macro_rules! sql_webhook_store {
             async fn put_webhook(&self, w: &WebhookRecord, create: bool) -> Result<bool, StoreError> {
                 let now = self.now();
                 let r = if create {
-                    sqlx::query(AssertSqlSafe($q("INSERT INTO webhooks (name, spec, enabled, create_time, last_updated_time) VALUES (?, ?, ?, ?, ?) \
-                         ON CONFLICT (name) DO NOTHING")))
+                    sqlx::query(AssertSqlSafe($q("INSERT INTO webhooks (tenant, name, spec, enabled, create_time, last_updated_time) VALUES (?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (tenant, name) DO NOTHING")))
+                    .bind(&w.tenant)
                     .bind(&w.name)
                     .bind(w.spec.to_string())
                     .bind(w.enabled as i64)
@@ -64,10 +67,11 @@ macro_rules! sql_webhook_store {
                     .execute(&self.pool)
                     .await?
                 } else {
-                    sqlx::query(AssertSqlSafe($q("UPDATE webhooks SET spec = ?, enabled = ?, last_updated_time = ? WHERE name = ?")))
+                    sqlx::query(AssertSqlSafe($q("UPDATE webhooks SET spec = ?, enabled = ?, last_updated_time = ? WHERE tenant = ? AND name = ?")))
                         .bind(w.spec.to_string())
                         .bind(w.enabled as i64)
                         .bind(now)
+                        .bind(&w.tenant)
                         .bind(&w.name)
                         .execute(&self.pool)
                         .await?
@@ -75,30 +79,41 @@ macro_rules! sql_webhook_store {
                 Ok(r.rows_affected() == 1)
             }
 
-            async fn get_webhook(&self, name: &str) -> Result<Option<WebhookRecord>, StoreError> {
-                let row = sqlx::query(AssertSqlSafe($q("SELECT * FROM webhooks WHERE name = ?")))
+            async fn get_webhook(&self, tenant: &str, name: &str) -> Result<Option<WebhookRecord>, StoreError> {
+                let row = sqlx::query(AssertSqlSafe($q("SELECT * FROM webhooks WHERE tenant = ? AND name = ?")))
+                    .bind(tenant)
                     .bind(name)
                     .fetch_optional(&self.pool)
                     .await?;
                 row.as_ref().map(webhook_record).transpose()
             }
 
-            async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
-                let rows = sqlx::query(AssertSqlSafe($q("SELECT * FROM webhooks ORDER BY name"))).fetch_all(&self.pool).await?;
+            async fn list_webhooks(&self, tenant: Option<&str>) -> Result<Vec<WebhookRecord>, StoreError> {
+                let where_ = if tenant.is_some() { " WHERE tenant = ?" } else { "" };
+                let rows = sqlx::query(AssertSqlSafe($q(&format!("SELECT * FROM webhooks{where_} ORDER BY tenant, name"))))
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await?;
                 rows.iter().map(webhook_record).collect()
             }
 
-            async fn delete_webhook(&self, name: &str) -> Result<bool, StoreError> {
+            async fn delete_webhook(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(AssertSqlSafe($q("DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook = ?)")))
+                sqlx::query(AssertSqlSafe($q("DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE tenant = ? AND webhook = ?)")))
+                    .bind(tenant)
                     .bind(name)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(AssertSqlSafe($q("DELETE FROM webhook_deliveries WHERE webhook = ?")))
+                sqlx::query(AssertSqlSafe($q("DELETE FROM webhook_deliveries WHERE tenant = ? AND webhook = ?")))
+                    .bind(tenant)
                     .bind(name)
                     .execute(&mut *tx)
                     .await?;
-                let r = sqlx::query(AssertSqlSafe($q("DELETE FROM webhooks WHERE name = ?"))).bind(name).execute(&mut *tx).await?;
+                let r = sqlx::query(AssertSqlSafe($q("DELETE FROM webhooks WHERE tenant = ? AND name = ?")))
+                    .bind(tenant)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(r.rows_affected() == 1)
             }
@@ -110,9 +125,10 @@ macro_rules! sql_webhook_store {
                 let now = self.now();
                 let mut tx = self.pool.begin().await?;
                 for d in deliveries {
-                    sqlx::query(AssertSqlSafe($q("INSERT INTO webhook_deliveries (id, webhook, action, body, status, attempts, create_time, next_attempt) \
-                         VALUES (?, ?, ?, ?, 'Pending', 0, ?, ?) ON CONFLICT (id) DO NOTHING")))
+                    sqlx::query(AssertSqlSafe($q("INSERT INTO webhook_deliveries (id, tenant, webhook, action, body, status, attempts, create_time, next_attempt) \
+                         VALUES (?, ?, ?, ?, ?, 'Pending', 0, ?, ?) ON CONFLICT (id) DO NOTHING")))
                     .bind(&d.id)
+                    .bind(&d.tenant)
                     .bind(&d.webhook)
                     .bind(&d.action)
                     .bind(&d.body)
@@ -194,10 +210,11 @@ macro_rules! sql_webhook_store {
                 row.as_ref().map(delivery_record).transpose()
             }
 
-            async fn list_deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>, StoreError> {
+            async fn list_deliveries(&self, tenant: &str, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>, StoreError> {
                 let rows = sqlx::query(AssertSqlSafe($q(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook = ? ORDER BY seq DESC LIMIT ?"
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant = ? AND webhook = ? ORDER BY seq DESC LIMIT ?"
                 ))))
+                .bind(tenant)
                 .bind(webhook)
                 .bind(limit as i64)
                 .fetch_all(&self.pool)

@@ -9,6 +9,7 @@ use std::time::Duration;
 /// A webhook as stored: `spec` is JSON without secrets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookRecord {
+    pub tenant: String,
     pub name: String,
     pub spec: serde_json::Value,
     pub enabled: bool,
@@ -20,6 +21,7 @@ pub struct WebhookRecord {
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub id: String,
+    pub tenant: String,
     pub webhook: String,
     pub action: String,
     /// The JSON sent, exactly as signed.
@@ -56,6 +58,7 @@ impl DeliveryStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRecord {
     pub id: String,
+    pub tenant: String,
     pub webhook: String,
     pub action: String,
     pub body: String,
@@ -94,10 +97,11 @@ pub enum AfterAttempt {
 pub trait WebhookStore: Send + Sync {
     /// Saves a webhook. With `create`, fails (false) if it exists; without, if it does not.
     async fn put_webhook(&self, webhook: &WebhookRecord, create: bool) -> Result<bool, StoreError>;
-    async fn get_webhook(&self, name: &str) -> Result<Option<WebhookRecord>, StoreError>;
-    async fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
+    async fn get_webhook(&self, tenant: &str, name: &str) -> Result<Option<WebhookRecord>, StoreError>;
+    /// The webhooks of `tenant`, or of every tenant.
+    async fn list_webhooks(&self, tenant: Option<&str>) -> Result<Vec<WebhookRecord>, StoreError>;
     /// Deletes a webhook with its deliveries and their attempts; false if there was none.
-    async fn delete_webhook(&self, name: &str) -> Result<bool, StoreError>;
+    async fn delete_webhook(&self, tenant: &str, name: &str) -> Result<bool, StoreError>;
     /// Records events to deliver, due now, in one transaction.
     async fn add_deliveries(&self, deliveries: &[NewDelivery]) -> Result<(), StoreError>;
     /// Claims up to `n` due deliveries for `owner` under a lease, oldest first.
@@ -107,7 +111,7 @@ pub trait WebhookStore: Send + Sync {
     async fn finish_attempt(&self, owner: &str, attempt: &AttemptRecord, then: AfterAttempt) -> Result<bool, StoreError>;
     async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError>;
     /// A webhook's deliveries, newest first, at most `limit`.
-    async fn list_deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>, StoreError>;
+    async fn list_deliveries(&self, tenant: &str, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// The attempts of these deliveries, in order.
     async fn attempts_of(&self, delivery_ids: &[String]) -> Result<Vec<AttemptRecord>, StoreError>;
     /// Forgets deliveries that ended (delivered or given up) and were made before

@@ -48,6 +48,8 @@ fn uuid_like() -> String {
 fn run(id: &str, image: &str) -> NewRun {
     NewRun {
         id: id.into(),
+        tenant: "default".into(),
+        cache_namespace: None,
         run_type: RunType::QuickBuild,
         task: None,
         platform: "linux/amd64".into(),
@@ -113,13 +115,13 @@ async fn claims_are_oldest_first_and_fenced_by_owner_and_attempt() {
         };
         assert!(!s.complete("a", "w1", 1, done.clone()).await.unwrap());
         assert!(s.complete("a", "w2", 2, done).await.unwrap());
-        assert_eq!(s.get("a").await.unwrap().unwrap().status, RunStatus::Succeeded);
+        assert_eq!(s.get(None, "a").await.unwrap().unwrap().status, RunStatus::Succeeded);
         // A second loss ends the run as Error, naming the lost worker.
         let c = s.claim("w3", 1, Duration::from_secs(10)).await.unwrap();
         assert_eq!(c[0].id, "b");
         clock.advance(11_000);
         assert_eq!(s.reap(false).await.unwrap(), vec![Reaped::Failed("b".into())]);
-        let b = s.get("b").await.unwrap().unwrap();
+        let b = s.get(None, "b").await.unwrap().unwrap();
         assert_eq!(b.status, RunStatus::Error);
         assert!(b.error_message.unwrap().contains("worker running this run was lost"));
     }
@@ -132,18 +134,18 @@ async fn cancel_reaches_queued_and_running_runs() {
         s.enqueue(run("r", "x")).await.unwrap();
         let c = s.claim("w", 1, Duration::from_secs(10)).await.unwrap();
         assert_eq!(c[0].id, "q");
-        let r = s.request_cancel("r").await.unwrap().unwrap();
+        let r = s.request_cancel(None, "r").await.unwrap().unwrap();
         assert_eq!(r.status, RunStatus::Canceled, "a queued run is canceled at once");
         assert!(
             s.claim("w", 5, Duration::from_secs(10)).await.unwrap().is_empty(),
             "a canceled run never starts"
         );
-        let q = s.request_cancel("q").await.unwrap().unwrap();
+        let q = s.request_cancel(None, "q").await.unwrap().unwrap();
         assert!(
             q.cancel_requested && q.status == RunStatus::Started,
             "a running run is asked to stop"
         );
-        assert!(s.request_cancel("nope").await.unwrap().is_none());
+        assert!(s.request_cancel(None, "nope").await.unwrap().is_none());
     }
 }
 
@@ -189,7 +191,7 @@ async fn list_filters_and_pages_newest_first() {
             .await
             .unwrap();
         assert_eq!(queued.len(), 5);
-        assert_eq!(s.counts().await.unwrap(), vec![(RunStatus::Queued, 5)]);
+        assert_eq!(s.counts(None).await.unwrap(), vec![(RunStatus::Queued, 5)]);
     }
 }
 
@@ -207,6 +209,7 @@ async fn a_restarted_node_expires_its_old_workers_leases() {
 async fn tasks_are_saved_updated_listed_and_deleted() {
     for (_d, s) in stores(Arc::new(SystemClock)).await {
         let t = TaskRecord {
+            tenant: "default".into(),
             name: "build-app".into(),
             spec: serde_json::json!({"file": "Dockerfile"}),
             enabled: true,
@@ -218,7 +221,7 @@ async fn tasks_are_saved_updated_listed_and_deleted() {
         let mut t2 = t.clone();
         t2.enabled = false;
         assert!(s.put_task(&t2, false).await.unwrap());
-        assert!(!s.get_task("build-app").await.unwrap().unwrap().enabled);
+        assert!(!s.get_task("default", "build-app").await.unwrap().unwrap().enabled);
         assert!(
             !s.put_task(
                 &TaskRecord {
@@ -232,8 +235,10 @@ async fn tasks_are_saved_updated_listed_and_deleted() {
             "updating a missing task is refused"
         );
         s.set_dependencies(
+            "default",
             "build-app",
             &[Dependency {
+                tenant: "default".into(),
                 task: "build-app".into(),
                 image: "docker.io/library/alpine:3".into(),
                 kind: "runtime".into(),
@@ -244,8 +249,8 @@ async fn tasks_are_saved_updated_listed_and_deleted() {
         .unwrap();
         assert_eq!(s.dependents_of("docker.io/library/alpine:3").await.unwrap().len(), 1);
         assert_eq!(s.tracked_images().await.unwrap(), ["docker.io/library/alpine:3"]);
-        assert_eq!(s.list_tasks().await.unwrap().len(), 1);
-        assert!(s.delete_task("build-app").await.unwrap());
+        assert_eq!(s.list_tasks(None).await.unwrap().len(), 1);
+        assert!(s.delete_task("default", "build-app").await.unwrap());
         assert!(s.dependents_of("docker.io/library/alpine:3").await.unwrap().is_empty());
     }
 }
@@ -257,8 +262,11 @@ async fn an_event_key_starts_at_most_one_run() {
         a.triggers.timer = Some(serde_json::json!({"timerTriggerName": "t1"}));
         assert!(s.enqueue_once("timer:task:t1:100", a).await.unwrap().is_some());
         assert!(s.enqueue_once("timer:task:t1:100", run("b", "x")).await.unwrap().is_none());
-        assert!(s.get("b").await.unwrap().is_none());
-        assert_eq!(s.get("a").await.unwrap().unwrap().triggers.timer.unwrap()["timerTriggerName"], "t1");
+        assert!(s.get(None, "b").await.unwrap().is_none());
+        assert_eq!(
+            s.get(None, "a").await.unwrap().unwrap().triggers.timer.unwrap()["timerTriggerName"],
+            "t1"
+        );
         assert_eq!(s.swap_image_digest("img", "sha256:1").await.unwrap(), None);
         assert_eq!(s.swap_image_digest("img", "sha256:2").await.unwrap(), Some("sha256:1".into()));
     }
@@ -288,7 +296,7 @@ async fn triggers_changes_and_steps_are_listed() {
         let steps = serde_json::json!([{"id": "build", "status": "Running"}]);
         assert!(s.set_steps("t1", "w1", 1, &steps).await.unwrap());
         assert!(!s.set_steps("t1", "w2", 1, &steps).await.unwrap());
-        assert_eq!(s.get("t1").await.unwrap().unwrap().steps, steps);
+        assert_eq!(s.get(None, "t1").await.unwrap().unwrap().steps, steps);
         // Watching for changes: oldest change first, only those after the time given.
         let changed = s
             .list(&ListFilter {
@@ -304,7 +312,7 @@ async fn triggers_changes_and_steps_are_listed() {
             ..Default::default()
         };
         assert!(s.complete("t1", "w1", 1, done).await.unwrap());
-        assert_eq!(s.get("t1").await.unwrap().unwrap().steps, steps);
+        assert_eq!(s.get(None, "t1").await.unwrap().unwrap().steps, steps);
     }
 }
 
@@ -314,6 +322,7 @@ async fn webhook_deliveries_are_claimed_once_retried_and_purged() {
     for (_d, s) in stores(clock.clone()).await {
         let t0 = clock.now_ms();
         let hook = WebhookRecord {
+            tenant: "default".into(),
             name: "deploy1".into(),
             spec: serde_json::json!({"name": "deploy1", "uri": "https://x/"}),
             enabled: true,
@@ -332,9 +341,10 @@ async fn webhook_deliveries_are_claimed_once_retried_and_purged() {
             )
             .await
             .unwrap());
-        assert!(!s.get_webhook("deploy1").await.unwrap().unwrap().enabled);
+        assert!(!s.get_webhook("default", "deploy1").await.unwrap().unwrap().enabled);
         let new = |id: &str| NewDelivery {
             id: id.into(),
+            tenant: "default".into(),
             webhook: "deploy1".into(),
             action: "push".into(),
             body: format!("{{\"id\":\"{id}\"}}"),
@@ -375,7 +385,7 @@ async fn webhook_deliveries_are_claimed_once_retried_and_purged() {
             .finish_attempt("n2", &attempt("b", 2, Some(200)), AfterAttempt::Delivered)
             .await
             .unwrap());
-        let list = s.list_deliveries("deploy1", 10).await.unwrap();
+        let list = s.list_deliveries("default", "deploy1", 10).await.unwrap();
         assert_eq!(
             list.iter().map(|d| (d.id.as_str(), d.status)).collect::<Vec<_>>(),
             [("b", DeliveryStatus::Delivered), ("a", DeliveryStatus::Delivered)]
@@ -387,7 +397,135 @@ async fn webhook_deliveries_are_claimed_once_retried_and_purged() {
         assert_eq!(s.purge_deliveries(t0 + 10_000).await.unwrap(), 2);
         assert!(s.attempts_of(&["a".into(), "b".into()]).await.unwrap().is_empty());
         s.add_deliveries(&[new("c")]).await.unwrap();
-        assert!(s.delete_webhook("deploy1").await.unwrap());
-        assert!(s.list_deliveries("deploy1", 10).await.unwrap().is_empty());
+        assert!(s.delete_webhook("default", "deploy1").await.unwrap());
+        assert!(s.list_deliveries("default", "deploy1", 10).await.unwrap().is_empty());
     }
+}
+
+/// A run of `tenant`.
+fn run_of(tenant: &str, id: &str) -> NewRun {
+    NewRun {
+        tenant: tenant.into(),
+        ..run(id, "reg/app:1")
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_sees_and_names_only_its_own() {
+    for (_d, s) in stores(Arc::new(SystemClock)).await {
+        for (tenant, id) in [("team-a", "a1"), ("team-b", "b1"), ("team-a", "a2"), ("team-b", "b2")] {
+            s.enqueue(run_of(tenant, id)).await.unwrap();
+        }
+        // Lookups and lists on a tenant's behalf find only its runs.
+        assert!(s.get(Some("team-a"), "a1").await.unwrap().is_some());
+        assert!(s.get(Some("team-a"), "b1").await.unwrap().is_none());
+        assert_eq!(s.get(None, "b1").await.unwrap().unwrap().tenant, "team-b");
+        let listed = |tenant: &str, before: Option<&str>| {
+            let f = ListFilter {
+                tenant: Some(tenant.into()),
+                before_id: before.map(str::to_string),
+                ..Default::default()
+            };
+            let s = s.clone();
+            async move { s.list(&f).await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>() }
+        };
+        assert_eq!(listed("team-a", None).await, ["a2", "a1"]);
+        assert_eq!(listed("team-a", Some("a2")).await, ["a1"]);
+        // Another tenant's run id is no paging cursor: it finds nothing, as an unknown id does.
+        assert!(listed("team-a", Some("b2")).await.is_empty());
+        assert_eq!(s.counts(Some("team-b")).await.unwrap(), vec![(RunStatus::Queued, 2)]);
+        // Cancel on the wrong tenant's behalf does nothing at all.
+        assert!(!s.cancel_queued(Some("team-a"), "b1").await.unwrap());
+        assert!(s.request_cancel(Some("team-a"), "b1").await.unwrap().is_none());
+        assert_eq!(s.get(None, "b1").await.unwrap().unwrap().status, RunStatus::Queued);
+        assert!(s.request_cancel(Some("team-b"), "b1").await.unwrap().is_some());
+
+        // Two tenants may each have a task of the same name.
+        for tenant in ["team-a", "team-b"] {
+            let t = TaskRecord {
+                tenant: tenant.into(),
+                name: "build-app".into(),
+                spec: serde_json::json!({ "owner": tenant }),
+                enabled: true,
+                create_time: 0,
+                last_updated_time: 0,
+            };
+            assert!(s.put_task(&t, true).await.unwrap(), "{tenant}");
+        }
+        assert_eq!(s.get_task("team-b", "build-app").await.unwrap().unwrap().spec["owner"], "team-b");
+        assert_eq!(s.list_tasks(Some("team-a")).await.unwrap().len(), 1);
+        assert_eq!(s.list_tasks(None).await.unwrap().len(), 2);
+        assert!(s.delete_task("team-a", "build-app").await.unwrap());
+        assert!(s.get_task("team-b", "build-app").await.unwrap().is_some());
+
+        // Webhooks, with their deliveries, too.
+        for tenant in ["team-a", "team-b"] {
+            let w = WebhookRecord {
+                tenant: tenant.into(),
+                name: "deploy".into(),
+                spec: serde_json::json!({}),
+                enabled: true,
+                create_time: 0,
+                last_updated_time: 0,
+            };
+            assert!(s.put_webhook(&w, true).await.unwrap());
+            s.add_deliveries(&[NewDelivery {
+                id: format!("d-{tenant}"),
+                tenant: tenant.into(),
+                webhook: "deploy".into(),
+                action: "ping".into(),
+                body: "{}".into(),
+            }])
+            .await
+            .unwrap();
+        }
+        let a: Vec<String> = s
+            .list_deliveries("team-a", "deploy", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(a, ["d-team-a"]);
+        assert!(s.delete_webhook("team-b", "deploy").await.unwrap());
+        assert_eq!(s.list_webhooks(None).await.unwrap().len(), 1);
+        assert_eq!(s.list_deliveries("team-a", "deploy", 10).await.unwrap().len(), 1);
+
+        // The directory every node reads.
+        assert_eq!(s.directory().await.unwrap(), None);
+        let dir = slipway_api::tenant::Directory {
+            operator_token_hashes: vec![slipway_api::tenant::token_hash("ops")],
+            ..Default::default()
+        };
+        s.put_directory(&dir).await.unwrap();
+        s.put_directory(&dir).await.unwrap();
+        assert_eq!(s.directory().await.unwrap(), Some(dir));
+    }
+}
+
+#[tokio::test]
+async fn what_was_there_before_tenants_is_the_default_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    {
+        let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::migrate!("../../migrations/sqlite").run_to(5, &pool).await.unwrap();
+        for sql in [
+            "INSERT INTO runs (id, status, run_type, request, create_time, last_updated_time, task) VALUES ('old1', 'Succeeded', 'QuickBuild', '{}', 1, 1, 'build-app')",
+            "INSERT INTO tasks (name, spec, status, create_time, last_updated_time) VALUES ('build-app', '{}', 'Enabled', 1, 1)",
+            "INSERT INTO task_dependencies (task, image, kind, digest, last_updated_time) VALUES ('build-app', 'docker.io/library/a:1', 'runtime', '', 1)",
+            "INSERT INTO webhooks (name, spec, enabled, create_time, last_updated_time) VALUES ('deploy', '{}', 1, 1, 1)",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+    let s = open(&url, Arc::new(SystemClock)).await.unwrap();
+    assert_eq!(s.get(Some("default"), "old1").await.unwrap().unwrap().tenant, "default");
+    assert!(s.get_task("default", "build-app").await.unwrap().is_some());
+    assert_eq!(s.dependents_of("docker.io/library/a:1").await.unwrap()[0].tenant, "default");
+    assert!(s.get_webhook("default", "deploy").await.unwrap().is_some());
 }

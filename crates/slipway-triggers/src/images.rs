@@ -83,13 +83,14 @@ async fn producer(d: &Triggers, image: &str, digest: &str) -> (Option<String>, V
                 .and_then(|t| t.get("chain"))
                 .and_then(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok())
                 .unwrap_or_default();
-            return (run.task.clone(), chain);
+            return (run.task.as_ref().map(|t| tasks::trigger_key(&run.tenant, t)), chain);
         }
     }
     (None, Vec::new())
 }
 
-/// Acts on a digest seen for `image`; returns the ids of the runs started.
+/// Acts on a digest seen for `image`; returns the ids of the runs started. The chain
+/// names tasks as [`tasks::trigger_key`] does: within their tenant.
 pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>, String> {
     let before = d
         .store
@@ -109,7 +110,7 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
     let r = Reference::parse(&sighting.image).map_err(|e| e.to_string())?;
     let mut started = Vec::new();
     for dep in dependents {
-        if chain.contains(&dep.task) {
+        if chain.contains(&tasks::trigger_key(&dep.tenant, &dep.task)) {
             tracing::info!(task = %dep.task, image = %sighting.image, "not rebuilding: the task is already in this update's chain");
             continue;
         }
@@ -121,7 +122,7 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
         if baseline.is_none() || baseline.as_deref() == Some(sighting.digest.as_str()) {
             continue;
         }
-        let Ok(Some(record)) = d.store.get_task(&dep.task).await else {
+        let Ok(Some(record)) = d.store.get_task(&dep.tenant, &dep.task).await else {
             continue;
         };
         let Ok(spec) = tasks::spec_of(&record) else { continue };
@@ -146,7 +147,7 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
             pull: true,
             ..Default::default()
         };
-        if let Some(run) = tasks::start(d, &spec, overrides, None, Some(key), triggers)
+        if let Some(run) = tasks::start(d, &dep.tenant, &spec, overrides, None, Some(key), triggers)
             .await
             .map_err(|e| e.to_string())?
         {

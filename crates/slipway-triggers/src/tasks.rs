@@ -7,6 +7,7 @@ use base64::Engine as _;
 use slipway_api::model::{Argument, RunRequest};
 use slipway_api::requests;
 use slipway_api::task::{source_location, Overrides, TaskSecrets, TaskSpec};
+use slipway_api::tenant::DEFAULT_TENANT;
 
 use slipway_store::{RunRecord, RunType, TaskRecord};
 use std::collections::BTreeMap;
@@ -16,23 +17,57 @@ pub fn spec_of(record: &TaskRecord) -> Result<TaskSpec, String> {
     serde_json::from_value(record.spec.clone()).map_err(|e| format!("stored task {} is unreadable: {e}", record.name))
 }
 
-fn secrets_path(d: &slipway_worker::Node, name: &str) -> std::path::PathBuf {
-    d.data("secrets").join(format!("task-{name}.json"))
+/// A task's secrets file: `task-NAME.json` for the default tenant (as before tenants),
+/// `task-TENANT.NAME.json` for others (`.` is in neither name, so no two tasks meet).
+fn secrets_path(d: &slipway_worker::Node, tenant: &str, name: &str) -> std::path::PathBuf {
+    let file = if tenant == DEFAULT_TENANT {
+        format!("task-{name}.json")
+    } else {
+        format!("task-{tenant}.{name}.json")
+    };
+    d.data("secrets").join(file)
 }
 
-pub fn read_secrets(d: &slipway_worker::Node, name: &str) -> TaskSecrets {
-    std::fs::read(secrets_path(d, name))
+pub fn read_secrets(d: &slipway_worker::Node, tenant: &str, name: &str) -> TaskSecrets {
+    std::fs::read(secrets_path(d, tenant, name))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-pub fn write_secrets(d: &slipway_worker::Node, name: &str, s: &TaskSecrets) -> std::io::Result<()> {
-    slipway_worker::submit::write_private(&secrets_path(d, name), &serde_json::to_vec(s)?)
+pub fn write_secrets(d: &slipway_worker::Node, tenant: &str, name: &str, s: &TaskSecrets) -> std::io::Result<()> {
+    slipway_worker::submit::write_private(&secrets_path(d, tenant, name), &serde_json::to_vec(s)?)
 }
 
-pub fn remove_secrets(d: &slipway_worker::Node, name: &str) {
-    let _ = std::fs::remove_file(secrets_path(d, name));
+pub fn remove_secrets(d: &slipway_worker::Node, tenant: &str, name: &str) {
+    let _ = std::fs::remove_file(secrets_path(d, tenant, name));
+}
+
+/// A trigger event's key within its tenant: the default tenant's keys are as they were
+/// before tenants, so an event seen then is still seen.
+pub fn trigger_key(tenant: &str, key: &str) -> String {
+    if tenant == DEFAULT_TENANT {
+        key.to_string()
+    } else {
+        format!("{tenant}/{key}")
+    }
+}
+
+/// Whether overrides move a task's source (another context or file): then the run
+/// gets none of the task's secrets, unless the tenant's admin keeps them.
+pub fn moves_source(task: &TaskSpec, overrides: &Overrides) -> bool {
+    let moved = |given: &Option<String>, own: &Option<String>| given.as_ref().is_some_and(|g| Some(g) != own.as_ref());
+    moved(&overrides.context_path, &task.context_path) || moved(&overrides.file, &task.file)
+}
+
+/// Whether a run with these overrides is the task as it is defined (it then shares
+/// the task's build cache); any other override makes a run of its own.
+fn as_defined(overrides: &Overrides) -> bool {
+    overrides.values.is_empty()
+        && overrides.arguments.is_empty()
+        && overrides.target.is_none()
+        && overrides.file.is_none()
+        && overrides.context_path.is_none()
 }
 
 /// Why a task's run could not start.
@@ -45,30 +80,46 @@ pub enum StartError {
     Submit(#[from] slipway_worker::submit::SubmitError),
 }
 
-/// Starts a run of `task`. With `key`, at most one run per key is ever started
+/// Starts a run of `tenant`'s `task`. With `key`, at most one run per key is ever started
 /// (`Ok(None)` when the key was seen before).
 pub async fn start(
     d: &Arc<Triggers>,
+    tenant: &str,
     task: &TaskSpec,
     overrides: Overrides,
     commit: Option<&str>,
     key: Option<String>,
     triggers: slipway_store::Triggers,
 ) -> Result<Option<RunRecord>, StartError> {
-    let mut submission = build_run(d, task, overrides, commit, triggers).map_err(StartError::Invalid)?;
-    submission.trigger_key = key;
+    let mut submission = build_run(d, tenant, task, overrides, commit, triggers).map_err(StartError::Invalid)?;
+    submission.trigger_key = key.map(|k| trigger_key(tenant, &k));
     Ok(slipway_worker::submit::submit(d, submission).await?)
 }
 
-/// The run a task would start, with the secrets it takes from the task.
+/// The run `tenant`'s task would start, with the secrets it takes from the task: none
+/// when the overrides move its source, unless they say to keep them (which the API
+/// allows only the tenant's admins).
 pub fn build_run(
     d: &Triggers,
+    tenant: &str,
     task: &TaskSpec,
     overrides: Overrides,
     commit: Option<&str>,
     triggers: slipway_store::Triggers,
 ) -> Result<slipway_worker::submit::Submission, String> {
-    let secrets = read_secrets(d, &task.name);
+    let keeps_secrets = !moves_source(task, &overrides) || overrides.keep_secrets;
+    let secrets = if keeps_secrets {
+        read_secrets(d, tenant, &task.name)
+    } else {
+        TaskSecrets::default()
+    };
+    let run_id = slipway_runner::new_run_id();
+    let owner = if as_defined(&overrides) {
+        requests::CacheOwner::Task(&task.name)
+    } else {
+        requests::CacheOwner::Run
+    };
+    let cache_namespace = requests::cache_namespace(tenant, owner, &run_id);
     let with_secret = |list: &[Argument], stored: &BTreeMap<String, String>| -> Vec<Argument> {
         list.iter()
             .map(|a| {
@@ -126,7 +177,9 @@ pub fn build_run(
     prepared.run_type = run_type;
     Ok(slipway_worker::submit::Submission {
         run: slipway_store::NewRun {
-            id: slipway_runner::new_run_id(),
+            id: run_id,
+            tenant: tenant.to_string(),
+            cache_namespace: Some(cache_namespace),
             run_type: prepared.run_type,
             task: Some(task.name.clone()),
             platform: prepared.platform,
@@ -145,8 +198,8 @@ pub fn build_run(
 
 /// Enables or disables a task (its `status`), leaving its secrets as they are; `None`
 /// when there is no such task.
-pub async fn set_enabled(d: &Triggers, name: &str, enabled: bool) -> Result<Option<TaskRecord>, slipway_store::StoreError> {
-    let Some(mut record) = d.store.get_task(name).await? else {
+pub async fn set_enabled(d: &Triggers, tenant: &str, name: &str, enabled: bool) -> Result<Option<TaskRecord>, slipway_store::StoreError> {
+    let Some(mut record) = d.store.get_task(tenant, name).await? else {
         return Ok(None);
     };
     let mut spec = spec_of(&record).map_err(slipway_store::StoreError::Corrupt)?;
@@ -157,5 +210,5 @@ pub async fn set_enabled(d: &Triggers, name: &str, enabled: bool) -> Result<Opti
         return Ok(None);
     }
     d.tasks_touched();
-    d.store.get_task(name).await
+    d.store.get_task(tenant, name).await
 }

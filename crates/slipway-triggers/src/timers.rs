@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// One timer the scheduler watches, with the task as it was when the schedule was read
 /// (any change to tasks rebuilds the schedule).
 struct Due {
+    tenant: String,
     task: Arc<TaskSpec>,
     timer: String,
     cron: Cron,
@@ -36,7 +37,7 @@ pub async fn run(d: Arc<Triggers>, shutdown: CancellationToken) {
             last_rebuild = std::time::Instant::now();
             version = current;
             queue.clear();
-            match d.store.list_tasks().await {
+            match d.store.list_tasks(None).await {
                 Ok(list) => {
                     for record in list.iter().filter(|t| t.enabled) {
                         let Ok(spec) = tasks::spec_of(record) else { continue };
@@ -48,6 +49,7 @@ pub async fn run(d: Arc<Triggers>, shutdown: CancellationToken) {
                                 queue.insert(
                                     (next, seq),
                                     Due {
+                                        tenant: record.tenant.clone(),
                                         task: spec.clone(),
                                         timer: t.name.clone(),
                                         cron,
@@ -109,9 +111,10 @@ async fn fire_all(d: &Arc<Triggers>, fired: &[((i64, usize), Due)]) {
             timer: Some(trigger),
             ..Default::default()
         };
-        match tasks::build_run(d, spec, Default::default(), None, triggers) {
+        match tasks::build_run(d, &due.tenant, spec, Default::default(), None, triggers) {
             Ok(mut run) => {
-                run.trigger_key = Some(format!("timer:{}:{}:{occurrence}", spec.name, due.timer));
+                let key = format!("timer:{}:{}:{occurrence}", spec.name, due.timer);
+                run.trigger_key = Some(tasks::trigger_key(&due.tenant, &key));
                 batch.push(run);
             }
             Err(e) => tracing::warn!(task = %spec.name, timer = %due.timer, error = %e, "a timer could not start its run"),

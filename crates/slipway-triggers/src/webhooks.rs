@@ -199,27 +199,29 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
         serde_json::from_slice(body).map_err(|e| WebhookError::BadRequest(format!("the payload is not JSON: {e}")))?;
     let push = parse_value(provider, headers, &v)?;
     let urls: Vec<String> = repository_urls(provider, &v).iter().map(|u| normalise_repo(u)).collect();
-    let tasks = d.store.list_tasks().await.map_err(|e| WebhookError::Internal(e.to_string()))?;
-    let candidates: Vec<TaskSpec> = tasks
+    // Every tenant's tasks of the repository: each delivery is verified against each
+    // task's own secret, so a tenant's signature starts only that tenant's tasks.
+    let tasks = d.store.list_tasks(None).await.map_err(|e| WebhookError::Internal(e.to_string()))?;
+    let candidates: Vec<(String, TaskSpec)> = tasks
         .iter()
-        .filter_map(|record| tasks::spec_of(record).ok())
-        .filter(|spec| {
+        .filter_map(|record| tasks::spec_of(record).ok().map(|spec| (record.tenant.clone(), spec)))
+        .filter(|(_, spec)| {
             spec.context_path
                 .as_deref()
                 .is_some_and(|c| urls.iter().any(|u| *u == normalise_repo(c)))
         })
         .collect();
-    let secrets: Vec<(String, String)> = candidates
+    let secrets: Vec<((String, String), String)> = candidates
         .iter()
-        .map(|spec| {
+        .map(|(tenant, spec)| {
             (
-                spec.name.clone(),
-                tasks::read_secrets(d, &spec.name).webhook_secret.unwrap_or_default(),
+                (tenant.clone(), spec.name.clone()),
+                tasks::read_secrets(d, tenant, &spec.name).webhook_secret.unwrap_or_default(),
             )
         })
         .filter(|(_, secret)| !secret.is_empty())
         .collect();
-    let verified: std::collections::HashSet<String> = {
+    let verified: std::collections::HashSet<(String, String)> = {
         let (provider, headers, body) = (provider.to_string(), headers.clone(), body.to_vec());
         tokio::task::spawn_blocking(move || {
             let mut by_secret: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
@@ -242,7 +244,7 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
     // Not a push (a ping, another event): answered, since it is correctly signed.
     let Some(push) = push else { return Ok(Vec::new()) };
     let mut started = Vec::new();
-    for spec in candidates.iter().filter(|s| verified.contains(&s.name)) {
+    for (tenant, spec) in candidates.iter().filter(|(t, s)| verified.contains(&(t.clone(), s.name.clone()))) {
         if !wants(spec, &push) {
             continue;
         }
@@ -259,7 +261,7 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
             ..Default::default()
         };
         let key = format!("commit:{}:{}", spec.name, push.commit);
-        match tasks::start(d, spec, Default::default(), Some(&push.commit), Some(key), triggers).await {
+        match tasks::start(d, tenant, spec, Default::default(), Some(&push.commit), Some(key), triggers).await {
             Ok(Some(run)) => started.push(run.id),
             Ok(None) => {}
             Err(e) => return Err(WebhookError::Internal(e.to_string())),

@@ -13,6 +13,7 @@ mod netpool;
 pub mod sealed;
 mod steps;
 pub mod submit;
+pub mod tenants;
 mod worker;
 
 pub use worker::{housekeeping, reap_once, watch_engine, work};
@@ -61,12 +62,15 @@ pub struct Node {
     pub blobs: Option<slipway_blobs::Blobs>,
     /// The fleet's key for run secrets; `None` keeps them in the data dir.
     pub fleet_key: Option<sealed::FleetKey>,
+    /// The tenants in force (`tenants.rs`): read by every request and every run.
+    directory: std::sync::RwLock<Arc<slipway_api::tenant::Directory>>,
 }
 
 impl Node {
     /// A node of `settings` on this store and engine. `instance` names its workers.
     pub fn new(settings: Settings, store: Arc<dyn Store>, engine: Arc<dyn Engine>, clock: Arc<dyn Clock>, instance: String) -> Node {
         let pool = netpool::NetworkPool::new(engine.clone(), &instance, settings.concurrency as usize);
+        let settings_copy = settings.clone();
         let reach = Arc::new(slipway_sources::Reach {
             file_dirs: settings.file_source_dirs.clone(),
             allowed: settings.allowed_source_hosts.clone(),
@@ -91,6 +95,14 @@ impl Node {
             stopping: Mutex::new(None),
             blobs: None,
             fleet_key: None,
+            // Settings that do not make a directory make one nothing opens, never an open
+            // one; `publish_directory` then fails the start with the reason.
+            directory: std::sync::RwLock::new(Arc::new(tenants::directory_of(&settings_copy).unwrap_or_else(|_| {
+                slipway_api::tenant::Directory {
+                    operator_token_hashes: vec!["no token hashes to this".into()],
+                    ..Default::default()
+                }
+            }))),
         }
     }
 
@@ -143,14 +155,14 @@ impl Node {
 
     /// Cancels a run wherever it is: a queued run at once, a running one on whichever
     /// node runs it (told now, and it also notices within half a second). `None` when
-    /// there is no such run.
-    pub async fn cancel(&self, run_id: &str) -> Result<Option<slipway_store::RunRecord>, slipway_store::StoreError> {
+    /// there is no such run, or (with `tenant`) it is not that tenant's.
+    pub async fn cancel(&self, tenant: Option<&str>, run_id: &str) -> Result<Option<slipway_store::RunRecord>, slipway_store::StoreError> {
         // A queued run ends here (once, whoever else cancels it); a running one ends
         // when its worker stops it.
-        if self.store.cancel_queued(run_id).await? {
+        if self.store.cancel_queued(tenant, run_id).await? {
             self.tell(run_id, events::RunEvent::Finished);
         }
-        let record = self.store.request_cancel(run_id).await?;
+        let record = self.store.request_cancel(tenant, run_id).await?;
         if record.is_some() {
             self.cancel_local(run_id);
             let _ = self.store.notify(fleet::CANCEL_CHANNEL, run_id).await;

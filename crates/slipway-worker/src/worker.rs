@@ -85,6 +85,7 @@ pub async fn watch_engine(d: Arc<Node>, shutdown: CancellationToken) {
 /// Reaps lost runs, sweeps their containers, and purges old files, periodically.
 pub async fn housekeeping(d: Arc<Node>, shutdown: CancellationToken) {
     let mut last_purge = std::time::Instant::now();
+    let mut last_directory = std::time::Instant::now();
     let purge_every = Duration::from_secs(d.settings.purge_interval_seconds.max(1));
     purge(&d).await;
     loop {
@@ -93,6 +94,10 @@ pub async fn housekeeping(d: Arc<Node>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         reap_once(&d).await;
+        if last_directory.elapsed() >= Duration::from_secs(5) {
+            last_directory = std::time::Instant::now();
+            d.refresh_directory().await;
+        }
         if last_purge.elapsed() >= purge_every {
             last_purge = std::time::Instant::now();
             purge(&d).await;
@@ -177,7 +182,7 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
                 // can take a moment to stop what the run is doing.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 if !cancel.is_cancelled() {
-                    if let Ok(Some(r)) = d.store.get(&id).await {
+                    if let Ok(Some(r)) = d.store.get(None, &id).await {
                         if r.cancel_requested {
                             cancel.cancel();
                         }
@@ -425,13 +430,13 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
     if let Some(task) = &run.task {
         cfg.task_name = task.clone();
     }
-    // Cache mounts are shared by the runs of one task, or of one repository, and a run
-    // of an upload keeps its own: one client's cache never feeds another's build.
-    cfg.cache_mount_namespace = Some(match (&run.task, source.repository.as_str()) {
-        (Some(task), _) => format!("task:{task}"),
-        (None, "") => format!("run:{}", run.id),
-        (None, repo) => format!("repo:{}", slipway_api::source::normalise_repo(repo)),
-    });
+    // Decided when the run was queued (`requests::cache_namespace`): a tenant's task or
+    // repository, or the run alone; a run queued before that was decided keeps its own.
+    cfg.cache_mount_namespace = Some(
+        run.cache_namespace
+            .clone()
+            .unwrap_or_else(|| requests::cache_namespace(&run.tenant, requests::CacheOwner::Run, &run.id)),
+    );
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     cfg.scratch_dir = d.data("scratch");
@@ -458,11 +463,11 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
     for s in &report.steps {
         if s.status != StepStatus::Skipped {
             let kind = plan.steps.iter().find(|p| p.id == s.id).map(|p| p.type_name()).unwrap_or("cmd");
-            d.metrics.record_step(kind, s.duration_secs);
+            d.metrics.record_step(&run.tenant, kind, s.duration_secs);
         }
     }
     if let (Some(task), true) = (&run.task, report.succeeded) {
-        record_dependencies(d, task, &report).await;
+        record_dependencies(d, &run.tenant, task, &report).await;
     }
     Completion {
         steps,
@@ -471,7 +476,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
 }
 
 /// After a task's build, remember the base images it used and their digests.
-async fn record_dependencies(d: &Arc<Node>, task: &str, report: &RunReport) {
+async fn record_dependencies(d: &Arc<Node>, tenant: &str, task: &str, report: &RunReport) {
     if report.dependencies.is_empty() {
         return;
     }
@@ -479,6 +484,7 @@ async fn record_dependencies(d: &Arc<Node>, task: &str, report: &RunReport) {
     let mut add = |image: &str, kind: &str| {
         if let Ok(r) = Reference::parse(image) {
             let dep = slipway_store::Dependency {
+                tenant: tenant.to_string(),
                 task: task.to_string(),
                 image: r.tagged(),
                 kind: kind.into(),
@@ -500,7 +506,7 @@ async fn record_dependencies(d: &Arc<Node>, task: &str, report: &RunReport) {
             add(b, "buildtime");
         }
     }
-    if let Err(e) = d.store.set_dependencies(task, &deps).await {
+    if let Err(e) = d.store.set_dependencies(tenant, task, &deps).await {
         tracing::warn!(task, error = %e, "recording the task's dependencies failed");
     }
 }

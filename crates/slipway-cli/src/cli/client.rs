@@ -19,6 +19,10 @@ pub struct ServerArgs {
     /// A bearer token the daemon accepts.
     #[arg(long, env = "SLIPWAY_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// The tenant an operator's token acts for (a tenant's own token acts only for its
+    /// tenant) [default: the default tenant].
+    #[arg(long, env = "SLIPWAY_TENANT", global = true)]
+    pub tenant: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -151,6 +155,7 @@ pub enum RunsCommand {
 pub struct Client {
     base: String,
     token: Option<String>,
+    tenant: Option<String>,
     http: reqwest::Client,
 }
 
@@ -159,12 +164,16 @@ impl Client {
         Client {
             base: s.server.trim_end_matches('/').to_string(),
             token: s.token.clone(),
+            tenant: s.tenant.clone(),
             http: reqwest::Client::new(),
         }
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.request(method, format!("{}{path}", self.base));
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.tenant {
+            r = r.header("X-Slipway-Tenant", t);
+        }
         match &self.token {
             Some(t) => r.bearer_auth(t),
             None => r,
