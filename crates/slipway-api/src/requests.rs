@@ -43,13 +43,13 @@ pub fn cache_namespace(tenant: &str, owner: CacheOwner, run_id: &str) -> String 
     }
 }
 
-/// The cache owner of a run requested through the API: a quick build of a repository
-/// shares the tenant's cache of that repository; anything else is the run's own.
+/// The cache owner of a run requested through the API: a build or a task file of a
+/// repository (its own Dockerfile, its own task file) shares the tenant's cache of that
+/// repository; an inline task file, or a run of an upload, is the run's own.
 pub fn request_cache_owner(request: &RunRequest) -> CacheOwner<'_> {
+    let repository = |l: &str| crate::source::is_git(l) || crate::source::is_tarball(l);
     match (request, request.source_location()) {
-        (RunRequest::DockerBuildRequest(_), Some(l)) if crate::source::is_git(l) || crate::source::is_tarball(l) => {
-            CacheOwner::Repository(l)
-        }
+        (RunRequest::DockerBuildRequest(_) | RunRequest::FileTaskRunRequest(_), Some(l)) if repository(l) => CacheOwner::Repository(l),
         _ => CacheOwner::Run,
     }
 }

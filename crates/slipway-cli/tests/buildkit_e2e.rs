@@ -192,14 +192,15 @@ fn build_secrets_reach_the_mount_and_nothing_else() {
     let d = Daemon::start(&[]);
     let task_secret = format!("T4sk-Secret-{}", unique_id(""));
     let client_secret = format!("Cl1ent-Secret-{}", unique_id(""));
-    let tag = unique_id("secret-");
+    // Pushed, so they can be looked into after the runs: a run's unpushed images go with it.
+    let tag = format!("{}/{}", tb.registry, unique_id("secret-"));
     let dockerfile = format!(
         "FROM {}\nRUN --mount=type=secret,id=tok sh -c 'echo seen:$(cat /run/secrets/tok); wc -c < /run/secrets/tok > /len'\n",
         tb.base_image
     );
     // A task: the secret comes from the run's secrets through the step's environment.
     let task = format!(
-        "steps:\n  - id: b\n    build: -t {tag}:task --no-cache --secret id=tok,env=TOK .\n    env: [\"TOK={{{{.Values.tok}}}}\"]\n  - cmd: {tag}:task cat /len\n"
+        "steps:\n  - id: b\n    build: -t {tag}:task --no-cache --secret id=tok,env=TOK .\n    env: [\"TOK={{{{.Values.tok}}}}\"]\n  - cmd: {tag}:task cat /len\n  - push: [\"{tag}:task\"]\n"
     );
     let ctx = dir_with(&[("Dockerfile", &dockerfile), ("acb.yaml", &task)]);
     let r1 = run(d.client().args([
@@ -223,7 +224,6 @@ fn build_secrets_reach_the_mount_and_nothing_else() {
         .env("MY_TOKEN", &client_secret)
         .args([
             "build",
-            "--no-push",
             "--no-cache",
             "-t",
             &format!("{tag}:quick"),
@@ -249,6 +249,7 @@ fn build_secrets_reach_the_mount_and_nothing_else() {
 
     let mut seen = vec![r1.all(), r2.all(), d.server_log()];
     for image in [format!("{tag}:task"), format!("{tag}:quick")] {
+        assert!(docker(&["pull", "-q", &image]).ok, "docker pull {image}");
         let out = std::process::Command::new("docker").args(["save", &image]).output().unwrap();
         assert!(out.status.success() && out.stdout.len() > 1000, "docker save {image}");
         seen.push(String::from_utf8_lossy(&out.stdout).into_owned());

@@ -530,25 +530,18 @@ fn tarball_urls_and_git_over_http_with_configured_credentials() {
     )]);
     let d = Daemon::start(&["--config", config.path().join("slipway.toml").to_str().unwrap()]);
 
+    // Pushed: an image a run builds and does not push is the run's own and goes with it.
     let image = format!("{}/daemon-tarball:{}", tb.registry, unique_id("u"));
-    let r = run(d.client().args([
-        "build",
-        "--no-push",
-        "-t",
-        &image,
-        &format!("http://127.0.0.1:{web_port}/ctx.tar.gz"),
-    ]));
+    let r = run(d
+        .client()
+        .args(["build", "-t", &image, &format!("http://127.0.0.1:{web_port}/ctx.tar.gz")]));
     assert!(r.ok, "{}\n{}", r.all(), d.server_log());
     image_prints(&image, "from a tarball");
 
     let image = format!("{}/daemon-githttp:{}", tb.registry, unique_id("h"));
-    let r = run(d.client().args([
-        "build",
-        "--no-push",
-        "-t",
-        &image,
-        &format!("http://127.0.0.1:{git_port}/repo.git#main"),
-    ]));
+    let r = run(d
+        .client()
+        .args(["build", "-t", &image, &format!("http://127.0.0.1:{git_port}/repo.git#main")]));
     assert!(r.ok, "{}\n{}", r.all(), d.server_log());
     image_prints(&image, "from git over http");
 

@@ -2153,3 +2153,247 @@ fn hostile_api_bodies() {
     ];
     run_table("API bodies", &mut d, table);
 }
+
+/// The same request with `token` and these extra headers.
+fn as_caller(input: Input, token: &str, extra: &[(&str, &[u8])]) -> Input {
+    match input {
+        Input::Http {
+            method,
+            path,
+            mut headers,
+            body,
+            ..
+        } => {
+            headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_vec())));
+            Input::Http {
+                method,
+                path,
+                headers,
+                body,
+                token: Some(token.to_string()),
+            }
+        }
+        raw => raw,
+    }
+}
+
+#[test]
+fn hostile_tenants() {
+    let Some(tb) = testbed() else { return };
+    const OTHER: &str = "hostile-team-a-token";
+    const OTHER_ADMIN: &str = "hostile-team-a-admin";
+    let mut d = start_with_env(
+        &[("SLIPWAY_ALLOWED_SOURCE_HOSTS", "")],
+        &[
+            "--tenant",
+            &format!("team-a:token={OTHER}"),
+            "--tenant",
+            &format!("team-a:admin-token={OTHER_ADMIN}"),
+            "--tenant",
+            "team-a:repository=team-a/*",
+            "--registry",
+            &tb.registry,
+        ],
+    );
+    // What tenant team-a has, which the default tenant's token (TOKEN) goes after.
+    let theirs = |input: Input| as_caller(input, OTHER, &[]);
+    let (code, body) = send(&d, &theirs(task("steps:\n  - cmd: slipway-busybox echo a\n"))).unwrap();
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+    let a_run = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let spec = serde_json::json!({"cmd": "slipway-busybox echo a", "values": [{"name": "s", "value": "a-secret", "isSecret": true}]});
+    let (code, _) = send(&d, &theirs(http("PUT", "/v1/tasks/a-task", serde_json::to_vec(&spec).unwrap()))).unwrap();
+    assert_eq!(code, 201);
+    let hook = serde_json::json!({"uri": "https://93.184.216.34/x", "actions": ["push"]});
+    let (code, _) = send(
+        &d,
+        &theirs(http("PUT", "/v1/outgoing-webhooks/ahook1", serde_json::to_vec(&hook).unwrap())),
+    )
+    .unwrap();
+    assert_eq!(code, 201);
+    let (code, body) = send(
+        &d,
+        &theirs(http("POST", "/v1/uploads", tgz(&[file("Dockerfile", "FROM slipway-busybox\n")]))),
+    )
+    .unwrap();
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+    let a_upload = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let parent = tmp_dir("hostile-tenants");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let repo = repo_in(
+        parent.path(),
+        "ctx",
+        &[
+            (
+                "loopback.Dockerfile",
+                &format!("FROM slipway-busybox\nADD http://127.0.0.1:{port}/x /x\n"),
+            ),
+            ("variable.Dockerfile", "FROM slipway-busybox\nADD $FROM_BASE/x /x\n"),
+            ("frontend.Dockerfile", "# syntax=slipway-busybox:latest\nFROM slipway-busybox\n"),
+            (
+                "theirs.Dockerfile",
+                &format!("FROM slipway.invalid/{a_run}/docker.io/library/app:latest\n"),
+            ),
+            ("Dockerfile", "FROM slipway-busybox\n"),
+        ],
+    );
+    let src = format!("file://{}", repo.display());
+    let reg = &tb.registry;
+    let cli = std::env::var("SLIPWAY_TEST_CLI_IMAGE").unwrap_or_else(|_| "slipway-docker-cli:latest".into());
+    let build = |file: &str| format!("steps:\n  - build: -t x -f {file} .\n");
+    let through_socket = |cmd: &str| format!("steps:\n  - cmd: {cli} sh -c '{cmd}'\n");
+    let not_found = |code: &'static str| Expect::Error(404, code, vec![]);
+    let table = vec![
+        // Another tenant's things are answered as things that do not exist.
+        case("another tenant's run", get(&format!("/v1/runs/{a_run}")), not_found("RunNotFound")),
+        case(
+            "another tenant's log",
+            get(&format!("/v1/runs/{a_run}/log")),
+            not_found("RunNotFound"),
+        ),
+        case(
+            "another tenant's run canceled",
+            post(&format!("/v1/runs/{a_run}/cancel"), ""),
+            not_found("RunNotFound"),
+        ),
+        case("another tenant's task", get("/v1/tasks/a-task"), not_found("TaskNotFound")),
+        case(
+            "another tenant's task run",
+            post("/v1/tasks/a-task/runs", ""),
+            not_found("TaskNotFound"),
+        ),
+        case(
+            "another tenant's task changed",
+            http("PATCH", "/v1/tasks/a-task", b"{}".to_vec()),
+            not_found("TaskNotFound"),
+        ),
+        case(
+            "another tenant's webhook",
+            get("/v1/outgoing-webhooks/ahook1"),
+            not_found("WebhookNotFound"),
+        ),
+        case(
+            "another tenant's webhook pinged",
+            post("/v1/outgoing-webhooks/ahook1/ping", ""),
+            not_found("WebhookNotFound"),
+        ),
+        case(
+            "another tenant's upload",
+            post_json(
+                "/v1/runs",
+                serde_json::json!({"type": "DockerBuildRequest", "sourceLocation": format!("upload://{a_upload}"), "imageNames": ["x"]}),
+            ),
+            bad(&["does not exist"]),
+        ),
+        case(
+            "another tenant's run as a cursor",
+            get(&format!("/v1/runs?skipToken={a_run}")),
+            Expect::Answer(200, words(&["\"value\":[]"])),
+        ),
+        case(
+            "naming another tenant",
+            as_caller(get("/v1/runs"), TOKEN, &[("X-Slipway-Tenant", b"team-a")]),
+            Expect::Error(403, "NotYourTenant", words(&["acts for tenant default only"])),
+        ),
+        case(
+            "a tenant header that names no tenant",
+            as_caller(get("/v1/runs"), TOKEN, &[("X-Slipway-Tenant", b"Team A!")]),
+            Expect::Error(400, "BadTenant", vec![]),
+        ),
+        case(
+            "a member keeps a task's secrets",
+            theirs(post_json(
+                "/v1/tasks/a-task/runs",
+                serde_json::json!({"keepSecrets": true, "contextPath": src.clone()}),
+            )),
+            Expect::Error(403, "AdminOnly", words(&["admin token of tenant team-a"])),
+        ),
+        case(
+            "a registry notification with a tenant's token",
+            as_caller(post("/v1/registry/notifications", "{\"events\":[]}"), OTHER, &[]),
+            Expect::Error(401, "Unauthorized", vec![]),
+        ),
+        // What a build would fetch or run from outside the run.
+        case(
+            "ADD from the host's loopback",
+            task_from(&build("loopback.Dockerfile"), &src),
+            ends("Failed", &["ADD http://127.0.0.1", "allowed_source_hosts"]),
+        ),
+        case(
+            "ADD with the base image's variable",
+            task_from(&build("variable.Dockerfile"), &src),
+            ends("Failed", &["cannot be checked"]),
+        ),
+        case(
+            "a local frontend",
+            task_from(&build("frontend.Dockerfile"), &src),
+            ends("Failed", &["frontends come only from a registry"]),
+        ),
+        case(
+            "FROM another run's image",
+            task_from(&build("theirs.Dockerfile"), &src),
+            ends("Failed", &["another run's image"]),
+        ),
+        case(
+            "a tag in a run's namespace",
+            task_from(
+                &format!("steps:\n  - build: -t slipway.invalid/{a_run}/docker.io/library/app:latest .\n"),
+                &src,
+            ),
+            ends("Failed", &["the run's own"]),
+        ),
+        case(
+            "a push to a repository the tenant does not own",
+            task_from(
+                &format!("steps:\n  - build: -t {reg}/team-a/app:x .\n  - push: [\"{reg}/team-a/app:x\"]\n"),
+                &src,
+            ),
+            ends("Failed", &["may not push to", "team-a/app"]),
+        ),
+        // Through the run's engine socket.
+        case(
+            "a negative OOM score",
+            task(&through_socket("docker run --rm --oom-score-adj=-1 slipway-busybox true")),
+            ends("Failed", &["OomScoreAdj"]),
+        ),
+        case(
+            "a raised ulimit",
+            task(&through_socket(
+                "docker run --rm --ulimit nproc=999999999:999999999 slipway-busybox true",
+            )),
+            ends("Failed", &["--ulimit nproc"]),
+        ),
+        case(
+            "a push to another tenant's repository",
+            task(&through_socket(&format!(
+                "docker tag slipway-busybox {reg}/team-a/x && docker push {reg}/team-a/x"
+            ))),
+            ends("Failed", &["may not push to"]),
+        ),
+        case(
+            "a pull of a run's image name",
+            task(&through_socket(&format!(
+                "docker pull slipway.invalid/{a_run}/docker.io/library/app:latest"
+            ))),
+            ends("Failed", &["cannot be pulled"]),
+        ),
+        case(
+            "another run's image by name",
+            task(&through_socket(&format!(
+                "docker run --rm slipway.invalid/{a_run}/docker.io/library/app:latest true"
+            ))),
+            ends("Failed", &["another run's image"]),
+        ),
+        case(
+            "an operator's image pushed under its own name",
+            task(&through_socket("docker push slipway-busybox")),
+            ends("Failed", &["one of the operator's images"]),
+        ),
+    ];
+    run_table("tenants", &mut d, table);
+}

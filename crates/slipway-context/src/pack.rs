@@ -54,10 +54,17 @@ fn header(kind: tar::EntryType, size: u64, executable: bool) -> tar::Header {
 
 /// Writes the directory `dir` as a tar archive to `out`, leaving out what `ignore`
 /// excludes except the paths in `always` (the Dockerfile and `.dockerignore`, as Docker
-/// keeps them). Every file is opened relative to `dir` and symlinks are stored as
-/// links, never followed, so nothing outside `dir` is read whatever the tree holds.
-/// Entries are sorted and stamped alike, so archives are stable.
-pub fn write_tar(dir: &Dir, ignore: &DockerIgnore, always: &[String], out: impl Write) -> Result<(), ContextError> {
+/// keeps them), and with the content given in `replaced` for those paths (a Dockerfile
+/// rewritten for the run). Every file is opened relative to `dir` and symlinks are
+/// stored as links, never followed, so nothing outside `dir` is read whatever the tree
+/// holds. Entries are sorted and stamped alike, so archives are stable.
+pub fn write_tar(
+    dir: &Dir,
+    ignore: &DockerIgnore,
+    always: &[String],
+    replaced: &[(String, Vec<u8>)],
+    out: impl Write,
+) -> Result<(), ContextError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ContextError::Io { path, source }
@@ -90,6 +97,9 @@ pub fn write_tar(dir: &Dir, ignore: &DockerIgnore, always: &[String], out: impl 
                 }
             } else if excluded {
                 continue;
+            } else if let Some((_, content)) = replaced.iter().find(|(p, _)| clean(p) == rel_str) {
+                let mut h = header(tar::EntryType::Regular, content.len() as u64, false);
+                tar.append_data(&mut h, &rel, &content[..]).map_err(io_err(&rel))?;
             } else if file_type.is_symlink() {
                 let target = here.read_link_contents(&name).map_err(io_err(&rel))?;
                 tar.append_link(&mut header(tar::EntryType::Symlink, 0, false), &rel, target)
@@ -107,6 +117,11 @@ pub fn write_tar(dir: &Dir, ignore: &DockerIgnore, always: &[String], out: impl 
     }
     tar.finish().map_err(io_err(Path::new(".")))?;
     Ok(())
+}
+
+/// A path as the walk spells it: no `./`, no trailing or doubled `/`.
+fn clean(path: &str) -> String {
+    path.split('/').filter(|p| !p.is_empty() && *p != ".").collect::<Vec<_>>().join("/")
 }
 
 /// Sends what it is given through a bounded channel, blocking when the reader lags.
@@ -141,6 +156,7 @@ pub fn tar_stream(
     dir: Dir,
     ignore: DockerIgnore,
     always: Vec<String>,
+    replaced: Vec<(String, Vec<u8>)>,
 ) -> impl futures_core::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
     let (tx, rx) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
@@ -148,7 +164,7 @@ pub fn tar_stream(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let result = write_tar(&dir, &ignore, &always, &mut writer).and_then(|_| {
+        let result = write_tar(&dir, &ignore, &always, &replaced, &mut writer).and_then(|_| {
             writer.flush().map_err(|source| ContextError::Io {
                 path: PathBuf::from("."),
                 source,
@@ -181,7 +197,7 @@ mod tests {
 
     fn names(dir: &Path, ignore: &DockerIgnore, always: &[String]) -> Vec<String> {
         let mut buf = Vec::new();
-        write_tar(&open(dir), ignore, always, &mut buf).unwrap();
+        write_tar(&open(dir), ignore, always, &[], &mut buf).unwrap();
         let mut ar = tar::Archive::new(&buf[..]);
         ar.entries()
             .unwrap()
@@ -215,6 +231,26 @@ mod tests {
     }
 
     #[test]
+    fn a_replaced_file_goes_with_its_new_content() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/Dockerfile"), "FROM old\n").unwrap();
+        let mut buf = Vec::new();
+        let replaced = vec![("./sub//Dockerfile".to_string(), b"FROM new\n".to_vec())];
+        write_tar(&open(d.path()), &DockerIgnore::default(), &[], &replaced, &mut buf).unwrap();
+        let mut ar = tar::Archive::new(&buf[..]);
+        let mut entry = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_string_lossy() == "sub/Dockerfile")
+            .unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+        assert_eq!(text, "FROM new\n");
+    }
+
+    #[test]
     fn per_dockerfile_ignore_wins() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(".dockerignore"), "a\n").unwrap();
@@ -228,7 +264,7 @@ mod tests {
         use futures_util::StreamExt;
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("big"), vec![7u8; 3 * CHUNK]).unwrap();
-        let chunks: Vec<_> = tar_stream(open(d.path()), DockerIgnore::default(), vec![]).collect().await;
+        let chunks: Vec<_> = tar_stream(open(d.path()), DockerIgnore::default(), vec![], vec![]).collect().await;
         assert!(chunks.len() >= 3);
         let total: usize = chunks.iter().map(|c| c.as_ref().unwrap().len()).sum();
         assert!(total > 3 * CHUNK);

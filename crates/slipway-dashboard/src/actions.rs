@@ -31,15 +31,15 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Fields {
 }
 
 /// Who sent a form that brought back its session's token; the refusal otherwise.
-fn checked(session: Option<Extension<Session>>, form: &HashMap<String, String>) -> Result<Caller, Response> {
+fn checked(session: Option<Extension<Session>>, form: &HashMap<String, String>) -> Result<Caller, crate::Refusal> {
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
     match session {
         Some(s) if s.csrf_ok(given) => Ok(s.0.caller),
-        _ => Err(layout::error_page(
+        _ => Err(crate::Refusal::from(layout::error_page(
             StatusCode::FORBIDDEN,
             "Form expired",
             "This form's security token is missing or belongs to another session. Go back, reload the page and try again.",
-        )),
+        ))),
     }
 }
 
@@ -88,7 +88,7 @@ pub(crate) async fn signin(State(d): State<Arc<Dashboard>>, headers: HeaderMap, 
 
 pub(crate) async fn signout(session: Option<Extension<Session>>, headers: HeaderMap, Fields(form): Fields) -> Response {
     if let Err(r) = checked(session, &form) {
-        return r;
+        return r.into_response();
     }
     let mut response = Redirect::to("/signin").into_response();
     response
@@ -105,7 +105,7 @@ pub(crate) async fn cancel(
 ) -> Response {
     let who = match checked(session, &form) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match d.node.cancel(who.visible(), &id).await {
         Ok(Some(_)) => Redirect::to(&format!("/runs/{id}")).into_response(),
@@ -122,7 +122,7 @@ pub(crate) async fn again(
 ) -> Response {
     let who = match checked(session, &form) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let run = match d.run(&who, &id).await {
         Ok(r) => r,
@@ -218,7 +218,7 @@ pub(crate) async fn run_task(
 ) -> Response {
     let who = match checked(session, &form) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let tenant = crate::task_tenant(&who, &q);
     let (_, spec) = match d.task(&tenant, &name).await {
@@ -264,7 +264,7 @@ async fn set_enabled(
 ) -> Response {
     let who = match checked(session, &form) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let tenant = crate::task_tenant(&who, &q);
     match slipway_triggers::tasks::set_enabled(&d.triggers, &tenant, &name, enabled).await {

@@ -176,6 +176,26 @@ pub fn remote_sources(text: &str, opts: &ScanOptions) -> Result<Vec<RemoteSource
     Ok(walk::walk(without_bom(text), opts)?.remote)
 }
 
+/// The Dockerfile with its `# syntax=` directive naming `frontend` instead (unchanged
+/// without one).
+pub fn with_frontend(text: &str, frontend_image: &str) -> String {
+    let text = without_bom(text);
+    let Some((line, _)) = frontend(text) else {
+        return text.to_string();
+    };
+    text.split('\n')
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 == line {
+                format!("# syntax={frontend_image}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The frontend a `# syntax=` parser directive names, with its 1-based line.
 pub fn frontend(text: &str) -> Option<(usize, String)> {
     walk::directives(without_bom(text))
@@ -384,5 +404,10 @@ mod tests {
         assert_eq!(frontend("#escape=`\n# SYNTAX = x\nFROM a\n"), Some((2, "x".into())));
         assert_eq!(frontend("FROM a\n# syntax=x\n"), None);
         assert_eq!(frontend("# a comment\n# syntax=x\nFROM a\n"), None);
+        assert_eq!(
+            with_frontend("#syntax=a:1\nFROM b\n", "a@sha256:0"),
+            "# syntax=a@sha256:0\nFROM b\n"
+        );
+        assert_eq!(with_frontend("FROM b\n", "x"), "FROM b\n");
     }
 }

@@ -94,11 +94,14 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                         Some((n, d)) => (n.to_string(), Some(unquote(d))),
                         None => (decl.clone(), None),
                     };
+                    // Declared without a default in a stage, an argument keeps the value
+                    // it had before the first FROM.
                     let value = opts
                         .build_args
                         .get(&name)
                         .cloned()
                         .or(default)
+                        .or_else(|| args.get(&name).cloned())
                         .or_else(|| opts.predefined.get(&name).cloned())
                         .unwrap_or_default();
                     args.insert(name, value);

@@ -1,11 +1,14 @@
 //! The HTTP plumbing: a client connection in, a request to the engine out, bodies
 //! streamed both ways, and hijacked attach/exec streams spliced once both sides upgrade.
 
-use crate::policy::{self, After, Before, Body, Decision, Facts, Forward, Need, Refusal, Target, MAX_JSON_BODY};
+use crate::policy::{self, After, Before, Body, Decision, Facts, Finally, Forward, Need, Refusal, Respond, Target, MAX_JSON_BODY};
 use crate::resolve;
+use crate::tar_rewrite;
 use crate::upstream::{engine_failure, send, BoxError, ProxyBody, Shared};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::upgrade::OnUpgrade;
@@ -19,7 +22,7 @@ use tokio::net::UnixStream;
 pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
     });
     let served = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -30,11 +33,11 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
     }
 }
 
-async fn handle(shared: &Shared, mut req: Request<Incoming>) -> Response<ProxyBody> {
+async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<ProxyBody> {
     let client_upgrade = hyper::upgrade::on(&mut req);
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
-    match exchange(shared, &parts, &mut body, client_upgrade).await {
+    match exchange(&shared, &parts, &mut body, client_upgrade).await {
         Ok(response) => response,
         Err(refusal) => {
             let (run_id, method, path) = (&shared.policy.scope().run_id, &parts.method, parts.uri.path());
@@ -69,7 +72,7 @@ async fn drain(mut body: Incoming) {
 
 /// One request: decide, forward, answer.
 async fn exchange(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     parts: &hyper::http::request::Parts,
     body: &mut Option<Incoming>,
     client_upgrade: OnUpgrade,
@@ -85,13 +88,19 @@ async fn exchange(
         return Err(Refusal::bad_request("form-encoded request bodies are not accepted"));
     }
     let mut json: Option<Value> = None;
-    let forward = decide(shared, parts.method.as_str(), &target, body, &mut json).await?;
+    let registry_auth = parts.headers.get("x-registry-auth").and_then(|v| v.to_str().ok());
+    let forward = decide(shared, parts.method.as_str(), &target, registry_auth, body, &mut json).await?;
 
     for before in &forward.before {
         match before {
             Before::CreateVolume { client, engine } => resolve::create_volume(shared, client, engine).await?,
+            Before::Remember { client, engine } => {
+                shared.state().pulled.insert(client.clone(), engine.clone());
+            }
+            Before::Tag { source, target } => resolve::tag(shared, source, target).await?,
         }
     }
+    let mut rewriting: Option<tar_rewrite::Failure> = None;
 
     let upgrade = wants_upgrade(&parts.headers);
     let mut headers = end_to_end(&parts.headers);
@@ -106,13 +115,19 @@ async fn exchange(
     }
     let uri = upstream_uri(&target, &forward)?;
     let out_body = match (&forward.body, body.take(), &json) {
-        (Body::Json(value), _, _) | (Body::Stream, None, Some(value)) => {
+        (Body::Json(value), _, _) | (Body::Stream | Body::LoadTar | Body::BuildTar { .. }, None, Some(value)) => {
             let bytes = serde_json::to_vec(value).unwrap_or_default();
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             full(bytes)
         }
         (Body::Stream, Some(body), _) => body.map_err(BoxError::from).boxed(),
-        (Body::Stream, None, None) | (Body::Empty, _, _) => {
+        (Body::LoadTar | Body::BuildTar { .. }, Some(body), _) => {
+            headers.remove(header::CONTENT_LENGTH);
+            let (stream, failure) = rewritten_request(shared, &forward.body, &target, &parts.headers, body);
+            rewriting = Some(failure);
+            stream
+        }
+        (Body::Stream | Body::LoadTar | Body::BuildTar { .. }, None, None) | (Body::Empty, _, _) => {
             headers.remove(header::CONTENT_LENGTH);
             empty()
         }
@@ -122,7 +137,24 @@ async fn exchange(
     *upstream_req.uri_mut() = uri;
     *upstream_req.headers_mut() = headers;
 
-    let mut response = send(shared, upstream_req).await?;
+    let sent = send(shared, upstream_req).await;
+    // A rewrite that refused the body ends it early: its reason, not the engine's view
+    // of a cut stream, is the answer.
+    if let Some(why) = rewriting.and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).clone()) {
+        for f in &forward.finally {
+            run_finally(shared, f).await;
+        }
+        return Err(Refusal::bad_request(why));
+    }
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            for f in &forward.finally {
+                run_finally(shared, f).await;
+            }
+            return Err(e);
+        }
+    };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         shared.tasks.spawn(splice(client_upgrade, upstream_upgrade));
@@ -131,6 +163,15 @@ async fn exchange(
     }
     let (mut parts, body) = response.into_parts();
     parts.headers = end_to_end(&parts.headers);
+    if !forward.finally.is_empty() {
+        return Ok(Response::from_parts(
+            parts,
+            then_finally(shared.clone(), body, forward.finally.clone()),
+        ));
+    }
+    if forward.respond != Respond::Pass && parts.status.is_success() {
+        return read_back(shared, parts, body, &forward.respond).await;
+    }
     if forward.after == After::Nothing || !parts.status.is_success() {
         return Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed()));
     }
@@ -151,6 +192,7 @@ async fn decide(
     shared: &Shared,
     method: &str,
     target: &Target,
+    registry_auth: Option<&str>,
     body: &mut Option<Incoming>,
     json: &mut Option<Value>,
 ) -> Result<Forward, Refusal> {
@@ -163,6 +205,7 @@ async fn decide(
                 method,
                 target,
                 body: json.as_ref(),
+                registry_auth,
             };
             shared.policy.decide(&req, &state, &facts)
         };
@@ -221,6 +264,183 @@ fn upstream_uri(target: &Target, forward: &Forward) -> Result<Uri, Refusal> {
     }
     uri.parse()
         .map_err(|_| Refusal::bad_request(format!("cannot forward the path {uri:?}")))
+}
+
+/// The most of an engine's answer about images that is read to rewrite it.
+const MAX_IMAGE_ANSWER: usize = 16 << 20;
+
+/// A load's archive or a build's context on its way to the engine, rewritten for the
+/// run (`tar_rewrite`): the names a load tags, or the Dockerfile a build reads.
+fn rewritten_request(
+    shared: &Arc<Shared>,
+    kind: &Body,
+    target: &Target,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> (ProxyBody, tar_rewrite::Failure) {
+    let stream = Box::pin(body.into_data_stream());
+    let (stream, failure) = match kind {
+        Body::BuildTar { dockerfile } => {
+            let wanted = dockerfile
+                .split('/')
+                .filter(|p| !p.is_empty() && *p != ".")
+                .collect::<Vec<_>>()
+                .join("/");
+            let opts = classic_build_options(&target.query);
+            let config = headers.get("x-registry-config").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let shared = shared.clone();
+            let transform: tar_rewrite::Transform = Arc::new(move |_name, data| {
+                let (shared, opts, config) = (shared.clone(), opts.clone(), config.clone());
+                Box::pin(async move {
+                    let text = String::from_utf8(data).map_err(|_| "the Dockerfile is not UTF-8".to_string())?;
+                    resolve::dockerfile(&shared, &text, &opts, config.as_deref())
+                        .await
+                        .map(String::into_bytes)
+                })
+            });
+            let (stream, failure) = tar_rewrite::rewrite(stream, move |n| n == wanted, transform);
+            (body_of(stream), failure)
+        }
+        _ => {
+            let shared = shared.clone();
+            let transform: tar_rewrite::Transform = Arc::new(move |name, data| {
+                let shared = shared.clone();
+                Box::pin(async move { archive_names(&shared, &name, &data, |p, t| p.loaded_name(t).map(Some)) })
+            });
+            let (stream, failure) = tar_rewrite::rewrite(stream, |n| n == "manifest.json" || n == "repositories", transform);
+            (body_of(stream), failure)
+        }
+    };
+    (stream, failure)
+}
+
+/// A stream of bytes as a body.
+fn body_of(stream: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static) -> ProxyBody {
+    BodyExt::boxed(StreamBody::new(stream.map(|r| r.map(Frame::data).map_err(BoxError::from))))
+}
+
+/// An image archive's `manifest.json` or `repositories` with its names mapped.
+fn archive_names(
+    shared: &Shared,
+    name: &str,
+    data: &[u8],
+    map: impl Fn(&policy::Policy, &str) -> Result<Option<String>, Refusal>,
+) -> Result<Vec<u8>, String> {
+    let policy = &shared.policy;
+    let map = |t: &str| map(policy, t);
+    let out = if name == "manifest.json" {
+        policy.archive_manifest(data, &map)
+    } else {
+        policy.archive_repositories(data, &map)
+    };
+    out.map_err(|r| r.message)
+}
+
+/// What a classic build's query says about reading its Dockerfile.
+fn classic_build_options(query: &[(String, String)]) -> slipway_dockerfile::ScanOptions {
+    let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
+    let build_args = get("buildargs")
+        .and_then(|raw| serde_json::from_str::<serde_json::Map<String, Value>>(raw).ok())
+        .map(|m| m.into_iter().filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string()))).collect())
+        .unwrap_or_default();
+    slipway_dockerfile::ScanOptions {
+        build_args,
+        target: get("target").filter(|t| !t.is_empty()).map(str::to_string),
+        predefined: Default::default(),
+    }
+}
+
+/// The engine's answer passed on as it comes, then `finally` done before its end is
+/// (so the client's next request finds it done).
+fn then_finally(shared: Arc<Shared>, body: Incoming, finally: Vec<Finally>) -> ProxyBody {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, BoxError>>(8);
+    let task_shared = shared.clone();
+    shared.tasks.spawn(async move {
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Ok(data) = f.into_data() {
+                        if tx.send(Ok(data)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(BoxError::from(e))).await;
+                    break;
+                }
+            }
+        }
+        for f in &finally {
+            run_finally(&task_shared, f).await;
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    BodyExt::boxed(StreamBody::new(stream.map(|r| r.map(Frame::data))))
+}
+
+async fn run_finally(shared: &Shared, f: &Finally) {
+    match f {
+        Finally::Untag(name) => resolve::untag(shared, name).await,
+        Finally::Restore { name, image } => {
+            if let Err(e) = resolve::tag(shared, image, name).await {
+                tracing::warn!(image = name, error = %e.message, "giving a name back after a push failed");
+            }
+        }
+    }
+}
+
+/// The engine's answer about images, as the run may see it.
+async fn read_back(
+    shared: &Arc<Shared>,
+    parts: hyper::http::response::Parts,
+    body: Incoming,
+    respond: &Respond,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let mut parts = parts;
+    if *respond == Respond::SavedImages {
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let transform_shared = shared.clone();
+        let transform: tar_rewrite::Transform = Arc::new(move |name, data| {
+            let shared = transform_shared.clone();
+            Box::pin(async move { archive_names(&shared, &name, &data, |p, t| Ok(p.saved_name(t))) })
+        });
+        let (stream, _) = tar_rewrite::rewrite(
+            Box::pin(body.into_data_stream()),
+            |n| n == "manifest.json" || n == "repositories",
+            transform,
+        );
+        return Ok(Response::from_parts(parts, body_of(stream)));
+    }
+    let bytes = Limited::new(body, MAX_IMAGE_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| engine_failure(format!("reading the engine's answer: {e}")))?
+        .to_bytes();
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| engine_failure(format!("the engine's answer: {e}")))?;
+    let pulled = shared.state().pulled.clone();
+    let policy = &shared.policy;
+    let out = match respond {
+        Respond::ImageList { references } => policy.image_list(&pulled, value, references),
+        Respond::ImageInspect => policy.image_inspect(&pulled, value),
+        Respond::History => policy.image_history(&pulled, value),
+        Respond::Info => {
+            let (containers, running, images) = resolve::run_counts(shared).await?;
+            let mut v = value;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("Containers".into(), containers.into());
+                m.insert("ContainersRunning".into(), running.into());
+                m.insert("ContainersPaused".into(), 0.into());
+                m.insert("ContainersStopped".into(), (containers - running).into());
+                m.insert("Images".into(), images.into());
+            }
+            v
+        }
+        Respond::Pass | Respond::SavedImages => value,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, full(serde_json::to_vec(&out).unwrap_or_default())))
 }
 
 /// Copies both ways between a hijacked client connection and the engine's.

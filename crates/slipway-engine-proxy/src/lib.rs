@@ -34,6 +34,7 @@
 mod forward;
 mod policy;
 mod resolve;
+mod tar_rewrite;
 mod upstream;
 
 use std::collections::HashMap;
@@ -47,6 +48,35 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use upstream::Shared;
+
+/// Whether the run may push to a repository of a registry: `Err` says why not.
+pub type PushCheck = Arc<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
+
+/// Whether the engine may fetch a URL for the run (`ADD https://…`): `Err` says why
+/// not. It may resolve names, so it is called on a blocking thread.
+pub type UrlCheck = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Looks up an image's digest in its registry (`image`, a `user`/`password`).
+pub type DigestLookup =
+    Arc<dyn Fn(String, Option<(String, String)>) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+/// What keeps a run's images its own when runs share an engine (`slipway serve`).
+#[derive(Clone)]
+pub struct ImageRules {
+    /// Registry digests, asked with the step's own credentials.
+    pub digest: DigestLookup,
+    /// The operator's images: every run pins them by these names, so none pushes under them.
+    pub operator_images: Vec<String>,
+    pub may_push: PushCheck,
+    /// For the URLs a Dockerfile built through the proxy fetches.
+    pub url_check: UrlCheck,
+}
+
+impl std::fmt::Debug for ImageRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImageRules")
+    }
+}
 
 /// What one run's steps may do through their engine socket.
 #[derive(Debug, Clone, Default)]
@@ -79,6 +109,11 @@ pub struct Scope {
     /// devices, capabilities and host namespaces pass. Names, labels and networks are
     /// still the run's, so step ids work as container names and nothing outlives it.
     pub trust_host: bool,
+    /// Keeps the run's images its own (`policy::images`); `None` passes image names as
+    /// they are (a person's own engine).
+    pub images: Option<ImageRules>,
+    /// Capabilities every container created through the proxy loses.
+    pub cap_drop: Vec<String>,
 }
 
 /// A running proxy. Dropping it stops it too, without waiting.
@@ -138,6 +173,31 @@ impl Drop for Proxy {
             let _ = std::fs::remove_file(&self.socket);
         }
     }
+}
+
+/// This process's hard limit for a ulimit by its Docker name (`nofile`, `nproc`…):
+/// what a container may be given at most. `None` for a name the engine would not know.
+pub(crate) fn host_limit(name: &str) -> Option<u64> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let resource = match name {
+        "core" => Resource::RLIMIT_CORE,
+        "cpu" => Resource::RLIMIT_CPU,
+        "data" => Resource::RLIMIT_DATA,
+        "fsize" => Resource::RLIMIT_FSIZE,
+        "locks" => Resource::RLIMIT_LOCKS,
+        "memlock" => Resource::RLIMIT_MEMLOCK,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nice" => Resource::RLIMIT_NICE,
+        "nofile" => Resource::RLIMIT_NOFILE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "rss" => Resource::RLIMIT_RSS,
+        "rtprio" => Resource::RLIMIT_RTPRIO,
+        "rttime" => Resource::RLIMIT_RTTIME,
+        "sigpending" => Resource::RLIMIT_SIGPENDING,
+        "stack" => Resource::RLIMIT_STACK,
+        _ => return None,
+    };
+    getrlimit(resource).ok().map(|(_, hard)| hard)
 }
 
 /// An empty prefix or label would make everything on the engine look like the run's.

@@ -11,6 +11,7 @@
 
 mod container;
 mod gojson;
+pub mod images;
 mod network;
 mod state;
 mod target;
@@ -64,6 +65,8 @@ pub struct Request<'a> {
     pub target: &'a Target,
     /// The JSON body, once the policy asked for it ([`Need::Body`]); `Null` when empty.
     pub body: Option<&'a Value>,
+    /// `X-Registry-Auth`: the client's credential for a pull or a push.
+    pub registry_auth: Option<&'a str>,
 }
 
 /// What the policy needs to know before it can decide.
@@ -79,6 +82,10 @@ pub enum Need {
     Volume(String),
     /// Where a path beneath the workspace leads once symlinks are resolved.
     Workspace(String),
+    /// What the engine says of an image (by name or id), if it has it.
+    Image(String),
+    /// A registry's digest for an image, asked with these credentials.
+    Digest { image: String, auth: Option<(String, String)> },
 }
 
 /// A container of this run, as the engine names it.
@@ -108,6 +115,10 @@ pub struct Facts {
     pub volumes: HashMap<String, Owner>,
     /// Path relative to the workspace → the host path, or `None` when it leads outside.
     pub workspace: HashMap<String, Option<String>>,
+    /// Engine name or id → what the engine says of it, or `None` when it has no such image.
+    pub images: HashMap<String, Option<images::ImageFacts>>,
+    /// Image → its registry's digest, or the registry's refusal.
+    pub digests: HashMap<String, Result<String, String>>,
 }
 
 /// What to send upstream instead of the client's body.
@@ -119,6 +130,10 @@ pub enum Body {
     Json(Value),
     /// No body at all.
     Empty,
+    /// An image archive (`docker load`), its names rewritten into the run's namespace.
+    LoadTar,
+    /// A build context, its Dockerfile (at this path) rewritten for the run.
+    BuildTar { dockerfile: String },
 }
 
 /// Something to do upstream before forwarding.
@@ -127,6 +142,37 @@ pub enum Before {
     /// Create a volume the client named but the engine does not have, as the engine
     /// would on first use, but carrying the run's label.
     CreateVolume { client: String, engine: String },
+    /// Remember that the run pulled `client` as `engine` (a registry image by digest).
+    Remember { client: String, engine: String },
+    /// Give the run's image `source` the name `target` (for a push under it).
+    Tag { source: String, target: String },
+}
+
+/// Something to do once the engine's answer has been passed on whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finally {
+    /// Remove a name that existed only for this request.
+    Untag(String),
+    /// Give a name back to the image (id) that had it before this request.
+    Restore { name: String, image: String },
+}
+
+/// How the engine's answer is read back for the client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Respond {
+    /// As it is.
+    #[default]
+    Pass,
+    /// Only the run's images, under the step's names, these `reference` filters applied.
+    ImageList {
+        references: Vec<String>,
+    },
+    ImageInspect,
+    History,
+    /// An image archive: its names as the step calls them.
+    SavedImages,
+    /// The engine's counts replaced with the run's.
+    Info,
 }
 
 /// What to remember from a successful response.
@@ -156,6 +202,8 @@ pub struct Forward {
     pub body: Body,
     pub before: Vec<Before>,
     pub after: After,
+    pub finally: Vec<Finally>,
+    pub respond: Respond,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -285,6 +333,21 @@ impl Ask<'_> {
         }
     }
 
+    /// A registry's digest for `image`; its refusal when it has none for this client.
+    fn digest(&mut self, image: &str, auth: Option<(String, String)>) -> Result<Known<String>, Refusal> {
+        match self.facts.digests.get(image) {
+            Some(Ok(d)) => Ok(Known::Yes(d.clone())),
+            Some(Err(e)) => Err(Refusal::not_found(format!("pulling {image}: {e}"))),
+            None => {
+                self.need(Need::Digest {
+                    image: image.to_string(),
+                    auth,
+                });
+                Ok(Known::Unknown)
+            }
+        }
+    }
+
     fn workspace(&mut self, relative: &str) -> Known<String> {
         match self.facts.workspace.get(relative) {
             Some(Some(host)) => Known::Yes(host.clone()),
@@ -393,8 +456,20 @@ impl Policy {
     fn route(&self, req: &Request, ask: &mut Ask) -> Result<Forward, Halt> {
         let path = req.target.path.as_str();
         let segments: Vec<&str> = path[1..].split('/').collect();
+        let image_endpoint = matches!(segments.as_slice(), ["images", ..] | ["commit"]) && !matches!(segments.as_slice(), [_, "prune"]);
+        if self.scope.images.is_some() && image_endpoint {
+            return images::route(self, ask, req, &segments);
+        }
         match (req.method, segments.as_slice()) {
-            ("GET" | "HEAD", ["_ping"]) | ("GET", ["version" | "info"]) => Ok(pass(req)),
+            ("GET" | "HEAD", ["_ping"]) | ("GET", ["version"]) => Ok(pass(req)),
+            ("GET", ["info"]) => Ok(Forward {
+                respond: if self.scope.images.is_some() {
+                    Respond::Info
+                } else {
+                    Respond::Pass
+                },
+                ..pass(req)
+            }),
             ("GET", ["events"]) => self.run_only_list(req),
 
             ("POST", [_, "prune"]) => Err(Refusal::forbidden("pruning is not available through this run's engine socket").into()),
@@ -455,9 +530,10 @@ impl Policy {
             return Err(Refusal::forbidden("a build's cgroup parent (cgroupparent=) is not allowed in this run").into());
         }
         let mut forward = pass(req);
+        images::build(self, req, &mut forward)?;
         if let Some(mode) = first(query, "networkmode") {
             match container::network_mode(self, ask, mode)? {
-                Some(engine) => forward.query = with_param(query, "networkmode", &engine),
+                Some(engine) => forward.query = with_param(&forward.query, "networkmode", &engine),
                 None => return Err(Halt::Pending),
             }
         }
@@ -550,6 +626,8 @@ fn pass(req: &Request) -> Forward {
         },
         before: Vec::new(),
         after: After::Nothing,
+        finally: Vec::new(),
+        respond: Respond::Pass,
     }
 }
 

@@ -2,6 +2,7 @@
 //! network or volume carry the run's label?) or of the file system (where does a path
 //! beneath the workspace lead?).
 
+use crate::policy::images::Answer;
 use crate::policy::{ContainerInfo, Facts, Need, Owner, Refusal};
 use crate::upstream::{send, ProxyBody, Shared};
 use bytes::Bytes;
@@ -35,8 +36,136 @@ pub(crate) async fn answer(shared: &Shared, need: &Need, facts: &mut Facts) -> R
             };
             facts.workspace.insert(relative.clone(), leads_to);
         }
+        Need::Image(name) => {
+            let found = image(shared, name).await?;
+            facts.images.insert(name.clone(), found);
+        }
+        Need::Digest { image, auth } => {
+            let found = match &shared.policy.scope().images {
+                Some(rules) => (rules.digest)(image.clone(), auth.clone()).await,
+                None => Err("no registry lookups through this socket".into()),
+            };
+            facts.digests.insert(image.clone(), found);
+        }
     }
     Ok(())
+}
+
+/// What the engine says of an image, if it has it.
+async fn image(shared: &Shared, name: &str) -> Result<Option<crate::policy::images::ImageFacts>, Refusal> {
+    let (status, found) = get(shared, &format!("/images/{}/json", encode_segment(name))).await?;
+    Ok(match status {
+        StatusCode::OK => crate::policy::images::facts_of(&found),
+        _ => None,
+    })
+}
+
+/// Gives the image `source` the name `target` (the proxy's own call, for a push).
+pub(crate) async fn tag(shared: &Shared, source: &str, target: &str) -> Result<(), Refusal> {
+    let (repo, tag) = match target.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((r, t)) => (r.to_string(), t.to_string()),
+        None => (target.to_string(), "latest".to_string()),
+    };
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("repo", &repo)
+        .append_pair("tag", &tag)
+        .finish();
+    let (status, answer) = call(
+        shared,
+        Method::POST,
+        &format!("/images/{}/tag?{query}", encode_segment(source)),
+        None,
+    )
+    .await?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(Refusal {
+            status: status.as_u16(),
+            message: format!("naming {target}: {}", answer["message"].as_str().unwrap_or("the engine refused")),
+        })
+    }
+}
+
+/// Removes a name the proxy gave for one request.
+pub(crate) async fn untag(shared: &Shared, name: &str) {
+    if let Err(e) = call(shared, Method::DELETE, &format!("/images/{}", encode_segment(name)), None).await {
+        tracing::warn!(image = name, error = %e.message, "removing a push's name failed");
+    }
+}
+
+/// The Dockerfile of a build through the proxy, rewritten for the run: each image it
+/// builds from is the run's, one it pulled, or a registry's by digest (looked up with
+/// the build's credentials); what `ADD` fetches is checked like a source.
+pub(crate) async fn dockerfile(
+    shared: &Shared,
+    text: &str,
+    opts: &slipway_dockerfile::ScanOptions,
+    config: Option<&str>,
+) -> Result<String, String> {
+    let Some(rules) = shared.policy.scope().images.clone() else {
+        return Ok(text.to_string());
+    };
+    for source in slipway_dockerfile::remote_sources(text, opts).map_err(|e| e.to_string())? {
+        let Some(url) = source.url else {
+            return Err(format!(
+                "Dockerfile line {}: ADD {}: it uses a variable this Dockerfile does not set, so where it fetches from cannot be checked",
+                source.line, source.written
+            ));
+        };
+        let as_url = match url.strip_prefix("git@") {
+            Some(rest) => format!("ssh://{}", rest.split(':').next().unwrap_or(rest)),
+            None => url.clone(),
+        };
+        let check = rules.url_check.clone();
+        let verdict = tokio::task::spawn_blocking(move || check(&as_url))
+            .await
+            .map_err(|e| e.to_string())?;
+        verdict.map_err(|e| format!("Dockerfile line {}: ADD {url}: {e}", source.line))?;
+    }
+    let state = shared.state().clone();
+    let mut replace = std::collections::BTreeMap::new();
+    for r in slipway_dockerfile::image_references(text, opts).map_err(|e| e.to_string())? {
+        let name = r.to_string();
+        let mut facts = Facts::default();
+        let engine = loop {
+            match shared.policy.resolve_image(&state, &facts, &name) {
+                Answer::Yes(n) => break n,
+                Answer::Refuse(refusal) => return Err(format!("FROM {name}: {}", refusal.message)),
+                Answer::Need(needs) => {
+                    for need in needs {
+                        answer(shared, &need, &mut facts).await.map_err(|e| e.message)?;
+                    }
+                }
+                Answer::No => {
+                    let auth = crate::policy::images::build_auth(config, &r.registry);
+                    let digest = (rules.digest)(r.to_string(), auth)
+                        .await
+                        .map_err(|e| format!("FROM {name}: its registry answered: {e}"))?;
+                    break format!("{}@{digest}", r.name());
+                }
+            }
+        };
+        replace.insert(name, engine);
+    }
+    slipway_dockerfile::rewrite(text, opts, &replace).map_err(|e| e.to_string())
+}
+
+/// How many containers and images are the run's, for `/info`.
+pub(crate) async fn run_counts(shared: &Shared) -> Result<(usize, usize, usize), Refusal> {
+    let (key, value) = &shared.policy.scope().label;
+    let filters = json!({ "label": [format!("{key}={value}")] }).to_string();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("all", "1")
+        .append_pair("filters", &filters)
+        .finish();
+    let (_, containers) = get(shared, &format!("/containers/json?{query}")).await?;
+    let list = containers.as_array().cloned().unwrap_or_default();
+    let running = list.iter().filter(|c| c["State"] == "running").count();
+    let (_, images) = get(shared, "/images/json").await?;
+    let pulled = shared.state().pulled.clone();
+    let images = shared.policy.image_list(&pulled, images, &[]).as_array().map_or(0, Vec::len);
+    Ok((list.len(), running, images))
 }
 
 /// The run's container a reference means: `<prefix>reference` if the engine has it, else
@@ -112,7 +241,7 @@ async fn call(shared: &Shared, method: Method, path: &str, body: Option<Value>) 
         .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     let response = send(shared, req).await?;
     let status = response.status();
-    let bytes = Limited::new(response.into_body(), crate::policy::MAX_JSON_BODY)
+    let bytes = Limited::new(response.into_body(), 16 << 20)
         .collect()
         .await
         .map_err(|e| Refusal {

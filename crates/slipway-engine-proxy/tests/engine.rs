@@ -686,18 +686,17 @@ async fn hostile_raw_requests_are_refused_or_defused() {
     let run = Run::start("raw").await;
     let json = "application/json";
 
-    // Host config at the top level, where the engine reads it when `HostConfig` is absent.
-    let body = serde_json::json!({"Image": IMAGE, "Cmd": ["true"], "Privileged": true, "Binds": ["/:/host"], "NetworkMode": "host"});
-    let (status, answer) = run.raw("POST", "/v1.41/containers/create?name=top", json, body.to_string()).await;
-    assert_eq!(status, 201, "{answer}");
-    let host = engine(&[
-        "inspect",
-        "-f",
-        "{{.HostConfig.Privileged}} {{json .HostConfig.Binds}} {{.HostConfig.NetworkMode}}",
-        &run.prefixed("top"),
-    ])
-    .await;
-    assert_eq!(host.trim(), "false null default", "the top-level host config was ignored");
+    // Host config at the top level, where the engine reads it when `HostConfig` is absent
+    // (and some fields, `VolumeDriver` among them, even beside one): refused.
+    for body in [
+        serde_json::json!({"Image": IMAGE, "Cmd": ["true"], "Privileged": true, "Binds": ["/:/host"], "NetworkMode": "host"}),
+        serde_json::json!({"Image": IMAGE, "Cmd": ["true"], "HostConfig": {}, "VolumeDriver": "evil"}),
+    ] {
+        let (status, answer) = run.raw("POST", "/v1.41/containers/create?name=top", json, body.to_string()).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.to_string().contains("at the top level"), "{answer}");
+    }
+    assert!(!engine_has("container", &run.prefixed("top")).await);
 
     for (method, path, content_type, body, status, what) in [
         (

@@ -217,6 +217,127 @@ fn repo_and_tag(image: &str) -> (String, String) {
     (repo.to_string(), tag)
 }
 
+impl Docker {
+    /// After a push under `name`: the name back on the image that had it, or none.
+    async fn restore_name(&self, name: &str, before: Option<&str>) -> Result<(), EngineError> {
+        match before {
+            Some(id) => self.tag_image(id, name).await,
+            None => self.untag(name).await,
+        }
+    }
+
+    /// Each platform's image pushed under `image` in turn, then the index put there.
+    async fn push_variants(
+        &self,
+        image: &str,
+        variants: &[(String, String)],
+        credential: Option<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<(String, Vec<(String, String)>), EngineError> {
+        let failed = |message: String| EngineError::Push {
+            image: image.to_string(),
+            message,
+        };
+        let (repo, _) = repo_and_tag(image);
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .map_err(|e| failed(e.to_string()))?;
+        let auth = credential.as_ref().map(|c| (c.username.clone(), c.password.clone()));
+        let mut entries = Vec::new();
+        let mut digests = Vec::new();
+        // Each platform's image goes up under the tag in turn; the index replaces the
+        // tag at the end and keeps every platform's manifest referenced.
+        for (platform, id) in variants {
+            log(&format!("Pushing the {platform} image"));
+            self.tag_image(id, image).await?;
+            let digest = self.push(image, credential.clone(), log.clone()).await?;
+            let described = slipway_registry::describe(&http, &format!("{repo}@{digest}"), auth.clone())
+                .await
+                .map_err(failed)?;
+            entries.push(slipway_registry::IndexEntry {
+                manifest: described,
+                platform: platform.clone(),
+            });
+            digests.push((platform.clone(), digest));
+        }
+        let index = slipway_registry::put_index(&http, image, &entries, auth).await.map_err(failed)?;
+        log(&format!("{image}: image index {index} of {} platforms", entries.len()));
+        Ok((index, digests))
+    }
+}
+
+/// One lock per image name: a push names the image for as long as it takes.
+fn name_lock(name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>> =
+        std::sync::OnceLock::new();
+    let mut locks = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    locks.retain(|_, w| w.strong_count() > 0);
+    if let Some(l) = locks.get(name).and_then(std::sync::Weak::upgrade) {
+        return l;
+    }
+    let l = Arc::new(tokio::sync::Mutex::new(()));
+    locks.insert(name.to_string(), Arc::downgrade(&l));
+    l
+}
+
+impl Docker {
+    /// A run's images: the names in its namespace, and the ids of images labelled
+    /// with it that no name holds (what its builds left untagged).
+    async fn run_images(&self, run_id: &str) -> Result<(Vec<String>, Vec<String>), EngineError> {
+        let prefix = slipway_reference::namespace::prefix(run_id);
+        let all = self
+            .client
+            .list_images(Some(bollard::query_parameters::ListImagesOptionsBuilder::new().all(false).build()))
+            .await
+            .map_err(api)?;
+        let named: Vec<String> = all
+            .iter()
+            .flat_map(|i| i.repo_tags.iter())
+            .filter(|t| t.starts_with(&prefix))
+            .cloned()
+            .collect();
+        let labelled = self
+            .client
+            .list_images(Some(
+                bollard::query_parameters::ListImagesOptionsBuilder::new()
+                    .all(false)
+                    .filters(&run_filter(run_id))
+                    .build(),
+            ))
+            .await
+            .map_err(api)?
+            .into_iter()
+            .filter(|i| i.repo_tags.iter().all(|t| t.starts_with(&prefix) || t == "<none>:<none>"))
+            .map(|i| i.id)
+            .collect();
+        Ok((named, labelled))
+    }
+
+    /// Removes a run's images: its names first, then what only it made and nothing
+    /// holds. An image another run uses (a container, another name) stays.
+    async fn sweep_images(&self, run_id: &str) -> Result<usize, EngineError> {
+        let (named, _) = self.run_images(run_id).await?;
+        let mut removed = 0;
+        for name in named {
+            self.untag(&name).await?;
+            removed += 1;
+        }
+        let (_, labelled) = self.run_images(run_id).await?;
+        for id in labelled {
+            let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new().build();
+            match self.client.remove_image(&id, Some(opts), None).await {
+                Ok(_) => removed += 1,
+                // Another run's container or name holds it: it is theirs now too.
+                Err(e) if is_not_found(&e) => {}
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
+                Err(e) => return Err(api(e)),
+            }
+        }
+        Ok(removed)
+    }
+}
+
 fn run_filter(run_id: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])])
 }
@@ -433,40 +554,20 @@ impl Engine for Docker {
         variants: &[(String, String)],
         credential: Option<RegistryCredential>,
         log: LogSink,
+        keep_name: bool,
     ) -> Result<(String, Vec<(String, String)>), EngineError> {
-        let failed = |message: String| EngineError::Push {
-            image: image.to_string(),
-            message,
-        };
-        let (repo, _) = repo_and_tag(image);
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()
-            .map_err(|e| failed(e.to_string()))?;
-        let auth = credential.as_ref().map(|c| (c.username.clone(), c.password.clone()));
-        let mut entries = Vec::new();
-        let mut digests = Vec::new();
-        // Each platform's image goes up under the tag in turn; the index replaces the
-        // tag at the end and keeps every platform's manifest referenced.
-        for (platform, id) in variants {
-            log(&format!("Pushing the {platform} image"));
-            self.tag_image(id, image).await?;
-            let digest = self.push(image, credential.clone(), log.clone()).await?;
-            let described = slipway_registry::describe(&http, &format!("{repo}@{digest}"), auth.clone())
-                .await
-                .map_err(failed)?;
-            entries.push(slipway_registry::IndexEntry {
-                manifest: described,
-                platform: platform.clone(),
-            });
-            digests.push((platform.clone(), digest));
+        let lock = name_lock(image);
+        let _held = lock.lock().await;
+        let before = self.image_id(image).await;
+        let pushed = self.push_variants(image, variants, credential, log).await;
+        if keep_name {
+            if let (Ok(_), Some((_, first))) = (&pushed, variants.first()) {
+                self.tag_image(first, image).await?;
+            }
+        } else {
+            self.restore_name(image, before.as_deref()).await?;
         }
-        let index = slipway_registry::put_index(&http, image, &entries, auth).await.map_err(failed)?;
-        log(&format!("{image}: image index {index} of {} platforms", entries.len()));
-        if let Some((_, first)) = variants.first() {
-            self.tag_image(first, image).await?;
-        }
-        Ok((index, digests))
+        pushed
     }
 
     async fn push(&self, image: &str, credential: Option<RegistryCredential>, log: LogSink) -> Result<String, EngineError> {
@@ -510,6 +611,36 @@ impl Engine for Docker {
             image: image.to_string(),
             message: "the registry reported no digest".into(),
         })
+    }
+
+    async fn push_as(
+        &self,
+        source: &str,
+        target: &str,
+        credential: Option<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<String, EngineError> {
+        let lock = name_lock(target);
+        let _held = lock.lock().await;
+        let before = self.image_id(target).await;
+        self.tag_image(source, target).await?;
+        let pushed = self.push(target, credential, log).await;
+        // Whatever the push did, the name goes back to what it was.
+        let restored = self.restore_name(target, before.as_deref()).await;
+        let digest = pushed?;
+        restored?;
+        Ok(digest)
+    }
+
+    async fn untag(&self, image: &str) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new().noprune(false).build();
+        match self.client.remove_image(image, Some(opts), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // Held by a container (of this run, removed later by the sweep).
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
     }
 
     async fn image_digest(&self, image: &str) -> Option<String> {
@@ -579,6 +710,7 @@ impl Engine for Docker {
                 port_bindings: Some(port_bindings).filter(|p| !p.is_empty()),
                 nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
                 extra_hosts: Some(spec.extra_hosts.clone()).filter(|h| !h.is_empty()),
+                cap_drop: Some(spec.cap_drop.clone()).filter(|c| !c.is_empty()),
                 ..Default::default()
             }),
             networking_config: endpoints.map(|e| NetworkingConfig { endpoints_config: Some(e) }),
@@ -708,6 +840,7 @@ impl Engine for Docker {
                 Err(e) => return Err(api(e)),
             }
         }
+        removed += self.sweep_images(run_id).await?;
         Ok(removed)
     }
 
@@ -740,6 +873,9 @@ impl Engine for Docker {
         {
             out.push(format!("volume {}", v.name));
         }
+        let (named, labelled) = self.run_images(run_id).await?;
+        out.extend(named.into_iter().map(|n| format!("image {n}")));
+        out.extend(labelled.into_iter().map(|id| format!("image {id}")));
         Ok(out)
     }
 }

@@ -66,6 +66,8 @@ pub struct ContainerSpec {
     pub cpus: Option<f64>,
     /// `name:address` entries for `/etc/hosts`.
     pub extra_hosts: Vec<String>,
+    /// Capabilities taken from the engine's default set (`MKNOD`, `NET_RAW`).
+    pub cap_drop: Vec<String>,
 }
 
 /// Which of the engine's builders runs a build.
@@ -179,16 +181,31 @@ pub trait Engine: Send + Sync {
     async fn tag_image(&self, image_id: &str, tag: &str) -> Result<(), EngineError>;
     /// Pushes one image per platform (`variants`: platform, image id) and puts an OCI
     /// image index of them under `image`'s tag, which the engine cannot push itself.
-    /// Returns the index digest and each platform's manifest digest.
+    /// Returns the index digest and each platform's manifest digest. `image` names the
+    /// first platform's image afterwards when `keep_name`, else no image.
     async fn push_index(
         &self,
         image: &str,
         variants: &[(String, String)],
         credential: Option<RegistryCredential>,
         log: LogSink,
+        keep_name: bool,
     ) -> Result<(String, Vec<(String, String)>), EngineError>;
     /// Pushes `image`; returns the manifest digest the registry reported.
     async fn push(&self, image: &str, credential: Option<RegistryCredential>, log: LogSink) -> Result<String, EngineError>;
+    /// Pushes the local image `source` (a name or an id) as `target`: it has that name
+    /// only while it is pushed (a push is by name), one push of a name at a time, then
+    /// the name is the image's that had it before, or nobody's. Returns the digest.
+    async fn push_as(
+        &self,
+        source: &str,
+        target: &str,
+        credential: Option<RegistryCredential>,
+        log: LogSink,
+    ) -> Result<String, EngineError>;
+    /// Removes the name `image` (the image itself goes when no other name holds it and
+    /// no container uses it). Missing is fine.
+    async fn untag(&self, image: &str) -> Result<(), EngineError>;
     /// The repository digest of a local image for `image`'s repository, if it has one.
     async fn image_digest(&self, image: &str) -> Option<String>;
     async fn image_id(&self, image: &str) -> Option<String>;
@@ -206,7 +223,9 @@ pub trait Engine: Send + Sync {
     async fn wait_container(&self, name: &str) -> Result<Exit, EngineError>;
     /// Kills (if running) and removes a container with its anonymous volumes. Missing is fine.
     async fn remove_container(&self, name: &str) -> Result<(), EngineError>;
-    /// Removes every container, network and volume labelled with this run id.
+    /// Removes every container, network and volume labelled with this run id, and the
+    /// run's images: every name in its namespace (`slipway_reference::namespace`) and
+    /// every image labelled with it that no name holds any more.
     async fn sweep(&self, run_id: &str) -> Result<usize, EngineError>;
     /// Counts what is still labelled with this run id (for tests and checks).
     async fn leftovers(&self, run_id: &str) -> Result<Vec<String>, EngineError>;

@@ -42,6 +42,7 @@ impl Notifier {
             file_dirs: Vec::new(),
             allowed: node.settings.allowed_webhook_hosts.clone(),
             setting: "allowed_webhook_hosts",
+            ..Default::default()
         });
         Ok(Arc::new(Notifier {
             client: send::client(&reach)?,

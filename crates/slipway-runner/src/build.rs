@@ -16,6 +16,15 @@ use std::time::Duration;
 const MAX_SECRET_BYTES: u64 = 500 * 1024;
 
 pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSink, produced: &mut Produced) -> Outcome {
+    // BuildKit says which names it gives the image: the task's, not the engine's.
+    let sink: LogSink = match &shared.cfg.images {
+        Some(_) => {
+            let (run_id, inner) = (shared.cfg.run_id.clone(), sink.clone());
+            Arc::new(move |line: &str| inner(&crate::images::familiar_names(&run_id, line)))
+        }
+        None => sink.clone(),
+    };
+    let sink = &sink;
     if spec.context.contains("://") || spec.context.starts_with("git@") {
         return Outcome::Error(format!(
             "remote build context {:?} is not supported by `slipway exec`; clone it in an earlier step or pass it as the run's context",
@@ -95,23 +104,45 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
+    let mut tags = Vec::with_capacity(spec.tags.len());
+    for t in &spec.tags {
+        match crate::images::own_name(shared, t) {
+            Ok(n) => tags.push(n),
+            Err(e) => return Outcome::Error(format!("-t {e}")),
+        }
+    }
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .unwrap_or((l.clone(), String::new()))
+        })
+        .collect();
+    if shared.cfg.images.is_some() {
+        // What the build leaves untagged is found by this, and removed with the run.
+        labels.insert(slipway_engine::RUN_LABEL.to_string(), shared.cfg.run_id.clone());
+        if let Some(frontend) = build_args.get("BUILDKIT_SYNTAX").cloned() {
+            match crate::images::registry_frontend(shared, &frontend).await {
+                Ok(pinned) => {
+                    build_args.insert("BUILDKIT_SYNTAX".into(), pinned);
+                }
+                Err(e) => return Outcome::Error(format!("--build-arg BUILDKIT_SYNTAX={frontend}: {e}")),
+            }
+        }
+    }
     let request = ImageBuild {
         builder,
-        tags: spec.tags.clone(),
+        tags,
         dockerfile: dockerfile.clone(),
         build_args,
         target: spec.target.clone(),
         no_cache: spec.no_cache || !step.cache,
-        pull: spec.pull,
-        labels: spec
-            .labels
-            .iter()
-            .map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .unwrap_or((l.clone(), String::new()))
-            })
-            .collect(),
+        // With the run's images its own, every base is its own image or a registry's by
+        // digest, which a pull could not make fresher.
+        pull: spec.pull && shared.cfg.images.is_none(),
+        labels,
         platform: None,
         network: spec.network.clone(),
         inline_cache: !cache_from.is_empty(),
@@ -136,6 +167,19 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         let deps = match scan(&dockerfile_text, &request, platform.as_deref()) {
             Ok(d) => d,
             Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
+        };
+        let options = scan_options(&request, platform.as_deref());
+        if let Err(e) = check_remote_sources(shared, &dockerfile_text, &options).await {
+            return Outcome::Error(format!("{dockerfile}: {e}"));
+        }
+        let sent_dockerfile = match crate::images::rewrite_dockerfile(shared, &dockerfile_text, &options).await {
+            Ok(t) => t,
+            Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
+        };
+        let replaced = if sent_dockerfile == dockerfile_text {
+            Vec::new()
+        } else {
+            vec![(dockerfile.clone(), sent_dockerfile.into_bytes())]
         };
         shared.say(&format!(
             "Step ID: {}{} depends on runtime {} and buildtime [{}]",
@@ -162,6 +206,7 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
             },
             ignore.clone(),
             vec![dockerfile.clone(), ".dockerignore".into()],
+            replaced,
         )
         .boxed();
         match shared.engine.build(request, tar, credentials.clone(), sink.clone()).await {
@@ -178,7 +223,7 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
     if built.len() > 1 {
         // The tags name the first platform's image locally; a push sends them all.
         let (_, first, _) = &built[0];
-        for tag in &spec.tags {
+        for tag in &request.tags {
             if let Err(e) = shared.engine.tag_image(first, tag).await {
                 return Outcome::Error(e.to_string());
             }
@@ -216,32 +261,82 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
     Outcome::Ok
 }
 
-/// The Dockerfile's base images for one platform, with the platform arguments BuildKit
-/// sets (`TARGETARCH`…) where the build does not set them.
-fn scan(dockerfile: &str, request: &ImageBuild, platform: Option<&str>) -> Result<slipway_dockerfile::Dependencies, String> {
-    let options = slipway_dockerfile::ScanOptions {
+/// How a build for one platform reads its Dockerfile: its arguments, its target, and
+/// the platform arguments BuildKit sets (`TARGETARCH`…) where the build does not.
+fn scan_options(request: &ImageBuild, platform: Option<&str>) -> slipway_dockerfile::ScanOptions {
+    slipway_dockerfile::ScanOptions {
         build_args: request.build_args.clone().into_iter().collect(),
         target: request.target.clone(),
         predefined: slipway_dockerfile::platform_args(platform),
-    };
-    slipway_dockerfile::scan(dockerfile, &options).map_err(|e| e.to_string())
+    }
+}
+
+/// The Dockerfile's base images for one platform.
+fn scan(dockerfile: &str, request: &ImageBuild, platform: Option<&str>) -> Result<slipway_dockerfile::Dependencies, String> {
+    slipway_dockerfile::scan(dockerfile, &scan_options(request, platform)).map_err(|e| e.to_string())
+}
+
+/// Refuses what `ADD` would fetch from where the run may not reach: the engine
+/// fetches it from the host's own network, so the same rules as sources apply.
+async fn check_remote_sources(shared: &Shared, text: &str, options: &slipway_dockerfile::ScanOptions) -> Result<(), String> {
+    let Some(check) = shared.cfg.url_check.clone() else { return Ok(()) };
+    let remote = slipway_dockerfile::remote_sources(text, options).map_err(|e| e.to_string())?;
+    for source in remote {
+        let Some(url) = source.url else {
+            return Err(format!(
+                "line {}: ADD {}: it uses a variable this Dockerfile does not set (the base image's), so where it fetches from cannot be checked; write the address out",
+                source.line, source.written
+            ));
+        };
+        // `git@host:path` is ssh to host.
+        let as_url = match url.strip_prefix("git@") {
+            Some(rest) => format!("ssh://{}", rest.split(':').next().unwrap_or(rest)),
+            None => url.clone(),
+        };
+        let check = check.clone();
+        let verdict = tokio::task::spawn_blocking(move || check(&as_url))
+            .await
+            .map_err(|e| e.to_string())?;
+        verdict.map_err(|e| format!("line {}: ADD {url}: {e}", source.line))?;
+    }
+    Ok(())
 }
 
 /// The build's image also under the cache tag, pushed: its inline cache metadata is
 /// what the next `cache: enabled` build imports. A failure costs speed, not the step.
 async fn export_cache(shared: &Arc<Shared>, image_id: &str, cache: &str, sink: &LogSink) {
-    let result = match shared.engine.tag_image(image_id, cache).await {
-        Ok(()) => shared
-            .engine
-            .push(cache, shared.credential_for(cache), sink.clone())
-            .await
-            .map(|_| ()),
-        Err(e) => Err(e),
+    if let Err(e) = may_push(shared, cache) {
+        sink(&format!("Warning: the build cache is not exported to {cache}: {e}"));
+        return;
+    }
+    let credential = shared.credential_for(cache);
+    let result = if shared.cfg.images.is_some() {
+        shared.engine.push_as(image_id, cache, credential, sink.clone()).await.map(|_| ())
+    } else {
+        match shared.engine.tag_image(image_id, cache).await {
+            Ok(()) => shared.engine.push(cache, credential, sink.clone()).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
     };
     match result {
         Ok(()) => sink(&format!("Exported the build cache to {cache}")),
         Err(e) => sink(&format!("Warning: exporting the build cache to {cache} failed: {e}")),
     }
+}
+
+/// Whether the run may push `image`: not under an operator's image's name (every run
+/// pins those by name), and only to its tenant's repositories in the daemon's registries.
+fn may_push(shared: &Shared, image: &str) -> Result<(), String> {
+    let r = Reference::parse(image).map_err(|e| e.to_string())?;
+    if let Some(scope) = &shared.cfg.images {
+        if scope.is_operators(&r) {
+            return Err(format!(
+                "{image} is the name of one of the operator's images (local_images, an alias's or the sandbox image): a run cannot push under it"
+            ));
+        }
+    }
+    let Some(check) = &shared.cfg.may_push else { return Ok(()) };
+    check(&r.registry, &r.repository)
 }
 
 /// `--cache-from` as docker or buildx write it: `IMAGE` or `type=registry,ref=IMAGE`.
@@ -339,18 +434,27 @@ async fn pin_digest(shared: &Arc<Shared>, r: &Reference) -> String {
     }
 }
 
-/// A client for the registry's own API (describing what was pushed): it follows no
-/// redirect, so a registry cannot point it elsewhere.
-fn registry_client() -> Option<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .ok()
-}
-
 pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &LogSink, produced: &mut Produced) -> Outcome {
     for image in images {
+        if let Err(e) = may_push(shared, image) {
+            return Outcome::Failed(format!("push of {image}: {e}"));
+        }
+        // A run pushes the images it built (under its own names while it runs).
+        let source = match crate::images::own_name(shared, image) {
+            Ok(s) => s,
+            Err(e) => return Outcome::Failed(format!("push of {e}")),
+        };
+        let scoped = shared.cfg.images.is_some();
+        let variants_known = shared
+            .platform_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&slipway_plan::with_default_tag(image));
+        if scoped && !variants_known && shared.engine.image_id(&source).await.is_none() {
+            return Outcome::Failed(format!(
+                "push of {image}: no image of that name was built in this run (a run pushes the images it builds)"
+            ));
+        }
         let credential = shared.credential_for(image);
         let variants = shared
             .platform_images
@@ -363,7 +467,12 @@ pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &Log
         loop {
             sink(&format!("Pushing image: {image}, attempt {attempt}"));
             let pushed = match &variants {
-                Some(v) => shared.engine.push_index(image, v, credential.clone(), sink.clone()).await,
+                Some(v) => shared.engine.push_index(image, v, credential.clone(), sink.clone(), !scoped).await,
+                None if scoped => shared
+                    .engine
+                    .push_as(&source, image, credential.clone(), sink.clone())
+                    .await
+                    .map(|d| (d, Vec::new())),
                 None => shared
                     .engine
                     .push(image, credential.clone(), sink.clone())
@@ -385,7 +494,7 @@ pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &Log
                         let mut tagged = output(&digest, None);
                         // What a push notification tells: the manifest's type and size.
                         let auth = credential.as_ref().map(|c| (c.username.clone(), c.password.clone()));
-                        let described = match registry_client() {
+                        let described = match crate::images::registry_client() {
                             Some(client) => slipway_registry::describe(&client, &format!("{}@{digest}", r.name()), auth).await,
                             None => Err("no HTTP client".into()),
                         };

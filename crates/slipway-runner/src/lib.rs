@@ -9,6 +9,7 @@
 //! way the run ended. Secret values are masked in every line this crate emits.
 
 mod build;
+mod images;
 mod outcome;
 mod redact;
 mod report;
@@ -62,6 +63,36 @@ pub struct RunConfig {
     pub task_name: String,
     /// Told as each step starts and ends (the daemon shows steps live).
     pub on_step: Option<StepWatcher>,
+    /// Keeps the run's images its own in an engine others share (`slipway serve`):
+    /// names it makes live in its namespace, the operator's images are pinned for it,
+    /// anything else comes from a registry by digest, and all it made goes when it
+    /// ends. `None` uses images by the names a task gives (`slipway exec`).
+    pub images: Option<ImageScope>,
+    /// Which repositories pushes may go to (`slipway serve`: a tenant's, in the
+    /// daemon's registries); `None` lets the registry decide.
+    pub may_push: Option<slipway_engine_proxy::PushCheck>,
+    /// Checks each URL a Dockerfile's `ADD` fetches (the engine fetches it from the
+    /// host's network); `None` checks nothing. Called on a blocking thread.
+    pub url_check: Option<slipway_engine_proxy::UrlCheck>,
+    /// Capabilities step containers (and those a step starts) lose.
+    pub cap_drop: Vec<String>,
+}
+
+/// The images a run in a shared engine may use by name besides its own.
+#[derive(Debug, Clone, Default)]
+pub struct ImageScope {
+    /// The operator's images (aliases' images, the sandbox image, `local_images`).
+    pub operator_images: Vec<String>,
+}
+
+impl ImageScope {
+    /// Whether `r` names one of the operator's images.
+    pub fn is_operators(&self, r: &slipway_reference::Reference) -> bool {
+        self.operator_images
+            .iter()
+            .filter_map(|o| slipway_reference::Reference::parse(o).ok())
+            .any(|o| o.tagged() == r.tagged())
+    }
 }
 
 impl RunConfig {
@@ -81,6 +112,10 @@ impl RunConfig {
             task_name: "quickrun".into(),
             cache_mount_namespace: None,
             on_step: None,
+            images: None,
+            may_push: None,
+            url_check: None,
+            cap_drop: Vec::new(),
         }
     }
 }
@@ -266,6 +301,8 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
             .steps
             .iter()
             .any(|s| matches!(&s.kind, slipway_plan::StepKind::Build { spec, .. } if spec.network.is_some()));
+    // A run whose images are its own leaves images to remove, containers or not.
+    let sweep = containers || cfg.images.is_some();
     let setup = if containers {
         set_up(&*engine, &plan, &cfg, &labels, &scratch).await
     } else {
@@ -308,6 +345,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         engine_socket: proxy.as_ref().map(|p| p.socket().to_path_buf()),
         platform_images: Default::default(),
     });
+    images::pin_operator_images(&shared).await;
 
     let total = Duration::from_secs(plan.total_timeout);
     let steps_cancel = cancel.child_token();
@@ -333,7 +371,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     if let Some(p) = proxy {
         p.stop().await;
     }
-    tear_down(&*engine, &cfg, &scratch, &say, containers).await;
+    tear_down(&*engine, &cfg, &scratch, &say, sweep).await;
     report.finish(started.elapsed());
     for line in report.summary_lines() {
         say(&line);
@@ -380,10 +418,13 @@ async fn set_up(
             .await
             .map_err(|e| format!("cannot create the shared volume: {e}"))
     };
-    // Every step's $HOME, as acb gives it: a login in one step holds in the next.
+    // Every step's $HOME, as acb gives it: a login in one step holds in the next. Its
+    // files live in the run's scratch dir, so they carry its mount's flags and go with it.
+    let home_dir = scratch.join("home");
+    std::fs::create_dir_all(&home_dir).map_err(|e| format!("cannot create the run's home directory: {e}"))?;
     let home = async {
         engine
-            .create_volume(&home_volume(&cfg.run_id), labels.clone(), None)
+            .create_volume(&home_volume(&cfg.run_id), labels.clone(), Some(&home_dir))
             .await
             .map_err(|e| format!("cannot create the run's home volume: {e}"))
     };
@@ -440,11 +481,30 @@ async fn start_proxy(
         allow_host_network: cfg.host.host_network,
         allow_privileged: cfg.host.privileged,
         trust_host: cfg.host.engine_host,
+        images: cfg.images.as_ref().map(|_| proxy_image_rules(cfg)),
+        cap_drop: cfg.cap_drop.clone(),
     };
     let upstream = cfg.docker_socket.trim_start_matches("unix://");
     slipway_engine_proxy::Proxy::start(scope, &socket, std::path::Path::new(upstream))
         .await
         .map_err(|e| format!("cannot start the run's engine proxy: {e}"))
+}
+
+/// The rules the run's proxy keeps its images by: registry digests asked with the
+/// step's own credentials (as the engine's pull would be), the run's push and URL checks.
+fn proxy_image_rules(cfg: &RunConfig) -> slipway_engine_proxy::ImageRules {
+    let digest: slipway_engine_proxy::DigestLookup = Arc::new(|image: String, auth: Option<(String, String)>| {
+        Box::pin(async move {
+            let client = images::registry_client().ok_or_else(|| "no HTTP client".to_string())?;
+            slipway_registry::manifest_digest(&client, &image, auth).await
+        })
+    });
+    slipway_engine_proxy::ImageRules {
+        digest,
+        operator_images: cfg.images.as_ref().map(|i| i.operator_images.clone()).unwrap_or_default(),
+        may_push: cfg.may_push.clone().unwrap_or_else(|| Arc::new(|_: &str, _: &str| Ok(()))),
+        url_check: cfg.url_check.clone().unwrap_or_else(|| Arc::new(|_: &str| Ok(()))),
+    }
 }
 
 /// Shared network mode: one container holds the network namespace every step joins
@@ -511,9 +571,10 @@ fn write_secret_files(dir: &std::path::Path, files: &BTreeMap<String, Vec<u8>>) 
     Ok(())
 }
 
-async fn tear_down(engine: &dyn Engine, cfg: &RunConfig, scratch: &std::path::Path, say: &(dyn Fn(&str) + Sync), containers: bool) {
-    // A run that started no container and made no network or volume has nothing labelled.
-    if containers {
+async fn tear_down(engine: &dyn Engine, cfg: &RunConfig, scratch: &std::path::Path, say: &(dyn Fn(&str) + Sync), sweep: bool) {
+    // A run that started no container, made no network or volume and keeps no images
+    // of its own has nothing labelled.
+    if sweep {
         match engine.sweep(&cfg.run_id).await {
             Ok(n) => tracing::debug!(run_id = %cfg.run_id, removed = n, "run resources removed"),
             Err(e) => say(&format!("Cleanup of run {} was incomplete: {e}", cfg.run_id)),

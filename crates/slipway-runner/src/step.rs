@@ -189,10 +189,17 @@ async fn cmd(
     attempt_number: u32,
 ) -> Outcome {
     let engine = &shared.engine;
+    let resolved = match crate::images::resolve(shared, image).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::Error(e),
+    };
+    // The run's own images are local; a registry's by digest cannot be fresher.
+    let always = step.pull && shared.cfg.images.is_none();
+    let image = resolved.name();
     let credential = shared.credential_for(image);
     let mut pull_attempt = 0;
     loop {
-        match engine.ensure_image(image, step.pull, credential.clone(), sink.clone()).await {
+        match engine.ensure_image(image, always, credential.clone(), sink.clone()).await {
             Ok(()) => break,
             Err(e) if pull_attempt < step.cmd_download_retries => {
                 pull_attempt += 1;
@@ -248,6 +255,7 @@ async fn cmd(
         labels: shared.labels.clone(),
         cpus: step.cpus,
         extra_hosts: Vec::new(),
+        cap_drop: shared.cfg.cap_drop.clone(),
     };
     // A container kept (`keep`) by an earlier execution of this step would clash by name.
     if attempt_number > 1 {

@@ -14,6 +14,7 @@
 //! knows all the parts of the daemon.
 
 mod failure;
+mod harden;
 mod outgoing;
 pub mod routes;
 
@@ -81,6 +82,12 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         .data_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", settings.data_dir.display()))?;
+    let _hardened = if settings.harden_data_dir {
+        Some(harden::data_dir(&settings.data_dir)?)
+    } else {
+        tracing::warn!("harden_data_dir is off: steps can leave device files and set-uid programs in the data dir");
+        None
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = slipway_store::open(&settings.database, clock.clone())
         .await

@@ -301,7 +301,7 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
         if owner.as_deref().is_some_and(|o| who.sees(o)) {
             d.ensure_upload(upload).await;
         } else {
-            return Err(bad_request(format!("sourceLocation: no upload {upload:?}")));
+            return Err(bad_request(format!("sourceLocation: upload {upload} does not exist")));
         }
     }
     sources::validate(source.as_deref(), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("sourceLocation: {e}")))?;

@@ -22,6 +22,62 @@ pub struct Reach {
     /// The setting `allowed` comes from, named in refusals (`allowed_source_hosts`
     /// when empty).
     pub setting: &'static str,
+    /// The machine's own addresses (every interface's), read again now and then.
+    pub own: Arc<OwnAddresses>,
+}
+
+/// The addresses of this machine's interfaces. An address of the machine reaches the
+/// daemon and every service listening on all interfaces, whatever range it is in, so
+/// it is refused unless the operator lists that very address (or the host name): a
+/// network listed for other machines does not let it through.
+#[derive(Debug)]
+pub struct OwnAddresses {
+    read: std::sync::Mutex<(std::time::Instant, Vec<IpAddr>)>,
+}
+
+/// How long a reading of the interfaces' addresses is used.
+const OWN_ADDRESSES_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Default for OwnAddresses {
+    fn default() -> Self {
+        OwnAddresses {
+            read: std::sync::Mutex::new((std::time::Instant::now(), interface_addresses())),
+        }
+    }
+}
+
+impl OwnAddresses {
+    /// Fixed addresses (for tests).
+    pub fn fixed(addresses: Vec<IpAddr>) -> OwnAddresses {
+        OwnAddresses {
+            read: std::sync::Mutex::new((std::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365), addresses)),
+        }
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        if read.0.elapsed() > OWN_ADDRESSES_FOR {
+            *read = (std::time::Instant::now(), interface_addresses());
+        }
+        let ip = match ip {
+            IpAddr::V6(a) => a.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        read.1.contains(&ip)
+    }
+}
+
+fn interface_addresses() -> Vec<IpAddr> {
+    let Ok(list) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    list.filter_map(|i| {
+        let a = i.address?;
+        a.as_sockaddr_in()
+            .map(|s| IpAddr::V4(s.ip()))
+            .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+    })
+    .collect()
 }
 
 /// An address inside the machine or its private network.
@@ -45,6 +101,7 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed by some)
                 || (first == 0x64 && seg[1] == 0xff9b) // NAT64 of anything
                 || (first == 0x2001 && seg[1] == 0) // Teredo: tunnels to any IPv4 address
+                || (first == 0x2001 && seg[1] == 0x0db8) // documentation
                 || (compatible && internal_v4(embedded(seg[6], seg[7])))
                 || (first == 0x2002 && internal_v4(embedded(seg[1], seg[2])))
         }
@@ -63,6 +120,9 @@ fn internal_v4(a: Ipv4Addr) -> bool {
         || (b0 == 100 && (64..128).contains(&b1)) // shared address space
         || (b0 == 198 && (b1 == 18 || b1 == 19)) // benchmarking
         || (b0 == 192 && b1 == 0 && a.octets()[2] == 0) // IETF protocol assignments
+        || (b0 == 192 && b1 == 0 && a.octets()[2] == 2) // documentation (TEST-NET-1)
+        || (b0 == 198 && b1 == 51 && a.octets()[2] == 100) // documentation (TEST-NET-2)
+        || (b0 == 203 && b1 == 0 && a.octets()[2] == 113) // documentation (TEST-NET-3)
         || b0 >= 240 // reserved
 }
 
@@ -98,6 +158,10 @@ impl Reach {
 
     /// Whether a source may connect to `ip` (reached through `host`).
     pub fn address_allowed(&self, host: &str, ip: IpAddr) -> bool {
+        if self.own.contains(ip) {
+            // Only that very address, or the host by name: never a network listed.
+            return self.host_listed(host) || self.allowed.iter().any(|a| !a.contains('/') && base_ip(a) == Some(ip));
+        }
         !is_internal(ip) || self.host_listed(host) || self.allowed.iter().any(|n| in_network(ip, n))
     }
 
@@ -237,8 +301,28 @@ mod tests {
         }
         let listed = Reach {
             allowed: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
+            own: Arc::new(OwnAddresses::fixed(vec![
+                "127.0.0.1".parse().unwrap(),
+                "10.1.1.1".parse().unwrap(),
+                "203.0.114.7".parse().unwrap(),
+            ])),
             ..Default::default()
         };
+        // The machine's own addresses pass only when listed themselves, whatever their range.
+        assert!(
+            listed.check_url("http://10.1.1.1/x").unwrap_err().contains("allowed_source_hosts"),
+            "an own address in a listed network"
+        );
+        assert!(listed.check_url("http://203.0.114.7/x").is_err(), "an own public address");
+        assert!(listed.check_url("http://[::ffff:203.0.114.7]/x").is_err());
+        for documentation in [
+            "http://192.0.2.10/x",
+            "http://198.51.100.1/x",
+            "http://203.0.113.9/x",
+            "http://[2001:db8::1]/x",
+        ] {
+            assert!(Reach::default().check_url(documentation).is_err(), "{documentation}");
+        }
         assert!(listed.check_url("http://127.0.0.1:9/x.tar.gz").is_ok());
         assert!(listed.check_url("http://10.9.9.9/x").is_ok());
         assert!(listed.check_url("http://192.168.0.1/x").is_err());

@@ -75,6 +75,7 @@ impl Node {
             file_dirs: settings.file_source_dirs.clone(),
             allowed: settings.allowed_source_hosts.clone(),
             setting: "allowed_source_hosts",
+            ..Default::default()
         });
         Node {
             settings,

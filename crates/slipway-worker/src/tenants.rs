@@ -101,6 +101,59 @@ impl Node {
     }
 }
 
+/// Capabilities every step container loses in `slipway serve`: making device files
+/// (which would be the host's devices on the data dir) and raw sockets.
+pub const STEP_CAP_DROP: [&str; 2] = ["MKNOD", "NET_RAW"];
+
+/// The operator's images a run may use by name: `local_images`, the images aliases
+/// name, and the sandbox image.
+pub fn operator_images(settings: &Settings) -> Vec<String> {
+    let mut out: Vec<String> = settings.local_images.clone();
+    out.extend(settings.image_aliases.values().cloned());
+    out.push(settings.sandbox_image.clone());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A registry host as pushes name it (Docker Hub has several names).
+fn registry_key(registry: &str) -> String {
+    match registry.to_ascii_lowercase().as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
+        other => other.to_string(),
+    }
+}
+
+impl Node {
+    /// What `tenant`'s run may push: in the daemon's registries (less those the run has
+    /// a credential of its own for, which decide themselves), only the repositories the
+    /// tenant owns.
+    pub fn push_check(&self, tenant: &str, own_credentials: Vec<String>) -> slipway_engine_proxy::PushCheck {
+        let own: Vec<String> = own_credentials.iter().map(|r| registry_key(r)).collect();
+        let guarded: Vec<String> = self
+            .own_registries()
+            .iter()
+            .map(|r| registry_key(r))
+            .filter(|r| !own.contains(r))
+            .collect();
+        let repositories = self.directory().repositories_of(tenant);
+        let tenant = tenant.to_string();
+        Arc::new(move |registry: &str, repository: &str| {
+            if !guarded.contains(&registry_key(registry)) || repositories.allows(repository) {
+                return Ok(());
+            }
+            let owned = if repositories.is_empty() {
+                "none".to_string()
+            } else {
+                repositories.0.join(", ")
+            };
+            Err(format!(
+                "tenant {tenant} may not push to {registry}/{repository}: in the daemon's registries it owns {owned} (the operator's setting [tenants.{tenant}] repositories)"
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -437,6 +437,16 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
             .clone()
             .unwrap_or_else(|| requests::cache_namespace(&run.tenant, requests::CacheOwner::Run, &run.id)),
     );
+    // The run's images are its own, its pushes its tenant's, its builds' fetches
+    // checked like sources, and its steps without the capabilities that reach devices
+    // or raw networks.
+    cfg.images = Some(slipway_runner::ImageScope {
+        operator_images: crate::tenants::operator_images(&d.settings),
+    });
+    cfg.may_push = Some(d.push_check(&run.tenant, secrets.registry.keys().cloned().collect()));
+    let reach = d.reach.clone();
+    cfg.url_check = Some(Arc::new(move |url: &str| reach.check_url(url)));
+    cfg.cap_drop = crate::tenants::STEP_CAP_DROP.iter().map(|c| c.to_string()).collect();
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     cfg.scratch_dir = d.data("scratch");

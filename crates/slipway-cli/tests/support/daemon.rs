@@ -81,6 +81,8 @@ impl Daemon {
             // refuses to reach unless its operator lists them.
             .env("SLIPWAY_FILE_SOURCE_DIRS", std::env::temp_dir())
             .env("SLIPWAY_ALLOWED_SOURCE_HOSTS", "127.0.0.1,localhost")
+            // The test bed's images exist only in the engine: the operator's, for runs.
+            .env("SLIPWAY_LOCAL_IMAGES", super::LOCAL_IMAGES)
             // A test's daemon stops its runs at once when the test ends.
             .env("SLIPWAY_SHUTDOWN_GRACE_SECONDS", "1")
             .args(&self.extra)
@@ -153,6 +155,27 @@ impl Daemon {
             let mut r = reqwest::Client::new().post(url).body(body);
             if let Some(t) = token {
                 r = r.bearer_auth(t);
+            }
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        })
+    }
+
+    /// Any request with `token` (and extra headers); the status and the body's text.
+    pub fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
+        let url = format!("{}{path}", self.url());
+        super::rt().block_on(async {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let mut r = reqwest::Client::new().request(method, url);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            if let Some(b) = body {
+                r = r.header("Content-Type", "application/json").body(b);
             }
             let resp = r.send().await.unwrap();
             let status = resp.status().as_u16();

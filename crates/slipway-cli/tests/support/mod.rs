@@ -40,6 +40,9 @@ pub fn testbed() -> Option<Testbed> {
     }
 }
 
+/// The images scripts/testbed.sh makes in the engine (nothing can be pulled here).
+pub const LOCAL_IMAGES: &str = "slipway-busybox:latest,slipway-busybox:amd64,slipway-busybox:arm64,slipway-docker-cli:latest";
+
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }

@@ -9,7 +9,9 @@ use std::net::IpAddr;
 pub(super) fn create(policy: &Policy, ask: &mut Ask, req: &Request) -> Result<Forward, Halt> {
     let mut body = req.body.cloned().ok_or(Halt::Body)?;
     let config = gojson::strukt(&mut body, "the container config")?;
+    refuse_top_level_host_config(config)?;
     gojson::stamp_label(config, policy.label())?;
+    super::images::container_image(ask, config)?;
     // Without a `HostConfig` the engine reads host config fields from the top level of
     // the body; with one, it reads only that object, the one checked here.
     host_config(policy, ask, gojson::strukt_at(config, "HostConfig")?)?;
@@ -30,10 +32,98 @@ pub(super) fn create(policy: &Policy, ask: &mut Ask, req: &Request) -> Result<Fo
     Ok(forward)
 }
 
+/// The host config's fields (with `Resources`' and the old `Cpuset`): the engine reads
+/// them from the top level of a create body too, merged past the `HostConfig` checked.
+const HOST_CONFIG_FIELDS: &[&str] = &[
+    "Binds",
+    "ContainerIDFile",
+    "LogConfig",
+    "NetworkMode",
+    "PortBindings",
+    "RestartPolicy",
+    "AutoRemove",
+    "VolumeDriver",
+    "VolumesFrom",
+    "ConsoleSize",
+    "Annotations",
+    "CapAdd",
+    "CapDrop",
+    "CgroupnsMode",
+    "Dns",
+    "DnsOptions",
+    "DnsSearch",
+    "ExtraHosts",
+    "GroupAdd",
+    "IpcMode",
+    "Cgroup",
+    "Links",
+    "OomScoreAdj",
+    "PidMode",
+    "Privileged",
+    "PublishAllPorts",
+    "ReadonlyRootfs",
+    "SecurityOpt",
+    "StorageOpt",
+    "Tmpfs",
+    "UTSMode",
+    "UsernsMode",
+    "ShmSize",
+    "Sysctls",
+    "Runtime",
+    "Isolation",
+    "MaskedPaths",
+    "ReadonlyPaths",
+    "Init",
+    "Mounts",
+    "CpuShares",
+    "Memory",
+    "NanoCpus",
+    "CgroupParent",
+    "BlkioWeight",
+    "BlkioWeightDevice",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceWriteBps",
+    "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpuRealtimePeriod",
+    "CpuRealtimeRuntime",
+    "CpusetCpus",
+    "CpusetMems",
+    "Devices",
+    "DeviceCgroupRules",
+    "DeviceRequests",
+    "KernelMemory",
+    "KernelMemoryTCP",
+    "MemoryReservation",
+    "MemorySwap",
+    "MemorySwappiness",
+    "OomKillDisable",
+    "PidsLimit",
+    "Ulimits",
+    "CpuCount",
+    "CpuPercent",
+    "IOMaximumIOps",
+    "IOMaximumBandwidth",
+    "Cpuset",
+];
+
+fn refuse_top_level_host_config(config: &Object) -> Result<(), Refusal> {
+    match HOST_CONFIG_FIELDS.iter().find(|f| gojson::get(config, f).is_some()) {
+        Some(field) => Err(Refusal::bad_request(format!(
+            "{field} at the top level of a container config is read as host config past every check: give it inside HostConfig"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn host_config(policy: &Policy, ask: &mut Ask, host: &mut Object) -> Result<(), Refusal> {
     let scope = &policy.scope;
     if !scope.trust_host {
         refuse_host_access(scope, host)?;
+        limits(host)?;
+        drop_capabilities(&scope.cap_drop, host)?;
     }
     for (field, _) in NAMESPACES {
         let mode = gojson::string(host, field)?.to_string();
@@ -87,6 +177,54 @@ fn host_config(policy: &Policy, ask: &mut Ask, host: &mut Object) -> Result<(), 
         }
     }
     links(ask, host)
+}
+
+/// A negative OOM score makes the host's other processes die first; raised ulimits give
+/// a container more than the engine's processes have.
+fn limits(host: &Object) -> Result<(), Refusal> {
+    if let Some(adj) = gojson::get(host, "OomScoreAdj") {
+        if adj.as_i64().unwrap_or(0) < 0 {
+            return Err(Refusal::forbidden(
+                "a negative OomScoreAdj (--oom-score-adj) is not allowed in this run: the host's processes would be killed first",
+            ));
+        }
+    }
+    let Some(list) = gojson::get(host, "Ulimits") else { return Ok(()) };
+    let Value::Array(list) = list else {
+        return Err(Refusal::bad_request("Ulimits must be a list"));
+    };
+    for u in list {
+        let (Some(name), soft, hard) = (
+            u.get("Name").or_else(|| u.get("name")).and_then(Value::as_str),
+            u.get("Soft").or_else(|| u.get("soft")).and_then(Value::as_i64).unwrap_or(0),
+            u.get("Hard").or_else(|| u.get("hard")).and_then(Value::as_i64).unwrap_or(0),
+        ) else {
+            return Err(Refusal::bad_request("a ulimit needs a Name"));
+        };
+        let ceiling = crate::host_limit(name).ok_or_else(|| Refusal::bad_request(format!("unknown ulimit {name:?}")))?;
+        let as_u64 = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+        if as_u64(soft) > ceiling || as_u64(hard) > ceiling {
+            return Err(Refusal::forbidden(format!(
+                "--ulimit {name}={soft}:{hard} is more than the engine's own limit ({ceiling}); a run may only lower ulimits"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Adds the run's dropped capabilities to the container's `CapDrop`.
+fn drop_capabilities(dropped: &[String], host: &mut Object) -> Result<(), Refusal> {
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let mut caps = gojson::strings(host, "CapDrop")?;
+    for c in dropped {
+        if !caps.iter().any(|x| x.trim_start_matches("CAP_").eq_ignore_ascii_case(c)) {
+            caps.push(c.clone());
+        }
+    }
+    gojson::set(host, "CapDrop", Value::Array(caps.into_iter().map(Value::String).collect()));
+    Ok(())
 }
 
 /// The namespace modes a container may share with the host or another container.

@@ -13,6 +13,9 @@ pub struct State {
     pub networks: HashMap<String, String>,
     /// Client name → engine name (a volume created without a name maps to itself).
     pub volumes: HashMap<String, String>,
+    /// Images the run pulled through the proxy: the name it pulled (normalised) →
+    /// the engine's `repository@digest`.
+    pub pulled: HashMap<String, String>,
 }
 
 impl State {

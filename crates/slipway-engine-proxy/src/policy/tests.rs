@@ -23,6 +23,10 @@ fn state() -> State {
         execs: ["e1".to_string()].into(),
         networks: HashMap::from([("mynet".into(), "mynet_r1".into())]),
         volumes: HashMap::from([("v1".into(), "v1_r1".into())]),
+        pulled: HashMap::from([(
+            "127.0.0.1:5000/base:1".into(),
+            format!("127.0.0.1:5000/base@sha256:{}", "b".repeat(64)),
+        )]),
     }
 }
 
@@ -54,6 +58,73 @@ fn facts() -> Facts {
             ("sub".into(), Some("/ws/sub".into())),
             ("link".into(), None),
         ]),
+        images: HashMap::from([
+            (OWN_APP.into(), Some(image_facts(OWN_APP, "own"))),
+            (
+                "slipway.invalid/r1/docker.io/library/slipway-busybox:latest".into(),
+                Some(image_facts("slipway.invalid/r1/docker.io/library/slipway-busybox:latest", "pinned")),
+            ),
+            ("slipway.invalid/r1/docker.io/library/busybox:latest".into(), None),
+            ("slipway.invalid/r1/127.0.0.1_5000/team-a/app:2".into(), None),
+            (
+                "slipway.invalid/r1/127.0.0.1_5000/team-a/app:1".into(),
+                Some(image_facts("slipway.invalid/r1/127.0.0.1_5000/team-a/app:1", "own2")),
+            ),
+            ("127.0.0.1:5000/team-a/app:1".into(), None),
+            ("127.0.0.1:5000/team-a/app:2".into(), None),
+            (
+                "slipway-busybox:latest".into(),
+                Some(image_facts("slipway-busybox:latest", "operators")),
+            ),
+            ("0123456789ab".into(), Some(image_facts("slipway-busybox:latest", "operators"))),
+        ]),
+        digests: HashMap::from([
+            ("docker.io/library/alpine:3".into(), Ok(format!("sha256:{}", "a".repeat(64)))),
+            ("127.0.0.1:5000/private:1".into(), Err("401 Unauthorized".into())),
+        ]),
+    }
+}
+
+/// The run's own image `app` (made by a `docker build -t app`).
+const OWN_APP: &str = "slipway.invalid/r1/docker.io/library/app:latest";
+
+fn image_facts(name: &str, id: &str) -> images::ImageFacts {
+    images::ImageFacts {
+        id: id.into(),
+        repo_tags: vec![name.into()],
+        ..Default::default()
+    }
+}
+
+/// The run's scope with its images its own: pushes only to team-a/, no URL reachable.
+fn scoped() -> Scope {
+    let digest: crate::DigestLookup = std::sync::Arc::new(|_, _| Box::pin(async { Err("unused".to_string()) }));
+    Scope {
+        images: Some(crate::ImageRules {
+            digest,
+            operator_images: vec!["slipway-busybox:latest".into()],
+            may_push: std::sync::Arc::new(|registry: &str, repo: &str| {
+                if registry == "127.0.0.1:5000" && !repo.starts_with("team-a/") {
+                    Err(format!("tenant team-a may not push to {registry}/{repo}"))
+                } else {
+                    Ok(())
+                }
+            }),
+            url_check: std::sync::Arc::new(|_: &str| Err("no".to_string())),
+        }),
+        cap_drop: vec!["MKNOD".into(), "NET_RAW".into()],
+        ..scope()
+    }
+}
+
+fn scoped_decision(method: &str, url: &str, body: Option<Value>) -> Decision {
+    decide_with(scoped(), method, url, body)
+}
+
+fn scoped_forward(method: &str, url: &str, body: Option<Value>) -> Forward {
+    match scoped_decision(method, url, body) {
+        Decision::Forward(f) => f,
+        other => panic!("{method} {url}: expected a forward, got {other:?}"),
     }
 }
 
@@ -74,6 +145,7 @@ fn decide_with(scope: Scope, method: &str, url: &str, body: Option<Value>) -> De
             method,
             target: &target,
             body: read.as_ref(),
+            registry_auth: None,
         };
         match policy.decide(&req, &state, &facts) {
             Decision::Need(needs) if needs == [Need::Body] && read.is_none() => {
@@ -402,13 +474,17 @@ fn created_containers_carry_the_label_the_prefix_and_the_runs_network() {
     let f = forwarded("POST", "/containers/create", Some(json!({"Image": "b"})));
     assert_eq!(query(&f, "name"), None, "an unnamed container stays unnamed");
 
-    // The engine takes host config from the top level when `HostConfig` is missing or null.
+    // The engine takes host config from the top level too (when `HostConfig` is missing,
+    // null, or for some fields beside it): refused, not read past the checks.
     for body in [
         json!({"Image": "b", "Privileged": true, "Binds": ["/:/host"]}),
         json!({"Image": "b", "HostConfig": null, "Privileged": true}),
+        json!({"Image": "b", "HostConfig": {}, "VolumeDriver": "x"}),
     ] {
-        let host = &created(body)["HostConfig"];
-        assert_eq!(host, &json!({"NetworkMode": "acb_default_network_r1"}));
+        match decide("POST", "/containers/create", Some(body.clone())) {
+            Decision::Refuse(r) => assert!(r.status == 400 && r.message.contains("at the top level"), "{body}: {r:?}"),
+            other => panic!("{body}: {other:?}"),
+        }
     }
     // Whatever case the client writes the key in.
     let body = created(json!({"Image": "b", "labels": {"a": "b"}, "hostconfig": {"networkmode": "bridge"}}));
@@ -893,4 +969,212 @@ fn a_trusted_host_passes_host_access_but_keeps_names_and_labels() {
         decide_with(scope(), "POST", "/containers/create", Some(body)),
         Decision::Forward(_)
     ));
+}
+
+#[test]
+fn a_runs_images_are_its_own_names() {
+    // A name the step uses means the run's image of that name, or what it pulled.
+    let c = json_body(&scoped_forward("POST", "/containers/create", Some(json!({"Image": "app"})))).clone();
+    assert_eq!(c["Image"], OWN_APP);
+    let c = json_body(&scoped_forward(
+        "POST",
+        "/containers/create",
+        Some(json!({"Image": "slipway-busybox"})),
+    ))
+    .clone();
+    assert_eq!(
+        c["Image"], "slipway.invalid/r1/docker.io/library/slipway-busybox:latest",
+        "the operator's, pinned"
+    );
+    let c = json_body(&scoped_forward(
+        "POST",
+        "/containers/create",
+        Some(json!({"Image": "127.0.0.1:5000/base:1"})),
+    ))
+    .clone();
+    assert_eq!(
+        c["Image"],
+        format!("127.0.0.1:5000/base@sha256:{}", "b".repeat(64)),
+        "what it pulled, by digest"
+    );
+    // What it has not: 404, so the CLI pulls it; another run's: refused.
+    for (image, status, text) in [
+        ("busybox", 404, "No such image: busybox"),
+        ("slipway.invalid/r2/docker.io/library/app:latest", 403, "another run's image"),
+        ("0123456789ab", 404, "No such image"),
+    ] {
+        match scoped_decision("POST", "/containers/create", Some(json!({ "Image": image }))) {
+            Decision::Refuse(r) => assert!(r.status == status && r.message.contains(text), "{image}: {r:?}"),
+            other => panic!("{image}: {other:?}"),
+        }
+    }
+    // Names the step makes land in its namespace.
+    let f = scoped_forward("POST", "/images/app/tag?repo=127.0.0.1:5000/team-a/app&tag=2", None);
+    assert_eq!(f.path, format!("/images/{OWN_APP}/tag"));
+    assert_eq!(
+        (query(&f, "repo").unwrap(), query(&f, "tag").unwrap()),
+        ("slipway.invalid/r1/127.0.0.1_5000/team-a/app".to_string(), "2".to_string())
+    );
+    let f = scoped_forward("POST", "/images/create?fromSrc=-&repo=imported&tag=1", None);
+    assert_eq!(query(&f, "repo").unwrap(), "slipway.invalid/r1/docker.io/library/imported");
+    assert!(f.query.iter().any(|(k, v)| k == "changes" && v == "LABEL io.slipway.run=r1"));
+    let f = scoped_forward("POST", "/commit?container=svc&repo=snap", None);
+    assert_eq!(query(&f, "repo").unwrap(), "slipway.invalid/r1/docker.io/library/snap");
+    assert_eq!(scoped_forward("POST", "/images/load", None).body, Body::LoadTar);
+}
+
+#[test]
+fn pulls_are_by_digest_and_pushes_only_where_the_tenant_may() {
+    let f = scoped_forward("POST", "/images/create?fromImage=alpine&tag=3", None);
+    let digest = format!("sha256:{}", "a".repeat(64));
+    assert_eq!(
+        (query(&f, "fromImage").unwrap(), query(&f, "tag").unwrap()),
+        ("docker.io/library/alpine".to_string(), digest.clone())
+    );
+    assert_eq!(
+        f.before,
+        [Before::Remember {
+            client: "docker.io/library/alpine:3".into(),
+            engine: format!("docker.io/library/alpine@{digest}")
+        }]
+    );
+    match scoped_decision("POST", "/images/create?fromImage=127.0.0.1:5000/private&tag=1", None) {
+        Decision::Refuse(r) => assert!(r.message.contains("401"), "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    // A push names the image for its length only, where the tenant owns the repository.
+    let f = scoped_forward("POST", "/images/127.0.0.1:5000/team-a/app/push?tag=1", None);
+    assert_eq!(
+        f.before,
+        [Before::Tag {
+            source: "slipway.invalid/r1/127.0.0.1_5000/team-a/app:1".into(),
+            target: "127.0.0.1:5000/team-a/app:1".into()
+        }]
+    );
+    assert_eq!(f.finally, [Finally::Untag("127.0.0.1:5000/team-a/app:1".into())]);
+    for (url, status, text) in [
+        (
+            "/images/127.0.0.1:5000/team-b/app/push?tag=1",
+            403,
+            "may not push to 127.0.0.1:5000/team-b/app",
+        ),
+        ("/images/127.0.0.1:5000/team-a/app/push?tag=2", 404, "No such image"),
+        ("/images/slipway-busybox/push?tag=latest", 403, "one of the operator's images"),
+    ] {
+        match scoped_decision("POST", url, None) {
+            Decision::Refuse(r) => assert!(r.status == status && r.message.contains(text), "{url}: {r:?}"),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn proxied_builds_are_the_runs_and_leave_nothing() {
+    let f = scoped_forward(
+        "POST",
+        "/build?t=app:2&t=127.0.0.1:5000/team-a/x&rm=0&forcerm=0&pull=1&labels=%7B%22a%22%3A%22b%22%7D",
+        None,
+    );
+    let ts: Vec<&str> = f.query.iter().filter(|(k, _)| k == "t").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(
+        ts,
+        [
+            "slipway.invalid/r1/docker.io/library/app:2",
+            "slipway.invalid/r1/127.0.0.1_5000/team-a/x:latest"
+        ]
+    );
+    assert_eq!(
+        (query(&f, "rm").as_deref(), query(&f, "forcerm").as_deref(), query(&f, "pull")),
+        (Some("1"), Some("1"), None)
+    );
+    let labels: Value = serde_json::from_str(&query(&f, "labels").unwrap()).unwrap();
+    assert_eq!(labels, json!({"a": "b", "io.slipway.run": "r1"}));
+    assert_eq!(
+        f.body,
+        Body::BuildTar {
+            dockerfile: "Dockerfile".into()
+        }
+    );
+}
+
+#[test]
+fn host_config_cannot_come_in_sideways() {
+    for (body, status, text) in [
+        (
+            json!({"Image": "app", "VolumeDriver": "evil"}),
+            400,
+            "VolumeDriver at the top level",
+        ),
+        (json!({"Image": "app", "memory": 1}), 400, "Memory at the top level"),
+        (json!({"Image": "app", "HostConfig": {"OomScoreAdj": -500}}), 403, "OomScoreAdj"),
+        (
+            json!({"Image": "app", "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": -1, "Hard": -1}]}}),
+            403,
+            "--ulimit nofile",
+        ),
+        (
+            json!({"Image": "app", "HostConfig": {"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 1}]}}),
+            400,
+            "unknown ulimit",
+        ),
+    ] {
+        match scoped_decision("POST", "/containers/create", Some(body.clone())) {
+            Decision::Refuse(r) => assert!(r.status == status && r.message.contains(text), "{body}: {r:?}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    let c = json_body(&scoped_forward(
+        "POST",
+        "/containers/create",
+        Some(json!({"Image": "app", "HostConfig": {"CapDrop": ["CHOWN"], "Ulimits": [{"Name": "nofile", "Soft": 64, "Hard": 64}]}})),
+    ))
+    .clone();
+    assert_eq!(c["HostConfig"]["CapDrop"], json!(["CHOWN", "MKNOD", "NET_RAW"]));
+}
+
+#[test]
+fn image_answers_show_only_the_runs() {
+    let policy = Policy::new(scoped(), "/s".into());
+    let pulled = state().pulled;
+    let list = json!([
+        {"Id": "own", "RepoTags": [OWN_APP], "RepoDigests": [], "Labels": {}},
+        {"Id": "pinned", "RepoTags": ["slipway.invalid/r1/docker.io/library/slipway-busybox:latest", "slipway-busybox:latest"], "RepoDigests": []},
+        {"Id": "theirs", "RepoTags": ["slipway.invalid/r2/docker.io/library/app:latest"], "RepoDigests": []},
+        {"Id": "operators", "RepoTags": ["slipway-busybox:latest"], "RepoDigests": []},
+        {"Id": "pulled", "RepoTags": [], "RepoDigests": [format!("127.0.0.1:5000/base@sha256:{}", "b".repeat(64)), "127.0.0.1:5000/other@sha256:1"]},
+        {"Id": "dangling", "RepoTags": [], "RepoDigests": [], "Labels": {"io.slipway.run": "r1"}},
+    ]);
+    let shown = policy.image_list(&pulled, list.clone(), &[]);
+    let summary: Vec<(String, Value, Value)> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["Id"].as_str().unwrap().to_string(),
+                i["RepoTags"].clone(),
+                i["RepoDigests"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("own".to_string(), json!(["app:latest"]), json!([])),
+            ("pinned".to_string(), json!(["slipway-busybox:latest"]), json!([])),
+            (
+                "pulled".to_string(),
+                json!(["127.0.0.1:5000/base:1"]),
+                json!([format!("127.0.0.1:5000/base@sha256:{}", "b".repeat(64))])
+            ),
+            ("dangling".to_string(), json!([]), json!([])),
+        ]
+    );
+    let filtered = policy.image_list(&pulled, list, &["app".to_string()]);
+    assert_eq!(filtered.as_array().unwrap().len(), 1);
+    let history = policy.image_history(
+        &pulled,
+        json!([{"Tags": [OWN_APP, "slipway.invalid/r2/docker.io/library/x:1"]}, {"Tags": null}]),
+    );
+    assert_eq!(history, json!([{"Tags": ["app:latest"]}, {"Tags": null}]));
 }

@@ -1,0 +1,339 @@
+//! A streamed tar archive with a few entries rewritten and every other byte passed on
+//! as it came: a `docker load` archive's `manifest.json` and `repositories` (the names
+//! it tags), a build context's Dockerfile. Entries are found by their full name (ustar
+//! prefix, GNU long name or pax `path`); a rewritten entry must be a regular file no
+//! larger than [`MAX_REWRITTEN`] whose size no pax record restates.
+//!
+//! Written here because no crate rewrites one entry of a streamed archive while leaving
+//! the others byte for byte: `tar` and `tokio-tar` re-encode every header they write.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// The largest entry that is rewritten (a manifest, a Dockerfile).
+pub(crate) const MAX_REWRITTEN: u64 = 4 << 20;
+/// The largest pax or GNU long-name record read to learn an entry's name.
+const MAX_NAME_RECORD: u64 = 1 << 20;
+const BLOCK: usize = 512;
+
+pub(crate) type Transform = Arc<dyn Fn(String, Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + Send>> + Send + Sync>;
+
+/// Where a rewrite's failure is told to whoever started it.
+pub(crate) type Failure = Arc<Mutex<Option<String>>>;
+
+/// `input` with each entry `wants` names replaced by what `transform` makes of it.
+/// A failure ends the stream with an error and is kept in the returned slot.
+pub(crate) fn rewrite<S, E>(
+    input: S,
+    wants: impl Fn(&str) -> bool + Send + Sync + 'static,
+    transform: Transform,
+) -> (impl Stream<Item = Result<Bytes, io::Error>> + Send + Sync + 'static, Failure)
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    let failure: Failure = Arc::new(Mutex::new(None));
+    let slot = failure.clone();
+    tokio::spawn(async move {
+        let mut r = Reader {
+            input,
+            buf: BytesMut::new(),
+        };
+        if let Err(e) = run(&mut r, &tx, &wants, &transform).await {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+            let _ = tx.send(Err(io::Error::other(e))).await;
+            drop(tx);
+            // The client may still be sending: read what is left (within limits), so it
+            // gets the refusal rather than a broken pipe.
+            let drain = async {
+                let mut seen = 0usize;
+                while let Some(Ok(chunk)) = r.input.next().await {
+                    seen += chunk.len();
+                    if seen > 1 << 30 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drain).await;
+        }
+    });
+    (ReceiverStream(rx), failure)
+}
+
+struct Reader<S> {
+    input: S,
+    buf: BytesMut,
+}
+
+impl<S, E> Reader<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    /// Fills the buffer to `n` bytes; false at the end of the input.
+    async fn fill(&mut self, n: usize) -> Result<bool, String> {
+        while self.buf.len() < n {
+            match self.input.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(format!("reading the archive: {e}")),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    async fn take(&mut self, n: usize) -> Result<Bytes, String> {
+        if !self.fill(n).await? {
+            return Err("the archive ends inside an entry".into());
+        }
+        Ok(self.buf.split_to(n).freeze())
+    }
+}
+
+async fn send(tx: &mpsc::Sender<Result<Bytes, io::Error>>, b: Bytes) -> Result<(), String> {
+    tx.send(Ok(b)).await.map_err(|_| "the engine stopped reading".to_string())
+}
+
+fn padded(size: u64) -> u64 {
+    size.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
+async fn run<S, E>(
+    r: &mut Reader<S>,
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    wants: &(impl Fn(&str) -> bool + Send + Sync),
+    transform: &Transform,
+) -> Result<(), String>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut long_name: Option<String> = None;
+    let mut pax_size = false;
+    loop {
+        if !r.fill(BLOCK).await? {
+            // Archives end with zero blocks; a bare end is the engine's to judge.
+            if !r.buf.is_empty() {
+                send(tx, r.buf.split().freeze()).await?;
+            }
+            return Ok(());
+        }
+        let header = r.take(BLOCK).await?;
+        if header.iter().all(|b| *b == 0) {
+            // The end: pass on the rest as it is.
+            send(tx, header).await?;
+            if !r.buf.is_empty() {
+                send(tx, r.buf.split().freeze()).await?;
+            }
+            while let Some(chunk) = r.input.next().await {
+                send(tx, chunk.map_err(|e| e.to_string())?).await?;
+            }
+            return Ok(());
+        }
+        let size = size_of(&header).ok_or("an archive header has an unreadable size")?;
+        let kind = header[156];
+        match kind {
+            b'x' | b'L' => {
+                if size > MAX_NAME_RECORD {
+                    return Err("an archive entry's name record is too large".into());
+                }
+                let data = r.take(padded(size) as usize).await?;
+                let body = &data[..size as usize];
+                if kind == b'L' {
+                    long_name = Some(String::from_utf8_lossy(body).trim_end_matches('\0').to_string());
+                } else {
+                    let (path, has_size) = pax_records(body);
+                    long_name = path.or(long_name);
+                    pax_size = has_size;
+                }
+                send(tx, header).await?;
+                send(tx, data).await?;
+                continue;
+            }
+            _ => {}
+        }
+        let name = clean(&long_name.take().unwrap_or_else(|| ustar_name(&header)));
+        let restated_size = std::mem::take(&mut pax_size);
+        let regular = kind == b'0' || kind == 0;
+        if regular && wants(&name) {
+            if restated_size || size > MAX_REWRITTEN {
+                return Err(format!("{name} cannot be read here (too large, or sized by a pax record)"));
+            }
+            let data = r.take(padded(size) as usize).await?;
+            let new = transform(name.clone(), data[..size as usize].to_vec()).await?;
+            let mut h = header.to_vec();
+            set_size(&mut h, new.len() as u64);
+            send(tx, Bytes::from(h)).await?;
+            let mut body = new;
+            body.resize(padded(body.len() as u64) as usize, 0);
+            send(tx, Bytes::from(body)).await?;
+            continue;
+        }
+        send(tx, header).await?;
+        // Passed on in pieces as they come, never held whole.
+        let mut left = padded(size);
+        while left > 0 {
+            if r.buf.is_empty() && !r.fill(1).await? {
+                return Err("the archive ends inside an entry".into());
+            }
+            let n = (r.buf.len() as u64).min(left) as usize;
+            send(tx, r.buf.split_to(n).freeze()).await?;
+            left -= n as u64;
+        }
+    }
+}
+
+fn field(h: &[u8], at: usize, len: usize) -> &[u8] {
+    let f = &h[at..at + len];
+    let end = f.iter().position(|b| *b == 0).unwrap_or(len);
+    &f[..end]
+}
+
+fn ustar_name(h: &[u8]) -> String {
+    let name = String::from_utf8_lossy(field(h, 0, 100)).to_string();
+    if &h[257..262] == b"ustar" {
+        let prefix = String::from_utf8_lossy(field(h, 345, 155)).to_string();
+        if !prefix.is_empty() {
+            return format!("{prefix}/{name}");
+        }
+    }
+    name
+}
+
+fn clean(name: &str) -> String {
+    name.split('/').filter(|p| !p.is_empty() && *p != ".").collect::<Vec<_>>().join("/")
+}
+
+/// A header's size: octal, or base-256 when the first byte's high bit is set.
+fn size_of(h: &[u8]) -> Option<u64> {
+    let f = &h[124..136];
+    if f[0] & 0x80 != 0 {
+        let mut v: u64 = (f[0] & 0x7f) as u64;
+        for b in &f[1..] {
+            v = v.checked_mul(256)?.checked_add(*b as u64)?;
+        }
+        return Some(v);
+    }
+    let text = std::str::from_utf8(f).ok()?.trim_matches(|c: char| c == '\0' || c == ' ');
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+/// Writes `size` (octal) and the header's checksum again.
+fn set_size(h: &mut [u8], size: u64) {
+    let text = format!("{size:011o}\0");
+    h[124..136].copy_from_slice(text.as_bytes());
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| *b as u32).sum();
+    let text = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(text.as_bytes());
+}
+
+/// A pax header's `path`, and whether it states a `size`.
+fn pax_records(body: &[u8]) -> (Option<String>, bool) {
+    let text = String::from_utf8_lossy(body);
+    let mut path = None;
+    let mut size = false;
+    for record in text.split('\n') {
+        let Some((_, kv)) = record.split_once(' ') else { continue };
+        match kv.split_once('=') {
+            Some(("path", v)) => path = Some(v.to_string()),
+            Some(("size", _)) => size = true,
+            _ => {}
+        }
+    }
+    (path, size)
+}
+
+struct ReceiverStream(mpsc::Receiver<Result<Bytes, io::Error>>);
+
+impl Stream for ReceiverStream {
+    type Item = Result<Bytes, io::Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    async fn through(input: Vec<u8>, chunk: usize) -> Result<Vec<u8>, String> {
+        let pieces: Vec<Result<Bytes, String>> = input.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let transform: Transform = Arc::new(|name, data| {
+            Box::pin(async move {
+                if data.starts_with(b"bad") {
+                    return Err(format!("{name} is bad"));
+                }
+                Ok(String::from_utf8(data).unwrap().replace("old", "much newer").into_bytes())
+            })
+        });
+        let (out, failure) = rewrite(futures_util::stream::iter(pieces), |n| n.ends_with("Dockerfile"), transform);
+        let got: Vec<Result<Bytes, io::Error>> = out.collect().await;
+        if let Some(e) = failure.lock().unwrap().clone() {
+            return Err(e);
+        }
+        Ok(got.into_iter().flat_map(|b| b.unwrap().to_vec()).collect())
+    }
+
+    fn entries(archive: &[u8]) -> Vec<(String, String)> {
+        tar::Archive::new(archive)
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().to_string_lossy().to_string();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+                (name, text)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn only_the_wanted_entry_changes_whatever_the_chunks() {
+        let long = format!("{}/Dockerfile", "d".repeat(150));
+        let big = vec![b'x'; 3000];
+        let input = archive(&[
+            ("a.txt", b"old stays"),
+            ("Dockerfile", b"FROM old\n"),
+            (&long, b"old too"),
+            ("big", &big),
+        ]);
+        for chunk in [1, 7, 512, 100_000] {
+            let out = through(input.clone(), chunk).await.unwrap();
+            let got = entries(&out);
+            assert_eq!(got[0], ("a.txt".to_string(), "old stays".to_string()));
+            assert_eq!(got[1], ("Dockerfile".to_string(), "FROM much newer\n".to_string()));
+            assert_eq!(got[2], (long.clone(), "much newer too".to_string()), "a GNU long name is found");
+            assert_eq!(got[3].1.len(), 3000);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_ends_the_stream_and_says_why() {
+        let input = archive(&[("Dockerfile", b"bad FROM")]);
+        assert_eq!(through(input, 512).await.unwrap_err(), "Dockerfile is bad");
+        let cut = archive(&[("x", &[1u8; 2000])])[..1000].to_vec();
+        assert!(through(cut, 512).await.unwrap_err().contains("ends inside"));
+    }
+}
