@@ -196,6 +196,65 @@ pub fn with_frontend(text: &str, frontend_image: &str) -> String {
         .join("\n")
 }
 
+/// The images `ONBUILD` triggers copy from (`--from=`, `--mount=from=`), as written,
+/// with their lines: the later build that runs a trigger reads them.
+pub fn onbuild_images(text: &str, opts: &ScanOptions) -> Result<Vec<(usize, String)>, ScanError> {
+    Ok(walk::walk(without_bom(text), opts)?.onbuild_images)
+}
+
+/// The Dockerfile with each `ADD` of a URL that `local` gives a path for (a file the
+/// daemon fetched into the context) turned into a `COPY` of that path: the builder then
+/// fetches nothing itself. An `ADD` that mixes URLs with files of the context, or
+/// writes its sources as a JSON list, is refused: its meaning would change.
+pub fn fetched_by_daemon(text: &str, opts: &ScanOptions, local: &dyn Fn(&RemoteSource) -> Option<String>) -> Result<String, ScanError> {
+    let text = without_bom(text);
+    let w = walk::walk(text, opts)?;
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let mut edits: Vec<(walk::WordAt, String)> = Vec::new();
+    let mut keywords: Vec<walk::WordAt> = Vec::new();
+    for r in w.remote.iter().filter(|r| !r.onbuild) {
+        let Some(path) = local(r) else { continue };
+        let (Some(keyword), Some(source)) = (r.keyword_at, r.source_at) else {
+            return Err(ScanError {
+                line: r.line,
+                message: format!("ADD {}: write a URL's ADD as `ADD URL DEST`, not as a JSON list", r.written),
+            });
+        };
+        let remote_here = w.remote.iter().filter(|x| x.keyword_at == r.keyword_at).count();
+        if remote_here != r.sources {
+            return Err(ScanError {
+                line: r.line,
+                message: format!("ADD {}: give a URL an ADD of its own, not one with files of the context", r.written),
+            });
+        }
+        edits.push((source, path));
+        if !keywords.contains(&keyword) {
+            keywords.push(keyword);
+            edits.push((keyword, "COPY".to_string()));
+        }
+    }
+    edits.sort_by_key(|(at, _)| std::cmp::Reverse((at.line, at.start)));
+    for (at, new) in edits {
+        if let Some(line) = lines.get_mut(at.line) {
+            line.replace_range(at.start..at.end, &new);
+        }
+    }
+    Ok(lines.join("\n"))
+}
+
+/// The first of an image's `ONBUILD` triggers that fetches (`ADD URL`) or copies from
+/// another image: it would run in the build that uses the image, where no check of
+/// that build's own Dockerfile sees it.
+pub fn reaching_trigger(triggers: &[String]) -> Option<&String> {
+    triggers.iter().find(|trigger| {
+        let text = format!("FROM scratch\n{trigger}\n");
+        let opts = ScanOptions::default();
+        let fetches = remote_sources(&text, &opts).map(|r| !r.is_empty()).unwrap_or(true);
+        let copies = image_references(&text, &opts).map(|r| !r.is_empty()).unwrap_or(true);
+        fetches || copies
+    })
+}
+
 /// The frontend a `# syntax=` parser directive names, with its 1-based line.
 pub fn frontend(text: &str) -> Option<(usize, String)> {
     walk::directives(without_bom(text))
@@ -396,6 +455,41 @@ mod tests {
                 (8, None),
             ]
         );
+    }
+
+    #[test]
+    fn the_builder_s_readings_are_the_scan_s() {
+        // A blank line inside a continuation does not end the instruction.
+        let df = "FROM a\nCOPY \\\n\n  --from=other:1 / /x\nADD \\\n\n http://127.0.0.1/x /y\n";
+        let o = ScanOptions::default();
+        assert_eq!(image_references(df, &o).unwrap()[1].to_string(), "docker.io/library/other:1");
+        assert_eq!(remote_sources(df, &o).unwrap()[0].url.as_deref(), Some("http://127.0.0.1/x"));
+        // A default stands only for a name the Dockerfile sets; the base image may set it.
+        let df = "FROM a\nADD ${U:-https://ok.example/}x /x\n";
+        assert_eq!(remote_sources(df, &o).unwrap()[0].url, None);
+        // ONBUILD triggers that fetch or copy from images are reported.
+        let df = "FROM a\nONBUILD ADD http://127.0.0.1/x /x\nONBUILD COPY --from=theirs:1 /a /b\n";
+        let r = remote_sources(df, &o).unwrap();
+        assert!(r[0].onbuild && r[0].url.as_deref() == Some("http://127.0.0.1/x"));
+        assert_eq!(onbuild_images(df, &o).unwrap(), [(3, "theirs:1".to_string())]);
+    }
+
+    #[test]
+    fn a_fetched_add_becomes_a_copy_of_the_fetched_file() {
+        let df = "FROM a\nARG H=example.com\nADD --chown=1 https://${H}/r.tgz /opt/\nADD local.tgz /x/\n";
+        let out = fetched_by_daemon(df, &ScanOptions::default(), &|r| {
+            (r.url.as_deref() == Some("https://example.com/r.tgz")).then(|| ".slipway-fetched/0/r.tgz".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            "FROM a\nARG H=example.com\nCOPY --chown=1 .slipway-fetched/0/r.tgz /opt/\nADD local.tgz /x/\n"
+        );
+        let mixed = "FROM a\nADD https://example.com/r local /x/\n";
+        let e = fetched_by_daemon(mixed, &ScanOptions::default(), &|_| Some("f".into())).unwrap_err();
+        assert!(e.message.contains("an ADD of its own"), "{e}");
+        let json = "FROM a\nADD [\"https://example.com/r\", \"/x\"]\n";
+        assert!(fetched_by_daemon(json, &ScanOptions::default(), &|_| Some("f".into())).is_err());
     }
 
     #[test]

@@ -62,6 +62,14 @@ pub struct RemoteSource {
     pub url: Option<String>,
     /// As written.
     pub written: String,
+    /// In an `ONBUILD` trigger: fetched by a later build, not this one.
+    pub onbuild: bool,
+    /// Where the instruction's keyword and this source are, for a rewrite (`None` for
+    /// the JSON form's words).
+    pub(crate) keyword_at: Option<WordAt>,
+    pub(crate) source_at: Option<WordAt>,
+    /// How many sources the instruction has (remote or not).
+    pub(crate) sources: usize,
 }
 
 pub(crate) struct Walk {
@@ -69,6 +77,9 @@ pub(crate) struct Walk {
     pub copied: Vec<Reference>,
     pub images: Vec<ImageWord>,
     pub remote: Vec<RemoteSource>,
+    /// Images `ONBUILD` triggers copy from (`--from=`), with their lines: a later build
+    /// reads them, where no rewrite reaches.
+    pub onbuild_images: Vec<(usize, String)>,
     pub target_found: bool,
 }
 
@@ -79,6 +90,7 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
         copied: Vec::new(),
         images: Vec::new(),
         remote: Vec::new(),
+        onbuild_images: Vec::new(),
         target_found: false,
     };
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -147,6 +159,41 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                     env: env.clone(),
                 });
             }
+            "ONBUILD" => {
+                let Some((inner, _)) = rest.first() else { continue };
+                let inner = inner.to_ascii_uppercase();
+                if matches!(inner.as_str(), "COPY" | "ADD" | "RUN") {
+                    let words = &rest[1..];
+                    let flags = words.iter().take_while(|(w, _)| w.starts_with("--")).count();
+                    for (word, _) in &words[..flags] {
+                        let from = word.strip_prefix("--from=").or_else(|| {
+                            word.strip_prefix("--mount=")
+                                .and_then(|m| m.split(',').find_map(|kv| kv.strip_prefix("from=")))
+                        });
+                        if let Some(from) = from {
+                            w.onbuild_images.push((line, from.to_string()));
+                        }
+                    }
+                    if inner != "RUN" {
+                        let all = sources(&words[flags..]);
+                        let count = all.len();
+                        for (written, _) in all {
+                            let url = expand_known(&written, &args, &env);
+                            if url.as_deref().is_none_or(is_remote) || is_remote(&written) {
+                                w.remote.push(RemoteSource {
+                                    line,
+                                    url,
+                                    written,
+                                    onbuild: true,
+                                    keyword_at: None,
+                                    source_at: None,
+                                    sources: count,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
             "COPY" | "ADD" | "RUN" => {
                 let flags = rest.iter().take_while(|(w, _)| w.starts_with("--")).count();
                 for (word, at) in &rest[..flags] {
@@ -172,7 +219,9 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                     }
                 }
                 if keyword != "RUN" {
-                    for written in sources(&rest[flags..]) {
+                    let all = sources(&rest[flags..]);
+                    let count = all.len();
+                    for (written, source_at) in all {
                         let url = expand_known(&written, &args, &env);
                         // ADD fetches URLs, and one whose variables come from the base
                         // image could be one; COPY refuses URLs itself.
@@ -181,7 +230,15 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                             None => keyword == "ADD",
                         };
                         if remote || is_remote(&written) {
-                            w.remote.push(RemoteSource { line, url, written });
+                            w.remote.push(RemoteSource {
+                                line,
+                                url,
+                                written,
+                                onbuild: false,
+                                keyword_at: Some(ins.words[0].1),
+                                source_at,
+                                sources: count,
+                            });
                         }
                     }
                 }
@@ -212,19 +269,22 @@ fn read_env(rest: &[(String, WordAt)], args: &BTreeMap<String, String>, env: &mu
     }
 }
 
-/// The sources of `ADD`/`COPY` words (after the flags): every word but the last, or
-/// the JSON form's list.
-fn sources(words: &[(String, WordAt)]) -> Vec<String> {
+/// The sources of `ADD`/`COPY` words (after the flags), with their places: every word
+/// but the last, or the JSON form's list (whose words have no single place).
+fn sources(words: &[(String, WordAt)]) -> Vec<(String, Option<WordAt>)> {
     let joined: Vec<&str> = words.iter().map(|(w, _)| w.as_str()).collect();
     let joined = joined.join(" ");
     if joined.trim_start().starts_with('[') {
         if let Ok(list) = serde_json::from_str::<Vec<String>>(&joined) {
-            return list.split_last().map(|(_, s)| s.to_vec()).unwrap_or_default();
+            return list
+                .split_last()
+                .map(|(_, s)| s.iter().map(|w| (w.clone(), None)).collect())
+                .unwrap_or_default();
         }
     }
     words
         .split_last()
-        .map(|(_, s)| s.iter().map(|(w, _)| w.clone()).collect())
+        .map(|(_, s)| s.iter().map(|(w, at)| (w.clone(), Some(*at))).collect())
         .unwrap_or_default()
 }
 
@@ -283,8 +343,9 @@ fn instructions(text: &str) -> Vec<Instruction> {
     let mut current: Option<Instruction> = None;
     for (i, raw) in text.split('\n').enumerate() {
         let line = raw.trim();
-        let empty = current.as_ref().is_none_or(|c| c.words.is_empty());
-        if line.starts_with('#') || (line.is_empty() && empty) {
+        // Blank lines and comments never end an instruction: inside a continuation the
+        // builder skips them too.
+        if line.starts_with('#') || line.is_empty() {
             continue;
         }
         let offset = raw.len() - raw.trim_start().len();
@@ -367,10 +428,11 @@ fn substitute(s: &str, get: &dyn Fn(&str) -> Option<String>) -> Option<String> {
                 body.push(b);
             }
             if let Some((name, default)) = body.split_once(":-") {
-                let v = get(name).unwrap_or_default();
+                // A name set outside (the base image's environment) decides, unknown.
+                let v = get(name)?;
                 out.push_str(&if v.is_empty() { substitute(default, get)? } else { v });
             } else if let Some((name, alt)) = body.split_once(":+") {
-                if !get(name).unwrap_or_default().is_empty() {
+                if !get(name)?.is_empty() {
                     out.push_str(&substitute(alt, get)?);
                 }
             } else {

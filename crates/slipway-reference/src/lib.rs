@@ -161,6 +161,23 @@ impl fmt::Display for Reference {
     }
 }
 
+/// A registry's name as Slipway compares registries: lowercase, without a scheme or the
+/// default HTTPS port, Docker Hub's other names as `docker.io`, `localhost` as
+/// `127.0.0.1`. Two spellings of one registry give one key.
+pub fn registry_key(registry: &str) -> String {
+    let r = registry.trim().to_ascii_lowercase();
+    let r = r.strip_prefix("https://").or_else(|| r.strip_prefix("http://")).unwrap_or(&r);
+    let r = r.trim_end_matches('/');
+    let r = r.strip_suffix(":443").unwrap_or(r);
+    match r {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB.to_string(),
+        _ => match r.strip_prefix("localhost") {
+            Some(rest) if rest.is_empty() || rest.starts_with(':') => format!("127.0.0.1{rest}"),
+            _ => r.to_string(),
+        },
+    }
+}
+
 impl std::str::FromStr for Reference {
     type Err = ReferenceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -299,6 +316,19 @@ mod tests {
         assert_eq!(norm("myregistry.azurecr.io/hello:cf1"), "myregistry.azurecr.io/hello:cf1");
         let r = Reference::parse("Foo/bar").unwrap();
         assert_eq!(r.registry, "Foo");
+    }
+
+    #[test]
+    fn registry_keys_join_spellings() {
+        for (a, b) in [
+            ("Registry.Example.com:443", "registry.example.com"),
+            ("https://index.docker.io/", "docker.io"),
+            ("localhost:5000", "127.0.0.1:5000"),
+        ] {
+            assert_eq!(registry_key(a), registry_key(b), "{a} {b}");
+        }
+        assert_ne!(registry_key("localhost:5001"), registry_key("127.0.0.1:5000"));
+        assert_eq!(registry_key("localhostx:1"), "localhostx:1");
     }
 
     #[test]
