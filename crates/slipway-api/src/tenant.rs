@@ -225,6 +225,15 @@ impl Directory {
         Repositories(self.tenant(tenant).map(|t| t.repositories.clone()).unwrap_or_default())
     }
 
+    /// The tenants whose patterns take `repository` in the daemon's registries.
+    pub fn owners_of(&self, repository: &str) -> Vec<&str> {
+        self.tenants
+            .iter()
+            .filter(|t| Repositories(t.repositories.clone()).allows(repository))
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
     /// Checks names, patterns, and that no token is two tenants'.
     pub fn check(&self) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();

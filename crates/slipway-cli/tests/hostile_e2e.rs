@@ -2223,6 +2223,10 @@ fn hostile_tenants() {
         .as_str()
         .unwrap()
         .to_string();
+    // The caller's own task, whose runs it may point elsewhere.
+    let own = serde_json::json!({"cmd": "slipway-busybox echo own"});
+    let (code, _) = send(&d, &http("PUT", "/v1/tasks/own-task", serde_json::to_vec(&own).unwrap())).unwrap();
+    assert_eq!(code, 201);
     let parent = tmp_dir("hostile-tenants");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let repo = repo_in(
@@ -2289,6 +2293,23 @@ fn hostile_tenants() {
                 serde_json::json!({"type": "DockerBuildRequest", "sourceLocation": format!("upload://{a_upload}"), "imageNames": ["x"]}),
             ),
             bad(&["does not exist"]),
+        ),
+        case(
+            "another tenant's upload as a task's context",
+            http(
+                "PUT",
+                "/v1/tasks/stolen-context",
+                serde_json::to_vec(&serde_json::json!({"contextPath": format!("upload://{a_upload}"), "file": "Dockerfile"})).unwrap(),
+            ),
+            bad(&["contextPath", "must be a git URL"]),
+        ),
+        case(
+            "another tenant's upload as a run's context",
+            post_json(
+                "/v1/tasks/own-task/runs",
+                serde_json::json!({"contextPath": format!("upload://{a_upload}")}),
+            ),
+            bad(&["contextPath", "does not exist"]),
         ),
         case(
             "another tenant's run as a cursor",

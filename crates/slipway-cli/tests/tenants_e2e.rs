@@ -17,6 +17,11 @@ const OPS: &str = "operator-token-1";
 /// A shared farm as the README sets one up: two tenants, each owning its repositories
 /// of the daemon's registry, an operator, and no loopback in reach of sources.
 fn farm(tb: &Testbed) -> Daemon {
+    farm_reaching(tb, "")
+}
+
+/// The farm, with sources (and so a Dockerfile's `ADD URL`) allowed to reach `hosts`.
+fn farm_reaching(tb: &Testbed, hosts: &str) -> Daemon {
     Daemon::start_full(
         None,
         &[
@@ -35,7 +40,7 @@ fn farm(tb: &Testbed) -> Daemon {
             "--registry",
             &tb.registry,
         ],
-        &[("SLIPWAY_ALLOWED_SOURCE_HOSTS", "")],
+        &[("SLIPWAY_ALLOWED_SOURCE_HOSTS", hosts)],
     )
 }
 
@@ -384,6 +389,22 @@ fn a_tasks_secrets_stay_with_its_source() {
     let (_, id, _) = start(A, serde_json::json!({}));
     let (_, log) = finished(&d, A, &id);
     assert!(log.contains("token=[]"), "{log}");
+    // A task's command is its source too: a member that rewrites it gets no secret.
+    let cmd_task = serde_json::json!({
+        "cmd": format!("{base} echo own=[{{{{.Values.s}}}}]"),
+        "values": [{"name": "s", "value": secret, "isSecret": true}],
+    });
+    assert_eq!(d.call("PUT", "/v1/tasks/cmd-task", body(cmd_task), Some(A_ADMIN), &[]).0, 201);
+    let run_cmd_task = || {
+        let (code, text) = d.call("POST", "/v1/tasks/cmd-task/runs", body(serde_json::json!({})), Some(A), &[]);
+        assert_eq!(code, 201, "{text}");
+        finished(&d, A, json(&text)["runId"].as_str().unwrap()).1
+    };
+    assert!(run_cmd_task().contains("own=[*****]"));
+    let patch = serde_json::json!({"cmd": format!("{base} echo stolen=[{{{{.Values.s}}}}]")});
+    assert_eq!(d.call("PATCH", "/v1/tasks/cmd-task", body(patch), Some(A), &[]).0, 200);
+    let log = run_cmd_task();
+    assert!(log.contains("stolen=[]"), "{log}");
     assert!(!d.server_log().contains(&secret));
 }
 
@@ -497,7 +518,11 @@ fn a_build_cannot_fetch_from_the_hosts_loopback() {
         )
         .unwrap();
         let (_, r) = run_dir(&d, A, dir.path());
-        assert!(!r.ok && r.all().contains(why), "through the proxy, {dockerfile}:\n{}", r.all());
+        assert!(
+            !r.ok && r.all().contains("fetches no URL"),
+            "through the proxy, {dockerfile} ({why}):\n{}",
+            r.all()
+        );
         assert!(!r.all().contains("host-loopback-secret"));
     }
     server.kill().unwrap();
@@ -625,6 +650,20 @@ fn pushes_stay_in_the_tenants_repositories() {
         "{}",
         r.all()
     );
+    // Another spelling of the daemon's registry is the same registry.
+    let other_spelling = reg.replace("127.0.0.1", "LOCALHOST");
+    std::fs::write(
+        dir.path().join("acb.yaml"),
+        format!("steps:\n  - build: -t {other_spelling}/team-b/app:{tag} .\n  - push: [\"{other_spelling}/team-b/app:{tag}\"]\n"),
+    )
+    .unwrap();
+    let (_, r) = run_dir(&d, A, dir.path());
+    assert!(!r.ok && r.all().contains("may not push to"), "{}", r.all());
+    std::fs::write(
+        dir.path().join("acb.yaml"),
+        format!("steps:\n  - build: -t {reg}/team-b/app:{tag} .\n  - push: [\"{reg}/team-b/app:{tag}\"]\n"),
+    )
+    .unwrap();
     // A quick build, `cache: enabled` and the engine socket: the same.
     let r = run(client(&d, A)
         .args(["build", "-t", &format!("{reg}/team-b/app:{tag}")])
@@ -699,4 +738,228 @@ fn the_engine_socket_refuses_what_reaches_past_the_run() {
     );
     assert_eq!(left(), 0, "the failed build left its container behind");
     assert!(leftovers(&id).is_empty());
+}
+
+/// The digest the registry has for `image` (`registry/repo:tag`).
+fn registry_digest(image: &str) -> String {
+    let (host_repo, tag) = image.rsplit_once(':').unwrap();
+    let (host, repo) = host_repo.split_once('/').unwrap();
+    rt().block_on(async {
+        let resp = reqwest::Client::new()
+            .head(format!("http://{host}/v2/{repo}/manifests/{tag}"))
+            .header("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+            .send()
+            .await
+            .unwrap();
+        resp.headers()["docker-content-digest"].to_str().unwrap().to_string()
+    })
+}
+
+/// The host's docker CLI, which must succeed.
+fn host_docker(args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    let mut c = std::process::Command::new("docker");
+    c.args(args).stdin(std::process::Stdio::piped()).env("DOCKER_BUILDKIT", "0");
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "docker {args:?}");
+}
+
+/// Row 8, read side: a tenant's repositories in the daemon's registry are read through
+/// the daemon (its credentials, or an open registry on the host's loopback) by no other
+/// tenant: as a base, a step's image, a pull through the socket (by tag or by a digest
+/// the engine already holds) or a cache source. Repositories no tenant owns are shared.
+#[test]
+fn a_tenants_repositories_are_read_by_no_other_tenant() {
+    let Some(tb) = testbed() else { return };
+    let d = farm(&tb);
+    let base = &tb.base_image;
+    let cli = cli_image();
+    let reg = &tb.registry;
+    let tag = unique_id("r");
+    let private = format!("{reg}/team-b/private:{tag}");
+    let b_dir = dir_with(&[
+        ("Dockerfile", &format!("FROM {base}\nRUN echo from-b > /who\n")),
+        (
+            "acb.yaml",
+            &format!("steps:\n  - build: -t {private} .\n  - push: [\"{private}\"]\n  - cmd: {private} cat /who\n"),
+        ),
+    ]);
+    let (_, r) = run_dir(&d, B, b_dir.path());
+    assert!(r.ok && r.stdout.contains("from-b"), "{}", r.all());
+    let digest = registry_digest(&private);
+    let by_digest = format!("{reg}/team-b/private@{digest}");
+    let refused = format!("may not read {reg}/team-b/private");
+    for (what, acb) in [
+        ("a base", "steps:\n  - build: -t t -f Dockerfile.from .\n".to_string()),
+        ("a step's image", format!("steps:\n  - cmd: {private} cat /who\n")),
+        ("a step's image by digest", format!("steps:\n  - cmd: {by_digest} cat /who\n")),
+    ] {
+        let dir = dir_with(&[("Dockerfile.from", &format!("FROM {private}\n")), ("acb.yaml", &acb)]);
+        let (_, r) = run_dir(&d, A, dir.path());
+        assert!(!r.ok && r.all().contains(&refused), "{what}:\n{}", r.all());
+        assert!(!r.stdout.contains("from-b"), "{what}:\n{}", r.stdout);
+    }
+    let dir = dir_with(&[
+        ("Dockerfile", &format!("FROM {base}\nRUN echo a\n")),
+        (
+            "acb.yaml",
+            &format!(
+                r#"steps:
+  - cmd: {cli} sh -c 'docker pull {private} || echo pull-refused; docker run --rm {by_digest} cat /who || echo digest-refused'
+  - build: -t a-app --cache-from {private} .
+"#
+            ),
+        ),
+    ]);
+    let (_, r) = run_dir(&d, A, dir.path());
+    assert!(r.ok, "{}", r.all());
+    assert!(
+        r.stdout.contains("pull-refused") && r.stdout.contains("digest-refused"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("from-b"), "{}", r.stdout);
+    assert!(r.all().contains("does not use") && r.all().contains(&refused), "{}", r.all());
+    // The operator's repository that no tenant owns is everyone's to build from.
+    let shared = format!("{reg}/shared/base-{tag}:1");
+    host_docker(&["tag", base, &shared], None);
+    host_docker(&["push", &shared], None);
+    host_docker(&["rmi", &shared], None);
+    let dir = dir_with(&[
+        ("Dockerfile", &format!("FROM {shared}\nRUN echo built-on-shared\n")),
+        ("acb.yaml", "steps:\n  - build: -t on-shared .\n"),
+    ]);
+    let (_, r) = run_dir(&d, A, dir.path());
+    assert!(r.ok && r.all().contains("built-on-shared"), "{}", r.all());
+}
+
+/// Builder gaps: an `ONBUILD` trigger runs in a later build, where its `COPY --from`
+/// names any image in the engine; neither a Dockerfile's own triggers nor a base's pass.
+#[test]
+fn onbuild_triggers_cannot_copy_from_others_images() {
+    let Some(tb) = testbed() else { return };
+    let d = farm(&tb);
+    let base = &tb.base_image;
+    let cli = cli_image();
+    let reg = &tb.registry;
+    let triggered = format!("{reg}/shared/onbuild-{}:1", unique_id(""));
+    host_docker(
+        &["build", "-q", "-t", &triggered, "-"],
+        Some(&format!("FROM {base}\nONBUILD COPY --from={base} /bin/busybox /stolen\n")),
+    );
+    host_docker(&["push", &triggered], None);
+    host_docker(&["rmi", &triggered], None);
+    for (dockerfile, why) in [
+        (format!("FROM {triggered}\nRUN true\n"), "has the ONBUILD trigger"),
+        (format!("FROM {base}\nONBUILD COPY --from={base} /bin /x\n"), "ONBUILD copies from"),
+    ] {
+        let dir = dir_with(&[("Dockerfile", &dockerfile), ("acb.yaml", "steps:\n  - build: -t t .\n")]);
+        let (_, r) = run_dir(&d, A, dir.path());
+        assert!(!r.ok && r.all().contains(why), "{dockerfile}:\n{}", r.all());
+        std::fs::write(
+            dir.path().join("acb.yaml"),
+            format!("steps:\n  - cmd: {cli} sh -c 'DOCKER_BUILDKIT=0 docker build -t t2 .'\n"),
+        )
+        .unwrap();
+        let (_, r) = run_dir(&d, A, dir.path());
+        assert!(!r.ok && r.all().contains(why), "through the socket, {dockerfile}:\n{}", r.all());
+    }
+}
+
+/// A loopback web server for `ADD` (python3): `/file` answers a file, `/away`
+/// redirects to `/secret` on `127.0.0.2:away_port`.
+fn web_server(bind: &str, port: u16, away_port: u16) -> std::process::Child {
+    let script = r#"
+import http.server, sys
+bind, port, away = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self, body):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        sys.stderr.write("GET " + self.path + "\n"); sys.stderr.flush()
+        if self.path == "/away":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.2:%s/secret" % away)
+            self.end_headers()
+        elif self.path == "/secret":
+            self.answer(b"host-loopback-secret\n")
+        else:
+            self.answer(b"fetched-by-daemon\n")
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer((bind, port), H).serve_forever()
+"#;
+    std::process::Command::new("python3")
+        .args(["-c", script, bind, &port.to_string(), &away_port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn free_port(bind: &str) -> u16 {
+    std::net::TcpListener::bind((bind, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// Row 5, the rest: where the operator lets sources reach a host, a Dockerfile's
+/// `ADD URL` from it works, fetched by the daemon (each redirect checked), with both
+/// builders; a redirect to where sources may not reach is refused, and the engine
+/// socket's builds fetch no URL at all.
+#[test]
+fn add_urls_are_fetched_by_the_daemon_only_where_sources_may_reach() {
+    let Some(tb) = testbed() else { return };
+    let d = farm_reaching(&tb, "127.0.0.1");
+    let base = &tb.base_image;
+    let cli = cli_image();
+    let (port, away_port) = (free_port("127.0.0.1"), free_port("127.0.0.2"));
+    let mut server = web_server("127.0.0.1", port, away_port);
+    let mut away = web_server("127.0.0.2", away_port, away_port);
+    std::thread::sleep(Duration::from_millis(700));
+    for builder in ["1", "0"] {
+        let dir = dir_with(&[
+            (
+                "Dockerfile",
+                &format!("FROM {base}\nADD http://127.0.0.1:{port}/file /fetched\nRUN cat /fetched && stat -c mode=%a /fetched\n"),
+            ),
+            (
+                "acb.yaml",
+                &format!("steps:\n  - build: -t add-{builder} --no-cache .\n    env: [\"DOCKER_BUILDKIT={builder}\"]\n"),
+            ),
+        ]);
+        let (_, r) = run_dir(&d, A, dir.path());
+        assert!(r.ok, "builder {builder}:\n{}", r.all());
+        assert!(
+            r.all().contains("fetched-by-daemon") && r.all().contains("mode=600"),
+            "builder {builder}:\n{}",
+            r.all()
+        );
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!("FROM {base}\nADD http://127.0.0.1:{port}/away /s\nRUN cat /s\n"),
+        )
+        .unwrap();
+        let (_, r) = run_dir(&d, A, dir.path());
+        assert!(!r.ok && r.all().contains("allowed_source_hosts"), "builder {builder}:\n{}", r.all());
+        assert!(!r.all().contains("host-loopback-secret"), "{}", r.all());
+    }
+    let dir = dir_with(&[
+        ("Dockerfile", &format!("FROM {base}\nADD http://127.0.0.1:{port}/file /f\n")),
+        (
+            "acb.yaml",
+            &format!("steps:\n  - cmd: {cli} sh -c 'DOCKER_BUILDKIT=0 docker build -t t3 .'\n"),
+        ),
+    ]);
+    let (_, r) = run_dir(&d, A, dir.path());
+    assert!(!r.ok && r.all().contains("fetches no URL"), "{}", r.all());
+    for s in [&mut server, &mut away] {
+        s.kill().unwrap();
+        let _ = s.wait();
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(away.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("/secret"), "the redirect was followed:\n{stderr}");
 }

@@ -24,4 +24,4 @@ mod pack;
 pub use beneath::Beneath;
 pub use cap_std::{ambient_authority, fs::Dir};
 pub use ignore::DockerIgnore;
-pub use pack::{context_ignore, tar_stream, write_tar, ContextError};
+pub use pack::{context_ignore, tar_stream, write_tar, ContextError, Overlay};

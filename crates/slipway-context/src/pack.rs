@@ -52,19 +52,40 @@ fn header(kind: tar::EntryType, size: u64, executable: bool) -> tar::Header {
     h
 }
 
+/// What a packed context holds besides the directory's own files.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// Paths of the directory sent with this content instead (a Dockerfile rewritten
+    /// for the run).
+    pub replaced: Vec<(String, Vec<u8>)>,
+    /// Files from outside the directory sent under paths of their own (what the daemon
+    /// fetched for a Dockerfile's `ADD URL`), mode 0600 as `ADD` leaves a download. The
+    /// directory's own entries under their first component are left out.
+    pub added: Vec<(String, PathBuf)>,
+}
+
+impl Overlay {
+    pub fn replacing(replaced: Vec<(String, Vec<u8>)>) -> Overlay {
+        Overlay {
+            replaced,
+            ..Default::default()
+        }
+    }
+
+    /// Whether `rel` is beneath a top-level name the added files take.
+    fn shadows(&self, rel: &str) -> bool {
+        let top = |p: &str| p.trim_start_matches("./").split('/').next().unwrap_or("").to_string();
+        let rel_top = top(rel);
+        self.added.iter().any(|(p, _)| top(p) == rel_top)
+    }
+}
+
 /// Writes the directory `dir` as a tar archive to `out`, leaving out what `ignore`
 /// excludes except the paths in `always` (the Dockerfile and `.dockerignore`, as Docker
-/// keeps them), and with the content given in `replaced` for those paths (a Dockerfile
-/// rewritten for the run). Every file is opened relative to `dir` and symlinks are
+/// keeps them), with the content `overlay` gives for some paths and its added files. Every file is opened relative to `dir` and symlinks are
 /// stored as links, never followed, so nothing outside `dir` is read whatever the tree
 /// holds. Entries are sorted and stamped alike, so archives are stable.
-pub fn write_tar(
-    dir: &Dir,
-    ignore: &DockerIgnore,
-    always: &[String],
-    replaced: &[(String, Vec<u8>)],
-    out: impl Write,
-) -> Result<(), ContextError> {
+pub fn write_tar(dir: &Dir, ignore: &DockerIgnore, always: &[String], overlay: &Overlay, out: impl Write) -> Result<(), ContextError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ContextError::Io { path, source }
@@ -86,7 +107,7 @@ pub fn write_tar(
             let rel = rel_dir.join(&name);
             let rel_str = rel.to_string_lossy().replace('\\', "/");
             let file_type = entry.file_type().map_err(io_err(&rel))?;
-            let excluded = ignore.excludes(&rel_str) && !always.iter().any(|a| a == &rel_str);
+            let excluded = (ignore.excludes(&rel_str) && !always.iter().any(|a| a == &rel_str)) || overlay.shadows(&rel_str);
             if file_type.is_dir() {
                 if !excluded {
                     tar.append_data(&mut header(tar::EntryType::Directory, 0, true), &rel, io::empty())
@@ -97,7 +118,7 @@ pub fn write_tar(
                 }
             } else if excluded {
                 continue;
-            } else if let Some((_, content)) = replaced.iter().find(|(p, _)| clean(p) == rel_str) {
+            } else if let Some((_, content)) = overlay.replaced.iter().find(|(p, _)| clean(p) == rel_str) {
                 let mut h = header(tar::EntryType::Regular, content.len() as u64, false);
                 tar.append_data(&mut h, &rel, &content[..]).map_err(io_err(&rel))?;
             } else if file_type.is_symlink() {
@@ -114,6 +135,29 @@ pub fn write_tar(
             // Sockets, pipes and devices are not part of a build context.
         }
         stack.extend(subdirs.into_iter().rev());
+    }
+    let mut made_dirs: Vec<PathBuf> = Vec::new();
+    for (rel, host) in &overlay.added {
+        let rel = PathBuf::from(clean(rel));
+        for dir in rel
+            .ancestors()
+            .skip(1)
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            if !made_dirs.iter().any(|m| m == dir) {
+                tar.append_data(&mut header(tar::EntryType::Directory, 0, true), dir, io::empty())
+                    .map_err(io_err(dir))?;
+                made_dirs.push(dir.to_path_buf());
+            }
+        }
+        let file = std::fs::File::open(host).map_err(io_err(host))?;
+        let len = file.metadata().map_err(io_err(host))?.len();
+        let mut h = header(tar::EntryType::Regular, len, false);
+        h.set_mode(0o600);
+        tar.append_data(&mut h, &rel, file).map_err(io_err(&rel))?;
     }
     tar.finish().map_err(io_err(Path::new(".")))?;
     Ok(())
@@ -156,7 +200,7 @@ pub fn tar_stream(
     dir: Dir,
     ignore: DockerIgnore,
     always: Vec<String>,
-    replaced: Vec<(String, Vec<u8>)>,
+    overlay: Overlay,
 ) -> impl futures_core::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
     let (tx, rx) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
@@ -164,7 +208,7 @@ pub fn tar_stream(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let result = write_tar(&dir, &ignore, &always, &replaced, &mut writer).and_then(|_| {
+        let result = write_tar(&dir, &ignore, &always, &overlay, &mut writer).and_then(|_| {
             writer.flush().map_err(|source| ContextError::Io {
                 path: PathBuf::from("."),
                 source,
@@ -197,12 +241,46 @@ mod tests {
 
     fn names(dir: &Path, ignore: &DockerIgnore, always: &[String]) -> Vec<String> {
         let mut buf = Vec::new();
-        write_tar(&open(dir), ignore, always, &[], &mut buf).unwrap();
+        write_tar(&open(dir), ignore, always, &Overlay::default(), &mut buf).unwrap();
         let mut ar = tar::Archive::new(&buf[..]);
         ar.entries()
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
             .collect()
+    }
+
+    #[test]
+    fn added_files_take_their_top_level_name_from_the_directory() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.txt"), "a").unwrap();
+        std::fs::create_dir_all(d.path().join(".fetched/0")).unwrap();
+        std::fs::write(d.path().join(".fetched/0/r.tgz"), "the context's").unwrap();
+        let host = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(host.path(), "the daemon's").unwrap();
+        let overlay = Overlay {
+            added: vec![(".fetched/0/r.tgz".into(), host.path().to_path_buf())],
+            ..Default::default()
+        };
+        let mut buf = Vec::new();
+        write_tar(&open(d.path()), &DockerIgnore::default(), &[], &overlay, &mut buf).unwrap();
+        let mut ar = tar::Archive::new(&buf[..]);
+        let mut seen = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            seen.push((path, text, e.header().mode().unwrap()));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("a.txt".to_string(), "a".to_string(), 0o644),
+                (".fetched".to_string(), String::new(), 0o755),
+                (".fetched/0".to_string(), String::new(), 0o755),
+                (".fetched/0/r.tgz".to_string(), "the daemon's".to_string(), 0o600),
+            ]
+        );
     }
 
     #[test]
@@ -237,7 +315,14 @@ mod tests {
         std::fs::write(d.path().join("sub/Dockerfile"), "FROM old\n").unwrap();
         let mut buf = Vec::new();
         let replaced = vec![("./sub//Dockerfile".to_string(), b"FROM new\n".to_vec())];
-        write_tar(&open(d.path()), &DockerIgnore::default(), &[], &replaced, &mut buf).unwrap();
+        write_tar(
+            &open(d.path()),
+            &DockerIgnore::default(),
+            &[],
+            &Overlay::replacing(replaced),
+            &mut buf,
+        )
+        .unwrap();
         let mut ar = tar::Archive::new(&buf[..]);
         let mut entry = ar
             .entries()
@@ -264,7 +349,9 @@ mod tests {
         use futures_util::StreamExt;
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("big"), vec![7u8; 3 * CHUNK]).unwrap();
-        let chunks: Vec<_> = tar_stream(open(d.path()), DockerIgnore::default(), vec![], vec![]).collect().await;
+        let chunks: Vec<_> = tar_stream(open(d.path()), DockerIgnore::default(), vec![], Overlay::default())
+            .collect()
+            .await;
         assert!(chunks.len() >= 3);
         let total: usize = chunks.iter().map(|c| c.as_ref().unwrap().len()).sum();
         assert!(total > 3 * CHUNK);

@@ -52,24 +52,30 @@ use upstream::Shared;
 /// Whether the run may push to a repository of a registry: `Err` says why not.
 pub type PushCheck = Arc<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
 
-/// Whether the engine may fetch a URL for the run (`ADD https://…`): `Err` says why
-/// not. It may resolve names, so it is called on a blocking thread.
-pub type UrlCheck = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+/// Whether the run may read a repository of a registry (pull, build from, import a
+/// cache, run a frontend): `Err` says why not. The daemon's registries hold every
+/// tenant's repositories, and the engine that pulls from them could have anyone's.
+pub type ReadCheck = PushCheck;
 
 /// Looks up an image's digest in its registry (`image`, a `user`/`password`).
 pub type DigestLookup =
     Arc<dyn Fn(String, Option<(String, String)>) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+/// Reads an image's `ONBUILD` triggers from its registry (`image`, a `user`/`password`).
+pub type TriggerLookup = Arc<
+    dyn Fn(String, Option<(String, String)>) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<String>, String>> + Send>> + Send + Sync,
+>;
 
 /// What keeps a run's images its own when runs share an engine (`slipway serve`).
 #[derive(Clone)]
 pub struct ImageRules {
     /// Registry digests, asked with the step's own credentials.
     pub digest: DigestLookup,
+    /// A registry image's `ONBUILD` triggers: a build from it runs them unchecked.
+    pub triggers: TriggerLookup,
     /// The operator's images: every run pins them by these names, so none pushes under them.
     pub operator_images: Vec<String>,
     pub may_push: PushCheck,
-    /// For the URLs a Dockerfile built through the proxy fetches.
-    pub url_check: UrlCheck,
 }
 
 impl std::fmt::Debug for ImageRules {

@@ -529,6 +529,10 @@ impl Policy {
         if all(query, "cgroupparent").any(|v| !v.is_empty()) {
             return Err(Refusal::forbidden("a build's cgroup parent (cgroupparent=) is not allowed in this run").into());
         }
+        for raw in all(query, "ulimits").filter(|v| !v.is_empty()) {
+            let list: Value = serde_json::from_str(raw).map_err(|_| Refusal::bad_request("ulimits= must be a JSON list"))?;
+            container::ulimits(&list)?;
+        }
         let mut forward = pass(req);
         images::build(self, req, &mut forward)?;
         if let Some(mode) = first(query, "networkmode") {
@@ -652,6 +656,17 @@ fn go_bool(v: &str) -> bool {
 
 /// The client's `filters` (either of the engine's JSON forms) with `label=key=value`
 /// added; label filters must all match, so the client cannot widen it.
+/// Filters that name another object (`before=`, `since=`, `ancestor=`) make the
+/// engine look it up among everyone's, and its answer says whether it exists.
+pub(super) fn refuse_lookup_filter(name: &str) -> Result<(), Refusal> {
+    if matches!(name, "before" | "since" | "ancestor") {
+        return Err(Refusal::forbidden(format!(
+            "the {name} filter is not available through this run's engine socket: the engine would look its value up among every run's"
+        )));
+    }
+    Ok(())
+}
+
 fn with_label_filter(filters: Option<&str>, (key, value): (&str, &str)) -> Result<String, Refusal> {
     let invalid = || Refusal::bad_request("filters must be a JSON object of filter names to values");
     let mut out = serde_json::Map::new();
@@ -660,6 +675,7 @@ fn with_label_filter(filters: Option<&str>, (key, value): (&str, &str)) -> Resul
             Value::Null => {}
             Value::Object(given) => {
                 for (name, values) in given {
+                    refuse_lookup_filter(&name)?;
                     let set: Object = match values {
                         Value::Object(set) => set,
                         Value::Array(list) => list

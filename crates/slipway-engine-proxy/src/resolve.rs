@@ -106,31 +106,34 @@ pub(crate) async fn dockerfile(
     let Some(rules) = shared.policy.scope().images.clone() else {
         return Ok(text.to_string());
     };
-    for source in slipway_dockerfile::remote_sources(text, opts).map_err(|e| e.to_string())? {
-        let Some(url) = source.url else {
-            return Err(format!(
-                "Dockerfile line {}: ADD {}: it uses a variable this Dockerfile does not set, so where it fetches from cannot be checked",
-                source.line, source.written
-            ));
-        };
-        let as_url = match url.strip_prefix("git@") {
-            Some(rest) => format!("ssh://{}", rest.split(':').next().unwrap_or(rest)),
-            None => url.clone(),
-        };
-        let check = rules.url_check.clone();
-        let verdict = tokio::task::spawn_blocking(move || check(&as_url))
-            .await
-            .map_err(|e| e.to_string())?;
-        verdict.map_err(|e| format!("Dockerfile line {}: ADD {url}: {e}", source.line))?;
+    // The engine would fetch from the host's own network, following redirects and
+    // resolving names again where no check sees it: a build through the socket fetches
+    // nothing (a `build` step's `ADD URL` is fetched by the daemon, checked).
+    if let Some(source) = slipway_dockerfile::remote_sources(text, opts).map_err(|e| e.to_string())?.first() {
+        return Err(format!(
+            "Dockerfile line {}: ADD {}: a build through the run's engine socket fetches no URL; fetch it in a RUN, or build in a `build` step",
+            source.line, source.written
+        ));
+    }
+    if let Some((line, image)) = slipway_dockerfile::onbuild_images(text, opts).map_err(|e| e.to_string())?.first() {
+        return Err(format!(
+            "Dockerfile line {line}: ONBUILD copies from {image}: a trigger reads an image by name in a later build, where no check sees it"
+        ));
     }
     let state = shared.state().clone();
     let mut replace = std::collections::BTreeMap::new();
     for r in slipway_dockerfile::image_references(text, opts).map_err(|e| e.to_string())? {
         let name = r.to_string();
         let mut facts = Facts::default();
-        let engine = loop {
+        let auth = crate::policy::images::build_auth(config, &r.registry);
+        let (engine, triggers) = loop {
             match shared.policy.resolve_image(&state, &facts, &name) {
-                Answer::Yes(n) => break n,
+                Answer::Yes(n) => {
+                    let (_, found) = get(shared, &format!("/images/{}/json", encode_segment(&n)))
+                        .await
+                        .map_err(|e| e.message)?;
+                    break (n, strings(&found["Config"]["OnBuild"]));
+                }
                 Answer::Refuse(refusal) => return Err(format!("FROM {name}: {}", refusal.message)),
                 Answer::Need(needs) => {
                     for need in needs {
@@ -138,14 +141,22 @@ pub(crate) async fn dockerfile(
                     }
                 }
                 Answer::No => {
-                    let auth = crate::policy::images::build_auth(config, &r.registry);
-                    let digest = (rules.digest)(r.to_string(), auth)
+                    let digest = (rules.digest)(r.to_string(), auth.clone())
                         .await
-                        .map_err(|e| format!("FROM {name}: its registry answered: {e}"))?;
-                    break format!("{}@{digest}", r.name());
+                        .map_err(|e| format!("FROM {name}: {e}"))?;
+                    let image = format!("{}@{digest}", r.name());
+                    let triggers = (rules.triggers)(image.clone(), auth.clone())
+                        .await
+                        .map_err(|e| format!("FROM {name}: its ONBUILD triggers cannot be read: {e}"))?;
+                    break (image, triggers);
                 }
             }
         };
+        if let Some(trigger) = slipway_dockerfile::reaching_trigger(&triggers) {
+            return Err(format!(
+                "FROM {name} has the ONBUILD trigger `{trigger}`, which fetches a URL or copies from an image: a build here does not run it unchecked"
+            ));
+        }
         replace.insert(name, engine);
     }
     slipway_dockerfile::rewrite(text, opts, &replace).map_err(|e| e.to_string())
@@ -289,6 +300,13 @@ fn beneath(root: &Path, relative: &str) -> Option<String> {
         }
     }
     path.into_os_string().into_string().ok()
+}
+
+/// The strings of a JSON list (none for anything else).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -657,6 +657,11 @@ impl Engine for Docker {
         self.client.inspect_image(image).await.ok().and_then(|i| i.id)
     }
 
+    async fn image_triggers(&self, image: &str) -> Vec<String> {
+        let inspect = self.client.inspect_image(image).await.ok();
+        inspect.and_then(|i| i.config).and_then(|c| c.on_build).unwrap_or_default()
+    }
+
     async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
         let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         let mut exposed: Vec<String> = Vec::new();

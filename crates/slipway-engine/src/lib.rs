@@ -209,6 +209,8 @@ pub trait Engine: Send + Sync {
     /// The repository digest of a local image for `image`'s repository, if it has one.
     async fn image_digest(&self, image: &str) -> Option<String>;
     async fn image_id(&self, image: &str) -> Option<String>;
+    /// The image's `ONBUILD` triggers (none when the engine does not have it).
+    async fn image_triggers(&self, image: &str) -> Vec<String>;
     async fn create_container(&self, spec: &ContainerSpec) -> Result<(), EngineError>;
     async fn start_container(&self, name: &str) -> Result<(), EngineError>;
     /// Sends the container's output to `log`, line by line, until it stops. `emitted`

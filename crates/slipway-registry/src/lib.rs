@@ -142,6 +142,83 @@ pub async fn manifest(client: &reqwest::Client, image: &str, credential: Credent
     Ok((media_type, body.to_vec()))
 }
 
+/// The most of a manifest or an image config read from a registry: a hostile one
+/// cannot fill the daemon's memory.
+const MAX_DOCUMENT: usize = 4 << 20;
+
+/// The most platform images of one index looked into.
+const MAX_PLATFORMS: usize = 32;
+
+/// The body of a successful answer, refused past `MAX_DOCUMENT` bytes.
+async fn document(mut resp: reqwest::Response, url: &str) -> Result<serde_json::Value, String> {
+    if !resp.status().is_success() {
+        return Err(format!("{url}: the registry answered {}", resp.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_DOCUMENT {
+            return Err(format!("{url}: larger than {MAX_DOCUMENT} bytes"));
+        }
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+}
+
+/// Where a redirected blob answer sends its reader, when that is a named HTTPS host.
+fn blob_location(resp: &reqwest::Response) -> Option<String> {
+    if !resp.status().is_redirection() {
+        return None;
+    }
+    let location = resp.headers().get("location")?.to_str().ok()?;
+    let url = reqwest::Url::parse(location).ok()?;
+    let host = url.host_str()?;
+    let named = !host.starts_with('[') && host.parse::<std::net::IpAddr>().is_err();
+    (url.scheme() == "https" && named).then(|| location.to_string())
+}
+
+/// The `ONBUILD` triggers of `image` (every platform's, for an index): what a build
+/// from it runs that its own Dockerfile does not say.
+pub async fn image_triggers(client: &reqwest::Client, image: &str, credential: Credential) -> Result<Vec<String>, String> {
+    let r = Reference::parse(image).map_err(|e| e.to_string())?;
+    let get = |url: String| {
+        let credential = credential.clone();
+        async move {
+            let resp = send(client, credential, || client.get(&url).header("Accept", ACCEPT)).await?;
+            document(resp, &url).await
+        }
+    };
+    let top = get(manifest_url(&r)).await?;
+    let manifests: Vec<serde_json::Value> = match top["manifests"].as_array() {
+        Some(list) => {
+            let mut out = Vec::new();
+            for m in list.iter().take(MAX_PLATFORMS) {
+                let digest = m["digest"].as_str().ok_or("an index entry without a digest")?;
+                out.push(get(format!("{}/manifests/{digest}", repository_url(&r))).await?);
+            }
+            out
+        }
+        None => vec![top],
+    };
+    let mut triggers = Vec::new();
+    for m in manifests {
+        let Some(config) = m["config"]["digest"].as_str() else { continue };
+        let url = format!("{}/blobs/{config}", repository_url(&r));
+        let resp = send(client, credential.clone(), || client.get(&url)).await?;
+        let config = match blob_location(&resp) {
+            // Registries hand blobs to a storage service by a redirect: followed once,
+            // and only to a named HTTPS host (not to an address the registry picks).
+            Some(location) => document(client.get(&location).send().await.map_err(|e| e.to_string())?, &location).await?,
+            None => document(resp, &url).await?,
+        };
+        for t in config["config"]["OnBuild"].as_array().into_iter().flatten() {
+            if let Some(t) = t.as_str() {
+                triggers.push(t.to_string());
+            }
+        }
+    }
+    Ok(triggers)
+}
+
 /// One platform's image in an index.
 #[derive(Debug, Clone)]
 pub struct IndexEntry {

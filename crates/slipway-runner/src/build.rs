@@ -95,8 +95,13 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
     } else {
         None
     };
-    let mut cache_from: Vec<String> = spec.cache_from.iter().map(|c| cache_source(c)).collect();
-    cache_from.extend(registry_cache.clone());
+    let mut cache_from = Vec::new();
+    for c in spec.cache_from.iter().map(|c| cache_source(c)).chain(registry_cache.clone()) {
+        match cache_image(shared, &c).await {
+            Ok(image) => cache_from.push(image),
+            Err(e) => sink(&format!("Warning: the build does not use {c} as a cache: {e}")),
+        }
+    }
     let platforms: Vec<String> = spec
         .platform
         .iter()
@@ -172,7 +177,17 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         if let Err(e) = check_remote_sources(shared, &dockerfile_text, &options).await {
             return Outcome::Error(format!("{dockerfile}: {e}"));
         }
-        let sent_dockerfile = match crate::images::rewrite_dockerfile(shared, &dockerfile_text, &options).await {
+        let fetch_dir = shared
+            .cfg
+            .scratch_dir
+            .join(format!("slipway-{}", shared.cfg.run_id))
+            .join("fetched")
+            .join(format!("{}-{}", step.id, built.len()));
+        let (fetched_text, added) = match fetch_remote_sources(shared, &dockerfile_text, &options, &fetch_dir).await {
+            Ok(f) => f,
+            Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
+        };
+        let sent_dockerfile = match crate::images::rewrite_dockerfile(shared, &fetched_text, &options).await {
             Ok(t) => t,
             Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
         };
@@ -206,10 +221,14 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
             },
             ignore.clone(),
             vec![dockerfile.clone(), ".dockerignore".into()],
-            replaced,
+            slipway_context::Overlay { replaced, added },
         )
         .boxed();
-        match shared.engine.build(request, tar, credentials.clone(), sink.clone()).await {
+        let result = shared.engine.build(request, tar, credentials.clone(), sink.clone()).await;
+        if fetch_dir.exists() {
+            let _ = tokio::fs::remove_dir_all(&fetch_dir).await;
+        }
+        match result {
             Ok(id) => {
                 sink(&format!(
                     "Successfully built {id}{}",
@@ -302,6 +321,80 @@ async fn check_remote_sources(shared: &Shared, text: &str, options: &slipway_doc
     Ok(())
 }
 
+/// Where the files the daemon fetched for `ADD` go in the build context.
+const FETCHED_DIR: &str = ".slipway-fetched";
+
+/// With a fetcher (`slipway serve`), each http(s) URL an `ADD` names is fetched by the
+/// daemon and the `ADD` becomes a `COPY` of that file: the engine would fetch from the
+/// host's own network, following redirects and resolving names again unchecked. Git
+/// sources stay the builder's (checked by [`check_remote_sources`]). Returns the
+/// Dockerfile to build and the files to add to the context.
+async fn fetch_remote_sources(
+    shared: &Shared,
+    text: &str,
+    options: &slipway_dockerfile::ScanOptions,
+    dir: &std::path::Path,
+) -> Result<(String, Vec<(String, std::path::PathBuf)>), String> {
+    let Some(fetch) = shared.cfg.url_fetch.clone() else {
+        return Ok((text.to_string(), Vec::new()));
+    };
+    let remote = slipway_dockerfile::remote_sources(text, options).map_err(|e| e.to_string())?;
+    let mut fetched: HashMap<String, String> = HashMap::new();
+    let mut added = Vec::new();
+    for source in remote.iter().filter(|r| !r.onbuild) {
+        let Some(url) = source.url.as_ref().filter(|u| !is_git_source(u)) else {
+            continue;
+        };
+        if fetched.contains_key(url) {
+            continue;
+        }
+        let line = text.lines().nth(source.line.saturating_sub(1)).unwrap_or_default();
+        if let Some(flag) = ["--checksum", "--unpack"].into_iter().find(|f| line.contains(f)) {
+            return Err(format!(
+                "line {}: ADD {flag} with a URL: here the daemon fetches the file and the build copies it, which takes no {flag}; check or unpack it in a RUN",
+                source.line
+            ));
+        }
+        let n = fetched.len();
+        let name = url_file_name(url);
+        let host = dir.join(n.to_string()).join(&name);
+        tokio::fs::create_dir_all(host.parent().unwrap_or(dir))
+            .await
+            .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        fetch(url.clone(), host.clone())
+            .await
+            .map_err(|e| format!("line {}: ADD {url}: {}", source.line, shared.redactor.mask(&e)))?;
+        let rel = format!("{FETCHED_DIR}/{n}/{name}");
+        fetched.insert(url.clone(), rel.clone());
+        added.push((rel, host));
+    }
+    if fetched.is_empty() {
+        return Ok((text.to_string(), added));
+    }
+    let text = slipway_dockerfile::fetched_by_daemon(text, options, &|r| r.url.as_ref().and_then(|u| fetched.get(u).cloned()))
+        .map_err(|e| e.to_string())?;
+    Ok((text, added))
+}
+
+/// Whether an `ADD` source is a git repository (BuildKit clones those).
+fn is_git_source(url: &str) -> bool {
+    let bare = url.split('#').next().unwrap_or(url);
+    url.starts_with("git@") || url.starts_with("git://") || bare.ends_with(".git")
+}
+
+/// The file name a download of `url` gets, as the builder names one: the path's last
+/// segment.
+fn url_file_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let path = path.split_once("://").map(|(_, rest)| rest).unwrap_or(path);
+    let last = path.split_once('/').map(|(_, p)| p).unwrap_or("").rsplit('/').next().unwrap_or("");
+    if last.is_empty() || last == "." || last == ".." || last.contains('\\') {
+        "__unnamed__".to_string()
+    } else {
+        last.to_string()
+    }
+}
+
 /// The build's image also under the cache tag, pushed: its inline cache metadata is
 /// what the next `cache: enabled` build imports. A failure costs speed, not the step.
 async fn export_cache(shared: &Arc<Shared>, image_id: &str, cache: &str, sink: &LogSink) {
@@ -337,6 +430,16 @@ fn may_push(shared: &Shared, image: &str) -> Result<(), String> {
     }
     let Some(check) = &shared.cfg.may_push else { return Ok(()) };
     check(&r.registry, &r.repository)
+}
+
+/// The image a cache source means for this run: BuildKit reads an image of that name
+/// in the engine before it asks a registry, and the engine holds every run's images, so
+/// it gets the run's own image or the registry's by digest, as a base would.
+async fn cache_image(shared: &Shared, name: &str) -> Result<String, String> {
+    if shared.cfg.images.is_none() {
+        return Ok(name.to_string());
+    }
+    crate::images::resolve(shared, name).await.map(|r| r.name().to_string())
 }
 
 /// `--cache-from` as docker or buildx write it: `IMAGE` or `type=registry,ref=IMAGE`.
@@ -537,6 +640,16 @@ pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &Log
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetched_files_are_named_as_the_builder_names_them() {
+        assert_eq!(super::url_file_name("https://example.com/a/r.tgz?x=1#f"), "r.tgz");
+        assert_eq!(super::url_file_name("https://example.com/"), "__unnamed__");
+        assert_eq!(super::url_file_name("https://example.com"), "__unnamed__");
+        assert_eq!(super::url_file_name("https://example.com/a/.."), "__unnamed__");
+        assert!(super::is_git_source("https://example.com/r.git#main"));
+        assert!(!super::is_git_source("https://example.com/r.tgz"));
+    }
 
     #[test]
     fn cache_sources_as_docker_and_buildx_write_them() {

@@ -82,20 +82,39 @@ pub(crate) async fn resolve(shared: &Shared, name: &str) -> Result<Resolved, Str
     // this run may have it, and the digest is what the run gets.
     let credential = shared.credential_for(&r.to_string());
     let auth = credential.map(|c| (c.username, c.password));
-    let asked = match &r.digest {
+    match registry_digest(shared.cfg.may_read.as_ref(), &asked(&r), auth).await {
+        Ok(digest) => Ok(Resolved::Registry(format!("{}@{digest}", r.name()))),
+        Err(e) => Err(format!(
+            "image {name} was not made by this run, is not one of the operator's local images, and {}",
+            shared.redactor.mask(&e)
+        )),
+    }
+}
+
+/// The reference a registry is asked for: by digest when one is given, else by tag.
+fn asked(r: &Reference) -> String {
+    match &r.digest {
         Some(d) => format!("{}@{d}", r.name()),
         None => r.tagged(),
-    };
-    match registry_client() {
-        Some(client) => match slipway_registry::manifest_digest(&client, &asked, auth).await {
-            Ok(digest) => Ok(Resolved::Registry(format!("{}@{digest}", r.name()))),
-            Err(e) => Err(format!(
-                "image {name} was not made by this run, is not one of the operator's local images, and its registry answered: {}",
-                shared.redactor.mask(&e)
-            )),
-        },
-        None => Err("no HTTP client for the registry".into()),
     }
+}
+
+/// The digest `image` has in its registry, if the run may read its repository: every
+/// registry lookup of a run in a shared engine (bases, step images, frontends, cache
+/// sources, the proxy's pulls) comes here.
+pub(crate) async fn registry_digest(
+    may_read: Option<&slipway_engine_proxy::ReadCheck>,
+    image: &str,
+    auth: Option<(String, String)>,
+) -> Result<String, String> {
+    let r = Reference::parse(image).map_err(|e| e.to_string())?;
+    if let Some(check) = may_read {
+        check(&r.registry, &r.repository)?;
+    }
+    let client = registry_client().ok_or("no HTTP client for the registry")?;
+    slipway_registry::manifest_digest(&client, image, auth)
+        .await
+        .map_err(|e| format!("its registry answered: {e}"))
 }
 
 /// The Dockerfile with every image it builds from resolved for this run, the images
@@ -104,9 +123,29 @@ pub(crate) async fn rewrite_dockerfile(shared: &Shared, text: &str, opts: &slipw
     if shared.cfg.images.is_none() {
         return Ok(text.to_string());
     }
+    if let Some((line, image)) = slipway_dockerfile::onbuild_images(text, opts).map_err(|e| e.to_string())?.first() {
+        return Err(format!(
+            "line {line}: ONBUILD copies from {image}: a trigger reads an image by name in a later build, where no check sees it; copy from an image in the build that needs it"
+        ));
+    }
     let mut replace = BTreeMap::new();
     for r in slipway_dockerfile::image_references(text, opts).map_err(|e| e.to_string())? {
         let resolved = resolve(shared, &r.to_string()).await?;
+        let triggers = match &resolved {
+            Resolved::Own(local) => shared.engine.image_triggers(local).await,
+            Resolved::Registry(image) => {
+                let auth = shared.credential_for(image).map(|c| (c.username, c.password));
+                let client = registry_client().ok_or("no HTTP client for the registry")?;
+                slipway_registry::image_triggers(&client, image, auth)
+                    .await
+                    .map_err(|e| format!("{r}: its ONBUILD triggers cannot be read: {}", shared.redactor.mask(&e)))?
+            }
+        };
+        if let Some(trigger) = slipway_dockerfile::reaching_trigger(&triggers) {
+            return Err(format!(
+                "{r} has the ONBUILD trigger `{trigger}`, which fetches a URL or copies from an image: a build here does not run it unchecked"
+            ));
+        }
         replace.insert(r.to_string(), resolved.name().to_string());
     }
     let mut out = slipway_dockerfile::rewrite(text, opts, &replace).map_err(|e| e.to_string())?;
@@ -127,17 +166,9 @@ pub(crate) async fn registry_frontend(shared: &Shared, name: &str) -> Result<Str
     }
     let r = Reference::parse(name).map_err(|e| e.to_string())?;
     let credential = shared.credential_for(&r.to_string()).map(|c| (c.username, c.password));
-    let client = registry_client().ok_or("no HTTP client for the registry")?;
-    let asked = match &r.digest {
-        Some(d) => format!("{}@{d}", r.name()),
-        None => r.tagged(),
-    };
-    let digest = slipway_registry::manifest_digest(&client, &asked, credential).await.map_err(|e| {
-        format!(
-            "frontends come only from a registry, by digest, and its registry answered: {}",
-            shared.redactor.mask(&e)
-        )
-    })?;
+    let digest = registry_digest(shared.cfg.may_read.as_ref(), &asked(&r), credential)
+        .await
+        .map_err(|e| format!("frontends come only from a registry, by digest, and {}", shared.redactor.mask(&e)))?;
     Ok(format!("{}@{digest}", r.name()))
 }
 

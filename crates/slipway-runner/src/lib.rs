@@ -71,12 +71,27 @@ pub struct RunConfig {
     /// Which repositories pushes may go to (`slipway serve`: a tenant's, in the
     /// daemon's registries); `None` lets the registry decide.
     pub may_push: Option<slipway_engine_proxy::PushCheck>,
+    /// Which repositories the run may read from (`slipway serve`: in the daemon's
+    /// registries, its tenant's and those no tenant owns); `None` lets the registry decide.
+    pub may_read: Option<slipway_engine_proxy::ReadCheck>,
     /// Checks each URL a Dockerfile's `ADD` fetches (the engine fetches it from the
     /// host's network); `None` checks nothing. Called on a blocking thread.
-    pub url_check: Option<slipway_engine_proxy::UrlCheck>,
+    pub url_check: Option<UrlCheck>,
+    /// Fetches what a Dockerfile's `ADD URL` names to a file the build then copies
+    /// (`slipway serve`: by the sources' reach rules, each redirect and address checked),
+    /// so the engine fetches nothing from the host's network; `None` lets the engine fetch.
+    pub url_fetch: Option<UrlFetch>,
     /// Capabilities step containers (and those a step starts) lose.
     pub cap_drop: Vec<String>,
 }
+
+/// Whether the engine may fetch a URL for the run (a git `ADD`): `Err` says why not.
+/// It may resolve names, so it is called on a blocking thread.
+pub type UrlCheck = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Fetches `url` to the file `to`: `Err` says why not.
+pub type UrlFetch =
+    Arc<dyn Fn(String, PathBuf) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// The images a run in a shared engine may use by name besides its own.
 #[derive(Debug, Clone, Default)]
@@ -114,7 +129,9 @@ impl RunConfig {
             on_step: None,
             images: None,
             may_push: None,
+            may_read: None,
             url_check: None,
+            url_fetch: None,
             cap_drop: Vec::new(),
         }
     }
@@ -493,17 +510,22 @@ async fn start_proxy(
 /// The rules the run's proxy keeps its images by: registry digests asked with the
 /// step's own credentials (as the engine's pull would be), the run's push and URL checks.
 fn proxy_image_rules(cfg: &RunConfig) -> slipway_engine_proxy::ImageRules {
-    let digest: slipway_engine_proxy::DigestLookup = Arc::new(|image: String, auth: Option<(String, String)>| {
+    let may_read = cfg.may_read.clone();
+    let digest: slipway_engine_proxy::DigestLookup = Arc::new(move |image: String, auth: Option<(String, String)>| {
+        let may_read = may_read.clone();
+        Box::pin(async move { images::registry_digest(may_read.as_ref(), &image, auth).await })
+    });
+    let triggers: slipway_engine_proxy::TriggerLookup = Arc::new(|image: String, auth: Option<(String, String)>| {
         Box::pin(async move {
             let client = images::registry_client().ok_or_else(|| "no HTTP client".to_string())?;
-            slipway_registry::manifest_digest(&client, &image, auth).await
+            slipway_registry::image_triggers(&client, &image, auth).await
         })
     });
     slipway_engine_proxy::ImageRules {
         digest,
+        triggers,
         operator_images: cfg.images.as_ref().map(|i| i.operator_images.clone()).unwrap_or_default(),
         may_push: cfg.may_push.clone().unwrap_or_else(|| Arc::new(|_: &str, _: &str| Ok(()))),
-        url_check: cfg.url_check.clone().unwrap_or_else(|| Arc::new(|_: &str| Ok(()))),
     }
 }
 

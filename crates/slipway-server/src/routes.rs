@@ -284,6 +284,21 @@ async fn upload(State(d): Shared, axum::Extension(who): Who, body: Body) -> Resu
 
 const REQUEST_TYPES: &str = "DockerBuildRequest, FileTaskRunRequest, EncodedTaskRunRequest";
 
+/// Checks a source a run or a task names (`field` says which): its form and reach,
+/// and that an upload is the caller's tenant's. Another tenant's upload is answered as
+/// a missing one: no oracle.
+async fn check_source(d: &Server, who: &Caller, location: Option<&str>, field: &str) -> Result<(), Failure> {
+    if let Some(upload) = location.and_then(|l| l.strip_prefix("upload://")) {
+        let owner = d.store.upload_tenant(upload).await.map_err(internal)?;
+        if owner.as_deref().is_some_and(|o| who.sees(o)) {
+            d.ensure_upload(upload).await;
+        } else {
+            return Err(bad_request(format!("{field}: upload {upload} does not exist")));
+        }
+    }
+    sources::validate(location, &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("{field}: {e}")))
+}
+
 async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) -> Result<(StatusCode, Json<Run>), Failure> {
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     match value.get("type").and_then(|t| t.as_str()) {
@@ -295,16 +310,7 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
     }
     let request: RunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request: {e}")))?;
     let source = request.source_location().map(str::to_string);
-    if let Some(upload) = source.as_deref().and_then(|l| l.strip_prefix("upload://")) {
-        // Another tenant's upload is answered as a missing one: no oracle.
-        let owner = d.store.upload_tenant(upload).await.map_err(internal)?;
-        if owner.as_deref().is_some_and(|o| who.sees(o)) {
-            d.ensure_upload(upload).await;
-        } else {
-            return Err(bad_request(format!("sourceLocation: upload {upload} does not exist")));
-        }
-    }
-    sources::validate(source.as_deref(), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("sourceLocation: {e}")))?;
+    check_source(&d, &who, source.as_deref(), "sourceLocation").await?;
     let run_id = slipway_runner::new_run_id();
     let cache_namespace = requests::cache_namespace(&who.tenant, requests::request_cache_owner(&request), &run_id);
     let prepared = requests::prepare(request).map_err(|e| bad_request(e.0))?;
@@ -560,6 +566,7 @@ async fn create_task(
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
     let spec = parse_spec(&name, &body)?;
+    check_source(&d, &who, spec.context_path.as_deref(), "contextPath").await?;
     let record = save_task(&d, &who.tenant, spec, true, None).await?;
     Ok((StatusCode::CREATED, Json(task_json(&d, &record).await?)))
 }
@@ -598,16 +605,21 @@ async fn update_task(
     merge(&mut merged, &patch);
     let spec = parse_spec(&name, merged.to_string().as_bytes())?;
     let before = slipway_triggers::tasks::spec_of(&record).map_err(internal)?;
-    // Secrets and credentials were given for the task's source: one moved elsewhere
-    // keeps none of them, unless the tenant's admin says so.
-    let moved = slipway_triggers::tasks::moves_source(
-        &before,
-        &slipway_api::task::Overrides {
-            context_path: spec.context_path.clone(),
-            file: spec.file.clone(),
-            ..Default::default()
-        },
-    );
+    if spec.context_path != before.context_path {
+        check_source(&d, &who, spec.context_path.as_deref(), "contextPath").await?;
+    }
+    // Secrets and credentials were given for the task's source and steps: a task moved
+    // elsewhere, or given another command, keeps none of them, unless the tenant's
+    // admin says so.
+    let moved = spec.cmd != before.cmd
+        || slipway_triggers::tasks::moves_source(
+            &before,
+            &slipway_api::task::Overrides {
+                context_path: spec.context_path.clone(),
+                file: spec.file.clone(),
+                ..Default::default()
+            },
+        );
     let old = (!moved || keep).then(|| slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name));
     let record = save_task(&d, &who.tenant, spec, false, Some(old.unwrap_or_default())).await?;
     Ok(Json(task_json(&d, &record).await?))
@@ -681,9 +693,7 @@ async fn run_task(
     if overrides.keep_secrets {
         take_keep_secrets(&who, &mut serde_json::json!({ "keepSecrets": true }))?;
     }
-    if let Some(c) = &overrides.context_path {
-        sources::validate(Some(c), &d.settings.data_dir, &d.reach).map_err(|e| bad_request(format!("contextPath: {e}")))?;
-    }
+    check_source(&d, &who, overrides.context_path.as_deref(), "contextPath").await?;
     let run = slipway_triggers::tasks::start(&d.triggers, &who.tenant, &spec, overrides, None, None, Default::default())
         .await
         .map_err(|e| match e {

@@ -164,8 +164,9 @@ async fn fetch_inner(
 }
 
 /// Downloads `url` to `to` with the source's timeouts, every address and redirect
-/// checked, and at most `max_bytes` kept.
-async fn download(url: &str, to: &Path, opts: &FetchOptions) -> Result<(), SourceError> {
+/// checked, and at most `max_bytes` kept (also what the daemon fetches for a
+/// Dockerfile's `ADD URL`, which the engine would fetch unchecked from the host).
+pub async fn download(url: &str, to: &Path, opts: &FetchOptions) -> Result<(), SourceError> {
     use tokio::io::AsyncWriteExt;
     let fail = |m: String| SourceError::Invalid(format!("cannot download {url}: {m}"));
     let reach = opts.reach.clone();

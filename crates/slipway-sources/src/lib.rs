@@ -9,5 +9,5 @@ pub mod fetch;
 pub mod reach;
 pub mod uploads;
 
-pub use fetch::{fetch, set_git_timeouts, validate, FetchOptions, Source, SourceError};
+pub use fetch::{download, fetch, set_git_timeouts, validate, FetchOptions, Source, SourceError};
 pub use reach::Reach;

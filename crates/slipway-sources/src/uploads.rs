@@ -106,7 +106,7 @@ pub fn pack(dir: &Path, dockerfile: &str, out: impl Write) -> Result<(), slipway
         },
         ".dockerignore".to_string(),
     ];
-    slipway_context::write_tar(&root, &ignore, &always, &[], &mut gz)?;
+    slipway_context::write_tar(&root, &ignore, &always, &slipway_context::Overlay::default(), &mut gz)?;
     gz.finish().map_err(|source| slipway_context::ContextError::Io {
         path: dir.to_path_buf(),
         source,

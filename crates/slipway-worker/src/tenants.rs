@@ -3,6 +3,7 @@
 
 use crate::Node;
 use slipway_api::tenant::{token_hash, Directory, Tenant, DEFAULT_TENANT};
+use slipway_reference::registry_key;
 use slipway_settings::Settings;
 use std::sync::Arc;
 
@@ -116,26 +117,12 @@ pub fn operator_images(settings: &Settings) -> Vec<String> {
     out
 }
 
-/// A registry host as pushes name it (Docker Hub has several names).
-fn registry_key(registry: &str) -> String {
-    match registry.to_ascii_lowercase().as_str() {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".into(),
-        other => other.to_string(),
-    }
-}
-
 impl Node {
-    /// What `tenant`'s run may push: in the daemon's registries (less those the run has
-    /// a credential of its own for, which decide themselves), only the repositories the
-    /// tenant owns.
-    pub fn push_check(&self, tenant: &str, own_credentials: Vec<String>) -> slipway_engine_proxy::PushCheck {
-        let own: Vec<String> = own_credentials.iter().map(|r| registry_key(r)).collect();
-        let guarded: Vec<String> = self
-            .own_registries()
-            .iter()
-            .map(|r| registry_key(r))
-            .filter(|r| !own.contains(r))
-            .collect();
+    /// What `tenant`'s run may push: in the daemon's registries only the repositories the
+    /// tenant owns, whatever credentials its task brings (on an open registry any would
+    /// do); elsewhere the registry decides by the task's own credentials.
+    pub fn push_check(&self, tenant: &str) -> slipway_engine_proxy::PushCheck {
+        let guarded = self.guarded_registries();
         let repositories = self.directory().repositories_of(tenant);
         let tenant = tenant.to_string();
         Arc::new(move |registry: &str, repository: &str| {
@@ -151,6 +138,32 @@ impl Node {
                 "tenant {tenant} may not push to {registry}/{repository}: in the daemon's registries it owns {owned} (the operator's setting [tenants.{tenant}] repositories)"
             ))
         })
+    }
+
+    /// What `tenant`'s run may read: in the daemon's registries the repositories it owns
+    /// and those no tenant owns (shared bases), never another tenant's, which the
+    /// daemon's credentials (or an open registry) would otherwise hand it.
+    pub fn read_check(&self, tenant: &str) -> slipway_engine_proxy::ReadCheck {
+        let guarded = self.guarded_registries();
+        let directory = self.directory();
+        let tenant = tenant.to_string();
+        Arc::new(move |registry: &str, repository: &str| {
+            if !guarded.contains(&registry_key(registry)) {
+                return Ok(());
+            }
+            let owners = directory.owners_of(repository);
+            if owners.is_empty() || owners.contains(&tenant.as_str()) {
+                return Ok(());
+            }
+            Err(format!(
+                "tenant {tenant} may not read {registry}/{repository}: in the daemon's registries that repository is another tenant's"
+            ))
+        })
+    }
+
+    /// The daemon's registries as [`registry_key`] spells them.
+    fn guarded_registries(&self) -> Vec<String> {
+        self.own_registries().iter().map(|r| registry_key(r)).collect()
     }
 }
 

@@ -443,9 +443,15 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
     cfg.images = Some(slipway_runner::ImageScope {
         operator_images: crate::tenants::operator_images(&d.settings),
     });
-    cfg.may_push = Some(d.push_check(&run.tenant, secrets.registry.keys().cloned().collect()));
+    cfg.may_push = Some(d.push_check(&run.tenant));
+    cfg.may_read = Some(d.read_check(&run.tenant));
     let reach = d.reach.clone();
     cfg.url_check = Some(Arc::new(move |url: &str| reach.check_url(url)));
+    let fetch = fetch_opts.clone();
+    cfg.url_fetch = Some(Arc::new(move |url: String, to: std::path::PathBuf| {
+        let fetch = fetch.clone();
+        Box::pin(async move { sources::download(&url, &to, &fetch).await.map_err(|e| e.to_string()) })
+    }));
     cfg.cap_drop = crate::tenants::STEP_CAP_DROP.iter().map(|c| c.to_string()).collect();
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;

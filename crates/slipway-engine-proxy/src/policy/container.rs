@@ -189,19 +189,35 @@ fn limits(host: &Object) -> Result<(), Refusal> {
             ));
         }
     }
-    let Some(list) = gojson::get(host, "Ulimits") else { return Ok(()) };
-    let Value::Array(list) = list else {
-        return Err(Refusal::bad_request("Ulimits must be a list"));
+    match gojson::get(host, "Ulimits") {
+        Some(list) => ulimits(list),
+        None => Ok(()),
+    }
+}
+
+/// Ulimits (a create's `Ulimits`, a build's `ulimits=`) as the engine's Go decoder reads
+/// them: keys in any case, one key per field. None may be raised past the engine's own.
+pub(super) fn ulimits(list: &Value) -> Result<(), Refusal> {
+    let list = match list {
+        Value::Null => return Ok(()),
+        Value::Array(list) => list,
+        _ => return Err(Refusal::bad_request("Ulimits must be a list")),
     };
     for u in list {
-        let (Some(name), soft, hard) = (
-            u.get("Name").or_else(|| u.get("name")).and_then(Value::as_str),
-            u.get("Soft").or_else(|| u.get("soft")).and_then(Value::as_i64).unwrap_or(0),
-            u.get("Hard").or_else(|| u.get("hard")).and_then(Value::as_i64).unwrap_or(0),
-        ) else {
-            return Err(Refusal::bad_request("a ulimit needs a Name"));
+        let mut u = u.clone();
+        let u = gojson::strukt(&mut u, "a ulimit")?;
+        let number = |field: &str| match gojson::get(u, field) {
+            None | Some(Value::Null) => Ok(0),
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| Refusal::bad_request(format!("a ulimit's {field} must be a whole number"))),
         };
-        let ceiling = crate::host_limit(name).ok_or_else(|| Refusal::bad_request(format!("unknown ulimit {name:?}")))?;
+        let name = match gojson::get(u, "Name") {
+            Some(Value::String(n)) => n.clone(),
+            _ => return Err(Refusal::bad_request("a ulimit needs a Name")),
+        };
+        let (soft, hard) = (number("Soft")?, number("Hard")?);
+        let ceiling = crate::host_limit(&name).ok_or_else(|| Refusal::bad_request(format!("unknown ulimit {name:?}")))?;
         let as_u64 = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
         if as_u64(soft) > ceiling || as_u64(hard) > ceiling {
             return Err(Refusal::forbidden(format!(

@@ -217,6 +217,13 @@ pub(super) fn route(policy: &Policy, ask: &mut Ask, req: &Request, segments: &[&
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
             let name = name.join("/");
             let engine = ask.path_image(&name)?;
+            if !is_id(&engine) && !engine.starts_with("sha256:") && !engine.starts_with(&policy.run_prefix()) {
+                // A registry's image by digest: other runs may be using the same one.
+                return Err(Refusal::forbidden(format!(
+                    "{name} is a registry's image, which other runs may use too: it goes when no run needs it"
+                ))
+                .into());
+            }
             if is_id(&engine) || engine.starts_with("sha256:") {
                 // By id, an image goes with all its names: only if they are all the run's.
                 if let Known::Yes(f) = ask.image_facts(&engine) {
@@ -275,6 +282,11 @@ pub(super) fn route(policy: &Policy, ask: &mut Ask, req: &Request, segments: &[&
 /// A pull (`fromImage`) or an import (`fromSrc=-`).
 fn create(policy: &Policy, ask: &mut Ask, req: &Request) -> Result<Forward, Halt> {
     let query = &req.target.query;
+    let from_image = first(query, "fromImage").filter(|i| !i.is_empty());
+    if first(query, "fromSrc").is_some_and(|s| !s.is_empty()) && from_image.is_some() {
+        // The engine pulls when both are given: the import's checks would not be the ones that apply.
+        return Err(Refusal::bad_request("fromSrc and fromImage together: give one (an import or a pull)").into());
+    }
     if first(query, "fromSrc") == Some("-") {
         let mut q = query.clone();
         if let Some(repo) = first(query, "repo").filter(|r| !r.is_empty()) {
@@ -290,14 +302,19 @@ fn create(policy: &Policy, ask: &mut Ask, req: &Request) -> Result<Forward, Halt
     }
     let r = Reference::parse(&name).map_err(|e| Refusal::bad_request(e.to_string()))?;
     // By digest, with the client's credentials: the registry says whether the run may
-    // have it, and no name is made in the engine for others to read.
-    let digest = match &r.digest {
-        Some(d) => d.clone(),
-        None => match ask.digest(&r.to_string(), registry_auth(req.registry_auth))? {
-            Known::Yes(d) => d,
-            Known::No | Known::Unknown => return Err(Halt::Pending),
-        },
+    // have it (also when the step gives the digest: the engine would otherwise hand out
+    // an image another run pulled), and no name is made in the engine for others to read.
+    let asked = match &r.digest {
+        Some(d) => format!("{}@{d}", r.name()),
+        None => r.to_string(),
     };
+    let digest = match ask.digest(&asked, registry_auth(req.registry_auth))? {
+        Known::Yes(d) => d,
+        Known::No | Known::Unknown => return Err(Halt::Pending),
+    };
+    if let Some(given) = r.digest.as_ref().filter(|given| **given != digest) {
+        return Err(Refusal::not_found(format!("{name}: its registry has {digest} there, not {given}")).into());
+    }
     let engine = format!("{}@{digest}", r.name());
     ask.before.push(Before::Remember {
         client: r.to_string(),
@@ -358,6 +375,9 @@ fn without_reference_filters(filters: Option<&str>) -> Result<(String, Vec<Strin
             _ => return Err(invalid()),
         },
     };
+    for name in map.keys() {
+        super::refuse_lookup_filter(name)?;
+    }
     let references = match map.remove("reference") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(set)) => set.keys().cloned().collect(),

@@ -81,6 +81,14 @@ fn facts() -> Facts {
         digests: HashMap::from([
             ("docker.io/library/alpine:3".into(), Ok(format!("sha256:{}", "a".repeat(64)))),
             ("127.0.0.1:5000/private:1".into(), Err("401 Unauthorized".into())),
+            (
+                format!("docker.io/library/alpine@sha256:{}", "a".repeat(64)),
+                Ok(format!("sha256:{}", "a".repeat(64))),
+            ),
+            (
+                format!("127.0.0.1:5000/team-b/secret@sha256:{}", "c".repeat(64)),
+                Err("tenant team-a may not read 127.0.0.1:5000/team-b/secret".into()),
+            ),
         ]),
     }
 }
@@ -102,6 +110,7 @@ fn scoped() -> Scope {
     Scope {
         images: Some(crate::ImageRules {
             digest,
+            triggers: std::sync::Arc::new(|_, _| Box::pin(async { Ok(Vec::new()) })),
             operator_images: vec!["slipway-busybox:latest".into()],
             may_push: std::sync::Arc::new(|registry: &str, repo: &str| {
                 if registry == "127.0.0.1:5000" && !repo.starts_with("team-a/") {
@@ -110,7 +119,6 @@ fn scoped() -> Scope {
                     Ok(())
                 }
             }),
-            url_check: std::sync::Arc::new(|_: &str| Err("no".to_string())),
         }),
         cap_drop: vec!["MKNOD".into(), "NET_RAW".into()],
         ..scope()
@@ -1177,4 +1185,63 @@ fn image_answers_show_only_the_runs() {
         json!([{"Tags": [OWN_APP, "slipway.invalid/r2/docker.io/library/x:1"]}, {"Tags": null}]),
     );
     assert_eq!(history, json!([{"Tags": ["app:latest"]}, {"Tags": null}]));
+}
+
+#[test]
+fn what_the_engine_looks_up_among_everyones_images_is_refused() {
+    let a = "a".repeat(64);
+    // A pull by digest asks the registry too: the engine would hand out another run's pull.
+    let f = scoped_forward("POST", &format!("/images/create?fromImage=alpine&tag=sha256:{a}"), None);
+    assert_eq!(query(&f, "tag").unwrap(), format!("sha256:{a}"));
+    for (method, url, status, text) in [
+        (
+            "POST",
+            format!(
+                "/images/create?fromImage=127.0.0.1:5000/team-b/secret&tag=sha256:{}",
+                "c".repeat(64)
+            ),
+            404,
+            "may not read".to_string(),
+        ),
+        // The engine pulls when both are given.
+        (
+            "POST",
+            "/images/create?fromSrc=-&fromImage=slipway-busybox&tag=latest".to_string(),
+            400,
+            "fromSrc and fromImage".to_string(),
+        ),
+        (
+            "GET",
+            "/images/json?filters=%7B%22since%22%3A%5B%22slipway.invalid%2Fr2%2Fx%22%5D%7D".to_string(),
+            403,
+            "since filter".to_string(),
+        ),
+        (
+            "GET",
+            "/containers/json?filters=%7B%22ancestor%22%3A%5B%22theirs%22%5D%7D".to_string(),
+            403,
+            "ancestor filter".to_string(),
+        ),
+        // Another run may be using the registry's image this one pulled.
+        (
+            "DELETE",
+            "/images/127.0.0.1:5000/base:1".to_string(),
+            403,
+            "a registry's image".to_string(),
+        ),
+        (
+            "POST",
+            "/build?ulimits=%5B%7B%22NAME%22%3A%22nofile%22%2C%22SOFT%22%3A-1%2C%22HARD%22%3A-1%7D%5D".to_string(),
+            403,
+            "--ulimit nofile".to_string(),
+        ),
+        ("POST", "/containers/create".to_string(), 400, "names one field twice".to_string()),
+    ] {
+        let body = (url == "/containers/create")
+            .then(|| json!({"Image": "app", "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": 1, "soft": -1}]}}));
+        match scoped_decision(method, &url, body) {
+            Decision::Refuse(r) => assert!(r.status == status && r.message.contains(&text), "{url}: {r:?}"),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
 }
