@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// run at its start (repeatable).
     #[arg(long = "local-image", value_name = "IMAGE")]
     local_images: Vec<String>,
+    /// A Dockerfile frontend (`# syntax=`) runs may use, by repository or digest
+    /// (repeatable) [default: docker.io/docker/dockerfile].
+    #[arg(long = "allowed-frontend", value_name = "IMAGE")]
+    allowed_frontends: Vec<String>,
     /// Mount the data dir nodev,nosuid at start, so steps leave no device files or
     /// set-uid programs (needs root) [default: true].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -220,7 +224,7 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
             blob_store,
             harden_data_dir,
         ],
-        listed: [tokens, admin_tokens, local_images, file_source_dirs, allowed_source_hosts, allowed_webhook_hosts],
+        listed: [tokens, admin_tokens, local_images, allowed_frontends, file_source_dirs, allowed_source_hosts, allowed_webhook_hosts],
         own: [
             tenants,
             image_aliases,

@@ -1859,7 +1859,8 @@ fn hostile_webhooks() {
         "sourceTrigger": {"enabled": true}, "webhookSecret": secret});
     let (code, body) = send(&d, &http("PUT", "/v1/tasks/hook-task", serde_json::to_vec(&spec).unwrap())).unwrap();
     assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
-    let other = serde_json::json!({"contextPath": "file:///tmp/elsewhere.git#main", "file": "acb.yaml",
+    std::fs::create_dir_all(parent.path().join("elsewhere.git")).unwrap();
+    let other = serde_json::json!({"contextPath": format!("file://{}/elsewhere.git#main", parent.path().display()), "file": "acb.yaml",
         "sourceTrigger": {"enabled": true}, "webhookSecret": "other-secret"});
     let (code, body) = send(&d, &http("PUT", "/v1/tasks/other-task", serde_json::to_vec(&other).unwrap())).unwrap();
     assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));

@@ -174,6 +174,47 @@ fn one_tenants_image_names_never_become_anothers_images() {
     ]);
     let (_, r) = run_dir(&d, A, frontend.path());
     assert!(!r.ok && r.all().contains("frontends come only from a registry"), "{}", r.all());
+    // A registry's frontend the operator did not list is refused too, by both ways of
+    // naming one; one it listed gets past the check (busybox is no frontend, so the
+    // build then fails in BuildKit).
+    let listed = format!("{}/shared/frontend-{}", tb.registry, unique_id(""));
+    host_docker(&["tag", base, &format!("{listed}:1")], None);
+    host_docker(&["push", &format!("{listed}:1")], None);
+    host_docker(&["rmi", &format!("{listed}:1")], None);
+    for (dockerfile, acb) in [
+        (
+            format!("# syntax={listed}:1\nFROM {base}\n"),
+            "steps:\n  - build: -t f .\n".to_string(),
+        ),
+        (
+            format!("FROM {base}\n"),
+            format!("steps:\n  - build: -t f --build-arg BUILDKIT_SYNTAX={listed}:1 .\n"),
+        ),
+    ] {
+        let dir = dir_with(&[("Dockerfile", &dockerfile), ("acb.yaml", &acb)]);
+        let (_, r) = run_dir(&d, A, dir.path());
+        assert!(!r.ok && r.all().contains("allowed_frontends"), "{}", r.all());
+    }
+    let mut d = d;
+    d.terminate();
+    let d = Daemon::start_full(
+        None,
+        &[
+            "--tenant",
+            &format!("team-a:token={A}"),
+            "--registry",
+            &tb.registry,
+            "--allowed-frontend",
+            &listed,
+        ],
+        &[("SLIPWAY_ALLOWED_SOURCE_HOSTS", "")],
+    );
+    let dir = dir_with(&[
+        ("Dockerfile", &format!("# syntax={listed}:1\nFROM {base}\n")),
+        ("acb.yaml", "steps:\n  - build: -t f .\n"),
+    ]);
+    let (_, r) = run_dir(&d, A, dir.path());
+    assert!(!r.ok && !r.all().contains("allowed_frontends"), "{}", r.all());
 }
 
 /// Row 2: a tenant reads another's unpushed image while it is being built and after.
@@ -759,7 +800,11 @@ fn registry_digest(image: &str) -> String {
 fn host_docker(args: &[&str], stdin: Option<&str>) {
     use std::io::Write;
     let mut c = std::process::Command::new("docker");
-    c.args(args).stdin(std::process::Stdio::piped()).env("DOCKER_BUILDKIT", "0");
+    c.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .env("DOCKER_BUILDKIT", "0");
     let mut child = c.spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
     assert!(child.wait().unwrap().success(), "docker {args:?}");

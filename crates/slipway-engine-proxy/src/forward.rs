@@ -89,7 +89,21 @@ async fn exchange(
     }
     let mut json: Option<Value> = None;
     let registry_auth = parts.headers.get("x-registry-auth").and_then(|v| v.to_str().ok());
-    let forward = decide(shared, parts.method.as_str(), &target, registry_auth, body, &mut json).await?;
+    let mut forward = decide(shared, parts.method.as_str(), &target, registry_auth, body, &mut json).await?;
+    // A push names the image for its length: held against every other push of that
+    // name, and decided again once held, so what it gives back is what was there.
+    let pushed = forward.before.iter().find_map(|b| match b {
+        Before::Tag { target, .. } => Some(target.clone()),
+        _ => None,
+    });
+    let held = match (pushed, &shared.policy.scope().images) {
+        (Some(name), Some(rules)) => {
+            let guard = (rules.hold_name)(name).await;
+            forward = decide(shared, parts.method.as_str(), &target, registry_auth, body, &mut json).await?;
+            Some(guard)
+        }
+        _ => None,
+    };
 
     for before in &forward.before {
         match before {
@@ -166,9 +180,10 @@ async fn exchange(
     if !forward.finally.is_empty() {
         return Ok(Response::from_parts(
             parts,
-            then_finally(shared.clone(), body, forward.finally.clone()),
+            then_finally(shared.clone(), body, forward.finally.clone(), held),
         ));
     }
+    drop(held);
     if forward.respond != Respond::Pass && parts.status.is_success() {
         return read_back(shared, parts, body, &forward.respond).await;
     }
@@ -298,7 +313,11 @@ fn rewritten_request(
                         .map(String::into_bytes)
                 })
             });
-            let (stream, failure) = tar_rewrite::rewrite(stream, move |n| n == wanted, transform);
+            let wanted = tar_rewrite::Wanted {
+                names: vec![wanted],
+                required: true,
+            };
+            let (stream, failure) = tar_rewrite::rewrite(stream, wanted, transform);
             (body_of(stream), failure)
         }
         _ => {
@@ -307,7 +326,11 @@ fn rewritten_request(
                 let shared = shared.clone();
                 Box::pin(async move { archive_names(&shared, &name, &data, |p, t| p.loaded_name(t).map(Some)) })
             });
-            let (stream, failure) = tar_rewrite::rewrite(stream, |n| n == "manifest.json" || n == "repositories", transform);
+            let wanted = tar_rewrite::Wanted {
+                names: vec!["manifest.json".into(), "repositories".into()],
+                required: false,
+            };
+            let (stream, failure) = tar_rewrite::rewrite(stream, wanted, transform);
             (body_of(stream), failure)
         }
     };
@@ -352,7 +375,7 @@ fn classic_build_options(query: &[(String, String)]) -> slipway_dockerfile::Scan
 
 /// The engine's answer passed on as it comes, then `finally` done before its end is
 /// (so the client's next request finds it done).
-fn then_finally(shared: Arc<Shared>, body: Incoming, finally: Vec<Finally>) -> ProxyBody {
+fn then_finally(shared: Arc<Shared>, body: Incoming, finally: Vec<Finally>, held: Option<crate::NameGuard>) -> ProxyBody {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, BoxError>>(8);
     let task_shared = shared.clone();
     shared.tasks.spawn(async move {
@@ -375,6 +398,7 @@ fn then_finally(shared: Arc<Shared>, body: Incoming, finally: Vec<Finally>) -> P
         for f in &finally {
             run_finally(&task_shared, f).await;
         }
+        drop(held);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     BodyExt::boxed(StreamBody::new(stream.map(|r| r.map(Frame::data))))
@@ -408,7 +432,10 @@ async fn read_back(
         });
         let (stream, _) = tar_rewrite::rewrite(
             Box::pin(body.into_data_stream()),
-            |n| n == "manifest.json" || n == "repositories",
+            tar_rewrite::Wanted {
+                names: vec!["manifest.json".into(), "repositories".into()],
+                required: false,
+            },
             transform,
         );
         return Ok(Response::from_parts(parts, body_of(stream)));

@@ -66,6 +66,13 @@ pub type TriggerLookup = Arc<
     dyn Fn(String, Option<(String, String)>) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<String>, String>> + Send>> + Send + Sync,
 >;
 
+/// Holds an image name against every other push of it until the guard is dropped: a
+/// push names the image only while it lasts, and two at once would send each other's.
+pub type NameLock = Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = NameGuard> + Send>> + Send + Sync>;
+
+/// What [`NameLock`] gives: the name is held while it lives.
+pub type NameGuard = Box<dyn Send + Sync>;
+
 /// What keeps a run's images its own when runs share an engine (`slipway serve`).
 #[derive(Clone)]
 pub struct ImageRules {
@@ -76,6 +83,8 @@ pub struct ImageRules {
     /// The operator's images: every run pins them by these names, so none pushes under them.
     pub operator_images: Vec<String>,
     pub may_push: PushCheck,
+    /// Shared with the daemon's own pushes of the same engine.
+    pub hold_name: NameLock,
 }
 
 impl std::fmt::Debug for ImageRules {

@@ -2,7 +2,10 @@
 //! as it came: a `docker load` archive's `manifest.json` and `repositories` (the names
 //! it tags), a build context's Dockerfile. Entries are found by their full name (ustar
 //! prefix, GNU long name or pax `path`); a rewritten entry must be a regular file no
-//! larger than [`MAX_REWRITTEN`] whose size no pax record restates.
+//! larger than [`MAX_REWRITTEN`] whose size no pax record restates, and no link may
+//! stand where one is or on its path (the engine would follow it to an entry nobody
+//! rewrote). Compressed archives, which the engine unpacks but this cannot read, are
+//! refused.
 //!
 //! Written here because no crate rewrites one entry of a streamed archive while leaving
 //! the others byte for byte: `tar` and `tokio-tar` re-encode every header they write.
@@ -26,11 +29,34 @@ pub(crate) type Transform = Arc<dyn Fn(String, Vec<u8>) -> Pin<Box<dyn Future<Ou
 /// Where a rewrite's failure is told to whoever started it.
 pub(crate) type Failure = Arc<Mutex<Option<String>>>;
 
-/// `input` with each entry `wants` names replaced by what `transform` makes of it.
+/// The entries an archive's rewrite is for.
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted {
+    /// Cleaned paths (`sub/Dockerfile`).
+    pub names: Vec<String>,
+    /// The archive must hold one of them (a build's Dockerfile: the classic builder
+    /// would otherwise read `dockerfile`, which nobody rewrote).
+    pub required: bool,
+}
+
+impl Wanted {
+    fn wants(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    /// Whether a link at `name` would stand for a wanted entry or a directory above one.
+    fn shadowed_by(&self, name: &str) -> bool {
+        self.names
+            .iter()
+            .any(|n| n == name || n.strip_prefix(name).is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
+/// `input` with each entry `wanted` names replaced by what `transform` makes of it.
 /// A failure ends the stream with an error and is kept in the returned slot.
 pub(crate) fn rewrite<S, E>(
     input: S,
-    wants: impl Fn(&str) -> bool + Send + Sync + 'static,
+    wanted: Wanted,
     transform: Transform,
 ) -> (impl Stream<Item = Result<Bytes, io::Error>> + Send + Sync + 'static, Failure)
 where
@@ -45,7 +71,7 @@ where
             input,
             buf: BytesMut::new(),
         };
-        if let Err(e) = run(&mut r, &tx, &wants, &transform).await {
+        if let Err(e) = run(&mut r, &tx, &wanted, &transform).await {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
             let _ = tx.send(Err(io::Error::other(e))).await;
             drop(tx);
@@ -107,7 +133,7 @@ fn padded(size: u64) -> u64 {
 async fn run<S, E>(
     r: &mut Reader<S>,
     tx: &mpsc::Sender<Result<Bytes, io::Error>>,
-    wants: &(impl Fn(&str) -> bool + Send + Sync),
+    wanted: &Wanted,
     transform: &Transform,
 ) -> Result<(), String>
 where
@@ -116,8 +142,17 @@ where
 {
     let mut long_name: Option<String> = None;
     let mut pax_size = false;
+    let mut seen = false;
+    let missing = || format!("the archive holds no {}", wanted.names.join(" or "));
+    r.fill(6).await?;
+    if compressed(&r.buf) {
+        return Err("a compressed archive cannot be read here: send a plain tar".into());
+    }
     loop {
         if !r.fill(BLOCK).await? {
+            if wanted.required && !seen {
+                return Err(missing());
+            }
             // Archives end with zero blocks; a bare end is the engine's to judge.
             if !r.buf.is_empty() {
                 send(tx, r.buf.split().freeze()).await?;
@@ -126,6 +161,9 @@ where
         }
         let header = r.take(BLOCK).await?;
         if header.iter().all(|b| *b == 0) {
+            if wanted.required && !seen {
+                return Err(missing());
+            }
             // The end: pass on the rest as it is.
             send(tx, header).await?;
             if !r.buf.is_empty() {
@@ -161,7 +199,17 @@ where
         let name = clean(&long_name.take().unwrap_or_else(|| ustar_name(&header)));
         let restated_size = std::mem::take(&mut pax_size);
         let regular = kind == b'0' || kind == 0;
-        if regular && wants(&name) {
+        if matches!(kind, b'1' | b'2') && wanted.shadowed_by(&name) {
+            return Err(format!(
+                "{name} is a link where the archive's {} must be a file",
+                wanted.names.join(" or ")
+            ));
+        }
+        if wanted.wants(&name) && !regular {
+            return Err(format!("{name} must be a regular file"));
+        }
+        if regular && wanted.wants(&name) {
+            seen = true;
             if restated_size || size > MAX_REWRITTEN {
                 return Err(format!("{name} cannot be read here (too large, or sized by a pax record)"));
             }
@@ -187,6 +235,15 @@ where
             left -= n as u64;
         }
     }
+}
+
+/// Whether an archive starts as the engine's decompressor would take it: gzip, bzip2,
+/// xz or zstd.
+fn compressed(start: &[u8]) -> bool {
+    start.starts_with(&[0x1f, 0x8b])
+        || start.starts_with(b"BZh")
+        || start.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || start.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
 }
 
 fn field(h: &[u8], at: usize, len: usize) -> &[u8] {
@@ -287,7 +344,11 @@ mod tests {
                 Ok(String::from_utf8(data).unwrap().replace("old", "much newer").into_bytes())
             })
         });
-        let (out, failure) = rewrite(futures_util::stream::iter(pieces), |n| n.ends_with("Dockerfile"), transform);
+        let wanted = Wanted {
+            names: vec!["Dockerfile".into(), format!("{}/Dockerfile", "d".repeat(150))],
+            required: true,
+        };
+        let (out, failure) = rewrite(futures_util::stream::iter(pieces), wanted, transform);
         let got: Vec<Result<Bytes, io::Error>> = out.collect().await;
         if let Some(e) = failure.lock().unwrap().clone() {
             return Err(e);
@@ -333,7 +394,34 @@ mod tests {
     async fn a_refusal_ends_the_stream_and_says_why() {
         let input = archive(&[("Dockerfile", b"bad FROM")]);
         assert_eq!(through(input, 512).await.unwrap_err(), "Dockerfile is bad");
-        let cut = archive(&[("x", &[1u8; 2000])])[..1000].to_vec();
+        let cut = archive(&[("Dockerfile", b"x"), ("x", &[1u8; 2000])])[..1800].to_vec();
         assert!(through(cut, 512).await.unwrap_err().contains("ends inside"));
+    }
+
+    #[tokio::test]
+    async fn what_the_engine_would_read_instead_is_refused() {
+        let link = |name: &str, target: &str| {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, name, target).unwrap();
+            b.into_inner().unwrap()
+        };
+        // The Dockerfile as a link to one nobody rewrote, or a link on its path.
+        let mut a = archive(&[("evil", b"FROM old")]);
+        a.truncate(a.len() - 1024);
+        a.extend(link("Dockerfile", "evil"));
+        assert!(through(a, 512).await.unwrap_err().contains("is a link"));
+        let long = "d".repeat(150);
+        assert!(through(link(&long, "elsewhere"), 512).await.unwrap_err().contains("is a link"));
+        // No Dockerfile (the classic builder would read `dockerfile`).
+        let e = through(archive(&[("dockerfile", b"FROM old")]), 512).await.unwrap_err();
+        assert!(e.contains("holds no Dockerfile"), "{e}");
+        // A compressed archive, which the engine unpacks.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &archive(&[("Dockerfile", b"FROM old")])).unwrap();
+        let e = through(gz.finish().unwrap(), 512).await.unwrap_err();
+        assert!(e.contains("compressed"), "{e}");
     }
 }

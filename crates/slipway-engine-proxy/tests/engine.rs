@@ -845,3 +845,91 @@ async fn stopping_ends_open_streams_and_removes_the_socket() {
     assert!(exited.is_ok(), "the attached docker CLI lost its streams when the proxy stopped");
     assert!(tokio::net::UnixStream::connect(&run.socket).await.is_err());
 }
+
+/// A run whose images are its own: nothing in a registry, pushes nowhere.
+fn images_scoped(scope: &mut Scope) {
+    scope.images = Some(slipway_engine_proxy::ImageRules {
+        digest: std::sync::Arc::new(|_, _| Box::pin(async { Err("no registry here".to_string()) })),
+        triggers: std::sync::Arc::new(|_, _| Box::pin(async { Ok(Vec::new()) })),
+        operator_images: vec![IMAGE.into()],
+        may_push: std::sync::Arc::new(|_: &str, _: &str| Err("no pushes here".to_string())),
+        hold_name: std::sync::Arc::new(|_| Box::pin(async { Box::new(()) as slipway_engine_proxy::NameGuard })),
+    });
+}
+
+/// A tar of `(name, content)` files and `(name, target)` symlinks.
+fn tar_of(files: &[(&str, &str)], links: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, text) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, text.as_bytes()).unwrap();
+    }
+    for (name, target) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A classic build's Dockerfile is rewritten on its way through the proxy; a context
+/// that would have the engine read another one (a link, `dockerfile`, `..`, a
+/// compressed archive the proxy cannot read) is refused, and nothing is built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_the_proxy_reads_hold_plain_files_or_are_refused() {
+    if !engine_here("archives_the_proxy_reads_hold_plain_files_or_are_refused") {
+        return;
+    }
+    let run = Run::start_with("archives", images_scoped).await;
+    let theirs = "FROM slipway.invalid/someone-else/docker.io/library/app:latest\n";
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, &tar_of(&[("Dockerfile", theirs)], &[])).unwrap();
+        e.finish().unwrap()
+    };
+    for (what, path, body, text) in [
+        (
+            "a linked Dockerfile",
+            "/build?t=x",
+            tar_of(&[("evil", theirs)], &[("Dockerfile", "evil")]),
+            "is a link",
+        ),
+        (
+            "a linked directory",
+            "/build?t=x&dockerfile=sub/Dockerfile",
+            tar_of(&[("evil/Dockerfile", theirs)], &[("sub", "evil")]),
+            "is a link",
+        ),
+        (
+            "only a lowercase dockerfile",
+            "/build?t=x",
+            tar_of(&[("dockerfile", theirs)], &[]),
+            "holds no Dockerfile",
+        ),
+        (
+            "a path with ..",
+            "/build?t=x&dockerfile=sub/../Dockerfile",
+            tar_of(&[("Dockerfile", theirs)], &[]),
+            "without `..`",
+        ),
+        ("a compressed context", "/build?t=x", gz, "compressed"),
+        // And the rewrite itself: another run's image is refused by name.
+        (
+            "another run's base",
+            "/build?t=x",
+            tar_of(&[("Dockerfile", theirs)], &[]),
+            "another run's image",
+        ),
+    ] {
+        let (status, answer) = raw(&run.socket, "POST", path, "application/x-tar", Bytes::from(body)).await;
+        let message = answer["message"].as_str().unwrap_or_default().to_string();
+        assert!(status == 400 && message.contains(text), "{what}: {status} {answer}");
+    }
+    assert!(engine(&["image", "ls", "-q", "--filter", &format!("label={LABEL}={}", run.id)])
+        .await
+        .trim()
+        .is_empty());
+}

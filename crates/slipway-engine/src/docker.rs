@@ -267,6 +267,12 @@ impl Docker {
     }
 }
 
+/// Holds the name `name` against every other push of it in this process (the runner's
+/// and the runs' engine proxies alike) until the guard is dropped.
+pub async fn hold_name(name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    name_lock(name).lock_owned().await
+}
+
 /// One lock per image name: a push names the image for as long as it takes.
 fn name_lock(name: &str) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>> =

@@ -9,7 +9,7 @@
 mod buildkit;
 mod docker;
 
-pub use docker::Docker;
+pub use docker::{hold_name, Docker};
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -165,11 +165,26 @@ pub(crate) async fn registry_frontend(shared: &Shared, name: &str) -> Result<Str
         return Err("a frontend must come from a registry".into());
     }
     let r = Reference::parse(name).map_err(|e| e.to_string())?;
+    let allowed = |r: &Reference| shared.cfg.images.as_ref().is_none_or(|s| s.allows_frontend(r));
+    if !allowed(&Reference { digest: None, ..r.clone() }) {
+        return Err(not_allowed_frontend(&r));
+    }
     let credential = shared.credential_for(&r.to_string()).map(|c| (c.username, c.password));
     let digest = registry_digest(shared.cfg.may_read.as_ref(), &asked(&r), credential)
         .await
         .map_err(|e| format!("frontends come only from a registry, by digest, and {}", shared.redactor.mask(&e)))?;
-    Ok(format!("{}@{digest}", r.name()))
+    let pinned = format!("{}@{digest}", r.name());
+    match Reference::parse(&pinned) {
+        Ok(p) if allowed(&p) => Ok(pinned),
+        _ => Err(not_allowed_frontend(&r)),
+    }
+}
+
+fn not_allowed_frontend(r: &Reference) -> String {
+    format!(
+        "{}: frontends come only from a registry, by digest, and only those the operator lists in allowed_frontends (a frontend builds whatever it likes of the engine's images and caches)",
+        r.name()
+    )
 }
 
 /// Lines of a build's output with the run's own image names as the task wrote them.

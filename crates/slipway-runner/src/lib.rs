@@ -98,9 +98,27 @@ pub type UrlFetch =
 pub struct ImageScope {
     /// The operator's images (aliases' images, the sandbox image, `local_images`).
     pub operator_images: Vec<String>,
+    /// The Dockerfile frontends builds may use: repositories, or images by digest.
+    pub allowed_frontends: Vec<String>,
 }
 
 impl ImageScope {
+    /// Whether the frontend `r` is one the operator allows: its repository is listed,
+    /// or, where an entry names a digest, `r` has that digest (a reference without a
+    /// digest is asked about its repository only).
+    pub fn allows_frontend(&self, r: &slipway_reference::Reference) -> bool {
+        self.allowed_frontends
+            .iter()
+            .filter_map(|a| slipway_reference::Reference::parse(a).ok())
+            .any(|a| {
+                a.name() == r.name()
+                    && match (&a.digest, &r.digest) {
+                        (Some(want), Some(has)) => want == has,
+                        _ => true,
+                    }
+            })
+    }
+
     /// Whether `r` names one of the operator's images.
     pub fn is_operators(&self, r: &slipway_reference::Reference) -> bool {
         self.operator_images
@@ -526,6 +544,9 @@ fn proxy_image_rules(cfg: &RunConfig) -> slipway_engine_proxy::ImageRules {
         triggers,
         operator_images: cfg.images.as_ref().map(|i| i.operator_images.clone()).unwrap_or_default(),
         may_push: cfg.may_push.clone().unwrap_or_else(|| Arc::new(|_: &str, _: &str| Ok(()))),
+        hold_name: Arc::new(|name: String| {
+            Box::pin(async move { Box::new(slipway_engine::hold_name(&name).await) as slipway_engine_proxy::NameGuard })
+        }),
     }
 }
 

@@ -35,6 +35,11 @@ pub struct Settings {
     /// operator's, pinned for each run when it starts and never replaceable by one.
     /// The sandbox image and image aliases' images are such images too.
     pub local_images: Vec<String>,
+    /// Dockerfile frontends (`# syntax=`, `BUILDKIT_SYNTAX`) runs may use, by
+    /// repository (`docker.io/docker/dockerfile`) or by digest: a frontend builds
+    /// whatever it likes of the engine's images and caches, past every check of the
+    /// Dockerfile, so only the operator's choice runs. Docker's own by default.
+    pub allowed_frontends: Vec<String>,
     /// Mount the data dir `nodev,nosuid` at start (needs root), so workspaces and run
     /// volumes carry no device files or set-uid programs out of a step.
     pub harden_data_dir: bool,
@@ -130,6 +135,7 @@ impl Default for Settings {
             tenants: BTreeMap::new(),
             admin_tokens: Vec::new(),
             local_images: Vec::new(),
+            allowed_frontends: vec!["docker.io/docker/dockerfile".into()],
             harden_data_dir: true,
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
             retention_days: 7,
@@ -307,6 +313,7 @@ impl Settings {
             "tokens" | "token" => self.tokens = list(value).map(String::from).collect(),
             "admin_tokens" => self.admin_tokens = list(value).map(String::from).collect(),
             "local_images" => self.local_images = list(value).map(String::from).collect(),
+            "allowed_frontends" => self.allowed_frontends = list(value).map(String::from).collect(),
             "harden_data_dir" => self.harden_data_dir = flag(value)?,
             "tenants" => {
                 for entry in list(value) {
@@ -438,6 +445,15 @@ mod tests {
             assert!(!matches!(handled, Ok(false)), "{key} has no {name}: add it to Settings::apply_env");
         }
         assert!(!Settings::default().apply_env("SLIPWAY_SERVER", "server", "x").unwrap());
+    }
+
+    #[test]
+    fn the_shared_farm_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tenants/slipway.toml");
+        let s = Settings::load(Some(&path), std::iter::empty()).unwrap();
+        assert_eq!(s.tenants["team-b"].repositories, ["team-b/*", "shared/base-images"]);
+        assert_eq!(s.allowed_frontends, ["docker.io/docker/dockerfile"]);
+        assert!(!s.admin_tokens.is_empty() && !s.local_images.is_empty());
     }
 
     #[test]

@@ -442,6 +442,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
     // or raw networks.
     cfg.images = Some(slipway_runner::ImageScope {
         operator_images: crate::tenants::operator_images(&d.settings),
+        allowed_frontends: d.settings.allowed_frontends.clone(),
     });
     cfg.may_push = Some(d.push_check(&run.tenant));
     cfg.may_read = Some(d.read_check(&run.tenant));

@@ -417,11 +417,13 @@ pub(super) fn build(policy: &Policy, req: &Request, forward: &mut Forward) -> Re
     q.push(("rm".into(), "1".into()));
     q.push(("forcerm".into(), "1".into()));
     forward.query = q;
+    let dockerfile = first(query, "dockerfile").filter(|d| !d.is_empty()).unwrap_or("Dockerfile");
+    if dockerfile.split('/').any(|p| p == "..") {
+        // The engine would read a path the rewrite never looks for.
+        return Err(Refusal::bad_request(format!("dockerfile={dockerfile}: name the Dockerfile without `..`")).into());
+    }
     forward.body = Body::BuildTar {
-        dockerfile: first(query, "dockerfile")
-            .filter(|d| !d.is_empty())
-            .unwrap_or("Dockerfile")
-            .to_string(),
+        dockerfile: dockerfile.to_string(),
     };
     Ok(())
 }

@@ -111,6 +111,7 @@ fn scoped() -> Scope {
         images: Some(crate::ImageRules {
             digest,
             triggers: std::sync::Arc::new(|_, _| Box::pin(async { Ok(Vec::new()) })),
+            hold_name: std::sync::Arc::new(|_| Box::pin(async { Box::new(()) as crate::NameGuard })),
             operator_images: vec!["slipway-busybox:latest".into()],
             may_push: std::sync::Arc::new(|registry: &str, repo: &str| {
                 if registry == "127.0.0.1:5000" && !repo.starts_with("team-a/") {
