@@ -215,6 +215,15 @@ fn one_tenants_image_names_never_become_anothers_images() {
     ]);
     let (_, r) = run_dir(&d, A, dir.path());
     assert!(!r.ok && !r.all().contains("allowed_frontends"), "{}", r.all());
+    // The forms BuildKit also reads a frontend from are refused, not left unpinned.
+    for dockerfile in [
+        format!("#!x\n# syntax=evil/frontend:1\nFROM {base}\n"),
+        format!("//syntax=evil/frontend:1\nFROM {base}\n"),
+    ] {
+        std::fs::write(dir.path().join("Dockerfile"), &dockerfile).unwrap();
+        let (_, r) = run_dir(&d, A, dir.path());
+        assert!(!r.ok && r.all().contains("does not pin"), "{dockerfile}: {}", r.all());
+    }
 }
 
 /// Row 2: a tenant reads another's unpushed image while it is being built and after.
@@ -691,15 +700,21 @@ fn pushes_stay_in_the_tenants_repositories() {
         "{}",
         r.all()
     );
-    // Another spelling of the daemon's registry is the same registry.
-    let other_spelling = reg.replace("127.0.0.1", "LOCALHOST");
-    std::fs::write(
-        dir.path().join("acb.yaml"),
-        format!("steps:\n  - build: -t {other_spelling}/team-b/app:{tag} .\n  - push: [\"{other_spelling}/team-b/app:{tag}\"]\n"),
-    )
-    .unwrap();
-    let (_, r) = run_dir(&d, A, dir.path());
-    assert!(!r.ok && r.all().contains("may not push to"), "{}", r.all());
+    // Other spellings of the daemon's registry are the same registry.
+    let port = reg.rsplit(':').next().unwrap();
+    for other_spelling in [
+        format!("LOCALHOST:{port}"),
+        format!("127.0.0.1:0{port}"),
+        format!("127.0.0.2:{port}"),
+    ] {
+        std::fs::write(
+            dir.path().join("acb.yaml"),
+            format!("steps:\n  - build: -t {other_spelling}/team-b/app:{tag} .\n  - push: [\"{other_spelling}/team-b/app:{tag}\"]\n"),
+        )
+        .unwrap();
+        let (_, r) = run_dir(&d, A, dir.path());
+        assert!(!r.ok && r.all().contains("may not push to"), "{other_spelling}: {}", r.all());
+    }
     std::fs::write(
         dir.path().join("acb.yaml"),
         format!("steps:\n  - build: -t {reg}/team-b/app:{tag} .\n  - push: [\"{reg}/team-b/app:{tag}\"]\n"),
@@ -837,10 +852,19 @@ fn a_tenants_repositories_are_read_by_no_other_tenant() {
     let refused = format!("may not read {reg}/team-b/private");
     for (what, acb) in [
         ("a base", "steps:\n  - build: -t t -f Dockerfile.from .\n".to_string()),
+        // FROM reads the global argument, whatever the stage declares after.
+        ("a base by argument", "steps:\n  - build: -t t -f Dockerfile.arg .\n".to_string()),
         ("a step's image", format!("steps:\n  - cmd: {private} cat /who\n")),
         ("a step's image by digest", format!("steps:\n  - cmd: {by_digest} cat /who\n")),
     ] {
-        let dir = dir_with(&[("Dockerfile.from", &format!("FROM {private}\n")), ("acb.yaml", &acb)]);
+        let dir = dir_with(&[
+            ("Dockerfile.from", &format!("FROM {private}\n")),
+            (
+                "Dockerfile.arg",
+                &format!("ARG B={private}\nFROM {base}\nARG B={base}\nFROM ${{B}}\n"),
+            ),
+            ("acb.yaml", &acb),
+        ]);
         let (_, r) = run_dir(&d, A, dir.path());
         assert!(!r.ok && r.all().contains(&refused), "{what}:\n{}", r.all());
         assert!(!r.stdout.contains("from-b"), "{what}:\n{}", r.stdout);

@@ -263,6 +263,39 @@ pub fn frontend(text: &str) -> Option<(usize, String)> {
         .map(|(line, _, value)| (line, value))
 }
 
+/// A frontend named in one of the other forms BuildKit's `DetectSyntax` reads — a
+/// `# syntax=` after a `#!` line, a first line `//syntax=`, or a JSON object's
+/// `"syntax"` — with its 1-based line: a rewrite that pins `# syntax=` does not see it.
+pub fn frontend_in_another_form(text: &str) -> Option<(usize, String)> {
+    let text = without_bom(text);
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(text) {
+        if let Some(v) = m.get("syntax").and_then(|v| v.as_str()) {
+            return Some((1, v.trim().to_string()));
+        }
+    }
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim();
+    let (line, rest) = match first.strip_prefix("#!") {
+        Some(_) => (2, text.split_once('\n').map(|(_, r)| r).unwrap_or("")),
+        None => (1, text),
+    };
+    let top = rest.lines().next().unwrap_or("").trim();
+    if let Some(body) = top.strip_prefix("//") {
+        if let Some((key, value)) = body.split_once('=') {
+            if key.trim().eq_ignore_ascii_case("syntax") {
+                return Some((line, value.trim().to_string()));
+            }
+        }
+    }
+    if line == 2 {
+        return walk::directives(rest)
+            .into_iter()
+            .find(|(_, key, _)| key == "syntax")
+            .map(|(l, _, value)| (l + 1, value));
+    }
+    None
+}
+
 /// One image reference as the scan report shows it (acb's shape, Docker Hub as `docker.io`).
 pub fn reference_json(r: &Reference) -> serde_json::Value {
     serde_json::json!({
@@ -440,7 +473,7 @@ mod tests {
 
     #[test]
     fn remote_sources_are_found_after_substitution() {
-        let df = "ARG HOST=127.0.0.1\nFROM a\nENV PORT=8080\nADD http://${HOST}:$PORT/x /x\nADD [\"https://example.com/y\", \"/y\"]\nADD ./local /l\nCOPY --chown=1 git@github.com:o/r.git /r\nADD $FROM_BASE_IMAGE/z /z\n";
+        let df = "ARG HOST=127.0.0.1\nFROM a\nARG HOST\nENV PORT=8080\nADD http://${HOST}:$PORT/x /x\nADD [\"https://example.com/y\", \"/y\"]\nADD ./local /l\nCOPY --chown=1 git@github.com:o/r.git /r\nADD $FROM_BASE_IMAGE/z /z\n";
         let found: Vec<(usize, Option<String>)> = remote_sources(df, &ScanOptions::default())
             .unwrap()
             .into_iter()
@@ -449,12 +482,63 @@ mod tests {
         assert_eq!(
             found,
             [
-                (4, Some("http://127.0.0.1:8080/x".to_string())),
-                (5, Some("https://example.com/y".to_string())),
-                (7, Some("git@github.com:o/r.git".to_string())),
-                (8, None),
+                (5, Some("http://127.0.0.1:8080/x".to_string())),
+                (6, Some("https://example.com/y".to_string())),
+                (8, Some("git@github.com:o/r.git".to_string())),
+                (9, None),
             ]
         );
+        // A global argument a stage does not declare is not the stage's (the base
+        // image's environment may set that name).
+        let df = "ARG HOST=127.0.0.1\nFROM a\nADD http://${HOST}/x /x\n";
+        assert_eq!(remote_sources(df, &ScanOptions::default()).unwrap()[0].url, None);
+    }
+
+    #[test]
+    fn frontends_in_the_other_forms_are_found() {
+        assert_eq!(
+            frontend_in_another_form("#!x\n# syntax=evil/f\nFROM a\n"),
+            Some((2, "evil/f".into()))
+        );
+        assert_eq!(frontend_in_another_form("//syntax = evil/f\nFROM a\n"), Some((1, "evil/f".into())));
+        assert_eq!(frontend_in_another_form("{\"syntax\": \"evil/f\"}"), Some((1, "evil/f".into())));
+        assert_eq!(frontend_in_another_form("# syntax=ok/f\nFROM a\n"), None);
+        assert_eq!(frontend_in_another_form("FROM a\n"), None);
+    }
+
+    #[test]
+    fn what_the_builder_reads_otherwise_is_seen_or_refused() {
+        let o = ScanOptions::default();
+        let refs = |df: &str| -> Vec<String> { image_references(df, &o).unwrap().iter().map(|r| r.to_string()).collect() };
+        // FROM sees the global argument, not the stage's.
+        let df = "ARG B=victim:1\nFROM a\nARG B=scratch\nFROM ${B}\n";
+        assert_eq!(refs(df), ["docker.io/library/a:latest", "docker.io/library/victim:1"]);
+        // A heredoc's body is no instruction, and one that reads like one is refused.
+        let df = "FROM a\nRUN <<EOF\necho FROM is a word\nEOF\nCOPY --from=b:1 / /\n";
+        assert_eq!(refs(df), ["docker.io/library/a:latest", "docker.io/library/b:1"]);
+        let df = "FROM a\nRUN <<-EOF\n\tFROM a AS evil/image:1\n\tEOF\nCOPY --from=evil/image:1 / /\n";
+        assert!(image_references(df, &o).unwrap_err().message.contains("heredoc"));
+        // `$((1<<2))` opens no heredoc.
+        let df = "FROM a\nRUN echo $((1<<2))\nCOPY --from=c:1 / /\n";
+        assert_eq!(refs(df).len(), 2);
+        // Flags the builder would unquote, a bare --from, mount keys in another case.
+        for df in [
+            "FROM a\nCOPY --fr\"om\"=x:1 / /\n",
+            "FROM a\nCOPY --fr\\om=x:1 / /\n",
+            "FROM a\nCOPY --from x:1 / /\n",
+        ] {
+            assert!(image_references(df, &o).is_err(), "{df}");
+        }
+        assert_eq!(refs("FROM a\nRUN --mount=type=bind,From=x:1 true\n")[1], "docker.io/library/x:1");
+        // An unknown directive ends the directives: a later escape= is a comment.
+        let df = "# x=y\n# escape=`\nFROM a\nCOPY --from=d:1 `\n / /\n";
+        assert!(refs(df).contains(&"docker.io/library/d:1".to_string()) || image_references(df, &o).is_err());
+        // A continuation is the escape character and then only spaces and tabs.
+        let df = "FROM a\nRUN echo \\\u{a0}\nFROM e:1\n";
+        assert_eq!(refs(df).len(), 2);
+        // A source only remote once unquoted cannot be checked.
+        let r = remote_sources("FROM a\nADD \"http:\"//127.0.0.1/x /x\n", &o).unwrap();
+        assert_eq!(r[0].url, None);
     }
 
     #[test]

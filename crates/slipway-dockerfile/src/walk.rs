@@ -84,7 +84,11 @@ pub(crate) struct Walk {
 }
 
 pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
+    // `FROM` sees the arguments declared before the first `FROM` (and the predefined
+    // ones); a stage sees only those it declares, as BuildKit scopes them.
+    let mut global: BTreeMap<String, String> = opts.predefined.clone();
     let mut args: BTreeMap<String, String> = opts.predefined.clone();
+    let mut in_stage = false;
     let mut w = Walk {
         stages: Vec::new(),
         copied: Vec::new(),
@@ -94,7 +98,16 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
         target_found: false,
     };
     let mut env: BTreeMap<String, String> = BTreeMap::new();
-    for ins in instructions(text) {
+    let (list, ambiguous) = instructions(text);
+    if let Some((line, keyword)) = ambiguous {
+        return Err(ScanError {
+            line,
+            message: format!(
+                "a heredoc line reads as a {keyword} instruction: builders with and without heredocs would read this Dockerfile differently; indent it or reword it"
+            ),
+        });
+    }
+    for ins in list {
         let line = ins.line;
         let keyword = ins.words[0].0.to_ascii_uppercase();
         let rest = &ins.words[1..];
@@ -113,9 +126,12 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                         .get(&name)
                         .cloned()
                         .or(default)
-                        .or_else(|| args.get(&name).cloned())
+                        .or_else(|| global.get(&name).cloned())
                         .or_else(|| opts.predefined.get(&name).cloned())
                         .unwrap_or_default();
+                    if !in_stage {
+                        global.insert(name.clone(), value.clone());
+                    }
                     args.insert(name, value);
                 }
             }
@@ -136,7 +152,18 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                         )));
                     }
                 };
-                let origin = resolve(&expand(&image.0, &args, &BTreeMap::new()), &w.stages).map_err(fail)?;
+                // BuildKit's reading first; acb's (a stage's arguments too) where that
+                // names no image, which BuildKit would refuse to build anyway.
+                let origin = match resolve(&expand(&image.0, &global, &BTreeMap::new()), &w.stages) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let mut all = global.clone();
+                        all.extend(args.clone());
+                        resolve(&expand(&image.0, &all, &BTreeMap::new()), &w.stages).map_err(|_| fail(e))?
+                    }
+                };
+                in_stage = true;
+                args = BTreeMap::new();
                 if let Origin::Image(r) = &origin {
                     w.images.push(ImageWord {
                         at: image.1,
@@ -166,10 +193,10 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                     let words = &rest[1..];
                     let flags = words.iter().take_while(|(w, _)| w.starts_with("--")).count();
                     for (word, _) in &words[..flags] {
-                        let from = word.strip_prefix("--from=").or_else(|| {
-                            word.strip_prefix("--mount=")
-                                .and_then(|m| m.split(',').find_map(|kv| kv.strip_prefix("from=")))
-                        });
+                        plain_flag(word).map_err(fail)?;
+                        let from = word
+                            .strip_prefix("--from=")
+                            .or_else(|| word.strip_prefix("--mount=").and_then(|m| m.split(',').find_map(mount_from)));
                         if let Some(from) = from {
                             w.onbuild_images.push((line, from.to_string()));
                         }
@@ -179,7 +206,7 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                         let count = all.len();
                         for (written, _) in all {
                             let url = expand_known(&written, &args, &env);
-                            if url.as_deref().is_none_or(is_remote) || is_remote(&written) {
+                            if url.as_deref().is_none_or(is_remote) || is_remote(&unescaped(&written)) {
                                 w.remote.push(RemoteSource {
                                     line,
                                     url,
@@ -196,15 +223,18 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
             }
             "COPY" | "ADD" | "RUN" => {
                 let flags = rest.iter().take_while(|(w, _)| w.starts_with("--")).count();
+                for (word, _) in &rest[..flags] {
+                    plain_flag(word).map_err(fail)?;
+                }
                 for (word, at) in &rest[..flags] {
                     let (from, form) = if let Some(v) = word.strip_prefix("--from=") {
                         (v.to_string(), Form::FromFlag)
                     } else if let Some(m) = word.strip_prefix("--mount=") {
                         let parts: Vec<&str> = m.split(',').collect();
-                        let Some(from) = parts.iter().find_map(|kv| kv.strip_prefix("from=")) else {
+                        let Some(from) = parts.iter().find_map(|kv| mount_from(kv)) else {
                             continue;
                         };
-                        let others = parts.iter().filter(|kv| !kv.starts_with("from=")).map(|s| s.to_string()).collect();
+                        let others = parts.iter().filter(|kv| mount_from(kv).is_none()).map(|s| s.to_string()).collect();
                         (from.to_string(), Form::Mount(others))
                     } else {
                         continue;
@@ -222,7 +252,13 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
                     let all = sources(&rest[flags..]);
                     let count = all.len();
                     for (written, source_at) in all {
-                        let url = expand_known(&written, &args, &env);
+                        // The builder unquotes and unescapes a source before it looks
+                        // at it: one that is only remote then cannot be checked.
+                        let url = if is_remote(&unescaped(&written)) && !is_remote(&written) {
+                            None
+                        } else {
+                            expand_known(&written, &args, &env)
+                        };
                         // ADD fetches URLs, and one whose variables come from the base
                         // image could be one; COPY refuses URLs itself.
                         let remote = match &url {
@@ -288,6 +324,30 @@ fn sources(words: &[(String, WordAt)]) -> Vec<(String, Option<WordAt>)> {
         .unwrap_or_default()
 }
 
+/// A flag as the builder reads it only when it is written plainly: BuildKit strips
+/// quotes and escapes from flag words (`--fr"om"=x` is `--from=x`) and takes a bare
+/// `--from`'s value from the next word, which this walk would read otherwise.
+fn plain_flag(word: &str) -> Result<(), String> {
+    if word.contains(['"', '\'', '\\', '`']) {
+        return Err(format!("{word}: write a flag without quotes or escapes"));
+    }
+    if word == "--from" || word == "--mount" {
+        return Err(format!("{word}: write the flag's value after `=`"));
+    }
+    Ok(())
+}
+
+/// A mount option naming the image or stage it mounts from (`from=`, keys in any case).
+fn mount_from(option: &str) -> Option<&str> {
+    let (key, value) = option.split_once('=')?;
+    key.trim().eq_ignore_ascii_case("from").then_some(value)
+}
+
+/// A word with its quotes and escapes removed, as the builder's shell words are.
+fn unescaped(word: &str) -> String {
+    word.chars().filter(|c| !matches!(c, '"' | '\'' | '\\' | '`')).collect()
+}
+
 /// A source the builder fetches from a network rather than the context.
 fn is_remote(source: &str) -> bool {
     source.contains("://") || source.starts_with("git@")
@@ -326,22 +386,40 @@ pub(crate) fn directives(text: &str) -> Vec<(usize, String, String)> {
     for (i, line) in text.lines().enumerate() {
         let Some(body) = line.trim().strip_prefix('#') else { break };
         let Some((key, value)) = body.split_once('=') else { break };
-        let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+        let key = key.trim().to_ascii_lowercase();
+        // BuildKit stops reading directives at the first one it does not know.
+        if !matches!(key.as_str(), "syntax" | "escape" | "check") {
             break;
         }
-        out.push((i + 1, key.to_ascii_lowercase(), value.trim().to_string()));
+        out.push((i + 1, key, value.trim().to_string()));
     }
     out
 }
 
 /// Logical instructions with the line each starts on and where each word is: comment
 /// lines dropped, continuations joined (a word never spans lines).
-fn instructions(text: &str) -> Vec<Instruction> {
+/// Heredoc bodies (`RUN <<EOF` … `EOF`) are skipped, as BuildKit reads them; a body
+/// line that older builders would take for an instruction this walk looks at is
+/// returned, with its line, to be refused.
+fn instructions(text: &str) -> (Vec<Instruction>, Option<(usize, String)>) {
     let escape = escape_char(text);
     let mut out = Vec::new();
     let mut current: Option<Instruction> = None;
+    let mut heredocs: std::collections::VecDeque<(String, bool)> = std::collections::VecDeque::new();
+    let mut ambiguous = None;
     for (i, raw) in text.split('\n').enumerate() {
+        if let Some((end, strip_tabs)) = heredocs.front() {
+            let body = if *strip_tabs { raw.trim_start_matches('\t') } else { raw };
+            if body.trim_end_matches('\r') == end {
+                heredocs.pop_front();
+            } else if ambiguous.is_none() {
+                let first = raw.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                if matches!(first.as_str(), "FROM" | "COPY" | "ADD" | "ONBUILD" | "ARG") {
+                    ambiguous = Some((i + 1, first));
+                }
+            }
+            continue;
+        }
         let line = raw.trim();
         // Blank lines and comments never end an instruction: inside a continuation the
         // builder skips them too.
@@ -349,7 +427,9 @@ fn instructions(text: &str) -> Vec<Instruction> {
             continue;
         }
         let offset = raw.len() - raw.trim_start().len();
-        let (head, continues) = match line.strip_suffix(escape) {
+        // BuildKit's rule: the escape character, then only spaces and tabs.
+        let kept = raw.trim_start().trim_end_matches([' ', '\t', '\r']);
+        let (head, continues) = match kept.strip_suffix(escape) {
             Some(head) => (head, true),
             None => (line, false),
         };
@@ -375,12 +455,38 @@ fn instructions(text: &str) -> Vec<Instruction> {
         }
         if !continues {
             if let Some(done) = current.take().filter(|c| !c.words.is_empty()) {
+                heredocs.extend(heredoc_ends(&done));
                 out.push(done);
             }
         }
     }
     if let Some(done) = current.filter(|c| !c.words.is_empty()) {
         out.push(done);
+    }
+    (out, ambiguous)
+}
+
+/// The words ending the heredocs an instruction opens (`<<EOF`, `<<-EOF`, `<<"EOF"`),
+/// and whether their bodies' leading tabs are stripped.
+fn heredoc_ends(ins: &Instruction) -> Vec<(String, bool)> {
+    let keyword = ins.words[0].0.to_ascii_uppercase();
+    if !matches!(keyword.as_str(), "RUN" | "COPY" | "ADD") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    // A whole word `[n]<<[-]NAME`, NAME maybe quoted, as BuildKit's heredoc pattern.
+    for (word, _) in &ins.words[1..] {
+        let Some(rest) = word.trim_start_matches(|c: char| c.is_ascii_digit()).strip_prefix("<<") else {
+            continue;
+        };
+        let (strip_tabs, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let name = rest.trim_matches(['"', '\'']);
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out.push((name.to_string(), strip_tabs));
+        }
     }
     out
 }

@@ -480,7 +480,13 @@ impl Policy {
             }
             ("GET", ["images", name @ .., "json" | "history" | "get"]) if !name.is_empty() => Ok(pass(req)),
             ("POST", ["images", name @ .., "tag" | "push"]) if !name.is_empty() => Ok(pass(req)),
-            ("GET", ["distribution", name @ .., "json"]) if !name.is_empty() => Ok(pass(req)),
+            // The engine asks the registry with its own view of credentials: in a shared
+            // engine that says what another tenant's repository holds.
+            ("GET", ["distribution", name @ .., "json"]) if !name.is_empty() && self.scope.images.is_none() => Ok(pass(req)),
+            ("GET", ["distribution", ..]) => Err(Refusal::forbidden(
+                "asking the registry through the engine (/distribution) is not available through this run's engine socket; pull the image instead",
+            )
+            .into()),
 
             ("POST", ["build"]) => self.build(req, ask),
             (_, ["session" | "grpc"]) => Err(buildkit_refused().into()),

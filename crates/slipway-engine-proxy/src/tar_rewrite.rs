@@ -143,6 +143,7 @@ where
     let mut long_name: Option<String> = None;
     let mut pax_size = false;
     let mut seen = false;
+    let mut links: Vec<String> = Vec::new();
     let missing = || format!("the archive holds no {}", wanted.names.join(" or "));
     r.fill(6).await?;
     if compressed(&r.buf) {
@@ -186,7 +187,7 @@ where
                 if kind == b'L' {
                     long_name = Some(String::from_utf8_lossy(body).trim_end_matches('\0').to_string());
                 } else {
-                    let (path, has_size) = pax_records(body);
+                    let (path, has_size) = pax_records(body).ok_or("an archive's pax header is malformed")?;
                     long_name = path.or(long_name);
                     pax_size = has_size;
                 }
@@ -199,6 +200,20 @@ where
         let name = clean(&long_name.take().unwrap_or_else(|| ustar_name(&header)));
         let restated_size = std::mem::take(&mut pax_size);
         let regular = kind == b'0' || kind == 0;
+        // Names the engine's unpacker would lead elsewhere than this reading: `..`, or
+        // a path through a link an earlier entry made.
+        if name.split('/').any(|p| p == "..") {
+            return Err(format!("{name}: an archive entry's name may not hold `..`"));
+        }
+        if let Some(link) = links
+            .iter()
+            .find(|l| name.strip_prefix(l.as_str()).is_some_and(|r| r.starts_with('/')))
+        {
+            return Err(format!("{name} lies beneath the link {link}"));
+        }
+        if matches!(kind, b'1' | b'2') {
+            links.push(name.clone());
+        }
         if matches!(kind, b'1' | b'2') && wanted.shadowed_by(&name) {
             return Err(format!(
                 "{name} is a link where the archive's {} must be a file",
@@ -244,6 +259,8 @@ fn compressed(start: &[u8]) -> bool {
         || start.starts_with(b"BZh")
         || start.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
         || start.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        // A zstd skippable frame, which a zstd reader passes over.
+        || (start.len() >= 4 && (0x50..=0x5f).contains(&start[0]) && start[1..4] == [0x2a, 0x4d, 0x18])
 }
 
 fn field(h: &[u8], at: usize, len: usize) -> &[u8] {
@@ -254,7 +271,8 @@ fn field(h: &[u8], at: usize, len: usize) -> &[u8] {
 
 fn ustar_name(h: &[u8]) -> String {
     let name = String::from_utf8_lossy(field(h, 0, 100)).to_string();
-    if &h[257..262] == b"ustar" {
+    // The prefix field is POSIX ustar's (`ustar\0`); GNU headers keep times there.
+    if &h[257..263] == b"ustar\0" {
         let prefix = String::from_utf8_lossy(field(h, 345, 155)).to_string();
         if !prefix.is_empty() {
             return format!("{prefix}/{name}");
@@ -294,20 +312,29 @@ fn set_size(h: &mut [u8], size: u64) {
     h[148..156].copy_from_slice(text.as_bytes());
 }
 
-/// A pax header's `path`, and whether it states a `size`.
-fn pax_records(body: &[u8]) -> (Option<String>, bool) {
-    let text = String::from_utf8_lossy(body);
+/// A pax header's `path`, and whether it states a `size`, read record by record by
+/// each record's length (`LEN key=value\n`) as the engine reads them; `None` for a
+/// header that is not such records.
+fn pax_records(body: &[u8]) -> Option<(Option<String>, bool)> {
     let mut path = None;
     let mut size = false;
-    for record in text.split('\n') {
-        let Some((_, kv)) = record.split_once(' ') else { continue };
-        match kv.split_once('=') {
+    let mut rest = body;
+    while !rest.is_empty() && rest.iter().any(|b| *b != 0) {
+        let space = rest.iter().position(|b| *b == b' ')?;
+        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
+            return None;
+        }
+        let record = std::str::from_utf8(&rest[space + 1..len - 1]).ok()?;
+        match record.split_once('=') {
             Some(("path", v)) => path = Some(v.to_string()),
             Some(("size", _)) => size = true,
-            _ => {}
+            Some(_) => {}
+            None => return None,
         }
+        rest = &rest[len..];
     }
-    (path, size)
+    Some((path, size))
 }
 
 struct ReceiverStream(mpsc::Receiver<Result<Bytes, io::Error>>);
@@ -418,6 +445,25 @@ mod tests {
         // No Dockerfile (the classic builder would read `dockerfile`).
         let e = through(archive(&[("dockerfile", b"FROM old")]), 512).await.unwrap_err();
         assert!(e.contains("holds no Dockerfile"), "{e}");
+        // A link earlier on the way, `..`, a pax record hiding a path in a comment.
+        let mut a = link("d", ".");
+        a.truncate(a.len() - 1024);
+        a.extend(archive(&[("d/Dockerfile", b"FROM old")]));
+        assert!(through(a, 512).await.unwrap_err().contains("beneath the link"));
+        let dotdot = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.as_mut_bytes()[..15].copy_from_slice(b"x/../Dockerfile");
+            h.set_size(8);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, &b"FROM old"[..]).unwrap();
+            b.into_inner().unwrap()
+        };
+        let e = through(dotdot, 512).await.unwrap_err();
+        assert!(e.contains("`..`"), "{e}");
+        assert_eq!(pax_records(b"30 comment=x\n13 path=evil\n\n"), None);
+        assert_eq!(pax_records(b"13 path=good\n"), Some((Some("good".into()), false)));
         // A compressed archive, which the engine unpacks.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, &archive(&[("Dockerfile", b"FROM old")])).unwrap();

@@ -162,19 +162,32 @@ impl fmt::Display for Reference {
 }
 
 /// A registry's name as Slipway compares registries: lowercase, without a scheme or the
-/// default HTTPS port, Docker Hub's other names as `docker.io`, `localhost` as
-/// `127.0.0.1`. Two spellings of one registry give one key.
+/// default HTTPS port, the port as a number (`05000` is `5000`), Docker Hub's other
+/// names as `docker.io`, and every name of this machine's loopback (`localhost`, any
+/// `127.x.x.x`, `[::1]`, `0.0.0.0`, `[::]`) as `127.0.0.1`, since a registry listening
+/// on all of them answers each. Two spellings of one registry give one key.
 pub fn registry_key(registry: &str) -> String {
     let r = registry.trim().to_ascii_lowercase();
     let r = r.strip_prefix("https://").or_else(|| r.strip_prefix("http://")).unwrap_or(&r);
     let r = r.trim_end_matches('/');
-    let r = r.strip_suffix(":443").unwrap_or(r);
-    match r {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB.to_string(),
-        _ => match r.strip_prefix("localhost") {
-            Some(rest) if rest.is_empty() || rest.starts_with(':') => format!("127.0.0.1{rest}"),
-            _ => r.to_string(),
+    let (host, port) = match r.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']')) => {
+            (h, p.trim_start_matches('0').parse::<u32>().ok().or(Some(0)))
+        }
+        _ => (r, None),
+    };
+    let host = match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB,
+        "localhost" => "127.0.0.1",
+        h => match h.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_loopback() || ip.is_unspecified() => "127.0.0.1",
+            Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_unspecified()) => "127.0.0.1",
+            _ => h,
         },
+    };
+    match port {
+        None | Some(443) => host.to_string(),
+        Some(p) => format!("{host}:{p}"),
     }
 }
 
@@ -326,6 +339,16 @@ mod tests {
             ("localhost:5000", "127.0.0.1:5000"),
         ] {
             assert_eq!(registry_key(a), registry_key(b), "{a} {b}");
+        }
+        for other in [
+            "127.0.0.1:05000",
+            "127.0.0.2:5000",
+            "[::1]:5000",
+            "0.0.0.0:5000",
+            "[::ffff:127.0.0.1]:5000",
+            "LOCALHOST:5000",
+        ] {
+            assert_eq!(registry_key(other), "127.0.0.1:5000", "{other}");
         }
         assert_ne!(registry_key("localhost:5001"), registry_key("127.0.0.1:5000"));
         assert_eq!(registry_key("localhostx:1"), "localhostx:1");

@@ -73,6 +73,13 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         Ok(s) => s,
         Err(e) => return Outcome::Error(e),
     };
+    // The Dockerfile sent is the one read here, under the name the context has for it:
+    // no `..` and no link on its path, which the engine would follow to another file.
+    if shared.cfg.images.is_some() {
+        if let Err(e) = plain_path(&context, &dockerfile) {
+            return Outcome::Error(format!("-f {dockerfile}: {e}"));
+        }
+    }
     // The dependency scan is part of every build's record. The engine reads the
     // Dockerfile from the context, so it must be inside it.
     let dockerfile_text = match read_beneath(&context, &dockerfile) {
@@ -191,7 +198,9 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
             Ok(t) => t,
             Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
         };
-        let replaced = if sent_dockerfile == dockerfile_text {
+        // In a shared engine the build gets the text checked here, always: a step still
+        // running could change the file on disk in between.
+        let replaced = if sent_dockerfile == dockerfile_text && shared.cfg.images.is_none() {
             Vec::new()
         } else {
             vec![(dockerfile.clone(), sent_dockerfile.into_bytes())]
@@ -317,6 +326,21 @@ async fn check_remote_sources(shared: &Shared, text: &str, options: &slipway_doc
             .await
             .map_err(|e| e.to_string())?;
         verdict.map_err(|e| format!("line {}: ADD {url}: {e}", source.line))?;
+    }
+    Ok(())
+}
+
+/// Refuses a path with `..` or a link on it.
+fn plain_path(dir: &slipway_context::Dir, path: &str) -> Result<(), String> {
+    let mut at = std::path::PathBuf::new();
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if part == ".." {
+            return Err("name the Dockerfile without `..`".into());
+        }
+        at.push(part);
+        if dir.symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!("{} is a link: name the file it leads to", at.display()));
+        }
     }
     Ok(())
 }

@@ -123,6 +123,11 @@ pub(crate) async fn rewrite_dockerfile(shared: &Shared, text: &str, opts: &slipw
     if shared.cfg.images.is_none() {
         return Ok(text.to_string());
     }
+    if let Some((line, frontend)) = slipway_dockerfile::frontend_in_another_form(text) {
+        return Err(format!(
+            "line {line}: the frontend {frontend} is named in a form this daemon does not pin: write it as `# syntax=` on the first line"
+        ));
+    }
     if let Some((line, image)) = slipway_dockerfile::onbuild_images(text, opts).map_err(|e| e.to_string())?.first() {
         return Err(format!(
             "line {line}: ONBUILD copies from {image}: a trigger reads an image by name in a later build, where no check sees it; copy from an image in the build that needs it"

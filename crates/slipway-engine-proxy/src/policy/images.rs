@@ -228,7 +228,8 @@ pub(super) fn route(policy: &Policy, ask: &mut Ask, req: &Request, segments: &[&
                 // By id, an image goes with all its names: only if they are all the run's.
                 if let Known::Yes(f) = ask.image_facts(&engine) {
                     let prefix = policy.run_prefix();
-                    if f.repo_tags.iter().any(|t| !t.starts_with(&prefix)) {
+                    // Its registry digests are other runs' pulls of it too.
+                    if f.repo_tags.iter().any(|t| !t.starts_with(&prefix)) || !f.repo_digests.is_empty() {
                         return Err(Refusal::forbidden(format!(
                             "{name} has names that are not this run's: remove the run's names instead"
                         ))

@@ -1223,6 +1223,12 @@ fn what_the_engine_looks_up_among_everyones_images_is_refused() {
             403,
             "ancestor filter".to_string(),
         ),
+        (
+            "GET",
+            "/distribution/127.0.0.1:5000/team-b/secret/json".to_string(),
+            403,
+            "/distribution".to_string(),
+        ),
         // Another run may be using the registry's image this one pulled.
         (
             "DELETE",
