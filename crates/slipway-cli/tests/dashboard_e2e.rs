@@ -353,7 +353,13 @@ fn the_dashboard_in_a_real_browser() {
         let link = c.find(Locator::Css("#L2 a.ln")).await.unwrap().attr("href").await.unwrap();
         assert_eq!(link.as_deref(), Some("#L2"));
         // Cancel.
-        c.find(Locator::Id("cancel")).await.unwrap().click().await.unwrap();
+        // The live page may redraw the button between finding and clicking it.
+        let mut tries = 0;
+        while let Err(e) = async { c.find(Locator::Id("cancel")).await?.click().await }.await {
+            tries += 1;
+            assert!(tries < 10, "cancel could not be clicked: {e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         until("the run to show Canceled", Duration::from_secs(30), || async {
             text_of(&c, "#details h1 .status").await.filter(|t| t == "Canceled")
         })

@@ -268,26 +268,30 @@ pub fn frontend(text: &str) -> Option<(usize, String)> {
 /// `"syntax"` — with its 1-based line: a rewrite that pins `# syntax=` does not see it.
 pub fn frontend_in_another_form(text: &str) -> Option<(usize, String)> {
     let text = without_bom(text);
-    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(text) {
-        if let Some(v) = m.get("syntax").and_then(|v| v.as_str()) {
-            return Some((1, v.trim().to_string()));
-        }
-    }
-    let mut lines = text.lines();
-    let first = lines.next().unwrap_or("").trim();
-    let (line, rest) = match first.strip_prefix("#!") {
-        Some(_) => (2, text.split_once('\n').map(|(_, r)| r).unwrap_or("")),
-        None => (1, text),
+    // BuildKit drops a `#!` line first, then reads JSON, then `//` directives (each
+    // line while it is one it knows), then the `#` directives.
+    let (skipped, rest) = match text.trim_start().starts_with("#!") {
+        true => (1, text.split_once('\n').map(|(_, r)| r).unwrap_or("")),
+        false => (0, text),
     };
-    let top = rest.lines().next().unwrap_or("").trim();
-    if let Some(body) = top.strip_prefix("//") {
-        if let Some((key, value)) = body.split_once('=') {
-            if key.trim().eq_ignore_ascii_case("syntax") {
-                return Some((line, value.trim().to_string()));
-            }
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(rest) {
+        if let Some(v) = m.get("syntax").and_then(|v| v.as_str()) {
+            return Some((skipped + 1, v.trim().to_string()));
         }
     }
-    if line == 2 {
+    for (i, line) in rest.lines().enumerate() {
+        let Some((key, value)) = line.trim().strip_prefix("//").and_then(|b| b.split_once('=')) else {
+            break;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        if key == "syntax" {
+            return Some((skipped + i + 1, value.trim().to_string()));
+        }
+        if !matches!(key.as_str(), "escape" | "check") {
+            break;
+        }
+    }
+    if skipped == 1 {
         return walk::directives(rest)
             .into_iter()
             .find(|(_, key, _)| key == "syntax")
@@ -504,6 +508,14 @@ mod tests {
         assert_eq!(frontend_in_another_form("{\"syntax\": \"evil/f\"}"), Some((1, "evil/f".into())));
         assert_eq!(frontend_in_another_form("# syntax=ok/f\nFROM a\n"), None);
         assert_eq!(frontend_in_another_form("FROM a\n"), None);
+        assert_eq!(
+            frontend_in_another_form("//escape=\\\n//syntax=evil/f\nFROM a\n"),
+            Some((2, "evil/f".into()))
+        );
+        assert_eq!(
+            frontend_in_another_form("#!x\n{\"syntax\": \"evil/f\"}"),
+            Some((2, "evil/f".into()))
+        );
     }
 
     #[test]

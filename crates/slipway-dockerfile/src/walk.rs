@@ -328,6 +328,11 @@ fn sources(words: &[(String, WordAt)]) -> Vec<(String, Option<WordAt>)> {
 /// quotes and escapes from flag words (`--fr"om"=x` is `--from=x`) and takes a bare
 /// `--from`'s value from the next word, which this walk would read otherwise.
 fn plain_flag(word: &str) -> Result<(), String> {
+    if !word.is_ascii() {
+        return Err(format!(
+            "{word}: write a flag in ASCII (builders split other characters differently)"
+        ));
+    }
     if word.contains(['"', '\'', '\\', '`']) {
         return Err(format!("{word}: write a flag without quotes or escapes"));
     }
@@ -414,7 +419,7 @@ fn instructions(text: &str) -> (Vec<Instruction>, Option<(usize, String)>) {
                 heredocs.pop_front();
             } else if ambiguous.is_none() {
                 let first = raw.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-                if matches!(first.as_str(), "FROM" | "COPY" | "ADD" | "ONBUILD" | "ARG") {
+                if matches!(first.as_str(), "FROM" | "COPY" | "ADD" | "ONBUILD" | "ARG" | "RUN") {
                     ambiguous = Some((i + 1, first));
                 }
             }
@@ -439,7 +444,9 @@ fn instructions(text: &str) -> (Vec<Instruction>, Option<(usize, String)>) {
         });
         let mut start = None;
         for (j, c) in head.char_indices().chain(std::iter::once((head.len(), ' '))) {
-            match (c.is_whitespace(), start) {
+            // BuildKit splits an instruction's words at ASCII blanks (flags byte by
+            // byte, where 0x85 and 0xA0 split too: `plain_flag` refuses those words).
+            match (c == ' ' || c == '\t', start) {
                 (false, None) => start = Some(j),
                 (true, Some(s)) => {
                     let at = WordAt {

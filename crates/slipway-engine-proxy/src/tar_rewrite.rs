@@ -184,18 +184,30 @@ where
                 }
                 let data = r.take(padded(size) as usize).await?;
                 let body = &data[..size as usize];
-                if kind == b'L' {
-                    long_name = Some(String::from_utf8_lossy(body).trim_end_matches('\0').to_string());
+                // One name record per entry: readers disagree on which of a GNU long
+                // name and a pax path wins, and Go cuts a long name at its first NUL.
+                let name = if kind == b'L' {
+                    let raw = body.split(|b| *b == 0).next().unwrap_or_default();
+                    Some(String::from_utf8_lossy(raw).to_string())
                 } else {
                     let (path, has_size) = pax_records(body).ok_or("an archive's pax header is malformed")?;
-                    long_name = path.or(long_name);
                     pax_size = has_size;
+                    path
+                };
+                if let Some(name) = name {
+                    if long_name.is_some() {
+                        return Err("an archive entry with two name records".into());
+                    }
+                    long_name = Some(name);
                 }
                 send(tx, header).await?;
                 send(tx, data).await?;
                 continue;
             }
             _ => {}
+        }
+        if &header[257..263] == b"ustar\0" && &header[508..512] == b"tar\0" && header[345] != 0 {
+            return Err("a star archive header with a name prefix cannot be read here".into());
         }
         let name = clean(&long_name.take().unwrap_or_else(|| ustar_name(&header)));
         let restated_size = std::mem::take(&mut pax_size);
@@ -271,8 +283,10 @@ fn field(h: &[u8], at: usize, len: usize) -> &[u8] {
 
 fn ustar_name(h: &[u8]) -> String {
     let name = String::from_utf8_lossy(field(h, 0, 100)).to_string();
-    // The prefix field is POSIX ustar's (`ustar\0`); GNU headers keep times there.
-    if &h[257..263] == b"ustar\0" {
+    // The prefix field is POSIX ustar's (`ustar\0`); GNU headers keep times there, and
+    // star's (`tar\0` at its end) is shorter: those are read as a plain name, and a
+    // star header with a prefix is refused by `run`.
+    if &h[257..263] == b"ustar\0" && &h[508..512] != b"tar\0" {
         let prefix = String::from_utf8_lossy(field(h, 345, 155)).to_string();
         if !prefix.is_empty() {
             return format!("{prefix}/{name}");
@@ -327,7 +341,8 @@ fn pax_records(body: &[u8]) -> Option<(Option<String>, bool)> {
         }
         let record = std::str::from_utf8(&rest[space + 1..len - 1]).ok()?;
         match record.split_once('=') {
-            Some(("path", v)) => path = Some(v.to_string()),
+            Some(("path", v)) if !v.contains('\0') => path = Some(v.to_string()),
+            Some(("path", _)) => return None,
             Some(("size", _)) => size = true,
             Some(_) => {}
             None => return None,
@@ -464,6 +479,29 @@ mod tests {
         assert!(e.contains("`..`"), "{e}");
         assert_eq!(pax_records(b"30 comment=x\n13 path=evil\n\n"), None);
         assert_eq!(pax_records(b"13 path=good\n"), Some((Some("good".into()), false)));
+        // A long name with a NUL is the name before it, as Go reads it.
+        let long = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::GNULongName);
+            h.set_size(12);
+            h.as_mut_bytes()[..13].copy_from_slice(b"././@LongLink");
+            h.set_cksum();
+            b.append(&h, &b"Dockerfile\0x"[..]).unwrap();
+            let mut f = tar::Header::new_gnu();
+            f.as_mut_bytes()[..5].copy_from_slice(b"short");
+            f.set_size(8);
+            f.set_mode(0o644);
+            f.set_cksum();
+            b.append(&f, &b"FROM old"[..]).unwrap();
+            b.into_inner().unwrap()
+        };
+        let got = through(long, 512).await.unwrap();
+        assert_eq!(
+            entries(&got)[0].1,
+            "FROM much newer",
+            "the long name's entry is the rewritten Dockerfile"
+        );
         // A compressed archive, which the engine unpacks.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, &archive(&[("Dockerfile", b"FROM old")])).unwrap();

@@ -179,7 +179,12 @@ pub fn registry_key(registry: &str) -> String {
     let host = match host {
         "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB,
         "localhost" => "127.0.0.1",
-        h => match h.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+        h => match h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .or_else(|e| loose_ipv4(h).map(std::net::IpAddr::V4).ok_or(e))
+        {
             Ok(ip) if ip.is_loopback() || ip.is_unspecified() => "127.0.0.1",
             Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_unspecified()) => "127.0.0.1",
             _ => h,
@@ -189,6 +194,34 @@ pub fn registry_key(registry: &str) -> String {
         None | Some(443) => host.to_string(),
         Some(p) => format!("{host}:{p}"),
     }
+}
+
+/// An IPv4 address as the C resolver reads one (`127.1`, `2130706433`, `0x7f.0.0.1`,
+/// `0177.0.0.1`), which a registry name may be spelled as.
+fn loose_ipv4(host: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let number = |p: &str| -> Option<u64> {
+        if let Some(hex) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            u64::from_str_radix(hex, 16).ok()
+        } else if p.len() > 1 && p.starts_with('0') {
+            u64::from_str_radix(&p[1..], 8).ok()
+        } else {
+            p.parse().ok()
+        }
+    };
+    let values: Vec<u64> = parts.iter().map(|p| number(p)).collect::<Option<_>>()?;
+    let (last, head) = values.split_last()?;
+    if head.iter().any(|v| *v > 255) || *last >= 1u64 << (8 * (4 - head.len())) {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for (i, v) in head.iter().enumerate() {
+        n |= v << (8 * (3 - i));
+    }
+    Some(std::net::Ipv4Addr::from((n | last) as u32))
 }
 
 impl std::str::FromStr for Reference {
@@ -347,6 +380,10 @@ mod tests {
             "0.0.0.0:5000",
             "[::ffff:127.0.0.1]:5000",
             "LOCALHOST:5000",
+            "127.1:5000",
+            "2130706433:5000",
+            "0x7f.0.0.1:5000",
+            "0177.0.0.1:5000",
         ] {
             assert_eq!(registry_key(other), "127.0.0.1:5000", "{other}");
         }

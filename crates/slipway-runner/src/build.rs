@@ -330,16 +330,19 @@ async fn check_remote_sources(shared: &Shared, text: &str, options: &slipway_doc
     Ok(())
 }
 
-/// Refuses a path with `..` or a link on it.
+/// Refuses a path with `..` or a linked directory on it: the context's archive holds
+/// such a directory as a link, so the checked text would not be the entry the engine
+/// reads. (The file itself may be a link beneath the context: it is sent as the text.)
 fn plain_path(dir: &slipway_context::Dir, path: &str) -> Result<(), String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     let mut at = std::path::PathBuf::new();
-    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        if part == ".." {
+    for (i, part) in parts.iter().enumerate() {
+        if *part == ".." {
             return Err("name the Dockerfile without `..`".into());
         }
         at.push(part);
-        if dir.symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(format!("{} is a link: name the file it leads to", at.display()));
+        if i + 1 < parts.len() && dir.symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!("{} is a link: name the directory it leads to", at.display()));
         }
     }
     Ok(())
