@@ -103,6 +103,12 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A task whose first step plants something in `/workspace` (after writing a
+/// Dockerfile) and whose second step, `then`, reads it.
+fn planted(plant: &str, then: &str) -> String {
+    format!("steps:\n  - cmd: slipway-busybox sh -c 'echo FROM slipway-busybox > Dockerfile && {plant}'\n  - {then}\n")
+}
+
 /// `POST /v1/runs` with an inline task.
 fn task(yaml: &str) -> Input {
     task_bytes(yaml.as_bytes())
@@ -894,6 +900,43 @@ fn hostile_task_files_and_templates() {
         // BUG: and through a build's network, whose RUN steps then read another run's
         // loopback services.
         case("build --network container:another", task("steps:\n  - build: --network container:slipway-registry -t x .\n"), bad(&["task:2:5: steps[0].build"])),
+        // What a step leaves where a build reads (issue 18): a FIFO would hold the
+        // thread that opens it, a device or a huge file would fill the daemon's memory.
+        case(
+            "a FIFO as .dockerignore",
+            task(&planted("mkfifo .dockerignore", "build: -t x .")),
+            ends("Failed", &[".dockerignore is not a regular file"]),
+        ),
+        case(
+            "a FIFO as Dockerfile.dockerignore",
+            task(&planted("mkfifo Dockerfile.dockerignore", "build: -t x -f Dockerfile .")),
+            ends("Failed", &["Dockerfile.dockerignore is not a regular file"]),
+        ),
+        case(
+            "a FIFO as the Dockerfile",
+            task(&planted("rm Dockerfile && mkfifo Dockerfile", "build: -t x .")),
+            ends("Failed", &["Dockerfile is not a regular file"]),
+        ),
+        case(
+            "a FIFO as a secret's file",
+            task(&planted("mkfifo s.txt", "build: --secret id=s,src=s.txt -t x .")),
+            ends("Failed", &["--secret id=s: src=s.txt", "not a regular file"]),
+        ),
+        case(
+            "/dev/zero as .dockerignore",
+            task(&planted("ln -s /dev/zero .dockerignore", "build: -t x .")),
+            ends("Failed", &[".dockerignore", "inside the source"]),
+        ),
+        case(
+            "a 5 MB .dockerignore",
+            task(&planted("yes a | head -c 5000000 > .dockerignore", "build: -t x .")),
+            ends("Failed", &[".dockerignore is larger than 4194304 bytes"]),
+        ),
+        case(
+            "a 2 MB Dockerfile",
+            task(&planted("yes \\# | head -c 2000000 >> Dockerfile", "build: -t x .")),
+            ends("Failed", &["Dockerfile is larger than 1048576 bytes"]),
+        ),
         case("build --secret from a host file", task("steps:\n  - build: --secret id=pw,src=/etc/passwd -t x .\n"), ends("Failed", &["--secret id=pw: src=/etc/passwd: a path led outside"])),
         case("ports 0.0.0.0", task("steps:\n  - cmd: slipway-busybox true\n    ports: [\"0.0.0.0:8080:80\"]\n"), bad(&["task:3:", "steps[0].ports[0]", "0.0.0.0"])),
         case("ports [::]", task("steps:\n  - cmd: slipway-busybox true\n    ports: [\"[::]:8080:80\"]\n"), bad(&["steps[0].ports[0]", "not loopback"])),

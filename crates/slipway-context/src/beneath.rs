@@ -6,7 +6,6 @@
 
 use crate::ContextError;
 use cap_std::fs::Dir;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A directory that everything is resolved beneath.
@@ -80,22 +79,22 @@ impl Beneath {
         if rel.starts_with('/') {
             return Err(refused(rel, std::io::Error::from(std::io::ErrorKind::PermissionDenied)));
         }
-        let file = self.dir.open(rel_path(rel)).map_err(|e| refused(rel, e))?;
-        let mut text = String::new();
-        file.into_std()
-            .take(max_bytes + 1)
-            .read_to_string(&mut text)
-            .map_err(|source| ContextError::Io {
-                path: PathBuf::from(rel),
-                source,
-            })?;
-        if text.len() as u64 > max_bytes {
-            return Err(ContextError::TooLarge {
+        let path = rel_path(rel).to_string_lossy().to_string();
+        let data = crate::read_regular(&self.dir, &path, max_bytes).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => ContextError::TooLarge {
                 path: rel.to_string(),
                 limit: max_bytes,
-            });
-        }
-        Ok(text)
+            },
+            std::io::ErrorKind::Unsupported => ContextError::Io {
+                path: PathBuf::from(rel),
+                source: e,
+            },
+            _ => refused(rel, e),
+        })?;
+        String::from_utf8(data).map_err(|_| ContextError::Io {
+            path: PathBuf::from(rel),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
+        })
     }
 }
 

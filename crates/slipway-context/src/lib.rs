@@ -20,8 +20,10 @@ pub mod archive;
 mod beneath;
 mod ignore;
 mod pack;
+mod regular;
 
 pub use beneath::Beneath;
 pub use cap_std::{ambient_authority, fs::Dir};
 pub use ignore::DockerIgnore;
-pub use pack::{context_ignore, tar_stream, write_tar, ContextError, Overlay};
+pub use pack::{context_ignore, tar_stream, write_tar, ContextError, Overlay, MAX_IGNORE_BYTES};
+pub use regular::read_regular;

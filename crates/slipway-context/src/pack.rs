@@ -19,14 +19,18 @@ pub enum ContextError {
     TooLarge { path: String, limit: u64 },
 }
 
+/// The largest `.dockerignore` read (Docker's CLI reads any size; a few MiB holds any
+/// real one, and the rules are matched against every path of the context).
+pub const MAX_IGNORE_BYTES: u64 = 4 << 20;
+
 /// The ignore rules for a build: `<Dockerfile>.dockerignore` beside the Dockerfile
 /// when there is one, else `.dockerignore` at the context root. Read through `dir`,
 /// so neither name can reach outside it.
 pub fn context_ignore(dir: &Dir, dockerfile: &str) -> Result<DockerIgnore, ContextError> {
     let dockerfile = if dockerfile.is_empty() { "Dockerfile" } else { dockerfile };
     for candidate in [format!("{dockerfile}.dockerignore"), ".dockerignore".to_string()] {
-        match dir.read_to_string(&candidate) {
-            Ok(text) => return Ok(DockerIgnore::parse(&text)),
+        match crate::read_regular(dir, &candidate, MAX_IGNORE_BYTES) {
+            Ok(data) => return Ok(DockerIgnore::parse(&String::from_utf8_lossy(&data))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(crate::beneath::refused(&candidate, e)),
         }

@@ -42,9 +42,13 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
     } else {
         spec.dockerfile.clone()
     };
-    let ignore = match slipway_context::context_ignore(&context, &dockerfile) {
+    let ignore = match reading(&context, &dockerfile, |dir, name| {
+        slipway_context::context_ignore(dir, name).map_err(|e| e.to_string())
+    })
+    .await
+    {
         Ok(i) => i,
-        Err(e) => return Outcome::Error(e.to_string()),
+        Err(e) => return Outcome::Error(e),
     };
     let env: HashMap<String, String> = step
         .env
@@ -69,9 +73,14 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         Some("1" | "true") => Builder::BuildKit,
         _ => shared.cfg.builder,
     };
-    let secrets = match spec.secrets.iter().map(|s| secret(shared, &env, s)).collect::<Result<Vec<_>, _>>() {
-        Ok(s) => s,
-        Err(e) => return Outcome::Error(e),
+    let secrets = {
+        let (shared, env, wanted) = (shared.clone(), env.clone(), spec.secrets.clone());
+        let read = tokio::task::spawn_blocking(move || wanted.iter().map(|s| secret(&shared, &env, s)).collect::<Result<Vec<_>, _>>());
+        match read.await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Outcome::Error(e),
+            Err(e) => return Outcome::Error(e.to_string()),
+        }
     };
     // The Dockerfile sent is the one read here, under the name the context has for it:
     // no `..` and no link on its path, which the engine would follow to another file.
@@ -82,9 +91,13 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
     }
     // The dependency scan is part of every build's record. The engine reads the
     // Dockerfile from the context, so it must be inside it.
-    let dockerfile_text = match read_beneath(&context, &dockerfile) {
+    let dockerfile_text = match reading(&context, &dockerfile, |dir, name| {
+        read_beneath(dir, name).map_err(|e| format!("cannot read Dockerfile {name:?} in the build context: {e}"))
+    })
+    .await
+    {
         Ok(t) => t,
-        Err(e) => return Outcome::Error(format!("cannot read Dockerfile {dockerfile:?} in the build context: {e}")),
+        Err(e) => return Outcome::Error(e),
     };
     // `cache: enabled` (acb): import the layer cache from the registry and export it
     // there again, under a tag of the first image's repository.
@@ -531,29 +544,46 @@ fn secret(shared: &Shared, env: &HashMap<String, String>, text: &str) -> Result<
 /// A secret file of the run's source (anywhere when the task is trusted), at most
 /// BuildKit's 500 KB.
 fn read_secret_file(shared: &Shared, path: &str) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let file = if shared.cfg.host.confine_paths {
+    // Beneath the context when the task is not trusted; where the person points
+    // otherwise. Either way a regular file, opened without waiting, within the limit.
+    let (root, path) = if shared.cfg.host.confine_paths {
         let root = slipway_context::Beneath::open(&shared.cfg.context_dir)
             .and_then(|b| b.dir("."))
             .map_err(std::io::Error::other)?;
-        root.open(path)?.into_std()
+        (root, path.to_string())
     } else {
-        std::fs::File::open(shared.cfg.context_dir.join(path))?
+        let full = shared.cfg.context_dir.join(path);
+        let parent = full.parent().unwrap_or(std::path::Path::new("/")).to_path_buf();
+        let name = full.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        (
+            slipway_context::Dir::open_ambient_dir(&parent, slipway_context::ambient_authority())?,
+            name,
+        )
     };
-    let mut value = Vec::new();
-    file.take(MAX_SECRET_BYTES + 1).read_to_end(&mut value)?;
-    if value.len() as u64 > MAX_SECRET_BYTES {
-        return Err(std::io::Error::other("larger than BuildKit's 500 KB limit for secrets"));
-    }
-    Ok(value)
+    slipway_context::read_regular(&root, &path, MAX_SECRET_BYTES).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => std::io::Error::other("larger than BuildKit's 500 KB limit for secrets"),
+        _ => e,
+    })
 }
 
-/// A Dockerfile, at most 1 MiB, read beneath the context.
+/// `read` of the file `name` beneath `dir`, on a blocking thread: the file is the run's,
+/// and no file of a run is read on the async runtime.
+async fn reading<T: Send + 'static>(
+    dir: &slipway_context::Dir,
+    name: &str,
+    read: impl FnOnce(&slipway_context::Dir, &str) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let dir = dir.try_clone().map_err(|e| e.to_string())?;
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || read(&dir, &name))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// A Dockerfile, a regular file of at most 1 MiB, read beneath the context.
 fn read_beneath(dir: &slipway_context::Dir, path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    dir.open(path)?.into_std().take(1 << 20).read_to_string(&mut text)?;
-    Ok(text)
+    let data = slipway_context::read_regular(dir, path, 1 << 20)?;
+    String::from_utf8(data).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// The image with the digest the engine has for it, when it has one.
