@@ -624,6 +624,58 @@ fn client_no_wait_returns_at_once_and_no_logs_prints_only_the_status() {
     d.wait_status(&id, &["Succeeded"], Duration::from_secs(30));
 }
 
+/// The daemon holds a socket for every run's engine proxy, follower and connection: it
+/// raises its soft open-files limit to the hard one at start.
+#[test]
+fn the_daemon_raises_its_open_files_limit() {
+    let Some(_tb) = testbed() else { return };
+    // The daemon starts with a soft limit below its hard one, as many systems start
+    // services (children inherit this process's limits).
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    let lowered = libc::rlimit {
+        rlim_cur: 512.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+    let d = Daemon::start(&[]);
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let pid = d.child.as_ref().unwrap().id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_string();
+    let numbers: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| w.chars().all(|c| c.is_ascii_digit()) || *w == "unlimited")
+        .collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    assert_eq!(numbers[0], numbers[1], "soft and hard limits: {line}");
+}
+
+/// A NUL in an id, a query value or a body's string is a 400 on PostgreSQL too (its
+/// text cannot hold one; it answered 500), and the daemon goes on.
+#[test]
+fn control_characters_are_refused_before_postgresql_sees_them() {
+    let Some(_tb) = testbed() else { return };
+    let Some(url) = fresh_postgres(&format!("slipway_test_nul_{}", std::process::id())) else {
+        return;
+    };
+    let d = Daemon::start_on(Some(url), &[]);
+    let body = br#"{"type": "DockerBuildRequest", "sourceLocation": "", "imageNames": ["x"], "platform": "linux\u0000/amd64"}"#;
+    for (method, path, body) in [
+        ("GET", "/v1/runs/ab%00cd", None),
+        ("GET", "/v1/runs?task=a%00b", None),
+        ("GET", "/v1/tasks/t%01", None),
+        ("POST", "/v1/runs", Some(body.to_vec())),
+    ] {
+        let (code, text) = d.call(method, path, body, Some(TOKEN), &[]);
+        assert!(
+            code == 400 && (text.contains("control character") || text.contains("NUL")),
+            "{method} {path}: {code} {text}"
+        );
+    }
+    assert_eq!(d.get("/healthz").0, 200);
+}
+
 #[test]
 fn the_daemon_runs_its_queue_on_postgresql() {
     let Some(_tb) = testbed() else { return };

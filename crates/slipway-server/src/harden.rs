@@ -55,3 +55,18 @@ fn already(dir: &Path) -> bool {
                 .is_some_and(|o| o.split(',').any(|f| f == "nodev") && o.split(',').any(|f| f == "nosuid"))
     })
 }
+
+/// Raises this process's soft limit of open files to its hard limit: every run's engine
+/// socket, log follower and API connection holds one, and the default soft limit
+/// (1,024 on many systems) is far below what the hard limit allows. Returns the limit.
+pub fn open_files() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            tracing::warn!(soft, hard, error = %e, "raising the open-files limit failed");
+            return Some(soft);
+        }
+    }
+    Some(hard)
+}

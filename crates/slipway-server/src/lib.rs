@@ -16,6 +16,7 @@
 mod failure;
 mod harden;
 mod outgoing;
+mod plain_text;
 pub mod routes;
 
 pub use slipway_settings::Settings;
@@ -82,6 +83,9 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         .data_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", settings.data_dir.display()))?;
+    if let Some(limit) = harden::open_files() {
+        tracing::info!(limit, "open files allowed");
+    }
     let _hardened = if settings.harden_data_dir {
         Some(harden::data_dir(&settings.data_dir)?)
     } else {

@@ -81,6 +81,7 @@ pub(crate) async fn create(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<WebhookView>), Failure> {
+    crate::plain_text::no_nul(&body)?;
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     let (spec, secrets) = parse(&d, &name, &value).await?;
     if d.store.list_webhooks(Some(&who.tenant)).await.map_err(internal)?.len() >= MAX_WEBHOOKS {
@@ -108,6 +109,7 @@ pub(crate) async fn update(
     body: Bytes,
 ) -> Result<Json<WebhookView>, Failure> {
     let current = saved(&d, &who, &name).await?;
+    crate::plain_text::no_nul(&body)?;
     let patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     if !patch.is_object() {
         return Err(bad_request("the body must be a JSON object"));

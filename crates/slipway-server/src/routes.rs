@@ -87,6 +87,7 @@ pub fn router(d: Arc<Server>, shutdown: tokio_util::sync::CancellationToken) -> 
         .with_state(d.clone())
         .merge(dashboard)
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::plain_text::control_characters))
         .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn_with_state(d, stalled_bodies))
 }
@@ -300,6 +301,7 @@ async fn check_source(d: &Server, who: &Caller, location: Option<&str>, field: &
 }
 
 async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) -> Result<(StatusCode, Json<Run>), Failure> {
+    crate::plain_text::no_nul(&body)?;
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     match value.get("type").and_then(|t| t.as_str()) {
         None => return Err(bad_request(format!("the request has no \"type\"; use one of {REQUEST_TYPES}"))),
@@ -498,6 +500,7 @@ async fn task_json(d: &Server, record: &slipway_store::TaskRecord) -> Result<ser
 }
 
 fn parse_spec(name: &str, body: &[u8]) -> Result<slipway_api::task::TaskSpec, Failure> {
+    crate::plain_text::no_nul(body)?;
     let mut spec: slipway_api::task::TaskSpec = serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid task: {e}")))?;
     if !spec.name.is_empty() && spec.name != name {
         return Err(bad_request(format!(
@@ -599,6 +602,7 @@ async fn update_task(
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
+    crate::plain_text::no_nul(&body)?;
     let mut patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     let keep = take_keep_secrets(&who, &mut patch)?;
     let mut merged = record.spec.clone();
@@ -688,7 +692,8 @@ async fn run_task(
     let overrides: slipway_api::task::Overrides = if body.is_empty() {
         Default::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid overrides: {e}")))?
+        crate::plain_text::no_nul(&body)
+            .and_then(|_| serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid overrides: {e}"))))?
     };
     if overrides.keep_secrets {
         take_keep_secrets(&who, &mut serde_json::json!({ "keepSecrets": true }))?;
@@ -727,6 +732,7 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
+    crate::plain_text::no_nul(&body)?;
     match slipway_triggers::webhooks::deliver(&d.triggers, &provider, &headers, &body).await {
         Ok(runs) => Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "runs": runs })))),
         Err(slipway_triggers::webhooks::WebhookError::BadRequest(m)) => Err(bad_request(m)),
