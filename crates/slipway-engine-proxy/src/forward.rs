@@ -20,11 +20,14 @@ use std::sync::Arc;
 use tokio::net::UnixStream;
 
 pub(crate) async fn serve_connection(shared: Arc<Shared>, stream: UnixStream) {
+    let shared_timeout = shared.limits.header_timeout;
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(shared, req).await) }
     });
     let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(shared_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
@@ -41,10 +44,14 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Pro
         Ok(response) => response,
         Err(refusal) => {
             let (run_id, method, path) = (&shared.policy.scope().run_id, &parts.method, parts.uri.path());
-            if refusal.status >= 500 {
-                tracing::warn!(%run_id, %method, %path, status = refusal.status, "engine proxy failed: {}", refusal.message);
-            } else {
-                tracing::warn!(%run_id, %method, %path, status = refusal.status, "engine proxy refused: {}", refusal.message);
+            // A client may make the proxy refuse it without end: a burst is written, the
+            // rest counted in the next line written.
+            if let Some(held_back) = shared.warnings.admit() {
+                if refusal.status >= 500 {
+                    tracing::warn!(%run_id, %method, %path, status = refusal.status, held_back, "engine proxy failed: {}", refusal.message);
+                } else {
+                    tracing::warn!(%run_id, %method, %path, status = refusal.status, held_back, "engine proxy refused: {}", refusal.message);
+                }
             }
             if let Some(body) = body {
                 drain(body).await;
@@ -117,6 +124,20 @@ async fn exchange(
     let mut rewriting: Option<tar_rewrite::Failure> = None;
 
     let upgrade = wants_upgrade(&parts.headers);
+    // A hijacked stream outlives its connection: it holds a place of its own.
+    let stream_pass = match upgrade {
+        true => Some(
+            shared
+                .limits
+                .connections
+                .enter(&shared.policy.scope().run_id)
+                .map_err(|full| Refusal {
+                    status: 429,
+                    message: format!("too many connections to the engine: {full}"),
+                })?,
+        ),
+        false => None,
+    };
     let mut headers = end_to_end(&parts.headers);
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -171,7 +192,11 @@ async fn exchange(
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
-        shared.tasks.spawn(splice(client_upgrade, upstream_upgrade));
+        let spliced = splice(client_upgrade, upstream_upgrade);
+        shared.tasks.spawn(async move {
+            spliced.await;
+            drop(stream_pass);
+        });
         let (parts, _) = response.into_parts();
         return Ok(Response::from_parts(parts, empty()));
     }

@@ -19,7 +19,7 @@
 //!     workspace: Some("/var/lib/slipway/runs/r1/context".into()),
 //!     ..Scope::default()
 //! };
-//! let proxy = Proxy::start(scope, Path::new("/run/slipway/r1.sock"), Path::new("/var/run/docker.sock")).await?;
+//! let proxy = Proxy::start(scope, Default::default(), Path::new("/run/slipway/r1.sock"), Path::new("/var/run/docker.sock")).await?;
 //! // … steps run with `proxy.socket()` mounted at /var/run/docker.sock …
 //! proxy.stop().await;
 //! # Ok(())
@@ -129,6 +129,28 @@ pub struct Scope {
     pub images: Option<ImageRules>,
     /// Capabilities every container created through the proxy loses.
     pub cap_drop: Vec<String>,
+    /// Memory, processes, `/dev/shm` and tmpfs sizes of containers created through the
+    /// proxy: defaults and the most they may ask for; `None` leaves them as asked.
+    pub step_limits: Option<slipway_limits::StepLimits>,
+}
+
+/// What a proxy lets a run hold: connections, counted per run in a gate every run's
+/// proxy of a daemon shares, and how long a connection may stay silent before its
+/// next request's head (as the daemon's API allows).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub connections: Arc<slipway_limits::Gate>,
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    /// One run's own: 64 connections, 30 s to send a request's head.
+    fn default() -> Self {
+        Limits {
+            connections: slipway_limits::Gate::new(64, 64),
+            header_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A running proxy. Dropping it stops it too, without waiting.
@@ -142,7 +164,7 @@ pub struct Proxy {
 impl Proxy {
     /// Listens on `socket` (mode 0666, parent dir must exist), forwarding allowed requests
     /// to the engine's socket at `upstream`.
-    pub async fn start(scope: Scope, socket: &Path, upstream: &Path) -> io::Result<Proxy> {
+    pub async fn start(scope: Scope, limits: Limits, socket: &Path, upstream: &Path) -> io::Result<Proxy> {
         check_scope(&scope)?;
         let socket = std::path::absolute(socket)?;
         remove_stale_socket(&socket)?;
@@ -155,6 +177,8 @@ impl Proxy {
             upstream: upstream.to_path_buf(),
             state: Mutex::new(policy::State::default()),
             tasks: Tasks { stop, alive },
+            limits,
+            warnings: slipway_limits::Throttle::new(20, Duration::from_secs(10)),
         });
         let accept = tokio::spawn(accept_loop(listener, shared));
         Ok(Proxy {
@@ -245,6 +269,7 @@ fn remove_stale_socket(socket: &Path) -> io::Result<()> {
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
     let mut stop = shared.tasks.stop.clone();
+    let run_id = shared.policy.scope().run_id.clone();
     loop {
         let stream = tokio::select! {
             _ = stopped(&mut stop) => break,
@@ -252,15 +277,55 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of file descriptors, most likely: let some connections end.
-                    tracing::warn!(run_id = %shared.policy.scope().run_id, error = %e, "engine proxy cannot accept");
+                    if let Some(held_back) = shared.warnings.admit() {
+                        tracing::warn!(%run_id, error = %e, held_back, "engine proxy cannot accept");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
-        let connection = forward::serve_connection(shared.clone(), stream);
-        shared.tasks.spawn(connection);
+        match shared.limits.connections.enter(&run_id) {
+            Ok(pass) => {
+                let connection = forward::serve_connection(shared.clone(), stream);
+                shared.tasks.spawn(async move {
+                    connection.await;
+                    drop(pass);
+                });
+            }
+            Err(full) => {
+                if let Some(held_back) = shared.warnings.admit() {
+                    tracing::warn!(%run_id, held_back, "engine proxy refused a connection: {full}");
+                }
+                shared.tasks.spawn(refuse_connection(stream, full));
+            }
+        }
     }
+}
+
+/// Answers a connection over the cap with a 429 once its request's head has come (a
+/// client that is still writing would see a broken pipe, not the reason), then closes
+/// it; a client that sends nothing within a second is closed without one.
+async fn refuse_connection(mut stream: tokio::net::UnixStream, full: slipway_limits::Full) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::json!({ "message": format!("too many connections to the engine: {full}") }).to_string();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Spawns the proxy's tasks so that stopping it ends them all, and tells when they have.

@@ -21,6 +21,9 @@ pub(crate) struct Shared {
     pub upstream: PathBuf,
     pub state: Mutex<State>,
     pub tasks: Tasks,
+    pub limits: crate::Limits,
+    /// Refusals and failures written to the log, at most a burst per period.
+    pub warnings: slipway_limits::Throttle,
 }
 
 impl Shared {

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use slipway_engine_proxy::{Proxy, Scope};
+use slipway_engine_proxy::{Limits, Proxy, Scope};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,7 +60,7 @@ impl Run {
         };
         adjust(&mut scope);
         let socket = dir.path().join("docker.sock");
-        let proxy = Proxy::start(scope, &socket, Path::new(ENGINE)).await.unwrap();
+        let proxy = Proxy::start(scope, Limits::default(), &socket, Path::new(ENGINE)).await.unwrap();
         assert_eq!(proxy.socket(), socket);
         Run {
             id,

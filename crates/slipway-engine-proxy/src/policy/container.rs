@@ -125,6 +125,9 @@ fn host_config(policy: &Policy, ask: &mut Ask, host: &mut Object) -> Result<(), 
         limits(host)?;
         drop_capabilities(&scope.cap_drop, host)?;
     }
+    if let Some(sizes) = &scope.step_limits {
+        step_sizes(sizes, host)?;
+    }
     for (field, _) in NAMESPACES {
         let mode = gojson::string(host, field)?.to_string();
         if let Some(reference) = container_mode(&mode) {
@@ -193,6 +196,92 @@ fn limits(host: &Object) -> Result<(), Refusal> {
         Some(list) => ulimits(list),
         None => Ok(()),
     }
+}
+
+/// A whole number field as Go's decoder reads an `int64`: absent and null are `None`.
+fn whole(map: &Object, field: &str) -> Result<Option<i64>, Refusal> {
+    match gojson::get(map, field) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Refusal::bad_request(format!("{field} must be a whole number"))),
+    }
+}
+
+fn over(message: String) -> Refusal {
+    Refusal::forbidden(format!("{message} (the operator's step limits)"))
+}
+
+/// Memory, processes, `/dev/shm` and each tmpfs of a container a step starts: the
+/// daemon's defaults where it asks for none (Docker's "0" and "-1" mean none, which
+/// here is the default, not unlimited), what it asks for up to the operator's most.
+fn step_sizes(limits: &slipway_limits::StepLimits, host: &mut Object) -> Result<(), Refusal> {
+    let asked = |v: Option<i64>| v.filter(|n| *n > 0).map(|n| n as u64);
+    let memory = limits.memory.pick("memory", asked(whole(host, "Memory")?)).map_err(over)?;
+    gojson::set(host, "Memory", Value::from(memory));
+    // Memory and swap together: -1 (unlimited swap) or more than twice the memory is
+    // more than the limit means.
+    if let Some(swap) = whole(host, "MemorySwap")? {
+        if swap < 0 || swap as u64 > memory.saturating_mul(2) {
+            return Err(over(format!(
+                "MemorySwap (--memory-swap) of {swap} asked for; this daemon allows memory and swap of at most twice the memory, {}",
+                slipway_limits::step::bytes(memory.saturating_mul(2))
+            )));
+        }
+    }
+    let pids = limits.pids.pick("processes", asked(whole(host, "PidsLimit")?)).map_err(over)?;
+    gojson::set(host, "PidsLimit", Value::from(pids));
+    let shm = limits.shm.pick("a /dev/shm", asked(whole(host, "ShmSize")?)).map_err(over)?;
+    gojson::set(host, "ShmSize", Value::from(shm));
+    if let Some(tmpfs) = gojson::get_mut(host, "Tmpfs") {
+        let Value::Object(tmpfs) = tmpfs else {
+            return Err(Refusal::bad_request("Tmpfs must be a map of paths to options"));
+        };
+        for (path, options) in tmpfs.iter_mut() {
+            let Value::String(text) = options else {
+                return Err(Refusal::bad_request(format!("the options of tmpfs {path} must be a string")));
+            };
+            *text = tmpfs_options(limits, path, text)?;
+        }
+    }
+    if let Some(Value::Array(mounts)) = gojson::get_mut(host, "Mounts") {
+        for m in mounts {
+            let m = gojson::strukt(m, "a mount")?;
+            if gojson::string(m, "Type")? != "tmpfs" {
+                continue;
+            }
+            let target = gojson::string(m, "Target")?.to_string();
+            let options = gojson::strukt_at(m, "TmpfsOptions")?;
+            let size = limits
+                .tmpfs
+                .pick(&format!("a tmpfs at {target}"), asked(whole(options, "SizeBytes")?))
+                .map_err(over)?;
+            gojson::set(options, "SizeBytes", Value::from(size));
+        }
+    }
+    Ok(())
+}
+
+/// A tmpfs's mount options with its size checked, or the default size added.
+fn tmpfs_options(limits: &slipway_limits::StepLimits, path: &str, options: &str) -> Result<String, Refusal> {
+    let what = format!("a tmpfs at {path}");
+    let mut kept: Vec<String> = Vec::new();
+    let mut asked = None;
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        match option.split_once('=') {
+            Some((key, value)) if key.trim().eq_ignore_ascii_case("size") => {
+                asked = Some(
+                    slipway_limits::step::parse_size(value)
+                        .ok_or_else(|| Refusal::bad_request(format!("{what}: size {value:?} must be a size such as 64m or 1g")))?,
+                );
+            }
+            _ => kept.push(option.to_string()),
+        }
+    }
+    let size = limits.tmpfs.pick(&what, asked.filter(|a| *a > 0)).map_err(over)?;
+    kept.push(format!("size={size}"));
+    Ok(kept.join(","))
 }
 
 /// Ulimits (a create's `Ulimits`, a build's `ulimits=`) as the engine's Go decoder reads
