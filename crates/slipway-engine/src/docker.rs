@@ -722,6 +722,9 @@ impl Engine for Docker {
                 nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
                 extra_hosts: Some(spec.extra_hosts.clone()).filter(|h| !h.is_empty()),
                 cap_drop: Some(spec.cap_drop.clone()).filter(|c| !c.is_empty()),
+                memory: spec.memory.map(|m| m as i64),
+                pids_limit: spec.pids_limit.map(|p| p as i64),
+                shm_size: spec.shm_size.map(|s| s as i64),
                 ..Default::default()
             }),
             networking_config: endpoints.map(|e| NetworkingConfig { endpoints_config: Some(e) }),

@@ -68,6 +68,12 @@ pub struct ContainerSpec {
     pub extra_hosts: Vec<String>,
     /// Capabilities taken from the engine's default set (`MKNOD`, `NET_RAW`).
     pub cap_drop: Vec<String>,
+    /// Memory in bytes; `None`: the engine's default (none).
+    pub memory: Option<u64>,
+    /// Most processes; `None`: the engine's default (none).
+    pub pids_limit: Option<u64>,
+    /// `/dev/shm`'s size in bytes; `None`: the engine's default (64 MiB).
+    pub shm_size: Option<u64>,
 }
 
 /// Which of the engine's builders runs a build.

@@ -152,6 +152,11 @@ pub struct Step {
     pub pull: bool,
     pub isolation: Option<String>,
     pub cpus: Option<f64>,
+    /// What the step asks for with `cmd: -m …`, `--pids-limit …`, `--shm-size …`:
+    /// bytes, processes, bytes; within the daemon's step limits.
+    pub memory: Option<u64>,
+    pub pids_limit: Option<u64>,
+    pub shm_size: Option<u64>,
     pub cache: bool,
     /// `cache: enabled`, as acb reads it: a build imports and exports its layer cache
     /// through the registry (`<repository>:cache_<task>_<step>`), so any node can use it.

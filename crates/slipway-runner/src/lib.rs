@@ -14,6 +14,7 @@ mod outcome;
 mod redact;
 mod report;
 mod step;
+mod workspace;
 
 pub use redact::Redactor;
 pub use report::{ImageDependencies, OutputImage, RunReport, StepEvent, StepReport, StepStatus, StepWatcher};
@@ -83,6 +84,14 @@ pub struct RunConfig {
     pub url_fetch: Option<UrlFetch>,
     /// Capabilities step containers (and those a step starts) lose.
     pub cap_drop: Vec<String>,
+    /// The connections the run's engine proxy holds, counted with every other run's.
+    pub proxy_limits: slipway_engine_proxy::Limits,
+    /// Bytes the run's workspace may hold (checked every few seconds while it runs);
+    /// `None`: no limit.
+    pub max_workspace_bytes: Option<u64>,
+    /// Memory, processes, `/dev/shm` and tmpfs sizes of step containers and of those
+    /// steps start through the proxy; `None` leaves them to the engine (a person's own).
+    pub step_limits: Option<slipway_limits::StepLimits>,
 }
 
 /// Whether the engine may fetch a URL for the run (a git `ADD`): `Err` says why not.
@@ -151,6 +160,9 @@ impl RunConfig {
             url_check: None,
             url_fetch: None,
             cap_drop: Vec::new(),
+            proxy_limits: slipway_engine_proxy::Limits::default(),
+            step_limits: None,
+            max_workspace_bytes: None,
         }
     }
 }
@@ -386,6 +398,19 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     let steps_cancel = cancel.child_token();
     let outcome = tokio::select! {
         r = schedule(shared.clone(), &plan, steps_cancel.clone()) => r,
+        held = workspace::overfull(cfg.context_dir.clone(), cfg.max_workspace_bytes) => {
+            steps_cancel.cancel();
+            let max = cfg.max_workspace_bytes.unwrap_or_default();
+            let e = format!(
+                "the run's /workspace holds {} or more, past the {} it may (max_workspace_bytes); stopping every step",
+                slipway_limits::step::bytes(held),
+                slipway_limits::step::bytes(max)
+            );
+            say(&format!("Run {} failed: {e}", cfg.run_id));
+            report.error = Some(e);
+            report.over_limit = true;
+            Vec::new()
+        }
         _ = tokio::time::sleep(total) => {
             steps_cancel.cancel();
             report.timed_out = true;
@@ -518,9 +543,10 @@ async fn start_proxy(
         trust_host: cfg.host.engine_host,
         images: cfg.images.as_ref().map(|_| proxy_image_rules(cfg)),
         cap_drop: cfg.cap_drop.clone(),
+        step_limits: cfg.step_limits,
     };
     let upstream = cfg.docker_socket.trim_start_matches("unix://");
-    slipway_engine_proxy::Proxy::start(scope, &socket, std::path::Path::new(upstream))
+    slipway_engine_proxy::Proxy::start(scope, cfg.proxy_limits.clone(), &socket, std::path::Path::new(upstream))
         .await
         .map_err(|e| format!("cannot start the run's engine proxy: {e}"))
 }

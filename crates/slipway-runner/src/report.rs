@@ -94,6 +94,9 @@ pub struct RunReport {
     pub succeeded: bool,
     pub canceled: bool,
     pub timed_out: bool,
+    /// Stopped for going past one of the daemon's limits (its workspace's size): the
+    /// run's own doing, so it failed.
+    pub over_limit: bool,
     pub error: Option<String>,
     pub duration_secs: f64,
     pub steps: Vec<StepReport>,
@@ -108,6 +111,7 @@ impl RunReport {
             succeeded: false,
             canceled: false,
             timed_out: false,
+            over_limit: false,
             error: None,
             duration_secs: 0.0,
             steps: Vec::new(),

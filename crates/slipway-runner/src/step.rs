@@ -233,6 +233,10 @@ async fn cmd(
         (None, n) => Some(shared.networks.get(n).cloned().unwrap_or_else(|| n.to_string())),
     };
     let joined = shared.sandbox.is_some();
+    let sizes = match step_sizes(step, shared.cfg.step_limits.as_ref()) {
+        Ok(sizes) => sizes,
+        Err(e) => return Outcome::Error(e),
+    };
     let spec = ContainerSpec {
         name: name.clone(),
         image: image.to_string(),
@@ -256,6 +260,9 @@ async fn cmd(
         cpus: step.cpus,
         extra_hosts: Vec::new(),
         cap_drop: shared.cfg.cap_drop.clone(),
+        memory: sizes.memory,
+        pids_limit: sizes.pids,
+        shm_size: sizes.shm,
     };
     // A container kept (`keep`) by an earlier execution of this step would clash by name.
     if attempt_number > 1 {
@@ -323,4 +330,29 @@ async fn cmd(
             }
         }
     }
+}
+
+/// The sizes a step container gets, in bytes (processes for `pids`).
+struct Sizes {
+    memory: Option<u64>,
+    pids: Option<u64>,
+    shm: Option<u64>,
+}
+
+/// A step container's memory, processes and `/dev/shm`: what the step asks for within
+/// the daemon's limits, its defaults where it asks for none; as asked without limits.
+fn step_sizes(step: &Step, limits: Option<&slipway_limits::StepLimits>) -> Result<Sizes, String> {
+    let Some(l) = limits else {
+        return Ok(Sizes {
+            memory: step.memory,
+            pids: step.pids_limit,
+            shm: step.shm_size,
+        });
+    };
+    let over = |e: String| format!("{e} (the operator's step limits)");
+    Ok(Sizes {
+        memory: Some(l.memory.pick("memory (-m)", step.memory).map_err(over)?),
+        pids: Some(l.pids.pick("processes (--pids-limit)", step.pids_limit).map_err(over)?),
+        shm: Some(l.shm.pick("a /dev/shm (--shm-size)", step.shm_size).map_err(over)?),
+    })
 }

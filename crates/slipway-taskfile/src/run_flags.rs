@@ -15,9 +15,13 @@ pub struct RunFlags {
     pub privileged: bool,
     pub detach: bool,
     pub network: Option<String>,
+    /// `-m/--memory`, `--pids-limit`, `--shm-size`: within the daemon's step limits.
+    pub memory: Option<u64>,
+    pub pids_limit: Option<u64>,
+    pub shm_size: Option<u64>,
 }
 
-const SUPPORTED: &str = "-t/--tty, -i/--interactive, --rm, -d/--detach, -e/--env, -w/--workdir, -u/--user, --entrypoint, -p/--publish, -v/--volume (of declared volumes), --privileged, --network";
+const SUPPORTED: &str = "-t/--tty, -i/--interactive, --rm, -d/--detach, -e/--env, -w/--workdir, -u/--user, --entrypoint, -p/--publish, -v/--volume (of declared volumes), --privileged, --network, -m/--memory, --pids-limit, --shm-size";
 
 /// Takes the flags off the front of `words` (leaving the image first). Errors name the flag.
 pub fn take(words: &mut Vec<String>) -> Result<RunFlags, String> {
@@ -37,7 +41,7 @@ pub fn take(words: &mut Vec<String>) -> Result<RunFlags, String> {
                 match c {
                     't' | 'i' => {}
                     'd' => flags.detach = true,
-                    'e' | 'w' | 'u' | 'p' | 'v' => {
+                    'e' | 'w' | 'u' | 'p' | 'v' | 'm' => {
                         let rest: String = letters[k + 1..].iter().collect();
                         let value = if rest.is_empty() {
                             next(words, &mut i, &format!("-{c}"))?
@@ -57,7 +61,7 @@ pub fn take(words: &mut Vec<String>) -> Result<RunFlags, String> {
             "-d" | "--detach" => flags.detach = true,
             "--privileged" => flags.privileged = true,
             "-e" | "--env" | "-w" | "--workdir" | "-u" | "--user" | "--entrypoint" | "-p" | "--publish" | "-v" | "--volume"
-            | "--network" | "--net" => {
+            | "--network" | "--net" | "-m" | "--memory" | "--pids-limit" | "--shm-size" => {
                 let value = match inline {
                     Some(v) => v,
                     None => next(words, &mut i, &name)?,
@@ -87,6 +91,12 @@ fn unsupported(flag: &str) -> String {
     format!("docker run flag {flag} is not supported in a cmd step (supported: {SUPPORTED})")
 }
 
+fn size(flag: &str, value: &str) -> Result<u64, String> {
+    slipway_limits::step::parse_size(value)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{flag} {value:?}: expected a size such as 512m or 2g"))
+}
+
 fn apply(flags: &mut RunFlags, name: &str, value: String) -> Result<(), String> {
     match name {
         "-e" | "--env" => flags.env.push(value),
@@ -95,6 +105,17 @@ fn apply(flags: &mut RunFlags, name: &str, value: String) -> Result<(), String> 
         "--entrypoint" => flags.entry_point = Some(value),
         "-p" | "--publish" => flags.ports.push(value),
         "--network" | "--net" => flags.network = Some(value),
+        "-m" | "--memory" => flags.memory = Some(size(name, &value)?),
+        "--shm-size" => flags.shm_size = Some(size(name, &value)?),
+        "--pids-limit" => {
+            flags.pids_limit = Some(
+                value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--pids-limit {value:?}: expected a number of processes above 0"))?,
+            )
+        }
         "-v" | "--volume" => {
             let (volume, path) = value
                 .split_once(':')
@@ -133,6 +154,11 @@ mod tests {
         assert_eq!(f.volumes, [("cfg".to_string(), "/etc/app".to_string())]);
         assert_eq!(f.network.as_deref(), Some("net"));
         assert!(f.detach);
+        let mut w = words("-m 1g --pids-limit 200 --shm-size=128m img");
+        let f = take(&mut w).unwrap();
+        assert_eq!((f.memory, f.pids_limit, f.shm_size), (Some(1 << 30), Some(200), Some(128 << 20)));
+        assert!(take(&mut words("--memory lots img")).unwrap_err().contains("--memory \"lots\""));
+        assert!(take(&mut words("--pids-limit -1 img")).unwrap_err().contains("--pids-limit"));
         let mut w = words("-eX=1 img");
         assert_eq!(take(&mut w).unwrap().env, ["X=1"]);
         let mut w = words("image --not-a-flag-of-ours");
