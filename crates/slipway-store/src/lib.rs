@@ -65,8 +65,11 @@ pub enum Reaped {
 #[async_trait]
 pub trait Store: WebhookStore + Send + Sync {
     async fn enqueue(&self, run: NewRun) -> Result<RunRecord, StoreError>;
-    /// Claims up to `n` queued runs for `worker`, oldest first, in one statement.
-    async fn claim(&self, worker: &str, n: u32, lease: Duration) -> Result<Vec<RunRecord>, StoreError>;
+    /// Claims up to `n` queued runs for `worker` in one statement, fairly: each next run
+    /// is the oldest queued run of the tenant with the fewest runs started or running
+    /// (counting those this claim takes), so a tenant with many queued runs takes turns
+    /// with the others. With `max_per_tenant` above 0, no tenant gets more running than that.
+    async fn claim(&self, worker: &str, n: u32, lease: Duration, max_per_tenant: u32) -> Result<Vec<RunRecord>, StoreError>;
     /// `Started` → `Running`; fenced like every worker write.
     async fn mark_running(&self, id: &str, worker: &str, attempt: i64) -> Result<bool, StoreError>;
     /// Extends the lease; `false` means the run is no longer this worker's.
@@ -126,6 +129,11 @@ pub trait Store: WebhookStore + Send + Sync {
     async fn put_upload(&self, id: &str, tenant: &str, size: u64) -> Result<(), StoreError>;
     /// The tenant that sent an upload, if it is known.
     async fn upload_tenant(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// How many uploads `tenant` keeps, and their bytes.
+    async fn upload_usage(&self, tenant: &str) -> Result<(u64, u64), StoreError>;
+    /// Uploads made before `before_ms` that no queued or running run and no task names.
+    async fn unused_uploads(&self, before_ms: i64) -> Result<Vec<String>, StoreError>;
+    async fn delete_upload(&self, id: &str) -> Result<(), StoreError>;
 
     /// Replaces the tenant directory every node reads.
     async fn put_directory(&self, directory: &slipway_api::tenant::Directory) -> Result<(), StoreError>;

@@ -78,7 +78,7 @@ crate::sql::sql_store!(
     sqlx::postgres::PgRow,
     sqlx::PgConnection,
     placeholders,
-    " FOR UPDATE SKIP LOCKED",
+    " FOR UPDATE OF r SKIP LOCKED",
     "strpos"
 );
 

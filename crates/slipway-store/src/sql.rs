@@ -1,6 +1,6 @@
 //! The one SQL implementation of [`crate::Store`], stamped out for SQLite and for
 //! PostgreSQL. The SQL is portable; the dialects differ only in placeholders (`?` or
-//! `$1`), the claim's row lock (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and the name of
+//! `$1`), the claim's row lock (`FOR UPDATE OF r SKIP LOCKED` on PostgreSQL) and the name of
 //! the substring function. Only the COLUMNS constant is ever formatted into SQL;
 //! every value is bound.
 
@@ -129,20 +129,35 @@ impl Store for $store {
         insert_run(&mut conn, &run, self.now()).await
     }
 
-    async fn claim(&self, worker: &str, n: u32, lease: Duration) -> Result<Vec<RunRecord>, StoreError> {
+    async fn claim(&self, worker: &str, n: u32, lease: Duration, max_per_tenant: u32) -> Result<Vec<RunRecord>, StoreError> {
         let now = self.now();
         // One statement: SQLite takes the write lock before it reads, so two claims never
-        // see the same queued run. PostgreSQL: the inner SELECT gets FOR UPDATE SKIP LOCKED.
+        // see the same queued run. The queued runs are ranked by their tenant's load (runs
+        // started or running, plus their place in its queue), then by age. On PostgreSQL
+        // the first `n` of the best few dozen that no other claim holds are locked
+        // (FOR UPDATE OF … SKIP LOCKED: window functions take no row locks, so the ranking
+        // is a select of its own), so concurrent claims take the next ones, never wait.
         let rows = sqlx::query(AssertSqlSafe($q(&format!(
             "UPDATE runs SET status = 'Started', lease_owner = ?, lease_expires = ?, attempt = attempt + 1, \
                  start_time = COALESCE(start_time, ?), last_updated_time = ? \
-             WHERE id IN (SELECT id FROM runs WHERE status = 'Queued' AND cancel_requested = 0 ORDER BY seq LIMIT ?{lock}) \
+             WHERE id IN (SELECT r.id FROM runs r JOIN ( \
+                 SELECT id, seq, load FROM ( \
+                     SELECT q.id, q.seq, ROW_NUMBER() OVER (PARTITION BY q.tenant ORDER BY q.seq) + COALESCE(b.busy, 0) AS load \
+                     FROM runs q LEFT JOIN ( \
+                         SELECT tenant, COUNT(*) AS busy FROM runs WHERE status IN ('Started', 'Running') GROUP BY tenant \
+                     ) b ON b.tenant = q.tenant \
+                     WHERE q.status = 'Queued' AND q.cancel_requested = 0 \
+                 ) ranked WHERE (? = 0 OR load <= ?) ORDER BY load, seq LIMIT ? \
+             ) c ON c.id = r.id WHERE r.status = 'Queued' ORDER BY c.load, c.seq LIMIT ?{lock}) \
              RETURNING {COLUMNS}", lock = $lock
         ))))
         .bind(worker)
         .bind(now + ms(lease))
         .bind(now)
         .bind(now)
+        .bind(max_per_tenant as i64)
+        .bind(max_per_tenant as i64)
+        .bind(n as i64 + 64)
         .bind(n as i64)
         .fetch_all(&self.pool)
         .await?;
@@ -585,6 +600,35 @@ impl Store for $store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.try_get("tenant")).transpose()?)
+    }
+
+    async fn upload_usage(&self, tenant: &str) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM uploads WHERE tenant = ?")))
+            .bind(tenant)
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        // SUM of BIGINT is NUMERIC on PostgreSQL, hence the cast.
+        let bytes: i64 = row.try_get("bytes")?;
+        Ok((n.max(0) as u64, bytes.max(0) as u64))
+    }
+
+    async fn unused_uploads(&self, before_ms: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT u.id FROM uploads u WHERE u.create_time < ? \
+             AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.status IN ('Queued', 'Started', 'Running') AND r.request LIKE '%upload://' || u.id || '%') \
+             AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.spec LIKE '%upload://' || u.id || '%')")))
+            .bind(before_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>("id")?)).collect()
+    }
+
+    async fn delete_upload(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q("DELETE FROM uploads WHERE id = ?")))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn put_directory(&self, directory: &slipway_api::tenant::Directory) -> Result<(), StoreError> {

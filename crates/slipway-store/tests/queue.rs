@@ -71,7 +71,7 @@ async fn concurrent_claims_never_take_a_run_twice() {
             tasks.push(tokio::spawn(async move {
                 let mut got = Vec::new();
                 loop {
-                    let claimed = s.claim(&format!("w{w}"), 3, Duration::from_secs(30)).await.unwrap();
+                    let claimed = s.claim(&format!("w{w}"), 3, Duration::from_secs(30), 0).await.unwrap();
                     if claimed.is_empty() {
                         break got;
                     }
@@ -95,7 +95,7 @@ async fn claims_are_oldest_first_and_fenced_by_owner_and_attempt() {
     for (_d, s) in stores(clock.clone()).await {
         s.enqueue(run("a", "x")).await.unwrap();
         s.enqueue(run("b", "x")).await.unwrap();
-        let c = s.claim("w1", 1, Duration::from_secs(10)).await.unwrap();
+        let c = s.claim("w1", 1, Duration::from_secs(10), 0).await.unwrap();
         assert_eq!(c[0].id, "a");
         assert_eq!((c[0].status, c[0].attempt), (RunStatus::Started, 1));
         assert!(s.mark_running("a", "w1", 1).await.unwrap());
@@ -106,7 +106,7 @@ async fn claims_are_oldest_first_and_fenced_by_owner_and_attempt() {
         // The lease expires, the reaper re-queues it once, another worker takes it.
         clock.advance(11_000);
         assert_eq!(s.reap(true).await.unwrap(), vec![Reaped::Requeued("a".into())]);
-        let c = s.claim("w2", 1, Duration::from_secs(10)).await.unwrap();
+        let c = s.claim("w2", 1, Duration::from_secs(10), 0).await.unwrap();
         assert_eq!((c[0].id.as_str(), c[0].attempt), ("a", 2));
         // The first worker comes back late: its completion is refused.
         let done = Completion {
@@ -117,7 +117,7 @@ async fn claims_are_oldest_first_and_fenced_by_owner_and_attempt() {
         assert!(s.complete("a", "w2", 2, done).await.unwrap());
         assert_eq!(s.get(None, "a").await.unwrap().unwrap().status, RunStatus::Succeeded);
         // A second loss ends the run as Error, naming the lost worker.
-        let c = s.claim("w3", 1, Duration::from_secs(10)).await.unwrap();
+        let c = s.claim("w3", 1, Duration::from_secs(10), 0).await.unwrap();
         assert_eq!(c[0].id, "b");
         clock.advance(11_000);
         assert_eq!(s.reap(false).await.unwrap(), vec![Reaped::Failed("b".into())]);
@@ -132,12 +132,12 @@ async fn cancel_reaches_queued_and_running_runs() {
     for (_d, s) in stores(Arc::new(SystemClock)).await {
         s.enqueue(run("q", "x")).await.unwrap();
         s.enqueue(run("r", "x")).await.unwrap();
-        let c = s.claim("w", 1, Duration::from_secs(10)).await.unwrap();
+        let c = s.claim("w", 1, Duration::from_secs(10), 0).await.unwrap();
         assert_eq!(c[0].id, "q");
         let r = s.request_cancel(None, "r").await.unwrap().unwrap();
         assert_eq!(r.status, RunStatus::Canceled, "a queued run is canceled at once");
         assert!(
-            s.claim("w", 5, Duration::from_secs(10)).await.unwrap().is_empty(),
+            s.claim("w", 5, Duration::from_secs(10), 0).await.unwrap().is_empty(),
             "a canceled run never starts"
         );
         let q = s.request_cancel(None, "q").await.unwrap().unwrap();
@@ -199,7 +199,7 @@ async fn list_filters_and_pages_newest_first() {
 async fn a_restarted_node_expires_its_old_workers_leases() {
     for (_d, s) in stores(Arc::new(SystemClock)).await {
         s.enqueue(run("a", "x")).await.unwrap();
-        s.claim("node1/old-0", 1, Duration::from_secs(600)).await.unwrap();
+        s.claim("node1/old-0", 1, Duration::from_secs(600), 0).await.unwrap();
         assert_eq!(s.expire_node_leases("node1/", "node1/new-").await.unwrap(), 1);
         assert_eq!(s.reap(false).await.unwrap(), vec![Reaped::Failed("a".into())]);
     }
@@ -291,7 +291,7 @@ async fn triggers_changes_and_steps_are_listed() {
         assert!(s.list(&by(TriggerKind::Commit)).await.unwrap().is_empty());
         // Steps are written while the run goes, fenced like every worker write.
         clock.advance(500);
-        let c = s.claim("w1", 1, Duration::from_secs(10)).await.unwrap();
+        let c = s.claim("w1", 1, Duration::from_secs(10), 0).await.unwrap();
         assert_eq!(c[0].id, "t1");
         let steps = serde_json::json!([{"id": "build", "status": "Running"}]);
         assert!(s.set_steps("t1", "w1", 1, &steps).await.unwrap());
@@ -528,4 +528,36 @@ async fn what_was_there_before_tenants_is_the_default_tenants() {
     assert!(s.get_task("default", "build-app").await.unwrap().is_some());
     assert_eq!(s.dependents_of("docker.io/library/a:1").await.unwrap()[0].tenant, "default");
     assert!(s.get_webhook("default", "deploy").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn claims_take_turns_between_tenants_and_keep_each_within_its_cap() {
+    for (_d, s) in stores(Arc::new(SystemClock)).await {
+        // One tenant floods the queue first; another queues one run after it.
+        for i in 0..50 {
+            s.enqueue(run_of("flood", &format!("f{i}"))).await.unwrap();
+        }
+        s.enqueue(run_of("quiet", "q0")).await.unwrap();
+        let first = s.claim("w1", 1, Duration::from_secs(30), 0).await.unwrap();
+        assert_eq!(first[0].id, "f0", "oldest first while loads are even");
+        // The flooding tenant has one running, the other none: the other's run is next.
+        let next = s.claim("w2", 1, Duration::from_secs(30), 0).await.unwrap();
+        assert_eq!(next[0].id, "q0");
+        // Several at once alternate too, oldest of each tenant first.
+        s.enqueue(run_of("quiet", "q1")).await.unwrap();
+        s.enqueue(run_of("quiet", "q2")).await.unwrap();
+        let ids: Vec<String> = s
+            .claim("w3", 4, Duration::from_secs(30), 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids.len(), 4);
+        assert!(ids.contains(&"q1".to_string()) && ids.contains(&"f1".to_string()), "{ids:?}");
+        // A cap: a tenant at it gets nothing more, whatever it has queued.
+        let capped = s.claim("w4", 10, Duration::from_secs(30), 3).await.unwrap();
+        assert!(capped.iter().all(|r| r.tenant != "flood"), "{capped:?}");
+        assert!(capped.iter().all(|r| r.id == "q2"), "{capped:?}");
+    }
 }
