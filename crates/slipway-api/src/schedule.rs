@@ -41,6 +41,25 @@ pub fn next_after(cron: &Cron, after_ms: i64) -> Option<i64> {
     cron.find_next_occurrence(&t, false).ok().map(|n| n.timestamp_millis())
 }
 
+/// The shortest time between two firings of `cron`, in seconds, among its next few
+/// thousand firings (a schedule's minutes and hours repeat each day it fires, so these
+/// show its gaps, day changes included); `None` if it fires fewer than twice.
+pub fn shortest_period_seconds(cron: &Cron, from_ms: i64) -> Option<i64> {
+    const LOOKED_AT: usize = 2000;
+    let mut last = next_after(cron, from_ms)?;
+    let mut shortest: Option<i64> = None;
+    for _ in 0..LOOKED_AT {
+        let Some(next) = next_after(cron, last) else { break };
+        let gap = (next - last) / 1000;
+        shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
+        if gap <= 60 {
+            break; // No five-field schedule fires more often.
+        }
+        last = next;
+    }
+    shortest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +81,20 @@ mod tests {
             Some(Utc.with_ymd_and_hms(2026, 12, 6, 1, 0, 0).unwrap().timestamp_millis())
         );
         assert!(parse("0 12 * * 7").is_ok(), "7 is Sunday too");
+    }
+
+    #[test]
+    fn the_shortest_period_of_a_schedule() {
+        let t = Utc.with_ymd_and_hms(2026, 12, 3, 10, 0, 0).unwrap().timestamp_millis();
+        let gap = |e: &str| shortest_period_seconds(&parse(e).unwrap(), t);
+        assert_eq!(gap("* * * * *"), Some(60));
+        assert_eq!(gap("*/5 * * * *"), Some(300));
+        assert_eq!(gap("0 * * * *"), Some(3600));
+        // Across the day's end: 23:59 then 00:00.
+        assert_eq!(gap("0,59 0,23 * * *"), Some(60));
+        assert_eq!(gap("0 3 * * 1"), Some(7 * 86_400));
+        // Only in a month months away still shows its minutes.
+        assert_eq!(gap("* * * 6 *"), Some(60));
     }
 
     #[test]

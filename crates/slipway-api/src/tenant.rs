@@ -67,6 +67,9 @@ pub enum Role {
 pub struct Caller {
     pub tenant: String,
     pub role: Role,
+    /// The hash of the token it came with (empty on a daemon without tokens): what is
+    /// counted when one token's open streams are capped.
+    pub token_hash: String,
 }
 
 impl Caller {
@@ -75,6 +78,7 @@ impl Caller {
         Caller {
             tenant: tenant.to_string(),
             role: Role::Operator,
+            token_hash: String::new(),
         }
     }
 
@@ -191,7 +195,10 @@ impl Directory {
                 .fold(false, |found, h| found | crate::secrets::same(h.as_bytes(), hash.as_bytes()))
         };
         if hit(&self.operator_token_hashes) {
-            return Some(Caller::operator(DEFAULT_TENANT));
+            return Some(Caller {
+                token_hash: hash.to_string(),
+                ..Caller::operator(DEFAULT_TENANT)
+            });
         }
         self.tenants.iter().find_map(|t| {
             let role = if hit(&t.admin_token_hashes) {
@@ -204,6 +211,7 @@ impl Directory {
             Some(Caller {
                 tenant: t.name.clone(),
                 role,
+                token_hash: hash.to_string(),
             })
         })
     }
@@ -286,7 +294,8 @@ mod tests {
             d.authenticate("a2").unwrap(),
             Caller {
                 tenant: "team-a".into(),
-                role: Role::Member
+                role: Role::Member,
+                token_hash: token_hash("a2"),
             }
         );
         assert_eq!(d.authenticate("a-admin").unwrap().role, Role::Admin);

@@ -96,7 +96,7 @@ pub(crate) async fn claim_throughput_on(url: &str, n: usize, workers: usize) -> 
             let name = format!("bench-{w}");
             let mut done = 0usize;
             loop {
-                let claimed = store.claim(&name, 1, Duration::from_secs(30)).await?;
+                let claimed = store.claim(&name, 1, Duration::from_secs(30), 0).await?;
                 let Some(run) = claimed.into_iter().next() else {
                     return Ok::<_, anyhow::Error>(done);
                 };

@@ -105,7 +105,7 @@ async fn fill(db: &str, n: usize) -> Result<()> {
     ]);
     let mut done = 0;
     while done < n {
-        let claimed = store.claim("bench-filler", 200, Duration::from_secs(60)).await?;
+        let claimed = store.claim("bench-filler", 200, Duration::from_secs(60), 0).await?;
         if claimed.is_empty() {
             bail!("only {done} of {n} runs could be claimed");
         }

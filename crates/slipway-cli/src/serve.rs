@@ -172,6 +172,76 @@ pub struct ServeArgs {
     /// `azure_storage_account_name=ACCOUNT` (repeatable; never printed).
     #[arg(long = "blob-store-option", value_name = "KEY=VALUE")]
     blob_store_options: Vec<String>,
+    /// Connections one run's steps may hold open to its engine proxy (hijacked attach and
+    /// exec streams count); more are answered 429. [default: 64].
+    #[arg(long, value_name = "N")]
+    max_proxy_connections_per_run: Option<u64>,
+    /// Connections every run's engine proxy together may hold open. [default: 2048].
+    #[arg(long, value_name = "N")]
+    max_proxy_connections: Option<u64>,
+    /// Log follows (`?follow=true`) and dashboard live feeds one token may hold open. [default: 32].
+    #[arg(long, value_name = "N")]
+    max_follows_per_token: Option<u64>,
+    /// Log follows and live feeds the daemon holds open in all. [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_follows: Option<u64>,
+    /// API connections one client address may hold open; more are closed at once. [default: 256].
+    #[arg(long, value_name = "N")]
+    max_connections_per_client: Option<u64>,
+    /// Bytes of a run's log kept; past them the log says "log truncated at N bytes" and the run goes on. [default: 100 MiB].
+    #[arg(long, value_name = "N")]
+    max_log_bytes: Option<u64>,
+    /// Uploaded contexts a tenant may keep at once. [default: 200].
+    #[arg(long, value_name = "N")]
+    max_uploads_per_tenant: Option<u64>,
+    /// Bytes of uploaded contexts a tenant may keep at once. [default: 20 GiB].
+    #[arg(long, value_name = "N")]
+    max_upload_bytes_per_tenant: Option<u64>,
+    /// Hours after which an upload no queued run and no task names is removed. [default: 24].
+    #[arg(long, value_name = "N")]
+    unused_upload_hours: Option<u64>,
+    /// Runs a tenant may have queued at once; more are refused (429), triggers' skipped. [default: 500].
+    #[arg(long, value_name = "N")]
+    max_queued_runs_per_tenant: Option<u64>,
+    /// Runs of one tenant running at once in the whole fleet (0: no cap beyond fair claims). [default: 0].
+    #[arg(long, value_name = "N")]
+    max_running_runs_per_tenant: Option<u64>,
+    /// Tasks a tenant may have. [default: 500].
+    #[arg(long, value_name = "N")]
+    max_tasks_per_tenant: Option<u64>,
+    /// Timer triggers a tenant's tasks may have in all. [default: 100].
+    #[arg(long, value_name = "N")]
+    max_timers_per_tenant: Option<u64>,
+    /// The shortest time between two firings of a timer that a tenant (not an operator) may set. [default: 300].
+    #[arg(long, value_name = "N")]
+    min_timer_period_seconds: Option<u64>,
+    /// Bytes a run's `/workspace` may hold; checked while steps run, then the run ends as Failed. [default: 10 GiB].
+    #[arg(long, value_name = "N")]
+    max_workspace_bytes: Option<u64>,
+    /// Memory of a step container that asks for none (`cmd: -m 2g …` asks). [default: 4 GiB].
+    #[arg(long, value_name = "N")]
+    step_memory_bytes: Option<u64>,
+    /// The most memory a step container may ask for. [default: 16 GiB].
+    #[arg(long, value_name = "N")]
+    max_step_memory_bytes: Option<u64>,
+    /// Processes a step container may run when it asks for no number (`--pids-limit`). [default: 1024].
+    #[arg(long, value_name = "N")]
+    step_pids: Option<u64>,
+    /// The most processes a step container may ask for. [default: 4096].
+    #[arg(long, value_name = "N")]
+    max_step_pids: Option<u64>,
+    /// `/dev/shm` of a step container that asks for no size (`--shm-size`). [default: 64 MiB].
+    #[arg(long, value_name = "N")]
+    step_shm_bytes: Option<u64>,
+    /// The largest `/dev/shm` a step container may ask for. [default: 1 GiB].
+    #[arg(long, value_name = "N")]
+    max_step_shm_bytes: Option<u64>,
+    /// Size of a tmpfs a container started through the proxy mounts without one. [default: 256 MiB].
+    #[arg(long, value_name = "N")]
+    step_tmpfs_bytes: Option<u64>,
+    /// The largest tmpfs a container started through the proxy may mount. [default: 2 GiB].
+    #[arg(long, value_name = "N")]
+    max_step_tmpfs_bytes: Option<u64>,
     /// The fleet's key for run secrets, 32 bytes in base64 (never printed).
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     fleet_key: Option<String>,
@@ -223,6 +293,29 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
             poll_interval_seconds,
             blob_store,
             harden_data_dir,
+            max_proxy_connections_per_run,
+            max_proxy_connections,
+            max_follows_per_token,
+            max_follows,
+            max_connections_per_client,
+            max_log_bytes,
+            max_uploads_per_tenant,
+            max_upload_bytes_per_tenant,
+            unused_upload_hours,
+            max_queued_runs_per_tenant,
+            max_running_runs_per_tenant,
+            max_tasks_per_tenant,
+            max_timers_per_tenant,
+            min_timer_period_seconds,
+            max_workspace_bytes,
+            step_memory_bytes,
+            max_step_memory_bytes,
+            step_pids,
+            max_step_pids,
+            step_shm_bytes,
+            max_step_shm_bytes,
+            step_tmpfs_bytes,
+            max_step_tmpfs_bytes,
         ],
         listed: [tokens, admin_tokens, local_images, allowed_frontends, file_source_dirs, allowed_source_hosts, allowed_webhook_hosts],
         own: [

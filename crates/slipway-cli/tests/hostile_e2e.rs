@@ -2471,3 +2471,248 @@ fn hostile_tenants() {
     ];
     run_table("tenants", &mut d, table);
 }
+
+// ---------------------------------------------------------------------------------
+// 8. Floods and quotas: what one client may hold, fill or ask for
+// ---------------------------------------------------------------------------------
+
+/// `GET path` on a new connection left open: the answer's status once its head came
+/// (0 when the daemon closed it without one), and the stream.
+fn open_stream(port: u16, path: &str) -> (u16, TcpStream) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    let status = match s.read_exact(&mut head) {
+        Ok(()) => String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0),
+        Err(_) => 0,
+    };
+    (status, s)
+}
+
+#[test]
+fn hostile_floods_and_quotas() {
+    let Some(tb) = testbed() else { return };
+    let mut d = start_with_env(
+        &[
+            ("SLIPWAY_MAX_LOG_BYTES", "200000"),
+            ("SLIPWAY_MAX_QUEUED_RUNS_PER_TENANT", "3"),
+            ("SLIPWAY_MAX_UPLOADS_PER_TENANT", "2"),
+            ("SLIPWAY_MAX_FOLLOWS_PER_TOKEN", "3"),
+            ("SLIPWAY_MAX_CONNECTIONS_PER_CLIENT", "64"),
+            ("SLIPWAY_MAX_PROXY_CONNECTIONS_PER_RUN", "8"),
+            ("SLIPWAY_MAX_WORKSPACE_BYTES", "30000000"),
+            ("SLIPWAY_STEP_PIDS", "64"),
+            ("SLIPWAY_MAX_STEP_MEMORY_BYTES", "1073741824"),
+            ("SLIPWAY_MAX_STEP_TMPFS_BYTES", "104857600"),
+            ("SLIPWAY_MAX_STEP_SHM_BYTES", "104857600"),
+            ("SLIPWAY_MAX_TIMERS_PER_TENANT", "2"),
+            ("SLIPWAY_MAX_STEP_PIDS", "1000"),
+        ],
+        &[],
+    );
+    let cli = std::env::var("SLIPWAY_TEST_CLI_IMAGE").unwrap_or_else(|_| "slipway-docker-cli:latest".into());
+    let through_socket = |cmd: &str| format!("steps:\n  - cmd: {cli} sh -c '{cmd}'\n");
+    let port: u16 = d.url().rsplit(':').next().unwrap().parse().unwrap();
+    let _ = &tb;
+    let timer_task = |name: &str, schedule: &str| {
+        http(
+            "PUT",
+            &format!("/v1/tasks/{name}"),
+            serde_json::to_vec(&serde_json::json!({"cmd": "slipway-busybox true", "timers": [{"name": "t", "schedule": schedule}]}))
+                .unwrap(),
+        )
+    };
+    let table = vec![
+        // 4: a step printing 5 MB leaves a log of 200 kB and says where it stopped.
+        case(
+            "a log flood is cut at max_log_bytes",
+            task("steps:\n  - cmd: slipway-busybox sh -c 'yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c 5000000; echo done'\n"),
+            Expect::Check(Box::new(|d, status, body| {
+                let id = run_id(status, body)?;
+                let (run, log) = finished(d, &id, Duration::from_secs(60))?;
+                if run["status"] != "Succeeded" || !log.contains("log truncated at") || log.len() > 260_000 {
+                    return Err(format!("{} with a log of {} bytes: {}", run["status"], log.len(), short(&log[log.len().saturating_sub(300)..])));
+                }
+                Ok(())
+            })),
+        ),
+        // 4: the workspace is measured while steps run.
+        case(
+            "a workspace past max_workspace_bytes ends the run",
+            task("steps:\n  - cmd: slipway-busybox sh -c 'dd if=/dev/zero of=/workspace/big bs=1M count=40 && sleep 30'\n"),
+            Expect::Run("Failed", words(&["max_workspace_bytes"])),
+        ),
+        // 6: step limits: the default, and more than the most.
+        case(
+            "a step's processes are limited by default",
+            // cgroup v2's file, or v1's.
+            task("steps:\n  - cmd: slipway-busybox sh -c 'echo pids=$(cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max 2>/dev/null)'\n"),
+            Expect::Run("Succeeded", words(&["pids=64"])),
+        ),
+        case(
+            "a step asking for more memory than the most",
+            task("steps:\n  - cmd: -m 100g slipway-busybox true\n"),
+            Expect::Run("Failed", words(&["memory (-m) of 100 GiB", "at most 1 GiB"])),
+        ),
+        case(
+            "a step asking for less memory gets it",
+            task("steps:\n  - cmd: -m 64m slipway-busybox sh -c 'echo mem=$(cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null)'\n"),
+            Expect::Run("Succeeded", words(&["mem=67108864"])),
+        ),
+        case(
+            "a 100 G tmpfs through the socket",
+            task(&through_socket("docker run --rm --tmpfs /big:size=100g slipway-busybox true")),
+            Expect::Run("Failed", words(&["a tmpfs at /big of 100 GiB", "at most 100 MiB"])),
+        ),
+        case(
+            "a 50 G /dev/shm through the socket",
+            task(&through_socket("docker run --rm --shm-size 50g slipway-busybox true")),
+            Expect::Run("Failed", words(&["a /dev/shm of 50 GiB"])),
+        ),
+        case(
+            "1,500 processes through the socket",
+            task(&through_socket("docker run --rm --pids-limit 1500 slipway-busybox true")),
+            Expect::Run("Failed", words(&["processes of 1500", "at most 1000"])),
+        ),
+        case(
+            "a tmpfs without a size through the socket gets the default",
+            task(&through_socket("docker run --rm --tmpfs /t slipway-busybox df -k /t")),
+            // 256 MiB by default, here cut to the most, 100 MiB.
+            Expect::Run("Succeeded", words(&["102400"])),
+        ),
+        // 2: a run's connections to its engine proxy are capped; the daemon answers.
+        case(
+            "a step holding many engine connections",
+            task(&through_socket(
+                "for i in $(seq 1 12); do docker run --rm slipway-busybox sleep 3 >/dev/null 2>>/tmp/errors & done; wait; grep -m1 \"too many\" /tmp/errors",
+            )),
+            Expect::Within(Duration::from_secs(60), Box::new(Expect::Run("Succeeded", words(&["too many connections to the engine", "8 are open for this client"])))),
+        ),
+        // 5: a tenant's queue, tasks and timers.
+        case(
+            "a flood of queued runs",
+            get("/v1/runs?top=1"),
+            Expect::Check(Box::new(|d, _, _| {
+                let mut ids = Vec::new();
+                let mut refused = None;
+                for _ in 0..20 {
+                    let body = serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64(b"steps:\n  - cmd: slipway-busybox sleep 30\n")});
+                    let (code, text) = d.post("/v1/runs", serde_json::to_vec(&body).unwrap(), Some(TOKEN));
+                    match code {
+                        201 => ids.push(run_id(code, &text)?),
+                        _ => {
+                            refused = Some((code, text));
+                            break;
+                        }
+                    }
+                }
+                for id in &ids {
+                    d.post(&format!("/v1/runs/{id}/cancel"), Vec::new(), Some(TOKEN));
+                }
+                match refused {
+                    Some((429, text)) if text.contains("QuotaExceeded") && text.contains("max_queued_runs_per_tenant") => Ok(()),
+                    other => Err(format!("after {} runs: {other:?}", ids.len())),
+                }
+            })),
+        ),
+        case(
+            "a timer every minute",
+            timer_task("every-minute", "* * * * *"),
+            Expect::Error(400, "BadRequest", words(&["fires 60 s apart", "min_timer_period_seconds"])),
+        ),
+        case("a timer every hour", timer_task("hourly-1", "0 * * * *"), Expect::Answer(201, vec![])),
+        case("a second timer", timer_task("hourly-2", "5 * * * *"), Expect::Answer(201, vec![])),
+        case(
+            "a timer past max_timers_per_tenant",
+            timer_task("hourly-3", "10 * * * *"),
+            Expect::Error(429, "QuotaExceeded", words(&["max_timers_per_tenant"])),
+        ),
+        // 4: uploads a tenant keeps.
+        case("an upload", upload(tgz(&[file("Dockerfile", "FROM slipway-busybox\n")])), Expect::Answer(201, vec![])),
+        case("a second upload", upload(tgz(&[file("Dockerfile", "FROM slipway-busybox\n")])), Expect::Answer(201, vec![])),
+        case(
+            "an upload past max_uploads_per_tenant",
+            upload(tgz(&[file("Dockerfile", "FROM slipway-busybox\n")])),
+            Expect::Error(429, "QuotaExceeded", words(&["max_uploads_per_tenant"])),
+        ),
+        // 2: follows a token holds, and idle connections one address holds.
+        case(
+            "a flood of log follows",
+            get("/v1/runs?top=1"),
+            Expect::Check(Box::new(move |d, _, _| {
+                let id = d.queue_task("steps:\n  - cmd: slipway-busybox sleep 20\n");
+                let path = format!("/v1/runs/{id}/log?follow=true");
+                let held: Vec<_> = (0..3).map(|_| open_stream(port, &path)).collect();
+                let statuses: Vec<u16> = held.iter().map(|(s, _)| *s).collect();
+                let (fourth, _s) = open_stream(port, &path);
+                let (code, text) = d.get_raw(&path.replace("follow=true", "follow=false"), Some(TOKEN))?;
+                d.post(&format!("/v1/runs/{id}/cancel"), Vec::new(), Some(TOKEN));
+                healthy(d)?;
+                if statuses != [200, 200, 200] || fourth != 429 || code != 200 {
+                    return Err(format!("follows answered {statuses:?}, then {fourth}; a plain read {code} {}", short(&text)));
+                }
+                Ok(())
+            })),
+        ),
+        case(
+            "memory comes back after a flood of requests",
+            get("/v1/runs?top=1"),
+            Expect::Check(Box::new(move |d, _, _| {
+                let pid = d.child.as_ref().map(|c| c.id()).unwrap_or(0);
+                let before = rss_mib(pid);
+                let id = d.queue_task("steps:\n  - cmd: slipway-busybox sleep 1\n");
+                let path = format!("/v1/runs/{id}/log?follow=true&offset=0");
+                let flood: Vec<_> = (0..8)
+                    .map(|_| {
+                        let path = path.clone();
+                        std::thread::spawn(move || {
+                            for _ in 0..400 {
+                                let _ = open_stream(port, &path);
+                            }
+                        })
+                    })
+                    .collect();
+                let mut slowest = Duration::ZERO;
+                while flood.iter().any(|t| !t.is_finished()) {
+                    let t = Instant::now();
+                    healthy(d)?;
+                    slowest = slowest.max(t.elapsed());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                let peak = rss_mib(pid);
+                std::thread::sleep(Duration::from_secs(12));
+                let after = rss_mib(pid);
+                eprintln!("floods: RSS {before:.0} MiB, {peak:.0} after 3,200 follows, {after:.0} 12 s later; /healthz at worst {slowest:?}");
+                if slowest > Duration::from_secs(1) {
+                    return Err(format!("/healthz took {slowest:?} during the flood"));
+                }
+                if after > before + 30.0 {
+                    return Err(format!("RSS {before:.0} MiB before, {after:.0} MiB 12 s after the flood"));
+                }
+                Ok(())
+            })),
+        ),
+        case(
+            "a flood of idle connections from one address",
+            get("/v1/runs?top=1"),
+            Expect::Check(Box::new(move |d, _, _| {
+                let held: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+                std::thread::sleep(Duration::from_millis(300));
+                let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+                let mut buf = [0u8; 16];
+                let closed = matches!(extra.read(&mut buf), Ok(0) | Err(_));
+                drop(held);
+                std::thread::sleep(Duration::from_millis(300));
+                healthy(d)?;
+                if !closed {
+                    return Err("the 65th connection from one address was served".into());
+                }
+                Ok(())
+            })),
+        ),
+    ];
+    run_table("floods and quotas", &mut d, table);
+}

@@ -184,7 +184,10 @@ async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> 
     };
     slipway_worker::submit::submit(&d.node, submission)
         .await
-        .map_err(|e| d.log_error(e))?
+        .map_err(|e| match e {
+            e @ slipway_worker::submit::SubmitError::Quota { .. } => e.to_string(),
+            e => d.log_error(e),
+        })?
         .ok_or_else(|| "the run was not queued".to_string())
 }
 
@@ -204,6 +207,7 @@ async fn start_task(d: &Dashboard, tenant: &str, spec: &slipway_api::task::TaskS
         .await
         .map_err(|e| match e {
             slipway_triggers::tasks::StartError::Invalid(m) => m,
+            slipway_triggers::tasks::StartError::Submit(e @ slipway_worker::submit::SubmitError::Quota { .. }) => e.to_string(),
             slipway_triggers::tasks::StartError::Submit(e) => d.log_error(e),
         })?
         .ok_or_else(|| "the run was not queued".to_string())

@@ -25,16 +25,11 @@ use slipway_worker::Node;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Most live pages (event streams) open at once on one daemon.
-const MAX_LIVE: usize = 256;
-
 /// What the dashboard's handlers share.
 pub(crate) struct Dashboard {
     node: Arc<Node>,
     triggers: Arc<Triggers>,
     keys: access::Keys,
-    /// Open event streams; each holds a permit.
-    live: Arc<tokio::sync::Semaphore>,
     /// Ends the event streams when the daemon stops.
     shutdown: CancellationToken,
 }
@@ -136,7 +131,6 @@ pub fn router(node: Arc<Node>, triggers: Arc<Triggers>, shutdown: CancellationTo
         keys: access::Keys::new(session_secret(&node), &node.settings.public_url),
         node,
         triggers,
-        live: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE)),
         shutdown,
     });
     Router::new()

@@ -51,12 +51,16 @@ fn last_event_id(headers: &HeaderMap) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn too_many() -> Response {
-    crate::layout::error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Busy",
-        "Too many live pages are open on this daemon; reload later.",
-    )
+/// A place among the feeds this daemon holds open, counted per token.
+fn enter(d: &Dashboard, session: Option<&Session>) -> Result<slipway_limits::Pass, Box<Response>> {
+    let key = session.map(|s| s.caller.token_hash.as_str()).unwrap_or("");
+    d.node.follows.enter(key).map_err(|full| {
+        Box::new(crate::layout::error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Busy",
+            &format!("Too many live pages are open: {full}. Close some, then reload."),
+        ))
+    })
 }
 
 fn sse(events: Events) -> Response {
@@ -77,8 +81,9 @@ pub(crate) async fn runs(
         Ok(f) => f,
         Err(m) => return crate::layout::error_page(StatusCode::BAD_REQUEST, "Bad filter", &m),
     };
-    let Ok(permit) = d.live.clone().try_acquire_owned() else {
-        return too_many();
+    let permit = match enter(&d, session.as_deref()) {
+        Ok(p) => p,
+        Err(page) => return *page,
     };
     let now = d.node.clock.now_ms();
     // Whatever the client says, the feed looks back at most a day.
@@ -93,7 +98,7 @@ pub(crate) async fn runs(
         /// Runs sent: what they showed and when they changed.
         sent: HashMap<String, (u64, i64)>,
         pending: VecDeque<Event>,
-        _permit: tokio::sync::OwnedSemaphorePermit,
+        _permit: slipway_limits::Pass,
     }
     let feed = Feed {
         d,
@@ -177,8 +182,9 @@ pub(crate) async fn run(
     if let Err(page) = d.run_for(session.as_deref(), &id).await {
         return page.into_response();
     }
-    let Ok(permit) = d.live.clone().try_acquire_owned() else {
-        return too_many();
+    let permit = match enter(&d, session.as_deref()) {
+        Ok(p) => p,
+        Err(page) => return *page,
     };
     let offset = last_event_id(&headers)
         .or_else(|| q.get("offset").and_then(|s| s.parse().ok()))
@@ -220,7 +226,7 @@ pub(crate) async fn run(
         pending: VecDeque<Event>,
         ended: bool,
         poll: tokio::time::Interval,
-        _permit: tokio::sync::OwnedSemaphorePermit,
+        _permit: slipway_limits::Pass,
     }
     impl Feed {
         /// Sends the carried bytes up to `upto`; `continues` when they end inside a line.

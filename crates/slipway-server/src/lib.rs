@@ -15,6 +15,7 @@
 
 mod failure;
 mod harden;
+mod memory;
 mod outgoing;
 mod plain_text;
 pub mod routes;
@@ -140,6 +141,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         ));
     }
     tokio::spawn(slipway_worker::housekeeping(node.clone(), shutdown.clone()));
+    tokio::spawn(memory::trim_periodically(shutdown.clone()));
     tokio::spawn(slipway_worker::watch_engine(node.clone(), shutdown.clone()));
     tokio::spawn(slipway_triggers::timers::run(triggers.clone(), shutdown.clone()));
     tokio::spawn(slipway_triggers::images::poll(triggers.clone(), shutdown.clone()));
@@ -165,7 +167,8 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         });
     }
     let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds.max(1));
-    serve_http(listener, app, header_timeout, shutdown.clone()).await;
+    let per_client = slipway_limits::Gate::new(usize::MAX, node.settings.max_connections_per_client as usize);
+    serve_http(listener, app, header_timeout, per_client, shutdown.clone()).await;
     drain(&node, &signals).await;
     node.drain_pool().await;
     Ok(())
@@ -218,28 +221,43 @@ async fn drain(node: &Node, signals: &SignalCount) {
 
 /// Serves HTTP/1.1 until `shutdown`, then lets open requests finish for a few seconds.
 /// A client must send a request's head within `header_timeout` and an idle keep-alive
-/// connection is closed after as long, so slow or idle clients cannot hold connections.
+/// connection is closed after as long, so slow or idle clients cannot hold connections;
+/// and one client address holds at most `per_client`'s connections (more are closed at
+/// once), so one client's flood leaves room for everyone else's.
 async fn serve_http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     header_timeout: std::time::Duration,
+    per_client: std::sync::Arc<slipway_limits::Gate>,
     shutdown: CancellationToken,
 ) {
+    let refusals = slipway_limits::Throttle::new(5, std::time::Duration::from_secs(10));
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
+                    if let Some(held_back) = refusals.admit() {
+                        tracing::warn!(error = %e, held_back, "accepting a connection failed");
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = shutdown.cancelled() => break,
+        };
+        let pass = match per_client.enter(&peer.ip().to_string()) {
+            Ok(pass) => pass,
+            Err(full) => {
+                if let Some(held_back) = refusals.admit() {
+                    tracing::warn!(client = %peer.ip(), held_back, "closed a connection: {full}");
+                }
+                continue;
+            }
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let conn = http.serve_connection(TokioIo::new(stream), service);
@@ -248,6 +266,7 @@ async fn serve_http(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(pass);
         });
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;

@@ -9,7 +9,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use slipway_api::model::{Run, RunRequest, Upload};
 use slipway_api::requests::{self, TaskSource};
 use slipway_api::secrets::same;
@@ -259,7 +259,24 @@ async fn upload(State(d): Shared, axum::Extension(who): Who, body: Body) -> Resu
         max_entries: d.settings.max_context_entries,
         ..Default::default()
     };
-    let received = uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), d.settings.max_upload_bytes, limits).await;
+    // A tenant keeps at most so many uploads and bytes; unused ones are purged.
+    let (count, used) = d.store.upload_usage(&who.tenant).await.map_err(internal)?;
+    let quota = |m: String| Failure(StatusCode::TOO_MANY_REQUESTS, "QuotaExceeded", m);
+    if count >= d.settings.max_uploads_per_tenant {
+        return Err(quota(format!(
+            "tenant {} keeps {count} uploads, the most it may (max_uploads_per_tenant); unused uploads are removed after {} hours",
+            who.tenant, d.settings.unused_upload_hours
+        )));
+    }
+    let room = d.settings.max_upload_bytes_per_tenant.saturating_sub(used);
+    if room == 0 {
+        return Err(quota(format!(
+            "tenant {}'s uploads hold {used} bytes, the most it may (max_upload_bytes_per_tenant); unused uploads are removed after {} hours",
+            who.tenant, d.settings.unused_upload_hours
+        )));
+    }
+    let max = d.settings.max_upload_bytes.min(room);
+    let received = uploads::receive(&d.settings.data_dir, &id, Box::pin(stream), max, limits).await;
     if let Ok(size) = &received {
         // The caller's tenant's: another tenant's run cannot name it.
         d.store.put_upload(&id, &who.tenant, *size).await.map_err(internal)?;
@@ -276,6 +293,10 @@ async fn upload(State(d): Shared, axum::Extension(who): Who, body: Body) -> Resu
             }),
         )),
         Err(e) => Err(match e.status() {
+            413 if max < d.settings.max_upload_bytes => quota(format!(
+                "the upload is larger than the {room} bytes left of tenant {}'s uploads (max_upload_bytes_per_tenant)",
+                who.tenant
+            )),
             413 => Failure(StatusCode::PAYLOAD_TOO_LARGE, "UploadTooLarge", e.to_string()),
             400 => Failure(StatusCode::BAD_REQUEST, "BadUpload", e.to_string()),
             _ => internal(e),
@@ -359,9 +380,17 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
     };
     let record = slipway_worker::submit::submit(&d, submission)
         .await
-        .map_err(internal)?
+        .map_err(submit_failure)?
         .ok_or_else(|| internal("the run was not queued"))?;
     Ok((StatusCode::CREATED, Json(record.view())))
+}
+
+/// A quota is the caller's to mend (429); anything else is the daemon's.
+fn submit_failure(e: slipway_worker::submit::SubmitError) -> Failure {
+    match e {
+        e @ slipway_worker::submit::SubmitError::Quota { .. } => Failure(StatusCode::TOO_MANY_REQUESTS, "QuotaExceeded", e.to_string()),
+        e => internal(e),
+    }
 }
 
 async fn list_runs(
@@ -439,6 +468,17 @@ async fn run_log(
 ) -> Result<Response, Failure> {
     find(&d, &who, &id).await?;
     let follow = q.get("follow").is_some_and(|v| v == "true" || v == "1");
+    // A follow holds a connection as long as the run goes on: counted per token.
+    let pass = match follow {
+        true => Some(d.node.follows.enter(&who.token_hash).map_err(|full| {
+            Failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyFollows",
+                format!("cannot follow another log: {full}; end a follow first"),
+            )
+        })?),
+        false => None,
+    };
     let offset: u64 = match q.get("offset") {
         Some(v) => v.parse().map_err(|_| bad_request(format!("offset {v:?} is not a number")))?,
         None => 0,
@@ -464,7 +504,12 @@ async fn run_log(
                 .unwrap_or(true)
         }
     };
-    let body = Body::from_stream(logs::stream(read, offset, follow, d.log_appended.clone(), finished));
+    let body = Body::from_stream(
+        logs::stream(read, offset, follow, d.log_appended.clone(), finished).map(move |chunk| {
+            let _held = &pass;
+            chunk
+        }),
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -570,8 +615,60 @@ async fn create_task(
 ) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
     let spec = parse_spec(&name, &body)?;
     check_source(&d, &who, spec.context_path.as_deref(), "contextPath").await?;
+    check_task_quotas(&d, &who, &spec, true).await?;
     let record = save_task(&d, &who.tenant, spec, true, None).await?;
     Ok((StatusCode::CREATED, Json(task_json(&d, &record).await?)))
+}
+
+/// A tenant's tasks and timers within its quotas, and (unless an operator asks) each
+/// timer at most as frequent as `min_timer_period_seconds`: 500 tasks firing every
+/// minute would fill the queue for everyone.
+async fn check_task_quotas(d: &Server, who: &Caller, spec: &slipway_api::task::TaskSpec, create: bool) -> Result<(), Failure> {
+    let s = &d.settings;
+    let quota = |m: String| Failure(StatusCode::TOO_MANY_REQUESTS, "QuotaExceeded", m);
+    let timers = spec.timers.iter().filter(|t| t.enabled);
+    if who.visible().is_some() {
+        let now = d.clock.now_ms();
+        for t in timers.clone() {
+            let cron = slipway_api::schedule::parse(&t.schedule).map_err(bad_request)?;
+            if let Some(gap) = slipway_api::schedule::shortest_period_seconds(&cron, now) {
+                if gap < s.min_timer_period_seconds as i64 {
+                    return Err(bad_request(format!(
+                        "timers: timer {:?} ({}) fires {gap} s apart; this daemon allows a tenant's timers at least {} s apart (min_timer_period_seconds)",
+                        t.name, t.schedule, s.min_timer_period_seconds
+                    )));
+                }
+            }
+        }
+    }
+    let others: Vec<_> = d
+        .store
+        .list_tasks(Some(&who.tenant))
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|t| t.name != spec.name)
+        .collect();
+    if create && others.len() as u64 >= s.max_tasks_per_tenant {
+        return Err(quota(format!(
+            "tenant {} has {} tasks, the most it may (max_tasks_per_tenant); delete one first",
+            who.tenant,
+            others.len()
+        )));
+    }
+    let other_timers: usize = others
+        .iter()
+        .filter_map(|t| slipway_triggers::tasks::spec_of(t).ok())
+        .map(|t| t.timers.iter().filter(|t| t.enabled).count())
+        .sum();
+    let total = other_timers + timers.count();
+    if total as u64 > s.max_timers_per_tenant {
+        return Err(quota(format!(
+            "tenant {} would have {total} enabled timers, more than it may (max_timers_per_tenant is {})",
+            who.tenant, s.max_timers_per_tenant
+        )));
+    }
+    Ok(())
 }
 
 /// JSON merge patch (RFC 7386) of the stored spec with the body.
@@ -624,6 +721,7 @@ async fn update_task(
                 ..Default::default()
             },
         );
+    check_task_quotas(&d, &who, &spec, false).await?;
     let old = (!moved || keep).then(|| slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name));
     let record = save_task(&d, &who.tenant, spec, false, Some(old.unwrap_or_default())).await?;
     Ok(Json(task_json(&d, &record).await?))
@@ -703,7 +801,7 @@ async fn run_task(
         .await
         .map_err(|e| match e {
             slipway_triggers::tasks::StartError::Invalid(m) => bad_request(m),
-            slipway_triggers::tasks::StartError::Submit(e) => internal(e),
+            slipway_triggers::tasks::StartError::Submit(e) => submit_failure(e),
         })?
         .ok_or_else(|| internal("the run was not queued"))?;
     Ok((StatusCode::CREATED, Json(run.view())))

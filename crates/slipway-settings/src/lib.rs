@@ -95,6 +95,53 @@ pub struct Settings {
     /// Seconds a client has to send a request's head; an idle keep-alive connection is
     /// closed after as long.
     pub http_header_timeout_seconds: u64,
+    /// Connections one run's steps may hold open to its engine proxy (hijacked attach and
+    /// exec streams count); more are answered 429.
+    pub max_proxy_connections_per_run: u64,
+    /// Connections every run's engine proxy together may hold open.
+    pub max_proxy_connections: u64,
+    /// Log follows (`?follow=true`) and dashboard live feeds one token may hold open.
+    pub max_follows_per_token: u64,
+    /// Log follows and live feeds the daemon holds open in all.
+    pub max_follows: u64,
+    /// API connections one client address may hold open; more are closed at once.
+    pub max_connections_per_client: u64,
+    /// Bytes of a run's log kept; past them the log says "log truncated at N bytes" and the run goes on.
+    pub max_log_bytes: u64,
+    /// Uploaded contexts a tenant may keep at once.
+    pub max_uploads_per_tenant: u64,
+    /// Bytes of uploaded contexts a tenant may keep at once.
+    pub max_upload_bytes_per_tenant: u64,
+    /// Hours after which an upload no queued run and no task names is removed.
+    pub unused_upload_hours: u64,
+    /// Runs a tenant may have queued at once; more are refused (429), triggers' skipped.
+    pub max_queued_runs_per_tenant: u64,
+    /// Runs of one tenant running at once in the whole fleet (0: no cap beyond fair claims).
+    pub max_running_runs_per_tenant: u64,
+    /// Tasks a tenant may have.
+    pub max_tasks_per_tenant: u64,
+    /// Timer triggers a tenant's tasks may have in all.
+    pub max_timers_per_tenant: u64,
+    /// The shortest time between two firings of a timer that a tenant (not an operator) may set.
+    pub min_timer_period_seconds: u64,
+    /// Bytes a run's `/workspace` may hold; checked while steps run, then the run ends as Failed.
+    pub max_workspace_bytes: u64,
+    /// Memory of a step container that asks for none (`cmd: -m 2g …` asks).
+    pub step_memory_bytes: u64,
+    /// The most memory a step container may ask for.
+    pub max_step_memory_bytes: u64,
+    /// Processes a step container may run when it asks for no number (`--pids-limit`).
+    pub step_pids: u64,
+    /// The most processes a step container may ask for.
+    pub max_step_pids: u64,
+    /// `/dev/shm` of a step container that asks for no size (`--shm-size`).
+    pub step_shm_bytes: u64,
+    /// The largest `/dev/shm` a step container may ask for.
+    pub max_step_shm_bytes: u64,
+    /// Size of a tmpfs a container started through the proxy mounts without one.
+    pub step_tmpfs_bytes: u64,
+    /// The largest tmpfs a container started through the proxy may mount.
+    pub max_step_tmpfs_bytes: u64,
     /// Seconds a shutdown waits for running runs before stopping them (as `Error`).
     pub shutdown_grace_seconds: u64,
     /// `cmd` image aliases, e.g. `bash = "busybox:latest"`.
@@ -161,6 +208,29 @@ impl Default for Settings {
             fetch_read_timeout_seconds: 60,
             http_header_timeout_seconds: 30,
             shutdown_grace_seconds: 30,
+            max_proxy_connections_per_run: 64,
+            max_proxy_connections: 2048,
+            max_follows_per_token: 32,
+            max_follows: 1024,
+            max_connections_per_client: 256,
+            max_log_bytes: 100 << 20,
+            max_uploads_per_tenant: 200,
+            max_upload_bytes_per_tenant: 20 << 30,
+            unused_upload_hours: 24,
+            max_queued_runs_per_tenant: 500,
+            max_running_runs_per_tenant: 0,
+            max_tasks_per_tenant: 500,
+            max_timers_per_tenant: 100,
+            min_timer_period_seconds: 300,
+            max_workspace_bytes: 10 << 30,
+            step_memory_bytes: 4 << 30,
+            max_step_memory_bytes: 16 << 30,
+            step_pids: 1024,
+            max_step_pids: 4096,
+            step_shm_bytes: 64 << 20,
+            max_step_shm_bytes: 1 << 30,
+            step_tmpfs_bytes: 256 << 20,
+            max_step_tmpfs_bytes: 2 << 30,
             image_aliases: BTreeMap::new(),
             registry_credentials: BTreeMap::new(),
             git_credentials: BTreeMap::new(),
@@ -344,6 +414,29 @@ impl Settings {
             "fetch_read_timeout_seconds" => self.fetch_read_timeout_seconds = num(value)?,
             "http_header_timeout_seconds" => self.http_header_timeout_seconds = num(value)?,
             "shutdown_grace_seconds" => self.shutdown_grace_seconds = num(value)?,
+            "max_proxy_connections_per_run" => self.max_proxy_connections_per_run = num(value)?,
+            "max_proxy_connections" => self.max_proxy_connections = num(value)?,
+            "max_follows_per_token" => self.max_follows_per_token = num(value)?,
+            "max_follows" => self.max_follows = num(value)?,
+            "max_connections_per_client" => self.max_connections_per_client = num(value)?,
+            "max_log_bytes" => self.max_log_bytes = num(value)?,
+            "max_uploads_per_tenant" => self.max_uploads_per_tenant = num(value)?,
+            "max_upload_bytes_per_tenant" => self.max_upload_bytes_per_tenant = num(value)?,
+            "unused_upload_hours" => self.unused_upload_hours = num(value)?,
+            "max_queued_runs_per_tenant" => self.max_queued_runs_per_tenant = num(value)?,
+            "max_running_runs_per_tenant" => self.max_running_runs_per_tenant = num(value)?,
+            "max_tasks_per_tenant" => self.max_tasks_per_tenant = num(value)?,
+            "max_timers_per_tenant" => self.max_timers_per_tenant = num(value)?,
+            "min_timer_period_seconds" => self.min_timer_period_seconds = num(value)?,
+            "max_workspace_bytes" => self.max_workspace_bytes = num(value)?,
+            "step_memory_bytes" => self.step_memory_bytes = num(value)?,
+            "max_step_memory_bytes" => self.max_step_memory_bytes = num(value)?,
+            "step_pids" => self.step_pids = num(value)?,
+            "max_step_pids" => self.max_step_pids = num(value)?,
+            "step_shm_bytes" => self.step_shm_bytes = num(value)?,
+            "max_step_shm_bytes" => self.max_step_shm_bytes = num(value)?,
+            "step_tmpfs_bytes" => self.step_tmpfs_bytes = num(value)?,
+            "max_step_tmpfs_bytes" => self.max_step_tmpfs_bytes = num(value)?,
             "node" => self.node = value.into(),
             "sandbox_image" => self.sandbox_image = value.into(),
             "registry" => self.registry = value.into(),
@@ -396,6 +489,18 @@ impl Settings {
             format!("http://{listen}")
         } else {
             self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// The sizes step containers get, as the runner and the engine proxy take them.
+    pub fn step_limits(&self) -> slipway_limits::StepLimits {
+        use slipway_limits::Bound;
+        let bound = |default: u64, max: u64| Bound { default, max };
+        slipway_limits::StepLimits {
+            memory: bound(self.step_memory_bytes, self.max_step_memory_bytes),
+            pids: bound(self.step_pids, self.max_step_pids),
+            shm: bound(self.step_shm_bytes, self.max_step_shm_bytes),
+            tmpfs: bound(self.step_tmpfs_bytes, self.max_step_tmpfs_bytes),
         }
     }
 

@@ -147,10 +147,14 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
             pull: true,
             ..Default::default()
         };
-        if let Some(run) = tasks::start(d, &dep.tenant, &spec, overrides, None, Some(key), triggers)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        let started_run = match tasks::start(d, &dep.tenant, &spec, overrides, None, Some(key), triggers).await {
+            Err(tasks::StartError::Submit(e @ slipway_worker::submit::SubmitError::Quota { .. })) => {
+                tracing::warn!(tenant = %dep.tenant, task = %dep.task, "a base image change started no run: {e}");
+                continue;
+            }
+            other => other.map_err(|e| e.to_string())?,
+        };
+        if let Some(run) = started_run {
             tracing::info!(task = %dep.task, image = %sighting.image, run_id = %run.id, "base image changed: task started");
             started.push(run.id);
         }

@@ -264,6 +264,9 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
         match tasks::start(d, tenant, spec, Default::default(), Some(&push.commit), Some(key), triggers).await {
             Ok(Some(run)) => started.push(run.id),
             Ok(None) => {}
+            Err(tasks::StartError::Submit(e @ slipway_worker::submit::SubmitError::Quota { .. })) => {
+                tracing::warn!(%tenant, task = %spec.name, "a push started no run: {e}");
+            }
             Err(e) => return Err(WebhookError::Internal(e.to_string())),
         }
     }

@@ -62,6 +62,10 @@ pub struct Node {
     pub blobs: Option<slipway_blobs::Blobs>,
     /// The fleet's key for run secrets; `None` keeps them in the data dir.
     pub fleet_key: Option<sealed::FleetKey>,
+    /// Connections runs' steps hold to their engine proxies, counted per run.
+    pub proxy_connections: Arc<slipway_limits::Gate>,
+    /// Log follows and live feeds held open, counted per token.
+    pub follows: Arc<slipway_limits::Gate>,
     /// The tenants in force (`tenants.rs`): read by every request and every run.
     directory: std::sync::RwLock<Arc<slipway_api::tenant::Directory>>,
 }
@@ -96,6 +100,11 @@ impl Node {
             stopping: Mutex::new(None),
             blobs: None,
             fleet_key: None,
+            proxy_connections: slipway_limits::Gate::new(
+                settings_copy.max_proxy_connections as usize,
+                settings_copy.max_proxy_connections_per_run as usize,
+            ),
+            follows: slipway_limits::Gate::new(settings_copy.max_follows as usize, settings_copy.max_follows_per_token as usize),
             // Settings that do not make a directory make one nothing opens, never an open
             // one; `publish_directory` then fails the start with the reason.
             directory: std::sync::RwLock::new(Arc::new(tenants::directory_of(&settings_copy).unwrap_or_else(|_| {

@@ -30,6 +30,24 @@ pub fn file_sink(path: &Path, appended: Appended) -> std::io::Result<slipway_eng
     }))
 }
 
+/// A sink that passes lines to `inner` until `max` bytes have passed, then says once
+/// "log truncated at N bytes" and drops the rest: the run goes on, its log stops growing.
+pub fn capped(inner: slipway_engine::LogSink, max: u64) -> slipway_engine::LogSink {
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    Arc::new(move |line: &str| {
+        use std::sync::atomic::Ordering;
+        let size = line.len() as u64 + 1;
+        let before = written.fetch_add(size, Ordering::Relaxed);
+        if before.saturating_add(size) <= max {
+            inner(line);
+        } else if before <= max {
+            // The first line past the cap: what passed, and why nothing more will.
+            inner(&format!("log truncated at {before} bytes (max_log_bytes); the run goes on"));
+            written.store(u64::MAX / 2, Ordering::Relaxed);
+        }
+    })
+}
+
 pub(crate) fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -93,4 +111,26 @@ where
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capped_log_says_where_it_stopped_once() {
+        let kept = Arc::new(Mutex::new(Vec::<String>::new()));
+        let inner: slipway_engine::LogSink = {
+            let kept = kept.clone();
+            Arc::new(move |l: &str| kept.lock().unwrap().push(l.to_string()))
+        };
+        let log = capped(inner, 10);
+        for line in ["1234", "5678", "9", "more", "and more"] {
+            log(line);
+        }
+        let kept = kept.lock().unwrap();
+        assert_eq!(kept[..2], ["1234", "5678"]);
+        assert_eq!(kept[2], "log truncated at 10 bytes (max_log_bytes); the run goes on");
+        assert_eq!(kept.len(), 3);
+    }
 }

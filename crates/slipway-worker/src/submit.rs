@@ -23,6 +23,35 @@ pub enum SubmitError {
     Secrets(#[from] std::io::Error),
     #[error("cannot queue the run: {0}")]
     Store(#[from] slipway_store::StoreError),
+    /// The tenant has `max_queued_runs_per_tenant` runs queued already.
+    #[error(
+        "tenant {tenant} has {queued} runs queued, the most it may (max_queued_runs_per_tenant); wait for some to start or cancel some"
+    )]
+    Quota { tenant: String, queued: i64 },
+}
+
+/// How many runs `tenant` has queued.
+async fn queued(d: &Node, tenant: &str) -> Result<i64, SubmitError> {
+    let counts = d.store.counts(Some(tenant)).await?;
+    Ok(counts
+        .iter()
+        .find(|(status, _)| *status == slipway_store::RunStatus::Queued)
+        .map(|(_, n)| *n)
+        .unwrap_or(0))
+}
+
+/// Refuses a run of a tenant that has as many queued as it may. Counted, then queued:
+/// two submissions at one instant may pass one over, never more.
+async fn check_quota(d: &Node, tenant: &str, adding: i64) -> Result<(), SubmitError> {
+    let max = d.settings.max_queued_runs_per_tenant as i64;
+    let queued = queued(d, tenant).await?;
+    if queued + adding > max {
+        return Err(SubmitError::Quota {
+            tenant: tenant.to_string(),
+            queued,
+        });
+    }
+    Ok(())
 }
 
 /// Where a run's secrets wait for its worker.
@@ -54,6 +83,7 @@ async fn forget(d: &Node, run_id: &str) {
 
 /// Starts a run. `Ok(None)` when its trigger key started a run before.
 pub async fn submit(d: &Node, s: Submission) -> Result<Option<RunRecord>, SubmitError> {
+    check_quota(d, &s.run.tenant, 1).await?;
     keep(d, &s).await?;
     let id = s.run.id.clone();
     let queued = match s.trigger_key {
@@ -79,8 +109,25 @@ pub async fn submit(d: &Node, s: Submission) -> Result<Option<RunRecord>, Submit
 }
 
 /// Starts many keyed runs in one transaction (timers due the same minute); returns
-/// those that were new. The secrets of the others are not kept.
+/// those that were new. The secrets of the others are not kept. A tenant's runs past
+/// its queued runs quota are left out, with a warning.
 pub async fn submit_many(d: &Node, all: Vec<Submission>) -> Result<Vec<RunRecord>, SubmitError> {
+    let mut room: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(all.len());
+    for s in all {
+        let tenant = s.run.tenant.clone();
+        let left = match room.get(&tenant) {
+            Some(n) => *n,
+            None => d.settings.max_queued_runs_per_tenant as i64 - queued(d, &tenant).await?,
+        };
+        if left <= 0 {
+            tracing::warn!(%tenant, run_id = %s.run.id, "a trigger's run is not queued: the tenant has as many runs queued as it may (max_queued_runs_per_tenant)");
+        } else {
+            kept.push(s);
+        }
+        room.insert(tenant, left - 1);
+    }
+    let all = kept;
     let mut items = Vec::with_capacity(all.len());
     let mut ids = Vec::with_capacity(all.len());
     for s in all {

@@ -25,7 +25,7 @@ pub async fn work(d: Arc<Node>, name: String, shutdown: CancellationToken) {
                 _ = shutdown.cancelled() => return,
             }
         }
-        match d.store.claim(&name, 1, lease).await {
+        match d.store.claim(&name, 1, lease, d.settings.max_running_runs_per_tenant as u32).await {
             Ok(runs) if !runs.is_empty() => {
                 for run in runs {
                     execute(&d, &name, run, lease).await;
@@ -142,11 +142,36 @@ async fn purge(d: &Arc<Node>) {
         }
     })
     .await;
+    purge_uploads(d).await;
+}
+
+/// Removes uploads no queued or running run and no task names once `unused_upload_hours`
+/// have passed (a tenant's upload quota counts what is kept), and, after the retention
+/// period, upload files the store has no row for (kept before rows were).
+async fn purge_uploads(d: &Arc<Node>) {
+    let now_ms = d.clock.now_ms();
+    let cutoff = now_ms - (d.settings.unused_upload_hours as i64) * 3_600_000;
+    match d.store.unused_uploads(cutoff).await {
+        Ok(ids) => {
+            for id in ids {
+                let _ = std::fs::remove_file(sources::uploads::archive_path(&d.settings.data_dir, &id));
+                if let Some(blobs) = &d.blobs {
+                    if let Err(e) = blobs.delete(&crate::fleet::upload_key(&id)).await {
+                        tracing::warn!(upload = %id, error = %e, "removing an unused upload from the blob store failed");
+                        continue;
+                    }
+                }
+                if let Err(e) = d.store.delete_upload(&id).await {
+                    tracing::warn!(upload = %id, error = %e, "forgetting an unused upload failed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing unused uploads failed"),
+    }
     let Ok(entries) = std::fs::read_dir(d.data("uploads")) else {
         return;
     };
     let max_age_ms = (d.settings.retention_days as i64) * 86_400_000;
-    let now_ms = d.clock.now_ms();
     for e in entries.flatten() {
         let modified_ms = e
             .metadata()
@@ -210,6 +235,7 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
             Arc::new(|_: &str| {})
         }
     };
+    let log = logs::capped(log, d.settings.max_log_bytes);
     // In a fleet the log is also shipped to the database while the run lives, so a
     // follower on any node sees it, and to the blob store when it ends.
     let (shipper, log) = match &d.blobs {
@@ -454,6 +480,12 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
         Box::pin(async move { sources::download(&url, &to, &fetch).await.map_err(|e| e.to_string()) })
     }));
     cfg.cap_drop = crate::tenants::STEP_CAP_DROP.iter().map(|c| c.to_string()).collect();
+    cfg.proxy_limits = slipway_engine_proxy::Limits {
+        connections: d.proxy_connections.clone(),
+        header_timeout: Duration::from_secs(d.settings.http_header_timeout_seconds.max(1)),
+    };
+    cfg.step_limits = Some(d.settings.step_limits());
+    cfg.max_workspace_bytes = Some(d.settings.max_workspace_bytes).filter(|m| *m > 0);
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     cfg.scratch_dir = d.data("scratch");
@@ -544,7 +576,7 @@ fn completion(report: &RunReport) -> Completion {
         RunStatus::Canceled
     } else if report.timed_out {
         RunStatus::Timeout
-    } else if report.steps.is_empty() {
+    } else if report.steps.is_empty() && !report.over_limit {
         RunStatus::Error
     } else {
         RunStatus::Failed
