@@ -9,12 +9,14 @@
 //! BuildKit and the classic builder against the docker CLI; `slipway-bench fleet`
 //! measures daemons sharing PostgreSQL and Azurite; `slipway-bench dashboard` measures
 //! the web dashboard's runs page and live log; `slipway-bench webhooks` measures outgoing
-//! webhook deliveries; `slipway-bench all` does all but the fleet.
+//! webhook deliveries; `slipway-bench floods` measures `/healthz` during a hostile
+//! tenant's floods; `slipway-bench all` does all but the fleet.
 
 mod builds;
 mod daemon;
 mod dashboard;
 mod fleet;
+mod floods;
 mod triggers;
 mod webhooks;
 
@@ -50,13 +52,15 @@ fn main() -> Result<()> {
         "fleet" => fleet::run(&slipway, &image),
         "dashboard" => dashboard::run(&slipway, &image),
         "webhooks" => webhooks::run(&slipway, &image),
+        "floods" => floods::run(&slipway, &image),
         "all" => runner(&slipway, &image)
             .and_then(|_| daemon::run(&slipway, &image))
             .and_then(|_| triggers::run(&slipway))
             .and_then(|_| builds::run(&slipway, &image))
             .and_then(|_| dashboard::run(&slipway, &image))
-            .and_then(|_| webhooks::run(&slipway, &image)),
-        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet, dashboard, webhooks or all"),
+            .and_then(|_| webhooks::run(&slipway, &image))
+            .and_then(|_| floods::run(&slipway, &image)),
+        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet, dashboard, webhooks, floods or all"),
     }
 }
 

@@ -182,6 +182,9 @@ pub struct ServeArgs {
     /// Log follows (`?follow=true`) and dashboard live feeds one token may hold open. [default: 32].
     #[arg(long, value_name = "N")]
     max_follows_per_token: Option<u64>,
+    /// API requests one token may have in flight at once. [default: 32].
+    #[arg(long, value_name = "N")]
+    max_requests_per_token: Option<u64>,
     /// Log follows and live feeds the daemon holds open in all. [default: 1024].
     #[arg(long, value_name = "N")]
     max_follows: Option<u64>,
@@ -296,6 +299,7 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
             max_proxy_connections_per_run,
             max_proxy_connections,
             max_follows_per_token,
+            max_requests_per_token,
             max_follows,
             max_connections_per_client,
             max_log_bytes,

@@ -38,6 +38,8 @@ fn three_nodes_share_the_queue_the_blobs_and_the_secrets() {
             ("SLIPWAY_BLOB_STORE_OPTIONS", "azure_storage_use_emulator=true".to_string()),
             ("AZURITE_BLOB_STORAGE_URL", endpoint.clone()),
             ("SLIPWAY_FLEET_KEY", key.clone()),
+            // The timer below fires every minute: the operator allows it.
+            ("SLIPWAY_MIN_TIMER_PERIOD_SECONDS", "60".to_string()),
         ]
     };
     let start = |node: &'static str, concurrency: &str| {

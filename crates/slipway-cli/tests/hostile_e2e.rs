@@ -2581,13 +2581,37 @@ fn hostile_floods_and_quotas() {
             // 256 MiB by default, here cut to the most, 100 MiB.
             Expect::Run("Succeeded", words(&["102400"])),
         ),
+        // 4: the engine keeps a step's output in rotating files of bounded size.
+        case(
+            "the engine's copy of a step's log is bounded",
+            task(&format!(
+                "steps:\n  - id: me\n    cmd: {cli} sh -c 'docker run --name kid --log-driver json-file --log-opt max-size=100g slipway-busybox true; for c in me kid; do echo $c=$(docker inspect $c | tr -d \" \\n\" | grep -o \"Type...[a-z-]*...Config.:{{[^}}]*}}\"); done'\n"
+            )),
+            Expect::Run(
+                "Succeeded",
+                words(&[
+                    r#"me=Type":"local","Config":{"max-file":"3","max-size":"1048576"}"#,
+                    r#"kid=Type":"local","Config":{"max-file":"3","max-size":"1048576"}"#,
+                ]),
+            ),
+        ),
+        case(
+            "a classic build asking for 100 G of memory through the socket",
+            task(&through_socket("mkdir /c && echo FROM slipway-busybox > /c/Dockerfile && DOCKER_BUILDKIT=0 docker build --memory 100g /c")),
+            Expect::Run("Failed", words(&["a build's memory (--memory) of 100 GiB", "at most 1 GiB"])),
+        ),
         // 2: a run's connections to its engine proxy are capped; the daemon answers.
         case(
             "a step holding many engine connections",
+            // Ten `docker` processes need more threads than the default 64 pids.
             task(&through_socket(
-                "for i in $(seq 1 12); do docker run --rm slipway-busybox sleep 3 >/dev/null 2>>/tmp/errors & done; wait; grep -m1 \"too many\" /tmp/errors",
-            )),
-            Expect::Within(Duration::from_secs(60), Box::new(Expect::Run("Succeeded", words(&["too many connections to the engine", "8 are open for this client"])))),
+                "docker run -d --name w slipway-busybox sleep 30 >/dev/null; for i in $(seq 1 10); do docker wait w >/dev/null 2>>/tmp/errors & p=\"$p $!\"; done; sleep 3; docker version >/dev/null 2>>/tmp/errors || echo refused; kill $p; sleep 1; docker version >/dev/null && echo freed; grep -m1 \"too many\" /tmp/errors",
+            )
+            .replace("cmd: ", "cmd: --pids-limit 900 ")),
+            Expect::Within(
+                Duration::from_secs(60),
+                Box::new(Expect::Run("Succeeded", words(&["refused", "freed", "too many connections to the engine", "8 are open for this client"]))),
+            ),
         ),
         // 5: a tenant's queue, tasks and timers.
         case(
@@ -2651,6 +2675,34 @@ fn hostile_floods_and_quotas() {
                 healthy(d)?;
                 if statuses != [200, 200, 200] || fourth != 429 || code != 200 {
                     return Err(format!("follows answered {statuses:?}, then {fourth}; a plain read {code} {}", short(&text)));
+                }
+                Ok(())
+            })),
+        ),
+        case(
+            "a token's requests in flight past max_requests_per_token",
+            get("/v1/runs?top=1"),
+            Expect::Check(Box::new(move |d, _, _| {
+                // 32 requests whose bodies never come hold the token's places.
+                let held: Vec<TcpStream> = (0..32)
+                    .map(|_| {
+                        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                        write!(
+                            s,
+                            "POST /v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                        )
+                        .unwrap();
+                        s
+                    })
+                    .collect();
+                std::thread::sleep(Duration::from_millis(500));
+                let (code, text) = d.get_raw("/v1/runs?top=1", Some(TOKEN))?;
+                healthy(d)?;
+                drop(held);
+                std::thread::sleep(Duration::from_millis(500));
+                let (after, _) = d.get_raw("/v1/runs?top=1", Some(TOKEN))?;
+                if code != 429 || !text.contains("TooManyRequests") || !text.contains("max_requests_per_token") || after != 200 {
+                    return Err(format!("the 33rd answered {code} {}; after the 32 left, {after}", short(&text)));
                 }
                 Ok(())
             })),

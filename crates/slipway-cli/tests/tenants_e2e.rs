@@ -1032,3 +1032,34 @@ fn add_urls_are_fetched_by_the_daemon_only_where_sources_may_reach() {
     std::io::Read::read_to_string(away.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(!stderr.contains("/secret"), "the redirect was followed:\n{stderr}");
 }
+
+/// Issue 18: one tenant floods the queue, then another queues one run; the other's run
+/// starts at the next claim, before the flood's third run, on a farm of two workers.
+#[test]
+fn a_flooding_tenant_does_not_hold_the_workers_from_another() {
+    let Some(tb) = testbed() else { return };
+    let d = farm(&tb);
+    let submit = |token: &str, task: &str| -> String {
+        let body = serde_json::json!({
+            "type": "EncodedTaskRunRequest",
+            "encodedTaskContent": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, task),
+        });
+        let (code, text) = d.call("POST", "/v1/runs", Some(body.to_string().into_bytes()), Some(token), &[]);
+        assert_eq!(code, 201, "{text}");
+        json(&text)["runId"].as_str().unwrap().to_string()
+    };
+    let flood: Vec<String> = (0..6)
+        .map(|_| submit(A, &format!("steps:\n  - cmd: {} sleep 3\n", tb.base_image)))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let quiet = submit(B, &format!("steps:\n  - cmd: {} true\n", tb.base_image));
+    let (b, _) = finished(&d, B, &quiet);
+    assert_eq!(b["status"], "Succeeded", "{b}");
+    let start = |r: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(r["startTime"].as_str().unwrap_or_default()).unwrap();
+    let b_start = start(&b);
+    let later: Vec<_> = flood[2..].iter().map(|id| start(&finished(&d, A, id).0)).collect();
+    assert!(
+        later.iter().all(|t| *t >= b_start),
+        "team-b's run started {b_start}; team-a's third and later {later:?}"
+    );
+}

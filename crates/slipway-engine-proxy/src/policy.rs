@@ -540,6 +540,9 @@ impl Policy {
             container::ulimits(&list)?;
         }
         let mut forward = pass(req);
+        if let Some(limits) = &self.scope.step_limits {
+            forward.query = container::build_sizes(limits, &forward.query)?;
+        }
         images::build(self, req, &mut forward)?;
         if let Some(mode) = first(query, "networkmode") {
             match container::network_mode(self, ask, mode)? {

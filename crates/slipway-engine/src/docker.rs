@@ -4,7 +4,8 @@ use crate::{ContainerSpec, ContextStream, Engine, EngineError, Exit, ImageBuild,
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
@@ -725,6 +726,10 @@ impl Engine for Docker {
                 memory: spec.memory.map(|m| m as i64),
                 pids_limit: spec.pids_limit.map(|p| p as i64),
                 shm_size: spec.shm_size.map(|s| s as i64),
+                log_config: spec.log_driver.as_ref().map(|(kind, options)| HostConfigLogConfig {
+                    typ: Some(kind.clone()),
+                    config: Some(options.iter().cloned().collect()),
+                }),
                 ..Default::default()
             }),
             networking_config: endpoints.map(|e| NetworkingConfig { endpoints_config: Some(e) }),

@@ -74,6 +74,8 @@ pub struct ContainerSpec {
     pub pids_limit: Option<u64>,
     /// `/dev/shm`'s size in bytes; `None`: the engine's default (64 MiB).
     pub shm_size: Option<u64>,
+    /// The log driver and its options; `None`: the engine's default driver.
+    pub log_driver: Option<(String, Vec<(String, String)>)>,
 }
 
 /// Which of the engine's builders runs a build.

@@ -59,6 +59,21 @@ pub struct StepLimits {
     pub pids: Bound,
     pub shm: Bound,
     pub tmpfs: Bound,
+    /// The most of a container's output the engine keeps on its disk while it runs
+    /// (the run's own log is capped apart).
+    pub engine_log: u64,
+}
+
+impl StepLimits {
+    /// The engine's log driver options for a step container: the `local` driver, whose
+    /// files rotate, holding about `engine_log` bytes in three files. Slipway reads a
+    /// step's output itself; the engine's copy only carries it.
+    pub fn engine_log_options(&self) -> [(&'static str, String); 2] {
+        [
+            ("max-size", (self.engine_log / 2).max(1 << 20).to_string()),
+            ("max-file", "3".to_string()),
+        ]
+    }
 }
 
 impl Default for StepLimits {
@@ -77,6 +92,7 @@ impl Default for StepLimits {
                 default: 256 << 20,
                 max: 2 << 30,
             },
+            engine_log: 100 << 20,
         }
     }
 }

@@ -263,6 +263,10 @@ async fn cmd(
         memory: sizes.memory,
         pids_limit: sizes.pids,
         shm_size: sizes.shm,
+        log_driver: shared.cfg.step_limits.as_ref().map(|l| {
+            let options = l.engine_log_options().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            ("local".to_string(), options)
+        }),
     };
     // A container kept (`keep`) by an earlier execution of this step would clash by name.
     if attempt_number > 1 {

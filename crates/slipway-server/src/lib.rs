@@ -35,6 +35,8 @@ pub struct Server {
     pub node: Arc<Node>,
     pub triggers: Arc<Triggers>,
     pub notifier: Arc<slipway_notify::Notifier>,
+    /// API requests in flight, per token (`max_requests_per_token`).
+    pub requests: Arc<slipway_limits::Gate>,
 }
 
 /// What every handler is given.
@@ -125,6 +127,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         node: node.clone(),
         triggers: triggers.clone(),
         notifier: notifier.clone(),
+        requests: slipway_limits::Gate::new(usize::MAX, node.settings.max_requests_per_token as usize),
     });
     // Runs this machine was executing before a restart have no worker any more.
     let node_prefix = format!("{}/", daemon.settings.node);

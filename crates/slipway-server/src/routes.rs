@@ -150,6 +150,18 @@ async fn not_found() -> Failure {
     Failure(StatusCode::NOT_FOUND, "NotFound", "no such endpoint".into())
 }
 
+/// One token's requests past `max_requests_per_token`: refused at once, cheaply.
+fn too_many_requests(full: slipway_limits::Full) -> Response {
+    let mut r = Failure(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        format!("too many requests of this token at once: {full} (max_requests_per_token); retry when some have been answered"),
+    )
+    .into_response();
+    r.headers_mut().insert(header::RETRY_AFTER, "1".parse().expect("static header"));
+    r
+}
+
 /// The header an operator names the tenant it acts for with.
 pub const TENANT_HEADER: &str = "X-Slipway-Tenant";
 
@@ -191,6 +203,10 @@ async fn auth(State(d): Shared, mut req: Request, next: Next) -> Response {
             )
             .into_response();
         }
+        let _pass = match d.requests.enter("") {
+            Ok(pass) => pass,
+            Err(full) => return too_many_requests(full),
+        };
         let tenant = named.unwrap_or_else(|| slipway_api::tenant::DEFAULT_TENANT.to_string());
         req.extensions_mut().insert(Caller::operator(&tenant));
         return next.run(req).await;
@@ -218,6 +234,10 @@ async fn auth(State(d): Shared, mut req: Request, next: Next) -> Response {
                 .into_response()
             }
         }
+        let _pass = match d.requests.enter(&caller.token_hash) {
+            Ok(pass) => pass,
+            Err(full) => return too_many_requests(full),
+        };
         req.extensions_mut().insert(caller);
         return next.run(req).await;
     }

@@ -102,6 +102,9 @@ pub struct Settings {
     pub max_proxy_connections: u64,
     /// Log follows (`?follow=true`) and dashboard live feeds one token may hold open.
     pub max_follows_per_token: u64,
+    /// API requests one token may have in flight at once (a follow counts until its
+    /// answer starts).
+    pub max_requests_per_token: u64,
     /// Log follows and live feeds the daemon holds open in all.
     pub max_follows: u64,
     /// API connections one client address may hold open; more are closed at once.
@@ -211,6 +214,7 @@ impl Default for Settings {
             max_proxy_connections_per_run: 64,
             max_proxy_connections: 2048,
             max_follows_per_token: 32,
+            max_requests_per_token: 32,
             max_follows: 1024,
             max_connections_per_client: 256,
             max_log_bytes: 100 << 20,
@@ -417,6 +421,7 @@ impl Settings {
             "max_proxy_connections_per_run" => self.max_proxy_connections_per_run = num(value)?,
             "max_proxy_connections" => self.max_proxy_connections = num(value)?,
             "max_follows_per_token" => self.max_follows_per_token = num(value)?,
+            "max_requests_per_token" => self.max_requests_per_token = num(value)?,
             "max_follows" => self.max_follows = num(value)?,
             "max_connections_per_client" => self.max_connections_per_client = num(value)?,
             "max_log_bytes" => self.max_log_bytes = num(value)?,
@@ -501,6 +506,7 @@ impl Settings {
             pids: bound(self.step_pids, self.max_step_pids),
             shm: bound(self.step_shm_bytes, self.max_step_shm_bytes),
             tmpfs: bound(self.step_tmpfs_bytes, self.max_step_tmpfs_bytes),
+            engine_log: self.max_log_bytes,
         }
     }
 

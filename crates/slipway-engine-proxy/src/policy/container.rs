@@ -245,6 +245,19 @@ fn step_sizes(limits: &slipway_limits::StepLimits, host: &mut Object) -> Result<
             *text = tmpfs_options(limits, path, text)?;
         }
     }
+    // The engine keeps a container's output on its disk: in rotating files, bounded.
+    let kind = match gojson::get(host, "LogConfig") {
+        Some(Value::Object(log)) => gojson::string(log, "Type")?.to_string(),
+        _ => String::new(),
+    };
+    if matches!(kind.as_str(), "" | "json-file" | "local") {
+        let options: serde_json::Map<String, Value> = limits
+            .engine_log_options()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v)))
+            .collect();
+        gojson::set(host, "LogConfig", serde_json::json!({"Type": "local", "Config": options}));
+    }
     if let Some(Value::Array(mounts)) = gojson::get_mut(host, "Mounts") {
         for m in mounts {
             let m = gojson::strukt(m, "a mount")?;
@@ -261,6 +274,40 @@ fn step_sizes(limits: &slipway_limits::StepLimits, host: &mut Object) -> Result<
         }
     }
     Ok(())
+}
+
+/// A classic build's `memory=`, `memswap=` and `shmsize=` (the limits of its `RUN`
+/// containers) as a step container's: the defaults where none is asked for, what is
+/// asked for up to the operator's most.
+pub(super) fn build_sizes(limits: &slipway_limits::StepLimits, query: &[(String, String)]) -> Result<Vec<(String, String)>, Refusal> {
+    let number = |key: &str| -> Result<Option<i64>, Refusal> {
+        match super::first(query, key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| Refusal::bad_request(format!("{key}= must be a whole number of bytes"))),
+        }
+    };
+    let asked = |v: Option<i64>| v.filter(|n| *n > 0).map(|n| n as u64);
+    let memory = limits
+        .memory
+        .pick("a build's memory (--memory)", asked(number("memory")?))
+        .map_err(over)?;
+    if let Some(swap) = number("memswap")? {
+        if swap < 0 || swap as u64 > memory.saturating_mul(2) {
+            return Err(over(format!(
+                "a build's memswap (--memory-swap) of {swap} asked for; this daemon allows memory and swap of at most twice the memory, {}",
+                slipway_limits::step::bytes(memory.saturating_mul(2))
+            )));
+        }
+    }
+    let shm = limits
+        .shm
+        .pick("a build's /dev/shm (--shm-size)", asked(number("shmsize")?))
+        .map_err(over)?;
+    let query = super::with_param(query, "memory", &memory.to_string());
+    Ok(super::with_param(&query, "shmsize", &shm.to_string()))
 }
 
 /// A tmpfs's mount options with its size checked, or the default size added.

@@ -1252,3 +1252,97 @@ fn what_the_engine_looks_up_among_everyones_images_is_refused() {
         }
     }
 }
+
+#[test]
+fn step_sizes_get_the_defaults_and_stay_within_the_most() {
+    let limited = Scope {
+        step_limits: Some(slipway_limits::StepLimits::default()),
+        ..scope()
+    };
+    let forward = |method: &str, url: &str, body: Option<Value>| match decide_with(limited.clone(), method, url, body) {
+        Decision::Forward(f) => f,
+        other => panic!("{method} {url}: expected a forward, got {other:?}"),
+    };
+    let create = |host: Value| {
+        json_body(&forward(
+            "POST",
+            "/containers/create",
+            Some(json!({"Image": "busybox", "HostConfig": host})),
+        ))["HostConfig"]
+            .clone()
+    };
+    // Asking for nothing, or Docker's "0"/"-1" for none, gets the defaults.
+    for host in [json!({}), json!({"Memory": 0, "PidsLimit": -1, "ShmSize": 0})] {
+        let h = create(host);
+        assert_eq!(
+            (h["Memory"].clone(), h["PidsLimit"].clone(), h["ShmSize"].clone()),
+            (json!(4u64 << 30), json!(1024), json!(64u64 << 20))
+        );
+    }
+    let h = create(json!({"Memory": 1 << 30, "MemorySwap": 2u64 << 30, "PidsLimit": 50, "Tmpfs": {"/t": "rw,size=1g"}}));
+    assert_eq!((h["Memory"].clone(), h["PidsLimit"].clone()), (json!(1 << 30), json!(50)));
+    assert_eq!(h["Tmpfs"]["/t"], json!(format!("rw,size={}", 1u64 << 30)));
+    assert_eq!(
+        create(json!({"Tmpfs": {"/t": ""}}))["Tmpfs"]["/t"],
+        json!(format!("size={}", 256u64 << 20))
+    );
+    let logs = json!({"Type": "local", "Config": {"max-size": (50u64 << 20).to_string(), "max-file": "3"}});
+    assert_eq!(create(json!({}))["LogConfig"], logs);
+    assert_eq!(
+        create(json!({"LogConfig": {"Type": "json-file", "Config": {"max-size": "100g"}}}))["LogConfig"],
+        logs
+    );
+    assert_eq!(create(json!({"LogConfig": {"Type": "none"}}))["LogConfig"], json!({"Type": "none"}));
+    let b = forward("POST", "/build?t=x&memory=0", None);
+    assert_eq!(
+        (query(&b, "memory"), query(&b, "shmsize")),
+        (Some((4u64 << 30).to_string()), Some((64u64 << 20).to_string()))
+    );
+    let b = forward("POST", "/build?t=x&memory=1000000&shmsize=2000000", None);
+    assert_eq!(
+        (query(&b, "memory"), query(&b, "shmsize")),
+        (Some("1000000".into()), Some("2000000".into()))
+    );
+
+    for (url, body, words) in [
+        (
+            "/containers/create",
+            Some(json!({"HostConfig": {"Memory": 17u64 << 30}})),
+            "memory of 17 GiB asked for; this daemon allows at most 16 GiB",
+        ),
+        (
+            "/containers/create",
+            Some(json!({"HostConfig": {"MemorySwap": -1}})),
+            "MemorySwap (--memory-swap) of -1",
+        ),
+        (
+            "/containers/create",
+            Some(json!({"HostConfig": {"PidsLimit": 5000}})),
+            "processes of 5000 asked for; this daemon allows at most 4096",
+        ),
+        (
+            "/containers/create",
+            Some(json!({"HostConfig": {"ShmSize": 50u64 << 30}})),
+            "a /dev/shm of 50 GiB",
+        ),
+        (
+            "/containers/create",
+            Some(json!({"HostConfig": {"Tmpfs": {"/t": "size=100g"}}})),
+            "a tmpfs at /t of 100 GiB",
+        ),
+        (
+            "/containers/create",
+            Some(json!({"HostConfig": {"Mounts": [{"Type": "tmpfs", "Target": "/m", "TmpfsOptions": {"SizeBytes": 3u64 << 30}}]}})),
+            "a tmpfs at /m of 3 GiB",
+        ),
+        ("/build?memory=20000000000", None, "a build's memory (--memory) of 18.6 GiB"),
+        ("/build?memswap=-1", None, "a build's memswap (--memory-swap) of -1"),
+        ("/build?shmsize=9999999999", None, "a build's /dev/shm (--shm-size) of 9.3 GiB"),
+        ("/build?memory=lots", None, "memory= must be a whole number of bytes"),
+    ] {
+        match decide_with(limited.clone(), "POST", url, body) {
+            Decision::Refuse(r) => assert!(r.message.contains(words), "{url}: {}", r.message),
+            other => panic!("{url}: expected a refusal, got {other:?}"),
+        }
+    }
+}
