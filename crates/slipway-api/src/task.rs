@@ -110,7 +110,7 @@ fn runtime() -> String {
 }
 
 /// What a task keeps out of the database.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSecrets {
     pub arguments: BTreeMap<String, String>,

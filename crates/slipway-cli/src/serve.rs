@@ -245,9 +245,13 @@ pub struct ServeArgs {
     /// The largest tmpfs a container started through the proxy may mount. [default: 2 GiB].
     #[arg(long, value_name = "N")]
     max_step_tmpfs_bytes: Option<u64>,
-    /// The fleet's key for run secrets, 32 bytes in base64 (never printed).
+    /// The fleet's key for every secret it keeps, 32 bytes in base64 (never printed).
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     fleet_key: Option<String>,
+    /// The fleet key `--fleet-key` replaces: secrets it sealed still open, and are sealed
+    /// again under the new key at start (never printed).
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    fleet_key_previous: Option<String>,
 }
 
 /// The settings: defaults, the file, the environment (`env`), then the flags.
@@ -330,6 +334,7 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
             blob_store_options,
             registry_notification_secret,
             fleet_key,
+            fleet_key_previous,
         ]
     );
     s.image_aliases
@@ -352,6 +357,9 @@ pub fn settings(a: ServeArgs, env: impl Iterator<Item = (String, String)>) -> Re
     }
     if fleet_key.is_some() {
         s.fleet_key = fleet_key;
+    }
+    if fleet_key_previous.is_some() {
+        s.fleet_key_previous = fleet_key_previous;
     }
     Ok(s)
 }

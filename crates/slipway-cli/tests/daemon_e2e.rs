@@ -627,6 +627,7 @@ fn client_no_wait_returns_at_once_and_no_logs_prints_only_the_status() {
 /// The daemon holds a socket for every run's engine proxy, follower and connection: it
 /// raises its soft open-files limit to the hard one at start.
 #[test]
+#[allow(unsafe_code)]
 fn the_daemon_raises_its_open_files_limit() {
     let Some(_tb) = testbed() else { return };
     // The daemon starts with a soft limit below its hard one, as many systems start

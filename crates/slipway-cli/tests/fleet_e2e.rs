@@ -116,14 +116,17 @@ fn three_nodes_share_the_queue_the_blobs_and_the_secrets() {
     a.wait_status(&long, &["Canceled"], Duration::from_secs(30));
 
     // Secrets are gone from the database once the runs ended.
-    let left: i64 = rt().block_on(async {
+    let left: Vec<String> = rt().block_on(async {
         let pool = sqlx::PgPool::connect(&db).await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM run_secrets")
-            .fetch_one(&pool)
+        sqlx::query_scalar("SELECT owner FROM sealed_secrets")
+            .fetch_all(&pool)
             .await
             .unwrap()
     });
-    assert_eq!(left, 0, "sealed secrets outlived their runs");
+    assert!(
+        left.is_empty(),
+        "sealed secrets outlived their runs: {left:?} (runs {first}, {live}, {long})"
+    );
 
     // A worker node killed in the middle of a run: the others notice the lost lease,
     // the run ends Error, and the queue goes on on the node that is left.
@@ -177,5 +180,150 @@ fn three_nodes_share_the_queue_the_blobs_and_the_secrets() {
         assert_eq!(code, 200);
         assert!(log.contains(want), "run {id}'s log from the blob store:\n{log}");
         assert!(!log.contains(&secret));
+    }
+}
+
+/// Issue 19: a task's secrets live in the vault, so whichever node starts its run —
+/// a webhook delivered to a worker node, a timer won by any node, a `task run` asked
+/// of another node — the run gets every one, and none is readable in the database.
+#[test]
+fn a_tasks_secrets_reach_its_runs_on_every_node() {
+    use hmac::{KeyInit, Mac};
+    let Some(tb) = testbed() else { return };
+    let Some(azurite) = azurite() else { return };
+    let Some(db) = fresh_postgres(&format!("slipway_test_vault_{}", std::process::id())) else {
+        return;
+    };
+    let endpoint = azurite.trim_end_matches("/devstoreaccount1").to_string();
+    let key = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+    let start = |node: &str, concurrency: &str| {
+        let envs = [
+            ("SLIPWAY_NODE", node.to_string()),
+            ("SLIPWAY_BLOB_STORE", "azure://slipway".to_string()),
+            ("SLIPWAY_BLOB_STORE_OPTIONS", "azure_storage_use_emulator=true".to_string()),
+            ("AZURITE_BLOB_STORAGE_URL", endpoint.clone()),
+            ("SLIPWAY_FLEET_KEY", key.clone()),
+            ("SLIPWAY_MIN_TIMER_PERIOD_SECONDS", "60".to_string()),
+        ];
+        let refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Daemon::start_full(Some(db.clone()), &["--concurrency", concurrency], &refs)
+    };
+    let a = start("api", "0");
+    let b = start("wb", "1");
+    let c = start("wc", "1");
+
+    let secret = format!("Vault-Secret-{}", unique_id(""));
+    let hook_secret = format!("hook-{}", unique_id(""));
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nARG TOKEN\nCOPY msg /msg\nRUN test -n \"$TOKEN\" && echo token-is-$TOKEN\n",
+            tb.base_image
+        ),
+    )
+    .unwrap();
+    let commit = |msg: &str| {
+        std::fs::write(repo.path().join("msg"), msg).unwrap();
+        git(repo.path(), &["add", "."]);
+        git(repo.path(), &["commit", "-q", "-m", msg]);
+        git(repo.path(), &["rev-parse", "HEAD"])
+    };
+    commit("first");
+    let url = format!("file://{}", repo.path().display());
+    let made = chrono::Utc::now();
+    let created = run(a
+        .client()
+        .args([
+            "task",
+            "create",
+            "-n",
+            "secretive",
+            "--context",
+            &format!("{url}#main"),
+            "--file",
+            "Dockerfile",
+            "--no-push",
+        ])
+        .args(["--secret-arg", &format!("TOKEN={secret}"), "--webhook-secret", &hook_secret])
+        .args(["--registry-credential", &format!("{}=robot:{secret}-reg", tb.registry)])
+        .args(["--git-credential", &format!("git.example.com=robot:{secret}-git")])
+        .args(["--commit-trigger-enabled", "true", "--schedule", "every:* * * * *"]));
+    assert!(created.ok, "{}", created.all());
+
+    // A signed push delivered to each worker node, as a load balancer would.
+    let mut runs = Vec::new();
+    for (node, msg) in [(&b, "second"), (&c, "third")] {
+        let pushed = commit(msg);
+        let body =
+            serde_json::to_vec(&serde_json::json!({"ref": "refs/heads/main", "after": pushed, "repository": {"clone_url": url}})).unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(hook_secret.as_bytes()).unwrap();
+        mac.update(&body);
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let (code, answer) = node.call(
+            "POST",
+            "/v1/webhooks/github",
+            Some(body),
+            None,
+            &[
+                ("X-GitHub-Event", "push"),
+                ("X-GitHub-Delivery", msg),
+                ("X-Hub-Signature-256", &signature),
+            ],
+        );
+        assert_eq!(code, 202, "a push delivered to a worker node: {answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        runs.push(answer["runs"][0].as_str().unwrap().to_string());
+    }
+    // A task run asked of a worker node.
+    let asked = run(b.client().args(["task", "run", "-n", "secretive", "--no-logs"]));
+    assert!(asked.ok, "{}", asked.all());
+    let (_, listed) = a.get("/v1/tasks/secretive/runs?top=50");
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    for r in listed["value"].as_array().unwrap() {
+        let id = r["runId"].as_str().unwrap().to_string();
+        if !runs.contains(&id) && r["timerTrigger"].is_null() {
+            runs.push(id);
+        }
+    }
+    assert_eq!(runs.len(), 3, "{listed}");
+    // A timer occurrence, fired by whichever node won it.
+    let boundary = made + chrono::Duration::seconds(60 - chrono::Timelike::second(&made) as i64 + 8);
+    if let Ok(wait) = (boundary - chrono::Utc::now()).to_std() {
+        std::thread::sleep(wait);
+    }
+    let (_, listed) = a.get("/v1/tasks/secretive/runs?top=50");
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let timer = listed["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["timerTrigger"].is_object())
+        .unwrap_or_else(|| panic!("the timer never fired: {listed}"));
+    runs.push(timer["runId"].as_str().unwrap().to_string());
+
+    for id in &runs {
+        let end = a.wait_status(id, &["Succeeded", "Failed", "Error"], Duration::from_secs(120));
+        let (_, log) = a.get(&format!("/v1/runs/{id}/log"));
+        assert_eq!(end["status"], "Succeeded", "run {id}: {end}\n{log}");
+        assert!(log.contains("token-is-*****"), "run {id} had its secret, masked:\n{log}");
+        assert!(!log.contains(&secret), "run {id}'s log shows the secret");
+    }
+    // The database holds every secret sealed, none in clear.
+    let dump = std::process::Command::new("pg_dump").arg("--dbname").arg(&db).output().unwrap();
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("task-secretive"), "the task's secrets are sealed in the database");
+    for needle in [&secret, &hook_secret] {
+        assert!(!dump.contains(needle.as_str()), "pg_dump shows a secret");
+    }
+    // No node keeps a secrets file of its own in a fleet.
+    for node in [&a, &b, &c] {
+        let files: Vec<_> = walk(&node.data_dir())
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("/secrets/"))
+            .collect();
+        assert!(files.is_empty(), "{files:?}");
     }
 }

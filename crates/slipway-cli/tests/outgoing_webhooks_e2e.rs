@@ -428,3 +428,76 @@ fn deliveries_survive_a_restart_while_the_receiver_is_down() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Issue 19: a store error while draining is not "the webhook was deleted": with the
+/// webhooks' table gone from under the daemon for a while, the delivery stays due and
+/// is delivered once the table is back.
+#[test]
+fn a_store_error_while_delivering_leaves_the_delivery_due() {
+    let Some(tb) = testbed() else { return };
+    let d = daemon();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    webhook(
+        &d,
+        &[
+            "create",
+            "-n",
+            "storehook",
+            "--uri",
+            &format!("http://127.0.0.1:{port}/hook"),
+            "--actions",
+            "run_finished",
+        ],
+    );
+    let run_id = d.queue_task(&format!("version: v1.1.0\nsteps:\n  - cmd: {} echo hello\n", tb.base_image));
+    d.wait_status(&run_id, &["Succeeded"], Duration::from_secs(60));
+    // The receiver is down: the first attempt fails and the delivery waits to be retried.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while events(&d, "storehook")
+        .first()
+        .is_none_or(|e| e["attempts"].as_array().unwrap().is_empty())
+    {
+        assert!(Instant::now() < deadline, "no attempt was made");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let db = format!("sqlite://{}", d.db().display());
+    let sql = |statement: &str| {
+        support::rt().block_on(async {
+            let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        })
+    };
+    // The store fails every read of webhooks while the drain retries (every second).
+    sql("ALTER TABLE webhooks RENAME TO webhooks_away");
+    std::thread::sleep(Duration::from_secs(4));
+    sql("ALTER TABLE webhooks_away RENAME TO webhooks");
+    let receiver = Receiver::on(TcpListener::bind(("127.0.0.1", port)).unwrap(), 0, Duration::ZERO);
+    // Deliveries claimed while the store failed are claimed again when their lease (the
+    // webhook timeout and a minute) lapses.
+    receiver.wait_for("the delivery after the store came back", Duration::from_secs(100), |v| {
+        v["action"] == "run_finished"
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let l = events(&d, "storehook");
+        let errors: Vec<String> = l[0]["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["error"].to_string())
+            .collect();
+        assert!(
+            errors.iter().all(|e| !e.contains("deleted")),
+            "a store error was taken for a deleted webhook: {errors:?}"
+        );
+        if l[0]["status"] == "Delivered" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{l:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -147,9 +147,10 @@ pub(crate) async fn show(
         })
         .await
         .unwrap_or_default();
+    // Unreadable secrets show as none here; runs and deliveries refuse them with the reason.
     let has_webhook_secret = slipway_triggers::tasks::read_secrets(&d.node, &tenant, &name)
-        .webhook_secret
-        .is_some();
+        .await
+        .is_ok_and(|s| s.webhook_secret.is_some());
     // The address forges reach: the operator's public URL, else the one this page was
     // asked for (behind a TLS proxy, https).
     let base = if d.node.settings.public_url.is_empty() {

@@ -17,6 +17,7 @@ pub mod send;
 use slipway_api::webhook::{WebhookSecrets, WebhookSpec};
 use slipway_store::{AfterAttempt, AttemptRecord, DeliveryRecord, NewDelivery, WebhookRecord};
 use slipway_worker::events::{RunEvent, RunEvents};
+use slipway_worker::vault::{Owner, VaultError};
 use slipway_worker::Node;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,36 +64,22 @@ impl Notifier {
         }
     }
 
-    /// Where a webhook's secrets are kept: as before tenants for the default tenant's,
-    /// with the tenant (and a `.`, which neither name holds) for others'.
-    fn secrets_key(tenant: &str, name: &str) -> String {
-        if tenant == slipway_api::tenant::DEFAULT_TENANT {
-            format!("webhook-{name}")
-        } else {
-            format!("webhook-{tenant}.{name}")
-        }
-    }
-
     /// A webhook's secrets (none when it has none); an error when they are kept but
     /// cannot be read, so nothing is sent without them.
     pub async fn secrets(&self, tenant: &str, name: &str) -> Result<WebhookSecrets, String> {
-        match self.node.read_sealed(&Self::secrets_key(tenant, name)).await? {
-            Some(plain) => serde_json::from_slice(&plain).map_err(|e| format!("the webhook's secrets are unreadable: {e}")),
-            None => Ok(WebhookSecrets::default()),
-        }
+        self.node.vault.read(&Owner::webhook(tenant, name)).await.map_err(|e| e.to_string())
     }
 
-    pub async fn keep_secrets(&self, tenant: &str, name: &str, secrets: &WebhookSecrets) -> std::io::Result<()> {
+    pub async fn keep_secrets(&self, tenant: &str, name: &str, secrets: &WebhookSecrets) -> Result<(), VaultError> {
         if secrets == &WebhookSecrets::default() {
-            self.node.remove_sealed(&Self::secrets_key(tenant, name)).await;
+            self.forget_secrets(tenant, name).await;
             return Ok(());
         }
-        let plain = serde_json::to_vec(secrets).map_err(std::io::Error::other)?;
-        self.node.keep_sealed(&Self::secrets_key(tenant, name), &plain).await
+        self.node.vault.keep(&Owner::webhook(tenant, name), secrets).await
     }
 
     pub async fn forget_secrets(&self, tenant: &str, name: &str) {
-        self.node.remove_sealed(&Self::secrets_key(tenant, name)).await;
+        self.node.vault.delete(&Owner::webhook(tenant, name)).await;
     }
 
     fn now(&self) -> String {

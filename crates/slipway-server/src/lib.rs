@@ -66,12 +66,20 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         "" => None,
         url => Some(slipway_blobs::Blobs::open(url, &settings.blob_store_options)?),
     };
-    let fleet_key = settings
-        .fleet_key
-        .as_deref()
-        .map(slipway_worker::sealed::FleetKey::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let parse = |text: &Option<String>, setting: &str| {
+        text.as_deref()
+            .map(slipway_worker::sealed::FleetKey::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{setting}: {}", e.replace("fleet_key", setting)))
+    };
+    let fleet_keys = match (
+        parse(&settings.fleet_key, "fleet_key")?,
+        parse(&settings.fleet_key_previous, "fleet_key_previous")?,
+    ) {
+        (Some(current), previous) => Some(slipway_worker::vault::FleetKeys { current, previous }),
+        (None, Some(_)) => anyhow::bail!("fleet_key_previous is set without fleet_key: give the new key as fleet_key"),
+        (None, None) => None,
+    };
     // The data dir holds other runs' sources, logs and secrets: only the daemon reads it.
     create_private(&settings.data_dir)?;
     for sub in ["uploads", "contexts", "logs", "secrets", "scratch"] {
@@ -111,9 +119,16 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let node = Arc::new(Node::new(settings, store, engine, clock, instance).with_fleet(blobs, fleet_key));
+    let node = Arc::new(Node::new(settings, store, engine, clock, instance).with_fleet(blobs, fleet_keys));
     node.listen_to_fleet().await.map_err(|e| anyhow::anyhow!(e))?;
     node.publish_directory().await.map_err(|e| anyhow::anyhow!(e))?;
+    // Everything the previous fleet key sealed, and this node's secrets files from
+    // before it joined a fleet, sealed under the current key.
+    match node.vault.reseal().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sealed = n, "secrets sealed under the current fleet key"),
+        Err(e) => anyhow::bail!("{e}"),
+    }
     if node.directory().is_open() && !node.settings.listens_on_loopback() {
         anyhow::bail!(
             "listening on {} needs tokens, and neither this node nor its fleet declares any",

@@ -22,6 +22,7 @@ pub async fn trim_periodically(shutdown: CancellationToken) {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
 fn trim() {
     // SAFETY: malloc_trim only walks and releases the allocator's own free memory.
     unsafe {

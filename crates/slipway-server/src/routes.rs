@@ -610,7 +610,9 @@ async fn save_task(
         create_time: 0,
         last_updated_time: 0,
     };
-    slipway_triggers::tasks::write_secrets(d, tenant, &spec.name, &secrets).map_err(internal)?;
+    slipway_triggers::tasks::write_secrets(d, tenant, &spec.name, &secrets)
+        .await
+        .map_err(internal)?;
     let saved = d.store.put_task(&record, create).await.map_err(internal)?;
     if !saved {
         return Err(if create {
@@ -742,8 +744,14 @@ async fn update_task(
             },
         );
     check_task_quotas(&d, &who, &spec, false).await?;
-    let old = (!moved || keep).then(|| slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name));
-    let record = save_task(&d, &who.tenant, spec, false, Some(old.unwrap_or_default())).await?;
+    let old = if !moved || keep {
+        slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name)
+            .await
+            .map_err(internal)?
+    } else {
+        Default::default()
+    };
+    let record = save_task(&d, &who.tenant, spec, false, Some(old)).await?;
     Ok(Json(task_json(&d, &record).await?))
 }
 
@@ -789,7 +797,7 @@ async fn delete_task(State(d): Shared, axum::Extension(who): Who, Path(name): Pa
     if !d.store.delete_task(&who.tenant, &name).await.map_err(internal)? {
         return Err(task_not_found(&name));
     }
-    slipway_triggers::tasks::remove_secrets(&d, &who.tenant, &name);
+    slipway_triggers::tasks::remove_secrets(&d, &who.tenant, &name).await;
     d.triggers.tasks_touched();
     Ok(StatusCode::NO_CONTENT)
 }

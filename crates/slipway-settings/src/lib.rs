@@ -172,6 +172,9 @@ pub struct Settings {
     /// A fleet's key for run secrets (32 bytes, base64): with it, secret values are kept
     /// in the database encrypted (AES-256-GCM) so any node can run the run; never printed.
     pub fleet_key: Option<String>,
+    /// The fleet key `fleet_key` replaced: read (never sealed with) while a rotation
+    /// re-seals everything under the new key at start.
+    pub fleet_key_previous: Option<String>,
 }
 
 impl Default for Settings {
@@ -246,6 +249,7 @@ impl Default for Settings {
             blob_store: String::new(),
             blob_store_options: BTreeMap::new(),
             fleet_key: None,
+            fleet_key_previous: None,
         }
     }
 }
@@ -449,6 +453,7 @@ impl Settings {
             "registry_notification_secret" => self.registry_notification_secret = Some(value.into()),
             "blob_store" => self.blob_store = value.into(),
             "fleet_key" => self.fleet_key = Some(value.into()),
+            "fleet_key_previous" => self.fleet_key_previous = Some(value.into()),
             "blob_store_options" => self.blob_store_options.extend(map(value, "KEY=VALUE", false, true).map_err(bad)?),
             // A map in the environment adds to the file's, winning key by key.
             "image_aliases" => self.image_aliases.extend(map(value, "ALIAS=IMAGE", false, false).map_err(bad)?),

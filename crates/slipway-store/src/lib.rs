@@ -140,10 +140,13 @@ pub trait Store: WebhookStore + Send + Sync {
     /// The tenant directory last written, if any.
     async fn directory(&self) -> Result<Option<slipway_api::tenant::Directory>, StoreError>;
 
-    /// Keeps a run's sealed secrets (a fleet's: encrypted before they get here).
-    async fn put_sealed_secrets(&self, run_id: &str, sealed: &[u8]) -> Result<(), StoreError>;
-    async fn sealed_secrets(&self, run_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    async fn delete_sealed_secrets(&self, run_id: &str) -> Result<(), StoreError>;
+    /// Keeps an owner's sealed secrets (the vault's, in a fleet: encrypted before they
+    /// get here), replacing what it had.
+    async fn put_sealed_secrets(&self, owner: &str, sealed: &[u8]) -> Result<(), StoreError>;
+    async fn sealed_secrets(&self, owner: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn delete_sealed_secrets(&self, owner: &str) -> Result<(), StoreError>;
+    /// Every owner with sealed secrets (for re-sealing under a new key).
+    async fn sealed_owners(&self) -> Result<Vec<String>, StoreError>;
 
     /// Appends a piece of a live run's log that starts at `offset` (the run's single
     /// writer keeps the offsets).

@@ -653,29 +653,38 @@ impl Store for $store {
         .transpose()
     }
 
-    async fn put_sealed_secrets(&self, run_id: &str, sealed: &[u8]) -> Result<(), StoreError> {
-        sqlx::query(AssertSqlSafe($q("INSERT INTO run_secrets (run_id, sealed) VALUES (?, ?) ON CONFLICT (run_id) DO UPDATE SET sealed = excluded.sealed")))
-            .bind(run_id)
+    async fn put_sealed_secrets(&self, owner: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q(
+            "INSERT INTO sealed_secrets (owner, sealed) VALUES (?, ?) ON CONFLICT (owner) DO UPDATE SET sealed = excluded.sealed"
+        )))
+        .bind(owner)
             .bind(sealed)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    async fn sealed_secrets(&self, run_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe($q("SELECT sealed FROM run_secrets WHERE run_id = ?")))
-            .bind(run_id)
+    async fn sealed_secrets(&self, owner: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe($q("SELECT sealed FROM sealed_secrets WHERE owner = ?")))
+            .bind(owner)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.try_get("sealed")).transpose()?)
     }
 
-    async fn delete_sealed_secrets(&self, run_id: &str) -> Result<(), StoreError> {
-        sqlx::query(AssertSqlSafe($q("DELETE FROM run_secrets WHERE run_id = ?")))
-            .bind(run_id)
+    async fn delete_sealed_secrets(&self, owner: &str) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe($q("DELETE FROM sealed_secrets WHERE owner = ?")))
+            .bind(owner)
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn sealed_owners(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT owner FROM sealed_secrets ORDER BY owner")))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.try_get("owner")).collect::<Result<_, _>>()?)
     }
 
     async fn append_log(&self, run_id: &str, offset: u64, data: &[u8]) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! Tasks: saved runs that Slipway starts by itself (commits, base image updates,
-//! timers) or on request. A task's secret values live in a `0600` file in the data
-//! directory, never in the database or the API's answers.
+//! timers) or on request. A task's secret values live in the node's vault (a `0600`
+//! file on one machine, sealed in the database in a fleet), never in clear in the
+//! database or in the API's answers.
 
 use crate::Triggers;
 use base64::Engine as _;
@@ -8,6 +9,7 @@ use slipway_api::model::{Argument, RunRequest};
 use slipway_api::requests;
 use slipway_api::task::{source_location, Overrides, TaskSecrets, TaskSpec};
 use slipway_api::tenant::DEFAULT_TENANT;
+use slipway_worker::vault::Owner;
 
 use slipway_store::{RunRecord, RunType, TaskRecord};
 use std::collections::BTreeMap;
@@ -17,30 +19,23 @@ pub fn spec_of(record: &TaskRecord) -> Result<TaskSpec, String> {
     serde_json::from_value(record.spec.clone()).map_err(|e| format!("stored task {} is unreadable: {e}", record.name))
 }
 
-/// A task's secrets file: `task-NAME.json` for the default tenant (as before tenants),
-/// `task-TENANT.NAME.json` for others (`.` is in neither name, so no two tasks meet).
-fn secrets_path(d: &slipway_worker::Node, tenant: &str, name: &str) -> std::path::PathBuf {
-    let file = if tenant == DEFAULT_TENANT {
-        format!("task-{name}.json")
-    } else {
-        format!("task-{tenant}.{name}.json")
-    };
-    d.data("secrets").join(file)
+/// A task's secrets (none kept: the default), from the vault. An error when they are
+/// kept but cannot be read: a run never starts with a secret silently empty.
+pub async fn read_secrets(d: &slipway_worker::Node, tenant: &str, name: &str) -> Result<TaskSecrets, String> {
+    d.vault.read(&Owner::task(tenant, name)).await.map_err(|e| e.to_string())
 }
 
-pub fn read_secrets(d: &slipway_worker::Node, tenant: &str, name: &str) -> TaskSecrets {
-    std::fs::read(secrets_path(d, tenant, name))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+/// Keeps a task's secrets; a task without any keeps nothing.
+pub async fn write_secrets(d: &slipway_worker::Node, tenant: &str, name: &str, s: &TaskSecrets) -> Result<(), String> {
+    if s == &TaskSecrets::default() {
+        remove_secrets(d, tenant, name).await;
+        return Ok(());
+    }
+    d.vault.keep(&Owner::task(tenant, name), s).await.map_err(|e| e.to_string())
 }
 
-pub fn write_secrets(d: &slipway_worker::Node, tenant: &str, name: &str, s: &TaskSecrets) -> std::io::Result<()> {
-    slipway_worker::submit::write_private(&secrets_path(d, tenant, name), &serde_json::to_vec(s)?)
-}
-
-pub fn remove_secrets(d: &slipway_worker::Node, tenant: &str, name: &str) {
-    let _ = std::fs::remove_file(secrets_path(d, tenant, name));
+pub async fn remove_secrets(d: &slipway_worker::Node, tenant: &str, name: &str) {
+    d.vault.delete(&Owner::task(tenant, name)).await;
 }
 
 /// A trigger event's key within its tenant: the default tenant's keys are as they were
@@ -91,7 +86,9 @@ pub async fn start(
     key: Option<String>,
     triggers: slipway_store::Triggers,
 ) -> Result<Option<RunRecord>, StartError> {
-    let mut submission = build_run(d, tenant, task, overrides, commit, triggers).map_err(StartError::Invalid)?;
+    let mut submission = build_run(d, tenant, task, overrides, commit, triggers)
+        .await
+        .map_err(StartError::Invalid)?;
     submission.trigger_key = key.map(|k| trigger_key(tenant, &k));
     Ok(slipway_worker::submit::submit(d, submission).await?)
 }
@@ -99,7 +96,7 @@ pub async fn start(
 /// The run `tenant`'s task would start, with the secrets it takes from the task: none
 /// when the overrides move its source, unless they say to keep them (which the API
 /// allows only the tenant's admins).
-pub fn build_run(
+pub async fn build_run(
     d: &Triggers,
     tenant: &str,
     task: &TaskSpec,
@@ -109,7 +106,7 @@ pub fn build_run(
 ) -> Result<slipway_worker::submit::Submission, String> {
     let keeps_secrets = !moves_source(task, &overrides) || overrides.keep_secrets;
     let secrets = if keeps_secrets {
-        read_secrets(d, tenant, &task.name)
+        read_secrets(d, tenant, &task.name).await?
     } else {
         TaskSecrets::default()
     };

@@ -111,7 +111,7 @@ async fn fire_all(d: &Arc<Triggers>, fired: &[((i64, usize), Due)]) {
             timer: Some(trigger),
             ..Default::default()
         };
-        match tasks::build_run(d, &due.tenant, spec, Default::default(), None, triggers) {
+        match tasks::build_run(d, &due.tenant, spec, Default::default(), None, triggers).await {
             Ok(mut run) => {
                 let key = format!("timer:{}:{}:{occurrence}", spec.name, due.timer);
                 run.trigger_key = Some(tasks::trigger_key(&due.tenant, &key));

@@ -211,16 +211,18 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
                 .is_some_and(|c| urls.iter().any(|u| *u == normalise_repo(c)))
         })
         .collect();
-    let secrets: Vec<((String, String), String)> = candidates
-        .iter()
-        .map(|(tenant, spec)| {
-            (
-                (tenant.clone(), spec.name.clone()),
-                tasks::read_secrets(d, tenant, &spec.name).webhook_secret.unwrap_or_default(),
-            )
-        })
-        .filter(|(_, secret)| !secret.is_empty())
-        .collect();
+    let mut secrets: Vec<((String, String), String)> = Vec::new();
+    for (tenant, spec) in &candidates {
+        match tasks::read_secrets(d, tenant, &spec.name).await {
+            Ok(s) => {
+                if let Some(secret) = s.webhook_secret.filter(|s| !s.is_empty()) {
+                    secrets.push(((tenant.clone(), spec.name.clone()), secret));
+                }
+            }
+            // Without its secret the task cannot be verified, so it is not started.
+            Err(e) => tracing::warn!(tenant = %tenant, task = %spec.name, error = %e, "a task's webhook secret could not be read"),
+        }
+    }
     let verified: std::collections::HashSet<(String, String)> = {
         let (provider, headers, body) = (provider.to_string(), headers.clone(), body.to_vec());
         tokio::task::spawn_blocking(move || {

@@ -1,6 +1,6 @@
 //! What a node shares with the rest of a fleet when it is configured to: the blob store
-//! (uploaded contexts, finished logs) and the fleet key (run secrets sealed in the
-//! database). Without them a node keeps everything in its data dir, as one machine does.
+//! (uploaded contexts, finished logs) and, through the vault, the fleet key (secrets
+//! sealed in the database). Without them a node keeps everything in its data dir, as one machine does.
 //!
 //! A live run's log is also written to the database in pieces, about every 200 ms, so
 //! a follower on any node reads it; when the run ends the whole log goes to the blob
@@ -69,61 +69,22 @@ impl Node {
         blobs.put_file(&upload_key(id), &local).await.map_err(|e| e.to_string())
     }
 
-    /// Keeps a run's secrets until its worker reads them: sealed in the database with
-    /// the fleet key, else in a `0600` file of the data dir.
-    pub async fn keep_secrets(&self, run_id: &str, secrets: &RunSecrets) -> std::io::Result<()> {
+    /// Keeps a run's secrets until its worker reads them, in the vault.
+    pub async fn keep_secrets(&self, run_id: &str, secrets: &RunSecrets) -> Result<(), crate::vault::VaultError> {
         if secrets.is_empty() {
             return Ok(());
         }
-        let plain = serde_json::to_vec(secrets).map_err(std::io::Error::other)?;
-        self.keep_sealed(run_id, &plain).await
+        self.vault.keep(&crate::vault::Owner::run(run_id), secrets).await
     }
 
     /// The secrets a run was submitted with (none if it had none, or they were removed).
     pub async fn read_secrets(&self, run_id: &str) -> Result<RunSecrets, String> {
-        match self.read_sealed(run_id).await? {
-            Some(plain) => serde_json::from_slice(&plain).map_err(|e| format!("the run's secrets are unreadable: {e}")),
-            None => Ok(RunSecrets::default()),
-        }
+        self.vault.read(&crate::vault::Owner::run(run_id)).await.map_err(|e| e.to_string())
     }
 
     /// Removes a run's secrets once it has ended (or was never queued).
     pub async fn remove_secrets(&self, run_id: &str) {
-        self.remove_sealed(run_id).await;
-    }
-
-    /// Keeps secret bytes under `key` (a run id, or `webhook-NAME`) where every node of
-    /// the fleet can read them: sealed in the database with the fleet key, else in a
-    /// `0600` file of the data dir.
-    pub async fn keep_sealed(&self, key: &str, plain: &[u8]) -> std::io::Result<()> {
-        match &self.fleet_key {
-            Some(fleet) => {
-                let sealed = fleet.seal(key, plain).map_err(std::io::Error::other)?;
-                self.store.put_sealed_secrets(key, &sealed).await.map_err(std::io::Error::other)
-            }
-            None => crate::submit::write_private(&crate::submit::secrets_path(&self.settings.data_dir, key), plain),
-        }
-    }
-
-    /// The bytes kept under `key`, if any.
-    pub async fn read_sealed(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        match &self.fleet_key {
-            Some(fleet) => match self.store.sealed_secrets(key).await.map_err(|e| e.to_string())? {
-                Some(sealed) => fleet.open(key, &sealed).map(Some),
-                None => Ok(None),
-            },
-            None => Ok(std::fs::read(crate::submit::secrets_path(&self.settings.data_dir, key)).ok()),
-        }
-    }
-
-    /// Forgets what is kept under `key`.
-    pub async fn remove_sealed(&self, key: &str) {
-        let _ = std::fs::remove_file(crate::submit::secrets_path(&self.settings.data_dir, key));
-        if self.fleet_key.is_some() {
-            if let Err(e) = self.store.delete_sealed_secrets(key).await {
-                tracing::warn!(key, error = %e, "removing sealed secrets failed");
-            }
-        }
+        self.vault.delete(&crate::vault::Owner::run(run_id)).await;
     }
 
     /// Adds `line` to the log of a run this node did not run to its end (a lost

@@ -14,6 +14,7 @@ pub mod sealed;
 mod steps;
 pub mod submit;
 pub mod tenants;
+pub mod vault;
 mod worker;
 
 pub use worker::{housekeeping, reap_once, watch_engine, work};
@@ -60,8 +61,9 @@ pub struct Node {
     stopping: Mutex<Option<String>>,
     /// The blob store a fleet shares; `None` keeps uploads and logs in the data dir.
     pub blobs: Option<slipway_blobs::Blobs>,
-    /// The fleet's key for run secrets; `None` keeps them in the data dir.
-    pub fleet_key: Option<sealed::FleetKey>,
+    /// Every secret the node keeps (`vault.rs`): files in the data dir, or sealed in
+    /// the database with the fleet's key.
+    pub vault: vault::Vault,
     /// Connections runs' steps hold to their engine proxies, counted per run.
     pub proxy_connections: Arc<slipway_limits::Gate>,
     /// Log follows and live feeds held open, counted per token.
@@ -75,6 +77,7 @@ impl Node {
     pub fn new(settings: Settings, store: Arc<dyn Store>, engine: Arc<dyn Engine>, clock: Arc<dyn Clock>, instance: String) -> Node {
         let pool = netpool::NetworkPool::new(engine.clone(), &instance, settings.concurrency as usize);
         let settings_copy = settings.clone();
+        let store_copy = store.clone();
         let reach = Arc::new(slipway_sources::Reach {
             file_dirs: settings.file_source_dirs.clone(),
             allowed: settings.allowed_source_hosts.clone(),
@@ -99,7 +102,7 @@ impl Node {
             unswept: Mutex::new(Vec::new()),
             stopping: Mutex::new(None),
             blobs: None,
-            fleet_key: None,
+            vault: vault::Vault::new(&settings_copy.data_dir, store_copy, None),
             proxy_connections: slipway_limits::Gate::new(
                 settings_copy.max_proxy_connections as usize,
                 settings_copy.max_proxy_connections_per_run as usize,
@@ -116,10 +119,10 @@ impl Node {
         }
     }
 
-    /// The node shares uploads and logs through `blobs` and seals run secrets with `key`.
-    pub fn with_fleet(mut self, blobs: Option<slipway_blobs::Blobs>, key: Option<sealed::FleetKey>) -> Node {
+    /// The node shares uploads and logs through `blobs` and seals secrets with `keys`.
+    pub fn with_fleet(mut self, blobs: Option<slipway_blobs::Blobs>, keys: Option<vault::FleetKeys>) -> Node {
         self.blobs = blobs.filter(|b| b.is_shared());
-        self.fleet_key = key;
+        self.vault = vault::Vault::new(&self.settings.data_dir, self.store.clone(), keys);
         self
     }
 

@@ -1,6 +1,6 @@
-//! A fleet's run secrets sealed with its key: AES-256-GCM (RustCrypto's `aes-gcm`), a
-//! fresh 96-bit nonce per run, the run id as associated data (a sealed value moved to
-//! another run does not open). The key is 32 bytes given as base64 in the settings and
+//! A fleet's secrets sealed with its key: AES-256-GCM (RustCrypto's `aes-gcm`), a
+//! fresh 96-bit nonce each time, the owner's key (a run id, `task-…`, `webhook-…`) as
+//! associated data (a sealed value moved to another owner does not open). The key is 32 bytes given as base64 in the settings and
 //! never stored; the database holds only `nonce || ciphertext`.
 
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
@@ -33,8 +33,8 @@ impl FleetKey {
         })
     }
 
-    /// `nonce || ciphertext` of `plain`, bound to `run_id`.
-    pub fn seal(&self, run_id: &str, plain: &[u8]) -> Result<Vec<u8>, String> {
+    /// `nonce || ciphertext` of `plain`, bound to `owner`.
+    pub fn seal(&self, owner: &str, plain: &[u8]) -> Result<Vec<u8>, String> {
         let nonce = Nonce::generate();
         let sealed = self
             .0
@@ -42,19 +42,19 @@ impl FleetKey {
                 &nonce,
                 Payload {
                     msg: plain,
-                    aad: run_id.as_bytes(),
+                    aad: owner.as_bytes(),
                 },
             )
-            .map_err(|_| "sealing the run's secrets failed".to_string())?;
+            .map_err(|_| "sealing the secrets failed".to_string())?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         Ok(out)
     }
 
-    /// The plain text of what [`FleetKey::seal`] made for `run_id`.
-    pub fn open(&self, run_id: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+    /// The plain text of what [`FleetKey::seal`] made for `owner`.
+    pub fn open(&self, owner: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
         if sealed.len() < NONCE_BYTES {
-            return Err("the run's sealed secrets are cut short".into());
+            return Err(format!("the sealed secrets of {owner} are cut short"));
         }
         let (nonce, body) = sealed.split_at(NONCE_BYTES);
         let nonce = Nonce::try_from(nonce).map_err(|_| "bad nonce".to_string())?;
@@ -63,10 +63,10 @@ impl FleetKey {
                 &nonce,
                 Payload {
                     msg: body,
-                    aad: run_id.as_bytes(),
+                    aad: owner.as_bytes(),
                 },
             )
-            .map_err(|_| "the run's secrets do not open with this node's fleet_key (is it the fleet's?)".to_string())
+            .map_err(|_| format!("the secrets of {owner} do not open with this node's fleet_key (is it the fleet's?)"))
     }
 }
 

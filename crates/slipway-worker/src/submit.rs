@@ -7,7 +7,7 @@
 use crate::Node;
 pub use slipway_api::secrets::RunSecrets;
 use slipway_store::{NewRun, RunRecord};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A run to start, with what it keeps secret and, for a trigger, its event's key: a
 /// key starts at most one run, ever.
@@ -19,8 +19,8 @@ pub struct Submission {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    #[error("cannot keep the run's secrets: {0}")]
-    Secrets(#[from] std::io::Error),
+    #[error("{0}")]
+    Secrets(#[from] crate::vault::VaultError),
     #[error("cannot queue the run: {0}")]
     Store(#[from] slipway_store::StoreError),
     /// The tenant has `max_queued_runs_per_tenant` runs queued already.
@@ -52,11 +52,6 @@ async fn check_quota(d: &Node, tenant: &str, adding: i64) -> Result<(), SubmitEr
         });
     }
     Ok(())
-}
-
-/// Where a run's secrets wait for its worker.
-pub fn secrets_path(data_dir: &Path, run_id: &str) -> PathBuf {
-    data_dir.join("secrets").join(format!("{run_id}.json"))
 }
 
 /// Writes a file only the daemon's user can read.
