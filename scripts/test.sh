@@ -8,6 +8,9 @@ if ! eval "$(scripts/testbed.sh)"; then
   echo "test: !!! the testbed did not start; tests that need Docker will be SKIPPED !!!" >&2
 fi
 python3 scripts/check-cycles.py
+# The habits: formatted, and no warning clippy finds.
+cargo fmt --check
+cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace --all-targets --no-fail-fast "$@"
 cargo test --workspace --doc
 # The build tests once more on the engine's classic builder: builds behave the same on both.

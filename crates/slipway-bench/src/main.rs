@@ -227,6 +227,7 @@ pub(crate) fn exec(slipway: &Path, task: &Path, context: &Path, extra: &[&str]) 
 }
 
 /// Runs `slipway exec` and returns its wall time and its own peak resident memory (MiB).
+#[allow(unsafe_code)]
 fn exec_measured(slipway: &Path, task: &Path, context: &Path, extra: &[&str]) -> Result<(f64, f64)> {
     let start = Instant::now();
     let child = Command::new(slipway)

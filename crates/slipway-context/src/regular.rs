@@ -42,6 +42,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)]
     fn fifos_devices_and_huge_files_are_refused_at_once() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("ok"), "FROM a\n").unwrap();

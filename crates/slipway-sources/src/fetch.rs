@@ -262,6 +262,7 @@ fn fetch_options(
 
 /// libgit2 waits for a silent server forever by default; these bound every connect and
 /// every read of every git fetch in the process.
+#[allow(unsafe_code)]
 pub fn set_git_timeouts(connect: Duration, read: Duration) {
     let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: libgit2's global options; set once at start-up, before any fetch runs.
