@@ -166,7 +166,7 @@ fn session_secret(node: &Node) -> Vec<u8> {
         }
     }
     let k = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()).into_bytes();
-    if let Err(e) = slipway_worker::submit::write_private(&path, &k) {
+    if let Err(e) = slipway_worker::vault::write_private(&path, &k) {
         tracing::warn!(error = %e, "cannot keep the dashboard's session key; sessions end when the daemon restarts");
     }
     k

@@ -7,7 +7,6 @@
 use crate::Node;
 pub use slipway_api::secrets::RunSecrets;
 use slipway_store::{NewRun, RunRecord};
-use std::path::Path;
 
 /// A run to start, with what it keeps secret and, for a trigger, its event's key: a
 /// key starts at most one run, ever.
@@ -52,20 +51,6 @@ async fn check_quota(d: &Node, tenant: &str, adding: i64) -> Result<(), SubmitEr
         });
     }
     Ok(())
-}
-
-/// Writes a file only the daemon's user can read.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 async fn keep(d: &Node, s: &Submission) -> Result<(), SubmitError> {
