@@ -1,13 +1,3 @@
-//! `slipway serve`: accepts work over HTTP, queues it durably, and runs it on a pool
-//! of workers with the same runner as `slipway exec`.
-//!
-//! Requests become runs in the [`slipway_store`] queue; each worker claims one run at
-//! a time under a lease it renews, fetches the run's source (an upload or a git
-//! repository), turns the request into a task file (a quick build is a two-step task),
-//! and hands the plan to [`slipway_runner`]. Logs go to one file per run, which the
-//! API streams from any offset. Secret values live only in a per-run file in the data
-//! directory (mode 0600) until the run ends, never in the database or the logs.
-
 //! `slipway serve`: the HTTP API (`routes`), with auth and errors in one JSON shape,
 //! wired to this process's workers ([`slipway_worker`]) and triggers
 //! ([`slipway_triggers`]); start-up, signals and graceful shutdown. The only crate that
