@@ -14,6 +14,7 @@
 //! assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag()), ("127.0.0.1:5000", "team/app", "v1"));
 //! ```
 
+pub mod host;
 pub mod namespace;
 
 use std::fmt;

@@ -34,7 +34,7 @@ fn repository_url(r: &Reference) -> String {
     } else {
         r.registry.clone()
     };
-    let plain = host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+    let plain = slipway_reference::host::is_loopback(slipway_reference::host::without_port(&host));
     format!("{}://{host}/v2/{}", if plain { "http" } else { "https" }, r.repository)
 }
 

@@ -517,7 +517,7 @@ impl Settings {
 
     /// Whether the listen address is loopback only.
     pub fn listens_on_loopback(&self) -> bool {
-        self.listen.starts_with("127.") || self.listen.starts_with("localhost:") || self.listen.starts_with("[::1]")
+        slipway_reference::host::is_loopback(slipway_reference::host::without_port(&self.listen))
     }
 }
 

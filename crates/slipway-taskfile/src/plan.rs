@@ -559,10 +559,10 @@ fn public_host_ip(port: &str) -> Option<String> {
         }
         parts[..parts.len() - 2].join(":")
     };
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(a) if a.is_loopback() => None,
-        _ if ip == "localhost" => None,
-        _ => Some(ip),
+    if slipway_reference::host::is_loopback(&ip) {
+        None
+    } else {
+        Some(ip)
     }
 }
 

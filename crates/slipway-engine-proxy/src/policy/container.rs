@@ -4,7 +4,6 @@
 use super::gojson::{self, Object};
 use super::{first, needs_setting, pass, with_param, Ask, Before, Body, Forward, Halt, Known, Owner, Policy, Refusal, Request};
 use serde_json::Value;
-use std::net::IpAddr;
 
 pub(super) fn create(policy: &Policy, ask: &mut Ask, req: &Request) -> Result<Forward, Halt> {
     let mut body = req.body.cloned().ok_or(Halt::Body)?;
@@ -573,16 +572,9 @@ fn loopback_ports(ports: &mut Value) -> Result<(), Refusal> {
                 gojson::set(binding, "HostIp", Value::String("127.0.0.1".into()));
                 continue;
             }
-            let addr: IpAddr = ip
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .map_err(|_| Refusal::bad_request(format!("invalid host address {ip:?} for port {port}")))?;
-            let loopback = match addr {
-                IpAddr::V4(a) => a.is_loopback(),
-                IpAddr::V6(a) => a.to_ipv4_mapped().map_or(a.is_loopback(), |v4| v4.is_loopback()),
-            };
-            if !loopback {
+            let addr = slipway_reference::host::address(&ip)
+                .ok_or_else(|| Refusal::bad_request(format!("invalid host address {ip:?} for port {port}")))?;
+            if !slipway_reference::host::is_loopback_address(addr) {
                 return Err(Refusal::forbidden(format!(
                     "publishing port {port} on {ip} is not allowed in this run (the operator setting allow_public_ports allows it); leave the address out to publish on 127.0.0.1"
                 )));
