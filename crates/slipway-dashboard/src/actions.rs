@@ -164,7 +164,7 @@ async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> 
     }
     slipway_sources::validate(source.as_deref(), &d.node.settings.data_dir, &d.node.reach)
         .map_err(|e| format!("its source can no longer be used: {e}"))?;
-    let run_id = slipway_runner::new_run_id();
+    let run_id = slipway_plan::new_run_id();
     let cache_namespace = requests::cache_namespace(&run.tenant, requests::request_cache_owner(&request), &run_id);
     let prepared = requests::prepare(request).map_err(|e| e.0)?;
     let submission = slipway_worker::submit::Submission {

@@ -270,14 +270,11 @@ fn failed_attempt(why: &str) -> send::Sent {
 }
 
 /// `text` with every secret value of the webhook replaced by `*****`.
+/// Values shorter than four characters are left: masking every `1` would hide the
+/// answer, not a secret.
 fn redact(text: &str, secrets: &WebhookSecrets) -> String {
-    let mut out = text.to_string();
-    for v in secrets.custom_headers.values().chain(secrets.secret.iter()) {
-        if v.len() >= 4 {
-            out = out.replace(v.as_str(), "*****");
-        }
-    }
-    out
+    let values = secrets.custom_headers.values().chain(secrets.secret.iter());
+    slipway_plan::Redactor::new(values.filter(|v| v.len() >= 4).cloned().collect()).mask(text)
 }
 
 /// The run as the API shows it (`GET /v1/runs/{id}`), with what started it in a word.

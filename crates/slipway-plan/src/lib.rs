@@ -3,6 +3,12 @@
 //! behaviour of their own: `slipway-taskfile` makes them from YAML, `slipway-runner`
 //! runs them, and neither needs the other.
 
+pub mod ids;
+pub mod redact;
+
+pub use ids::new_run_id;
+pub use redact::Redactor;
+
 use serde::Serialize;
 use slipway_reference::Reference;
 use std::collections::BTreeMap;

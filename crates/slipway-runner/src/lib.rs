@@ -11,13 +11,12 @@
 mod build;
 mod images;
 mod outcome;
-mod redact;
 mod report;
 mod step;
 mod workspace;
 
-pub use redact::Redactor;
 pub use report::{ImageDependencies, OutputImage, RunReport, StepEvent, StepReport, StepStatus, StepWatcher};
+pub use slipway_plan::{new_run_id, Redactor};
 pub use tokio_util::sync::CancellationToken;
 
 use slipway_engine::{Engine, LogSink, RegistryCredential, RUN_LABEL};
@@ -244,19 +243,6 @@ impl HostAccess {
             engine: EngineAccess::Proxy,
         }
     }
-}
-
-/// A short run id, unique enough for one machine's history: `sw` and 8 base-36 characters.
-pub fn new_run_id() -> String {
-    let n = uuid::Uuid::new_v4().as_u128();
-    let alphabet = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut s = String::from("sw");
-    let mut v = n;
-    for _ in 0..8 {
-        s.push(alphabet[(v % 36) as usize] as char);
-        v /= 36;
-    }
-    s
 }
 
 /// The volume every step of a run has as `$HOME` (at [`HOME_DIR`]).

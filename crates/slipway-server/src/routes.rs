@@ -354,7 +354,7 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
     let request: RunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request: {e}")))?;
     let source = request.source_location().map(str::to_string);
     check_source(&d, &who, source.as_deref(), "sourceLocation").await?;
-    let run_id = slipway_runner::new_run_id();
+    let run_id = slipway_plan::new_run_id();
     let cache_namespace = requests::cache_namespace(&who.tenant, requests::request_cache_owner(&request), &run_id);
     let prepared = requests::prepare(request).map_err(|e| bad_request(e.0))?;
     // A task given inline is checked now, with the same messages as `slipway plan`.
@@ -366,7 +366,7 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
         };
         let run = slipway_taskfile::RunVars::new(&run_id, &d.settings.registry, d.now());
         let opts = d.task_options(run, job.values_over(from_file), job.secrets.clone());
-        let redactor = slipway_runner::Redactor::new(job.secrets.values().cloned().collect());
+        let redactor = slipway_plan::Redactor::new(job.secrets.values().cloned().collect());
         // Rendering is bounded but can still take a while: never on the async runtime.
         let text = text.clone();
         let checked = tokio::task::spawn_blocking(move || {

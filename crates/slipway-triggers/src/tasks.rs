@@ -110,7 +110,7 @@ pub async fn build_run(
     } else {
         TaskSecrets::default()
     };
-    let run_id = slipway_runner::new_run_id();
+    let run_id = slipway_plan::new_run_id();
     let owner = if as_defined(&overrides) {
         requests::CacheOwner::Task(&task.name)
     } else {

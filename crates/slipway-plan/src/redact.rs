@@ -1,4 +1,5 @@
-//! Masks secret values in text before it leaves the runner.
+//! Masks secret values in text before it leaves the runner, the API or a webhook's
+//! record: the one masking every crate uses.
 
 use std::sync::{Arc, RwLock};
 
