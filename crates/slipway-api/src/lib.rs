@@ -5,12 +5,14 @@
 //! all speak these types.
 
 pub mod model;
+pub mod patch;
 pub mod requests;
 pub mod schedule;
 pub mod secrets;
 pub mod source;
 pub mod task;
 pub mod tenant;
+pub mod time;
 pub mod webhook;
 
 pub use model::{RunStatus, RunType};

@@ -90,7 +90,7 @@ pub(crate) fn no_task(name: &str) -> Response {
 pub(crate) fn time(ms: i64) -> Markup {
     match chrono::DateTime::from_timestamp_millis(ms) {
         Some(t) => html! {
-            time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (t.format("%Y-%m-%d %H:%M:%S UTC")) }
+            time datetime=(slipway_api::time::seconds(t)) { (t.format("%Y-%m-%d %H:%M:%S UTC")) }
         },
         None => html! { "" },
     }

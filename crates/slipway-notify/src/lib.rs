@@ -83,7 +83,7 @@ impl Notifier {
     }
 
     fn now(&self) -> String {
-        self.node.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        slipway_api::time::millis(self.node.now())
     }
 
     /// Queues a ping to `webhook`; returns the delivery's id.

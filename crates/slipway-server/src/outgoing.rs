@@ -115,16 +115,7 @@ pub(crate) async fn update(
         return Err(bad_request("the body must be a JSON object"));
     }
     let mut merged = current.spec.clone();
-    for (k, v) in patch.as_object().into_iter().flatten() {
-        match v {
-            serde_json::Value::Null => {
-                if let Some(m) = merged.as_object_mut() {
-                    m.remove(k);
-                }
-            }
-            v => merged[k] = v.clone(),
-        }
-    }
+    slipway_api::patch::merge(&mut merged, &patch, &["customHeaders"]);
     let (spec, mut secrets) = parse(&d, &name, &merged).await?;
     let old = d.notifier.secrets(&who.tenant, &name).await.map_err(internal)?;
     // Secrets go where they were given for: a new host must be given them again.

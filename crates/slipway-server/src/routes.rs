@@ -559,8 +559,8 @@ async fn task_json(d: &Server, record: &slipway_store::TaskRecord) -> Result<ser
         out
     };
     v["dependencies"] = serde_json::Value::Array(digests);
-    v["createTime"] = serde_json::json!(chrono::DateTime::from_timestamp_millis(record.create_time).map(|t| t.to_rfc3339()));
-    v["lastUpdatedTime"] = serde_json::json!(chrono::DateTime::from_timestamp_millis(record.last_updated_time).map(|t| t.to_rfc3339()));
+    v["createTime"] = serde_json::json!(slipway_api::time::from_ms(record.create_time));
+    v["lastUpdatedTime"] = serde_json::json!(slipway_api::time::from_ms(record.last_updated_time));
     Ok(v)
 }
 
@@ -693,22 +693,6 @@ async fn check_task_quotas(d: &Server, who: &Caller, spec: &slipway_api::task::T
     Ok(())
 }
 
-/// JSON merge patch (RFC 7386) of the stored spec with the body.
-fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
-    match (target.as_object_mut(), patch.as_object()) {
-        (Some(t), Some(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-                }
-            }
-        }
-        _ => *target = patch.clone(),
-    }
-}
-
 async fn update_task(
     State(d): Shared,
     axum::Extension(who): Who,
@@ -725,7 +709,7 @@ async fn update_task(
     let mut patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     let keep = take_keep_secrets(&who, &mut patch)?;
     let mut merged = record.spec.clone();
-    merge(&mut merged, &patch);
+    slipway_api::patch::merge(&mut merged, &patch, &[]);
     let spec = parse_spec(&name, merged.to_string().as_bytes())?;
     let before = slipway_triggers::tasks::spec_of(&record).map_err(internal)?;
     if spec.context_path != before.context_path {

@@ -148,12 +148,7 @@ impl TriggerKind {
     }
 }
 
-/// A time as the API writes it: RFC 3339 in UTC, to the millisecond (empty if out of range).
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+pub use slipway_api::time::from_ms as rfc3339;
 
 impl RunRecord {
     /// The run as the API shows it (`GET /v1/runs/{id}`, run events).

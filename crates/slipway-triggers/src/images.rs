@@ -134,7 +134,7 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
         }
         let trigger = serde_json::json!({
             "id": uuid::Uuid::new_v4().to_string(),
-            "timestamp": d.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "timestamp": slipway_api::time::millis(d.now()),
             "images": [{"registry": r.registry, "repository": r.repository, "tag": r.tag(), "digest": sighting.digest}],
             "chain": chain,
         });

@@ -104,7 +104,7 @@ async fn fire_all(d: &Arc<Triggers>, fired: &[((i64, usize), Due)]) {
         let when = Utc
             .timestamp_millis_opt(*occurrence)
             .single()
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .map(slipway_api::time::seconds)
             .unwrap_or_default();
         let trigger = serde_json::json!({"timerTriggerName": due.timer, "scheduleOccurrence": when});
         let triggers = slipway_store::Triggers {
