@@ -673,20 +673,14 @@ impl Engine for Docker {
         let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         let mut exposed: Vec<String> = Vec::new();
         for p in &spec.ports {
-            let (host, container) = p.rsplit_once(':').unwrap_or(("", p));
-            let container = if container.contains('/') {
-                container.to_string()
-            } else {
-                format!("{container}/tcp")
-            };
-            let (host_ip, host_port) = host.rsplit_once(':').unwrap_or(("", host));
+            let container = p.container_key();
             port_bindings
                 .entry(container.clone())
                 .or_insert_with(|| Some(Vec::new()))
                 .get_or_insert_with(Vec::new)
                 .push(PortBinding {
-                    host_ip: Some(host_ip.to_string()).filter(|s| !s.is_empty()),
-                    host_port: Some(host_port.to_string()),
+                    host_ip: p.host_ip.clone(),
+                    host_port: Some(p.host_port.clone().unwrap_or_default()),
                 });
             exposed.push(container);
         }

@@ -59,8 +59,9 @@ pub struct ContainerSpec {
     pub network: Option<String>,
     /// Names other containers on `network` reach this one by.
     pub aliases: Vec<String>,
-    /// `[host-ip:]host-port:container-port[/proto]`.
-    pub ports: Vec<String>,
+    /// Published ports, as the task file gave them (the runner binds them to loopback
+    /// where it must).
+    pub ports: Vec<slipway_plan::PortMapping>,
     pub expose: Vec<String>,
     pub labels: HashMap<String, String>,
     pub cpus: Option<f64>,

@@ -4,9 +4,11 @@
 //! runs them, and neither needs the other.
 
 pub mod ids;
+pub mod ports;
 pub mod redact;
 
 pub use ids::new_run_id;
+pub use ports::PortMapping;
 pub use redact::Redactor;
 
 use serde::Serialize;
@@ -150,7 +152,7 @@ pub struct Step {
     pub entry_point: Option<String>,
     pub env: Vec<String>,
     pub expose: Vec<String>,
-    pub ports: Vec<String>,
+    pub ports: Vec<PortMapping>,
     pub network: String,
     pub user: Option<String>,
     pub working_directory: String,

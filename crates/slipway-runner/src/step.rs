@@ -135,19 +135,17 @@ async fn once(
 
 /// Ports as the engine gets them: one given without an address is published on
 /// loopback only, unless the task may publish on every interface.
-pub(crate) fn host_ports(ports: &[String], public: bool) -> Vec<String> {
+pub(crate) fn host_ports(ports: &[slipway_plan::PortMapping], public: bool) -> Vec<slipway_plan::PortMapping> {
     ports
         .iter()
         .map(|p| {
-            let spec = p.split('/').next().unwrap_or(p);
-            if public || spec.starts_with('[') || spec.matches(':').count() >= 2 {
-                p.clone()
-            } else if spec.contains(':') {
-                format!("127.0.0.1:{p}")
-            } else {
+            let mut p = p.clone();
+            if !public && p.host_ip.is_none() {
+                p.host_ip = Some("127.0.0.1".into());
                 // A container port alone gets a random host port, on loopback.
-                format!("127.0.0.1::{p}")
+                p.host_port.get_or_insert_with(String::new);
             }
+            p
         })
         .collect()
 }

@@ -472,20 +472,22 @@ fn step(
             "the host's network is not allowed here: a step on it reaches every service on the machine (the operator can allow it with allow_host_network)",
         ));
     }
-    let mut ports = rs.ports.clone().unwrap_or_default();
-    ports.extend(flags.ports.iter().cloned());
-    if !cx.allow_public_ports {
-        for (j, port) in ports.iter().enumerate() {
-            if let Some(ip) = public_host_ip(port) {
-                return Err(cx.err(
-                    ErrorKind::NotAllowed,
-                    &format!("{path}.ports[{j}]"),
-                    format!(
-                        "port {port:?} is published on {ip}, which is not loopback; publish on 127.0.0.1 (the operator can allow other addresses with allow_public_ports)"
-                    ),
-                ));
-            }
+    let mut texts = rs.ports.clone().unwrap_or_default();
+    texts.extend(flags.ports.iter().cloned());
+    let mut ports = Vec::new();
+    for (j, text) in texts.iter().enumerate() {
+        let port = PortMapping::parse(text).map_err(|e| cx.err(ErrorKind::InvalidValue, &format!("{path}.ports[{j}]"), e))?;
+        if !cx.allow_public_ports && port.is_public() {
+            return Err(cx.err(
+                ErrorKind::NotAllowed,
+                &format!("{path}.ports[{j}]"),
+                format!(
+                    "port {text:?} is published on {}, which is not loopback; publish on 127.0.0.1 (the operator can allow other addresses with allow_public_ports)",
+                    port.host_ip.as_deref().unwrap_or_default()
+                ),
+            ));
         }
+        ports.push(port);
     }
     Ok(Step {
         id,
@@ -543,27 +545,6 @@ fn step(
         exited_without: rs.exited_without.clone().unwrap_or_default(),
         line: cx.positions.locate(cx.file, path).line,
     })
-}
-
-/// The host address a port mapping (`[ip:]hostPort:containerPort[/proto]`) names, when
-/// it names one that is not loopback. A mapping without an address is published on
-/// loopback only when the task is not trusted (the runner binds it so).
-fn public_host_ip(port: &str) -> Option<String> {
-    let spec = port.split('/').next().unwrap_or(port);
-    let ip = if let Some(rest) = spec.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("").to_string()
-    } else {
-        let parts: Vec<&str> = spec.split(':').collect();
-        if parts.len() < 3 {
-            return None;
-        }
-        parts[..parts.len() - 2].join(":")
-    };
-    if slipway_reference::host::is_loopback(&ip) {
-        None
-    } else {
-        Some(ip)
-    }
 }
 
 fn secrets(cx: &Context, raw: &RawTask) -> Result<Vec<Secret>, TaskError> {
@@ -748,21 +729,6 @@ mod tests {
         );
         assert_eq!(merge_env(&task, &[]), ["key1=val1", "key2=val2", "key3=val3", "key4=val4"]);
         assert_eq!(merge_env(&[], &["NOEQUALS".to_string()]), ["NOEQUALS"]);
-    }
-
-    #[test]
-    fn public_ports() {
-        for (port, public) in [
-            ("8080:80", None),
-            ("80", None),
-            ("127.0.0.1:8080:80", None),
-            ("[::1]:8080:80/udp", None),
-            ("0.0.0.0:8080:80", Some("0.0.0.0")),
-            ("10.1.2.3:8080:80/tcp", Some("10.1.2.3")),
-            ("[::]:8080:80", Some("::")),
-        ] {
-            assert_eq!(public_host_ip(port).as_deref(), public, "{port}");
-        }
     }
 
     #[test]

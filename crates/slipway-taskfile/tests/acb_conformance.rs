@@ -144,7 +144,11 @@ fn check_plan(name: &str, plan: &Plan, expected: &Value, rendered_mode: bool) {
             "{at}: isolation"
         );
         let list = |v: &[String]| if v.is_empty() { Value::Null } else { Value::from(v.to_vec()) };
-        assert_eq!(list(&got.ports), *want.get("ports").unwrap_or(&Value::Null), "{at}: ports");
+        assert_eq!(
+            list(&got.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>()),
+            *want.get("ports").unwrap_or(&Value::Null),
+            "{at}: ports"
+        );
         assert_eq!(list(&got.expose), *want.get("expose").unwrap_or(&Value::Null), "{at}: expose");
         let codes = |v: &[i64]| if v.is_empty() { Value::Null } else { Value::from(v.to_vec()) };
         assert_eq!(
