@@ -3,6 +3,7 @@
 //! behaviour of their own: `slipway-taskfile` makes them from YAML, `slipway-runner`
 //! runs them, and neither needs the other.
 
+pub mod build_secret;
 pub mod ids;
 pub mod ports;
 pub mod redact;

@@ -509,30 +509,13 @@ fn from_env(shared: &Shared, env: &HashMap<String, String>, name: &str) -> Optio
 /// of the run's source; with neither, the variable named `ID`. The value is masked in
 /// the log from here on and goes to the engine only through the build's session.
 fn secret(shared: &Shared, env: &HashMap<String, String>, text: &str) -> Result<BuildSecret, String> {
-    let mut id = None;
-    let mut source = None;
-    let mut variable = None;
-    for kv in text.split(',') {
-        match kv.split_once('=') {
-            Some(("id", v)) => id = Some(v.to_string()),
-            Some(("src" | "source", v)) => source = Some(v.to_string()),
-            Some(("env", v)) => variable = Some(v.to_string()),
-            Some(("type", "file" | "env")) => {}
-            _ => return Err(format!("--secret {text:?}: expected id=ID with env=NAME or src=PATH, not {kv:?}")),
-        }
-    }
-    let id = id
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| format!("--secret {text:?} names no id"))?;
-    let value = match (source, variable) {
-        (Some(_), Some(_)) => return Err(format!("--secret id={id}: give env= or src=, not both")),
-        (Some(path), None) => read_secret_file(shared, &path).map_err(|e| format!("--secret id={id}: src={path}: {e}"))?,
-        (None, name) => {
-            let name = name.unwrap_or_else(|| id.clone());
-            from_env(shared, env, &name)
-                .ok_or_else(|| format!("--secret id={id}: {name} is not set in the step's environment (env:, or a secret of the run)"))?
-                .into_bytes()
-        }
+    use slipway_plan::build_secret::{SecretSource, SecretSpec};
+    let SecretSpec { id, source } = SecretSpec::parse(text)?;
+    let value = match source {
+        SecretSource::File(path) => read_secret_file(shared, &path).map_err(|e| format!("--secret id={id}: src={path}: {e}"))?,
+        SecretSource::Env(name) => from_env(shared, env, &name)
+            .ok_or_else(|| format!("--secret id={id}: {name} is not set in the step's environment (env:, or a secret of the run)"))?
+            .into_bytes(),
     };
     if let Ok(text) = std::str::from_utf8(&value) {
         shared.redactor.add(text);

@@ -293,25 +293,12 @@ pub async fn build(s: &ServerArgs, a: BuildArgs) -> Result<ExitCode> {
 /// `--secret id=ID[,env=NAME|,src=FILE]` with its value read here, as `docker build`
 /// reads it on the client. Errors name the id and where it was looked for, not the value.
 fn build_secret(spec: &str) -> Result<serde_json::Value> {
-    let (mut id, mut env, mut src) = (None, None, None);
-    for kv in spec.split(',') {
-        match kv.split_once('=') {
-            Some(("id", v)) => id = Some(v),
-            Some(("env", v)) => env = Some(v),
-            Some(("src" | "source", v)) => src = Some(v),
-            Some(("type", "env" | "file")) => {}
-            _ => bail!("--secret {spec:?}: expected id=ID with env=NAME or src=FILE, not {kv:?}"),
-        }
-    }
-    let id = id
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| anyhow!("--secret {spec:?} names no id"))?;
-    let value = match (env, src) {
-        (Some(_), Some(_)) => bail!("--secret id={id}: give env= or src=, not both"),
-        (None, Some(file)) => std::fs::read_to_string(file).with_context(|| format!("--secret id={id}: cannot read {file}"))?,
-        (name, None) => {
-            let name = name.unwrap_or(id);
-            std::env::var(name).map_err(|_| anyhow!("--secret id={id}: the environment variable {name} is not set"))?
+    use slipway_plan::build_secret::{SecretSource, SecretSpec};
+    let SecretSpec { id, source } = SecretSpec::parse(spec).map_err(|e| anyhow!(e))?;
+    let value = match source {
+        SecretSource::File(file) => std::fs::read_to_string(&file).with_context(|| format!("--secret id={id}: cannot read {file}"))?,
+        SecretSource::Env(name) => {
+            std::env::var(&name).map_err(|_| anyhow!("--secret id={id}: the environment variable {name} is not set"))?
         }
     };
     Ok(json!({"name": id, "value": value, "isSecret": true}))
