@@ -10,9 +10,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::html;
-use slipway_api::requests;
 use slipway_api::tenant::{token_hash, Caller};
-use slipway_store::{NewRun, RunRecord};
+use slipway_store::RunRecord;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -164,24 +163,7 @@ async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> 
     }
     slipway_sources::validate(source.as_deref(), &d.node.settings.data_dir, &d.node.reach)
         .map_err(|e| format!("its source can no longer be used: {e}"))?;
-    let run_id = slipway_plan::new_run_id();
-    let cache_namespace = requests::cache_namespace(&run.tenant, requests::request_cache_owner(&request), &run_id);
-    let prepared = requests::prepare(request).map_err(|e| e.0)?;
-    let submission = slipway_worker::submit::Submission {
-        run: NewRun {
-            id: run_id,
-            tenant: run.tenant.clone(),
-            cache_namespace: Some(cache_namespace),
-            run_type: prepared.run_type,
-            task: None,
-            platform: prepared.platform,
-            request: prepared.stored,
-            image_names: prepared.image_names,
-            triggers: Default::default(),
-        },
-        secrets: Default::default(),
-        trigger_key: None,
-    };
+    let submission = slipway_worker::submit::Submission::of_request(&run.tenant, request, None).map_err(|e| e.0)?;
     slipway_worker::submit::submit(&d.node, submission)
         .await
         .map_err(|e| match e {

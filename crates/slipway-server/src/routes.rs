@@ -16,7 +16,7 @@ use slipway_api::secrets::same;
 use slipway_api::tenant::{Caller, Role};
 type Who = axum::Extension<Caller>;
 use slipway_sources::{self as sources, uploads};
-use slipway_store::{ListFilter, NewRun, RunStatus, RunType};
+use slipway_store::{ListFilter, RunStatus, RunType};
 use slipway_worker::logs;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -354,11 +354,10 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
     let request: RunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request: {e}")))?;
     let source = request.source_location().map(str::to_string);
     check_source(&d, &who, source.as_deref(), "sourceLocation").await?;
-    let run_id = slipway_plan::new_run_id();
-    let cache_namespace = requests::cache_namespace(&who.tenant, requests::request_cache_owner(&request), &run_id);
-    let prepared = requests::prepare(request).map_err(|e| bad_request(e.0))?;
+    let submission = slipway_worker::submit::Submission::of_request(&who.tenant, request, None).map_err(|e| bad_request(e.0))?;
+    let run_id = submission.run.id.clone();
     // A task given inline is checked now, with the same messages as `slipway plan`.
-    let job = requests::job(&prepared.stored, prepared.secrets.clone()).map_err(|e| bad_request(e.0))?;
+    let job = requests::job(&submission.run.request, submission.secrets.values.clone()).map_err(|e| bad_request(e.0))?;
     if let TaskSource::Text(text) = &job.task {
         let from_file = match &job.values_file {
             Some(requests::ValuesSource::Text(t)) => slipway_taskfile::parse_values("values", t).map_err(|e| bad_request(e.to_string()))?,
@@ -380,24 +379,6 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
             return Err(bad_request(redactor.mask(&e.to_string())));
         }
     }
-    let submission = slipway_worker::submit::Submission {
-        run: NewRun {
-            id: run_id,
-            tenant: who.tenant.clone(),
-            cache_namespace: Some(cache_namespace),
-            run_type: prepared.run_type,
-            task: None,
-            platform: prepared.platform,
-            request: prepared.stored,
-            image_names: prepared.image_names,
-            triggers: Default::default(),
-        },
-        secrets: slipway_worker::submit::RunSecrets {
-            values: prepared.secrets,
-            ..Default::default()
-        },
-        trigger_key: None,
-    };
     let record = slipway_worker::submit::submit(&d, submission)
         .await
         .map_err(submit_failure)?

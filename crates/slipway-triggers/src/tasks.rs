@@ -110,13 +110,11 @@ pub async fn build_run(
     } else {
         TaskSecrets::default()
     };
-    let run_id = slipway_plan::new_run_id();
     let owner = if as_defined(&overrides) {
         requests::CacheOwner::Task(&task.name)
     } else {
         requests::CacheOwner::Run
     };
-    let cache_namespace = requests::cache_namespace(tenant, owner, &run_id);
     let with_secret = |list: &[Argument], stored: &BTreeMap<String, String>| -> Vec<Argument> {
         list.iter()
             .map(|a| {
@@ -170,27 +168,13 @@ pub async fn build_run(
         (r, RunType::AutoBuild)
     };
     let request: RunRequest = serde_json::from_value(request).map_err(|e| e.to_string())?;
-    let mut prepared = requests::prepare(request).map_err(|e| e.0)?;
-    prepared.run_type = run_type;
-    Ok(slipway_worker::submit::Submission {
-        run: slipway_store::NewRun {
-            id: run_id,
-            tenant: tenant.to_string(),
-            cache_namespace: Some(cache_namespace),
-            run_type: prepared.run_type,
-            task: Some(task.name.clone()),
-            platform: prepared.platform,
-            request: prepared.stored,
-            image_names: prepared.image_names,
-            triggers,
-        },
-        secrets: slipway_worker::submit::RunSecrets {
-            values: prepared.secrets,
-            registry: secrets.registry_credentials,
-            git: secrets.git_credentials,
-        },
-        trigger_key: None,
-    })
+    let mut submission = slipway_worker::submit::Submission::of_request(tenant, request, Some(owner)).map_err(|e| e.0)?;
+    submission.run.run_type = run_type;
+    submission.run.task = Some(task.name.clone());
+    submission.run.triggers = triggers;
+    submission.secrets.registry = secrets.registry_credentials;
+    submission.secrets.git = secrets.git_credentials;
+    Ok(submission)
 }
 
 /// Enables or disables a task (its `status`), leaving its secrets as they are; `None`

@@ -16,6 +16,41 @@ pub struct Submission {
     pub trigger_key: Option<String>,
 }
 
+impl Submission {
+    /// A run of `request` for `tenant`: a new id, its build cache's namespace (the
+    /// request's own when `cache` says none), the request as the database keeps it and
+    /// its secret values apart. The one way the API, the dashboard and the triggers make
+    /// a run of a request; a task's run adds its task, triggers and credentials.
+    pub fn of_request(
+        tenant: &str,
+        request: slipway_api::model::RunRequest,
+        cache: Option<slipway_api::requests::CacheOwner>,
+    ) -> Result<Submission, slipway_api::requests::BadRequest> {
+        use slipway_api::requests;
+        let id = slipway_plan::new_run_id();
+        let cache_namespace = requests::cache_namespace(tenant, cache.unwrap_or_else(|| requests::request_cache_owner(&request)), &id);
+        let prepared = requests::prepare(request)?;
+        Ok(Submission {
+            run: NewRun {
+                id,
+                tenant: tenant.to_string(),
+                cache_namespace: Some(cache_namespace),
+                run_type: prepared.run_type,
+                task: None,
+                platform: prepared.platform,
+                request: prepared.stored,
+                image_names: prepared.image_names,
+                triggers: Default::default(),
+            },
+            secrets: RunSecrets {
+                values: prepared.secrets,
+                ..Default::default()
+            },
+            trigger_key: None,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error("{0}")]
