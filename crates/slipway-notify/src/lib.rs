@@ -185,7 +185,7 @@ impl Notifier {
         let (sent, then) = match spec {
             // A ping is sent to a disabled webhook too: it checks the receiver.
             Some(spec) if spec.enabled() || d.action == "ping" => {
-                let timeout = Duration::from_secs(self.node.settings.webhook_timeout_seconds.clamp(1, 3600));
+                let timeout = Duration::from_secs(self.node.settings.webhook_timeout_seconds);
                 let sent = match (self.secrets(&d.tenant, &spec.name).await, self.reach.check_url_literal(&spec.uri)) {
                     (Ok(secrets), Ok(())) => {
                         let mut sent = send::post(&self.client, &spec.uri, &d.action, &d.id, &d.body, &secrets, timeout).await;
@@ -202,10 +202,10 @@ impl Notifier {
                 let then = if sent.delivered() {
                     AfterAttempt::Delivered
                 } else {
-                    let base = Duration::from_secs(self.node.settings.webhook_retry_seconds.clamp(1, 3600));
+                    let base = Duration::from_secs(self.node.settings.webhook_retry_seconds);
                     let wait = base.saturating_mul(1u32 << (attempt - 1).clamp(0, 20) as u32).min(MAX_BACKOFF);
                     let next = now_ms.saturating_add(wait.as_millis() as i64);
-                    let period_ms = (self.node.settings.webhook_retry_period_seconds.min(i64::MAX as u64 / 1000) as i64) * 1000;
+                    let period_ms = (self.node.settings.webhook_retry_period_seconds as i64) * 1000;
                     if next.saturating_sub(d.create_time) <= period_ms {
                         AfterAttempt::RetryAt(next)
                     } else {
@@ -332,14 +332,14 @@ impl RunEvents for Hook {
 /// its lease or the daemon stops mid-attempt.
 pub async fn deliver(n: Arc<Notifier>, shutdown: CancellationToken) {
     let owner = format!("{}notify", n.node.instance);
-    let lease = Duration::from_secs(n.node.settings.webhook_timeout_seconds.clamp(1, 3600) + 60);
+    let lease = Duration::from_secs(n.node.settings.webhook_timeout_seconds + 60);
     let slots = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
     let mut purged = std::time::Instant::now();
     loop {
         // Ended deliveries are kept as long as finished runs' logs.
-        if purged.elapsed() >= Duration::from_secs(n.node.settings.purge_interval_seconds.max(1)) {
+        if purged.elapsed() >= Duration::from_secs(n.node.settings.purge_interval_seconds) {
             purged = std::time::Instant::now();
-            let before = n.node.clock.now_ms() - (n.node.settings.retention_days.min(100_000) as i64) * 86_400_000;
+            let before = n.node.clock.now_ms() - (n.node.settings.retention_days as i64) * 86_400_000;
             match n.node.store.purge_deliveries(before).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "forgot old webhook deliveries"),

@@ -76,8 +76,8 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         create_private(&settings.data_dir.join(sub))?;
     }
     slipway_sources::set_git_timeouts(
-        std::time::Duration::from_secs(settings.fetch_connect_timeout_seconds.max(1)),
-        std::time::Duration::from_secs(settings.fetch_read_timeout_seconds.max(1)),
+        std::time::Duration::from_secs(settings.fetch_connect_timeout_seconds),
+        std::time::Duration::from_secs(settings.fetch_read_timeout_seconds),
     );
     // Contexts are bind-mounted into containers, which needs absolute paths.
     settings.data_dir = settings
@@ -174,7 +174,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
             }
         });
     }
-    let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds.max(1));
+    let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds);
     let per_client = slipway_limits::Gate::new(usize::MAX, node.settings.max_connections_per_client as usize);
     serve_http(listener, app, header_timeout, per_client, shutdown.clone()).await;
     drain(&node, &signals).await;

@@ -95,7 +95,7 @@ pub fn router(d: Arc<Server>, shutdown: tokio_util::sync::CancellationToken) -> 
 /// A request body must keep coming: one that stalls for as long as a request head may
 /// take ends the request, so a client cannot hold a connection and its handler open.
 async fn stalled_bodies(State(d): Shared, req: Request, next: Next) -> Response {
-    let limit = std::time::Duration::from_secs(d.settings.http_header_timeout_seconds.max(1));
+    let limit = std::time::Duration::from_secs(d.settings.http_header_timeout_seconds);
     let (parts, body) = req.into_parts();
     let timed = futures_util::stream::unfold(Some(body.into_data_stream()), move |state| async move {
         let mut stream = state?;

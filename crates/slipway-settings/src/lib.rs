@@ -1,257 +1,478 @@
-//! `slipway serve`'s settings, declared once: defaults, then the config file, then
-//! `SLIPWAY_<NAME>` environment variables, then command-line flags (the caller applies
-//! those last; [`Settings::keys`] lets it check it has one for every setting). Plain
-//! values; the crates that act on them read what they need.
+//! `slipway serve`'s settings, each declared once below ([`DECLARED`] and the
+//! [`Settings`] struct come from the same lines): its key in the config file, its
+//! `SLIPWAY_<KEY>` variable, its flag, its help, its default and the bounds or choices
+//! it must keep, checked once when the settings are loaded. Defaults, then the file,
+//! then the environment, then the flags (which the binary reads from [`DECLARED`] and
+//! applies with [`Settings::apply`]). Plain values; the crates that act on them read
+//! what they need.
+//!
+//! Why not `figment`: it layers a file and variables well, but knows nothing of flags,
+//! help or bounds, so each setting would still be named again for clap and checked
+//! apart; one `macro_rules!` table gives every part from one line, with no new crate.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-/// Everything `slipway serve` can be told. Field names are the config file's keys;
-/// each is also read from `SLIPWAY_<NAME>` (upper case), e.g. `SLIPWAY_CONCURRENCY=4`:
-/// lists as `a,b`, maps as `KEY=VALUE,KEY=VALUE` (`SLIPWAY_IMAGE_ALIASES=bash=busybox`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// Address to listen on.
-    pub listen: String,
-    /// Where uploads, contexts, logs and per-run secret files live.
-    pub data_dir: PathBuf,
-    /// `sqlite://PATH` (default `./slipway.db`); `postgres://…` is for the fleet mode.
-    pub database: String,
-    /// Runs executed at once by this daemon.
-    pub concurrency: u32,
-    /// Bearer tokens accepted by the API, for the default tenant. With no token at all
-    /// (here, in `tenants` or in `admin_tokens`), the daemon only listens on loopback
-    /// and asks for none.
-    pub tokens: Vec<String>,
-    /// Tenants: `[tenants.team-a]` with `tokens`, `admin_tokens` and the `repositories`
-    /// of the daemon's registries it owns (`team-a/*`). A tenant sees only its own runs,
-    /// tasks, webhooks and logs. Never printed.
-    pub tenants: BTreeMap<String, TenantSettings>,
-    /// Operators' tokens: they see and act on every tenant. Never printed.
-    pub admin_tokens: Vec<String>,
-    /// Images of the engine (not of a registry) that runs may use by name: the
-    /// operator's, pinned for each run when it starts and never replaceable by one.
-    /// The sandbox image and image aliases' images are such images too.
-    pub local_images: Vec<String>,
-    /// Dockerfile frontends (`# syntax=`, `BUILDKIT_SYNTAX`) runs may use, by
-    /// repository (`docker.io/docker/dockerfile`) or by digest: a frontend builds
-    /// whatever it likes of the engine's images and caches, past every check of the
-    /// Dockerfile, so only the operator's choice runs. Docker's own by default.
-    pub allowed_frontends: Vec<String>,
-    /// Mount the data dir `nodev,nosuid` at start (needs root), so workspaces and run
-    /// volumes carry no device files or set-uid programs out of a step.
-    pub harden_data_dir: bool,
-    /// Largest upload accepted, in bytes.
-    pub max_upload_bytes: u64,
-    /// Days to keep the contexts and logs of finished runs (0: purge at the next pass).
-    pub retention_days: u64,
-    /// Seconds between purges of expired files.
-    pub purge_interval_seconds: u64,
-    /// How long a worker's claim on a run lasts without renewal, in seconds.
-    pub lease_seconds: u64,
-    /// Re-queue a run once when its worker is lost, instead of ending it as Error.
-    pub requeue_lost_runs: bool,
-    /// Warn about unknown keys in task files instead of refusing them.
-    pub allow_unknown_keys: bool,
-    /// Steps may run privileged (root on the host).
-    pub allow_privileged: bool,
-    /// Steps and builds may use the host's network (`network: host`).
-    pub allow_host_network: bool,
-    /// Steps may publish ports on non-loopback addresses.
-    pub allow_public_ports: bool,
-    /// How steps reach the engine: `none`, `proxy` (a per-run API proxy that confines
-    /// them to their own run) or `full` (the engine's socket: root on the host).
-    pub engine_access: String,
-    /// The builder of `build` steps: `buildkit` (used when the engine offers it) or
-    /// `classic`. A step's `DOCKER_BUILDKIT=0|1` overrides it.
-    pub builder: String,
-    /// Largest expanded size of an uploaded or downloaded context, in bytes.
-    pub max_context_bytes: u64,
-    /// Most entries an uploaded or downloaded context may hold.
-    pub max_context_entries: u64,
-    /// Directories `file://` git sources may come from; none by default.
-    pub file_source_dirs: Vec<PathBuf>,
-    /// Hosts or networks (`10.0.0.0/8`, `git.internal`, `127.0.0.1`) that URL sources
-    /// may reach although they are loopback, private, link-local or unspecified.
-    pub allowed_source_hosts: Vec<String>,
-    /// Hosts or networks outbound webhooks may reach although they are loopback,
-    /// private, link-local or unspecified.
-    pub allowed_webhook_hosts: Vec<String>,
-    /// Seconds one webhook delivery attempt may take.
-    pub webhook_timeout_seconds: u64,
-    /// Seconds before a failed delivery is tried again; doubled each time, at most an hour.
-    pub webhook_retry_seconds: u64,
-    /// Seconds after an event during which its delivery is retried; then it is given up.
-    pub webhook_retry_period_seconds: u64,
-    /// The daemon's address as others reach it (`https://builds.example.com`), for the
-    /// links in run events; the listen address when empty.
-    pub public_url: String,
-    /// Seconds to wait for a source server to accept a connection.
-    pub fetch_connect_timeout_seconds: u64,
-    /// Seconds a source server may stay silent during a fetch.
-    pub fetch_read_timeout_seconds: u64,
-    /// Seconds a client has to send a request's head; an idle keep-alive connection is
-    /// closed after as long.
-    pub http_header_timeout_seconds: u64,
-    /// Connections one run's steps may hold open to its engine proxy (hijacked attach and
-    /// exec streams count); more are answered 429.
-    pub max_proxy_connections_per_run: u64,
-    /// Connections every run's engine proxy together may hold open.
-    pub max_proxy_connections: u64,
-    /// Log follows (`?follow=true`) and dashboard live feeds one token may hold open.
-    pub max_follows_per_token: u64,
-    /// API requests one token may have in flight at once (a follow counts until its
-    /// answer starts).
-    pub max_requests_per_token: u64,
-    /// Log follows and live feeds the daemon holds open in all.
-    pub max_follows: u64,
-    /// API connections one client address may hold open; more are closed at once.
-    pub max_connections_per_client: u64,
-    /// Bytes of a run's log kept; past them the log says "log truncated at N bytes" and the run goes on.
-    pub max_log_bytes: u64,
-    /// Uploaded contexts a tenant may keep at once.
-    pub max_uploads_per_tenant: u64,
-    /// Bytes of uploaded contexts a tenant may keep at once.
-    pub max_upload_bytes_per_tenant: u64,
-    /// Hours after which an upload no queued run and no task names is removed.
-    pub unused_upload_hours: u64,
-    /// Runs a tenant may have queued at once; more are refused (429), triggers' skipped.
-    pub max_queued_runs_per_tenant: u64,
-    /// Runs of one tenant running at once in the whole fleet (0: no cap beyond fair claims).
-    pub max_running_runs_per_tenant: u64,
-    /// Tasks a tenant may have.
-    pub max_tasks_per_tenant: u64,
-    /// Timer triggers a tenant's tasks may have in all.
-    pub max_timers_per_tenant: u64,
-    /// The shortest time between two firings of a timer that a tenant (not an operator) may set.
-    pub min_timer_period_seconds: u64,
-    /// Bytes a run's `/workspace` may hold; checked while steps run, then the run ends as Failed.
-    pub max_workspace_bytes: u64,
-    /// Memory of a step container that asks for none (`cmd: -m 2g …` asks).
-    pub step_memory_bytes: u64,
-    /// The most memory a step container may ask for.
-    pub max_step_memory_bytes: u64,
-    /// Processes a step container may run when it asks for no number (`--pids-limit`).
-    pub step_pids: u64,
-    /// The most processes a step container may ask for.
-    pub max_step_pids: u64,
-    /// `/dev/shm` of a step container that asks for no size (`--shm-size`).
-    pub step_shm_bytes: u64,
-    /// The largest `/dev/shm` a step container may ask for.
-    pub max_step_shm_bytes: u64,
-    /// Size of a tmpfs a container started through the proxy mounts without one.
-    pub step_tmpfs_bytes: u64,
-    /// The largest tmpfs a container started through the proxy may mount.
-    pub max_step_tmpfs_bytes: u64,
-    /// Seconds a shutdown waits for running runs before stopping them (as `Error`).
-    pub shutdown_grace_seconds: u64,
-    /// `cmd` image aliases, e.g. `bash = "busybox:latest"`.
-    pub image_aliases: BTreeMap<String, String>,
-    /// Registry credentials: registry host → `user:password`.
-    pub registry_credentials: BTreeMap<String, String>,
-    /// Git credentials for HTTP(S) sources: host (with port, if any) → `user:token`.
-    pub git_credentials: BTreeMap<String, String>,
-    /// Name of this machine in the fleet; worker names start with it.
-    pub node: String,
-    /// The image that holds a run's network namespace in shared network mode.
-    pub sandbox_image: String,
-    /// The registry runs build for (`{{.Run.Registry}}`, `$Registry`).
-    pub registry: String,
-    /// Seconds between polls of tracked base images (0: never poll).
-    pub poll_interval_seconds: u64,
-    /// The value registries send in `X-Slipway-Registry-Secret` with their notifications.
-    pub registry_notification_secret: Option<String>,
-    /// Where uploads and finished logs are kept: empty for the data dir (one machine),
-    /// or an object store a fleet shares (`azure://CONTAINER`).
-    pub blob_store: String,
-    /// The blob store's options, `object_store`'s keys (`azure_storage_account_name`,
-    /// `azure_storage_account_key`, `azure_storage_use_emulator`, …); never printed.
-    pub blob_store_options: BTreeMap<String, String>,
-    /// A fleet's key for run secrets (32 bytes, base64): with it, secret values are kept
-    /// in the database encrypted (AES-256-GCM) so any node can run the run; never printed.
-    pub fleet_key: Option<String>,
-    /// The fleet key `fleet_key` replaced: read (never sealed with) while a rotation
-    /// re-seals everything under the new key at start.
-    pub fleet_key_previous: Option<String>,
+/// How a setting's text (a variable, a flag) is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number.
+    Number,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`); a flag alone means `true`.
+    Switch,
+    /// One text (a name, an address, a path).
+    Text,
+    /// Several texts: `a,b` in a variable, a repeated flag.
+    List,
+    /// `KEY=VALUE` entries: `a=1,b=2` in a variable, a repeated flag; an entry replaces
+    /// the entry of the same key.
+    Map,
+    /// `NAME:KIND=VALUE` entries of tenants.
+    Tenants,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            listen: "127.0.0.1:8080".into(),
-            data_dir: PathBuf::from("./slipway-data"),
-            database: "sqlite://./slipway.db".into(),
-            concurrency: 2,
-            tokens: Vec::new(),
-            tenants: BTreeMap::new(),
-            admin_tokens: Vec::new(),
-            local_images: Vec::new(),
-            allowed_frontends: vec!["docker.io/docker/dockerfile".into()],
-            harden_data_dir: true,
-            max_upload_bytes: 2 * 1024 * 1024 * 1024,
-            retention_days: 7,
-            purge_interval_seconds: 600,
-            lease_seconds: 15,
-            requeue_lost_runs: false,
-            allow_unknown_keys: false,
-            allow_privileged: false,
-            allow_host_network: false,
-            allow_public_ports: false,
-            engine_access: "proxy".into(),
-            builder: "buildkit".into(),
-            max_context_bytes: 8 << 30,
-            max_context_entries: 500_000,
-            file_source_dirs: Vec::new(),
-            allowed_source_hosts: Vec::new(),
-            allowed_webhook_hosts: Vec::new(),
-            webhook_timeout_seconds: 10,
-            webhook_retry_seconds: 10,
-            webhook_retry_period_seconds: 86_400,
-            public_url: String::new(),
-            fetch_connect_timeout_seconds: 10,
-            fetch_read_timeout_seconds: 60,
-            http_header_timeout_seconds: 30,
-            shutdown_grace_seconds: 30,
-            max_proxy_connections_per_run: 64,
-            max_proxy_connections: 2048,
-            max_follows_per_token: 32,
-            max_requests_per_token: 32,
-            max_follows: 1024,
-            max_connections_per_client: 256,
-            max_log_bytes: 100 << 20,
-            max_uploads_per_tenant: 200,
-            max_upload_bytes_per_tenant: 20 << 30,
-            unused_upload_hours: 24,
-            max_queued_runs_per_tenant: 500,
-            max_running_runs_per_tenant: 0,
-            max_tasks_per_tenant: 500,
-            max_timers_per_tenant: 100,
-            min_timer_period_seconds: 300,
-            max_workspace_bytes: 10 << 30,
-            step_memory_bytes: 4 << 30,
-            max_step_memory_bytes: 16 << 30,
-            step_pids: 1024,
-            max_step_pids: 4096,
-            step_shm_bytes: 64 << 20,
-            max_step_shm_bytes: 1 << 30,
-            step_tmpfs_bytes: 256 << 20,
-            max_step_tmpfs_bytes: 2 << 30,
-            image_aliases: BTreeMap::new(),
-            registry_credentials: BTreeMap::new(),
-            git_credentials: BTreeMap::new(),
-            node: hostname(),
-            sandbox_image: "busybox:latest".into(),
-            registry: String::new(),
-            poll_interval_seconds: 300,
-            registry_notification_secret: None,
-            blob_store: String::new(),
-            blob_store_options: BTreeMap::new(),
-            fleet_key: None,
-            fleet_key_previous: None,
+/// What else a setting declares: whether it is secret (never printed), the choices or
+/// the range it must keep, and a map's entry shape (`REGISTRY=USER:PASSWORD`) with
+/// whether its values are `A:B` credentials.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    pub secret: bool,
+    pub choices: &'static [&'static str],
+    pub range: Option<RangeInclusive<u64>>,
+    pub map: Option<(&'static str, bool)>,
+}
+
+impl Extra {
+    pub const NONE: Extra = Extra {
+        secret: false,
+        choices: &[],
+        range: None,
+        map: None,
+    };
+}
+
+/// One setting as declared.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    /// The config file's key; `SLIPWAY_<KEY>` in upper case is its variable.
+    pub key: &'static str,
+    /// The flag, without its `--`.
+    pub flag: &'static str,
+    /// The flag's value as help shows it (`N`, `ADDR`).
+    pub value_name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub extra: Extra,
+}
+
+impl Declared {
+    /// The environment variable.
+    pub fn variable(&self) -> String {
+        format!("SLIPWAY_{}", self.key.to_ascii_uppercase())
+    }
+}
+
+/// A setting's value, read from text and checked against its declaration.
+trait Value {
+    /// Sets the value from `values` (one for a single value, each entry for a list or a
+    /// map). The error never shows a secret's value.
+    fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String>;
+    /// Checks what a file, a variable or a flag gave against the declaration.
+    fn check(&self, _d: &Declared) -> Result<(), String> {
+        Ok(())
+    }
+    /// The default as help shows it (`None`: not shown).
+    fn show(&self, _d: &Declared) -> Option<String>;
+}
+
+fn one<'v>(values: &[&'v str], d: &Declared) -> Result<&'v str, String> {
+    match values {
+        [v] => Ok(v),
+        _ => Err(format!("{} takes one value", d.key)),
+    }
+}
+
+fn shown(d: &Declared, v: &str) -> String {
+    if d.extra.secret {
+        "the value given".into()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+macro_rules! number {
+    ($t:ty) => {
+        impl Value for $t {
+            fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+                let v = one(values, d)?;
+                *self = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{} is not a whole number", shown(d, v)))?;
+                Ok(())
+            }
+            fn check(&self, d: &Declared) -> Result<(), String> {
+                match &d.extra.range {
+                    Some(r) if !r.contains(&(*self as u64)) => {
+                        Err(format!("{} is {}; it must be from {} to {}", d.key, self, r.start(), r.end()))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            fn show(&self, d: &Declared) -> Option<String> {
+                let n = *self as u64;
+                Some(if d.key.ends_with("_bytes") && n >= 1024 {
+                    format!("{n} ({})", slipway_limits::step::bytes(n))
+                } else {
+                    n.to_string()
+                })
+            }
+        }
+    };
+}
+number!(u64);
+number!(u32);
+
+impl Value for bool {
+    fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+        *self = match one(values, d)? {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" => false,
+            v => return Err(format!("{v:?} is not true or false")),
+        };
+        Ok(())
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        Some(self.to_string())
+    }
+}
+
+impl Value for String {
+    fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+        *self = one(values, d)?.to_string();
+        Ok(())
+    }
+    fn check(&self, d: &Declared) -> Result<(), String> {
+        if d.extra.choices.is_empty() || d.extra.choices.contains(&self.as_str()) {
+            Ok(())
+        } else {
+            Err(format!("{} is {self:?}; it must be one of {}", d.key, d.extra.choices.join(", ")))
         }
     }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        Some(self.clone()).filter(|s| !s.is_empty())
+    }
+}
+
+impl Value for PathBuf {
+    fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+        *self = PathBuf::from(one(values, d)?);
+        Ok(())
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        Some(self.display().to_string())
+    }
+}
+
+impl Value for Option<String> {
+    fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+        *self = Some(one(values, d)?.to_string());
+        Ok(())
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        None
+    }
+}
+
+impl Value for Vec<String> {
+    fn set(&mut self, values: &[&str], _d: &Declared) -> Result<(), String> {
+        *self = values.iter().map(|v| v.to_string()).collect();
+        Ok(())
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        Some(self.join(", ")).filter(|s| !s.is_empty())
+    }
+}
+
+impl Value for Vec<PathBuf> {
+    fn set(&mut self, values: &[&str], _d: &Declared) -> Result<(), String> {
+        *self = values.iter().map(PathBuf::from).collect();
+        Ok(())
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        None
+    }
+}
+
+impl Value for BTreeMap<String, String> {
+    /// Entries are added, each replacing the entry of its key. A credential's value holds
+    /// a `:` (`USER:PASSWORD`); a secret map's entries are named by key at most.
+    fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+        let (shape, credential) = d.extra.map.unwrap_or(("KEY=VALUE", false));
+        for entry in values {
+            match entry.split_once('=') {
+                Some((k, v)) if !k.is_empty() && (!credential || v.contains(':')) => {
+                    self.insert(k.to_string(), v.to_string());
+                }
+                Some((k, _)) => return Err(format!("entry {k:?}: expected {shape}")),
+                None if d.extra.secret => return Err(format!("an entry has no '=': expected {shape}")),
+                None => return Err(format!("entry {entry:?}: expected {shape}")),
+            }
+        }
+        Ok(())
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        None
+    }
+}
+
+impl Value for BTreeMap<String, TenantSettings> {
+    fn set(&mut self, values: &[&str], _d: &Declared) -> Result<(), String> {
+        values.iter().try_for_each(|entry| add_tenant_entry(self, entry))
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        None
+    }
+}
+
+/// Declares every setting once: the struct's field (its doc the help), its default,
+/// how it is read, its flag and value name, and what else it declares.
+macro_rules! settings {
+    ($( $(#[doc = $doc:expr])* $name:ident : $ty:ty = $default:expr => $kind:ident($flag:literal, $value:literal, $extra:expr); )*) => {
+        /// Everything `slipway serve` can be told. Field names are the config file's keys;
+        /// each is also read from `SLIPWAY_<NAME>` (upper case), e.g. `SLIPWAY_CONCURRENCY=4`:
+        /// lists as `a,b`, maps as `KEY=VALUE,KEY=VALUE` (`SLIPWAY_IMAGE_ALIASES=bash=busybox`).
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Settings {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { $( $name: $default, )* }
+            }
+        }
+
+        /// Every setting, in the order of the declaration.
+        pub fn declared() -> Vec<Declared> {
+            vec![$( Declared {
+                key: stringify!($name),
+                flag: $flag,
+                value_name: $value,
+                help: concat!($($doc, "\n"),*),
+                kind: Kind::$kind,
+                extra: $extra,
+            }, )*]
+        }
+
+        impl Settings {
+            /// Sets the setting `key` from `values`; `Ok(false)` when `key` is no setting.
+            fn set_key(&mut self, key: &str, values: &[&str]) -> Result<bool, String> {
+                let all = declared();
+                match key {
+                    $( stringify!($name) => {
+                        let d = all.iter().find(|d| d.key == key).expect("declared");
+                        Value::set(&mut self.$name, values, d)?;
+                    } )*
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+
+            /// Checks every setting against its declaration (bounds, choices).
+            pub fn check(&self) -> Result<(), String> {
+                let all = declared();
+                let mut i = all.iter();
+                $( Value::check(&self.$name, i.next().expect("declared"))?; )*
+                Ok(())
+            }
+
+            /// Each setting's default as help shows it, by key.
+            pub fn defaults_shown() -> BTreeMap<&'static str, String> {
+                let s = Settings::default();
+                let all = declared();
+                let mut i = all.iter();
+                let mut out = BTreeMap::new();
+                $( {
+                    let d = i.next().expect("declared");
+                    if let Some(v) = Value::show(&s.$name, d) {
+                        out.insert(stringify!($name), v);
+                    }
+                } )*
+                out
+            }
+        }
+    };
+}
+
+settings! {
+    /// Address to listen on
+    listen: String = "127.0.0.1:8080".into() => Text("listen", "ADDR", Extra::NONE);
+    /// Where uploads, contexts, logs and per-run secret files live
+    data_dir: PathBuf = PathBuf::from("./slipway-data") => Text("data-dir", "DIR", Extra::NONE);
+    /// The queue's database: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`
+    database: String = "sqlite://./slipway.db".into() => Text("database", "URL", Extra::NONE);
+    /// Runs this daemon executes at once; 0 serves the API and fires triggers but runs
+    /// nothing
+    concurrency: u32 = 2 => Number("concurrency", "N", Extra::NONE);
+    /// A bearer token clients must present (repeatable). Without any the daemon listens on
+    /// loopback only and asks for none.
+    tokens: Vec<String> = Vec::new() => List("token", "TOKEN", Extra { secret: true, ..Extra::NONE });
+    /// A tenant's token, admin's token or repository of the daemon's registries it owns
+    /// (`team-a:token=T`, `team-a:admin-token=T`, `team-a:repository=team-a/*`; repeatable;
+    /// tokens never printed).
+    tenants: BTreeMap<String, TenantSettings> = BTreeMap::new() => Tenants("tenant", "NAME:KIND=VALUE", Extra { secret: true, ..Extra::NONE });
+    /// An operator's token: sees and acts on every tenant (repeatable; never printed).
+    admin_tokens: Vec<String> = Vec::new() => List("admin-token", "TOKEN", Extra { secret: true, ..Extra::NONE });
+    /// An image of the engine (not of a registry) runs may use by name, pinned for each run
+    /// at its start (repeatable).
+    local_images: Vec<String> = Vec::new() => List("local-image", "IMAGE", Extra::NONE);
+    /// A Dockerfile frontend (`# syntax=`) runs may use, by repository or digest
+    /// (repeatable)
+    allowed_frontends: Vec<String> = vec!["docker.io/docker/dockerfile".into()] => List("allowed-frontend", "IMAGE", Extra::NONE);
+    /// Mount the data dir nodev,nosuid at start, so steps leave no device files or set-uid
+    /// programs (needs root)
+    harden_data_dir: bool = true => Switch("harden-data-dir", "BOOL", Extra::NONE);
+    /// Largest upload accepted, in bytes
+    max_upload_bytes: u64 = 2 * 1024 * 1024 * 1024 => Number("max-upload-bytes", "BYTES", Extra::NONE);
+    /// Days to keep the contexts and logs of finished runs; 0 purges them at the next pass
+    retention_days: u64 = 7 => Number("retention-days", "DAYS", Extra { range: Some(0..=100000), ..Extra::NONE });
+    /// Seconds between purges of expired files
+    purge_interval_seconds: u64 = 600 => Number("purge-interval-seconds", "SECONDS", Extra { range: Some(1..=31536000), ..Extra::NONE });
+    /// How long a worker's claim on a run lasts without renewal, in seconds
+    lease_seconds: u64 = 15 => Number("lease-seconds", "SECONDS", Extra { range: Some(3..=3600), ..Extra::NONE });
+    /// Re-queue a run once when its worker is lost instead of ending it as Error.
+    requeue_lost_runs: bool = false => Switch("requeue-lost-runs", "BOOL", Extra::NONE);
+    /// Warn about unknown keys in task files instead of refusing them.
+    allow_unknown_keys: bool = false => Switch("allow-unknown-keys", "BOOL", Extra::NONE);
+    /// Let steps run privileged (root on the host).
+    allow_privileged: bool = false => Switch("allow-privileged", "BOOL", Extra::NONE);
+    /// Let steps and builds use the host's network (`network: host`).
+    allow_host_network: bool = false => Switch("allow-host-network", "BOOL", Extra::NONE);
+    /// Let steps publish ports on non-loopback addresses.
+    allow_public_ports: bool = false => Switch("allow-public-ports", "BOOL", Extra::NONE);
+    /// How steps reach the engine: `proxy` (a per-run API proxy confined to the run),
+    /// `full` (the engine's own socket: root on the host) or `none`
+    engine_access: String = "proxy".into() => Text("engine-access", "ACCESS", Extra { choices: &["proxy", "full", "none"], ..Extra::NONE });
+    /// The builder of `build` steps: `buildkit` (when the engine offers it) or `classic`; a
+    /// step's `DOCKER_BUILDKIT=0|1` overrides it
+    builder: String = "buildkit".into() => Text("builder", "BUILDER", Extra { choices: &["buildkit", "classic"], ..Extra::NONE });
+    /// Largest expanded size of an uploaded or downloaded context, in bytes
+    max_context_bytes: u64 = 8 << 30 => Number("max-context-bytes", "BYTES", Extra::NONE);
+    /// Most entries an uploaded or downloaded context may hold
+    max_context_entries: u64 = 500_000 => Number("max-context-entries", "N", Extra::NONE);
+    /// A directory `file://` git sources may come from (repeatable; none by default).
+    file_source_dirs: Vec<PathBuf> = Vec::new() => List("file-source-dir", "DIR", Extra::NONE);
+    /// A host or network (`git.internal`, `10.0.0.0/8`, `127.0.0.1`) URL sources may reach
+    /// although it is loopback, private, link-local or unspecified (repeatable).
+    allowed_source_hosts: Vec<String> = Vec::new() => List("allowed-source-host", "HOST", Extra::NONE);
+    /// A host or network outbound webhooks may reach although it is loopback, private,
+    /// link-local or unspecified (repeatable).
+    allowed_webhook_hosts: Vec<String> = Vec::new() => List("allowed-webhook-host", "HOST", Extra::NONE);
+    /// Seconds one webhook delivery attempt may take
+    webhook_timeout_seconds: u64 = 10 => Number("webhook-timeout-seconds", "SECONDS", Extra { range: Some(1..=3600), ..Extra::NONE });
+    /// Seconds before a failed webhook delivery is tried again, doubled each time up to an
+    /// hour
+    webhook_retry_seconds: u64 = 10 => Number("webhook-retry-seconds", "SECONDS", Extra { range: Some(1..=3600), ..Extra::NONE });
+    /// Seconds during which a webhook delivery is retried before it is given up
+    webhook_retry_period_seconds: u64 = 86_400 => Number("webhook-retry-period-seconds", "SECONDS", Extra { range: Some(0..=315360000), ..Extra::NONE });
+    /// The daemon's address as others reach it, for links in run events
+    public_url: String = String::new() => Text("public-url", "URL", Extra::NONE);
+    /// Seconds to wait for a source server to accept a connection
+    fetch_connect_timeout_seconds: u64 = 10 => Number("fetch-connect-timeout-seconds", "SECONDS", Extra { range: Some(1..=86400), ..Extra::NONE });
+    /// Seconds a source server may stay silent during a fetch
+    fetch_read_timeout_seconds: u64 = 60 => Number("fetch-read-timeout-seconds", "SECONDS", Extra { range: Some(1..=86400), ..Extra::NONE });
+    /// Seconds a client has to send a request's head; idle keep-alive connections close
+    /// after as long
+    http_header_timeout_seconds: u64 = 30 => Number("http-header-timeout-seconds", "SECONDS", Extra { range: Some(1..=86400), ..Extra::NONE });
+    /// Connections one run's steps may hold open to its engine proxy (hijacked attach and
+    /// exec streams count); more are answered 429.
+    max_proxy_connections_per_run: u64 = 64 => Number("max-proxy-connections-per-run", "N", Extra::NONE);
+    /// Connections every run's engine proxy together may hold open.
+    max_proxy_connections: u64 = 2048 => Number("max-proxy-connections", "N", Extra::NONE);
+    /// Log follows (`?follow=true`) and dashboard live feeds one token may hold open.
+    max_follows_per_token: u64 = 32 => Number("max-follows-per-token", "N", Extra::NONE);
+    /// API requests one token may have in flight at once.
+    max_requests_per_token: u64 = 32 => Number("max-requests-per-token", "N", Extra::NONE);
+    /// Log follows and live feeds the daemon holds open in all.
+    max_follows: u64 = 1024 => Number("max-follows", "N", Extra::NONE);
+    /// API connections one client address may hold open; more are closed at once.
+    max_connections_per_client: u64 = 256 => Number("max-connections-per-client", "N", Extra::NONE);
+    /// Bytes of a run's log kept; past them the log says "log truncated at N bytes" and the
+    /// run goes on.
+    max_log_bytes: u64 = 100 << 20 => Number("max-log-bytes", "N", Extra::NONE);
+    /// Uploaded contexts a tenant may keep at once.
+    max_uploads_per_tenant: u64 = 200 => Number("max-uploads-per-tenant", "N", Extra::NONE);
+    /// Bytes of uploaded contexts a tenant may keep at once.
+    max_upload_bytes_per_tenant: u64 = 20 << 30 => Number("max-upload-bytes-per-tenant", "N", Extra::NONE);
+    /// Hours after which an upload no queued run and no task names is removed.
+    unused_upload_hours: u64 = 24 => Number("unused-upload-hours", "N", Extra::NONE);
+    /// Runs a tenant may have queued at once; more are refused (429), triggers' skipped.
+    max_queued_runs_per_tenant: u64 = 500 => Number("max-queued-runs-per-tenant", "N", Extra::NONE);
+    /// Runs of one tenant running at once in the whole fleet (0: no cap beyond fair
+    /// claims).
+    max_running_runs_per_tenant: u64 = 0 => Number("max-running-runs-per-tenant", "N", Extra::NONE);
+    /// Tasks a tenant may have.
+    max_tasks_per_tenant: u64 = 500 => Number("max-tasks-per-tenant", "N", Extra::NONE);
+    /// Timer triggers a tenant's tasks may have in all.
+    max_timers_per_tenant: u64 = 100 => Number("max-timers-per-tenant", "N", Extra::NONE);
+    /// The shortest time between two firings of a timer that a tenant (not an operator) may
+    /// set.
+    min_timer_period_seconds: u64 = 300 => Number("min-timer-period-seconds", "N", Extra::NONE);
+    /// Bytes a run's `/workspace` may hold; checked while steps run, then the run ends as
+    /// Failed.
+    max_workspace_bytes: u64 = 10 << 30 => Number("max-workspace-bytes", "N", Extra::NONE);
+    /// Memory of a step container that asks for none (`cmd: -m 2g …` asks).
+    step_memory_bytes: u64 = 4 << 30 => Number("step-memory-bytes", "N", Extra::NONE);
+    /// The most memory a step container may ask for.
+    max_step_memory_bytes: u64 = 16 << 30 => Number("max-step-memory-bytes", "N", Extra::NONE);
+    /// Processes a step container may run when it asks for no number (`--pids-limit`).
+    step_pids: u64 = 1024 => Number("step-pids", "N", Extra::NONE);
+    /// The most processes a step container may ask for.
+    max_step_pids: u64 = 4096 => Number("max-step-pids", "N", Extra::NONE);
+    /// `/dev/shm` of a step container that asks for no size (`--shm-size`).
+    step_shm_bytes: u64 = 64 << 20 => Number("step-shm-bytes", "N", Extra::NONE);
+    /// The largest `/dev/shm` a step container may ask for.
+    max_step_shm_bytes: u64 = 1 << 30 => Number("max-step-shm-bytes", "N", Extra::NONE);
+    /// Size of a tmpfs a container started through the proxy mounts without one.
+    step_tmpfs_bytes: u64 = 256 << 20 => Number("step-tmpfs-bytes", "N", Extra::NONE);
+    /// The largest tmpfs a container started through the proxy may mount.
+    max_step_tmpfs_bytes: u64 = 2 << 30 => Number("max-step-tmpfs-bytes", "N", Extra::NONE);
+    /// Seconds a shutdown waits for running runs before stopping them as Error
+    shutdown_grace_seconds: u64 = 30 => Number("shutdown-grace-seconds", "SECONDS", Extra { range: Some(0..=86400), ..Extra::NONE });
+    /// Map a `cmd` image alias to an image, e.g. `bash=busybox:latest` (repeatable).
+    image_aliases: BTreeMap<String, String> = BTreeMap::new() => Map("image-alias", "ALIAS=IMAGE", Extra { map: Some(("ALIAS=IMAGE", false)), ..Extra::NONE });
+    /// Credentials for a registry runs pull from and push to (repeatable; never printed).
+    registry_credentials: BTreeMap<String, String> = BTreeMap::new() => Map("registry-credential", "REGISTRY=USER:PASSWORD", Extra { secret: true, map: Some(("REGISTRY=USER:PASSWORD", true)), ..Extra::NONE });
+    /// Credentials for HTTP(S) git sources on HOST (with its port, if any; repeatable;
+    /// never printed).
+    git_credentials: BTreeMap<String, String> = BTreeMap::new() => Map("git-credential", "HOST=USER:TOKEN", Extra { secret: true, map: Some(("HOST=USER:TOKEN", true)), ..Extra::NONE });
+    /// This machine's name in a fleet; worker names start with it
+    node: String = hostname() => Text("node", "NAME", Extra::NONE);
+    /// The image that holds a run's network namespace in shared network mode (needs
+    /// `sleep`)
+    sandbox_image: String = "busybox:latest".into() => Text("sandbox-image", "IMAGE", Extra::NONE);
+    /// The registry runs build for (`{{.Run.Registry}}`, `$Registry`).
+    registry: String = String::new() => Text("registry", "HOST", Extra::NONE);
+    /// Seconds between polls of tracked base images; 0 never polls
+    poll_interval_seconds: u64 = 300 => Number("poll-interval-seconds", "SECONDS", Extra::NONE);
+    /// The value registries send in `X-Slipway-Registry-Secret` with their notifications
+    /// (never printed).
+    registry_notification_secret: Option<String> = None => Text("registry-notification-secret", "SECRET", Extra { secret: true, ..Extra::NONE });
+    /// Where uploads and finished logs are kept: an object store a fleet shares
+    /// (`azure://CONTAINER`)
+    blob_store: String = String::new() => Text("blob-store", "URL", Extra::NONE);
+    /// An option of the blob store, `object_store`'s key and a value, e.g.
+    /// `azure_storage_account_name=ACCOUNT` (repeatable; never printed).
+    blob_store_options: BTreeMap<String, String> = BTreeMap::new() => Map("blob-store-option", "KEY=VALUE", Extra { secret: true, map: Some(("KEY=VALUE", false)), ..Extra::NONE });
+    /// The fleet's key for every secret it keeps, 32 bytes in base64 (never printed).
+    fleet_key: Option<String> = None => Text("fleet-key", "KEY", Extra { secret: true, ..Extra::NONE });
+    /// The fleet key `--fleet-key` replaces: secrets it sealed still open, and are sealed
+    /// again under the new key at start (never printed).
+    fleet_key_previous: Option<String> = None => Text("fleet-key-previous", "KEY", Extra { secret: true, ..Extra::NONE });
 }
 
 /// A comma-separated list, blanks dropped.
@@ -259,20 +480,24 @@ fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
-/// A comma-separated list of `KEY=VALUE` entries (the form of a map in the environment),
-/// each value checked to be `A:B` when `credential`. An error names the key at most,
-/// never a value: the maps hold passwords.
-/// A map setting's `KEY=VALUE` entries. A credential's value holds a `:`
-/// (`USER:PASSWORD`); a secret map's entries are never shown in errors, only their keys.
-fn map(value: &str, shape: &str, credential: bool, secret: bool) -> Result<Vec<(String, String)>, String> {
-    list(value)
-        .map(|entry| match entry.split_once('=') {
-            Some((k, v)) if !k.is_empty() && (!credential || v.contains(':')) => Ok((k.to_string(), v.to_string())),
-            Some((k, _)) => Err(format!("entry {k:?}: expected {shape}")),
-            None if secret => Err(format!("an entry has no '=': expected {shape}")),
-            None => Err(format!("entry {entry:?}: expected {shape}")),
-        })
-        .collect()
+/// Adds one tenant entry; an error never shows the value: it may be a token.
+fn add_tenant_entry(tenants: &mut BTreeMap<String, TenantSettings>, entry: &str) -> Result<(), String> {
+    const SHAPE: &str = "expected NAME:token=TOKEN, NAME:admin-token=TOKEN or NAME:repository=PATTERN";
+    let (name, rest) = entry.split_once(':').ok_or_else(|| format!("an entry has no ':': {SHAPE}"))?;
+    let (kind, value) = rest
+        .split_once('=')
+        .ok_or_else(|| format!("the entry for tenant {name:?} has no '=': {SHAPE}"))?;
+    if name.is_empty() || value.is_empty() {
+        return Err(format!("an entry has an empty tenant name or value: {SHAPE}"));
+    }
+    let tenant = tenants.entry(name.to_string()).or_default();
+    match kind {
+        "token" => tenant.tokens.push(value.to_string()),
+        "admin-token" | "admin_token" => tenant.admin_tokens.push(value.to_string()),
+        "repository" => tenant.repositories.push(value.to_string()),
+        other => return Err(format!("the entry for tenant {name:?} sets {other:?}: {SHAPE}")),
+    }
+    Ok(())
 }
 
 fn hostname() -> String {
@@ -303,6 +528,10 @@ pub enum SettingsError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
+    #[error("--{flag}: {message}")]
+    Flag { flag: String, message: String },
+    #[error("setting {message}")]
+    Check { message: String },
 }
 
 impl Settings {
@@ -340,152 +569,46 @@ impl Settings {
         Ok(s)
     }
 
-    /// The config file's keys, one per field of [`Settings`], as serde declares them.
-    pub fn keys() -> &'static [&'static str] {
-        use serde::de::{self, Visitor};
-        /// A deserializer that only records the field names `Settings` asks for.
-        struct Fields(&'static [&'static str]);
-        impl<'de> de::Deserializer<'de> for &mut Fields {
-            type Error = de::value::Error;
-            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-                Err(de::Error::custom("not a struct"))
-            }
-            fn deserialize_struct<V: Visitor<'de>>(
-                self,
-                _: &'static str,
-                fields: &'static [&'static str],
-                _: V,
-            ) -> Result<V::Value, Self::Error> {
-                self.0 = fields;
-                Err(de::Error::custom("fields recorded"))
-            }
-            serde::forward_to_deserialize_any! {
-                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-                option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-                ignored_any
-            }
-        }
-        let mut fields = Fields(&[]);
-        let _ = Settings::deserialize(&mut fields);
-        fields.0
+    /// The config file's keys, one per setting, in the order of the declaration.
+    pub fn keys() -> Vec<&'static str> {
+        declared().iter().map(|d| d.key).collect()
     }
 
     /// Applies `SLIPWAY_<KEY>` (`name`) to the setting `key`; `Ok(false)` when `key` is
     /// no setting (other `SLIPWAY_*` variables belong to the client, tests and scripts).
+    /// Lists and maps are comma-separated; a map's entries add to the file's.
     fn apply_env(&mut self, name: &str, key: &str, value: &str) -> Result<bool, SettingsError> {
-        let bad = |message: String| SettingsError::Env {
+        let key = if key == "token" { "tokens" } else { key };
+        let kind = declared().into_iter().find(|d| d.key == key).map(|d| d.kind);
+        let values: Vec<&str> = match kind {
+            Some(Kind::List | Kind::Map | Kind::Tenants) => list(value).collect(),
+            _ => vec![value],
+        };
+        self.set_key(key, &values).map_err(|message| SettingsError::Env {
             name: name.to_string(),
             message,
-        };
-        let num = |v: &str| v.parse::<u64>().map_err(|_| bad(format!("{v:?} is not a whole number")));
-        let flag = |v: &str| match v {
-            "1" | "true" | "yes" => Ok(true),
-            "0" | "false" | "no" => Ok(false),
-            _ => Err(bad(format!("{v:?} is not true or false"))),
-        };
-        match key {
-            "listen" => self.listen = value.into(),
-            "data_dir" => self.data_dir = value.into(),
-            "database" => self.database = value.into(),
-            "concurrency" => self.concurrency = num(value)? as u32,
-            "tokens" | "token" => self.tokens = list(value).map(String::from).collect(),
-            "admin_tokens" => self.admin_tokens = list(value).map(String::from).collect(),
-            "local_images" => self.local_images = list(value).map(String::from).collect(),
-            "allowed_frontends" => self.allowed_frontends = list(value).map(String::from).collect(),
-            "harden_data_dir" => self.harden_data_dir = flag(value)?,
-            "tenants" => {
-                for entry in list(value) {
-                    self.add_tenant_entry(entry).map_err(bad)?;
-                }
-            }
-            "max_upload_bytes" => self.max_upload_bytes = num(value)?,
-            "retention_days" => self.retention_days = num(value)?,
-            "purge_interval_seconds" => self.purge_interval_seconds = num(value)?,
-            "lease_seconds" => self.lease_seconds = num(value)?,
-            "requeue_lost_runs" => self.requeue_lost_runs = flag(value)?,
-            "allow_unknown_keys" => self.allow_unknown_keys = flag(value)?,
-            "allow_privileged" => self.allow_privileged = flag(value)?,
-            "allow_host_network" => self.allow_host_network = flag(value)?,
-            "allow_public_ports" => self.allow_public_ports = flag(value)?,
-            "engine_access" => self.engine_access = value.into(),
-            "builder" => self.builder = value.into(),
-            "max_context_bytes" => self.max_context_bytes = num(value)?,
-            "max_context_entries" => self.max_context_entries = num(value)?,
-            "file_source_dirs" => self.file_source_dirs = list(value).map(PathBuf::from).collect(),
-            "allowed_source_hosts" => self.allowed_source_hosts = list(value).map(String::from).collect(),
-            "allowed_webhook_hosts" => self.allowed_webhook_hosts = list(value).map(String::from).collect(),
-            "webhook_timeout_seconds" => self.webhook_timeout_seconds = num(value)?,
-            "webhook_retry_seconds" => self.webhook_retry_seconds = num(value)?,
-            "webhook_retry_period_seconds" => self.webhook_retry_period_seconds = num(value)?,
-            "public_url" => self.public_url = value.into(),
-            "fetch_connect_timeout_seconds" => self.fetch_connect_timeout_seconds = num(value)?,
-            "fetch_read_timeout_seconds" => self.fetch_read_timeout_seconds = num(value)?,
-            "http_header_timeout_seconds" => self.http_header_timeout_seconds = num(value)?,
-            "shutdown_grace_seconds" => self.shutdown_grace_seconds = num(value)?,
-            "max_proxy_connections_per_run" => self.max_proxy_connections_per_run = num(value)?,
-            "max_proxy_connections" => self.max_proxy_connections = num(value)?,
-            "max_follows_per_token" => self.max_follows_per_token = num(value)?,
-            "max_requests_per_token" => self.max_requests_per_token = num(value)?,
-            "max_follows" => self.max_follows = num(value)?,
-            "max_connections_per_client" => self.max_connections_per_client = num(value)?,
-            "max_log_bytes" => self.max_log_bytes = num(value)?,
-            "max_uploads_per_tenant" => self.max_uploads_per_tenant = num(value)?,
-            "max_upload_bytes_per_tenant" => self.max_upload_bytes_per_tenant = num(value)?,
-            "unused_upload_hours" => self.unused_upload_hours = num(value)?,
-            "max_queued_runs_per_tenant" => self.max_queued_runs_per_tenant = num(value)?,
-            "max_running_runs_per_tenant" => self.max_running_runs_per_tenant = num(value)?,
-            "max_tasks_per_tenant" => self.max_tasks_per_tenant = num(value)?,
-            "max_timers_per_tenant" => self.max_timers_per_tenant = num(value)?,
-            "min_timer_period_seconds" => self.min_timer_period_seconds = num(value)?,
-            "max_workspace_bytes" => self.max_workspace_bytes = num(value)?,
-            "step_memory_bytes" => self.step_memory_bytes = num(value)?,
-            "max_step_memory_bytes" => self.max_step_memory_bytes = num(value)?,
-            "step_pids" => self.step_pids = num(value)?,
-            "max_step_pids" => self.max_step_pids = num(value)?,
-            "step_shm_bytes" => self.step_shm_bytes = num(value)?,
-            "max_step_shm_bytes" => self.max_step_shm_bytes = num(value)?,
-            "step_tmpfs_bytes" => self.step_tmpfs_bytes = num(value)?,
-            "max_step_tmpfs_bytes" => self.max_step_tmpfs_bytes = num(value)?,
-            "node" => self.node = value.into(),
-            "sandbox_image" => self.sandbox_image = value.into(),
-            "registry" => self.registry = value.into(),
-            "poll_interval_seconds" => self.poll_interval_seconds = num(value)?,
-            "registry_notification_secret" => self.registry_notification_secret = Some(value.into()),
-            "blob_store" => self.blob_store = value.into(),
-            "fleet_key" => self.fleet_key = Some(value.into()),
-            "fleet_key_previous" => self.fleet_key_previous = Some(value.into()),
-            "blob_store_options" => self.blob_store_options.extend(map(value, "KEY=VALUE", false, true).map_err(bad)?),
-            // A map in the environment adds to the file's, winning key by key.
-            "image_aliases" => self.image_aliases.extend(map(value, "ALIAS=IMAGE", false, false).map_err(bad)?),
-            "registry_credentials" => self
-                .registry_credentials
-                .extend(map(value, "REGISTRY=USER:PASSWORD", true, true).map_err(bad)?),
-            "git_credentials" => self.git_credentials.extend(map(value, "HOST=USER:TOKEN", true, true).map_err(bad)?),
-            _ => return Ok(false),
-        }
-        Ok(true)
+        })
+    }
+
+    /// Applies a flag's values (each occurrence one) to its setting: a list given
+    /// replaces the list, a map's entries add to it, entry by entry.
+    pub fn apply(&mut self, d: &Declared, values: &[&str]) -> Result<(), SettingsError> {
+        self.set_key(d.key, values).map(|_| ()).map_err(|message| SettingsError::Flag {
+            flag: d.flag.to_string(),
+            message,
+        })
+    }
+
+    /// Every setting checked against its bounds and choices, once, when all are read.
+    pub fn checked(self) -> Result<Settings, SettingsError> {
+        self.check().map_err(|message| SettingsError::Check { message })?;
+        Ok(self)
     }
 
     /// Adds one `NAME:token=TOKEN`, `NAME:admin-token=TOKEN` or `NAME:repository=PATTERN`
-    /// entry (the form of `--tenant` and `SLIPWAY_TENANTS`) to `tenants`. An error never
-    /// shows the value: it may be a token.
+    /// entry (the form of `--tenant` and `SLIPWAY_TENANTS`) to `tenants`.
     pub fn add_tenant_entry(&mut self, entry: &str) -> Result<(), String> {
-        const SHAPE: &str = "expected NAME:token=TOKEN, NAME:admin-token=TOKEN or NAME:repository=PATTERN";
-        let (name, rest) = entry.split_once(':').ok_or_else(|| format!("an entry has no ':': {SHAPE}"))?;
-        let (kind, value) = rest
-            .split_once('=')
-            .ok_or_else(|| format!("the entry for tenant {name:?} has no '=': {SHAPE}"))?;
-        if name.is_empty() || value.is_empty() {
-            return Err(format!("an entry has an empty tenant name or value: {SHAPE}"));
-        }
-        let tenant = self.tenants.entry(name.to_string()).or_default();
-        match kind {
-            "token" => tenant.tokens.push(value.to_string()),
-            "admin-token" | "admin_token" => tenant.admin_tokens.push(value.to_string()),
-            "repository" => tenant.repositories.push(value.to_string()),
-            other => return Err(format!("the entry for tenant {name:?} sets {other:?}: {SHAPE}")),
-        }
-        Ok(())
+        add_tenant_entry(&mut self.tenants, entry)
     }
 
     /// The daemon's address for links others follow: `public_url`, else the listen address.

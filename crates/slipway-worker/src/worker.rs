@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// One worker: claims and runs one run at a time until shutdown.
 pub async fn work(d: Arc<Node>, name: String, shutdown: CancellationToken) {
-    let lease = Duration::from_secs(d.settings.lease_seconds.max(3));
+    let lease = Duration::from_secs(d.settings.lease_seconds);
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -86,7 +86,7 @@ pub async fn watch_engine(d: Arc<Node>, shutdown: CancellationToken) {
 pub async fn housekeeping(d: Arc<Node>, shutdown: CancellationToken) {
     let mut last_purge = std::time::Instant::now();
     let mut last_directory = std::time::Instant::now();
-    let purge_every = Duration::from_secs(d.settings.purge_interval_seconds.max(1));
+    let purge_every = Duration::from_secs(d.settings.purge_interval_seconds);
     purge(&d).await;
     loop {
         tokio::select! {
@@ -328,8 +328,8 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
             ..Default::default()
         },
         reach: d.reach.clone(),
-        connect_timeout: Duration::from_secs(d.settings.fetch_connect_timeout_seconds.max(1)),
-        read_timeout: Duration::from_secs(d.settings.fetch_read_timeout_seconds.max(1)),
+        connect_timeout: Duration::from_secs(d.settings.fetch_connect_timeout_seconds),
+        read_timeout: Duration::from_secs(d.settings.fetch_read_timeout_seconds),
         deadline: Duration::from_secs(job.timeout.max(1)),
     };
     if let Some(id) = location.as_deref().and_then(|l| l.strip_prefix("upload://")) {
@@ -482,7 +482,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
     cfg.cap_drop = crate::tenants::STEP_CAP_DROP.iter().map(|c| c.to_string()).collect();
     cfg.proxy_limits = slipway_engine_proxy::Limits {
         connections: d.proxy_connections.clone(),
-        header_timeout: Duration::from_secs(d.settings.http_header_timeout_seconds.max(1)),
+        header_timeout: Duration::from_secs(d.settings.http_header_timeout_seconds),
     };
     cfg.step_limits = Some(d.settings.step_limits());
     cfg.max_workspace_bytes = Some(d.settings.max_workspace_bytes).filter(|m| *m > 0);
