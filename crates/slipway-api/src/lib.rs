@@ -7,6 +7,7 @@
 pub mod model;
 pub mod patch;
 pub mod requests;
+pub mod results;
 pub mod schedule;
 pub mod secrets;
 pub mod source;

@@ -94,8 +94,8 @@ pub struct Run {
     pub start_time: Option<String>,
     pub finish_time: Option<String>,
     pub last_updated_time: String,
-    pub output_images: serde_json::Value,
-    pub image_dependencies: serde_json::Value,
+    pub output_images: Vec<crate::results::OutputImage>,
+    pub image_dependencies: Vec<crate::results::ImageDependency>,
     pub run_error_message: Option<String>,
     pub platform: Platform,
     pub source_trigger: Option<serde_json::Value>,
@@ -104,7 +104,7 @@ pub struct Run {
     /// Each step: `{id, when, status, startTime, durationSeconds, error, executions}`,
     /// updated as the run goes.
     #[serde(default)]
-    pub steps: serde_json::Value,
+    pub steps: Vec<crate::results::StepView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -99,10 +99,10 @@ async fn fill(db: &str, n: usize) -> Result<()> {
             })
             .await?;
     }
-    let steps = serde_json::json!([
+    let steps: Vec<slipway_api::results::StepView> = serde_json::from_value(serde_json::json!([
         {"id": "build", "when": [], "status": "Succeeded", "startTime": "2026-11-23T10:00:00.000Z", "durationSeconds": 12.5, "executions": 1},
         {"id": "push", "when": ["build"], "status": "Succeeded", "startTime": "2026-11-23T10:00:12.500Z", "durationSeconds": 2.1, "executions": 1},
-    ]);
+    ]))?;
     let mut done = 0;
     while done < n {
         let claimed = store.claim("bench-filler", 200, Duration::from_secs(60), 0).await?;
@@ -118,8 +118,14 @@ async fn fill(db: &str, n: usize) -> Result<()> {
                     r.attempt,
                     Completion {
                         status: Some(status),
-                        output_images: serde_json::json!([{"registry": "registry.example", "repository": "app", "tag": "1", "digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}]),
-                        steps: steps.clone(),
+                        output_images: vec![slipway_api::results::OutputImage {
+                            registry: "registry.example".into(),
+                            repository: "app".into(),
+                            tag: "1".into(),
+                            digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+                            platform: None,
+                        }],
+                        steps: Some(steps.clone()),
                         ..Default::default()
                     },
                 )

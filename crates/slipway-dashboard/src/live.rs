@@ -39,8 +39,8 @@ fn fingerprint(r: &slipway_store::RunRecord) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (r.last_updated_time, r.status.as_str(), r.cancel_requested, &r.error_message).hash(&mut h);
     (r.start_time, r.finish_time).hash(&mut h);
-    r.steps.to_string().hash(&mut h);
-    r.output_images.to_string().hash(&mut h);
+    serde_json::to_string(&r.steps).unwrap_or_default().hash(&mut h);
+    serde_json::to_string(&r.output_images).unwrap_or_default().hash(&mut h);
     h.finish()
 }
 

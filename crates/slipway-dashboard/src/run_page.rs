@@ -101,9 +101,7 @@ fn log_line(n: usize, text: &str) -> Markup {
 
 /// Everything but the log; the live feed sends it again when the run changes.
 pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> Markup {
-    let steps = run.steps.as_array().cloned().unwrap_or_default();
-    let images = run.output_images.as_array().cloned().unwrap_or_default();
-    let deps = run.image_dependencies.as_array().cloned().unwrap_or_default();
+    let (steps, images, deps) = (&run.steps, &run.output_images, &run.image_dependencies);
     html! {
         h1 { "Run " (run.id) " " (layout::run_status(run.status)) }
         @if let Some(s) = session {
@@ -140,22 +138,22 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                 table.steps {
                     thead { tr { th { "Step" } th { "After" } th { "Status" } th { "Started" } th { "Duration" } th { "Executions" } th { "Error" } } }
                     tbody {
-                        @for s in &steps {
-                            @let when = s.get("when").and_then(|w| w.as_array()).map(|w| w.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-                            tr data-step=(layout::text(s, "id")) {
-                                td { (layout::text(s, "id")) }
+                        @for s in steps {
+                            @let when = s.when.join(", ");
+                            tr data-step=(s.id) {
+                                td { (s.id) }
                                 td { @if when.is_empty() { span.none { "—" } } @else { (when) } }
-                                td { (layout::status_badge(&step_status(run, &layout::text(s, "status")))) }
-                                td { @match chrono::DateTime::parse_from_rfc3339(&layout::text(s, "startTime")) {
-                                    Ok(t) => (layout::time(t.timestamp_millis())),
-                                    Err(_) => span.none { "—" },
+                                td { (layout::status_badge(&step_status(run, &s.status))) }
+                                td { @match s.start_time.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
+                                    Some(Ok(t)) => (layout::time(t.timestamp_millis())),
+                                    _ => span.none { "—" },
                                 } }
-                                td { @match s.get("durationSeconds").and_then(|v| v.as_f64()) {
+                                td { @match s.duration_seconds {
                                     Some(secs) => (layout::duration(secs)),
                                     None => span.none { "—" },
                                 } }
-                                td { (layout::text(s, "executions")) }
-                                td.error { (layout::text(s, "error")) }
+                                td { @if let Some(n) = s.executions { (n) } }
+                                td.error { (s.error.as_deref().unwrap_or_default()) }
                             }
                         }
                     }
@@ -171,11 +169,11 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                 table.images {
                     thead { tr { th { "Image" } th { "Digest" } th { "Platform" } } }
                     tbody {
-                        @for i in &images {
+                        @for i in images {
                             tr {
-                                td { (layout::text(i, "registry")) "/" (layout::text(i, "repository")) ":" (layout::text(i, "tag")) }
-                                td { code title=(layout::text(i, "digest")) { (layout::short_digest(&layout::text(i, "digest"))) } }
-                                td { @let p = layout::text(i, "platform"); @if p.is_empty() { span.none { "—" } } @else { (p) } }
+                                td { (i.registry) "/" (i.repository) ":" (i.tag) }
+                                td { code title=(i.digest) { (layout::short_digest(&i.digest)) } }
+                                td { @match &i.platform { Some(p) => (p), None => span.none { "—" } } }
                             }
                         }
                     }
@@ -188,12 +186,12 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                 table.deps {
                     thead { tr { th { "Image" } th { "Runtime base" } th { "Build-time bases" } } }
                     tbody {
-                        @for dep in &deps {
+                        @for dep in deps {
                             tr {
-                                td { (reference(dep.get("image"))) }
-                                td { (reference(dep.get("runtimeDependency"))) }
+                                td { (reference(Some(&dep.image))) }
+                                td { (reference(dep.runtime_dependency.as_ref())) }
                                 td {
-                                    @for b in dep.get("buildtimeDependency").and_then(|b| b.as_array()).into_iter().flatten() {
+                                    @for b in &dep.buildtime_dependency {
                                         div { (reference(Some(b))) }
                                     }
                                 }
@@ -216,15 +214,16 @@ fn step_status(run: &RunRecord, status: &str) -> String {
     }
 }
 
-/// `registry/repository:tag` and its digest, from a `{registry, repository, tag, digest}`.
-fn reference(v: Option<&serde_json::Value>) -> Markup {
-    let Some(v) = v.filter(|v| !v.is_null()) else {
+/// `registry/repository:tag` and its digest (or the name as given, when it did not parse).
+fn reference(v: Option<&slipway_api::results::ImageRef>) -> Markup {
+    let Some(v) = v else {
         return html! { span.none { "—" } };
     };
-    let digest = layout::text(v, "digest");
     html! {
-        span.ref { (layout::text(v, "registry")) "/" (layout::text(v, "repository")) ":" (layout::text(v, "tag")) }
-        @if !digest.is_empty() { " " code title=(digest) { (layout::short_digest(&digest)) } }
+        @if let Some(name) = &v.reference { span.ref { (name) } } @else {
+            span.ref { (v.registry) "/" (v.repository) ":" (v.tag) }
+        }
+        @if !v.digest.is_empty() { " " code title=(v.digest) { (layout::short_digest(&v.digest)) } }
     }
 }
 
@@ -239,7 +238,7 @@ fn trigger(run: &RunRecord) -> Markup {
         } @else if let Some(i) = &t.image_update {
             "Base image update: "
             @for img in i.get("images").and_then(|v| v.as_array()).into_iter().flatten() {
-                (reference(Some(img)))
+                (reference(serde_json::from_value(img.clone()).ok().as_ref()))
             }
         } @else if let Some(tm) = &t.timer {
             "Timer " strong { (layout::text(tm, "timerTriggerName")) } ", occurrence "

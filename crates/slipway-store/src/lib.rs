@@ -44,11 +44,11 @@ pub enum StoreError {
 #[derive(Debug, Clone, Default)]
 pub struct Completion {
     pub status: Option<RunStatus>,
-    pub output_images: serde_json::Value,
-    pub image_dependencies: serde_json::Value,
+    pub output_images: Vec<slipway_api::results::OutputImage>,
+    pub image_dependencies: Vec<slipway_api::results::ImageDependency>,
     pub error_message: Option<String>,
-    /// Each step's last state; `Null` keeps what [`Store::set_steps`] wrote.
-    pub steps: serde_json::Value,
+    /// Each step's last state; `None` keeps what [`Store::set_steps`] wrote.
+    pub steps: Option<Vec<slipway_api::results::StepView>>,
 }
 
 /// What happened to a run whose worker disappeared.
@@ -77,7 +77,7 @@ pub trait Store: WebhookStore + Send + Sync {
     /// Records the end of a run; `false` means the run is no longer this worker's.
     async fn complete(&self, id: &str, worker: &str, attempt: i64, done: Completion) -> Result<bool, StoreError>;
     /// Records the state of the run's steps while it runs; fenced like `complete`.
-    async fn set_steps(&self, id: &str, worker: &str, attempt: i64, steps: &serde_json::Value) -> Result<bool, StoreError>;
+    async fn set_steps(&self, id: &str, worker: &str, attempt: i64, steps: &[slipway_api::results::StepView]) -> Result<bool, StoreError>;
     /// Cancels a run that is still queued; true when this call did (it never starts).
     /// `tenant`, when given, must own it (every lookup on a client's behalf names the
     /// tenant; `None` is the daemon's own or an operator's).

@@ -69,10 +69,10 @@ pub struct RunRecord {
     pub start_time: Option<i64>,
     pub finish_time: Option<i64>,
     pub last_updated_time: i64,
-    pub output_images: serde_json::Value,
-    pub image_dependencies: serde_json::Value,
+    pub output_images: Vec<slipway_api::results::OutputImage>,
+    pub image_dependencies: Vec<slipway_api::results::ImageDependency>,
     /// `[{id, status, startTime, durationSeconds, error}]`, as the worker last wrote it.
-    pub steps: serde_json::Value,
+    pub steps: Vec<slipway_api::results::StepView>,
     pub error_message: Option<String>,
     pub lease_owner: Option<String>,
     pub lease_expires: Option<i64>,

@@ -30,6 +30,14 @@ macro_rules! sql_store {
         use sqlx::{AssertSqlSafe, QueryBuilder, Row};
         use std::time::Duration;
 
+/// A typed JSON column; `null` (no value yet) is the type's default.
+fn column<T: serde::de::DeserializeOwned + Default>(row: &$row, name: &str) -> Result<T, StoreError> {
+    let text: String = row.try_get(name)?;
+    serde_json::from_str::<Option<T>>(&text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+}
+
 fn record(row: &$row) -> Result<RunRecord, StoreError> {
     let text = |name: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(name)?) };
     let json = |name: &str| -> Result<serde_json::Value, StoreError> {
@@ -51,9 +59,9 @@ fn record(row: &$row) -> Result<RunRecord, StoreError> {
         start_time: row.try_get("start_time")?,
         finish_time: row.try_get("finish_time")?,
         last_updated_time: row.try_get("last_updated_time")?,
-        output_images: json("output_images")?,
-        image_dependencies: json("image_dependencies")?,
-        steps: json("steps")?,
+        output_images: column(row, "output_images")?,
+        image_dependencies: column(row, "image_dependencies")?,
+        steps: column(row, "steps")?,
         error_message: row.try_get("error_message")?,
         lease_owner: row.try_get("lease_owner")?,
         lease_expires: row.try_get("lease_expires")?,
@@ -203,18 +211,10 @@ impl Store for $store {
         .bind(status.as_str())
         .bind(now)
         .bind(now)
-        .bind(if done.output_images.is_null() {
-            "[]".to_string()
-        } else {
-            done.output_images.to_string()
-        })
-        .bind(if done.image_dependencies.is_null() {
-            "[]".to_string()
-        } else {
-            done.image_dependencies.to_string()
-        })
+        .bind(serde_json::to_string(&done.output_images).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&done.image_dependencies).unwrap_or_else(|_| "[]".into()))
         .bind(&done.error_message)
-        .bind(if done.steps.is_null() { None } else { Some(done.steps.to_string()) })
+        .bind(done.steps.as_ref().map(|s| serde_json::to_string(s).unwrap_or_else(|_| "[]".into())))
         .bind(id)
         .bind(worker)
         .bind(attempt)
@@ -223,10 +223,10 @@ impl Store for $store {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn set_steps(&self, id: &str, worker: &str, attempt: i64, steps: &serde_json::Value) -> Result<bool, StoreError> {
+    async fn set_steps(&self, id: &str, worker: &str, attempt: i64, steps: &[slipway_api::results::StepView]) -> Result<bool, StoreError> {
         let r = sqlx::query(AssertSqlSafe($q("UPDATE runs SET steps = ?, last_updated_time = ? \
              WHERE id = ? AND lease_owner = ? AND attempt = ? AND status IN ('Started', 'Running')")))
-        .bind(steps.to_string())
+        .bind(serde_json::to_string(steps).unwrap_or_else(|_| "[]".into()))
         .bind(self.now())
         .bind(id)
         .bind(worker)

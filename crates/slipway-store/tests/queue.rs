@@ -293,7 +293,11 @@ async fn triggers_changes_and_steps_are_listed() {
         clock.advance(500);
         let c = s.claim("w1", 1, Duration::from_secs(10), 0).await.unwrap();
         assert_eq!(c[0].id, "t1");
-        let steps = serde_json::json!([{"id": "build", "status": "Running"}]);
+        let steps = vec![slipway_api::results::StepView {
+            id: "build".into(),
+            status: "Running".into(),
+            ..Default::default()
+        }];
         assert!(s.set_steps("t1", "w1", 1, &steps).await.unwrap());
         assert!(!s.set_steps("t1", "w2", 1, &steps).await.unwrap());
         assert_eq!(s.get(None, "t1").await.unwrap().unwrap().steps, steps);

@@ -70,10 +70,7 @@ async fn producer(d: &Triggers, image: &str, digest: &str) -> (Option<String>, V
             .any(|n| Reference::parse(n).map(|x| x.tagged() == image).unwrap_or(false))
     };
     for run in runs {
-        let output = run
-            .output_images
-            .as_array()
-            .is_some_and(|a| a.iter().any(|o| o["digest"] == digest));
+        let output = run.output_images.iter().any(|o| o.digest == digest);
         let pushing = !run.status.is_finished() && names_it(&run);
         if output || pushing {
             let chain = run

@@ -6,25 +6,8 @@ use crate::Node;
 use slipway_runner::{StepEvent, StepReport, StepWatcher};
 use std::sync::{Arc, Mutex};
 
-/// One step's row, as stored in the run's `steps` (JSON, camelCase).
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row {
-    id: String,
-    /// The steps it waits for (`when`), for drawing the graph.
-    when: Vec<String>,
-    /// `Pending`, `Running`, or how it ended (`Succeeded`, `Failed`, `FailedIgnored`,
-    /// `TimedOut`, `Canceled`, `Skipped`).
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    start_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    executions: Option<u32>,
-}
+/// One step's row, as the run's record keeps it.
+type Row = slipway_api::results::StepView;
 
 /// The steps of one run on this worker.
 pub(crate) struct Board {
@@ -62,7 +45,7 @@ impl Board {
             // The pending steps first, then every change; stops when the board is gone.
             loop {
                 let Some(board) = weak.upgrade() else { return };
-                let steps = board.json();
+                let steps = board.rows();
                 drop(board);
                 match d.store.set_steps(&id, &worker, attempt, &steps).await {
                     Ok(_) => d.changed.notify_waiters(),
@@ -110,7 +93,7 @@ impl Board {
     /// `stopped` is how a step that was going ends when the runner reports none for it
     /// (`Canceled`, or `Error` when the engine went away); steps never started are
     /// `Skipped`.
-    pub(crate) fn finish(&self, reports: &[StepReport], stopped: &str) -> serde_json::Value {
+    pub(crate) fn finish(&self, reports: &[StepReport], stopped: &str) -> Vec<Row> {
         let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         for r in rows.iter_mut() {
             match reports.iter().find(|x| x.id == r.id) {
@@ -120,11 +103,11 @@ impl Board {
                 None => {}
             }
         }
-        serde_json::to_value(&*rows).unwrap_or_default()
+        rows.clone()
     }
 
-    fn json(&self) -> serde_json::Value {
-        serde_json::to_value(&*self.rows.lock().unwrap_or_else(|p| p.into_inner())).unwrap_or_default()
+    fn rows(&self) -> Vec<Row> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -505,7 +505,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
         say(&m);
         d.unswept.lock().unwrap_or_else(|p| p.into_inner()).push(run.id.clone());
         return Completion {
-            steps,
+            steps: Some(steps),
             ..failed(RunStatus::Error, m)
         };
     }
@@ -519,7 +519,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
         record_dependencies(d, &run.tenant, task, &report).await;
     }
     Completion {
-        steps,
+        steps: Some(steps),
         ..completion(&report)
     }
 }
@@ -560,15 +560,6 @@ async fn record_dependencies(d: &Arc<Node>, tenant: &str, task: &str, report: &R
     }
 }
 
-fn reference_json(image: &str) -> serde_json::Value {
-    match Reference::parse(image) {
-        Ok(r) => {
-            serde_json::json!({"registry": r.registry, "repository": r.repository, "tag": r.tag(), "digest": r.digest.clone().unwrap_or_default()})
-        }
-        Err(_) => serde_json::json!({"reference": image}),
-    }
-}
-
 fn completion(report: &RunReport) -> Completion {
     let status = if report.succeeded {
         RunStatus::Succeeded
@@ -581,28 +572,35 @@ fn completion(report: &RunReport) -> Completion {
     } else {
         RunStatus::Failed
     };
-    let dependencies: Vec<serde_json::Value> = report
+    use slipway_api::results::{ImageDependency, ImageRef, OutputImage};
+    let dependencies: Vec<ImageDependency> = report
         .dependencies
         .iter()
         .flat_map(|d| {
-            d.images.iter().map(move |image| {
-                let mut entry = serde_json::json!({
-                    "image": reference_json(image),
-                    "runtimeDependency": d.runtime.as_deref().map(reference_json),
-                    "buildtimeDependency": d.buildtime.iter().map(|b| reference_json(b)).collect::<Vec<_>>(),
-                });
-                if let Some(p) = &d.platform {
-                    entry["platform"] = p.clone().into();
-                }
-                entry
+            d.images.iter().map(move |image| ImageDependency {
+                image: ImageRef::of(image),
+                runtime_dependency: d.runtime.as_deref().map(ImageRef::of),
+                buildtime_dependency: d.buildtime.iter().map(|b| ImageRef::of(b)).collect(),
+                platform: d.platform.clone(),
             })
+        })
+        .collect();
+    let output_images = report
+        .output_images
+        .iter()
+        .map(|o| OutputImage {
+            registry: o.registry.clone(),
+            repository: o.repository.clone(),
+            tag: o.tag.clone(),
+            digest: o.digest.clone(),
+            platform: o.platform.clone(),
         })
         .collect();
     Completion {
         status: Some(status),
-        output_images: serde_json::to_value(&report.output_images).unwrap_or_default(),
-        image_dependencies: serde_json::Value::Array(dependencies),
+        output_images,
+        image_dependencies: dependencies,
         error_message: report.error.clone(),
-        steps: serde_json::Value::Null,
+        steps: None,
     }
 }

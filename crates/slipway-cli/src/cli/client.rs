@@ -480,17 +480,11 @@ fn print_run(r: &Run, output: Output) -> Result<()> {
     if let Some(e) = &r.run_error_message {
         println!("\nError: {e}");
     }
-    if let Some(images) = r.output_images.as_array().filter(|a| !a.is_empty()) {
+    if !r.output_images.is_empty() {
         println!("\nOutput images:");
-        for i in images {
-            println!(
-                "  {}/{}:{} {}{}",
-                i["registry"].as_str().unwrap_or(""),
-                i["repository"].as_str().unwrap_or(""),
-                i["tag"].as_str().unwrap_or(""),
-                i["digest"].as_str().unwrap_or(""),
-                i["platform"].as_str().map(|p| format!(" ({p})")).unwrap_or_default()
-            );
+        for i in &r.output_images {
+            let platform = i.platform.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+            println!("  {}/{}:{} {}{platform}", i.registry, i.repository, i.tag, i.digest);
         }
     }
     Ok(())

@@ -1,0 +1,113 @@
+//! What a run produced, as the store keeps it and the API, the dashboard, the triggers
+//! and the client read it: its steps, the images it pushed and the base images each
+//! was built from. Typed once here; JSON only in the database column and the answer.
+
+use serde::{Deserialize, Serialize};
+
+/// One step's row: how it went, updated as the run goes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepView {
+    pub id: String,
+    /// The steps it waits for (`when`), for drawing the graph.
+    #[serde(default)]
+    pub when: Vec<String>,
+    /// `Pending`, `Running`, or how it ended (`Succeeded`, `Failed`, `FailedIgnored`,
+    /// `TimedOut`, `Canceled`, `Skipped`, `Error`).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executions: Option<u32>,
+}
+
+/// An image a run pushed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputImage {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    /// `os/arch[/variant]` of one platform's image under a multi-platform tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// An image named by its parts, as ACR shows dependencies; `reference` holds a name
+/// that did not parse.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRef {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub registry: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tag: String,
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl ImageRef {
+    /// The parts of `image`, or the text as it is when it is no image reference.
+    pub fn of(image: &str) -> ImageRef {
+        match slipway_reference::Reference::parse(image) {
+            Ok(r) => ImageRef {
+                registry: r.registry.clone(),
+                repository: r.repository.clone(),
+                tag: r.tag().to_string(),
+                digest: r.digest.clone().unwrap_or_default(),
+                reference: None,
+            },
+            Err(_) => ImageRef {
+                reference: Some(image.to_string()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// The base images one image of a run was built from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDependency {
+    pub image: ImageRef,
+    #[serde(default)]
+    pub runtime_dependency: Option<ImageRef>,
+    #[serde(default)]
+    pub buildtime_dependency: Vec<ImageRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_shapes_stay_as_acr_shows_them() {
+        let dep = ImageDependency {
+            image: ImageRef::of("127.0.0.1:5000/app:1"),
+            runtime_dependency: Some(ImageRef::of("busybox")),
+            buildtime_dependency: vec![],
+            platform: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&dep).unwrap(),
+            serde_json::json!({
+                "image": {"registry": "127.0.0.1:5000", "repository": "app", "tag": "1", "digest": ""},
+                "runtimeDependency": {"registry": "docker.io", "repository": "library/busybox", "tag": "latest", "digest": ""},
+                "buildtimeDependency": []
+            })
+        );
+        let step: StepView = serde_json::from_value(serde_json::json!({"id": "a", "status": "Running"})).unwrap();
+        assert_eq!(step.when, Vec::<String>::new());
+    }
+}
