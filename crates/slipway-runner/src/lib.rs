@@ -9,6 +9,7 @@
 //! way the run ended. Secret values are masked in every line this crate emits.
 
 mod build;
+mod graph;
 mod images;
 mod outcome;
 mod report;
@@ -652,12 +653,11 @@ async fn schedule(shared: Arc<Shared>, plan: &Plan, cancel: CancellationToken) -
     let mut started: Vec<bool> = vec![false; plan.steps.len()];
     let mut running: JoinSet<StepReport> = JoinSet::new();
     let mut failed = false;
+    let when: Vec<&[String]> = plan.steps.iter().map(|s| s.when.as_slice()).collect();
     loop {
         if !failed {
-            for (i, s) in plan.steps.iter().enumerate() {
-                if started[i] || !s.when.iter().all(|d| done.get(d).is_some_and(|st| st.lets_dependents_run())) {
-                    continue;
-                }
+            for i in graph::ready(&when, &started, &done) {
+                let s = &plan.steps[i];
                 started[i] = true;
                 let shared = shared.clone();
                 let step: Step = s.clone();
