@@ -295,6 +295,8 @@ fn read_in(dir: &Path, rel: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot read {rel:?} from the source: {e}"))
 }
 
+/// A run, in its named steps: its secrets and credentials, its source, its task file
+/// loaded into a plan, the runner's configuration, the run, and what it left.
 async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engine::LogSink, cancel: CancellationToken) -> Completion {
     let secrets = match d.read_secrets(&run.id).await {
         Ok(s) => s,
@@ -312,14 +314,57 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
         Ok(j) => j,
         Err(e) => return failed(RunStatus::Error, e.0),
     };
-    let location = run.request.get("sourceLocation").and_then(|v| v.as_str()).map(str::to_string);
-    let dest = d.data("contexts").join(&run.id);
-    let data_dir = d.settings.data_dir.clone();
-    say(&format!("Run {} started on {}", run.id, d.settings.node));
-    if let Some(l) = &location {
-        say(&format!("Fetching the source {l}"));
+    let fetch_opts = fetch_options(d, git_credentials, job.timeout);
+    let source = match fetch_source(d, run, &fetch_opts, &cancel, &redactor, &say).await {
+        Ok(s) => s,
+        Err(done) => return done,
+    };
+    let loaded = match load_plan(d, run, &job, &source, &cancel, &redactor, &say).await {
+        Ok(l) => l,
+        Err(done) => return done,
+    };
+    let mut cfg = match run_config(d, run, &source, &fetch_opts, &registry_credentials, &loaded) {
+        Ok(c) => c,
+        Err(e) => return failed(RunStatus::Error, e),
+    };
+    let plan = loaded.plan;
+    let board = crate::steps::Board::start(d, &run.id, worker, run.attempt, &plan);
+    cfg.on_step = Some(board.watcher(d.clone()));
+    let report = slipway_runner::run(d.engine.clone(), plan.clone(), cfg, log.clone(), cancel.clone()).await;
+    let stopped = if report.canceled { "Canceled" } else { "Error" };
+    let steps = board.finish(&report.steps, stopped);
+    if let (false, false, Err(down)) = (report.succeeded, report.canceled, d.engine.ping().await) {
+        // Not the task's fault: its containers may still be in the engine, so they are
+        // swept once it answers again; and nothing more is claimed until it does (the
+        // engine watcher would notice within a second; this worker knows now).
+        *d.engine_down.lock().unwrap_or_else(|p| p.into_inner()) = Some(down.to_string());
+        let m = "the Docker engine became unreachable during the run".to_string();
+        say(&m);
+        d.unswept.lock().unwrap_or_else(|p| p.into_inner()).push(run.id.clone());
+        return Completion {
+            steps: Some(steps),
+            ..failed(RunStatus::Error, m)
+        };
     }
-    let fetch_opts = sources::FetchOptions {
+    for s in &report.steps {
+        if s.status != StepStatus::Skipped {
+            let kind = plan.steps.iter().find(|p| p.id == s.id).map(|p| p.type_name()).unwrap_or("cmd");
+            d.metrics.record_step(&run.tenant, kind, s.duration_secs);
+        }
+    }
+    if let (Some(task), true) = (&run.task, report.succeeded) {
+        record_dependencies(d, &run.tenant, task, &report).await;
+    }
+    Completion {
+        steps: Some(steps),
+        ..completion(&report)
+    }
+}
+
+/// How a run's sources (and a build's `ADD` URLs) are fetched: the daemon's limits and
+/// timeouts, the run's git credentials, and the run's timeout as the deadline.
+fn fetch_options(d: &Node, git_credentials: std::collections::BTreeMap<String, String>, timeout: u64) -> sources::FetchOptions {
+    sources::FetchOptions {
         git_credentials,
         max_bytes: d.settings.max_upload_bytes,
         limits: slipway_context::archive::Limits {
@@ -330,20 +375,33 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
         reach: d.reach.clone(),
         connect_timeout: Duration::from_secs(d.settings.fetch_connect_timeout_seconds),
         read_timeout: Duration::from_secs(d.settings.fetch_read_timeout_seconds),
-        deadline: Duration::from_secs(job.timeout.max(1)),
-    };
+        deadline: Duration::from_secs(timeout.max(1)),
+    }
+}
+
+/// The run's source on disk; when it cannot be fetched, how the run ends (nothing
+/// half-fetched stays behind).
+async fn fetch_source(
+    d: &Node,
+    run: &RunRecord,
+    fetch_opts: &sources::FetchOptions,
+    cancel: &CancellationToken,
+    redactor: &slipway_runner::Redactor,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<sources::Source, Completion> {
+    let location = run.request.get("sourceLocation").and_then(|v| v.as_str()).map(str::to_string);
+    let dest = d.data("contexts").join(&run.id);
+    say(&format!("Run {} started on {}", run.id, d.settings.node));
+    if let Some(l) = &location {
+        say(&format!("Fetching the source {l}"));
+    }
     if let Some(id) = location.as_deref().and_then(|l| l.strip_prefix("upload://")) {
         d.ensure_upload(id).await;
     }
-    let source = match sources::fetch(location.as_deref(), &data_dir, &dest, &fetch_opts, &cancel).await {
+    let source = match sources::fetch(location.as_deref(), &d.settings.data_dir, &dest, fetch_opts, cancel).await {
         Ok(s) => s,
         Err(e) => {
-            // Nothing half-fetched stays behind (a full disk, a cut connection).
-            let _ = tokio::task::spawn_blocking({
-                let dest = dest.clone();
-                move || std::fs::remove_dir_all(dest)
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dest)).await;
             let m = redactor.mask(&format!("cannot fetch the source: {e}"));
             say(&m);
             let status = match e {
@@ -351,108 +409,115 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
                 sources::SourceError::TimedOut => RunStatus::Timeout,
                 _ => RunStatus::Failed,
             };
-            return failed(status, m);
+            return Err(failed(status, m));
         }
     };
     if !source.commit.is_empty() {
-        say(&format!(
-            "Source at commit {} {}",
-            source.commit,
-            if source.branch.is_empty() {
-                String::new()
-            } else {
-                format!("(branch {})", source.branch)
-            }
-        ));
+        let branch = if source.branch.is_empty() {
+            String::new()
+        } else {
+            format!("(branch {})", source.branch)
+        };
+        say(&format!("Source at commit {} {branch}", source.commit));
     }
+    Ok(source)
+}
+
+/// The task file and values the run names, read from its request or its source.
+fn task_text(job: &requests::Job, source: &sources::Source) -> Result<(String, String, serde_json::Value), String> {
     let (file_name, text) = match &job.task {
         TaskSource::Text(t) => ("task".to_string(), t.clone()),
-        TaskSource::File(rel) => match read_in(&source.dir, rel) {
-            Ok(t) => (rel.clone(), t),
-            Err(e) => {
-                say(&e);
-                return failed(RunStatus::Failed, e);
-            }
-        },
+        TaskSource::File(rel) => (rel.clone(), read_in(&source.dir, rel)?),
     };
     let values = match &job.values_file {
         None => serde_json::Value::Object(Default::default()),
         Some(v) => {
             let (name, text) = match v {
-                ValuesSource::Text(t) => ("values".to_string(), Ok(t.clone())),
-                ValuesSource::File(rel) => (rel.clone(), read_in(&source.dir, rel)),
+                ValuesSource::Text(t) => ("values".to_string(), t.clone()),
+                ValuesSource::File(rel) => (rel.clone(), read_in(&source.dir, rel)?),
             };
-            match text.and_then(|t| slipway_taskfile::parse_values(&name, &t).map_err(|e| e.to_string())) {
-                Ok(v) => v,
-                Err(e) => {
-                    say(&e);
-                    return failed(RunStatus::Failed, e);
-                }
-            }
+            slipway_taskfile::parse_values(&name, &text).map_err(|e| e.to_string())?
         }
     };
-    let values = job.values_over(values);
-    let mut run_vars = slipway_taskfile::RunVars::new(&run.id, &d.settings.registry, d.now());
-    run_vars.commit = source.commit.clone();
+    Ok((file_name, text, values))
+}
+
+/// The run's variables (`{{.Run.ID}}`, `$Commit`, `$Branch`, …).
+fn run_vars(d: &Node, run: &RunRecord, source: &sources::Source) -> slipway_taskfile::RunVars {
+    let mut vars = slipway_taskfile::RunVars::new(&run.id, &d.settings.registry, d.now());
+    vars.commit = source.commit.clone();
     // A commit trigger pins the commit, so the branch comes from the trigger.
-    run_vars.branch = run
+    vars.branch = run
         .triggers
         .source
         .as_ref()
         .and_then(|t| t["branchName"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| source.branch.clone());
-    run_vars.repository = source.repository.clone();
-    run_vars.task_name = run.task.clone().unwrap_or_else(|| "quickrun".into());
-    let opts = d.task_options(run_vars, values, job.secrets.clone());
+    vars.repository = source.repository.clone();
+    vars.task_name = run.task.clone().unwrap_or_else(|| "quickrun".into());
+    vars
+}
+
+/// The task file loaded into a plan, off the async runtime; when it cannot be, how
+/// the run ends. Loading is bounded (its own deadline) but not interruptible: a cancel
+/// ends the run now and leaves the thread to finish on its own.
+async fn load_plan(
+    d: &Node,
+    run: &RunRecord,
+    job: &requests::Job,
+    source: &sources::Source,
+    cancel: &CancellationToken,
+    redactor: &slipway_runner::Redactor,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<slipway_taskfile::Loaded, Completion> {
+    let (file_name, text, values) = task_text(job, source).map_err(|e| {
+        say(&e);
+        failed(RunStatus::Failed, e)
+    })?;
+    let opts = d.task_options(run_vars(d, run, source), job.values_over(values), job.secrets.clone());
     let base = source.dir.clone();
     let loading = tokio::task::spawn_blocking(move || {
         let read = move |p: &str| read_in(&base, p);
         slipway_taskfile::load(&file_name, &text, &opts, &read)
     });
-    // Loading is bounded (its own deadline) but not interruptible: a cancel ends the
-    // run now and leaves the thread to finish on its own.
     let loaded = tokio::select! {
         l = loading => l,
         _ = cancel.cancelled() => {
             say("The run was canceled while its task file was loading.");
-            return failed(RunStatus::Canceled, "the run was canceled".into());
+            return Err(failed(RunStatus::Canceled, "the run was canceled".into()));
         }
     };
-    let loaded = match loaded {
+    match loaded {
         Ok(Ok(l)) => {
             for w in &l.warnings {
                 say(&format!("warning: {w}"));
             }
-            l
+            Ok(l)
         }
         Ok(Err(e)) => {
             let m = redactor.mask(&e.to_string());
             say(&format!("error: {m}"));
-            return failed(RunStatus::Failed, m);
+            Err(failed(RunStatus::Failed, m))
         }
-        Err(e) => return failed(RunStatus::Error, e.to_string()),
-    };
-    let plan = loaded.plan;
-    let credentials: Vec<_> = registry_credentials
-        .iter()
-        .filter_map(|(registry, up)| {
-            up.split_once(':').map(|(u, p)| slipway_engine::RegistryCredential {
-                registry: registry.clone(),
-                username: u.into(),
-                password: p.into(),
-            })
-        })
-        .collect();
+        Err(e) => Err(failed(RunStatus::Error, e.to_string())),
+    }
+}
+
+/// The runner's configuration for this run in `serve`: the daemon's access rules, its
+/// builder, the run's cache namespace, images, pushes and reads for its tenant, its
+/// fetches checked like sources, its limits, secrets and credentials.
+fn run_config(
+    d: &Arc<Node>,
+    run: &RunRecord,
+    source: &sources::Source,
+    fetch_opts: &sources::FetchOptions,
+    registry_credentials: &std::collections::BTreeMap<String, String>,
+    loaded: &slipway_taskfile::Loaded,
+) -> Result<RunConfig, String> {
     let mut cfg = RunConfig::new(&run.id, source.dir.clone());
-    match crate::host_access(&d.settings) {
-        Ok(host) => cfg.host = host,
-        Err(e) => return failed(RunStatus::Error, e),
-    }
-    match crate::builder(&d.settings) {
-        Ok(b) => cfg.builder = b,
-        Err(e) => return failed(RunStatus::Error, e),
-    }
+    cfg.host = crate::host_access(&d.settings)?;
+    cfg.builder = crate::builder(&d.settings)?;
     if let Some(task) = &run.task {
         cfg.task_name = task.clone();
     }
@@ -487,41 +552,20 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
     cfg.step_limits = Some(d.settings.step_limits());
     cfg.max_workspace_bytes = Some(d.settings.max_workspace_bytes).filter(|m| *m > 0);
     cfg.secret_values = loaded.secret_values.clone();
-    cfg.credentials = credentials;
+    cfg.credentials = registry_credentials
+        .iter()
+        .filter_map(|(registry, up)| {
+            up.split_once(':').map(|(u, p)| slipway_engine::RegistryCredential {
+                registry: registry.clone(),
+                username: u.into(),
+                password: p.into(),
+            })
+        })
+        .collect();
     cfg.scratch_dir = d.data("scratch");
     cfg.sandbox_image = d.settings.sandbox_image.clone();
     cfg.prepared_network = d.pool.take();
-    let board = crate::steps::Board::start(d, &run.id, worker, run.attempt, &plan);
-    cfg.on_step = Some(board.watcher(d.clone()));
-    let report = slipway_runner::run(d.engine.clone(), plan.clone(), cfg, log.clone(), cancel.clone()).await;
-    let stopped = if report.canceled { "Canceled" } else { "Error" };
-    let steps = board.finish(&report.steps, stopped);
-    if let (false, false, Err(down)) = (report.succeeded, report.canceled, d.engine.ping().await) {
-        // Not the task's fault: its containers may still be in the engine, so they are
-        // swept once it answers again; and nothing more is claimed until it does (the
-        // engine watcher would notice within a second; this worker knows now).
-        *d.engine_down.lock().unwrap_or_else(|p| p.into_inner()) = Some(down.to_string());
-        let m = "the Docker engine became unreachable during the run".to_string();
-        say(&m);
-        d.unswept.lock().unwrap_or_else(|p| p.into_inner()).push(run.id.clone());
-        return Completion {
-            steps: Some(steps),
-            ..failed(RunStatus::Error, m)
-        };
-    }
-    for s in &report.steps {
-        if s.status != StepStatus::Skipped {
-            let kind = plan.steps.iter().find(|p| p.id == s.id).map(|p| p.type_name()).unwrap_or("cmd");
-            d.metrics.record_step(&run.tenant, kind, s.duration_secs);
-        }
-    }
-    if let (Some(task), true) = (&run.task, report.succeeded) {
-        record_dependencies(d, &run.tenant, task, &report).await;
-    }
-    Completion {
-        steps: Some(steps),
-        ..completion(&report)
-    }
+    Ok(cfg)
 }
 
 /// After a task's build, remember the base images it used and their digests.
