@@ -190,85 +190,11 @@ pub(crate) async fn run(
         .or_else(|| q.get("offset").and_then(|s| s.parse().ok()))
         .unwrap_or(0)
         .max(0) as u64;
-    let node = d.node.clone();
-    let log_id = id.clone();
-    let read = move |offset: u64| {
-        let (node, id) = (node.clone(), log_id.clone());
-        async move { node.read_log(&id, offset).await }
-    };
-    let store = d.node.store.clone();
-    let run_id = id.clone();
-    let finished = move || {
-        let store = store.clone();
-        let id = run_id.clone();
-        async move {
-            store
-                .get(None, &id)
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.status.is_finished())
-                .unwrap_or(true)
-        }
-    };
-    let log = slipway_worker::logs::stream(read, offset, true, d.node.log_appended.clone(), finished);
-    struct Feed {
-        d: Arc<Dashboard>,
-        id: String,
-        session: Option<Session>,
-        log: Pin<Box<dyn Stream<Item = std::io::Result<axum::body::Bytes>> + Send>>,
-        carry: Vec<u8>,
-        offset: u64,
-        /// The fingerprint of the details last sent.
-        updated: i64,
-        /// Whether the first details were sent (or tried).
-        started: bool,
-        pending: VecDeque<Event>,
-        ended: bool,
-        poll: tokio::time::Interval,
-        _permit: slipway_limits::Pass,
-    }
-    impl Feed {
-        /// Sends the carried bytes up to `upto`; `continues` when they end inside a line.
-        fn send_log(&mut self, upto: usize, continues: bool) {
-            let text: Vec<u8> = self.carry.drain(..upto).collect();
-            self.offset += text.len() as u64;
-            let text = String::from_utf8_lossy(&text);
-            let mut lines: Vec<String> = text.split('\n').map(crate::run_page::strip_escapes).collect();
-            if !continues && text.ends_with('\n') {
-                lines.pop();
-            }
-            let data = serde_json::json!({ "lines": lines, "continues": continues });
-            self.pending
-                .push_back(Event::default().event("log").id(self.offset.to_string()).data(data.to_string()));
-        }
-
-        async fn send_details(&mut self, force: bool) -> bool {
-            let Ok(Some(r)) = self.d.node.store.get(None, &self.id).await else {
-                // Tried again at the next poll, not at once.
-                self.started = true;
-                return false;
-            };
-            let print = fingerprint(&r) as i64;
-            if print == self.updated && !force {
-                return r.status.is_finished();
-            }
-            self.updated = print;
-            let now = self.d.node.clock.now_ms();
-            let data = serde_json::json!({
-                "status": r.status.as_str(),
-                "finished": r.status.is_finished(),
-                "html": crate::run_page::details(&r, self.session.as_ref(), now).into_string(),
-            });
-            self.pending.push_back(Event::default().event("run").data(data.to_string()));
-            r.status.is_finished()
-        }
-    }
-    let feed = Feed {
+    let feed = RunFeed {
+        log: Box::pin(log_from(&d, &id, offset)),
         d,
         id,
         session: session.map(|s| s.0),
-        log: Box::pin(log),
         carry: Vec::new(),
         offset,
         updated: 0,
@@ -282,73 +208,162 @@ pub(crate) async fn run(
         },
         _permit: permit,
     };
-    let events = futures_util::stream::unfold(feed, |mut f| async move {
-        loop {
-            if let Some(e) = f.pending.pop_front() {
-                return Some((Ok(e), f));
+    sse(Box::pin(futures_util::stream::unfold(feed, RunFeed::next)))
+}
+
+/// A run's log from `offset`, followed until the run finishes.
+fn log_from(d: &Dashboard, id: &str, offset: u64) -> impl Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static {
+    let node = d.node.clone();
+    let log_id = id.to_string();
+    let read = move |offset: u64| {
+        let (node, id) = (node.clone(), log_id.clone());
+        async move { node.read_log(&id, offset).await }
+    };
+    let store = d.node.store.clone();
+    let run_id = id.to_string();
+    let finished = move || {
+        let store = store.clone();
+        let id = run_id.clone();
+        async move {
+            store
+                .get(None, &id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.status.is_finished())
+                .unwrap_or(true)
+        }
+    };
+    slipway_worker::logs::stream(read, offset, true, d.node.log_appended.clone(), finished)
+}
+
+/// One run page's live feed: its log's new lines (`log`), its details when they change
+/// (`run`), and `end` once the run finished and every byte was sent.
+struct RunFeed {
+    d: Arc<Dashboard>,
+    id: String,
+    session: Option<Session>,
+    log: Pin<Box<dyn Stream<Item = std::io::Result<axum::body::Bytes>> + Send>>,
+    carry: Vec<u8>,
+    offset: u64,
+    /// The fingerprint of the details last sent.
+    updated: i64,
+    /// Whether the first details were sent (or tried).
+    started: bool,
+    pending: VecDeque<Event>,
+    ended: bool,
+    poll: tokio::time::Interval,
+    _permit: slipway_limits::Pass,
+}
+
+/// What woke the feed.
+enum Next {
+    Log(Option<std::io::Result<axum::body::Bytes>>),
+    Look,
+    Stop,
+}
+
+impl RunFeed {
+    /// Sends the carried bytes up to `upto`; `continues` when they end inside a line.
+    fn send_log(&mut self, upto: usize, continues: bool) {
+        let text: Vec<u8> = self.carry.drain(..upto).collect();
+        self.offset += text.len() as u64;
+        let text = String::from_utf8_lossy(&text);
+        let mut lines: Vec<String> = text.split('\n').map(crate::run_page::strip_escapes).collect();
+        if !continues && text.ends_with('\n') {
+            lines.pop();
+        }
+        let data = serde_json::json!({ "lines": lines, "continues": continues });
+        self.pending
+            .push_back(Event::default().event("log").id(self.offset.to_string()).data(data.to_string()));
+    }
+
+    /// New log bytes: whole lines are sent, a long partial line in pieces cut where a
+    /// character ends, so none is split in two.
+    fn take_log(&mut self, bytes: &[u8]) {
+        self.carry.extend_from_slice(bytes);
+        match self.carry.iter().rposition(|b| *b == b'\n') {
+            Some(i) => self.send_log(i + 1, false),
+            None if self.carry.len() >= MAX_PARTIAL_LINE => {
+                let upto = match std::str::from_utf8(&self.carry) {
+                    Ok(_) => self.carry.len(),
+                    Err(e) if e.valid_up_to() > 0 => e.valid_up_to(),
+                    Err(_) => self.carry.len(),
+                };
+                self.send_log(upto, true);
             }
-            if f.ended {
+            None => {}
+        }
+    }
+
+    async fn send_details(&mut self, force: bool) -> bool {
+        let Ok(Some(r)) = self.d.node.store.get(None, &self.id).await else {
+            // Tried again at the next poll, not at once.
+            self.started = true;
+            return false;
+        };
+        let print = fingerprint(&r) as i64;
+        if print == self.updated && !force {
+            return r.status.is_finished();
+        }
+        self.updated = print;
+        let now = self.d.node.clock.now_ms();
+        let data = serde_json::json!({
+            "status": r.status.as_str(),
+            "finished": r.status.is_finished(),
+            "html": crate::run_page::details(&r, self.session.as_ref(), now).into_string(),
+        });
+        self.pending.push_back(Event::default().event("run").data(data.to_string()));
+        r.status.is_finished()
+    }
+
+    /// The feed's next event, waiting for the log, a change or the poll.
+    async fn next(mut self) -> Option<(Result<Event, std::convert::Infallible>, RunFeed)> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some((Ok(e), self));
+            }
+            if self.ended {
                 return None;
             }
-            let changed = f.d.node.changed.clone();
-            let shutdown = f.d.shutdown.clone();
+            let changed = self.d.node.changed.clone();
+            let shutdown = self.d.shutdown.clone();
             let woken = changed.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if !f.started {
-                f.started = true;
-                f.send_details(true).await;
+            if !self.started {
+                self.started = true;
+                self.send_details(true).await;
                 continue;
             }
-            enum Next {
-                Log(Option<std::io::Result<axum::body::Bytes>>),
-                Look,
-                Stop,
-            }
             let next = tokio::select! {
-                chunk = f.log.next() => Next::Log(chunk),
+                chunk = self.log.next() => Next::Log(chunk),
                 _ = woken => Next::Look,
                 // An interval, not a new sleep each pass: a busy log must not keep the
                 // details from being looked at.
-                _ = f.poll.tick() => Next::Look,
+                _ = self.poll.tick() => Next::Look,
                 _ = shutdown.cancelled() => Next::Stop,
             };
             match next {
-                Next::Log(Some(Ok(bytes))) => {
-                    f.carry.extend_from_slice(&bytes);
-                    match f.carry.iter().rposition(|b| *b == b'\n') {
-                        Some(i) => f.send_log(i + 1, false),
-                        None if f.carry.len() >= MAX_PARTIAL_LINE => {
-                            // Cut where a character ends, so none is split in two.
-                            let upto = match std::str::from_utf8(&f.carry) {
-                                Ok(_) => f.carry.len(),
-                                Err(e) if e.valid_up_to() > 0 => e.valid_up_to(),
-                                Err(_) => f.carry.len(),
-                            };
-                            f.send_log(upto, true);
-                        }
-                        None => {}
-                    }
-                }
+                Next::Log(Some(Ok(bytes))) => self.take_log(&bytes),
                 Next::Log(Some(Err(e))) => {
                     tracing::debug!(error = %e, "reading a run's log for the dashboard failed");
-                    f.ended = true;
+                    self.ended = true;
                 }
                 Next::Log(None) => {
                     // The run finished and every byte was read.
-                    if !f.carry.is_empty() {
-                        f.send_log(f.carry.len(), false);
+                    if !self.carry.is_empty() {
+                        self.send_log(self.carry.len(), false);
                     }
-                    f.send_details(true).await;
-                    f.pending.push_back(Event::default().event("end").data("{}"));
-                    f.ended = true;
+                    self.send_details(true).await;
+                    self.pending.push_back(Event::default().event("end").data("{}"));
+                    self.ended = true;
                 }
                 Next::Look => {
-                    f.send_details(false).await;
+                    self.send_details(false).await;
                 }
                 Next::Stop => return None,
             }
         }
-    });
-    sse(Box::pin(events))
+    }
 }
