@@ -283,6 +283,82 @@ fn step(
     volume_names: &HashSet<&str>,
     networks: &[Network],
 ) -> Result<Step, TaskError> {
+    let id = step_id(cx, path, index, rs)?;
+    let (kind, flags) = step_kind(cx, path, rs)?;
+    let (registry_cache, cache) = step_cache(cx, path, rs)?;
+    let mounts = step_mounts(cx, path, rs, &flags, volume_names)?;
+    let privileged = rs.privileged.unwrap_or(false) || flags.privileged;
+    if privileged && !cx.allow_privileged {
+        return Err(cx.err(
+            ErrorKind::NotAllowed,
+            &format!("{path}.{}", if flags.privileged { "cmd" } else { "privileged" }),
+            "privileged steps are not allowed here (the operator can allow them with --allow-privileged)",
+        ));
+    }
+    let p = |k: &str| format!("{path}.{k}");
+    let network = step_network(cx, path, rs, &flags, &kind, default_network, networks)?;
+    let ports = step_ports(cx, path, rs, &flags)?;
+    Ok(Step {
+        id,
+        kind,
+        when: Vec::new(),
+        timeout: match rs.timeout {
+            None => step_timeout,
+            Some(t) if t > 0 => t as u64,
+            Some(t) => return Err(cx.err(ErrorKind::InvalidValue, &p("timeout"), format!("timeout must be > 0, not {t}"))),
+        },
+        start_delay: non_negative(cx, &p("startDelay"), rs.start_delay, 0, "startDelay")?,
+        retries: non_negative(cx, &p("retries"), rs.retries, 0, "retries")?,
+        retry_delay: non_negative(cx, &p("retryDelay"), rs.retry_delay, DEFAULT_RETRY_DELAY, "retryDelay")?,
+        retry_on_errors: rs.retry_on_errors.clone().unwrap_or_default(),
+        repeat: non_negative(cx, &p("repeat"), rs.repeat, 0, "repeat")?,
+        detach: rs.detach.unwrap_or(false) || flags.detach,
+        keep: rs.keep.unwrap_or(false),
+        ignore_errors: rs.ignore_errors.unwrap_or(false),
+        disable_working_directory_override: rs.disable_working_directory_override.unwrap_or(false),
+        entry_point: rs.entry_point.clone().or(flags.entry_point.clone()),
+        // `-e` flags win over the step's `env`, which wins over the task's.
+        env: merge_env(task_env, &with_flag_env(&flags.env, rs.env.as_deref().unwrap_or_default()))
+            .iter()
+            .map(|e| unquote_env(e))
+            .collect(),
+        expose: rs.expose.clone().unwrap_or_default(),
+        ports,
+        network,
+        user: rs.user.clone().or(flags.user.clone()),
+        working_directory: rs
+            .working_directory
+            .clone()
+            .filter(|w| !w.is_empty())
+            .or(flags.working_directory.clone())
+            .unwrap_or_else(|| task_wd.to_string()),
+        privileged,
+        pull: rs.pull.unwrap_or(false),
+        isolation: rs.isolation.clone(),
+        cpus: rs.cpus,
+        memory: flags.memory,
+        pids_limit: flags.pids_limit,
+        shm_size: flags.shm_size,
+        cache,
+        registry_cache,
+        volume_mounts: mounts,
+        cmd_download_retries: non_negative(cx, &p("cmdDownloadRetries"), rs.cmd_download_retries, 0, "cmdDownloadRetries")?,
+        cmd_download_retry_delay: non_negative(
+            cx,
+            &p("cmdDownloadRetryDelay"),
+            rs.cmd_download_retry_delay,
+            0,
+            "cmdDownloadRetryDelay",
+        )?,
+        exited_with: rs.exited_with.clone().unwrap_or_default(),
+        exited_without: rs.exited_without.clone().unwrap_or_default(),
+        line: cx.positions.locate(cx.file, path).line,
+    })
+}
+
+/// A step's id: given, or `acb_step_N`; letters, digits, `-`, `_`, `.` (it is also a
+/// container and host name).
+fn step_id(cx: &Context, path: &str, index: usize, rs: &RawStep) -> Result<String, TaskError> {
     let id = rs.id.clone().unwrap_or_else(|| format!("acb_step_{index}"));
     if id.chars().any(char::is_whitespace) {
         return Err(cx.err(
@@ -298,6 +374,12 @@ fn step(
             format!("step id {id:?} must be letters, digits, '-', '_' or '.' (it is also a container and host name)"),
         ));
     }
+    Ok(id)
+}
+
+/// What a step does (exactly one of `cmd`, `build` and `push`), and the `docker run`
+/// flags its `cmd` gives.
+fn step_kind(cx: &Context, path: &str, rs: &RawStep) -> Result<(StepKind, crate::run_flags::RunFlags), TaskError> {
     let types = [rs.cmd.is_some(), rs.build.is_some(), rs.push.is_some()]
         .iter()
         .filter(|b| **b)
@@ -365,6 +447,12 @@ fn step(
             args: words,
         }
     };
+    Ok((kind, flags))
+}
+
+/// `cache:` as acb reads it: whether the registry cache is used (`enabled`) and whether
+/// the layer cache is (`disabled` turns it off).
+fn step_cache(cx: &Context, path: &str, rs: &RawStep) -> Result<(bool, bool), TaskError> {
     let registry_cache = rs.cache.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("enabled"));
     let cache = match rs.cache.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("enabled") => true,
@@ -377,6 +465,17 @@ fn step(
             ))
         }
     };
+    Ok((registry_cache, cache))
+}
+
+/// The declared volumes a step mounts, by `volumeMounts` and `-v`, each path once.
+fn step_mounts(
+    cx: &Context,
+    path: &str,
+    rs: &RawStep,
+    flags: &crate::run_flags::RunFlags,
+    volume_names: &HashSet<&str>,
+) -> Result<Vec<Mount>, TaskError> {
     let mut mounts = Vec::new();
     let mut mount_paths = HashSet::new();
     for (j, m) in rs.volume_mounts.iter().flatten().enumerate() {
@@ -425,21 +524,27 @@ fn step(
             mount_path: mount_path.clone(),
         });
     }
-    let privileged = rs.privileged.unwrap_or(false) || flags.privileged;
-    if privileged && !cx.allow_privileged {
-        return Err(cx.err(
-            ErrorKind::NotAllowed,
-            &format!("{path}.{}", if flags.privileged { "cmd" } else { "privileged" }),
-            "privileged steps are not allowed here (the operator can allow them with --allow-privileged)",
-        ));
-    }
+    Ok(mounts)
+}
+
+/// The network a step joins: its own, its `--network`, or the task's default; only the
+/// task's networks unless the operator allows others.
+fn step_network(
+    cx: &Context,
+    path: &str,
+    rs: &RawStep,
+    flags: &crate::run_flags::RunFlags,
+    kind: &StepKind,
+    default_network: &str,
+    networks: &[Network],
+) -> Result<String, TaskError> {
     let p = |k: &str| format!("{path}.{k}");
     let network = rs
         .network
         .clone()
         .or(flags.network.clone())
         .unwrap_or_else(|| default_network.to_string());
-    let build_network = match &kind {
+    let build_network = match kind {
         StepKind::Build { spec, .. } => spec.network.as_deref(),
         _ => None,
     };
@@ -472,6 +577,12 @@ fn step(
             "the host's network is not allowed here: a step on it reaches every service on the machine (the operator can allow it with allow_host_network)",
         ));
     }
+    Ok(network)
+}
+
+/// The ports a step publishes (`ports:` and `-p`), on loopback unless the operator
+/// allows other addresses.
+fn step_ports(cx: &Context, path: &str, rs: &RawStep, flags: &crate::run_flags::RunFlags) -> Result<Vec<PortMapping>, TaskError> {
     let mut texts = rs.ports.clone().unwrap_or_default();
     texts.extend(flags.ports.iter().cloned());
     let mut ports = Vec::new();
@@ -489,62 +600,7 @@ fn step(
         }
         ports.push(port);
     }
-    Ok(Step {
-        id,
-        kind,
-        when: Vec::new(),
-        timeout: match rs.timeout {
-            None => step_timeout,
-            Some(t) if t > 0 => t as u64,
-            Some(t) => return Err(cx.err(ErrorKind::InvalidValue, &p("timeout"), format!("timeout must be > 0, not {t}"))),
-        },
-        start_delay: non_negative(cx, &p("startDelay"), rs.start_delay, 0, "startDelay")?,
-        retries: non_negative(cx, &p("retries"), rs.retries, 0, "retries")?,
-        retry_delay: non_negative(cx, &p("retryDelay"), rs.retry_delay, DEFAULT_RETRY_DELAY, "retryDelay")?,
-        retry_on_errors: rs.retry_on_errors.clone().unwrap_or_default(),
-        repeat: non_negative(cx, &p("repeat"), rs.repeat, 0, "repeat")?,
-        detach: rs.detach.unwrap_or(false) || flags.detach,
-        keep: rs.keep.unwrap_or(false),
-        ignore_errors: rs.ignore_errors.unwrap_or(false),
-        disable_working_directory_override: rs.disable_working_directory_override.unwrap_or(false),
-        entry_point: rs.entry_point.clone().or(flags.entry_point.clone()),
-        // `-e` flags win over the step's `env`, which wins over the task's.
-        env: merge_env(task_env, &with_flag_env(&flags.env, rs.env.as_deref().unwrap_or_default()))
-            .iter()
-            .map(|e| unquote_env(e))
-            .collect(),
-        expose: rs.expose.clone().unwrap_or_default(),
-        ports,
-        network,
-        user: rs.user.clone().or(flags.user.clone()),
-        working_directory: rs
-            .working_directory
-            .clone()
-            .filter(|w| !w.is_empty())
-            .or(flags.working_directory.clone())
-            .unwrap_or_else(|| task_wd.to_string()),
-        privileged,
-        pull: rs.pull.unwrap_or(false),
-        isolation: rs.isolation.clone(),
-        cpus: rs.cpus,
-        memory: flags.memory,
-        pids_limit: flags.pids_limit,
-        shm_size: flags.shm_size,
-        cache,
-        registry_cache,
-        volume_mounts: mounts,
-        cmd_download_retries: non_negative(cx, &p("cmdDownloadRetries"), rs.cmd_download_retries, 0, "cmdDownloadRetries")?,
-        cmd_download_retry_delay: non_negative(
-            cx,
-            &p("cmdDownloadRetryDelay"),
-            rs.cmd_download_retry_delay,
-            0,
-            "cmdDownloadRetryDelay",
-        )?,
-        exited_with: rs.exited_with.clone().unwrap_or_default(),
-        exited_without: rs.exited_without.clone().unwrap_or_default(),
-        line: cx.positions.locate(cx.file, path).line,
-    })
+    Ok(ports)
 }
 
 fn secrets(cx: &Context, raw: &RawTask) -> Result<Vec<Secret>, TaskError> {
