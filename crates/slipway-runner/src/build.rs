@@ -31,11 +31,54 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
             spec.context
         ));
     }
+    let prepared = match prepare(shared, step, spec, sink).await {
+        Ok(p) => p,
+        Err(e) => return Outcome::Error(e),
+    };
+    // One build per platform: the engine builds one at a time.
+    let rounds: Vec<Option<String>> = if prepared.platforms.is_empty() {
+        vec![None]
+    } else {
+        prepared.platforms.iter().cloned().map(Some).collect()
+    };
+    let mut built = Vec::new();
+    for platform in &rounds {
+        if let Some(p) = platform {
+            if rounds.len() > 1 {
+                sink(&format!("Building for platform {p}"));
+            }
+        }
+        match build_one(shared, step, spec, sink, &prepared, platform, built.len()).await {
+            Ok(b) => built.push(b),
+            Err(outcome) => return outcome,
+        }
+    }
+    record_built(shared, spec, &prepared, &built, sink, produced).await
+}
+
+/// What every platform's build of a step shares: the context's ignore rules, the
+/// Dockerfile (as named and as read), the engine's request, the registry cache and the
+/// platforms asked for.
+struct Prepared {
+    ignore: slipway_context::DockerIgnore,
+    dockerfile: String,
+    dockerfile_text: String,
+    request: ImageBuild,
+    registry_cache: Option<String>,
+    platforms: Vec<String>,
+}
+
+/// One image built: its platform, its engine id and the base images it was built from.
+type Built = (Option<String>, String, slipway_dockerfile::Dependencies);
+
+/// Reads what a build needs from the context and the step, off the runtime, within
+/// limits; the error is the step's.
+async fn prepare(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &LogSink) -> Result<Prepared, String> {
     // Everything the build reads goes through this handle: beneath the run's context
     // when the task is not trusted, wherever the person pointed otherwise (as acb).
     let context = match open_dir(shared, &spec.context) {
         Ok(d) => d,
-        Err(e) => return Outcome::Error(format!("build context {:?}: {e}", spec.context)),
+        Err(e) => return Err(format!("build context {:?}: {e}", spec.context)),
     };
     let dockerfile = if spec.dockerfile.is_empty() {
         "Dockerfile".to_string()
@@ -48,7 +91,7 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
     .await
     {
         Ok(i) => i,
-        Err(e) => return Outcome::Error(e),
+        Err(e) => return Err(e),
     };
     let env: HashMap<String, String> = step
         .env
@@ -56,18 +99,7 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         .filter_map(|e| e.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let mut build_args = HashMap::new();
-    for a in &spec.build_args {
-        match a.split_once('=') {
-            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
-            // `--build-arg NAME` takes the value from the step's environment, as docker
-            // does, and from this process's only when the task is trusted.
-            None => match from_env(shared, &env, a) {
-                Some(v) => build_args.insert(a.clone(), v),
-                None => continue,
-            },
-        };
-    }
+    let mut build_args = build_args_of(shared, spec, &env);
     let builder = match env.get("DOCKER_BUILDKIT").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         Some("0" | "false") => Builder::Classic,
         Some("1" | "true") => Builder::BuildKit,
@@ -78,15 +110,15 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         let read = tokio::task::spawn_blocking(move || wanted.iter().map(|s| secret(&shared, &env, s)).collect::<Result<Vec<_>, _>>());
         match read.await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Outcome::Error(e),
-            Err(e) => return Outcome::Error(e.to_string()),
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(e.to_string()),
         }
     };
     // The Dockerfile sent is the one read here, under the name the context has for it:
     // no `..` and no link on its path, which the engine would follow to another file.
     if shared.cfg.images.is_some() {
         if let Err(e) = plain_path(&context, &dockerfile) {
-            return Outcome::Error(format!("-f {dockerfile}: {e}"));
+            return Err(format!("-f {dockerfile}: {e}"));
         }
     }
     // The dependency scan is part of every build's record. The engine reads the
@@ -97,24 +129,9 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
     .await
     {
         Ok(t) => t,
-        Err(e) => return Outcome::Error(e),
+        Err(e) => return Err(e),
     };
-    // `cache: enabled` (acb): import the layer cache from the registry and export it
-    // there again, under a tag of the first image's repository.
-    let registry_cache = if step.registry_cache {
-        match spec.tags.first().and_then(|t| Reference::parse(t).ok()) {
-            Some(r) => Some(format!(
-                "{}/{}:cache_{}_{}",
-                r.registry, r.repository, shared.cfg.task_name, step.id
-            )),
-            None => {
-                sink("cache: enabled needs a tagged image (-t) to name the cache after; building without registry cache");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let registry_cache = registry_cache_of(shared, step, spec, sink);
     let mut cache_from = Vec::new();
     for c in spec.cache_from.iter().map(|c| cache_source(c)).chain(registry_cache.clone()) {
         match cache_image(shared, &c).await {
@@ -133,18 +150,10 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
     for t in &spec.tags {
         match crate::images::own_name(shared, t) {
             Ok(n) => tags.push(n),
-            Err(e) => return Outcome::Error(format!("-t {e}")),
+            Err(e) => return Err(format!("-t {e}")),
         }
     }
-    let mut labels: HashMap<String, String> = spec
-        .labels
-        .iter()
-        .map(|l| {
-            l.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .unwrap_or((l.clone(), String::new()))
-        })
-        .collect();
+    let mut labels = labels_of(spec);
     if shared.cfg.images.is_some() {
         // What the build leaves untagged is found by this, and removed with the run.
         labels.insert(slipway_engine::RUN_LABEL.to_string(), shared.cfg.run_id.clone());
@@ -153,7 +162,7 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
                 Ok(pinned) => {
                     build_args.insert("BUILDKIT_SYNTAX".into(), pinned);
                 }
-                Err(e) => return Outcome::Error(format!("--build-arg BUILDKIT_SYNTAX={frontend}: {e}")),
+                Err(e) => return Err(format!("--build-arg BUILDKIT_SYNTAX={frontend}: {e}")),
             }
         }
     }
@@ -176,91 +185,167 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         secrets,
         cache_mount_namespace: shared.cfg.cache_mount_namespace.clone(),
     };
-    // One build per platform: the engine builds one at a time.
-    let rounds: Vec<Option<String>> = if platforms.is_empty() {
-        vec![None]
-    } else {
-        platforms.iter().cloned().map(Some).collect()
-    };
-    let mut built = Vec::new();
-    for platform in &rounds {
-        if let Some(p) = platform {
-            if rounds.len() > 1 {
-                sink(&format!("Building for platform {p}"));
-            }
-        }
-        let deps = match scan(&dockerfile_text, &request, platform.as_deref()) {
-            Ok(d) => d,
-            Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
-        };
-        let options = scan_options(&request, platform.as_deref());
-        if let Err(e) = check_remote_sources(shared, &dockerfile_text, &options).await {
-            return Outcome::Error(format!("{dockerfile}: {e}"));
-        }
-        let fetch_dir = shared
-            .cfg
-            .scratch_dir
-            .join(format!("slipway-{}", shared.cfg.run_id))
-            .join("fetched")
-            .join(format!("{}-{}", step.id, built.len()));
-        let (fetched_text, added) = match fetch_remote_sources(shared, &dockerfile_text, &options, &fetch_dir).await {
-            Ok(f) => f,
-            Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
-        };
-        let sent_dockerfile = match crate::images::rewrite_dockerfile(shared, &fetched_text, &options).await {
-            Ok(t) => t,
-            Err(e) => return Outcome::Error(format!("{dockerfile}: {e}")),
-        };
-        // In a shared engine the build gets the text checked here, always: a step still
-        // running could change the file on disk in between.
-        let replaced = if sent_dockerfile == dockerfile_text && shared.cfg.images.is_none() {
-            Vec::new()
-        } else {
-            vec![(dockerfile.clone(), sent_dockerfile.into_bytes())]
-        };
-        shared.say(&format!(
-            "Step ID: {}{} depends on runtime {} and buildtime [{}]",
-            step.id,
-            platform.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
-            deps.runtime.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
-            deps.buildtime.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
-        ));
-        let credentials: Vec<_> = deps
-            .runtime
-            .iter()
-            .chain(deps.buildtime.iter())
-            .map(|r| r.to_string())
-            .chain(request.cache_from.iter().cloned())
-            .filter_map(|r| shared.credential_for(&r))
-            .collect();
-        let mut request = request.clone();
-        request.platform = platform.clone();
-        // The context is read again for each platform: it is a stream.
-        let tar = slipway_context::tar_stream(
-            match open_dir(shared, &spec.context) {
-                Ok(d) => d,
-                Err(e) => return Outcome::Error(format!("build context {:?}: {e}", spec.context)),
+    Ok(Prepared {
+        ignore,
+        dockerfile,
+        dockerfile_text,
+        request,
+        registry_cache,
+        platforms,
+    })
+}
+
+/// A build's `--build-arg`s: `NAME=VALUE` as given, `NAME` from the step's environment
+/// (as docker reads it), and from this process's only when the task is trusted.
+fn build_args_of(shared: &Shared, spec: &BuildSpec, env: &HashMap<String, String>) -> HashMap<String, String> {
+    let mut build_args = HashMap::new();
+    for a in &spec.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => build_args.insert(k.to_string(), v.to_string()),
+            // `--build-arg NAME` takes the value from the step's environment, as docker
+            // does, and from this process's only when the task is trusted.
+            None => match from_env(shared, env, a) {
+                Some(v) => build_args.insert(a.clone(), v),
+                None => continue,
             },
-            ignore.clone(),
-            vec![dockerfile.clone(), ".dockerignore".into()],
-            slipway_context::Overlay { replaced, added },
-        )
-        .boxed();
-        let result = shared.engine.build(request, tar, credentials.clone(), sink.clone()).await;
-        if fetch_dir.exists() {
-            let _ = tokio::fs::remove_dir_all(&fetch_dir).await;
-        }
-        match result {
-            Ok(id) => {
-                sink(&format!(
-                    "Successfully built {id}{}",
-                    platform.as_deref().map(|p| format!(" for {p}")).unwrap_or_default()
-                ));
-                built.push((platform.clone(), id, deps));
-            }
-            Err(e) => return Outcome::Failed(e.to_string()),
-        }
+        };
     }
+    build_args
+}
+
+/// `cache: enabled` (acb): the layer cache is imported from the registry and exported
+/// there again, under a tag of the first image's repository.
+fn registry_cache_of(shared: &Shared, step: &Step, spec: &BuildSpec, sink: &LogSink) -> Option<String> {
+    if step.registry_cache {
+        match spec.tags.first().and_then(|t| Reference::parse(t).ok()) {
+            Some(r) => Some(format!(
+                "{}/{}:cache_{}_{}",
+                r.registry, r.repository, shared.cfg.task_name, step.id
+            )),
+            None => {
+                sink("cache: enabled needs a tagged image (-t) to name the cache after; building without registry cache");
+                None
+            }
+        }
+    } else {
+        None
+    }
+}
+
+/// A build's `--label`s, a label without `=` empty.
+fn labels_of(spec: &BuildSpec) -> HashMap<String, String> {
+    spec.labels
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .unwrap_or((l.clone(), String::new()))
+        })
+        .collect()
+}
+
+/// One platform's build: the Dockerfile checked, its URLs fetched and its image names
+/// rewritten, the context streamed again, the engine's build.
+async fn build_one(
+    shared: &Arc<Shared>,
+    step: &Step,
+    spec: &BuildSpec,
+    sink: &LogSink,
+    prepared: &Prepared,
+    platform: &Option<String>,
+    round: usize,
+) -> Result<Built, Outcome> {
+    let Prepared {
+        ignore,
+        dockerfile,
+        dockerfile_text,
+        request,
+        ..
+    } = prepared;
+    let deps = match scan(dockerfile_text, request, platform.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return Err(Outcome::Error(format!("{dockerfile}: {e}"))),
+    };
+    let options = scan_options(request, platform.as_deref());
+    if let Err(e) = check_remote_sources(shared, dockerfile_text, &options).await {
+        return Err(Outcome::Error(format!("{dockerfile}: {e}")));
+    }
+    let fetch_dir = shared
+        .cfg
+        .scratch_dir
+        .join(format!("slipway-{}", shared.cfg.run_id))
+        .join("fetched")
+        .join(format!("{}-{}", step.id, round));
+    let (fetched_text, added) = match fetch_remote_sources(shared, dockerfile_text, &options, &fetch_dir).await {
+        Ok(f) => f,
+        Err(e) => return Err(Outcome::Error(format!("{dockerfile}: {e}"))),
+    };
+    let sent_dockerfile = match crate::images::rewrite_dockerfile(shared, &fetched_text, &options).await {
+        Ok(t) => t,
+        Err(e) => return Err(Outcome::Error(format!("{dockerfile}: {e}"))),
+    };
+    // In a shared engine the build gets the text checked here, always: a step still
+    // running could change the file on disk in between.
+    let replaced = if sent_dockerfile == *dockerfile_text && shared.cfg.images.is_none() {
+        Vec::new()
+    } else {
+        vec![(dockerfile.clone(), sent_dockerfile.into_bytes())]
+    };
+    shared.say(&format!(
+        "Step ID: {}{} depends on runtime {} and buildtime [{}]",
+        step.id,
+        platform.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+        deps.runtime.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
+        deps.buildtime.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+    ));
+    let credentials: Vec<_> = deps
+        .runtime
+        .iter()
+        .chain(deps.buildtime.iter())
+        .map(|r| r.to_string())
+        .chain(request.cache_from.iter().cloned())
+        .filter_map(|r| shared.credential_for(&r))
+        .collect();
+    let mut request = request.clone();
+    request.platform = platform.clone();
+    // The context is read again for each platform: it is a stream.
+    let tar = slipway_context::tar_stream(
+        match open_dir(shared, &spec.context) {
+            Ok(d) => d,
+            Err(e) => return Err(Outcome::Error(format!("build context {:?}: {e}", spec.context))),
+        },
+        ignore.clone(),
+        vec![dockerfile.clone(), ".dockerignore".into()],
+        slipway_context::Overlay { replaced, added },
+    )
+    .boxed();
+    let result = shared.engine.build(request, tar, credentials.clone(), sink.clone()).await;
+    if fetch_dir.exists() {
+        let _ = tokio::fs::remove_dir_all(&fetch_dir).await;
+    }
+    match result {
+        Ok(id) => {
+            sink(&format!(
+                "Successfully built {id}{}",
+                platform.as_deref().map(|p| format!(" for {p}")).unwrap_or_default()
+            ));
+            Ok((platform.clone(), id, deps))
+        }
+        Err(e) => Err(Outcome::Failed(e.to_string())),
+    }
+}
+
+/// After every platform's build: the tags on the first image (a push sends them all),
+/// the registry cache exported, and the base images recorded with their digests.
+async fn record_built(
+    shared: &Arc<Shared>,
+    spec: &BuildSpec,
+    prepared: &Prepared,
+    built: &[Built],
+    sink: &LogSink,
+    produced: &mut Produced,
+) -> Outcome {
+    let (request, registry_cache) = (&prepared.request, &prepared.registry_cache);
     if built.len() > 1 {
         // The tags name the first platform's image locally; a push sends them all.
         let (_, first, _) = &built[0];
@@ -283,7 +368,7 @@ pub(crate) async fn build(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, s
         .iter()
         .map(|t| Reference::parse(t).map(|r| r.to_string()).unwrap_or_else(|_| t.clone()))
         .collect();
-    for (platform, _, deps) in &built {
+    for (platform, _, deps) in built {
         let runtime = match &deps.runtime {
             Some(r) => Some(pin_digest(shared, r).await),
             None => None,
