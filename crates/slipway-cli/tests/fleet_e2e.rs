@@ -310,6 +310,39 @@ fn a_tasks_secrets_reach_its_runs_on_every_node() {
         assert!(log.contains("token-is-*****"), "run {id} had its secret, masked:\n{log}");
         assert!(!log.contains(&secret), "run {id}'s log shows the secret");
     }
+    // The dashboard's task page on another node knows the task's webhook secret is set.
+    let page = rt().block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signin = http
+            .post(format!("{}/signin", c.url()))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("token={TOKEN}&next=/"))
+            .send()
+            .await
+            .unwrap();
+        let cookie = signin
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .unwrap();
+        let r = http
+            .get(format!("{}/tasks/secretive", c.url()))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(page.0, 200, "{}", page.1);
+    assert!(
+        page.1.contains("A secret is <strong>set</strong>"),
+        "the task page on a worker node: {}",
+        page.1
+    );
+    assert!(!page.1.contains(&hook_secret) && !page.1.contains(&secret));
     // The database holds every secret sealed, none in clear.
     let dump = std::process::Command::new("pg_dump").arg("--dbname").arg(&db).output().unwrap();
     assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
