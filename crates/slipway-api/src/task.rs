@@ -35,8 +35,8 @@ pub struct TaskSpec {
     pub timeout: u64,
     #[serde(default = "default_platform")]
     pub platform: String,
-    #[serde(default = "enabled")]
-    pub status: String,
+    #[serde(default)]
+    pub status: TaskStatus,
     #[serde(default)]
     pub source_trigger: SourceTrigger,
     #[serde(default)]
@@ -70,15 +70,74 @@ pub struct BaseImageTrigger {
     #[serde(default)]
     pub enabled: bool,
     /// `Runtime` (the final stage's base only) or `All` (buildtime bases too).
-    #[serde(default = "runtime", rename = "type")]
-    pub kind: String,
+    #[serde(default, rename = "type")]
+    pub kind: BaseImageTriggerType,
 }
+
+/// Defines an enum of the API that reads and writes as its variants' names, refusing
+/// any other text with a message that names the field and the choices.
+macro_rules! api_enum {
+    ($(#[$doc:meta])* $name:ident, $field:literal, default $default:ident, [$($variant:ident),+]) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub enum $name {
+            #[default]
+            $default,
+            $($variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $name::$default => stringify!($default),
+                    $($name::$variant => stringify!($variant)),+
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(text: String) -> Result<Self, String> {
+                match text.as_str() {
+                    stringify!($default) => Ok($name::$default),
+                    $(stringify!($variant) => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        concat!($field, " {:?} must be ", stringify!($default), $(" or ", stringify!($variant)),+),
+                        text
+                    )),
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+api_enum!(
+    /// Whether a task's triggers start it.
+    TaskStatus, "status", default Enabled, [Disabled]
+);
+api_enum!(
+    /// Which base images' updates start a task: the final stage's, or every stage's.
+    BaseImageTriggerType, "baseImageTrigger.type", default Runtime, [All]
+);
 
 impl Default for BaseImageTrigger {
     fn default() -> Self {
         BaseImageTrigger {
             enabled: false,
-            kind: runtime(),
+            kind: BaseImageTriggerType::Runtime,
         }
     }
 }
@@ -102,12 +161,6 @@ fn default_timeout() -> u64 {
 fn default_platform() -> String {
     "linux/amd64".into()
 }
-fn enabled() -> String {
-    "Enabled".into()
-}
-fn runtime() -> String {
-    "Runtime".into()
-}
 
 /// What a task keeps out of the database.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -126,7 +179,7 @@ impl TaskSpec {
     }
 
     pub fn enabled(&self) -> bool {
-        self.status == "Enabled"
+        self.status == TaskStatus::Enabled
     }
 
     /// Checks the spec; the message names the field.
@@ -145,15 +198,6 @@ impl TaskSpec {
         }
         if !(300..=28800).contains(&self.timeout) {
             return Err(format!("timeout {} must be between 300 and 28800 seconds", self.timeout));
-        }
-        if self.status != "Enabled" && self.status != "Disabled" {
-            return Err(format!("status {:?} must be Enabled or Disabled", self.status));
-        }
-        if self.base_image_trigger.kind != "Runtime" && self.base_image_trigger.kind != "All" {
-            return Err(format!(
-                "baseImageTrigger.type {:?} must be Runtime or All",
-                self.base_image_trigger.kind
-            ));
         }
         crate::requests::check_image_names(&self.image_names)?;
         if let Some(c) = &self.context_path {
@@ -239,13 +283,23 @@ mod tests {
                 serde_json::json!({"name": "build-app", "cmd": "busybox", "timers": [{"name": "t", "schedule": "61 * * * *"}]}),
                 "minute",
             ),
-            (
-                serde_json::json!({"name": "build-app", "cmd": "busybox", "baseImageTrigger": {"type": "Some"}}),
-                "baseImageTrigger.type",
-            ),
         ];
         for (json, needle) in cases {
             let e = spec(json.clone()).validate().unwrap_err();
+            assert!(e.contains(needle), "{json}: {e}");
+        }
+        // Enums are read as enums: another word is refused where it is read.
+        for (json, needle) in [
+            (
+                serde_json::json!({"name": "build-app", "cmd": "busybox", "baseImageTrigger": {"type": "Some"}}),
+                "baseImageTrigger.type \"Some\" must be Runtime or All",
+            ),
+            (
+                serde_json::json!({"name": "build-app", "cmd": "busybox", "status": "Root"}),
+                "status \"Root\" must be Enabled or Disabled",
+            ),
+        ] {
+            let e = serde_json::from_value::<TaskSpec>(json.clone()).unwrap_err().to_string();
             assert!(e.contains(needle), "{json}: {e}");
         }
     }

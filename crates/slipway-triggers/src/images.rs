@@ -126,7 +126,7 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
         if !record.enabled || !spec.base_image_trigger.enabled {
             continue;
         }
-        if dep.kind != "runtime" && spec.base_image_trigger.kind != "All" {
+        if dep.kind != "runtime" && spec.base_image_trigger.kind != slipway_api::task::BaseImageTriggerType::All {
             continue;
         }
         let trigger = serde_json::json!({

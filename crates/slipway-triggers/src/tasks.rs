@@ -184,7 +184,11 @@ pub async fn set_enabled(d: &Triggers, tenant: &str, name: &str, enabled: bool) 
         return Ok(None);
     };
     let mut spec = spec_of(&record).map_err(slipway_store::StoreError::Corrupt)?;
-    spec.status = if enabled { "Enabled" } else { "Disabled" }.to_string();
+    spec.status = if enabled {
+        slipway_api::task::TaskStatus::Enabled
+    } else {
+        slipway_api::task::TaskStatus::Disabled
+    };
     record.spec = serde_json::to_value(&spec).map_err(|e| slipway_store::StoreError::Corrupt(e.to_string()))?;
     record.enabled = enabled;
     if !d.store.put_task(&record, false).await? {
