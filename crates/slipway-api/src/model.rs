@@ -98,9 +98,9 @@ pub struct Run {
     pub image_dependencies: Vec<crate::results::ImageDependency>,
     pub run_error_message: Option<String>,
     pub platform: Platform,
-    pub source_trigger: Option<serde_json::Value>,
-    pub image_update_trigger: Option<serde_json::Value>,
-    pub timer_trigger: Option<serde_json::Value>,
+    pub source_trigger: Option<crate::results::SourceTriggerEvent>,
+    pub image_update_trigger: Option<crate::results::ImageUpdateTriggerEvent>,
+    pub timer_trigger: Option<crate::results::TimerTriggerEvent>,
     /// Each step: `{id, when, status, startTime, durationSeconds, error, executions}`,
     /// updated as the run goes.
     #[serde(default)]

@@ -87,6 +87,38 @@ pub struct ImageDependency {
     pub platform: Option<String>,
 }
 
+/// The push that started a run (`sourceTrigger`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SourceTriggerEvent {
+    /// The delivery's id, as the forge sent it.
+    pub id: String,
+    pub event_type: String,
+    pub commit_id: String,
+    pub branch_name: String,
+    pub repository_url: Option<String>,
+    pub provider_type: String,
+}
+
+/// The base image update that started a run (`imageUpdateTrigger`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ImageUpdateTriggerEvent {
+    pub id: String,
+    pub timestamp: String,
+    pub images: Vec<ImageRef>,
+    /// The tasks whose builds led here, so an update never loops.
+    pub chain: Vec<String>,
+}
+
+/// The timer occurrence that started a run (`timerTrigger`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TimerTriggerEvent {
+    pub timer_trigger_name: String,
+    pub schedule_occurrence: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,15 +73,19 @@ async fn fill(db: &str, n: usize) -> Result<()> {
         let mut triggers = slipway_store::Triggers::default();
         match i % 4 {
             1 => {
-                triggers.source = Some(
+                triggers.source = Some(serde_json::from_value(
                     serde_json::json!({"commitId": format!("{i:040x}"), "branchName": "main", "repositoryUrl": "https://git.example/app.git", "providerType": "github"}),
-                )
+                )?)
             }
-            2 => triggers.timer = Some(serde_json::json!({"timerTriggerName": "nightly", "scheduleOccurrence": "2026-11-23T02:30:00Z"})),
+            2 => {
+                triggers.timer = Some(serde_json::from_value(
+                    serde_json::json!({"timerTriggerName": "nightly", "scheduleOccurrence": "2026-11-23T02:30:00Z"}),
+                )?)
+            }
             3 => {
-                triggers.image_update = Some(
+                triggers.image_update = Some(serde_json::from_value(
                     serde_json::json!({"images": [{"registry": "registry.example", "repository": "base", "tag": "1", "digest": "sha256:abc"}]}),
-                )
+                )?)
             }
             _ => {}
         }

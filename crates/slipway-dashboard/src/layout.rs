@@ -154,15 +154,6 @@ pub(crate) fn short_digest(d: &str) -> String {
     }
 }
 
-/// A JSON value as text (`null` and absent as empty).
-pub(crate) fn text(v: &serde_json::Value, key: &str) -> String {
-    match v.get(key) {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -232,19 +232,19 @@ fn trigger(run: &RunRecord) -> Markup {
     let t = &run.triggers;
     html! {
         @if let Some(s) = &t.source {
-            "Commit " code { (layout::text(s, "commitId").chars().take(12).collect::<String>()) }
-            " on " strong { (layout::text(s, "branchName")) }
-            " of " (layout::text(s, "repositoryUrl")) " (" (layout::text(s, "providerType")) ")"
+            "Commit " code { (s.commit_id.chars().take(12).collect::<String>()) }
+            " on " strong { (s.branch_name) }
+            " of " (s.repository_url.as_deref().unwrap_or_default()) " (" (s.provider_type) ")"
         } @else if let Some(i) = &t.image_update {
             "Base image update: "
-            @for img in i.get("images").and_then(|v| v.as_array()).into_iter().flatten() {
-                (reference(serde_json::from_value(img.clone()).ok().as_ref()))
+            @for img in &i.images {
+                (reference(Some(img)))
             }
         } @else if let Some(tm) = &t.timer {
-            "Timer " strong { (layout::text(tm, "timerTriggerName")) } ", occurrence "
-            @match chrono::DateTime::parse_from_rfc3339(&layout::text(tm, "scheduleOccurrence")) {
+            "Timer " strong { (tm.timer_trigger_name) } ", occurrence "
+            @match chrono::DateTime::parse_from_rfc3339(&tm.schedule_occurrence) {
                 Ok(at) => (layout::time(at.timestamp_millis())),
-                Err(_) => (layout::text(tm, "scheduleOccurrence")),
+                Err(_) => (tm.schedule_occurrence),
             }
         } @else {
             "Manual"

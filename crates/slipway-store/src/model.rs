@@ -23,9 +23,9 @@ pub struct NewRun {
 /// Why a run started, when a trigger started it (ACR's trigger objects, as JSON).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Triggers {
-    pub source: Option<serde_json::Value>,
-    pub image_update: Option<serde_json::Value>,
-    pub timer: Option<serde_json::Value>,
+    pub source: Option<slipway_api::results::SourceTriggerEvent>,
+    pub image_update: Option<slipway_api::results::ImageUpdateTriggerEvent>,
+    pub timer: Option<slipway_api::results::TimerTriggerEvent>,
 }
 
 /// A saved task. `spec` holds no secret values. Named within its tenant.

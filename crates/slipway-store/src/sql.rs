@@ -75,7 +75,7 @@ fn record(row: &$row) -> Result<RunRecord, StoreError> {
     })
 }
 
-fn optional_json(row: &$row, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
+fn optional_json<T: serde::de::DeserializeOwned>(row: &$row, name: &str) -> Result<Option<T>, StoreError> {
     let text: Option<String> = row.try_get(name)?;
     text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{name}: {e}"))))
         .transpose()
@@ -105,7 +105,6 @@ fn dependency(row: &$row) -> Result<Dependency, StoreError> {
 
 /// Inserts a run (inside whatever transaction `conn` is in).
 async fn insert_run(conn: &mut $conn, run: &NewRun, now: i64) -> Result<RunRecord, StoreError> {
-    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
     let row = sqlx::query(AssertSqlSafe($q(&format!(
         "INSERT INTO runs (id, status, run_type, task, platform, request, image_names, create_time, last_updated_time, \
              source_trigger, image_update_trigger, timer_trigger, tenant, cache_namespace) \
@@ -119,9 +118,9 @@ async fn insert_run(conn: &mut $conn, run: &NewRun, now: i64) -> Result<RunRecor
     .bind(run.image_names.join("\n"))
     .bind(now)
     .bind(now)
-    .bind(json(&run.triggers.source))
-    .bind(json(&run.triggers.image_update))
-    .bind(json(&run.triggers.timer))
+    .bind(run.triggers.source.as_ref().and_then(|t| serde_json::to_string(t).ok()))
+    .bind(run.triggers.image_update.as_ref().and_then(|t| serde_json::to_string(t).ok()))
+    .bind(run.triggers.timer.as_ref().and_then(|t| serde_json::to_string(t).ok()))
     .bind(&run.tenant)
     .bind(&run.cache_namespace)
     .fetch_one(&mut *conn)

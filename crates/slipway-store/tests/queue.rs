@@ -255,16 +255,23 @@ async fn tasks_are_saved_updated_listed_and_deleted() {
     }
 }
 
+fn timer_event(name: &str) -> slipway_api::results::TimerTriggerEvent {
+    slipway_api::results::TimerTriggerEvent {
+        timer_trigger_name: name.into(),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn an_event_key_starts_at_most_one_run() {
     for (_d, s) in stores(Arc::new(SystemClock)).await {
         let mut a = run("a", "x");
-        a.triggers.timer = Some(serde_json::json!({"timerTriggerName": "t1"}));
+        a.triggers.timer = Some(timer_event("t1"));
         assert!(s.enqueue_once("timer:task:t1:100", a).await.unwrap().is_some());
         assert!(s.enqueue_once("timer:task:t1:100", run("b", "x")).await.unwrap().is_none());
         assert!(s.get(None, "b").await.unwrap().is_none());
         assert_eq!(
-            s.get(None, "a").await.unwrap().unwrap().triggers.timer.unwrap()["timerTriggerName"],
+            s.get(None, "a").await.unwrap().unwrap().triggers.timer.unwrap().timer_trigger_name,
             "t1"
         );
         assert_eq!(s.swap_image_digest("img", "sha256:1").await.unwrap(), None);
@@ -278,7 +285,7 @@ async fn triggers_changes_and_steps_are_listed() {
     for (_d, s) in stores(clock.clone()).await {
         let t0 = clock.now_ms();
         let mut timer = run("t1", "reg/app:1");
-        timer.triggers.timer = Some(serde_json::json!({"timerTriggerName": "nightly"}));
+        timer.triggers.timer = Some(timer_event("nightly"));
         s.enqueue(timer).await.unwrap();
         s.enqueue(run("m1", "reg/app:1")).await.unwrap();
         let by = |k| ListFilter {

@@ -73,13 +73,7 @@ async fn producer(d: &Triggers, image: &str, digest: &str) -> (Option<String>, V
         let output = run.output_images.iter().any(|o| o.digest == digest);
         let pushing = !run.status.is_finished() && names_it(&run);
         if output || pushing {
-            let chain = run
-                .triggers
-                .image_update
-                .as_ref()
-                .and_then(|t| t.get("chain"))
-                .and_then(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok())
-                .unwrap_or_default();
+            let chain = run.triggers.image_update.as_ref().map(|t| t.chain.clone()).unwrap_or_default();
             return (run.task.as_ref().map(|t| tasks::trigger_key(&run.tenant, t)), chain);
         }
     }
@@ -129,12 +123,18 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
         if dep.kind != "runtime" && spec.base_image_trigger.kind != slipway_api::task::BaseImageTriggerType::All {
             continue;
         }
-        let trigger = serde_json::json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "timestamp": slipway_api::time::millis(d.now()),
-            "images": [{"registry": r.registry, "repository": r.repository, "tag": r.tag(), "digest": sighting.digest}],
-            "chain": chain,
-        });
+        let trigger = slipway_api::results::ImageUpdateTriggerEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            timestamp: slipway_api::time::millis(d.now()),
+            images: vec![slipway_api::results::ImageRef {
+                registry: r.registry.clone(),
+                repository: r.repository.clone(),
+                tag: r.tag().to_string(),
+                digest: sighting.digest.clone(),
+                reference: None,
+            }],
+            chain: chain.clone(),
+        };
         let triggers = slipway_store::Triggers {
             image_update: Some(trigger),
             ..Default::default()

@@ -106,7 +106,10 @@ async fn fire_all(d: &Arc<Triggers>, fired: &[((i64, usize), Due)]) {
             .single()
             .map(slipway_api::time::seconds)
             .unwrap_or_default();
-        let trigger = serde_json::json!({"timerTriggerName": due.timer, "scheduleOccurrence": when});
+        let trigger = slipway_api::results::TimerTriggerEvent {
+            timer_trigger_name: due.timer.clone(),
+            schedule_occurrence: when,
+        };
         let triggers = slipway_store::Triggers {
             timer: Some(trigger),
             ..Default::default()

@@ -250,14 +250,14 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
         if !wants(spec, &push) {
             continue;
         }
-        let trigger = serde_json::json!({
-            "id": push.delivery,
-            "eventType": "commit",
-            "commitId": push.commit,
-            "branchName": push.branch,
-            "repositoryUrl": push.repository_urls.first(),
-            "providerType": provider,
-        });
+        let trigger = slipway_api::results::SourceTriggerEvent {
+            id: push.delivery.clone(),
+            event_type: "commit".into(),
+            commit_id: push.commit.clone(),
+            branch_name: push.branch.clone(),
+            repository_url: push.repository_urls.first().cloned(),
+            provider_type: provider.to_string(),
+        };
         let triggers = slipway_store::Triggers {
             source: Some(trigger),
             ..Default::default()

@@ -451,8 +451,7 @@ fn run_vars(d: &Node, run: &RunRecord, source: &sources::Source) -> slipway_task
         .triggers
         .source
         .as_ref()
-        .and_then(|t| t["branchName"].as_str())
-        .map(str::to_string)
+        .map(|t| t.branch_name.clone())
         .unwrap_or_else(|| source.branch.clone());
     vars.repository = source.repository.clone();
     vars.task_name = run.task.clone().unwrap_or_else(|| "quickrun".into());
