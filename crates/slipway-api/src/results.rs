@@ -25,18 +25,8 @@ pub struct StepView {
     pub executions: Option<u32>,
 }
 
-/// An image a run pushed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutputImage {
-    pub registry: String,
-    pub repository: String,
-    pub tag: String,
-    pub digest: String,
-    /// `os/arch[/variant]` of one platform's image under a multi-platform tag.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-}
+/// An image a run pushed: the runner's own report of it.
+pub use slipway_plan::OutputImage;
 
 /// An image named by its parts, as ACR shows dependencies; `reference` holds a name
 /// that did not parse.

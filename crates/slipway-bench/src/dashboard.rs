@@ -127,7 +127,7 @@ async fn fill(db: &str, n: usize) -> Result<()> {
                             repository: "app".into(),
                             tag: "1".into(),
                             digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
-                            platform: None,
+                            ..Default::default()
                         }],
                         steps: Some(steps.clone()),
                         ..Default::default()

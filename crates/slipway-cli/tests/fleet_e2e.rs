@@ -22,6 +22,38 @@ fn azurite() -> Option<String> {
     }
 }
 
+/// A fleet of the test's own: one PostgreSQL database, the test bed's Azurite and a
+/// fresh fleet key; timers every minute are the operator's to allow.
+struct Fleet {
+    db: String,
+    endpoint: String,
+    key: String,
+}
+
+impl Fleet {
+    fn new(azurite: &str, db: String) -> Fleet {
+        Fleet {
+            db,
+            endpoint: azurite.trim_end_matches("/devstoreaccount1").to_string(),
+            key: base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2)),
+        }
+    }
+
+    /// A node named `node` running `concurrency` runs at once.
+    fn node(&self, node: &str, concurrency: &str) -> Daemon {
+        let envs = [
+            ("SLIPWAY_NODE", node.to_string()),
+            ("SLIPWAY_BLOB_STORE", "azure://slipway".to_string()),
+            ("SLIPWAY_BLOB_STORE_OPTIONS", "azure_storage_use_emulator=true".to_string()),
+            ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone()),
+            ("SLIPWAY_FLEET_KEY", self.key.clone()),
+            ("SLIPWAY_MIN_TIMER_PERIOD_SECONDS", "60".to_string()),
+        ];
+        let refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Daemon::start_full(Some(self.db.clone()), &["--concurrency", concurrency], &refs)
+    }
+}
+
 #[test]
 fn three_nodes_share_the_queue_the_blobs_and_the_secrets() {
     let Some(tb) = testbed() else { return };
@@ -29,24 +61,8 @@ fn three_nodes_share_the_queue_the_blobs_and_the_secrets() {
     let Some(db) = fresh_postgres(&format!("slipway_test_fleet_{}", std::process::id())) else {
         return;
     };
-    let endpoint = azurite.trim_end_matches("/devstoreaccount1").to_string();
-    let key = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
-    let env = |node: &'static str| -> Vec<(&'static str, String)> {
-        vec![
-            ("SLIPWAY_NODE", node.to_string()),
-            ("SLIPWAY_BLOB_STORE", "azure://slipway".to_string()),
-            ("SLIPWAY_BLOB_STORE_OPTIONS", "azure_storage_use_emulator=true".to_string()),
-            ("AZURITE_BLOB_STORAGE_URL", endpoint.clone()),
-            ("SLIPWAY_FLEET_KEY", key.clone()),
-            // The timer below fires every minute: the operator allows it.
-            ("SLIPWAY_MIN_TIMER_PERIOD_SECONDS", "60".to_string()),
-        ]
-    };
-    let start = |node: &'static str, concurrency: &str| {
-        let e = env(node);
-        let refs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Daemon::start_full(Some(db.clone()), &["--concurrency", concurrency], &refs)
-    };
+    let fleet = Fleet::new(&azurite, db.clone());
+    let start = |node: &str, concurrency: &str| fleet.node(node, concurrency);
     let mut a = start("api", "0");
     let mut b = start("wb", "1");
     let mut c = start("wc", "1");
@@ -194,20 +210,8 @@ fn a_tasks_secrets_reach_its_runs_on_every_node() {
     let Some(db) = fresh_postgres(&format!("slipway_test_vault_{}", std::process::id())) else {
         return;
     };
-    let endpoint = azurite.trim_end_matches("/devstoreaccount1").to_string();
-    let key = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
-    let start = |node: &str, concurrency: &str| {
-        let envs = [
-            ("SLIPWAY_NODE", node.to_string()),
-            ("SLIPWAY_BLOB_STORE", "azure://slipway".to_string()),
-            ("SLIPWAY_BLOB_STORE_OPTIONS", "azure_storage_use_emulator=true".to_string()),
-            ("AZURITE_BLOB_STORAGE_URL", endpoint.clone()),
-            ("SLIPWAY_FLEET_KEY", key.clone()),
-            ("SLIPWAY_MIN_TIMER_PERIOD_SECONDS", "60".to_string()),
-        ];
-        let refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Daemon::start_full(Some(db.clone()), &["--concurrency", concurrency], &refs)
-    };
+    let fleet = Fleet::new(&azurite, db.clone());
+    let start = |node: &str, concurrency: &str| fleet.node(node, concurrency);
     let a = start("api", "0");
     let b = start("wb", "1");
     let c = start("wc", "1");
@@ -311,31 +315,7 @@ fn a_tasks_secrets_reach_its_runs_on_every_node() {
         assert!(!log.contains(&secret), "run {id}'s log shows the secret");
     }
     // The dashboard's task page on another node knows the task's webhook secret is set.
-    let page = rt().block_on(async {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let signin = http
-            .post(format!("{}/signin", c.url()))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(format!("token={TOKEN}&next=/"))
-            .send()
-            .await
-            .unwrap();
-        let cookie = signin
-            .headers()
-            .get("set-cookie")
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-            .unwrap();
-        let r = http
-            .get(format!("{}/tasks/secretive", c.url()))
-            .header("Cookie", cookie)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    });
+    let page = c.signed_in_get(TOKEN, "/tasks/secretive");
     assert_eq!(page.0, 200, "{}", page.1);
     assert!(
         page.1.contains("A secret is <strong>set</strong>"),

@@ -460,32 +460,7 @@ fn a_tasks_secrets_stay_with_its_source() {
 
 /// The dashboard's answer for `path`, signed in with `token`.
 fn signed_in_get(d: &Daemon, token: &str, path: &str) -> (u16, String) {
-    rt().block_on(async {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let signin = http
-            .post(format!("{}/signin", d.url()))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(format!("token={token}&next=/"))
-            .send()
-            .await
-            .unwrap();
-        let cookie = signin
-            .headers()
-            .get("set-cookie")
-            .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
-            .expect("a session cookie");
-        let r = http
-            .get(format!("{}{path}", d.url()))
-            .header("Cookie", cookie)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.text().await.unwrap())
-    })
+    d.signed_in_get(token, path)
 }
 
 /// Row 4: a tenant writes into a build-cache mount another tenant's builds of the same

@@ -5,10 +5,12 @@
 
 pub mod build_secret;
 pub mod ids;
+pub mod output_image;
 pub mod ports;
 pub mod redact;
 
 pub use ids::new_run_id;
+pub use output_image::OutputImage;
 pub use ports::PortMapping;
 pub use redact::Redactor;
 

@@ -58,23 +58,7 @@ pub enum StepEvent<'a> {
 /// What [`crate::RunConfig::on_step`] calls; it must return quickly.
 pub type StepWatcher = std::sync::Arc<dyn Fn(StepEvent<'_>) + Send + Sync>;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutputImage {
-    pub registry: String,
-    pub repository: String,
-    pub tag: String,
-    pub digest: String,
-    /// `os/arch[/variant]` of one platform's image under a multi-platform tag; none for
-    /// a single-platform image or the tag's image index itself.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-    /// The manifest's media type and size in bytes, as the registry describes it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-}
+pub use slipway_plan::OutputImage;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -113,10 +113,7 @@ impl Vault {
         };
         let plain = serde_json::to_vec(secrets).map_err(|e| fail(e.to_string()))?;
         match &self.keys {
-            Some(keys) => {
-                let sealed = keys.current.seal(&key, &plain).map_err(fail)?;
-                self.store.put_sealed_secrets(&key, &sealed).await.map_err(|e| fail(e.to_string()))
-            }
+            Some(keys) => self.seal_into_store(&keys.current, &key, &plain).await,
             None => write_private(&self.file(owner), &plain).map_err(|e| fail(e.to_string())),
         }
     }
@@ -198,11 +195,7 @@ impl Vault {
                     continue;
                 }
                 let plain = open(keys, &owner, &sealed).map_err(|e| fail(&owner, e))?;
-                let again = keys.current.seal(&owner, &plain).map_err(|e| fail(&owner, e))?;
-                self.store
-                    .put_sealed_secrets(&owner, &again)
-                    .await
-                    .map_err(|e| fail(&owner, e.to_string()))?;
+                self.seal_into_store(&keys.current, &owner, &plain).await?;
                 moved += 1;
             }
         }
@@ -219,16 +212,24 @@ impl Vault {
             };
             let Ok(Some(plain)) = read_file(&path) else { continue };
             if self.store.sealed_secrets(&owner).await.ok().flatten().is_none() {
-                let sealed = keys.current.seal(&owner, &plain).map_err(|e| fail(&owner, e))?;
-                self.store
-                    .put_sealed_secrets(&owner, &sealed)
-                    .await
-                    .map_err(|e| fail(&owner, e.to_string()))?;
+                self.seal_into_store(&keys.current, &owner, &plain).await?;
                 moved += 1;
             }
             let _ = std::fs::remove_file(&path);
         }
         Ok(moved)
+    }
+}
+
+impl Vault {
+    /// Seals `plain` for `owner` with `key` and keeps it in the database.
+    async fn seal_into_store(&self, key: &FleetKey, owner: &str, plain: &[u8]) -> Result<(), VaultError> {
+        let fail = |reason: String| VaultError::Keep {
+            owner: owner.to_string(),
+            reason,
+        };
+        let sealed = key.seal(owner, plain).map_err(fail)?;
+        self.store.put_sealed_secrets(owner, &sealed).await.map_err(|e| fail(e.to_string()))
     }
 }
 

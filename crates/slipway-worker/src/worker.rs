@@ -615,7 +615,7 @@ fn completion(report: &RunReport) -> Completion {
     } else {
         RunStatus::Failed
     };
-    use slipway_api::results::{ImageDependency, ImageRef, OutputImage};
+    use slipway_api::results::{ImageDependency, ImageRef};
     let dependencies: Vec<ImageDependency> = report
         .dependencies
         .iter()
@@ -628,17 +628,7 @@ fn completion(report: &RunReport) -> Completion {
             })
         })
         .collect();
-    let output_images = report
-        .output_images
-        .iter()
-        .map(|o| OutputImage {
-            registry: o.registry.clone(),
-            repository: o.repository.clone(),
-            tag: o.tag.clone(),
-            digest: o.digest.clone(),
-            platform: o.platform.clone(),
-        })
-        .collect();
+    let output_images = report.output_images.clone();
     Completion {
         status: Some(status),
         output_images,

@@ -183,6 +183,36 @@ impl Daemon {
         })
     }
 
+    /// `path` of the dashboard, signed in with `token`: the status and the page.
+    pub fn signed_in_get(&self, token: &str, path: &str) -> (u16, String) {
+        super::rt().block_on(async {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let signin = http
+                .post(format!("{}/signin", self.url()))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(format!("token={token}&next=/"))
+                .send()
+                .await
+                .unwrap();
+            let cookie = signin
+                .headers()
+                .get("set-cookie")
+                .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+                .expect("a session cookie");
+            let r = http
+                .get(format!("{}{path}", self.url()))
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        })
+    }
+
     pub fn run_json(&self, id: &str) -> serde_json::Value {
         let (code, body) = self.get(&format!("/v1/runs/{id}"));
         assert_eq!(code, 200, "{body}");
