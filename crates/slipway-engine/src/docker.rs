@@ -356,6 +356,11 @@ fn output_bytes(item: LogOutput) -> Option<bytes::Bytes> {
     }
 }
 
+/// The longest line kept whole: longer output without a newline (a step printing
+/// gigabytes on one line) is sent in pieces of this size, so the daemon holds at most
+/// this much of a step's output at a time.
+const MAX_LINE: usize = 64 << 10;
+
 /// Splits container output into lines, counting the bytes of the lines sent.
 #[derive(Default)]
 struct Lines {
@@ -365,12 +370,19 @@ struct Lines {
 impl Lines {
     fn push(&mut self, bytes: &[u8], log: &LogSink) -> u64 {
         let mut sent = 0;
-        self.partial.extend_from_slice(bytes);
-        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=i).collect();
-            sent += line.len() as u64;
-            let text = String::from_utf8_lossy(&line);
-            log(text.trim_end_matches(['\n', '\r']));
+        // Only the new bytes are looked through, never what is carried.
+        for piece in bytes.split_inclusive(|b| *b == b'\n') {
+            self.partial.extend_from_slice(piece);
+            if piece.ends_with(b"\n") {
+                let line = std::mem::take(&mut self.partial);
+                sent += line.len() as u64;
+                log(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+            }
+            while self.partial.len() >= MAX_LINE {
+                let line: Vec<u8> = self.partial.drain(..MAX_LINE).collect();
+                sent += line.len() as u64;
+                log(&String::from_utf8_lossy(&line));
+            }
         }
         sent
     }
@@ -896,6 +908,25 @@ impl Engine for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_split_and_bounded() {
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink: LogSink = {
+            let got = got.clone();
+            std::sync::Arc::new(move |l: &str| got.lock().unwrap().push(l.to_string()))
+        };
+        let mut lines = Lines::default();
+        let mut sent = lines.push(b"a\r\nb", &sink);
+        sent += lines.push(b"c\n", &sink);
+        sent += lines.push(&vec![b'x'; MAX_LINE * 2 + 5], &sink);
+        assert!(lines.partial.len() < MAX_LINE, "what is carried stays bounded");
+        sent += lines.finish(&sink);
+        let got = got.lock().unwrap();
+        assert_eq!(got[..2], ["a", "bc"]);
+        assert_eq!(got[2..].iter().map(|l| l.len()).collect::<Vec<_>>(), [MAX_LINE, MAX_LINE, 5]);
+        assert_eq!(sent, 3 + 3 + (MAX_LINE as u64 * 2 + 5), "every byte counted once");
+    }
 
     #[test]
     fn repo_and_tag_split() {
