@@ -257,7 +257,32 @@ fn bytes_path(b: &[u8]) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(b))
 }
 
+/// Checks every entry of a `.tar.gz` in order and, given `into`, unpacks it there.
 fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summary, ArchiveError> {
+    let mut archive = tar::Archive::new(decompress(reader, limits)?);
+    let entries = archive
+        .entries()
+        .map_err(|e| ArchiveError::NotTar(printable_message(&e.to_string())))?
+        .raw(true);
+    let mut walk = ArchiveWalk {
+        limits,
+        into,
+        tree: Tree::new(limits.max_resolve_steps),
+        summary: Summary::default(),
+        long_name: None,
+        long_link: None,
+    };
+    for entry in entries {
+        let mut entry = entry.map_err(|e| walk.unreadable_entry(&e))?;
+        walk.entry(&mut entry)?;
+    }
+    walk.check_links_at_end()?;
+    Ok(walk.summary)
+}
+
+/// The archive's expanded bytes, counted against the limits as a backstop; refused
+/// before any tar parsing if the stream does not open with a gzip header.
+fn decompress<R: Read>(reader: R, limits: &Limits) -> Result<Counted<flate2::read::GzDecoder<R>>, ArchiveError> {
     let mut gz = flate2::read::GzDecoder::new(reader);
     // Reading through the decoder reports a bad gzip header as an error.
     gz.read_exact(&mut [0u8; 0])
@@ -265,48 +290,66 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
     if gz.header().is_none() {
         return Err(ArchiveError::NotGzip("no gzip header".into()));
     }
-    let counted = Counted {
+    Ok(Counted {
         inner: gz,
         read: 0,
         limit: limits
             .max_bytes
             .saturating_add(limits.max_entries.saturating_mul(1536))
             .saturating_add(1 << 20),
-    };
-    let mut archive = tar::Archive::new(counted);
-    let entries = archive
-        .entries()
-        .map_err(|e| ArchiveError::NotTar(printable_message(&e.to_string())))?
-        .raw(true);
-    let mut tree = Tree::new(limits.max_resolve_steps);
-    let mut summary = Summary::default();
-    let mut long_name: Option<Vec<u8>> = None;
-    let mut long_link: Option<Vec<u8>> = None;
-    let too_large = |e: &io::Error| e.to_string().contains("expanded size limit");
-    for entry in entries {
-        let mut entry = entry.map_err(|e| {
-            if too_large(&e) {
-                ArchiveError::TooLarge { limit: limits.max_bytes }
-            } else if summary.entries == 0 {
-                ArchiveError::NotTar(printable_message(&e.to_string()))
-            } else {
-                ArchiveError::BadEntry {
-                    entry: format!("#{}", summary.entries + 1),
-                    why: printable_message(&e.to_string()),
-                }
+    })
+}
+
+/// Whether an I/O error is [`Counted`] stopping the decompressor at its limit.
+fn is_expanded_size_limit(e: &io::Error) -> bool {
+    e.to_string().contains("expanded size limit")
+}
+
+/// Where an entry lands: its directory with the archive's links followed, and its own
+/// path inside that directory.
+struct Place {
+    parent: PathBuf,
+    at: PathBuf,
+}
+
+/// What the walk carries from one entry to the next: the tree so far, the counts
+/// checked against the limits, and extended names waiting for the entry they name.
+struct ArchiveWalk<'a> {
+    limits: &'a Limits,
+    into: Option<&'a Dir>,
+    tree: Tree,
+    summary: Summary,
+    /// A GNU long name or pax `path`, for the next entry.
+    long_name: Option<Vec<u8>>,
+    /// A GNU long link or pax `linkpath`, for the next entry.
+    long_link: Option<Vec<u8>>,
+}
+
+impl ArchiveWalk<'_> {
+    /// Which error a header that cannot be read is: the size limit, not a tar archive at
+    /// all (the first entry), or a bad entry numbered by its position.
+    fn unreadable_entry(&self, e: &io::Error) -> ArchiveError {
+        if is_expanded_size_limit(e) {
+            ArchiveError::TooLarge {
+                limit: self.limits.max_bytes,
             }
-        })?;
-        summary.entries += 1;
-        if summary.entries > limits.max_entries {
-            return Err(ArchiveError::TooManyEntries { limit: limits.max_entries });
+        } else if self.summary.entries == 0 {
+            ArchiveError::NotTar(printable_message(&e.to_string()))
+        } else {
+            ArchiveError::BadEntry {
+                entry: format!("#{}", self.summary.entries + 1),
+                why: printable_message(&e.to_string()),
+            }
         }
+    }
+
+    /// Checks one entry and, when unpacking, writes it: counted first, then either kept
+    /// as an extended name for the next entry or placed in the tree by its kind.
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ArchiveError> {
         let size = entry.header().entry_size().unwrap_or(u64::MAX);
-        summary.bytes = summary.bytes.saturating_add(size);
-        if summary.bytes > limits.max_bytes {
-            return Err(ArchiveError::TooLarge { limit: limits.max_bytes });
-        }
+        self.count(size)?;
         let kind = entry.header().entry_type();
-        let raw_name = long_name.take().unwrap_or_else(|| entry.header().path_bytes().into_owned());
+        let raw_name = self.long_name.take().unwrap_or_else(|| entry.header().path_bytes().into_owned());
         let name = printable(&raw_name);
         let bad = |why: &str| ArchiveError::BadEntry {
             entry: name.clone(),
@@ -314,33 +357,84 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
         };
         use tar::EntryType::*;
         if matches!(kind, GNULongName | GNULongLink | XHeader | XGlobalHeader) {
-            if size > MAX_EXTENSION {
-                return Err(bad(&format!("an extended header larger than {MAX_EXTENSION} bytes")));
-            }
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data)?;
-            match kind {
-                GNULongName => long_name = Some(data),
-                GNULongLink => long_link = Some(data),
-                XHeader => {
-                    for ext in tar::PaxExtensions::new(&data).flatten() {
-                        match ext.key() {
-                            Ok("path") => long_name = Some(ext.value_bytes().to_vec()),
-                            Ok("linkpath") => long_link = Some(ext.value_bytes().to_vec()),
-                            Ok("size") => return Err(bad("pax sizes (files over 8 GiB) are not supported")),
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
-            }
-            continue;
+            return self.read_extension(kind, size, entry, &bad);
         }
-        let link_target = long_link
+        let link_target = self
+            .long_link
             .take()
             .or_else(|| entry.header().link_name_bytes().map(|b| b.into_owned()))
             .map(|b| bytes_path(&b));
-        let path = bytes_path(&raw_name);
+        let Some(place) = self.place(&raw_name, &bad)? else {
+            // The root itself ("./"): nothing to create.
+            return Ok(());
+        };
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        match kind {
+            Regular | Continuous => self.unpack_file(entry, &place, mode),
+            Directory => self.unpack_dir(&place, mode),
+            Symlink => self.unpack_symlink(link_target, &place, &bad),
+            Link => self.unpack_hard_link(link_target, &place, &bad),
+            Char | Block => Err(bad("device files are not allowed")),
+            Fifo => Err(bad("named pipes are not allowed")),
+            GNUSparse => Err(bad("sparse files are not allowed")),
+            other => Err(bad(&format!("entry type {:?} is not allowed", other.as_byte() as char))),
+        }
+    }
+
+    /// Counts an entry and its declared size against the limits, before any of it is read.
+    fn count(&mut self, size: u64) -> Result<(), ArchiveError> {
+        self.summary.entries += 1;
+        if self.summary.entries > self.limits.max_entries {
+            return Err(ArchiveError::TooManyEntries {
+                limit: self.limits.max_entries,
+            });
+        }
+        self.summary.bytes = self.summary.bytes.saturating_add(size);
+        if self.summary.bytes > self.limits.max_bytes {
+            return Err(ArchiveError::TooLarge {
+                limit: self.limits.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads a GNU long name or link, or a pax header, capped at [`MAX_EXTENSION`], and
+    /// keeps the names it carries for the next entry (the `tar` crate would read any size).
+    fn read_extension<R: Read>(
+        &mut self,
+        kind: tar::EntryType,
+        size: u64,
+        entry: &mut tar::Entry<'_, R>,
+        bad: &dyn Fn(&str) -> ArchiveError,
+    ) -> Result<(), ArchiveError> {
+        use tar::EntryType::*;
+        if size > MAX_EXTENSION {
+            return Err(bad(&format!("an extended header larger than {MAX_EXTENSION} bytes")));
+        }
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        match kind {
+            GNULongName => self.long_name = Some(data),
+            GNULongLink => self.long_link = Some(data),
+            XHeader => {
+                for ext in tar::PaxExtensions::new(&data).flatten() {
+                    match ext.key() {
+                        Ok("path") => self.long_name = Some(ext.value_bytes().to_vec()),
+                        Ok("linkpath") => self.long_link = Some(ext.value_bytes().to_vec()),
+                        Ok("size") => return Err(bad("pax sizes (files over 8 GiB) are not supported")),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Where an entry's name puts it, refusing absolute paths, `..` above the root and
+    /// directories reached through links that lead outside; `None` for the root itself.
+    fn place(&self, raw_name: &[u8], bad: &dyn Fn(&str) -> ArchiveError) -> Result<Option<Place>, ArchiveError> {
+        let path = bytes_path(raw_name);
         if path.is_absolute() {
             return Err(bad("absolute path"));
         }
@@ -348,93 +442,115 @@ fn walk(reader: impl Read, limits: &Limits, into: Option<&Dir>) -> Result<Summar
             return Err(bad("path leaves the context (..)"));
         };
         if clean.as_os_str().is_empty() {
-            // The root itself ("./"): nothing to create.
-            continue;
+            return Ok(None);
         }
         let parent = clean.parent().unwrap_or(Path::new(""));
         let file_name = clean.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        let Some(real_parent) = tree.resolve(parent) else {
-            return Err(tree.refusal(&bad, "its directory is a link that leads outside the context"));
+        let Some(real_parent) = self.tree.resolve(parent) else {
+            return Err(self.tree.refusal(bad, "its directory is a link that leads outside the context"));
         };
         let at = real_parent.join(&file_name);
-        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
-        match kind {
-            Regular | Continuous => {
-                tree.remove_link(&at);
-                tree.files.insert(at.clone());
-                if let Some(dir) = into {
-                    make_room(dir, &real_parent, &at, false)?;
-                    let mut file = dir.create(&at)?.into_std();
-                    io::copy(&mut entry, &mut file).map_err(|e| {
-                        if too_large(&e) {
-                            ArchiveError::TooLarge { limit: limits.max_bytes }
-                        } else {
-                            ArchiveError::Io(e)
-                        }
-                    })?;
-                    dir.set_permissions(&at, Permissions::from_mode(mode))?;
-                }
-            }
-            Directory => {
-                tree.remove_link(&at);
-                if let Some(dir) = into {
-                    make_room(dir, &real_parent, &at, true)?;
-                    dir.create_dir_all(&at)?;
-                    dir.set_permissions(&at, Permissions::from_mode(mode | 0o700))?;
-                }
-            }
-            Symlink => {
-                let target = link_target.ok_or_else(|| bad("symlink without a target"))?;
-                if target.components().count() > MAX_LINK_COMPONENTS {
-                    return Err(bad(&format!("symlink target longer than {MAX_LINK_COMPONENTS} components")));
-                }
-                if target.is_absolute() {
-                    return Err(bad("symlink points outside the context (absolute target)"));
-                }
-                if tree.resolve(&real_parent.join(&target)).is_none() {
-                    return Err(tree.refusal(&bad, "symlink points outside the context"));
-                }
-                tree.files.remove(&at);
-                tree.add_link(&at, &target);
-                if let Some(dir) = into {
-                    make_room(dir, &real_parent, &at, false)?;
-                    dir.symlink(&target, &at)?;
-                }
-            }
-            Link => {
-                let target = link_target.ok_or_else(|| bad("hard link without a target"))?;
-                let resolved = lexical(&target)
-                    .filter(|_| !target.is_absolute())
-                    .and_then(|t| tree.resolve(&t))
-                    .ok_or_else(|| bad("hard link points outside the context"))?;
-                if !tree.files.contains(&resolved) {
-                    return Err(bad("hard link to a file the archive has not unpacked before it"));
-                }
-                tree.remove_link(&at);
-                tree.files.insert(at.clone());
-                if let Some(dir) = into {
-                    make_room(dir, &real_parent, &at, false)?;
-                    dir.hard_link(&resolved, dir, &at)?;
-                }
-            }
-            Char | Block => return Err(bad("device files are not allowed")),
-            Fifo => return Err(bad("named pipes are not allowed")),
-            GNUSparse => return Err(bad("sparse files are not allowed")),
-            other => return Err(bad(&format!("entry type {:?} is not allowed", other.as_byte() as char))),
-        }
+        Ok(Some(Place { parent: real_parent, at }))
     }
-    // A later entry can change what an earlier link resolves through: check the tree
-    // as it stands at the end.
-    for (at, target) in tree.all_links() {
-        let base = at.parent().unwrap_or(Path::new(""));
-        if tree.resolve(&base.join(target)).is_none() {
-            return Err(ArchiveError::BadEntry {
-                entry: printable(at.as_os_str().as_encoded_bytes()),
-                why: "symlink points outside the context once the archive is unpacked".into(),
-            });
+
+    /// A regular file: recorded in the tree, and its contents copied out when unpacking.
+    fn unpack_file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, place: &Place, mode: u32) -> Result<(), ArchiveError> {
+        self.tree.remove_link(&place.at);
+        self.tree.files.insert(place.at.clone());
+        if let Some(dir) = self.into {
+            make_room(dir, &place.parent, &place.at, false)?;
+            let mut file = dir.create(&place.at)?.into_std();
+            io::copy(entry, &mut file).map_err(|e| {
+                if is_expanded_size_limit(&e) {
+                    ArchiveError::TooLarge {
+                        limit: self.limits.max_bytes,
+                    }
+                } else {
+                    ArchiveError::Io(e)
+                }
+            })?;
+            dir.set_permissions(&place.at, Permissions::from_mode(mode))?;
         }
+        Ok(())
     }
-    Ok(summary)
+
+    /// A directory: no longer a link in the tree, and created (always searchable by us)
+    /// when unpacking.
+    fn unpack_dir(&mut self, place: &Place, mode: u32) -> Result<(), ArchiveError> {
+        self.tree.remove_link(&place.at);
+        if let Some(dir) = self.into {
+            make_room(dir, &place.parent, &place.at, true)?;
+            dir.create_dir_all(&place.at)?;
+            dir.set_permissions(&place.at, Permissions::from_mode(mode | 0o700))?;
+        }
+        Ok(())
+    }
+
+    /// A symlink, refused unless its target is short, relative and resolves inside the
+    /// tree as it stands; recorded so later entries resolve through it.
+    fn unpack_symlink(
+        &mut self,
+        link_target: Option<PathBuf>,
+        place: &Place,
+        bad: &dyn Fn(&str) -> ArchiveError,
+    ) -> Result<(), ArchiveError> {
+        let target = link_target.ok_or_else(|| bad("symlink without a target"))?;
+        if target.components().count() > MAX_LINK_COMPONENTS {
+            return Err(bad(&format!("symlink target longer than {MAX_LINK_COMPONENTS} components")));
+        }
+        if target.is_absolute() {
+            return Err(bad("symlink points outside the context (absolute target)"));
+        }
+        if self.tree.resolve(&place.parent.join(&target)).is_none() {
+            return Err(self.tree.refusal(bad, "symlink points outside the context"));
+        }
+        self.tree.files.remove(&place.at);
+        self.tree.add_link(&place.at, &target);
+        if let Some(dir) = self.into {
+            make_room(dir, &place.parent, &place.at, false)?;
+            dir.symlink(&target, &place.at)?;
+        }
+        Ok(())
+    }
+
+    /// A hard link, refused unless it names, inside the tree, a file an earlier entry made.
+    fn unpack_hard_link(
+        &mut self,
+        link_target: Option<PathBuf>,
+        place: &Place,
+        bad: &dyn Fn(&str) -> ArchiveError,
+    ) -> Result<(), ArchiveError> {
+        let target = link_target.ok_or_else(|| bad("hard link without a target"))?;
+        let resolved = lexical(&target)
+            .filter(|_| !target.is_absolute())
+            .and_then(|t| self.tree.resolve(&t))
+            .ok_or_else(|| bad("hard link points outside the context"))?;
+        if !self.tree.files.contains(&resolved) {
+            return Err(bad("hard link to a file the archive has not unpacked before it"));
+        }
+        self.tree.remove_link(&place.at);
+        self.tree.files.insert(place.at.clone());
+        if let Some(dir) = self.into {
+            make_room(dir, &place.parent, &place.at, false)?;
+            dir.hard_link(&resolved, dir, &place.at)?;
+        }
+        Ok(())
+    }
+
+    /// Checks every link again against the finished tree: a later entry can change what
+    /// an earlier link resolves through.
+    fn check_links_at_end(&self) -> Result<(), ArchiveError> {
+        for (at, target) in self.tree.all_links() {
+            let base = at.parent().unwrap_or(Path::new(""));
+            if self.tree.resolve(&base.join(target)).is_none() {
+                return Err(ArchiveError::BadEntry {
+                    entry: printable(at.as_os_str().as_encoded_bytes()),
+                    why: "symlink points outside the context once the archive is unpacked".into(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Creates `parent` and clears `at` for a new entry (a later entry replaces an earlier
