@@ -188,6 +188,8 @@ fn label_change(policy: &Policy) -> String {
     format!("LABEL {k}={v}")
 }
 
+/// An image request of a run whose images are its own: the engine call it becomes, or
+/// why not.
 pub(super) fn route(policy: &Policy, ask: &mut Ask, req: &Request, segments: &[&str]) -> Result<Forward, Halt> {
     let query = &req.target.query;
     match (req.method, segments) {
@@ -214,34 +216,7 @@ pub(super) fn route(policy: &Policy, ask: &mut Ask, req: &Request, segments: &[&
             ..pass(req)
         }),
         ("POST", ["images", "create"]) => create(policy, ask, req),
-        ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
-            let name = name.join("/");
-            let engine = ask.path_image(&name)?;
-            if !is_id(&engine) && !engine.starts_with("sha256:") && !engine.starts_with(&policy.run_prefix()) {
-                // A registry's image by digest: other runs may be using the same one.
-                return Err(Refusal::forbidden(format!(
-                    "{name} is a registry's image, which other runs may use too: it goes when no run needs it"
-                ))
-                .into());
-            }
-            if is_id(&engine) || engine.starts_with("sha256:") {
-                // By id, an image goes with all its names: only if they are all the run's.
-                if let Known::Yes(f) = ask.image_facts(&engine) {
-                    let prefix = policy.run_prefix();
-                    // Its registry digests are other runs' pulls of it too.
-                    if f.repo_tags.iter().any(|t| !t.starts_with(&prefix)) || !f.repo_digests.is_empty() {
-                        return Err(Refusal::forbidden(format!(
-                            "{name} has names that are not this run's: remove the run's names instead"
-                        ))
-                        .into());
-                    }
-                }
-            }
-            Ok(Forward {
-                path: format!("/images/{engine}"),
-                ..pass(req)
-            })
-        }
+        ("DELETE", ["images", name @ ..]) if !name.is_empty() => remove(policy, ask, req, &name.join("/")),
         ("GET", ["images", name @ .., action @ ("json" | "history" | "get")]) if !name.is_empty() => {
             let engine = ask.path_image(&name.join("/"))?;
             Ok(Forward {
@@ -278,6 +253,33 @@ pub(super) fn route(policy: &Policy, ask: &mut Ask, req: &Request, segments: &[&
         }
         _ => Err(not_available(req).into()),
     }
+}
+
+/// A removal of the run's image: never a registry's image other runs may share, and by
+/// id only when every name the image has is the run's.
+fn remove(policy: &Policy, ask: &mut Ask, req: &Request, name: &str) -> Result<Forward, Halt> {
+    let engine = ask.path_image(name)?;
+    if !is_id(&engine) && !engine.starts_with("sha256:") && !engine.starts_with(&policy.run_prefix()) {
+        // A registry's image by digest: other runs may be using the same one.
+        return Err(Refusal::forbidden(format!(
+            "{name} is a registry's image, which other runs may use too: it goes when no run needs it"
+        ))
+        .into());
+    }
+    if is_id(&engine) || engine.starts_with("sha256:") {
+        // By id, an image goes with all its names: only if they are all the run's.
+        if let Known::Yes(f) = ask.image_facts(&engine) {
+            let prefix = policy.run_prefix();
+            // Its registry digests are other runs' pulls of it too.
+            if f.repo_tags.iter().any(|t| !t.starts_with(&prefix)) || !f.repo_digests.is_empty() {
+                return Err(Refusal::forbidden(format!("{name} has names that are not this run's: remove the run's names instead")).into());
+            }
+        }
+    }
+    Ok(Forward {
+        path: format!("/images/{engine}"),
+        ..pass(req)
+    })
 }
 
 /// A pull (`fromImage`) or an import (`fromSrc=-`).
