@@ -130,6 +130,8 @@ fn padded(size: u64) -> u64 {
     size.div_ceil(BLOCK as u64) * BLOCK as u64
 }
 
+/// Reads the archive header by header, passing each entry on as it came or, for a
+/// wanted one, as `transform` rewrote it; stops at the first entry it must refuse.
 async fn run<S, E>(
     r: &mut Reader<S>,
     tx: &mpsc::Sender<Result<Bytes, io::Error>>,
@@ -140,127 +142,192 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut long_name: Option<String> = None;
-    let mut pax_size = false;
-    let mut seen = false;
-    let mut links: Vec<String> = Vec::new();
-    let missing = || format!("the archive holds no {}", wanted.names.join(" or "));
     r.fill(6).await?;
     if compressed(&r.buf) {
         return Err("a compressed archive cannot be read here: send a plain tar".into());
     }
+    let mut walk = Walk {
+        r,
+        tx,
+        wanted,
+        transform,
+        long_name: None,
+        pax_size: false,
+        seen: false,
+        links: Vec::new(),
+    };
     loop {
-        if !r.fill(BLOCK).await? {
-            if wanted.required && !seen {
-                return Err(missing());
-            }
-            // Archives end with zero blocks; a bare end is the engine's to judge.
-            if !r.buf.is_empty() {
-                send(tx, r.buf.split().freeze()).await?;
-            }
-            return Ok(());
+        if !walk.r.fill(BLOCK).await? {
+            return walk.finish_without_end_blocks().await;
         }
-        let header = r.take(BLOCK).await?;
+        let header = walk.r.take(BLOCK).await?;
         if header.iter().all(|b| *b == 0) {
-            if wanted.required && !seen {
-                return Err(missing());
-            }
-            // The end: pass on the rest as it is.
-            send(tx, header).await?;
-            if !r.buf.is_empty() {
-                send(tx, r.buf.split().freeze()).await?;
-            }
-            while let Some(chunk) = r.input.next().await {
-                send(tx, chunk.map_err(|e| e.to_string())?).await?;
-            }
-            return Ok(());
+            return walk.finish_at_end_block(header).await;
         }
         let size = size_of(&header).ok_or("an archive header has an unreadable size")?;
         let kind = header[156];
-        match kind {
-            b'x' | b'L' => {
-                if size > MAX_NAME_RECORD {
-                    return Err("an archive entry's name record is too large".into());
-                }
-                let data = r.take(padded(size) as usize).await?;
-                let body = &data[..size as usize];
-                // One name record per entry: readers disagree on which of a GNU long
-                // name and a pax path wins, and Go cuts a long name at its first NUL.
-                let name = if kind == b'L' {
-                    let raw = body.split(|b| *b == 0).next().unwrap_or_default();
-                    Some(String::from_utf8_lossy(raw).to_string())
-                } else {
-                    let (path, has_size) = pax_records(body).ok_or("an archive's pax header is malformed")?;
-                    pax_size = has_size;
-                    path
-                };
-                if let Some(name) = name {
-                    if long_name.is_some() {
-                        return Err("an archive entry with two name records".into());
-                    }
-                    long_name = Some(name);
-                }
-                send(tx, header).await?;
-                send(tx, data).await?;
-                continue;
-            }
-            _ => {}
+        if matches!(kind, b'x' | b'L') {
+            walk.pass_name_record(header, kind, size).await?;
+            continue;
         }
+        let name = walk.checked_name(&header, kind)?;
+        let restated_size = std::mem::take(&mut walk.pax_size);
+        let regular = kind == b'0' || kind == 0;
+        if wanted.wants(&name) && !regular {
+            return Err(format!("{name} must be a regular file"));
+        }
+        if regular && wanted.wants(&name) {
+            walk.seen = true;
+            walk.pass_rewritten(header, name, size, restated_size).await?;
+        } else {
+            walk.pass_as_it_came(header, size).await?;
+        }
+    }
+}
+
+/// What reading the archive carries from one header to the next.
+struct Walk<'a, S> {
+    r: &'a mut Reader<S>,
+    tx: &'a mpsc::Sender<Result<Bytes, io::Error>>,
+    wanted: &'a Wanted,
+    transform: &'a Transform,
+    /// The name a GNU long name or pax `path` record gives the next entry.
+    long_name: Option<String>,
+    /// Whether a pax record restates the next entry's size.
+    pax_size: bool,
+    /// Whether a wanted entry was found.
+    seen: bool,
+    /// The names of the links the archive made so far.
+    links: Vec<String>,
+}
+
+impl<S, E> Walk<'_, S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    /// Refuses an archive that ends without the entry it must hold.
+    fn check_required_seen(&self) -> Result<(), String> {
+        if self.wanted.required && !self.seen {
+            return Err(format!("the archive holds no {}", self.wanted.names.join(" or ")));
+        }
+        Ok(())
+    }
+
+    /// The input ended where a header was due: what is left goes on, for the engine to judge.
+    async fn finish_without_end_blocks(&mut self) -> Result<(), String> {
+        self.check_required_seen()?;
+        // Archives end with zero blocks; a bare end is the engine's to judge.
+        if !self.r.buf.is_empty() {
+            send(self.tx, self.r.buf.split().freeze()).await?;
+        }
+        Ok(())
+    }
+
+    /// The archive's end (a zero block): it and everything after it go on as they are.
+    async fn finish_at_end_block(&mut self, header: Bytes) -> Result<(), String> {
+        self.check_required_seen()?;
+        send(self.tx, header).await?;
+        if !self.r.buf.is_empty() {
+            send(self.tx, self.r.buf.split().freeze()).await?;
+        }
+        while let Some(chunk) = self.r.input.next().await {
+            send(self.tx, chunk.map_err(|e| e.to_string())?).await?;
+        }
+        Ok(())
+    }
+
+    /// Passes on a GNU long name (`L`) or pax (`x`) record, keeping the name it gives
+    /// the next entry; refuses an oversized record and a second name for one entry.
+    async fn pass_name_record(&mut self, header: Bytes, kind: u8, size: u64) -> Result<(), String> {
+        if size > MAX_NAME_RECORD {
+            return Err("an archive entry's name record is too large".into());
+        }
+        let data = self.r.take(padded(size) as usize).await?;
+        let body = &data[..size as usize];
+        // One name record per entry: readers disagree on which of a GNU long
+        // name and a pax path wins, and Go cuts a long name at its first NUL.
+        let name = if kind == b'L' {
+            let raw = body.split(|b| *b == 0).next().unwrap_or_default();
+            Some(String::from_utf8_lossy(raw).to_string())
+        } else {
+            let (path, has_size) = pax_records(body).ok_or("an archive's pax header is malformed")?;
+            self.pax_size = has_size;
+            path
+        };
+        if let Some(name) = name {
+            if self.long_name.is_some() {
+                return Err("an archive entry with two name records".into());
+            }
+            self.long_name = Some(name);
+        }
+        send(self.tx, header).await?;
+        send(self.tx, data).await?;
+        Ok(())
+    }
+
+    /// The entry's full name, refused where the engine's unpacker would read it
+    /// otherwise than here, or where a link would stand for a wanted entry; a link's
+    /// name is kept so that no later entry lies beneath it.
+    fn checked_name(&mut self, header: &[u8], kind: u8) -> Result<String, String> {
         if &header[257..263] == b"ustar\0" && &header[508..512] == b"tar\0" && header[345] != 0 {
             return Err("a star archive header with a name prefix cannot be read here".into());
         }
-        let name = clean(&long_name.take().unwrap_or_else(|| ustar_name(&header)));
-        let restated_size = std::mem::take(&mut pax_size);
-        let regular = kind == b'0' || kind == 0;
+        let name = clean(&self.long_name.take().unwrap_or_else(|| ustar_name(header)));
         // Names the engine's unpacker would lead elsewhere than this reading: `..`, or
         // a path through a link an earlier entry made.
         if name.split('/').any(|p| p == "..") {
             return Err(format!("{name}: an archive entry's name may not hold `..`"));
         }
-        if let Some(link) = links
+        if let Some(link) = self
+            .links
             .iter()
             .find(|l| name.strip_prefix(l.as_str()).is_some_and(|r| r.starts_with('/')))
         {
             return Err(format!("{name} lies beneath the link {link}"));
         }
         if matches!(kind, b'1' | b'2') {
-            links.push(name.clone());
+            self.links.push(name.clone());
         }
-        if matches!(kind, b'1' | b'2') && wanted.shadowed_by(&name) {
+        if matches!(kind, b'1' | b'2') && self.wanted.shadowed_by(&name) {
             return Err(format!(
                 "{name} is a link where the archive's {} must be a file",
-                wanted.names.join(" or ")
+                self.wanted.names.join(" or ")
             ));
         }
-        if wanted.wants(&name) && !regular {
-            return Err(format!("{name} must be a regular file"));
+        Ok(name)
+    }
+
+    /// A wanted entry, read whole (within [`MAX_REWRITTEN`]) and passed on as `transform`
+    /// rewrote it, under its header with the new size.
+    async fn pass_rewritten(&mut self, header: Bytes, name: String, size: u64, restated_size: bool) -> Result<(), String> {
+        if restated_size || size > MAX_REWRITTEN {
+            return Err(format!("{name} cannot be read here (too large, or sized by a pax record)"));
         }
-        if regular && wanted.wants(&name) {
-            seen = true;
-            if restated_size || size > MAX_REWRITTEN {
-                return Err(format!("{name} cannot be read here (too large, or sized by a pax record)"));
-            }
-            let data = r.take(padded(size) as usize).await?;
-            let new = transform(name.clone(), data[..size as usize].to_vec()).await?;
-            let mut h = header.to_vec();
-            set_size(&mut h, new.len() as u64);
-            send(tx, Bytes::from(h)).await?;
-            let mut body = new;
-            body.resize(padded(body.len() as u64) as usize, 0);
-            send(tx, Bytes::from(body)).await?;
-            continue;
-        }
-        send(tx, header).await?;
-        // Passed on in pieces as they come, never held whole.
+        let data = self.r.take(padded(size) as usize).await?;
+        let new = (self.transform)(name, data[..size as usize].to_vec()).await?;
+        let mut h = header.to_vec();
+        set_size(&mut h, new.len() as u64);
+        send(self.tx, Bytes::from(h)).await?;
+        let mut body = new;
+        body.resize(padded(body.len() as u64) as usize, 0);
+        send(self.tx, Bytes::from(body)).await?;
+        Ok(())
+    }
+
+    /// Any other entry, passed on in pieces as they come, never held whole.
+    async fn pass_as_it_came(&mut self, header: Bytes, size: u64) -> Result<(), String> {
+        send(self.tx, header).await?;
         let mut left = padded(size);
         while left > 0 {
-            if r.buf.is_empty() && !r.fill(1).await? {
+            if self.r.buf.is_empty() && !self.r.fill(1).await? {
                 return Err("the archive ends inside an entry".into());
             }
-            let n = (r.buf.len() as u64).min(left) as usize;
-            send(tx, r.buf.split_to(n).freeze()).await?;
+            let n = (self.r.buf.len() as u64).min(left) as usize;
+            send(self.tx, self.r.buf.split_to(n).freeze()).await?;
             left -= n as u64;
         }
+        Ok(())
     }
 }
 
