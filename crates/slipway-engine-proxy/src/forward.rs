@@ -95,33 +95,8 @@ async fn exchange(
         return Err(Refusal::bad_request("form-encoded request bodies are not accepted"));
     }
     let mut json: Option<Value> = None;
-    let registry_auth = parts.headers.get("x-registry-auth").and_then(|v| v.to_str().ok());
-    let mut forward = decide(shared, parts.method.as_str(), &target, registry_auth, body, &mut json).await?;
-    // A push names the image for its length: held against every other push of that
-    // name, and decided again once held, so what it gives back is what was there.
-    let pushed = forward.before.iter().find_map(|b| match b {
-        Before::Tag { target, .. } => Some(target.clone()),
-        _ => None,
-    });
-    let held = match (pushed, &shared.policy.scope().images) {
-        (Some(name), Some(rules)) => {
-            let guard = (rules.hold_name)(name).await;
-            forward = decide(shared, parts.method.as_str(), &target, registry_auth, body, &mut json).await?;
-            Some(guard)
-        }
-        _ => None,
-    };
-
-    for before in &forward.before {
-        match before {
-            Before::CreateVolume { client, engine } => resolve::create_volume(shared, client, engine).await?,
-            Before::Remember { client, engine } => {
-                shared.state().pulled.insert(client.clone(), engine.clone());
-            }
-            Before::Tag { source, target } => resolve::tag(shared, source, target).await?,
-        }
-    }
-    let mut rewriting: Option<tar_rewrite::Failure> = None;
+    let (forward, held) = decide_holding_pushed_name(shared, parts, &target, body, &mut json).await?;
+    run_before(shared, &forward).await?;
 
     let upgrade = wants_upgrade(&parts.headers);
     // A hijacked stream outlives its connection: it holds a place of its own.
@@ -138,58 +113,15 @@ async fn exchange(
         ),
         false => None,
     };
-    let mut headers = end_to_end(&parts.headers);
-    if upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if let Some(protocol) = parts.headers.get(header::UPGRADE) {
-            headers.insert(header::UPGRADE, protocol.clone());
-        }
-    }
-    if !headers.contains_key(header::HOST) {
-        headers.insert(header::HOST, HeaderValue::from_static("docker"));
-    }
+    let mut headers = upstream_headers(&parts.headers, upgrade);
     let uri = upstream_uri(&target, &forward)?;
-    let out_body = match (&forward.body, body.take(), &json) {
-        (Body::Json(value), _, _) | (Body::Stream | Body::LoadTar | Body::BuildTar { .. }, None, Some(value)) => {
-            let bytes = serde_json::to_vec(value).unwrap_or_default();
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            full(bytes)
-        }
-        (Body::Stream, Some(body), _) => body.map_err(BoxError::from).boxed(),
-        (Body::LoadTar | Body::BuildTar { .. }, Some(body), _) => {
-            headers.remove(header::CONTENT_LENGTH);
-            let (stream, failure) = rewritten_request(shared, &forward.body, &target, &parts.headers, body);
-            rewriting = Some(failure);
-            stream
-        }
-        (Body::Stream | Body::LoadTar | Body::BuildTar { .. }, None, None) | (Body::Empty, _, _) => {
-            headers.remove(header::CONTENT_LENGTH);
-            empty()
-        }
-    };
+    let (out_body, rewriting) = upstream_body(shared, &forward, &target, &parts.headers, body.take(), &json, &mut headers);
     let mut upstream_req = Request::new(out_body);
     *upstream_req.method_mut() = parts.method.clone();
     *upstream_req.uri_mut() = uri;
     *upstream_req.headers_mut() = headers;
 
-    let sent = send(shared, upstream_req).await;
-    // A rewrite that refused the body ends it early: its reason, not the engine's view
-    // of a cut stream, is the answer.
-    if let Some(why) = rewriting.and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).clone()) {
-        for f in &forward.finally {
-            run_finally(shared, f).await;
-        }
-        return Err(Refusal::bad_request(why));
-    }
-    let mut response = match sent {
-        Ok(r) => r,
-        Err(e) => {
-            for f in &forward.finally {
-                run_finally(shared, f).await;
-            }
-            return Err(e);
-        }
-    };
+    let mut response = engine_response(shared, &forward, upstream_req, rewriting).await?;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let spliced = splice(client_upgrade, upstream_upgrade);
@@ -200,6 +132,133 @@ async fn exchange(
         let (parts, _) = response.into_parts();
         return Ok(Response::from_parts(parts, empty()));
     }
+    answer(shared, &forward, response, held).await
+}
+
+/// The policy's decision and, for a push, the hold on the pushed name: a push names
+/// the image for its length, so it is held against every other push of that name and
+/// decided again once held, so what it gives back is what was there.
+async fn decide_holding_pushed_name(
+    shared: &Arc<Shared>,
+    parts: &hyper::http::request::Parts,
+    target: &Target,
+    body: &mut Option<Incoming>,
+    json: &mut Option<Value>,
+) -> Result<(Forward, Option<crate::NameGuard>), Refusal> {
+    let registry_auth = parts.headers.get("x-registry-auth").and_then(|v| v.to_str().ok());
+    let mut forward = decide(shared, parts.method.as_str(), target, registry_auth, body, json).await?;
+    let pushed = forward.before.iter().find_map(|b| match b {
+        Before::Tag { target, .. } => Some(target.clone()),
+        _ => None,
+    });
+    let held = match (pushed, &shared.policy.scope().images) {
+        (Some(name), Some(rules)) => {
+            let guard = (rules.hold_name)(name).await;
+            forward = decide(shared, parts.method.as_str(), target, registry_auth, body, json).await?;
+            Some(guard)
+        }
+        _ => None,
+    };
+    Ok((forward, held))
+}
+
+/// Does what the policy asked for before the request goes to the engine, in order.
+async fn run_before(shared: &Arc<Shared>, forward: &Forward) -> Result<(), Refusal> {
+    for before in &forward.before {
+        match before {
+            Before::CreateVolume { client, engine } => resolve::create_volume(shared, client, engine).await?,
+            Before::Remember { client, engine } => {
+                shared.state().pulled.insert(client.clone(), engine.clone());
+            }
+            Before::Tag { source, target } => resolve::tag(shared, source, target).await?,
+        }
+    }
+    Ok(())
+}
+
+/// The client's end-to-end headers for the engine, asking again for the upgrade the
+/// client asked for, and naming a host when the client named none.
+fn upstream_headers(client: &HeaderMap, upgrade: bool) -> HeaderMap {
+    let mut headers = end_to_end(client);
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Some(protocol) = client.get(header::UPGRADE) {
+            headers.insert(header::UPGRADE, protocol.clone());
+        }
+    }
+    if !headers.contains_key(header::HOST) {
+        headers.insert(header::HOST, HeaderValue::from_static("docker"));
+    }
+    headers
+}
+
+/// The body the engine gets, as the policy decided: the checked JSON, the client's
+/// stream, a rewritten archive (with the slot its failure is told in), or nothing;
+/// `Content-Length` is set or removed to match.
+fn upstream_body(
+    shared: &Arc<Shared>,
+    forward: &Forward,
+    target: &Target,
+    client_headers: &HeaderMap,
+    body: Option<Incoming>,
+    json: &Option<Value>,
+    headers: &mut HeaderMap,
+) -> (ProxyBody, Option<tar_rewrite::Failure>) {
+    match (&forward.body, body, json) {
+        (Body::Json(value), _, _) | (Body::Stream | Body::LoadTar | Body::BuildTar { .. }, None, Some(value)) => {
+            let bytes = serde_json::to_vec(value).unwrap_or_default();
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            (full(bytes), None)
+        }
+        (Body::Stream, Some(body), _) => (body.map_err(BoxError::from).boxed(), None),
+        (Body::LoadTar | Body::BuildTar { .. }, Some(body), _) => {
+            headers.remove(header::CONTENT_LENGTH);
+            let (stream, failure) = rewritten_request(shared, &forward.body, target, client_headers, body);
+            (stream, Some(failure))
+        }
+        (Body::Stream | Body::LoadTar | Body::BuildTar { .. }, None, None) | (Body::Empty, _, _) => {
+            headers.remove(header::CONTENT_LENGTH);
+            (empty(), None)
+        }
+    }
+}
+
+/// Sends the request to the engine; when that fails, the policy's finally steps run
+/// before the refusal goes back.
+async fn engine_response(
+    shared: &Arc<Shared>,
+    forward: &Forward,
+    upstream_req: Request<ProxyBody>,
+    rewriting: Option<tar_rewrite::Failure>,
+) -> Result<Response<Incoming>, Refusal> {
+    let sent = send(shared, upstream_req).await;
+    // A rewrite that refused the body ends it early: its reason, not the engine's view
+    // of a cut stream, is the answer.
+    if let Some(why) = rewriting.and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).clone()) {
+        for f in &forward.finally {
+            run_finally(shared, f).await;
+        }
+        return Err(Refusal::bad_request(why));
+    }
+    match sent {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            for f in &forward.finally {
+                run_finally(shared, f).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The engine's answer for the client: streamed on (running the finally steps once it
+/// ends), rewritten for the run, or read whole to remember what it created.
+async fn answer(
+    shared: &Arc<Shared>,
+    forward: &Forward,
+    response: Response<Incoming>,
+    held: Option<crate::NameGuard>,
+) -> Result<Response<ProxyBody>, Refusal> {
     let (mut parts, body) = response.into_parts();
     parts.headers = end_to_end(&parts.headers);
     if !forward.finally.is_empty() {
