@@ -83,21 +83,24 @@ pub(crate) struct Walk {
     pub target_found: bool,
 }
 
+/// Reads the instructions in order, as the builder would, up to the end of the target
+/// stage; refuses what builders would read differently or this walk cannot read.
 pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
-    // `FROM` sees the arguments declared before the first `FROM` (and the predefined
-    // ones); a stage sees only those it declares, as BuildKit scopes them.
-    let mut global: BTreeMap<String, String> = opts.predefined.clone();
-    let mut args: BTreeMap<String, String> = opts.predefined.clone();
-    let mut in_stage = false;
-    let mut w = Walk {
-        stages: Vec::new(),
-        copied: Vec::new(),
-        images: Vec::new(),
-        remote: Vec::new(),
-        onbuild_images: Vec::new(),
-        target_found: false,
+    let mut walker = Walker {
+        opts,
+        global: opts.predefined.clone(),
+        args: opts.predefined.clone(),
+        in_stage: false,
+        env: BTreeMap::new(),
+        out: Walk {
+            stages: Vec::new(),
+            copied: Vec::new(),
+            images: Vec::new(),
+            remote: Vec::new(),
+            onbuild_images: Vec::new(),
+            target_found: false,
+        },
     };
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
     let (list, ambiguous) = instructions(text);
     if let Some((line, keyword)) = ambiguous {
         return Err(ScanError {
@@ -113,179 +116,223 @@ pub(crate) fn walk(text: &str, opts: &ScanOptions) -> Result<Walk, ScanError> {
         let rest = &ins.words[1..];
         let fail = |message: String| ScanError { line, message };
         match keyword.as_str() {
-            "ARG" => {
-                for (decl, _) in rest {
-                    let (name, default) = match decl.split_once('=') {
-                        Some((n, d)) => (n.to_string(), Some(unquote(d))),
-                        None => (decl.clone(), None),
-                    };
-                    // Declared without a default in a stage, an argument keeps the value
-                    // it had before the first FROM.
-                    let value = opts
-                        .build_args
-                        .get(&name)
-                        .cloned()
-                        .or(default)
-                        .or_else(|| global.get(&name).cloned())
-                        .or_else(|| opts.predefined.get(&name).cloned())
-                        .unwrap_or_default();
-                    if !in_stage {
-                        global.insert(name.clone(), value.clone());
-                    }
-                    args.insert(name, value);
-                }
-            }
-            "ENV" => read_env(rest, &args, &mut env),
-            "FROM" => {
-                if w.target_found {
-                    break;
-                }
-                let words: Vec<&(String, WordAt)> = rest.iter().filter(|(w, _)| !w.starts_with("--")).collect();
-                let (image, name) = match words.as_slice() {
-                    [image] => (*image, None),
-                    [image, (as_kw, _), (name, _)] if as_kw.eq_ignore_ascii_case("as") => (*image, Some(name.to_ascii_lowercase())),
-                    _ => {
-                        let written: Vec<&str> = rest.iter().map(|(w, _)| w.as_str()).collect();
-                        return Err(fail(format!(
-                            "cannot read FROM {:?}: expected `FROM [--platform=…] image [AS name]`",
-                            written.join(" ")
-                        )));
-                    }
-                };
-                // BuildKit's reading first; acb's (a stage's arguments too) where that
-                // names no image, which BuildKit would refuse to build anyway.
-                let origin = match resolve(&expand(&image.0, &global, &BTreeMap::new()), &w.stages) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let mut all = global.clone();
-                        all.extend(args.clone());
-                        resolve(&expand(&image.0, &all, &BTreeMap::new()), &w.stages).map_err(|_| fail(e))?
-                    }
-                };
-                in_stage = true;
-                args = BTreeMap::new();
-                if let Origin::Image(r) = &origin {
-                    w.images.push(ImageWord {
-                        at: image.1,
-                        form: Form::Bare,
-                        reference: r.clone(),
-                    });
-                }
-                env = match origin {
-                    Origin::Stage(i) => w.stages[i].env.clone(),
-                    _ => BTreeMap::new(),
-                };
-                if let (Some(t), Some(n)) = (&opts.target, &name) {
-                    if t.eq_ignore_ascii_case(n) {
-                        w.target_found = true;
-                    }
-                }
-                w.stages.push(Stage {
-                    name,
-                    origin,
-                    env: env.clone(),
-                });
-            }
-            "ONBUILD" => {
-                let Some((inner, _)) = rest.first() else { continue };
-                let inner = inner.to_ascii_uppercase();
-                if matches!(inner.as_str(), "COPY" | "ADD" | "RUN") {
-                    let words = &rest[1..];
-                    let flags = words.iter().take_while(|(w, _)| w.starts_with("--")).count();
-                    for (word, _) in &words[..flags] {
-                        plain_flag(word).map_err(fail)?;
-                        let from = word
-                            .strip_prefix("--from=")
-                            .or_else(|| word.strip_prefix("--mount=").and_then(|m| m.split(',').find_map(mount_from)));
-                        if let Some(from) = from {
-                            w.onbuild_images.push((line, from.to_string()));
-                        }
-                    }
-                    if inner != "RUN" {
-                        let all = sources(&words[flags..]);
-                        let count = all.len();
-                        for (written, _) in all {
-                            let url = expand_known(&written, &args, &env);
-                            if url.as_deref().is_none_or(is_remote) || is_remote(&unescaped(&written)) {
-                                w.remote.push(RemoteSource {
-                                    line,
-                                    url,
-                                    written,
-                                    onbuild: true,
-                                    keyword_at: None,
-                                    source_at: None,
-                                    sources: count,
-                                });
-                            }
-                        }
-                    }
-                }
-            }
+            "ARG" => walker.declare_args(rest),
+            "ENV" => read_env(rest, &walker.args, &mut walker.env),
+            "FROM" if walker.out.target_found => break,
+            "FROM" => walker.begin_stage(rest, fail)?,
+            "ONBUILD" => walker.note_onbuild(line, rest, fail)?,
             "COPY" | "ADD" | "RUN" => {
                 let flags = rest.iter().take_while(|(w, _)| w.starts_with("--")).count();
                 for (word, _) in &rest[..flags] {
                     plain_flag(word).map_err(fail)?;
                 }
-                for (word, at) in &rest[..flags] {
-                    let (from, form) = if let Some(v) = word.strip_prefix("--from=") {
-                        (v.to_string(), Form::FromFlag)
-                    } else if let Some(m) = word.strip_prefix("--mount=") {
-                        let parts: Vec<&str> = m.split(',').collect();
-                        let Some(from) = parts.iter().find_map(|kv| mount_from(kv)) else {
-                            continue;
-                        };
-                        let others = parts.iter().filter(|kv| mount_from(kv).is_none()).map(|s| s.to_string()).collect();
-                        (from.to_string(), Form::Mount(others))
-                    } else {
-                        continue;
-                    };
-                    if let Origin::Image(r) = resolve(&expand(&from, &args, &BTreeMap::new()), &w.stages).map_err(fail)? {
-                        w.copied.push(r.clone());
-                        w.images.push(ImageWord {
-                            at: *at,
-                            form,
-                            reference: r,
-                        });
-                    }
-                }
+                walker.note_flag_images(&rest[..flags], fail)?;
                 if keyword != "RUN" {
-                    let all = sources(&rest[flags..]);
-                    let count = all.len();
-                    for (written, source_at) in all {
-                        // The builder unquotes and unescapes a source before it looks
-                        // at it: one that is only remote then cannot be checked.
-                        let url = if is_remote(&unescaped(&written)) && !is_remote(&written) {
-                            None
-                        } else {
-                            expand_known(&written, &args, &env)
-                        };
-                        // ADD fetches URLs, and one whose variables come from the base
-                        // image could be one; COPY refuses URLs itself.
-                        let remote = match &url {
-                            Some(u) => is_remote(u),
-                            None => keyword == "ADD",
-                        };
-                        if remote || is_remote(&written) {
-                            w.remote.push(RemoteSource {
-                                line,
-                                url,
-                                written,
-                                onbuild: false,
-                                keyword_at: Some(ins.words[0].1),
-                                source_at,
-                                sources: count,
-                            });
-                        }
-                    }
+                    walker.note_remote_sources(&keyword, &ins, &rest[flags..]);
                 }
             }
             _ => {}
         }
-        if let Some(stage) = w.stages.last_mut() {
-            stage.env = env.clone();
+        if let Some(stage) = walker.out.stages.last_mut() {
+            stage.env = walker.env.clone();
         }
     }
-    Ok(w)
+    Ok(walker.out)
+}
+
+/// What the walk carries from one instruction to the next: the arguments and
+/// environment in scope, and what it found so far.
+struct Walker<'a> {
+    opts: &'a ScanOptions,
+    /// `FROM` sees the arguments declared before the first `FROM` (and the predefined
+    /// ones); a stage sees only those it declares, as BuildKit scopes them.
+    global: BTreeMap<String, String>,
+    /// The arguments the current stage sees.
+    args: BTreeMap<String, String>,
+    in_stage: bool,
+    /// The current stage's environment as far as the Dockerfile sets it.
+    env: BTreeMap<String, String>,
+    out: Walk,
+}
+
+impl Walker<'_> {
+    /// `ARG`: each declaration's value (a build argument, its default, or what it had
+    /// before the first `FROM`), in scope for the stage, and globally before any stage.
+    fn declare_args(&mut self, rest: &[(String, WordAt)]) {
+        for (decl, _) in rest {
+            let (name, default) = match decl.split_once('=') {
+                Some((n, d)) => (n.to_string(), Some(unquote(d))),
+                None => (decl.clone(), None),
+            };
+            // Declared without a default in a stage, an argument keeps the value
+            // it had before the first FROM.
+            let value = self
+                .opts
+                .build_args
+                .get(&name)
+                .cloned()
+                .or(default)
+                .or_else(|| self.global.get(&name).cloned())
+                .or_else(|| self.opts.predefined.get(&name).cloned())
+                .unwrap_or_default();
+            if !self.in_stage {
+                self.global.insert(name.clone(), value.clone());
+            }
+            self.args.insert(name, value);
+        }
+    }
+
+    /// `FROM`: a new stage, its origin resolved (an image word is kept for a rewrite),
+    /// starting with no arguments and its origin stage's environment.
+    fn begin_stage(&mut self, rest: &[(String, WordAt)], fail: impl Fn(String) -> ScanError) -> Result<(), ScanError> {
+        let words: Vec<&(String, WordAt)> = rest.iter().filter(|(w, _)| !w.starts_with("--")).collect();
+        let (image, name) = match words.as_slice() {
+            [image] => (*image, None),
+            [image, (as_kw, _), (name, _)] if as_kw.eq_ignore_ascii_case("as") => (*image, Some(name.to_ascii_lowercase())),
+            _ => {
+                let written: Vec<&str> = rest.iter().map(|(w, _)| w.as_str()).collect();
+                return Err(fail(format!(
+                    "cannot read FROM {:?}: expected `FROM [--platform=…] image [AS name]`",
+                    written.join(" ")
+                )));
+            }
+        };
+        // BuildKit's reading first; acb's (a stage's arguments too) where that
+        // names no image, which BuildKit would refuse to build anyway.
+        let origin = match resolve(&expand(&image.0, &self.global, &BTreeMap::new()), &self.out.stages) {
+            Ok(o) => o,
+            Err(e) => {
+                let mut all = self.global.clone();
+                all.extend(self.args.clone());
+                resolve(&expand(&image.0, &all, &BTreeMap::new()), &self.out.stages).map_err(|_| fail(e))?
+            }
+        };
+        self.in_stage = true;
+        self.args = BTreeMap::new();
+        if let Origin::Image(r) = &origin {
+            self.out.images.push(ImageWord {
+                at: image.1,
+                form: Form::Bare,
+                reference: r.clone(),
+            });
+        }
+        self.env = match origin {
+            Origin::Stage(i) => self.out.stages[i].env.clone(),
+            _ => BTreeMap::new(),
+        };
+        if let (Some(t), Some(n)) = (&self.opts.target, &name) {
+            if t.eq_ignore_ascii_case(n) {
+                self.out.target_found = true;
+            }
+        }
+        self.out.stages.push(Stage {
+            name,
+            origin,
+            env: self.env.clone(),
+        });
+        Ok(())
+    }
+
+    /// `ONBUILD COPY|ADD|RUN`: the images and remote sources a later build would fetch,
+    /// noted apart, since no rewrite of this Dockerfile reaches them.
+    fn note_onbuild(&mut self, line: usize, rest: &[(String, WordAt)], fail: impl Fn(String) -> ScanError) -> Result<(), ScanError> {
+        let Some((inner, _)) = rest.first() else { return Ok(()) };
+        let inner = inner.to_ascii_uppercase();
+        if !matches!(inner.as_str(), "COPY" | "ADD" | "RUN") {
+            return Ok(());
+        }
+        let words = &rest[1..];
+        let flags = words.iter().take_while(|(w, _)| w.starts_with("--")).count();
+        for (word, _) in &words[..flags] {
+            plain_flag(word).map_err(&fail)?;
+            let from = word
+                .strip_prefix("--from=")
+                .or_else(|| word.strip_prefix("--mount=").and_then(|m| m.split(',').find_map(mount_from)));
+            if let Some(from) = from {
+                self.out.onbuild_images.push((line, from.to_string()));
+            }
+        }
+        if inner != "RUN" {
+            let all = sources(&words[flags..]);
+            let count = all.len();
+            for (written, _) in all {
+                let url = expand_known(&written, &self.args, &self.env);
+                if url.as_deref().is_none_or(is_remote) || is_remote(&unescaped(&written)) {
+                    self.out.remote.push(RemoteSource {
+                        line,
+                        url,
+                        written,
+                        onbuild: true,
+                        keyword_at: None,
+                        source_at: None,
+                        sources: count,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The images `--from=` and `--mount=…,from=` flags name (stages and `scratch` are
+    /// not images), kept with their places for a rewrite.
+    fn note_flag_images(&mut self, flags: &[(String, WordAt)], fail: impl Fn(String) -> ScanError) -> Result<(), ScanError> {
+        for (word, at) in flags {
+            let (from, form) = if let Some(v) = word.strip_prefix("--from=") {
+                (v.to_string(), Form::FromFlag)
+            } else if let Some(m) = word.strip_prefix("--mount=") {
+                let parts: Vec<&str> = m.split(',').collect();
+                let Some(from) = parts.iter().find_map(|kv| mount_from(kv)) else {
+                    continue;
+                };
+                let others = parts.iter().filter(|kv| mount_from(kv).is_none()).map(|s| s.to_string()).collect();
+                (from.to_string(), Form::Mount(others))
+            } else {
+                continue;
+            };
+            if let Origin::Image(r) = resolve(&expand(&from, &self.args, &BTreeMap::new()), &self.out.stages).map_err(&fail)? {
+                self.out.copied.push(r.clone());
+                self.out.images.push(ImageWord {
+                    at: *at,
+                    form,
+                    reference: r,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The sources of an `ADD` or `COPY` that may be fetched from a network: remote once
+    /// substituted, or (for `ADD`) possibly so through the base image's environment.
+    fn note_remote_sources(&mut self, keyword: &str, ins: &Instruction, words: &[(String, WordAt)]) {
+        let all = sources(words);
+        let count = all.len();
+        for (written, source_at) in all {
+            // The builder unquotes and unescapes a source before it looks
+            // at it: one that is only remote then cannot be checked.
+            let url = if is_remote(&unescaped(&written)) && !is_remote(&written) {
+                None
+            } else {
+                expand_known(&written, &self.args, &self.env)
+            };
+            // ADD fetches URLs, and one whose variables come from the base
+            // image could be one; COPY refuses URLs itself.
+            let remote = match &url {
+                Some(u) => is_remote(u),
+                None => keyword == "ADD",
+            };
+            if remote || is_remote(&written) {
+                self.out.remote.push(RemoteSource {
+                    line: ins.line,
+                    url,
+                    written,
+                    onbuild: false,
+                    keyword_at: Some(ins.words[0].1),
+                    source_at,
+                    sources: count,
+                });
+            }
+        }
+    }
 }
 
 /// `ENV K=V …` or the old `ENV K V`.
