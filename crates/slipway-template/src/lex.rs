@@ -129,94 +129,86 @@ fn lex_action(s: &str, line: &mut usize, out: &mut Vec<Token>) -> Result<(usize,
         if s[i..].starts_with("}}") {
             return Ok((i + 2, false));
         }
-        match c {
-            b'|' => {
-                push(out, Tok::Pipe, *line);
-                i += 1;
-            }
-            b'(' => {
-                push(out, Tok::LParen, *line);
-                i += 1;
-            }
-            b')' => {
-                push(out, Tok::RParen, *line);
-                i += 1;
-                if b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(|c| is_ident_char(*c)) {
-                    let (fields, n) = lex_fields(&s[i..]);
-                    push(out, Tok::ChainField(fields), *line);
-                    i += n;
-                }
-            }
-            b',' => {
-                push(out, Tok::Comma, *line);
-                i += 1;
-            }
-            b':' if b.get(i + 1) == Some(&b'=') => {
-                push(out, Tok::Declare, *line);
-                i += 2;
-            }
-            b'=' => {
-                push(out, Tok::Assign, *line);
-                i += 1;
-            }
+        let (tok, n) = match c {
+            b'|' => (Tok::Pipe, 1),
+            b'(' => (Tok::LParen, 1),
+            b')' => (Tok::RParen, 1),
+            b',' => (Tok::Comma, 1),
+            b':' if b.get(i + 1) == Some(&b'=') => (Tok::Declare, 2),
+            b'=' => (Tok::Assign, 1),
             b'"' => {
                 let (value, n) = lex_quoted(&s[i..]).ok_or_else(|| TemplateError::new(*line, "unterminated quoted string"))?;
-                push(out, Tok::Str(value), *line);
-                i += n;
+                (Tok::Str(value), n)
             }
-            b'`' => {
-                let end = s[i + 1..]
-                    .find('`')
-                    .ok_or_else(|| TemplateError::new(*line, "unterminated raw quoted string"))?;
-                let value = &s[i + 1..i + 1 + end];
-                *line += value.matches('\n').count();
-                push(out, Tok::Str(value.to_string()), *line);
-                i += end + 2;
-            }
+            b'`' => lex_raw_quoted(&s[i..], line)?,
             b'.' => {
                 let (fields, n) = lex_fields(&s[i..]);
-                push(out, Tok::Field(fields), *line);
-                i += n;
+                (Tok::Field(fields), n)
             }
-            b'$' => {
-                let name_len = s[i + 1..].bytes().take_while(|c| is_ident_char(*c)).count();
-                let name = s[i + 1..i + 1 + name_len].to_string();
-                i += 1 + name_len;
-                let mut fields = Vec::new();
-                if b.get(i) == Some(&b'.') {
-                    let (f, n) = lex_fields(&s[i..]);
-                    fields = f;
-                    i += n;
-                }
-                push(out, Tok::Var(name, fields), *line);
-            }
-            b'-' | b'+' | b'0'..=b'9' => {
-                let n = s[i..]
-                    .bytes()
-                    .enumerate()
-                    .take_while(|(k, c)| c.is_ascii_alphanumeric() || *c == b'.' || ((*c == b'-' || *c == b'+') && *k == 0))
-                    .count();
-                let text = &s[i..i + n];
-                let is_int = !text.contains('.') && !text.contains(['e', 'E']);
-                let value = if let Some(hex) = text.strip_prefix("0x") {
-                    i64::from_str_radix(hex, 16).ok().map(|v| v as f64)
-                } else {
-                    text.parse::<f64>().ok()
-                };
-                let value = value.ok_or_else(|| TemplateError::new(*line, format!("bad number syntax: {text:?}")))?;
-                push(out, Tok::Number(value, is_int), *line);
-                i += n;
-            }
+            b'$' => lex_var(&s[i..]),
+            b'-' | b'+' | b'0'..=b'9' => lex_number(&s[i..], *line)?,
             c if is_ident_char(c) => {
                 let n = s[i..].bytes().take_while(|c| is_ident_char(*c)).count();
-                push(out, Tok::Ident(s[i..i + n].to_string()), *line);
-                i += n;
+                (Tok::Ident(s[i..i + n].to_string()), n)
             }
             other => {
                 return Err(TemplateError::new(*line, format!("unexpected {:?} in action", other as char)));
             }
+        };
+        push(out, tok, *line);
+        i += n;
+        // `.A` right after a `)` is a field of the parenthesised value.
+        if c == b')' && b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(|c| is_ident_char(*c)) {
+            let (fields, n) = lex_fields(&s[i..]);
+            push(out, Tok::ChainField(fields), *line);
+            i += n;
         }
     }
+}
+
+/// Lexes a raw string starting at a backquote, which may span lines (counted into
+/// `line`), and returns it with the bytes consumed.
+fn lex_raw_quoted(s: &str, line: &mut usize) -> Result<(Tok, usize), TemplateError> {
+    let end = s[1..]
+        .find('`')
+        .ok_or_else(|| TemplateError::new(*line, "unterminated raw quoted string"))?;
+    let value = &s[1..1 + end];
+    *line += value.matches('\n').count();
+    Ok((Tok::Str(value.to_string()), end + 2))
+}
+
+/// Lexes `$name` with any `.A.B` fields after it, and returns the bytes consumed.
+fn lex_var(s: &str) -> (Tok, usize) {
+    let b = s.as_bytes();
+    let name_len = s[1..].bytes().take_while(|c| is_ident_char(*c)).count();
+    let name = s[1..1 + name_len].to_string();
+    let mut i = 1 + name_len;
+    let mut fields = Vec::new();
+    if b.get(i) == Some(&b'.') {
+        let (f, n) = lex_fields(&s[i..]);
+        fields = f;
+        i += n;
+    }
+    (Tok::Var(name, fields), i)
+}
+
+/// Lexes a number (signed, decimal, float or `0x` hex) and whether it is written as an
+/// integer, and returns the bytes consumed.
+fn lex_number(s: &str, line: usize) -> Result<(Tok, usize), TemplateError> {
+    let n = s
+        .bytes()
+        .enumerate()
+        .take_while(|(k, c)| c.is_ascii_alphanumeric() || *c == b'.' || ((*c == b'-' || *c == b'+') && *k == 0))
+        .count();
+    let text = &s[..n];
+    let is_int = !text.contains('.') && !text.contains(['e', 'E']);
+    let value = if let Some(hex) = text.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16).ok().map(|v| v as f64)
+    } else {
+        text.parse::<f64>().ok()
+    };
+    let value = value.ok_or_else(|| TemplateError::new(line, format!("bad number syntax: {text:?}")))?;
+    Ok((Tok::Number(value, is_int), n))
 }
 
 fn is_ident_char(c: u8) -> bool {
