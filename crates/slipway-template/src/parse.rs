@@ -258,39 +258,7 @@ impl Parser {
 
     /// Parses `[$x :=] cmd | cmd …` up to `}}` or `)` (not consumed).
     fn pipeline(&mut self, line: usize, allow_decl: bool) -> Result<Pipeline, TemplateError> {
-        let mut vars = Vec::new();
-        let mut declare = false;
-        if allow_decl {
-            let save = self.pos;
-            let mut names = Vec::new();
-            while let Some(Tok::Var(name, fields)) = self.peek().cloned() {
-                if !fields.is_empty() {
-                    break;
-                }
-                self.pos += 1;
-                names.push(name);
-                match self.peek() {
-                    Some(Tok::Comma) => {
-                        self.pos += 1;
-                        continue;
-                    }
-                    Some(Tok::Declare) => {
-                        self.pos += 1;
-                        declare = true;
-                        vars = names.clone();
-                    }
-                    Some(Tok::Assign) => {
-                        self.pos += 1;
-                        vars = names.clone();
-                    }
-                    _ => {}
-                }
-                break;
-            }
-            if vars.is_empty() {
-                self.pos = save;
-            }
-        }
+        let (vars, declare) = if allow_decl { self.declared_vars() } else { (Vec::new(), false) };
         let mut cmds = Vec::new();
         loop {
             let mut args = Vec::new();
@@ -299,44 +267,7 @@ impl Parser {
                     None | Some(Tok::Close) | Some(Tok::RParen) | Some(Tok::Pipe) => break,
                     _ => {}
                 }
-                let t = self.next().expect("peeked");
-                let arg = match t.tok {
-                    Tok::Field(f) => Arg::Field(f),
-                    Tok::Var(n, f) => Arg::Var(n, f),
-                    Tok::Str(s) => Arg::Str(s),
-                    Tok::Number(v, int) => Arg::Num(v, int),
-                    Tok::Ident(id) => match id.as_str() {
-                        "true" => Arg::Bool(true),
-                        "false" => Arg::Bool(false),
-                        "nil" => Arg::Nil,
-                        name => {
-                            if !funcs::exists(name) {
-                                return Err(TemplateError::new(t.line, format!("function {name:?} not defined")));
-                            }
-                            Arg::Func(name.to_string())
-                        }
-                    },
-                    Tok::LParen => {
-                        self.enter(t.line)?;
-                        let inner = self.pipeline(t.line, false)?;
-                        self.depth -= 1;
-                        match self.next() {
-                            Some(Token { tok: Tok::RParen, .. }) => {}
-                            _ => return Err(TemplateError::new(t.line, "unclosed left paren")),
-                        }
-                        let chain = match self.peek() {
-                            Some(Tok::ChainField(f)) => {
-                                let f = f.clone();
-                                self.pos += 1;
-                                f
-                            }
-                            _ => Vec::new(),
-                        };
-                        Arg::Sub(Box::new(inner), chain)
-                    }
-                    other => return Err(TemplateError::new(t.line, format!("unexpected {other:?} in command"))),
-                };
-                args.push(arg);
+                args.push(self.arg()?);
             }
             if args.is_empty() {
                 return Err(TemplateError::new(line, "missing value for command"));
@@ -349,5 +280,88 @@ impl Parser {
             break;
         }
         Ok(Pipeline { line, vars, declare, cmds })
+    }
+
+    /// The variables a pipeline opens with, `$x, $y :=` (declared: true) or `$x =`
+    /// (assigned); none, with nothing consumed, when it does not open so.
+    fn declared_vars(&mut self) -> (Vec<String>, bool) {
+        let mut vars = Vec::new();
+        let mut declare = false;
+        let save = self.pos;
+        let mut names = Vec::new();
+        while let Some(Tok::Var(name, fields)) = self.peek().cloned() {
+            if !fields.is_empty() {
+                break;
+            }
+            self.pos += 1;
+            names.push(name);
+            match self.peek() {
+                Some(Tok::Comma) => {
+                    self.pos += 1;
+                    continue;
+                }
+                Some(Tok::Declare) => {
+                    self.pos += 1;
+                    declare = true;
+                    vars = names.clone();
+                }
+                Some(Tok::Assign) => {
+                    self.pos += 1;
+                    vars = names.clone();
+                }
+                _ => {}
+            }
+            break;
+        }
+        if vars.is_empty() {
+            self.pos = save;
+        }
+        (vars, declare)
+    }
+
+    /// The next token as an argument of a command (the caller peeked that one is there);
+    /// a function must be one the templates know.
+    fn arg(&mut self) -> Result<Arg, TemplateError> {
+        let t = self.next().expect("peeked");
+        Ok(match t.tok {
+            Tok::Field(f) => Arg::Field(f),
+            Tok::Var(n, f) => Arg::Var(n, f),
+            Tok::Str(s) => Arg::Str(s),
+            Tok::Number(v, int) => Arg::Num(v, int),
+            Tok::Ident(id) => match id.as_str() {
+                "true" => Arg::Bool(true),
+                "false" => Arg::Bool(false),
+                "nil" => Arg::Nil,
+                name => {
+                    if !funcs::exists(name) {
+                        return Err(TemplateError::new(t.line, format!("function {name:?} not defined")));
+                    }
+                    Arg::Func(name.to_string())
+                }
+            },
+            Tok::LParen => self.parenthesised(t.line)?,
+            other => return Err(TemplateError::new(t.line, format!("unexpected {other:?} in command"))),
+        })
+    }
+
+    /// `( pipeline )` after its `(`, one level deeper, with the `.A.B` fields that follow
+    /// the `)`.
+    fn parenthesised(&mut self, line: usize) -> Result<Arg, TemplateError> {
+        self.enter(line)?;
+        let inner = self.pipeline(line, false)?;
+        self.depth -= 1;
+        match self.next() {
+            Some(Token { tok: Tok::RParen, .. }) => {}
+            _ => return Err(TemplateError::new(line, "unclosed left paren")),
+        }
+        let chain = match self.peek() {
+            Some(Tok::ChainField(f)) => {
+                let f = f.clone();
+                self.pos += 1;
+                f
+            }
+            _ => Vec::new(),
+        };
+        Ok(Arg::Sub(Box::new(inner), chain))
     }
 }
