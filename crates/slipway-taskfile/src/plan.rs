@@ -88,31 +88,10 @@ fn check_image(cx: &Context, path: &str, image: &str, what: &str) -> Result<(), 
         .map_err(|e| cx.err(ErrorKind::InvalidImage, path, format!("{what}: {e}")))
 }
 
+/// Checks a task and fills in its defaults: the plan the runner runs.
 pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
-    let version = raw.version.clone().unwrap_or_else(|| DEFAULT_VERSION.to_string());
-    if !VERSIONS.contains(&version.as_str()) {
-        return Err(cx.err(
-            ErrorKind::InvalidVersion,
-            "version",
-            format!("invalid version {version:?}: supported versions are {}", VERSIONS.join(", ")),
-        ));
-    }
-    let step_timeout = match raw.step_timeout {
-        None => DEFAULT_STEP_TIMEOUT,
-        Some(t) if t > 0 => t as u64,
-        Some(t) => return Err(cx.err(ErrorKind::InvalidValue, "stepTimeout", format!("stepTimeout must be > 0, not {t}"))),
-    };
-    let total_timeout = match raw.total_timeout {
-        None => DEFAULT_TOTAL_TIMEOUT,
-        Some(t) if t > 0 && t as u64 <= MAX_TOTAL_TIMEOUT => t as u64,
-        Some(t) => {
-            return Err(cx.err(
-                ErrorKind::InvalidValue,
-                "totalTimeout",
-                format!("totalTimeout must be between 1 and {MAX_TOTAL_TIMEOUT}, not {t}"),
-            ))
-        }
-    };
+    let version = version(cx, &raw)?;
+    let (step_timeout, total_timeout) = timeouts(cx, &raw)?;
     let network_mode = match (cx.network_mode, raw.network_mode.as_deref()) {
         (Some(m), _) => m,
         (None, None) => NetworkMode::PerStep,
@@ -131,14 +110,7 @@ pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
         return Err(cx.err(ErrorKind::InvalidValue, "steps", "the task has no steps"));
     }
     let volume_names: HashSet<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
-    let mut steps: Vec<Step> = Vec::with_capacity(raw_steps.len());
-    let mut index_of: HashMap<String, usize> = HashMap::new();
-    // All ids, to tell a forward reference (or a cycle) from an unknown id.
-    let all_ids: Vec<String> = raw_steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| s.id.clone().unwrap_or_else(|| format!("acb_step_{i}")))
-        .collect();
+    let mut order = StepOrder::new(&raw_steps);
     for (i, rs) in raw_steps.iter().enumerate() {
         let path = format!("steps[{i}]");
         let step = step(
@@ -153,55 +125,7 @@ pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
             &volume_names,
             &networks,
         )?;
-        if step.id == ROOT_ID {
-            return Err(cx.err(
-                ErrorKind::ReservedId,
-                &format!("{path}.id"),
-                format!("{ROOT_ID} is a reserved id; choose another"),
-            ));
-        }
-        if index_of.contains_key(&step.id) {
-            return Err(cx.err(
-                ErrorKind::DuplicateId,
-                &format!("{path}.id"),
-                format!("step id {:?} is used by an earlier step; ids must be unique", step.id),
-            ));
-        }
-        // Resolve `when`.
-        let when = match &rs.when {
-            None => steps.last().map(|p: &Step| vec![p.id.clone()]).unwrap_or_default(),
-            Some(list) => {
-                if list.iter().any(|w| w == PARALLEL) {
-                    if list.len() > 1 {
-                        return Err(cx.err(
-                            ErrorKind::ParallelMixed,
-                            &format!("{path}.when"),
-                            "\"-\" (start at once) cannot be combined with step ids",
-                        ));
-                    }
-                    Vec::new()
-                } else {
-                    let mut deps = Vec::new();
-                    for (j, dep) in list.iter().enumerate() {
-                        let wpath = format!("{path}.when[{j}]");
-                        if dep == &step.id {
-                            return Err(cx.err(ErrorKind::SelfReference, &wpath, format!("step {:?} waits for itself", step.id)));
-                        }
-                        if !index_of.contains_key(dep) {
-                            return Err(forward_or_unknown(cx, &wpath, &step.id, dep, &all_ids, &raw_steps));
-                        }
-                        if !deps.contains(dep) {
-                            deps.push(dep.clone());
-                        }
-                    }
-                    deps
-                }
-            }
-        };
-        let mut step = step;
-        step.when = when;
-        index_of.insert(step.id.clone(), i);
-        steps.push(step);
+        order.add(cx, &path, i, rs, step)?;
     }
     Ok(Plan {
         version,
@@ -213,8 +137,123 @@ pub(crate) fn build(cx: &Context, raw: RawTask) -> Result<Plan, TaskError> {
         networks,
         volumes,
         secrets,
-        steps,
+        steps: order.steps,
     })
+}
+
+/// The task's `version`, the default when it gives none; refused unless it is one this
+/// parser reads.
+fn version(cx: &Context, raw: &RawTask) -> Result<String, TaskError> {
+    let version = raw.version.clone().unwrap_or_else(|| DEFAULT_VERSION.to_string());
+    if !VERSIONS.contains(&version.as_str()) {
+        return Err(cx.err(
+            ErrorKind::InvalidVersion,
+            "version",
+            format!("invalid version {version:?}: supported versions are {}", VERSIONS.join(", ")),
+        ));
+    }
+    Ok(version)
+}
+
+/// The task's `stepTimeout` and `totalTimeout` in seconds, defaults filled in; refused
+/// unless positive, and the total unless within [`MAX_TOTAL_TIMEOUT`].
+fn timeouts(cx: &Context, raw: &RawTask) -> Result<(u64, u64), TaskError> {
+    let step_timeout = match raw.step_timeout {
+        None => DEFAULT_STEP_TIMEOUT,
+        Some(t) if t > 0 => t as u64,
+        Some(t) => return Err(cx.err(ErrorKind::InvalidValue, "stepTimeout", format!("stepTimeout must be > 0, not {t}"))),
+    };
+    let total_timeout = match raw.total_timeout {
+        None => DEFAULT_TOTAL_TIMEOUT,
+        Some(t) if t > 0 && t as u64 <= MAX_TOTAL_TIMEOUT => t as u64,
+        Some(t) => {
+            return Err(cx.err(
+                ErrorKind::InvalidValue,
+                "totalTimeout",
+                format!("totalTimeout must be between 1 and {MAX_TOTAL_TIMEOUT}, not {t}"),
+            ))
+        }
+    };
+    Ok((step_timeout, total_timeout))
+}
+
+/// The steps in file order, each `when` resolved against the steps before it: a step
+/// waits only for earlier ones, so the plan has no cycles.
+struct StepOrder<'a> {
+    raw: &'a [RawStep],
+    /// All ids, to tell a forward reference (or a cycle) from an unknown id.
+    all_ids: Vec<String>,
+    steps: Vec<Step>,
+    index_of: HashMap<String, usize>,
+}
+
+impl<'a> StepOrder<'a> {
+    fn new(raw: &'a [RawStep]) -> Self {
+        StepOrder {
+            raw,
+            all_ids: raw
+                .iter()
+                .enumerate()
+                .map(|(i, s)| s.id.clone().unwrap_or_else(|| format!("acb_step_{i}")))
+                .collect(),
+            steps: Vec::with_capacity(raw.len()),
+            index_of: HashMap::new(),
+        }
+    }
+
+    /// Adds the next step, refusing a reserved or repeated id, with its `when` resolved.
+    fn add(&mut self, cx: &Context, path: &str, i: usize, rs: &RawStep, mut step: Step) -> Result<(), TaskError> {
+        if step.id == ROOT_ID {
+            return Err(cx.err(
+                ErrorKind::ReservedId,
+                &format!("{path}.id"),
+                format!("{ROOT_ID} is a reserved id; choose another"),
+            ));
+        }
+        if self.index_of.contains_key(&step.id) {
+            return Err(cx.err(
+                ErrorKind::DuplicateId,
+                &format!("{path}.id"),
+                format!("step id {:?} is used by an earlier step; ids must be unique", step.id),
+            ));
+        }
+        step.when = self.when(cx, path, rs, &step.id)?;
+        self.index_of.insert(step.id.clone(), i);
+        self.steps.push(step);
+        Ok(())
+    }
+
+    /// The earlier steps a step waits for: the one before it by default, none for `"-"`
+    /// (alone), or the ids it names, each declared before it and named once.
+    fn when(&self, cx: &Context, path: &str, rs: &RawStep, id: &str) -> Result<Vec<String>, TaskError> {
+        let Some(list) = &rs.when else {
+            return Ok(self.steps.last().map(|p: &Step| vec![p.id.clone()]).unwrap_or_default());
+        };
+        if list.iter().any(|w| w == PARALLEL) {
+            if list.len() > 1 {
+                return Err(cx.err(
+                    ErrorKind::ParallelMixed,
+                    &format!("{path}.when"),
+                    "\"-\" (start at once) cannot be combined with step ids",
+                ));
+            }
+            return Ok(Vec::new());
+        }
+        let mut deps = Vec::new();
+        for (j, dep) in list.iter().enumerate() {
+            let wpath = format!("{path}.when[{j}]");
+            if dep == id {
+                return Err(cx.err(ErrorKind::SelfReference, &wpath, format!("step {id:?} waits for itself")));
+            }
+            if !self.index_of.contains_key(dep) {
+                return Err(forward_or_unknown(cx, &wpath, id, dep, &self.all_ids, self.raw));
+            }
+            if !deps.contains(dep) {
+                deps.push(dep.clone());
+            }
+        }
+        Ok(deps)
+    }
 }
 
 /// A `when` names a step that is not declared before it: say whether that is a cycle,
