@@ -128,7 +128,7 @@ impl Platform {
 }
 
 /// `{name, value, isSecret}`: a build argument or a task value.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Argument {
     pub name: String,
@@ -138,7 +138,7 @@ pub struct Argument {
 }
 
 /// The body of `POST /v1/runs`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum RunRequest {
     DockerBuildRequest(DockerBuildRequest),
@@ -155,9 +155,20 @@ impl RunRequest {
             RunRequest::EncodedTaskRunRequest(r) => r.source_location.as_deref(),
         }
     }
+
+    /// Whether it has secret values (secret arguments or values, build secrets): once
+    /// stored, their values are kept apart and deleted when the run ends.
+    pub fn has_secrets(&self) -> bool {
+        let secret = |list: &[Argument]| list.iter().any(|a| a.is_secret);
+        match self {
+            RunRequest::DockerBuildRequest(r) => secret(&r.arguments) || !r.build_secrets.is_empty(),
+            RunRequest::FileTaskRunRequest(r) => secret(&r.values),
+            RunRequest::EncodedTaskRunRequest(r) => secret(&r.values),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DockerBuildRequest {
     #[serde(default)]
@@ -183,7 +194,7 @@ pub struct DockerBuildRequest {
     pub build_secrets: Vec<Argument>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileTaskRunRequest {
     pub task_file_path: String,
@@ -195,7 +206,7 @@ pub struct FileTaskRunRequest {
     pub source_location: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EncodedTaskRunRequest {
     pub encoded_task_content: String,
@@ -213,6 +224,26 @@ fn yes() -> bool {
 
 fn dockerfile() -> String {
     "Dockerfile".into()
+}
+
+/// A list as the API answers it: `{"value": [...]}`, with the token of the next page
+/// when there may be one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub value: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_skip_token: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A whole list: no next page.
+    pub fn of(value: Vec<T>) -> Page<T> {
+        Page {
+            value,
+            next_skip_token: None,
+        }
+    }
 }
 
 /// The answer to an upload.
@@ -235,4 +266,27 @@ pub struct ApiError {
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunRequest;
+
+    fn request(v: serde_json::Value) -> RunRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn secret_arguments_values_and_build_secrets_are_found() {
+        let build = |args: serde_json::Value| request(serde_json::json!({"type": "DockerBuildRequest", "arguments": args}));
+        assert!(build(serde_json::json!([{"name": "a", "value": "", "isSecret": true}])).has_secrets());
+        assert!(!build(serde_json::json!([{"name": "a", "value": "x", "isSecret": false}])).has_secrets());
+        assert!(request(serde_json::json!({"type": "DockerBuildRequest", "buildSecrets": [{"name": "npm", "value": ""}]})).has_secrets());
+        assert!(
+            request(serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": "",
+            "values": [{"name": "v", "value": "", "isSecret": true}]}))
+            .has_secrets()
+        );
+        assert!(!request(serde_json::json!({"type": "FileTaskRunRequest", "taskFilePath": "t.yaml"})).has_secrets());
+    }
 }

@@ -16,7 +16,7 @@ pub struct Prepared {
     pub platform: String,
     pub image_names: Vec<String>,
     /// The request with every secret value removed: this is what the database keeps.
-    pub stored: Value,
+    pub stored: RunRequest,
     /// Secret values by argument name; written to the run's secret file, never the database.
     pub secrets: BTreeMap<String, String>,
 }
@@ -142,7 +142,7 @@ fn task_run(
         run_type: RunType::QuickRun,
         platform: platform.clone().unwrap_or_else(|| "linux/amd64".into()),
         image_names: Vec::new(),
-        stored: to_value(&store(values)),
+        stored: store(values),
         secrets,
     })
 }
@@ -179,7 +179,7 @@ pub fn prepare(req: RunRequest) -> Result<Prepared, BadRequest> {
                 run_type: RunType::QuickBuild,
                 platform,
                 image_names,
-                stored: to_value(&RunRequest::DockerBuildRequest(r)),
+                stored: RunRequest::DockerBuildRequest(r),
                 secrets,
             })
         }
@@ -210,10 +210,6 @@ fn build_secret_key(id: &str) -> String {
     format!("build-secret:{id}")
 }
 
-fn to_value(r: &RunRequest) -> Value {
-    serde_json::to_value(r).unwrap_or(Value::Null)
-}
-
 pub fn decode(field: &str, b64: &str) -> Result<String, BadRequest> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
@@ -235,9 +231,8 @@ fn values_of(args: &[Argument], secrets: &BTreeMap<String, String>) -> Value {
 }
 
 /// Rebuilds the job from the stored request and the run's secrets.
-pub fn job(stored: &Value, secrets: BTreeMap<String, String>) -> Result<Job, BadRequest> {
-    let req: RunRequest = serde_json::from_value(stored.clone()).map_err(|e| bad(format!("stored request is unreadable: {e}")))?;
-    Ok(match req {
+pub fn job(stored: &RunRequest, secrets: BTreeMap<String, String>) -> Result<Job, BadRequest> {
+    Ok(match stored {
         RunRequest::DockerBuildRequest(r) => {
             let timeout = r.timeout.unwrap_or(DEFAULT_TIMEOUT);
             let mut values = Map::new();
@@ -255,7 +250,7 @@ pub fn job(stored: &Value, secrets: BTreeMap<String, String>) -> Result<Job, Bad
                 values.insert(key, Value::String(v));
             }
             Job {
-                task: TaskSource::Text(quick_build_task(&r, timeout)),
+                task: TaskSource::Text(quick_build_task(r, timeout)),
                 values_file: None,
                 values: Value::Object(values),
                 secrets,
@@ -366,7 +361,7 @@ mod tests {
         }))
         .unwrap();
         let p = prepare(RunRequest::DockerBuildRequest(r)).unwrap();
-        assert!(!p.stored.to_string().contains("hunter2"), "{}", p.stored);
+        assert!(!format!("{:?}", p.stored).contains("hunter2"), "{:?}", p.stored);
         let job = job(&p.stored, p.secrets.clone()).unwrap();
         assert_eq!(job.values["build-secret:npm-token"], "hunter2");
         let TaskSource::Text(text) = &job.task else { panic!() };
@@ -380,7 +375,7 @@ mod tests {
     #[test]
     fn quick_build_is_a_two_step_task_with_values_out_of_the_text() {
         let p = prepare(RunRequest::DockerBuildRequest(build_request())).unwrap();
-        assert!(!p.stored.to_string().contains("s3cret"), "the stored request holds no secret");
+        assert!(!format!("{:?}", p.stored).contains("s3cret"), "the stored request holds no secret");
         assert_eq!(p.secrets["TOKEN"], "s3cret");
         let job = job(&p.stored, p.secrets.clone()).unwrap();
         let TaskSource::Text(text) = &job.task else { panic!() };

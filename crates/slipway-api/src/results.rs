@@ -77,6 +77,38 @@ pub struct ImageDependency {
     pub platform: Option<String>,
 }
 
+/// Which of an image's base images a dependency is: the final stage's (`runtime`), or
+/// an earlier stage's or a `COPY --from` image's (`buildtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DependencyKind {
+    Runtime,
+    Buildtime,
+}
+
+impl DependencyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DependencyKind::Runtime => "runtime",
+            DependencyKind::Buildtime => "buildtime",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DependencyKind> {
+        match text {
+            "runtime" => Some(DependencyKind::Runtime),
+            "buildtime" => Some(DependencyKind::Buildtime),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DependencyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The push that started a run (`sourceTrigger`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -5,7 +5,7 @@ use crate::model::Argument;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskSpec {
     #[serde(default)]
@@ -54,7 +54,7 @@ pub struct TaskSpec {
     pub git_credentials: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceTrigger {
     #[serde(default)]
@@ -64,7 +64,7 @@ pub struct SourceTrigger {
     pub branches: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BaseImageTrigger {
     #[serde(default)]
@@ -163,6 +163,39 @@ fn default_platform() -> String {
 }
 
 /// What a task keeps out of the database.
+/// A task as the API shows it: its spec without secrets, whose it is, the base images
+/// its last build used and when it was made and changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskView {
+    #[serde(flatten)]
+    pub spec: TaskSpec,
+    #[serde(default)]
+    pub tenant: String,
+    #[serde(default)]
+    pub dependencies: Vec<DependencyView>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub create_time: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub last_updated_time: String,
+}
+
+/// A base image of a task's last build, with the digest a registry last reported for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyView {
+    /// Normalised `registry/repository:tag`.
+    pub image: String,
+    pub kind: crate::results::DependencyKind,
+    /// The digest the build used, when known.
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default)]
+    pub last_seen_digest: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSecrets {
@@ -268,6 +301,32 @@ mod tests {
 
     fn spec(json: serde_json::Value) -> TaskSpec {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_task_view_reads_back_as_written_and_keeps_no_secret() {
+        let view = TaskView {
+            spec: spec(serde_json::json!({"name": "t", "file": "Dockerfile", "webhookSecret": "hidden",
+                "timers": [{"name": "n", "schedule": "0 * * * *"}]})),
+            tenant: "team-a".into(),
+            dependencies: vec![DependencyView {
+                image: "reg/base:1".into(),
+                kind: crate::results::DependencyKind::Buildtime,
+                digest: "sha256:a".into(),
+                last_seen_digest: None,
+            }],
+            create_time: "2026-12-04T00:00:00.000Z".into(),
+            last_updated_time: "2026-12-04T00:00:01.000Z".into(),
+        };
+        let text = serde_json::to_string(&view).unwrap();
+        assert!(!text.contains("hidden"), "{text}");
+        assert!(text.contains(r#""kind":"buildtime""#), "{text}");
+        let back: TaskView = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.spec.webhook_secret, None);
+        assert_eq!(
+            (back.tenant.as_str(), back.dependencies, back.spec.timers.len()),
+            ("team-a", view.dependencies, 1)
+        );
     }
 
     #[test]

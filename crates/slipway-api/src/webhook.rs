@@ -177,9 +177,8 @@ pub fn in_scope(scope: &str, repository: &str, tag: &str) -> bool {
 }
 
 /// A webhook as the API shows it: the spec without secrets, which headers it sends,
-/// whether it signs, and when it was made and changed. (Serialized only: the spec is
-/// flattened into it.)
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// whether it signs, and when it was made and changed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookView {
     #[serde(flatten)]
@@ -221,6 +220,20 @@ pub struct AttemptView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_view_reads_back_as_written() {
+        let view = WebhookView {
+            spec: spec(serde_json::json!({"name": "hook1", "uri": "https://a/", "secret": "s", "customHeaders": {"A": "b"}})).unwrap(),
+            custom_header_names: vec!["A".into()],
+            signed: true,
+            create_time: "t0".into(),
+            last_updated_time: "t1".into(),
+        };
+        let text = serde_json::to_string(&view).unwrap();
+        let back: WebhookView = serde_json::from_str(&text).unwrap();
+        assert_eq!((back.spec.uri.as_str(), back.signed, back.spec.secret), ("https://a/", true, None));
+    }
 
     fn spec(json: serde_json::Value) -> Result<WebhookSpec, String> {
         let mut s: WebhookSpec = serde_json::from_value(json).map_err(|e| e.to_string())?;

@@ -81,7 +81,7 @@ pub(crate) async fn claim_throughput_on(url: &str, n: usize, workers: usize) -> 
                 run_type: RunType::QuickRun,
                 task: None,
                 platform: "linux/amd64".into(),
-                request: serde_json::json!({}),
+                request: serde_json::from_value(serde_json::json!({"type": "DockerBuildRequest"})).expect("a request"),
                 image_names: vec![],
                 triggers: Default::default(),
             })

@@ -97,7 +97,8 @@ async fn fill(db: &str, n: usize) -> Result<()> {
                 run_type: RunType::QuickRun,
                 task: Some(task),
                 platform: "linux/amd64".into(),
-                request: serde_json::json!({"type": "EncodedTaskRunRequest"}),
+                request: serde_json::from_value(serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": ""}))
+                    .expect("a request"),
                 image_names: vec![format!("registry.example/app-{}:{i}", i % 10)],
                 triggers,
             })

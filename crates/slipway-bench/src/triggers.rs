@@ -8,6 +8,7 @@
 //! real daemon process. The daemon runs with concurrency 0, so runs are queued, not run.
 
 use anyhow::{bail, Result};
+use slipway_api::results::DependencyKind;
 use slipway_store::{Dependency, SystemClock, TaskRecord};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -55,10 +56,10 @@ async fn seed(db: &str, tasks: usize, with_timers: bool) -> Result<()> {
         } else {
             serde_json::json!([])
         };
-        let spec = serde_json::json!({
+        let spec = serde_json::from_value(serde_json::json!({
             "name": name, "cmd": "slipway-busybox true", "timers": timers,
             "baseImageTrigger": {"enabled": true, "type": "Runtime"},
-        });
+        }))?;
         store
             .put_task(
                 &TaskRecord {
@@ -78,7 +79,11 @@ async fn seed(db: &str, tasks: usize, with_timers: bool) -> Result<()> {
                 tenant: "default".into(),
                 task: name.clone(),
                 image: format!("bench.example.com/base-{}:{k}", (i * 5 + k) % 2000),
-                kind: if k == 0 { "runtime".into() } else { "buildtime".into() },
+                kind: if k == 0 {
+                    DependencyKind::Runtime
+                } else {
+                    DependencyKind::Buildtime
+                },
                 digest: "sha256:old".into(),
             })
             .collect();
@@ -87,7 +92,7 @@ async fn seed(db: &str, tasks: usize, with_timers: bool) -> Result<()> {
                 tenant: "default".into(),
                 task: name.clone(),
                 image: HOT.into(),
-                kind: "runtime".into(),
+                kind: DependencyKind::Runtime,
                 digest: "sha256:old".into(),
             };
         }

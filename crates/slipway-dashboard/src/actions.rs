@@ -144,19 +144,18 @@ async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> 
             .await
             .map_err(|e| d.log_error(e))?
             .ok_or_else(|| format!("its task {task:?} no longer exists"))?;
-        let spec = slipway_triggers::tasks::spec_of(&record).map_err(|e| d.log_error(e))?;
+        let spec = record.spec;
         return start_task(d, &run.tenant, &spec).await;
     }
     // The stored request holds no secret values; a run that had some cannot be repeated
     // from here, since they were deleted when it ended.
-    if has_secrets(&run.request) {
+    if run.request.has_secrets() {
         return Err(format!(
             "run {} had secret values, which Slipway deletes when a run ends; start it again from the CLI",
             run.id
         ));
     }
-    let request: slipway_api::model::RunRequest =
-        serde_json::from_value(run.request.clone()).map_err(|e| format!("its stored request is unreadable: {e}"))?;
+    let request = run.request.clone();
     let source = request.source_location().map(str::to_string);
     if let Some(upload) = source.as_deref().and_then(|l| l.strip_prefix("upload://")) {
         d.node.ensure_upload(upload).await;
@@ -171,17 +170,6 @@ async fn run_again(d: &Dashboard, run: &RunRecord) -> Result<RunRecord, String> 
             e => d.log_error(e),
         })?
         .ok_or_else(|| "the run was not queued".to_string())
-}
-
-/// Whether a stored request had secret values (`isSecret` entries, build secrets).
-fn has_secrets(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .any(|(k, v)| (k == "isSecret" && v == &serde_json::Value::Bool(true)) || has_secrets(v)),
-        serde_json::Value::Array(a) => a.iter().any(has_secrets),
-        _ => false,
-    }
 }
 
 async fn start_task(d: &Dashboard, tenant: &str, spec: &slipway_api::task::TaskSpec) -> Result<RunRecord, String> {
@@ -266,18 +254,5 @@ async fn set_enabled(
         }
         Ok(None) => layout::no_task(&name),
         Err(e) => d.failed(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn secrets_anywhere_in_a_request_are_found() {
-        assert!(super::has_secrets(
-            &serde_json::json!({"arguments": [{"name": "a", "value": "", "isSecret": true}]})
-        ));
-        assert!(!super::has_secrets(
-            &serde_json::json!({"arguments": [{"name": "a", "value": "x", "isSecret": false}]})
-        ));
     }
 }

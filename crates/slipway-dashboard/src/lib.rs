@@ -71,10 +71,8 @@ impl Dashboard {
             Ok(None) => return Err(Refusal::from(layout::no_task(name))),
             Err(e) => return Err(Refusal::from(self.failed(e))),
         };
-        match slipway_triggers::tasks::spec_of(&record) {
-            Ok(spec) => Ok((record, spec)),
-            Err(e) => Err(Refusal::from(self.failed(e))),
-        }
+        let spec = record.spec.clone();
+        Ok((record, spec))
     }
 
     /// The sign-out form's token, for a visitor who signed in (a daemon without tokens

@@ -37,7 +37,7 @@ pub(crate) async fn list(State(d): State<Arc<Dashboard>>, session: Option<Extens
             .await
             .ok()
             .and_then(|mut r| r.pop());
-        rows.push((t, slipway_triggers::tasks::spec_of(t).ok(), last));
+        rows.push((t, last));
     }
     let session = session.as_deref();
     let body = html! {
@@ -48,11 +48,11 @@ pub(crate) async fn list(State(d): State<Arc<Dashboard>>, session: Option<Extens
             table.tasks {
                 thead { tr { th { "Task" } th { "Status" } th { "Triggers" } th { "Last run" } th { "Actions" } } }
                 tbody {
-                    @for (t, spec, last) in &rows {
+                    @for (t, last) in &rows {
                         tr id={ "task-" (t.name) } {
                             td { a href=(crate::task_href(&t.tenant, &t.name)) { (t.name) } }
                             td { (layout::status_badge(if t.enabled { "Enabled" } else { "Disabled" })) }
-                            td { @if let Some(s) = spec { (trigger_summary(s)) } }
+                            td { (trigger_summary(&t.spec)) }
                             td { (last_run(last.as_ref())) }
                             td { @if let Some(s) = session { (task_actions(&t.tenant, &t.name, t.enabled, s)) } }
                         }

@@ -116,11 +116,7 @@ impl Notifier {
             .list_webhooks(Some(&record.tenant))
             .await
             .map_err(|e| e.to_string())?;
-        let specs: Vec<WebhookSpec> = hooks
-            .iter()
-            .filter(|h| h.enabled)
-            .filter_map(|h| serde_json::from_value(h.spec.clone()).ok())
-            .collect();
+        let specs: Vec<WebhookSpec> = hooks.iter().filter(|h| h.enabled).map(|h| h.spec.clone()).collect();
         let action = match event {
             RunEvent::Pushed(_) => "push",
             RunEvent::Queued => "run_queued",
@@ -131,47 +127,41 @@ impl Notifier {
             .iter()
             .filter(|s| s.wants(action))
             .filter(|s| match event {
-                RunEvent::Pushed(image) => slipway_api::webhook::in_scope(
-                    &s.scope,
-                    image.get("repository").and_then(|v| v.as_str()).unwrap_or(""),
-                    image.get("tag").and_then(|v| v.as_str()).unwrap_or(""),
-                ),
+                RunEvent::Pushed(image) => slipway_api::webhook::in_scope(&s.scope, &image.repository, &image.tag),
                 _ => true,
             })
             .collect();
         if wanting.is_empty() {
             return Ok(Vec::new());
         }
-        let run = match event {
-            RunEvent::Pushed(_) => None,
-            _ => Some(run_json(&record)),
-        };
+        let trigger = slipway_store::TriggerKind::of(&record.triggers).as_str();
+        let run = record.view();
         let link = format!("{}/runs/{run_id}", self.node.settings.public_base());
         let now = self.now();
         Ok(wanting
             .into_iter()
             .map(|s| {
                 let id = uuid::Uuid::new_v4().to_string();
-                let body = match (event, &run) {
-                    (RunEvent::Pushed(image), _) => payload::push_event(&id, &now, run_id, image),
-                    (_, Some(run)) => {
+                let body = match event {
+                    RunEvent::Pushed(image) => serde_json::to_string(&payload::push_event(&id, &now, run_id, image)),
+                    _ => {
                         let mut run = run.clone();
                         // The state the event is about, though the run may have moved on.
                         match event {
-                            RunEvent::Queued => run["status"] = "Queued".into(),
-                            RunEvent::Started => run["status"] = "Running".into(),
+                            RunEvent::Queued => run.status = slipway_api::RunStatus::Queued.to_string(),
+                            RunEvent::Started => run.status = slipway_api::RunStatus::Running.to_string(),
                             _ => {}
                         }
-                        payload::run_event(&id, &now, action, run, &link)
+                        serde_json::to_string(&payload::run_event(&id, &now, action, run, trigger, &link))
                     }
-                    (_, None) => unreachable!("run events read their run above"),
-                };
+                }
+                .unwrap_or_default();
                 NewDelivery {
                     id,
                     tenant: record.tenant.clone(),
                     webhook: s.name.clone(),
                     action: action.to_string(),
-                    body: body.to_string(),
+                    body,
                 }
             })
             .collect())
@@ -181,7 +171,7 @@ impl Notifier {
     async fn attempt(&self, owner: &str, d: DeliveryRecord, hook: Option<&WebhookRecord>) {
         let now_ms = self.node.clock.now_ms();
         let attempt = d.attempts + 1;
-        let spec: Option<WebhookSpec> = hook.and_then(|h| serde_json::from_value(h.spec.clone()).ok());
+        let spec: Option<&WebhookSpec> = hook.map(|h| &h.spec);
         let (sent, then) = match spec {
             // A ping is sent to a disabled webhook too: it checks the receiver.
             Some(spec) if spec.enabled() || d.action == "ping" => {
@@ -275,13 +265,6 @@ fn failed_attempt(why: &str) -> send::Sent {
 fn redact(text: &str, secrets: &WebhookSecrets) -> String {
     let values = secrets.custom_headers.values().chain(secrets.secret.iter());
     slipway_plan::Redactor::new(values.filter(|v| v.len() >= 4).cloned().collect()).mask(text)
-}
-
-/// The run as the API shows it (`GET /v1/runs/{id}`), with what started it in a word.
-fn run_json(r: &slipway_store::RunRecord) -> serde_json::Value {
-    let mut v = serde_json::to_value(r.view()).unwrap_or_default();
-    v["trigger"] = slipway_store::TriggerKind::of(&r.triggers).as_str().into();
-    v
 }
 
 impl Notifier {

@@ -3,7 +3,10 @@
 //! signature over a body.
 
 use hmac::{KeyInit, Mac};
+use serde::Serialize;
 use serde_json::{json, Value};
+use slipway_api::model::Run;
+use slipway_plan::OutputImage;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -16,50 +19,106 @@ pub const USER_AGENT: &str = concat!("slipway/", env!("CARGO_PKG_VERSION"));
 /// The manifest type the engine pushes when the registry did not say.
 pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
-/// ACR's push event for a pushed image (`{registry, repository, tag, digest,
-/// mediaType, size}` as the runner reports it). `request.id` is the run's id,
+/// ACR's push event (the same fields, so consumers of ACR's webhooks work unchanged).
+#[derive(Debug, Clone, Serialize)]
+pub struct PushEvent<'a> {
+    pub id: &'a str,
+    pub timestamp: &'a str,
+    pub action: &'static str,
+    pub target: PushTarget<'a>,
+    pub request: PushRequest<'a>,
+}
+
+/// What was pushed: `size` and `length` are both the manifest's size, as ACR sends them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushTarget<'a> {
+    pub media_type: &'a str,
+    pub size: u64,
+    pub digest: &'a str,
+    pub length: u64,
+    pub repository: &'a str,
+    pub tag: &'a str,
+}
+
+/// Who pushed: the run (`id`) and the registry (`host`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PushRequest<'a> {
+    pub id: &'a str,
+    pub host: &'a str,
+    pub method: &'static str,
+    pub useragent: &'static str,
+}
+
+/// ACR's push event for an image a run pushed. `request.id` is the run's id,
 /// `request.host` the registry's.
-pub fn push_event(id: &str, timestamp: &str, run_id: &str, image: &Value) -> Value {
-    let text = |k: &str| image.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let size = image.get("size").and_then(Value::as_u64).unwrap_or(0);
-    let media_type = Some(text("mediaType"))
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| DOCKER_MANIFEST_V2.into());
-    json!({
-        "id": id,
-        "timestamp": timestamp,
-        "action": "push",
-        "target": {
-            "mediaType": media_type,
-            "size": size,
-            "digest": text("digest"),
-            "length": size,
-            "repository": text("repository"),
-            "tag": text("tag"),
+pub fn push_event<'a>(id: &'a str, timestamp: &'a str, run_id: &'a str, image: &'a OutputImage) -> PushEvent<'a> {
+    let size = image.size.unwrap_or(0);
+    PushEvent {
+        id,
+        timestamp,
+        action: "push",
+        target: PushTarget {
+            media_type: image.media_type.as_deref().filter(|m| !m.is_empty()).unwrap_or(DOCKER_MANIFEST_V2),
+            size,
+            digest: &image.digest,
+            length: size,
+            repository: &image.repository,
+            tag: &image.tag,
         },
-        "request": {
-            "id": run_id,
-            "host": text("registry"),
-            "method": "PUT",
-            "useragent": USER_AGENT,
+        request: PushRequest {
+            id: run_id,
+            host: &image.registry,
+            method: "PUT",
+            useragent: USER_AGENT,
         },
-    })
+    }
+}
+
+/// A run event (`run_queued`, `run_started`, `run_finished`), which ACR lacks.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunEventBody<'a> {
+    pub id: &'a str,
+    pub timestamp: &'a str,
+    pub action: &'a str,
+    pub run: RunInEvent,
+}
+
+/// The run as the API shows it, with what started it in a word, its duration once it
+/// ended and a link to its page.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInEvent {
+    #[serde(flatten)]
+    pub run: Run,
+    pub trigger: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    pub url: String,
 }
 
 /// A run event: `action` is `run_queued`, `run_started` or `run_finished`; `run` is
-/// the run as the API shows it, with the duration and a link to its page added.
-pub fn run_event(id: &str, timestamp: &str, action: &str, mut run: Value, link: &str) -> Value {
-    let seconds = |k: &str| {
-        run.get(k)
-            .and_then(Value::as_str)
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+/// the run as the API shows it, `trigger` what started it.
+pub fn run_event<'a>(id: &'a str, timestamp: &'a str, action: &'a str, run: Run, trigger: &'static str, link: &str) -> RunEventBody<'a> {
+    let millis = |t: Option<&str>| {
+        t.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.timestamp_millis())
     };
-    if let (Some(start), Some(end)) = (seconds("startTime"), seconds("finishTime")) {
-        run["durationSeconds"] = json!(((end - start).max(0) as f64) / 1000.0);
+    let duration_seconds = match (millis(run.start_time.as_deref()), millis(run.finish_time.as_deref())) {
+        (Some(start), Some(end)) => Some(((end - start).max(0) as f64) / 1000.0),
+        _ => None,
+    };
+    RunEventBody {
+        id,
+        timestamp,
+        action,
+        run: RunInEvent {
+            run,
+            trigger,
+            duration_seconds,
+            url: link.to_string(),
+        },
     }
-    run["url"] = json!(link);
-    json!({ "id": id, "timestamp": timestamp, "action": action, "run": run })
 }
 
 /// What `ping` sends.
@@ -80,8 +139,8 @@ mod tests {
 
     #[test]
     fn a_push_event_has_acr_fields_exactly() {
-        let image = json!({"registry": "reg.example", "repository": "app", "tag": "v1", "digest": "sha256:ab", "mediaType": "application/vnd.oci.image.index.v1+json", "size": 524});
-        let e = push_event("e1", "2026-11-23T00:00:00Z", "run1", &image);
+        let image: OutputImage = serde_json::from_value(json!({"registry": "reg.example", "repository": "app", "tag": "v1", "digest": "sha256:ab", "mediaType": "application/vnd.oci.image.index.v1+json", "size": 524})).unwrap();
+        let e = serde_json::to_value(push_event("e1", "2026-11-23T00:00:00Z", "run1", &image)).unwrap();
         let mut keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
         assert_eq!(keys, ["action", "id", "request", "target", "timestamp"]);
@@ -100,8 +159,14 @@ mod tests {
 
     #[test]
     fn run_events_carry_duration_and_link() {
-        let run = json!({"runId": "r1", "startTime": "2026-11-23T00:00:00.000Z", "finishTime": "2026-11-23T00:00:02.500Z"});
-        let e = run_event("e1", "t", "run_finished", run, "http://d/runs/r1");
+        let run: Run = serde_json::from_value(json!({"runId": "r1", "status": "Succeeded", "runType": "QuickRun",
+            "createTime": "2026-11-23T00:00:00.000Z", "lastUpdatedTime": "2026-11-23T00:00:02.500Z",
+            "startTime": "2026-11-23T00:00:00.000Z", "finishTime": "2026-11-23T00:00:02.500Z",
+            "outputImages": [], "imageDependencies": [], "platform": {"os": "linux", "architecture": "amd64"}}))
+        .unwrap();
+        let e = serde_json::to_value(run_event("e1", "t", "run_finished", run, "Manual", "http://d/runs/r1")).unwrap();
+        assert_eq!(e["run"]["trigger"], "Manual");
+        assert_eq!(e["run"]["runId"], "r1");
         assert_eq!(e["run"]["durationSeconds"], 2.5);
         assert_eq!(e["run"]["url"], "http://d/runs/r1");
     }

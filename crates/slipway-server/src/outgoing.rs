@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use slipway_api::model::Page;
 use slipway_api::tenant::Caller;
 use slipway_api::webhook::{AttemptView, DeliveryView, WebhookSecrets, WebhookSpec, WebhookView};
 use slipway_store::rfc3339 as time;
@@ -25,7 +26,7 @@ fn not_found(name: &str) -> Failure {
 const MAX_WEBHOOKS: usize = 100;
 
 async fn view(d: &Server, record: &WebhookRecord) -> Result<WebhookView, Failure> {
-    let spec: WebhookSpec = serde_json::from_value(record.spec.clone()).map_err(internal)?;
+    let spec = record.spec.clone();
     let secrets = d.notifier.secrets(&record.tenant, &record.name).await.map_err(internal)?;
     Ok(WebhookView {
         spec,
@@ -59,7 +60,7 @@ fn record(tenant: &str, spec: &WebhookSpec) -> Result<WebhookRecord, Failure> {
     Ok(WebhookRecord {
         tenant: tenant.to_string(),
         name: spec.name.clone(),
-        spec: serde_json::to_value(spec).map_err(internal)?,
+        spec: spec.clone(),
         enabled: spec.enabled(),
         create_time: 0,
         last_updated_time: 0,
@@ -114,13 +115,13 @@ pub(crate) async fn update(
     if !patch.is_object() {
         return Err(bad_request("the body must be a JSON object"));
     }
-    let mut merged = current.spec.clone();
+    let mut merged = serde_json::to_value(&current.spec).map_err(internal)?;
     slipway_api::patch::merge(&mut merged, &patch, &["customHeaders"]);
     let (spec, mut secrets) = parse(&d, &name, &merged).await?;
     let old = d.notifier.secrets(&who.tenant, &name).await.map_err(internal)?;
     // Secrets go where they were given for: a new host must be given them again.
     let origin = |uri: &str| uri.split('/').take(3).collect::<Vec<_>>().join("/").to_ascii_lowercase();
-    let before: WebhookSpec = serde_json::from_value(current.spec.clone()).map_err(internal)?;
+    let before = &current.spec;
     let has_old = !old.custom_headers.is_empty() || old.secret.is_some();
     let restated = patch.get("customHeaders").is_some() && patch.get("secret").is_some();
     if has_old && origin(&before.uri) != origin(&spec.uri) && !restated {
@@ -145,12 +146,12 @@ pub(crate) async fn show(State(d): Shared, axum::Extension(who): Who, Path(name)
     Ok(Json(view(&d, &saved(&d, &who, &name).await?).await?))
 }
 
-pub(crate) async fn list(State(d): Shared, axum::Extension(who): Who) -> Result<Json<serde_json::Value>, Failure> {
+pub(crate) async fn list(State(d): Shared, axum::Extension(who): Who) -> Result<Json<Page<WebhookView>>, Failure> {
     let mut out = Vec::new();
     for r in d.store.list_webhooks(who.visible()).await.map_err(internal)? {
         out.push(view(&d, &r).await?);
     }
-    Ok(Json(serde_json::json!({ "value": out })))
+    Ok(Json(Page::of(out)))
 }
 
 pub(crate) async fn delete(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<StatusCode, Failure> {
@@ -185,7 +186,7 @@ pub(crate) async fn events(
     axum::Extension(who): Who,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, Failure> {
+) -> Result<Json<Page<DeliveryView>>, Failure> {
     saved(&d, &who, &name).await?;
     let mut top = 50;
     for (k, v) in &q {
@@ -200,7 +201,7 @@ pub(crate) async fn events(
             other => return Err(bad_request(format!("unknown query parameter {other:?}"))),
         }
     }
-    Ok(Json(serde_json::json!({ "value": deliveries(&d, &who.tenant, &name, top).await? })))
+    Ok(Json(Page::of(deliveries(&d, &who.tenant, &name, top).await?)))
 }
 
 async fn deliveries(d: &Server, tenant: &str, name: &str, top: u32) -> Result<Vec<DeliveryView>, Failure> {

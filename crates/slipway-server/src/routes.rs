@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{StreamExt, TryStreamExt};
-use slipway_api::model::{Run, RunRequest, Upload};
+use slipway_api::model::{Page, Run, RunRequest, Upload};
 use slipway_api::requests::{self, TaskSource};
 use slipway_api::secrets::same;
+use slipway_api::task::TaskView;
 use slipway_api::tenant::{Caller, Role};
 type Who = axum::Extension<Caller>;
 use slipway_sources::{self as sources, uploads};
@@ -398,7 +399,7 @@ async fn list_runs(
     State(d): Shared,
     axum::Extension(who): Who,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, Failure> {
+) -> Result<Json<Page<Run>>, Failure> {
     let mut f = ListFilter {
         tenant: who.visible().map(str::to_string),
         ..Default::default()
@@ -436,7 +437,10 @@ async fn list_runs(
         None
     };
     let value: Vec<Run> = runs.iter().map(slipway_store::RunRecord::view).collect();
-    Ok(Json(serde_json::json!({ "value": value, "nextSkipToken": next })))
+    Ok(Json(Page {
+        value,
+        next_skip_token: next,
+    }))
 }
 
 /// A run the caller may see; another tenant's is answered as a missing one (404).
@@ -526,23 +530,23 @@ fn task_not_found(name: &str) -> Failure {
 }
 
 /// A task as the API shows it: the spec without secrets, its dependencies and times.
-async fn task_json(d: &Server, record: &slipway_store::TaskRecord) -> Result<serde_json::Value, Failure> {
-    let spec = slipway_triggers::tasks::spec_of(record).map_err(internal)?;
-    let deps = d.store.dependencies_of(&record.tenant, &record.name).await.map_err(internal)?;
-    let mut v = serde_json::to_value(&spec).map_err(internal)?;
-    v["tenant"] = serde_json::json!(record.tenant);
-    let digests: Vec<serde_json::Value> = {
-        let mut out = Vec::new();
-        for dep in &deps {
-            let last = d.store.last_image_digest(&dep.image).await.map_err(internal)?;
-            out.push(serde_json::json!({"image": dep.image, "kind": dep.kind, "digest": dep.digest, "lastSeenDigest": last}));
-        }
-        out
-    };
-    v["dependencies"] = serde_json::Value::Array(digests);
-    v["createTime"] = serde_json::json!(slipway_api::time::from_ms(record.create_time));
-    v["lastUpdatedTime"] = serde_json::json!(slipway_api::time::from_ms(record.last_updated_time));
-    Ok(v)
+async fn task_json(d: &Server, record: &slipway_store::TaskRecord) -> Result<TaskView, Failure> {
+    let mut dependencies = Vec::new();
+    for dep in d.store.dependencies_of(&record.tenant, &record.name).await.map_err(internal)? {
+        dependencies.push(slipway_api::task::DependencyView {
+            last_seen_digest: d.store.last_image_digest(&dep.image).await.map_err(internal)?,
+            image: dep.image,
+            kind: dep.kind,
+            digest: dep.digest,
+        });
+    }
+    Ok(TaskView {
+        spec: record.spec.clone(),
+        tenant: record.tenant.clone(),
+        dependencies,
+        create_time: slipway_api::time::from_ms(record.create_time),
+        last_updated_time: slipway_api::time::from_ms(record.last_updated_time),
+    })
 }
 
 fn parse_spec(name: &str, body: &[u8]) -> Result<slipway_api::task::TaskSpec, Failure> {
@@ -586,8 +590,8 @@ async fn save_task(
     let record = slipway_store::TaskRecord {
         tenant: tenant.to_string(),
         name: spec.name.clone(),
-        spec: serde_json::to_value(&spec).map_err(internal)?,
         enabled: spec.enabled(),
+        spec: spec.clone(),
         create_time: 0,
         last_updated_time: 0,
     };
@@ -615,7 +619,7 @@ async fn create_task(
     axum::Extension(who): Who,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
+) -> Result<(StatusCode, Json<TaskView>), Failure> {
     let spec = parse_spec(&name, &body)?;
     check_source(&d, &who, spec.context_path.as_deref(), "contextPath").await?;
     check_task_quotas(&d, &who, &spec, true).await?;
@@ -659,11 +663,7 @@ async fn check_task_quotas(d: &Server, who: &Caller, spec: &slipway_api::task::T
             others.len()
         )));
     }
-    let other_timers: usize = others
-        .iter()
-        .filter_map(|t| slipway_triggers::tasks::spec_of(t).ok())
-        .map(|t| t.timers.iter().filter(|t| t.enabled).count())
-        .sum();
+    let other_timers: usize = others.iter().map(|t| t.spec.timers.iter().filter(|t| t.enabled).count()).sum();
     let total = other_timers + timers.count();
     if total as u64 > s.max_timers_per_tenant {
         return Err(quota(format!(
@@ -679,7 +679,7 @@ async fn update_task(
     axum::Extension(who): Who,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, Failure> {
+) -> Result<Json<TaskView>, Failure> {
     let record = d
         .store
         .get_task(&who.tenant, &name)
@@ -689,10 +689,10 @@ async fn update_task(
     crate::plain_text::no_nul(&body)?;
     let mut patch: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
     let keep = take_keep_secrets(&who, &mut patch)?;
-    let mut merged = record.spec.clone();
+    let mut merged = serde_json::to_value(&record.spec).map_err(internal)?;
     slipway_api::patch::merge(&mut merged, &patch, &[]);
     let spec = parse_spec(&name, merged.to_string().as_bytes())?;
-    let before = slipway_triggers::tasks::spec_of(&record).map_err(internal)?;
+    let before = &record.spec;
     if spec.context_path != before.context_path {
         check_source(&d, &who, spec.context_path.as_deref(), "contextPath").await?;
     }
@@ -701,7 +701,7 @@ async fn update_task(
     // admin says so.
     let moved = spec.cmd != before.cmd
         || slipway_triggers::tasks::moves_source(
-            &before,
+            before,
             &slipway_api::task::Overrides {
                 context_path: spec.context_path.clone(),
                 file: spec.file.clone(),
@@ -740,7 +740,7 @@ fn take_keep_secrets(who: &Caller, body: &mut serde_json::Value) -> Result<bool,
     Ok(keep)
 }
 
-async fn get_task(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<Json<serde_json::Value>, Failure> {
+async fn get_task(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<Json<TaskView>, Failure> {
     let record = d
         .store
         .get_task(&who.tenant, &name)
@@ -750,12 +750,12 @@ async fn get_task(State(d): Shared, axum::Extension(who): Who, Path(name): Path<
     Ok(Json(task_json(&d, &record).await?))
 }
 
-async fn list_tasks(State(d): Shared, axum::Extension(who): Who) -> Result<Json<serde_json::Value>, Failure> {
+async fn list_tasks(State(d): Shared, axum::Extension(who): Who) -> Result<Json<Page<TaskView>>, Failure> {
     let mut out = Vec::new();
     for record in d.store.list_tasks(who.visible()).await.map_err(internal)? {
         out.push(task_json(&d, &record).await?);
     }
-    Ok(Json(serde_json::json!({ "value": out })))
+    Ok(Json(Page::of(out)))
 }
 
 async fn delete_task(State(d): Shared, axum::Extension(who): Who, Path(name): Path<String>) -> Result<StatusCode, Failure> {
@@ -779,7 +779,7 @@ async fn run_task(
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
-    let spec = slipway_triggers::tasks::spec_of(&record).map_err(internal)?;
+    let spec = record.spec;
     let overrides: slipway_api::task::Overrides = if body.is_empty() {
         Default::default()
     } else {
@@ -805,7 +805,7 @@ async fn task_runs(
     axum::Extension(who): Who,
     Path(name): Path<String>,
     Query(mut q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, Failure> {
+) -> Result<Json<Page<Run>>, Failure> {
     d.store
         .get_task(&who.tenant, &name)
         .await

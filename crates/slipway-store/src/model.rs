@@ -15,7 +15,7 @@ pub struct NewRun {
     pub run_type: RunType,
     pub task: Option<String>,
     pub platform: String,
-    pub request: serde_json::Value,
+    pub request: slipway_api::model::RunRequest,
     pub image_names: Vec<String>,
     pub triggers: Triggers,
 }
@@ -33,7 +33,7 @@ pub struct Triggers {
 pub struct TaskRecord {
     pub tenant: String,
     pub name: String,
-    pub spec: serde_json::Value,
+    pub spec: slipway_api::task::TaskSpec,
     pub enabled: bool,
     pub create_time: i64,
     pub last_updated_time: i64,
@@ -47,8 +47,7 @@ pub struct Dependency {
     pub task: String,
     /// Normalised `registry/repository:tag`.
     pub image: String,
-    /// `runtime` or `buildtime`.
-    pub kind: String,
+    pub kind: slipway_api::results::DependencyKind,
     /// The digest the build used, when known.
     pub digest: String,
 }
@@ -63,7 +62,7 @@ pub struct RunRecord {
     pub run_type: RunType,
     pub task: Option<String>,
     pub platform: String,
-    pub request: serde_json::Value,
+    pub request: slipway_api::model::RunRequest,
     pub image_names: Vec<String>,
     pub create_time: i64,
     pub start_time: Option<i64>,

@@ -21,10 +21,16 @@ pub(crate) fn ms(d: std::time::Duration) -> i64 {
     d.as_millis() as i64
 }
 
+/// A value of a typed JSON column as the database keeps it.
+pub(crate) fn json_text<T: serde::Serialize>(what: &str, value: &T) -> Result<String, crate::StoreError> {
+    serde_json::to_string(value).map_err(|e| crate::StoreError::Corrupt(format!("{what}: {e}")))
+}
+
 /// Implements `Store` for `$store` (a struct with `pool` and `clock`) on database `$db`.
 macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty, $conn:ty, $q:path, $lock:expr, $contains:expr) => {
-        use $crate::sql::{ms, tenant_clause, COLUMNS};
+        use $crate::sql::{json_text, ms, tenant_clause, COLUMNS};
+        use slipway_api::results::DependencyKind;
         use $crate::{Completion, Dependency, ListFilter, TriggerKind, NewRun, Reaped, RunRecord, RunStatus, RunType, Store, StoreError, TaskRecord};
         use async_trait::async_trait;
         use sqlx::{AssertSqlSafe, QueryBuilder, Row};
@@ -40,9 +46,6 @@ fn column<T: serde::de::DeserializeOwned + Default>(row: &$row, name: &str) -> R
 
 fn record(row: &$row) -> Result<RunRecord, StoreError> {
     let text = |name: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(name)?) };
-    let json = |name: &str| -> Result<serde_json::Value, StoreError> {
-        serde_json::from_str(&text(name)?).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
-    };
     let status = text("status")?;
     let run_type = text("run_type")?;
     Ok(RunRecord {
@@ -53,7 +56,7 @@ fn record(row: &$row) -> Result<RunRecord, StoreError> {
         run_type: RunType::parse(&run_type).ok_or_else(|| StoreError::Corrupt(format!("run type {run_type:?}")))?,
         task: row.try_get("task")?,
         platform: text("platform")?,
-        request: json("request")?,
+        request: serde_json::from_str(&text("request")?).map_err(|e| StoreError::Corrupt(format!("request: {e}")))?,
         image_names: text("image_names")?.lines().map(str::to_string).collect(),
         create_time: row.try_get("create_time")?,
         start_time: row.try_get("start_time")?,
@@ -98,7 +101,10 @@ fn dependency(row: &$row) -> Result<Dependency, StoreError> {
         tenant: row.try_get("tenant")?,
         task: row.try_get("task")?,
         image: row.try_get("image")?,
-        kind: row.try_get("kind")?,
+        kind: {
+            let kind: String = row.try_get("kind")?;
+            DependencyKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("dependency kind {kind:?}")))?
+        },
         digest: row.try_get("digest")?,
     })
 }
@@ -114,7 +120,7 @@ async fn insert_run(conn: &mut $conn, run: &NewRun, now: i64) -> Result<RunRecor
     .bind(run.run_type.as_str())
     .bind(&run.task)
     .bind(&run.platform)
-    .bind(run.request.to_string())
+    .bind(json_text("request", &run.request)?)
     .bind(run.image_names.join("\n"))
     .bind(now)
     .bind(now)
@@ -411,7 +417,7 @@ impl Store for $store {
             sqlx::query(AssertSqlSafe($q("INSERT INTO tasks (tenant, name, spec, status, create_time, last_updated_time) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, name) DO NOTHING")))
                 .bind(&task.tenant)
                 .bind(&task.name)
-                .bind(task.spec.to_string())
+                .bind(json_text("task spec", &task.spec)?)
                 .bind(status)
                 .bind(now)
                 .bind(now)
@@ -419,7 +425,7 @@ impl Store for $store {
                 .await?
         } else {
             sqlx::query(AssertSqlSafe($q("UPDATE tasks SET spec = ?, status = ?, last_updated_time = ? WHERE tenant = ? AND name = ?")))
-                .bind(task.spec.to_string())
+                .bind(json_text("task spec", &task.spec)?)
                 .bind(status)
                 .bind(now)
                 .bind(&task.tenant)
@@ -515,7 +521,7 @@ impl Store for $store {
             .bind(tenant)
             .bind(task)
             .bind(&d.image)
-            .bind(&d.kind)
+            .bind(d.kind.as_str())
             .bind(&d.digest)
             .bind(now)
             .execute(&mut *tx)

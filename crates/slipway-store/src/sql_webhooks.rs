@@ -60,7 +60,7 @@ macro_rules! sql_webhook_store {
                          ON CONFLICT (tenant, name) DO NOTHING")))
                     .bind(&w.tenant)
                     .bind(&w.name)
-                    .bind(w.spec.to_string())
+                    .bind($crate::sql::json_text("webhook spec", &w.spec)?)
                     .bind(w.enabled as i64)
                     .bind(now)
                     .bind(now)
@@ -68,7 +68,7 @@ macro_rules! sql_webhook_store {
                     .await?
                 } else {
                     sqlx::query(AssertSqlSafe($q("UPDATE webhooks SET spec = ?, enabled = ?, last_updated_time = ? WHERE tenant = ? AND name = ?")))
-                        .bind(w.spec.to_string())
+                        .bind($crate::sql::json_text("webhook spec", &w.spec)?)
                         .bind(w.enabled as i64)
                         .bind(now)
                         .bind(&w.tenant)

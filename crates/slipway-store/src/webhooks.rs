@@ -6,12 +6,12 @@ use crate::StoreError;
 use async_trait::async_trait;
 use std::time::Duration;
 
-/// A webhook as stored: `spec` is JSON without secrets.
+/// A webhook as stored: `spec` holds no secrets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookRecord {
     pub tenant: String,
     pub name: String,
-    pub spec: serde_json::Value,
+    pub spec: slipway_api::webhook::WebhookSpec,
     pub enabled: bool,
     pub create_time: i64,
     pub last_updated_time: i64,

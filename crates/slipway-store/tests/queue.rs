@@ -45,6 +45,11 @@ fn uuid_like() -> String {
     format!("{:x}{:x}", t, std::process::id())
 }
 
+/// A typed spec or request from its JSON.
+fn json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
 fn run(id: &str, image: &str) -> NewRun {
     NewRun {
         id: id.into(),
@@ -53,7 +58,7 @@ fn run(id: &str, image: &str) -> NewRun {
         run_type: RunType::QuickBuild,
         task: None,
         platform: "linux/amd64".into(),
-        request: serde_json::json!({"type": "DockerBuildRequest"}),
+        request: json(serde_json::json!({"type": "DockerBuildRequest"})),
         image_names: vec![image.into()],
         triggers: Default::default(),
     }
@@ -211,7 +216,7 @@ async fn tasks_are_saved_updated_listed_and_deleted() {
         let t = TaskRecord {
             tenant: "default".into(),
             name: "build-app".into(),
-            spec: serde_json::json!({"file": "Dockerfile"}),
+            spec: json(serde_json::json!({"file": "Dockerfile"})),
             enabled: true,
             create_time: 0,
             last_updated_time: 0,
@@ -241,7 +246,7 @@ async fn tasks_are_saved_updated_listed_and_deleted() {
                 tenant: "default".into(),
                 task: "build-app".into(),
                 image: "docker.io/library/alpine:3".into(),
-                kind: "runtime".into(),
+                kind: slipway_api::results::DependencyKind::Runtime,
                 digest: "sha256:a".into(),
             }],
         )
@@ -335,7 +340,7 @@ async fn webhook_deliveries_are_claimed_once_retried_and_purged() {
         let hook = WebhookRecord {
             tenant: "default".into(),
             name: "deploy1".into(),
-            spec: serde_json::json!({"name": "deploy1", "uri": "https://x/"}),
+            spec: json(serde_json::json!({"name": "deploy1", "uri": "https://x/"})),
             enabled: true,
             create_time: 0,
             last_updated_time: 0,
@@ -456,14 +461,17 @@ async fn a_tenant_sees_and_names_only_its_own() {
             let t = TaskRecord {
                 tenant: tenant.into(),
                 name: "build-app".into(),
-                spec: serde_json::json!({ "owner": tenant }),
+                spec: json(serde_json::json!({ "file": format!("{tenant}.Dockerfile") })),
                 enabled: true,
                 create_time: 0,
                 last_updated_time: 0,
             };
             assert!(s.put_task(&t, true).await.unwrap(), "{tenant}");
         }
-        assert_eq!(s.get_task("team-b", "build-app").await.unwrap().unwrap().spec["owner"], "team-b");
+        assert_eq!(
+            s.get_task("team-b", "build-app").await.unwrap().unwrap().spec.file.as_deref(),
+            Some("team-b.Dockerfile")
+        );
         assert_eq!(s.list_tasks(Some("team-a")).await.unwrap().len(), 1);
         assert_eq!(s.list_tasks(None).await.unwrap().len(), 2);
         assert!(s.delete_task("team-a", "build-app").await.unwrap());
@@ -474,7 +482,7 @@ async fn a_tenant_sees_and_names_only_its_own() {
             let w = WebhookRecord {
                 tenant: tenant.into(),
                 name: "deploy".into(),
-                spec: serde_json::json!({}),
+                spec: json(serde_json::json!({})),
                 enabled: true,
                 create_time: 0,
                 last_updated_time: 0,
@@ -525,7 +533,7 @@ async fn what_was_there_before_tenants_is_the_default_tenants() {
         let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
         sqlx::migrate!("../../migrations/sqlite").run_to(5, &pool).await.unwrap();
         for sql in [
-            "INSERT INTO runs (id, status, run_type, request, create_time, last_updated_time, task) VALUES ('old1', 'Succeeded', 'QuickBuild', '{}', 1, 1, 'build-app')",
+            r#"INSERT INTO runs (id, status, run_type, request, create_time, last_updated_time, task) VALUES ('old1', 'Succeeded', 'QuickBuild', '{"type":"DockerBuildRequest","imageNames":["app:1"]}', 1, 1, 'build-app')"#,
             "INSERT INTO tasks (name, spec, status, create_time, last_updated_time) VALUES ('build-app', '{}', 'Enabled', 1, 1)",
             "INSERT INTO task_dependencies (task, image, kind, digest, last_updated_time) VALUES ('build-app', 'docker.io/library/a:1', 'runtime', '', 1)",
             "INSERT INTO webhooks (name, spec, enabled, create_time, last_updated_time) VALUES ('deploy', '{}', 1, 1, 1)",

@@ -116,11 +116,13 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
         let Ok(Some(record)) = d.store.get_task(&dep.tenant, &dep.task).await else {
             continue;
         };
-        let Ok(spec) = tasks::spec_of(&record) else { continue };
+        let spec = &record.spec;
         if !record.enabled || !spec.base_image_trigger.enabled {
             continue;
         }
-        if dep.kind != "runtime" && spec.base_image_trigger.kind != slipway_api::task::BaseImageTriggerType::All {
+        if dep.kind != slipway_api::results::DependencyKind::Runtime
+            && spec.base_image_trigger.kind != slipway_api::task::BaseImageTriggerType::All
+        {
             continue;
         }
         let trigger = slipway_api::results::ImageUpdateTriggerEvent {
@@ -144,7 +146,7 @@ pub async fn seen(d: &Arc<Triggers>, sighting: &Sighting) -> Result<Vec<String>,
             pull: true,
             ..Default::default()
         };
-        let started_run = match tasks::start(d, &dep.tenant, &spec, overrides, None, Some(key), triggers).await {
+        let started_run = match tasks::start(d, &dep.tenant, spec, overrides, None, Some(key), triggers).await {
             Err(tasks::StartError::Submit(e @ slipway_worker::submit::SubmitError::Quota { .. })) => {
                 tracing::warn!(tenant = %dep.tenant, task = %dep.task, "a base image change started no run: {e}");
                 continue;

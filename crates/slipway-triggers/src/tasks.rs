@@ -5,7 +5,7 @@
 
 use crate::Triggers;
 use base64::Engine as _;
-use slipway_api::model::{Argument, RunRequest};
+use slipway_api::model::{Argument, DockerBuildRequest, EncodedTaskRunRequest, FileTaskRunRequest, RunRequest};
 use slipway_api::requests;
 use slipway_api::task::{source_location, Overrides, TaskSecrets, TaskSpec};
 use slipway_api::tenant::DEFAULT_TENANT;
@@ -14,10 +14,6 @@ use slipway_worker::vault::Owner;
 use slipway_store::{RunRecord, RunType, TaskRecord};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-pub fn spec_of(record: &TaskRecord) -> Result<TaskSpec, String> {
-    serde_json::from_value(record.spec.clone()).map_err(|e| format!("stored task {} is unreadable: {e}", record.name))
-}
 
 /// A task's secrets (none kept: the default), from the vault. An error when they are
 /// kept but cannot be read: a run never starts with a secret silently empty.
@@ -144,30 +140,44 @@ pub async fn build_run(
     let file = overrides.file.or(task.file.clone());
     let location = source_location(context.as_deref(), commit);
     let is_task_file = file.as_deref().is_some_and(|f| f.ends_with(".yaml") || f.ends_with(".yml"));
+    let (timeout, platform) = (Some(task.timeout), Some(task.platform.clone()));
     let (request, run_type) = if let Some(cmd) = &task.cmd {
         let text = format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd).unwrap_or_default());
-        let r = serde_json::json!({
-            "type": "EncodedTaskRunRequest",
-            "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(text),
-            "values": values, "timeout": task.timeout, "platform": task.platform, "sourceLocation": location,
+        let r = RunRequest::EncodedTaskRunRequest(EncodedTaskRunRequest {
+            encoded_task_content: base64::engine::general_purpose::STANDARD.encode(text),
+            encoded_values_content: None,
+            values,
+            platform,
+            timeout,
+            source_location: location,
         });
         (r, RunType::AutoRun)
-    } else if is_task_file {
-        let r = serde_json::json!({
-            "type": "FileTaskRunRequest", "taskFilePath": file, "values": values,
-            "timeout": task.timeout, "platform": task.platform, "sourceLocation": location,
+    } else if let Some(task_file_path) = file.clone().filter(|_| is_task_file) {
+        let r = RunRequest::FileTaskRunRequest(FileTaskRunRequest {
+            task_file_path,
+            values_file_path: None,
+            values,
+            platform,
+            timeout,
+            source_location: location,
         });
         (r, RunType::AutoRun)
     } else {
-        let r = serde_json::json!({
-            "type": "DockerBuildRequest", "imageNames": task.image_names, "isPushEnabled": task.is_push_enabled,
-            "dockerFilePath": file.unwrap_or_else(|| "Dockerfile".into()), "target": overrides.target.or(task.target.clone()),
-            "arguments": arguments, "timeout": task.timeout, "platform": task.platform, "sourceLocation": location,
-            "pull": overrides.pull,
+        let r = RunRequest::DockerBuildRequest(DockerBuildRequest {
+            image_names: task.image_names.clone(),
+            is_push_enabled: task.is_push_enabled,
+            no_cache: false,
+            docker_file_path: file.unwrap_or_else(|| "Dockerfile".into()),
+            target: overrides.target.or(task.target.clone()),
+            arguments,
+            platform,
+            timeout,
+            source_location: location,
+            pull: overrides.pull,
+            build_secrets: Vec::new(),
         });
         (r, RunType::AutoBuild)
     };
-    let request: RunRequest = serde_json::from_value(request).map_err(|e| e.to_string())?;
     let mut submission = slipway_worker::submit::Submission::of_request(tenant, request, Some(owner)).map_err(|e| e.0)?;
     submission.run.run_type = run_type;
     submission.run.task = Some(task.name.clone());
@@ -183,13 +193,11 @@ pub async fn set_enabled(d: &Triggers, tenant: &str, name: &str, enabled: bool) 
     let Some(mut record) = d.store.get_task(tenant, name).await? else {
         return Ok(None);
     };
-    let mut spec = spec_of(&record).map_err(slipway_store::StoreError::Corrupt)?;
-    spec.status = if enabled {
+    record.spec.status = if enabled {
         slipway_api::task::TaskStatus::Enabled
     } else {
         slipway_api::task::TaskStatus::Disabled
     };
-    record.spec = serde_json::to_value(&spec).map_err(|e| slipway_store::StoreError::Corrupt(e.to_string()))?;
     record.enabled = enabled;
     if !d.store.put_task(&record, false).await? {
         return Ok(None);

@@ -40,8 +40,7 @@ pub async fn run(d: Arc<Triggers>, shutdown: CancellationToken) {
             match d.store.list_tasks(None).await {
                 Ok(list) => {
                     for record in list.iter().filter(|t| t.enabled) {
-                        let Ok(spec) = tasks::spec_of(record) else { continue };
-                        let spec = Arc::new(spec);
+                        let spec = Arc::new(record.spec.clone());
                         for t in spec.timers.iter().filter(|t| t.enabled) {
                             let Ok(cron) = parse(&t.schedule) else { continue };
                             if let Some(next) = next_after(&cron, horizon) {

@@ -204,7 +204,7 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
     let tasks = d.store.list_tasks(None).await.map_err(|e| WebhookError::Internal(e.to_string()))?;
     let candidates: Vec<(String, TaskSpec)> = tasks
         .iter()
-        .filter_map(|record| tasks::spec_of(record).ok().map(|spec| (record.tenant.clone(), spec)))
+        .map(|record| (record.tenant.clone(), record.spec.clone()))
         .filter(|(_, spec)| {
             spec.context_path
                 .as_deref()

@@ -10,8 +10,8 @@ pub enum RunEvent {
     Queued,
     Started,
     Finished,
-    /// A step pushed an image: `{registry, repository, tag, digest, mediaType, size}`.
-    Pushed(serde_json::Value),
+    /// A step pushed an image.
+    Pushed(slipway_plan::OutputImage),
 }
 
 /// Told of every [`RunEvent`] of the runs this node submits or runs.

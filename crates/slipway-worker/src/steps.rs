@@ -64,8 +64,7 @@ impl Board {
         let board = self.clone();
         Arc::new(move |e: StepEvent<'_>| {
             if let StepEvent::Pushed(image) = e {
-                let image = serde_json::to_value(image).unwrap_or_default();
-                node.tell(&board.run_id, crate::events::RunEvent::Pushed(image));
+                node.tell(&board.run_id, crate::events::RunEvent::Pushed(image.clone()));
                 return;
             }
             {

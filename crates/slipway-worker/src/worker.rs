@@ -389,7 +389,7 @@ async fn fetch_source(
     redactor: &slipway_runner::Redactor,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<sources::Source, Completion> {
-    let location = run.request.get("sourceLocation").and_then(|v| v.as_str()).map(str::to_string);
+    let location = run.request.source_location().map(str::to_string);
     let dest = d.data("contexts").join(&run.id);
     say(&format!("Run {} started on {}", run.id, d.settings.node));
     if let Some(l) = &location {
@@ -573,13 +573,14 @@ async fn record_dependencies(d: &Arc<Node>, tenant: &str, task: &str, report: &R
         return;
     }
     let mut deps = Vec::new();
-    let mut add = |image: &str, kind: &str| {
+    use slipway_api::results::DependencyKind;
+    let mut add = |image: &str, kind: DependencyKind| {
         if let Ok(r) = Reference::parse(image) {
             let dep = slipway_store::Dependency {
                 tenant: tenant.to_string(),
                 task: task.to_string(),
                 image: r.tagged(),
-                kind: kind.into(),
+                kind,
                 digest: r.digest.clone().unwrap_or_default(),
             };
             if !deps
@@ -592,10 +593,10 @@ async fn record_dependencies(d: &Arc<Node>, tenant: &str, task: &str, report: &R
     };
     for set in &report.dependencies {
         if let Some(rt) = &set.runtime {
-            add(rt, "runtime");
+            add(rt, DependencyKind::Runtime);
         }
         for b in &set.buildtime {
-            add(b, "buildtime");
+            add(b, DependencyKind::Buildtime);
         }
     }
     if let Err(e) = d.store.set_dependencies(tenant, task, &deps).await {
