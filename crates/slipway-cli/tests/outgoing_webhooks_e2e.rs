@@ -349,6 +349,12 @@ fn pushes_and_runs_notify_real_receivers() {
     let shown: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(shown["customHeaderNames"], serde_json::json!(["Authorization"]));
     assert_eq!(shown["signed"], true);
+    // A list is a list for scripts, however many it holds.
+    let r = run(d
+        .client()
+        .args(["webhook", "list-events", "-n", "deploy1", "--top", "1", "-o", "json"]));
+    let listed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
 
     // Moving it to another receiver without giving its secrets again is refused.
     let r = run(d.client().args(["webhook", "update", "-n", "deploy1", "--uri", &elsewhere.uri()]));

@@ -186,12 +186,17 @@ impl Client {
             .await
             .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let msg = body["error"]["message"].as_str().unwrap_or("no message").to_string();
-            bail!("the daemon refused the request ({status}): {msg}");
+            bail!("the daemon refused the request ({status}): {}", refusal(resp).await);
         }
-        Ok(body)
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends a JSON request and reads the answer as `T`.
+    pub async fn call_as<T: serde::de::DeserializeOwned>(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<T> {
+        let what = format!("{method} {path}");
+        let answer = self.call(method, path, body).await?;
+        serde_json::from_value(answer).with_context(|| format!("the daemon's answer to {what} is not one this client reads"))
     }
 
     /// Sends a JSON request and returns the JSON answer (an error names the daemon's message).
@@ -204,9 +209,15 @@ impl Client {
     }
 
     pub async fn run(&self, id: &str) -> Result<Run> {
-        Ok(serde_json::from_value(
-            self.send(self.req(reqwest::Method::GET, &format!("/v1/runs/{id}"))).await?,
-        )?)
+        self.call_as(reqwest::Method::GET, &format!("/v1/runs/{id}"), None).await
+    }
+}
+
+/// The daemon's message in a refusal's body (`{"error": {"code", "message"}}`).
+async fn refusal(resp: reqwest::Response) -> String {
+    match resp.json::<slipway_api::model::ApiError>().await {
+        Ok(e) => e.error.message,
+        Err(_) => "no message".to_string(),
     }
 }
 
@@ -390,11 +401,7 @@ pub async fn stream_log(client: &Client, id: &str, follow: bool) -> Result<()> {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 let status = r.status();
-                let body: Value = r.json().await.unwrap_or(Value::Null);
-                bail!(
-                    "cannot read the log ({status}): {}",
-                    body["error"]["message"].as_str().unwrap_or("")
-                );
+                bail!("cannot read the log ({status}): {}", refusal(r).await);
             }
             Err(e) => {
                 failures += 1;
@@ -508,8 +515,8 @@ pub async fn runs(s: &ServerArgs, cmd: RunsCommand) -> Result<ExitCode> {
                 }
             }
             let body = client.send(client.req(reqwest::Method::GET, "/v1/runs").query(&q)).await?;
-            let runs: Vec<Run> = serde_json::from_value(body["value"].clone())?;
-            print_runs(&runs, output)?;
+            let runs: slipway_api::model::Page<Run> = serde_json::from_value(body).context("the daemon's list of runs")?;
+            print_runs(&runs.value, output)?;
         }
         RunsCommand::Show { run_id, output } => print_run(&client.run(&run_id).await?, output)?,
         RunsCommand::Cancel { run_id, output } => {

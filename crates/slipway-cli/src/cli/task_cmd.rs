@@ -5,6 +5,8 @@ use crate::pairs;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
+use slipway_api::model::{Page, Run};
+use slipway_api::task::{TaskView, Timer};
 use std::process::ExitCode;
 
 #[derive(Args, Clone, Default)]
@@ -338,7 +340,7 @@ fn body(f: &TaskFields) -> Result<Map<String, Value>> {
     Ok(m)
 }
 
-fn print_tasks(tasks: &[Value], output: Output) -> Result<()> {
+fn print_tasks(tasks: &[TaskView], output: Output) -> Result<()> {
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(tasks)?);
         return Ok(());
@@ -349,54 +351,57 @@ fn print_tasks(tasks: &[Value], output: Output) -> Result<()> {
     );
     println!("{:-<24} {:-<9} {:-<8} {:-<8} {:-<6} {:-<40}", "", "", "", "", "", "");
     for t in tasks {
-        let on = |v: &Value| if v.as_bool().unwrap_or(false) { "Enabled" } else { "Disabled" };
+        let t = &t.spec;
         println!(
             "{:<24} {:<9} {:<8} {:<8} {:<6} {:<40}",
-            t["name"].as_str().unwrap_or(""),
-            t["status"].as_str().unwrap_or(""),
-            on(&t["sourceTrigger"]["enabled"]),
-            on(&t["baseImageTrigger"]["enabled"]),
-            t["timers"].as_array().map(|a| a.len()).unwrap_or(0),
-            t["contextPath"].as_str().unwrap_or("")
+            t.name,
+            t.status.as_str(),
+            on(t.source_trigger.enabled),
+            on(t.base_image_trigger.enabled),
+            t.timers.len(),
+            t.context_path.as_deref().unwrap_or("")
         );
     }
     Ok(())
 }
 
-fn print_task(t: &Value, output: Output) -> Result<()> {
+fn on(enabled: bool) -> &'static str {
+    if enabled {
+        "Enabled"
+    } else {
+        "Disabled"
+    }
+}
+
+fn print_task(t: &TaskView, output: Output) -> Result<()> {
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(t)?);
         return Ok(());
     }
     print_tasks(std::slice::from_ref(t), Output::Table)?;
-    if let Some(deps) = t["dependencies"].as_array().filter(|d| !d.is_empty()) {
+    if !t.dependencies.is_empty() {
         println!("\nBase image dependencies:");
-        for d in deps {
+        for d in &t.dependencies {
             println!(
                 "  {:<9} {} {} (last seen {})",
-                d["kind"].as_str().unwrap_or(""),
-                d["image"].as_str().unwrap_or(""),
-                d["digest"].as_str().unwrap_or(""),
-                d["lastSeenDigest"].as_str().unwrap_or("-")
+                d.kind.as_str(),
+                d.image,
+                d.digest,
+                d.last_seen_digest.as_deref().unwrap_or("-")
             );
         }
     }
-    if let Some(timers) = t["timers"].as_array().filter(|d| !d.is_empty()) {
+    if !t.spec.timers.is_empty() {
         println!("\nTimers:");
-        for tm in timers {
-            println!(
-                "  {:<16} {:<20} {}",
-                tm["name"].as_str().unwrap_or(""),
-                tm["schedule"].as_str().unwrap_or(""),
-                if tm["enabled"].as_bool().unwrap_or(true) {
-                    "Enabled"
-                } else {
-                    "Disabled"
-                }
-            );
-        }
+        print_timers(&t.spec.timers, "  ");
     }
     Ok(())
+}
+
+fn print_timers(timers: &[Timer], indent: &str) {
+    for t in timers {
+        println!("{indent}{:<16} {:<20} {}", t.name, t.schedule, on(t.enabled));
+    }
 }
 
 pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
@@ -404,7 +409,7 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
     match cmd {
         TaskCommand::Create { name, fields, output } => {
             let t = c
-                .call(
+                .call_as(
                     reqwest::Method::PUT,
                     &format!("/v1/tasks/{name}"),
                     Some(Value::Object(body(&fields)?)),
@@ -414,7 +419,7 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
         }
         TaskCommand::Update { name, fields, output } => {
             let t = c
-                .call(
+                .call_as(
                     reqwest::Method::PATCH,
                     &format!("/v1/tasks/{name}"),
                     Some(Value::Object(body(&fields)?)),
@@ -422,10 +427,12 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 .await?;
             print_task(&t, output)?;
         }
-        TaskCommand::Show { name, output } => print_task(&c.call(reqwest::Method::GET, &format!("/v1/tasks/{name}"), None).await?, output)?,
+        TaskCommand::Show { name, output } => {
+            print_task(&c.call_as(reqwest::Method::GET, &format!("/v1/tasks/{name}"), None).await?, output)?
+        }
         TaskCommand::List { output } => {
-            let v = c.call(reqwest::Method::GET, "/v1/tasks", None).await?;
-            print_tasks(v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]), output)?;
+            let tasks: Page<TaskView> = c.call_as(reqwest::Method::GET, "/v1/tasks", None).await?;
+            print_tasks(&tasks.value, output)?;
         }
         TaskCommand::Delete { name } => {
             c.call(reqwest::Method::DELETE, &format!("/v1/tasks/{name}"), None).await?;
@@ -448,10 +455,10 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
             let mut arguments = kv(&arg, "--arg", false)?;
             arguments.extend(kv(&secret_arg, "--secret-arg", true)?);
             let overrides = json!({"values": values, "arguments": arguments, "target": target, "file": file, "contextPath": context});
-            let run = c
-                .call(reqwest::Method::POST, &format!("/v1/tasks/{name}/runs"), Some(overrides))
+            let run: Run = c
+                .call_as(reqwest::Method::POST, &format!("/v1/tasks/{name}/runs"), Some(overrides))
                 .await?;
-            let id = run["runId"].as_str().unwrap_or_default().to_string();
+            let id = run.run_id;
             println!("Queued a run with ID: {id}");
             if no_wait {
                 return Ok(ExitCode::SUCCESS);
@@ -471,21 +478,23 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
             let id = match run_id {
                 Some(id) => id,
                 None => {
-                    let v = c.call(reqwest::Method::GET, &format!("/v1/tasks/{name}/runs?top=1"), None).await?;
-                    v["value"][0]["runId"]
-                        .as_str()
-                        .map(str::to_string)
+                    let runs: Page<Run> = c
+                        .call_as(reqwest::Method::GET, &format!("/v1/tasks/{name}/runs?top=1"), None)
+                        .await?;
+                    runs.value
+                        .into_iter()
+                        .next()
+                        .map(|r| r.run_id)
                         .ok_or_else(|| anyhow!("task {name} has no runs"))?
                 }
             };
             stream_log(&c, &id, true).await?;
         }
         TaskCommand::ListRuns { name, top, output } => {
-            let v = c
-                .call(reqwest::Method::GET, &format!("/v1/tasks/{name}/runs?top={top}"), None)
+            let runs: Page<Run> = c
+                .call_as(reqwest::Method::GET, &format!("/v1/tasks/{name}/runs?top={top}"), None)
                 .await?;
-            let runs: Vec<slipway_api::model::Run> = serde_json::from_value(v["value"].clone())?;
-            super::client::print_runs(&runs, output)?;
+            super::client::print_runs(&runs.value, output)?;
         }
         TaskCommand::Timer { command } => return timer(&c, command).await,
     }
@@ -499,27 +508,16 @@ async fn timer(c: &Client, cmd: TimerCommand) -> Result<ExitCode> {
         | TimerCommand::Remove { name, .. }
         | TimerCommand::List { name, .. } => name.clone(),
     };
-    let task = c.call(reqwest::Method::GET, &format!("/v1/tasks/{name}"), None).await?;
-    let mut timers: Vec<Value> = task["timers"].as_array().cloned().unwrap_or_default();
-    let position = |timers: &[Value], t: &str| timers.iter().position(|x| x["name"] == t);
+    let task: TaskView = c.call_as(reqwest::Method::GET, &format!("/v1/tasks/{name}"), None).await?;
+    let mut timers = task.spec.timers;
+    let position = |timers: &[Timer], t: &str| timers.iter().position(|x| x.name == t);
     match cmd {
         TimerCommand::List { output, .. } => {
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&timers)?);
             } else {
-                println!("{:<20} {:<24} STATUS", "NAME", "SCHEDULE");
-                for t in &timers {
-                    println!(
-                        "{:<20} {:<24} {}",
-                        t["name"].as_str().unwrap_or(""),
-                        t["schedule"].as_str().unwrap_or(""),
-                        if t["enabled"].as_bool().unwrap_or(true) {
-                            "Enabled"
-                        } else {
-                            "Disabled"
-                        }
-                    );
-                }
+                println!("{:<16} {:<20} STATUS", "NAME", "SCHEDULE");
+                print_timers(&timers, "");
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -532,7 +530,11 @@ async fn timer(c: &Client, cmd: TimerCommand) -> Result<ExitCode> {
             if position(&timers, &timer_name).is_some() {
                 bail!("task {name} already has a timer named {timer_name}");
             }
-            timers.push(json!({"name": timer_name, "schedule": schedule, "enabled": enabled.unwrap_or(true)}));
+            timers.push(Timer {
+                name: timer_name,
+                schedule,
+                enabled: enabled.unwrap_or(true),
+            });
         }
         TimerCommand::Update {
             timer_name,
@@ -542,10 +544,10 @@ async fn timer(c: &Client, cmd: TimerCommand) -> Result<ExitCode> {
         } => {
             let i = position(&timers, &timer_name).ok_or_else(|| anyhow!("task {name} has no timer named {timer_name}"))?;
             if let Some(s) = schedule {
-                timers[i]["schedule"] = json!(s);
+                timers[i].schedule = s;
             }
             if let Some(e) = enabled {
-                timers[i]["enabled"] = json!(e);
+                timers[i].enabled = e;
             }
         }
         TimerCommand::Remove { timer_name, .. } => {
@@ -554,7 +556,7 @@ async fn timer(c: &Client, cmd: TimerCommand) -> Result<ExitCode> {
         }
     }
     let t = c
-        .call(
+        .call_as(
             reqwest::Method::PATCH,
             &format!("/v1/tasks/{name}"),
             Some(json!({ "timers": timers })),

@@ -5,6 +5,8 @@ use crate::pairs;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
+use slipway_api::model::Page;
+use slipway_api::webhook::{DeliveryView, WebhookView};
 use std::process::ExitCode;
 
 #[derive(Args, Clone, Default)]
@@ -132,113 +134,125 @@ pub async fn run(s: &ServerArgs, cmd: WebhookCommand) -> Result<ExitCode> {
     let path = |name: &str| format!("/v1/outgoing-webhooks/{name}");
     match cmd {
         WebhookCommand::Create { name, fields, output } => {
-            let w = c
-                .call(reqwest::Method::PUT, &path(&name), Some(Value::Object(body(&fields)?)))
+            let w: WebhookView = c
+                .call_as(reqwest::Method::PUT, &path(&name), Some(Value::Object(body(&fields)?)))
                 .await?;
-            print_webhooks(std::slice::from_ref(&w), output)?;
+            print_webhook(&w, output)?;
         }
         WebhookCommand::Update { name, fields, output } => {
-            let w = c
-                .call(reqwest::Method::PATCH, &path(&name), Some(Value::Object(body(&fields)?)))
+            let w: WebhookView = c
+                .call_as(reqwest::Method::PATCH, &path(&name), Some(Value::Object(body(&fields)?)))
                 .await?;
-            print_webhooks(std::slice::from_ref(&w), output)?;
+            print_webhook(&w, output)?;
         }
         WebhookCommand::Delete { name } => {
             c.call(reqwest::Method::DELETE, &path(&name), None).await?;
             println!("Deleted webhook {name}");
         }
         WebhookCommand::List { output } => {
-            let v = c.call(reqwest::Method::GET, "/v1/outgoing-webhooks", None).await?;
-            print_webhooks(v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]), output)?;
+            let hooks: Page<WebhookView> = c.call_as(reqwest::Method::GET, "/v1/outgoing-webhooks", None).await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&hooks.value)?),
+                Output::Table => print_webhooks(&hooks.value),
+            }
         }
         WebhookCommand::Show { name, output } => {
-            let w = c.call(reqwest::Method::GET, &path(&name), None).await?;
-            print_webhooks(std::slice::from_ref(&w), output)?;
+            let w: WebhookView = c.call_as(reqwest::Method::GET, &path(&name), None).await?;
+            print_webhook(&w, output)?;
             if output == Output::Table {
-                let headers: Vec<&str> = w["customHeaderNames"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                println!("\nURI:     {}", w["uri"].as_str().unwrap_or(""));
+                let headers = &w.custom_header_names;
+                println!("\nURI:     {}", w.spec.uri);
                 println!("Headers: {}", if headers.is_empty() { "-".to_string() } else { headers.join(", ") });
-                println!("Signed:  {}", if w["signed"].as_bool().unwrap_or(false) { "yes" } else { "no" });
+                println!("Signed:  {}", yes_no(w.signed));
             }
         }
         WebhookCommand::Ping { name, output } => {
-            let d = c.call(reqwest::Method::POST, &format!("{}/ping", path(&name)), None).await?;
-            print_deliveries(std::slice::from_ref(&d), output)?;
-            let delivered = d["status"] == "Delivered";
-            return Ok(if delivered { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            let d: DeliveryView = c.call_as(reqwest::Method::POST, &format!("{}/ping", path(&name)), None).await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&d)?),
+                Output::Table => print_deliveries(std::slice::from_ref(&d)),
+            }
+            return Ok(if d.status == "Delivered" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         WebhookCommand::ListEvents { name, top, output } => {
-            let v = c
-                .call(reqwest::Method::GET, &format!("{}/events?top={top}", path(&name)), None)
+            let list: Page<DeliveryView> = c
+                .call_as(reqwest::Method::GET, &format!("{}/events?top={top}", path(&name)), None)
                 .await?;
-            print_deliveries(v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]), output)?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&list.value)?),
+                Output::Table => print_deliveries(&list.value),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_webhooks(hooks: &[Value], output: Output) -> Result<()> {
-    if output == Output::Json {
-        let v = if hooks.len() == 1 { hooks[0].clone() } else { json!(hooks) };
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
     }
-    println!("{:<24} {:<9} {:<40} {:<16} {:<6}", "NAME", "STATUS", "ACTIONS", "SCOPE", "SIGNED");
-    println!("{:-<24} {:-<9} {:-<40} {:-<16} {:-<6}", "", "", "", "", "");
-    for w in hooks {
-        let actions: Vec<&str> = w["actions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        println!(
-            "{:<24} {:<9} {:<40} {:<16} {:<6}",
-            w["name"].as_str().unwrap_or(""),
-            w["status"].as_str().unwrap_or(""),
-            actions.join(","),
-            Some(w["scope"].as_str().unwrap_or("")).filter(|s| !s.is_empty()).unwrap_or("(all)"),
-            if w["signed"].as_bool().unwrap_or(false) { "yes" } else { "no" },
-        );
+}
+
+/// One webhook: the object for scripts, a one-row table for people.
+fn print_webhook(w: &WebhookView, output: Output) -> Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(w)?),
+        Output::Table => print_webhooks(std::slice::from_ref(w)),
     }
     Ok(())
 }
 
-fn print_deliveries(list: &[Value], output: Output) -> Result<()> {
-    if output == Output::Json {
-        let v = if list.len() == 1 { list[0].clone() } else { json!(list) };
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+fn print_webhooks(hooks: &[WebhookView]) {
+    println!("{:<24} {:<9} {:<40} {:<16} {:<6}", "NAME", "STATUS", "ACTIONS", "SCOPE", "SIGNED");
+    println!("{:-<24} {:-<9} {:-<40} {:-<16} {:-<6}", "", "", "", "", "");
+    for w in hooks {
+        let spec = &w.spec;
+        println!(
+            "{:<24} {:<9} {:<40} {:<16} {:<6}",
+            spec.name,
+            spec.status,
+            spec.actions.join(","),
+            Some(spec.scope.as_str()).filter(|s| !s.is_empty()).unwrap_or("(all)"),
+            yes_no(w.signed),
+        );
     }
+}
+
+fn print_deliveries(list: &[DeliveryView]) {
     println!(
         "{:<36} {:<13} {:<10} {:<8} {:<16} {:<9} LAST ERROR / NEXT ATTEMPT",
         "EVENT ID", "ACTION", "STATUS", "ATTEMPTS", "HTTP (EACH)", "LATENCY"
     );
     println!("{:-<36} {:-<13} {:-<10} {:-<8} {:-<16} {:-<9} {:-<30}", "", "", "", "", "", "", "");
     for d in list {
-        let attempts = d["attempts"].as_array().cloned().unwrap_or_default();
-        let last = attempts.last().cloned().unwrap_or(Value::Null);
-        let note = match (last["error"].as_str(), d["nextAttemptTime"].as_str()) {
+        let last = d.attempts.last();
+        let note = match (last.and_then(|a| a.error.as_deref()), d.next_attempt_time.as_deref()) {
             (Some(e), Some(next)) => format!("{e}; next {next}"),
             (Some(e), None) => e.to_string(),
             (None, Some(next)) => format!("next {next}"),
             (None, None) => String::new(),
         };
         // Every attempt's answer, in order (`-` where there was none).
-        let codes: Vec<String> = attempts
+        let codes: Vec<String> = d
+            .attempts
             .iter()
-            .map(|a| a["statusCode"].as_i64().map(|c| c.to_string()).unwrap_or_else(|| "-".into()))
+            .map(|a| a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()))
             .collect();
         println!(
             "{:<36} {:<13} {:<10} {:<8} {:<16} {:<9} {}",
-            d["id"].as_str().unwrap_or(""),
-            d["action"].as_str().unwrap_or(""),
-            d["status"].as_str().unwrap_or(""),
-            attempts.len(),
+            d.id,
+            d.action,
+            d.status,
+            d.attempts.len(),
             if codes.is_empty() { "-".to_string() } else { codes.join(" ") },
-            last["latencyMs"].as_i64().map(|l| format!("{l} ms")).unwrap_or_else(|| "-".into()),
+            last.map(|a| format!("{} ms", a.latency_ms)).unwrap_or_else(|| "-".into()),
             note
         );
     }
-    Ok(())
 }
