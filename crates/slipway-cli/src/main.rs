@@ -154,8 +154,8 @@ struct ExecArgs {
     sandbox_image: String,
     /// The builder of `build` steps: `buildkit` (when the engine offers it) or `classic`;
     /// a step's `DOCKER_BUILDKIT=0|1` overrides it.
-    #[arg(long, default_value = "buildkit", value_parser = ["buildkit", "classic"], env = "SLIPWAY_BUILDER")]
-    builder: String,
+    #[arg(long, default_value = "buildkit", env = "SLIPWAY_BUILDER")]
+    builder: slipway_engine::Builder,
     /// The build context, mounted at /workspace.
     #[arg(default_value = ".")]
     context: PathBuf,
@@ -349,9 +349,7 @@ fn exec(a: ExecArgs) -> Result<ExitCode> {
         a.engine_access
     };
     cfg.sandbox_image = a.sandbox_image.clone();
-    if a.builder == "classic" {
-        cfg.builder = slipway_engine::Builder::Classic;
-    }
+    cfg.builder = a.builder;
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = credentials;
     let runtime = tokio::runtime::Runtime::new()?;

@@ -260,7 +260,7 @@ are never printed.\n\n| key | flag | default | what it is |\n|---|---|---|---|\n
         .unwrap();
         assert_eq!((s.concurrency, s.poll_interval_seconds), (3, 8));
         assert!(!s.allow_host_network && s.allow_privileged && !s.allow_public_ports);
-        assert_eq!(s.engine_access, "none");
+        assert_eq!(s.engine_access, slipway_settings::EngineAccess::None);
         assert_eq!(s.file_source_dirs, [PathBuf::from("/srv/a"), PathBuf::from("/srv/b")]);
         assert_eq!(s.allowed_source_hosts, ["10.0.0.0/8"]);
         let aliases: Vec<_> = s.image_aliases.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -270,7 +270,7 @@ are never printed.\n\n| key | flag | default | what it is |\n|---|---|---|---|\n
         assert_eq!((s.node.as_str(), s.registry_notification_secret.as_deref()), ("n1", Some("s3")));
         // Without flags, the environment and the file stand; an unknown file key is refused.
         let s = parse(&["--config", config], &[]).unwrap();
-        assert!(s.allow_host_network && s.concurrency == 5 && s.engine_access == "proxy");
+        assert!(s.allow_host_network && s.concurrency == 5 && s.engine_access == slipway_settings::EngineAccess::Proxy);
         std::fs::write(&file, "allow_host_networks = true\n").unwrap();
         let e = parse(&["--config", config], &[]).err().unwrap().to_string();
         assert!(e.contains("allow_host_networks"), "{e}");

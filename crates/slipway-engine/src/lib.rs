@@ -79,16 +79,7 @@ pub struct ContainerSpec {
     pub log_driver: Option<(String, Vec<(String, String)>)>,
 }
 
-/// Which of the engine's builders runs a build.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Builder {
-    /// BuildKit when the engine offers it (API 1.39 and later on Linux), else classic.
-    #[default]
-    BuildKit,
-    /// The classic builder, which the engine calls deprecated: no `RUN --mount`, no
-    /// secrets, no cache import.
-    Classic,
-}
+pub use slipway_plan::Builder;
 
 /// A secret a build reads with `RUN --mount=type=secret,id=…`. `Debug` never shows
 /// the value.

@@ -4,11 +4,13 @@
 //! runs them, and neither needs the other.
 
 pub mod build_secret;
+pub mod choices;
 pub mod ids;
 pub mod output_image;
 pub mod ports;
 pub mod redact;
 
+pub use choices::{Builder, EngineAccess};
 pub use ids::new_run_id;
 pub use output_image::OutputImage;
 pub use ports::PortMapping;

@@ -167,30 +167,7 @@ impl RunConfig {
     }
 }
 
-/// How steps reach the container engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineAccess {
-    /// No engine socket in steps.
-    None,
-    /// A per-run engine API proxy at the socket's path: `docker …` works, but only on the
-    /// run's own containers, networks and volumes, and never with host mounts,
-    /// privileges or the host's network.
-    Proxy,
-    /// The engine's own socket: root on the host, as `docker run -v /:/host` shows.
-    Full,
-}
-
-impl std::str::FromStr for EngineAccess {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(EngineAccess::None),
-            "proxy" => Ok(EngineAccess::Proxy),
-            "full" => Ok(EngineAccess::Full),
-            other => Err(format!("engine access {other:?} is not one of none, proxy, full")),
-        }
-    }
-}
+pub use slipway_plan::EngineAccess;
 
 /// What a task may reach of the machine that runs it. `slipway exec` runs a person's
 /// own task on their own machine and trusts it as acb does; `slipway serve` runs

@@ -49,8 +49,6 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
             settings.listen
         );
     }
-    slipway_worker::host_access(&settings).map_err(|e| anyhow::anyhow!(e))?;
-    slipway_worker::builder(&settings).map_err(|e| anyhow::anyhow!(e))?;
     // A fleet's blob store and key, checked before anything starts.
     let blobs = match settings.blob_store.as_str() {
         "" => None,

@@ -11,6 +11,7 @@
 //! apart; one `macro_rules!` table gives every part from one line, with no new crate.
 
 use serde::Deserialize;
+pub use slipway_plan::{Builder, EngineAccess};
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -165,6 +166,27 @@ impl Value for String {
         Some(self.clone()).filter(|s| !s.is_empty())
     }
 }
+
+/// A choice of words ([`EngineAccess`], [`Builder`]): refused when set, so it never
+/// holds another word.
+macro_rules! choice {
+    ($t:ty) => {
+        impl Value for $t {
+            fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+                let v = one(values, d)?;
+                *self = v
+                    .parse()
+                    .map_err(|_| format!("{} is {v:?}; it must be one of {}", d.key, <$t>::NAMES.join(", ")))?;
+                Ok(())
+            }
+            fn show(&self, _d: &Declared) -> Option<String> {
+                Some(self.to_string())
+            }
+        }
+    };
+}
+choice!(EngineAccess);
+choice!(Builder);
 
 impl Value for PathBuf {
     fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
@@ -356,10 +378,10 @@ settings! {
     allow_public_ports: bool = false => Switch("allow-public-ports", "BOOL", Extra::NONE);
     /// How steps reach the engine: `proxy` (a per-run API proxy confined to the run),
     /// `full` (the engine's own socket: root on the host) or `none`
-    engine_access: String = "proxy".into() => Text("engine-access", "ACCESS", Extra { choices: &["proxy", "full", "none"], ..Extra::NONE });
+    engine_access: EngineAccess = EngineAccess::Proxy => Text("engine-access", "ACCESS", Extra { choices: EngineAccess::NAMES, ..Extra::NONE });
     /// The builder of `build` steps: `buildkit` (when the engine offers it) or `classic`; a
     /// step's `DOCKER_BUILDKIT=0|1` overrides it
-    builder: String = "buildkit".into() => Text("builder", "BUILDER", Extra { choices: &["buildkit", "classic"], ..Extra::NONE });
+    builder: Builder = Builder::BuildKit => Text("builder", "BUILDER", Extra { choices: Builder::NAMES, ..Extra::NONE });
     /// Largest expanded size of an uploaded or downloaded context, in bytes
     max_context_bytes: u64 = 8 << 30 => Number("max-context-bytes", "BYTES", Extra::NONE);
     /// Most entries an uploaded or downloaded context may hold

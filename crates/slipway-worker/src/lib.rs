@@ -222,20 +222,11 @@ impl Node {
 }
 
 /// What a run of `settings`' daemon may reach of its host.
-pub fn host_access(settings: &Settings) -> Result<slipway_runner::HostAccess, String> {
+pub fn host_access(settings: &Settings) -> slipway_runner::HostAccess {
     let mut host = slipway_runner::HostAccess::untrusted();
-    host.engine = settings.engine_access.parse().map_err(|e| format!("engine_access: {e}"))?;
+    host.engine = settings.engine_access;
     host.public_ports = settings.allow_public_ports;
     host.privileged = settings.allow_privileged;
     host.host_network = settings.allow_host_network;
-    Ok(host)
-}
-
-/// The builder `settings` name.
-pub fn builder(settings: &Settings) -> Result<slipway_engine::Builder, String> {
-    match settings.builder.as_str() {
-        "buildkit" => Ok(slipway_engine::Builder::BuildKit),
-        "classic" => Ok(slipway_engine::Builder::Classic),
-        other => Err(format!("builder: expected buildkit or classic, not {other:?}")),
-    }
+    host
 }

@@ -515,8 +515,8 @@ fn run_config(
     loaded: &slipway_taskfile::Loaded,
 ) -> Result<RunConfig, String> {
     let mut cfg = RunConfig::new(&run.id, source.dir.clone());
-    cfg.host = crate::host_access(&d.settings)?;
-    cfg.builder = crate::builder(&d.settings)?;
+    cfg.host = crate::host_access(&d.settings);
+    cfg.builder = d.settings.builder;
     if let Some(task) = &run.task {
         cfg.task_name = task.clone();
     }
