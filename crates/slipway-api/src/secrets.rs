@@ -1,6 +1,7 @@
 //! Secret values of a run, typed: what it keeps out of the database until it ends.
 
 use serde::{Deserialize, Serialize};
+pub use slipway_plan::Credential;
 use std::collections::BTreeMap;
 
 /// What a run keeps out of the database, until it ends.
@@ -10,12 +11,12 @@ pub struct RunSecrets {
     /// Secret values and secret build arguments, by name.
     #[serde(default)]
     pub values: BTreeMap<String, String>,
-    /// Registry host → `user:password`, for pulls and pushes.
+    /// Registry host → its credential, for pulls and pushes.
     #[serde(default)]
-    pub registry: BTreeMap<String, String>,
-    /// Git host (with port) → `user:token`, for fetching the source.
+    pub registry: BTreeMap<String, Credential>,
+    /// Git host (with port) → its credential, for fetching the source.
     #[serde(default)]
-    pub git: BTreeMap<String, String>,
+    pub git: BTreeMap<String, Credential>,
 }
 
 impl RunSecrets {
@@ -23,14 +24,14 @@ impl RunSecrets {
         self.values.is_empty() && self.registry.is_empty() && self.git.is_empty()
     }
 
-    /// Every value to mask in what the run prints: the secrets, and the password half
-    /// of each `user:password` credential.
+    /// Every value to mask in what the run prints: the secrets, and each credential,
+    /// whole (`user:secret`) and its secret alone.
     pub fn masked(&self) -> Vec<String> {
         let credentials = self.registry.values().chain(self.git.values());
         self.values
             .values()
             .cloned()
-            .chain(credentials.flat_map(|c| [c.clone(), c.split_once(':').map(|(_, p)| p.to_string()).unwrap_or_default()]))
+            .chain(credentials.flat_map(|c| [c.text(), c.secret.clone()]))
             .collect()
     }
 }

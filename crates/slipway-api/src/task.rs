@@ -2,6 +2,7 @@
 //! values, credentials) with its triggers, checked field by field.
 
 use crate::model::Argument;
+use crate::secrets::Credential;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -48,10 +49,10 @@ pub struct TaskSpec {
     pub webhook_secret: Option<String>,
     /// Write-only: registry host → `user:password`.
     #[serde(default, skip_serializing)]
-    pub registry_credentials: BTreeMap<String, String>,
+    pub registry_credentials: BTreeMap<String, Credential>,
     /// Write-only: git host → `user:token`.
     #[serde(default, skip_serializing)]
-    pub git_credentials: BTreeMap<String, String>,
+    pub git_credentials: BTreeMap<String, Credential>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -202,8 +203,8 @@ pub struct TaskSecrets {
     pub arguments: BTreeMap<String, String>,
     pub values: BTreeMap<String, String>,
     pub webhook_secret: Option<String>,
-    pub registry_credentials: BTreeMap<String, String>,
-    pub git_credentials: BTreeMap<String, String>,
+    pub registry_credentials: BTreeMap<String, Credential>,
+    pub git_credentials: BTreeMap<String, Credential>,
 }
 
 impl TaskSpec {

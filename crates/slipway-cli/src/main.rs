@@ -318,11 +318,11 @@ fn scan(a: ScanArgs) -> Result<()> {
 fn credentials(list: &[String]) -> Result<Vec<RegistryCredential>> {
     list.iter()
         .map(|c| {
-            let (registry, username, password) = pairs::credential("--credential", c, "REGISTRY=USER:PASSWORD")?;
+            let (registry, c) = pairs::credential("--credential", c, "REGISTRY=USER:PASSWORD")?;
             Ok(RegistryCredential {
                 registry,
-                username,
-                password,
+                username: c.user,
+                password: c.secret,
             })
         })
         .collect()

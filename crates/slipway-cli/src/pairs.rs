@@ -44,11 +44,10 @@ pub fn split_all(flag: &str, list: &[String], shape: &str) -> Result<Vec<(String
     list.iter().map(|text| split(flag, text, shape)).collect()
 }
 
-/// `REGISTRY=USER:PASSWORD` (or `HOST=USER:TOKEN`) as its three parts.
-pub fn credential(flag: &str, text: &str, shape: &str) -> Result<(String, String, String)> {
+/// `REGISTRY=USER:PASSWORD` (or `HOST=USER:TOKEN`) as the name and its credential.
+pub fn credential(flag: &str, text: &str, shape: &str) -> Result<(String, slipway_api::secrets::Credential)> {
     let (name, value) = split(flag, text, shape)?;
-    let (user, secret) = value.split_once(':').unwrap_or((&value, ""));
-    Ok((name, user.to_string(), secret.to_string()))
+    Ok((name, slipway_api::secrets::Credential::parse(&value)))
 }
 
 /// The separator of a shape and the part after it.
@@ -100,7 +99,7 @@ mod tests {
         );
         assert_eq!(
             credential("--credential", "reg.io=me:pw=1", "REGISTRY=USER:PASSWORD").unwrap(),
-            ("reg.io".into(), "me".into(), "pw=1".into())
+            ("reg.io".into(), slipway_api::secrets::Credential::parse("me:pw=1"))
         );
     }
 

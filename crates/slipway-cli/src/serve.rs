@@ -265,8 +265,8 @@ are never printed.\n\n| key | flag | default | what it is |\n|---|---|---|---|\n
         assert_eq!(s.allowed_source_hosts, ["10.0.0.0/8"]);
         let aliases: Vec<_> = s.image_aliases.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(aliases, ["az=env", "bash=flag", "sh=file"]);
-        assert_eq!(s.registry_credentials["reg.io"], "me:pw");
-        assert_eq!(s.git_credentials["git.internal:8443"], "me:tok");
+        assert_eq!(s.registry_credentials["reg.io"].text(), "me:pw");
+        assert_eq!(s.git_credentials["git.internal:8443"].text(), "me:tok");
         assert_eq!((s.node.as_str(), s.registry_notification_secret.as_deref()), ("n1", Some("s3")));
         // Without flags, the environment and the file stand; an unknown file key is refused.
         let s = parse(&["--config", config], &[]).unwrap();

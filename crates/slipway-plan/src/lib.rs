@@ -5,12 +5,14 @@
 
 pub mod build_secret;
 pub mod choices;
+pub mod credential;
 pub mod ids;
 pub mod output_image;
 pub mod ports;
 pub mod redact;
 
 pub use choices::{Builder, EngineAccess};
+pub use credential::Credential;
 pub use ids::new_run_id;
 pub use output_image::OutputImage;
 pub use ports::PortMapping;

@@ -11,7 +11,7 @@
 //! apart; one `macro_rules!` table gives every part from one line, with no new crate.
 
 use serde::Deserialize;
-pub use slipway_plan::{Builder, EngineAccess};
+pub use slipway_plan::{Builder, Credential, EngineAccess};
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -228,20 +228,39 @@ impl Value for Vec<PathBuf> {
     }
 }
 
+/// A map's `KEY=VALUE` entries, in order. A credential's value holds a `:`
+/// (`USER:PASSWORD`); a secret map's entries are named by key at most.
+fn entries<'v>(values: &[&'v str], d: &Declared) -> Result<Vec<(&'v str, &'v str)>, String> {
+    let (shape, credential) = d.extra.map.unwrap_or(("KEY=VALUE", false));
+    values
+        .iter()
+        .map(|entry| match entry.split_once('=') {
+            Some((k, v)) if !k.is_empty() && (!credential || v.contains(':')) => Ok((k, v)),
+            Some((k, _)) => Err(format!("entry {k:?}: expected {shape}")),
+            None if d.extra.secret => Err(format!("an entry has no '=': expected {shape}")),
+            None => Err(format!("entry {entry:?}: expected {shape}")),
+        })
+        .collect()
+}
+
 impl Value for BTreeMap<String, String> {
-    /// Entries are added, each replacing the entry of its key. A credential's value holds
-    /// a `:` (`USER:PASSWORD`); a secret map's entries are named by key at most.
+    /// Entries are added, each replacing the entry of its key.
     fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
-        let (shape, credential) = d.extra.map.unwrap_or(("KEY=VALUE", false));
-        for entry in values {
-            match entry.split_once('=') {
-                Some((k, v)) if !k.is_empty() && (!credential || v.contains(':')) => {
-                    self.insert(k.to_string(), v.to_string());
-                }
-                Some((k, _)) => return Err(format!("entry {k:?}: expected {shape}")),
-                None if d.extra.secret => return Err(format!("an entry has no '=': expected {shape}")),
-                None => return Err(format!("entry {entry:?}: expected {shape}")),
-            }
+        for (k, v) in entries(values, d)? {
+            self.insert(k.to_string(), v.to_string());
+        }
+        Ok(())
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        None
+    }
+}
+
+impl Value for BTreeMap<String, Credential> {
+    /// Entries are added, each replacing the entry of its key.
+    fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+        for (k, v) in entries(values, d)? {
+            self.insert(k.to_string(), Credential::parse(v));
         }
         Ok(())
     }
@@ -468,10 +487,10 @@ settings! {
     /// Map a `cmd` image alias to an image, e.g. `bash=busybox:latest` (repeatable).
     image_aliases: BTreeMap<String, String> = BTreeMap::new() => Map("image-alias", "ALIAS=IMAGE", Extra { map: Some(("ALIAS=IMAGE", false)), ..Extra::NONE });
     /// Credentials for a registry runs pull from and push to (repeatable; never printed).
-    registry_credentials: BTreeMap<String, String> = BTreeMap::new() => Map("registry-credential", "REGISTRY=USER:PASSWORD", Extra { secret: true, map: Some(("REGISTRY=USER:PASSWORD", true)), ..Extra::NONE });
+    registry_credentials: BTreeMap<String, Credential> = BTreeMap::new() => Map("registry-credential", "REGISTRY=USER:PASSWORD", Extra { secret: true, map: Some(("REGISTRY=USER:PASSWORD", true)), ..Extra::NONE });
     /// Credentials for HTTP(S) git sources on HOST (with its port, if any; repeatable;
     /// never printed).
-    git_credentials: BTreeMap<String, String> = BTreeMap::new() => Map("git-credential", "HOST=USER:TOKEN", Extra { secret: true, map: Some(("HOST=USER:TOKEN", true)), ..Extra::NONE });
+    git_credentials: BTreeMap<String, Credential> = BTreeMap::new() => Map("git-credential", "HOST=USER:TOKEN", Extra { secret: true, map: Some(("HOST=USER:TOKEN", true)), ..Extra::NONE });
     /// This machine's name in a fleet; worker names start with it
     node: String = hostname() => Text("node", "NAME", Extra::NONE);
     /// The image that holds a run's network namespace in shared network mode (needs
@@ -767,8 +786,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.image_aliases["bash"], "busybox:latest");
         assert_eq!(s.image_aliases["az"], "mcr.microsoft.com/azure-cli");
-        assert_eq!(s.registry_credentials["reg.io"], "user:p=w");
-        assert_eq!(s.git_credentials["git.internal:8443"], "builder:tok");
+        assert_eq!(s.registry_credentials["reg.io"].text(), "user:p=w");
+        assert_eq!(s.git_credentials["git.internal:8443"].text(), "builder:tok");
         assert_eq!(s.git_credentials.len(), 2);
         // Refused by the variable's name and the entry's key, the secret never shown.
         for (name, value, shown) in [

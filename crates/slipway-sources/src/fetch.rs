@@ -71,7 +71,7 @@ pub fn validate(location: Option<&str>, data_dir: &Path, reach: &Reach) -> Resul
 #[derive(Clone)]
 pub struct FetchOptions {
     /// Host (with port) → `user:token`, for git over HTTP(S). Never logged.
-    pub git_credentials: std::collections::BTreeMap<String, String>,
+    pub git_credentials: std::collections::BTreeMap<String, slipway_api::secrets::Credential>,
     /// Largest tar.gz accepted from a URL.
     pub max_bytes: u64,
     /// How big a context may be once unpacked.
@@ -221,7 +221,7 @@ fn git_err(e: git2::Error) -> SourceError {
 /// Fetch options that answer libgit2's credential requests from configuration.
 fn fetch_options(
     url: &str,
-    credentials: &std::collections::BTreeMap<String, String>,
+    credentials: &std::collections::BTreeMap<String, slipway_api::secrets::Credential>,
     stop: &Arc<AtomicBool>,
 ) -> git2::FetchOptions<'static> {
     let host = url
@@ -236,10 +236,7 @@ fn fetch_options(
     callbacks.credentials(move |_url, _user, allowed| {
         tries += 1;
         match (&creds, allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT), tries) {
-            (Some(c), true, 1) => {
-                let (user, token) = c.split_once(':').unwrap_or((c.as_str(), ""));
-                git2::Cred::userpass_plaintext(user, token)
-            }
+            (Some(c), true, 1) => git2::Cred::userpass_plaintext(&c.user, &c.secret),
             // Credentials were refused (or there are none): say so without echoing them.
             _ => Err(git2::Error::from_str(&format!(
                 "authentication to {host} failed or no credentials are configured for it (git_credentials)"
@@ -275,7 +272,7 @@ pub fn set_git_timeouts(connect: Duration, read: Duration) {
 fn clone(
     src: &GitSource,
     dest: &Path,
-    credentials: &std::collections::BTreeMap<String, String>,
+    credentials: &std::collections::BTreeMap<String, slipway_api::secrets::Credential>,
     stop: &Arc<AtomicBool>,
 ) -> Result<Source, SourceError> {
     let repo_dir = dest.join("repo");

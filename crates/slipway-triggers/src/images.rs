@@ -183,8 +183,7 @@ pub async fn poll(d: Arc<Triggers>, shutdown: CancellationToken) {
                 .settings
                 .registry_credentials
                 .get(&registry)
-                .and_then(|c| c.split_once(':'))
-                .map(|(u, p)| (u.to_string(), p.to_string()));
+                .map(|c| (c.user.clone(), c.secret.clone()));
             match slipway_registry::manifest_digest(&client, &image, credential).await {
                 Ok(digest) => {
                     if let Err(e) = seen(

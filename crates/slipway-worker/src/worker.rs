@@ -2,6 +2,7 @@
 
 use crate::{logs, Node};
 use slipway_api::requests::{self, TaskSource, ValuesSource};
+use slipway_api::secrets::Credential;
 use slipway_reference::Reference;
 use slipway_runner::{RunConfig, RunReport, StepStatus};
 use slipway_sources as sources;
@@ -363,7 +364,7 @@ async fn run_one(d: &Arc<Node>, run: &RunRecord, worker: &str, log: slipway_engi
 
 /// How a run's sources (and a build's `ADD` URLs) are fetched: the daemon's limits and
 /// timeouts, the run's git credentials, and the run's timeout as the deadline.
-fn fetch_options(d: &Node, git_credentials: std::collections::BTreeMap<String, String>, timeout: u64) -> sources::FetchOptions {
+fn fetch_options(d: &Node, git_credentials: std::collections::BTreeMap<String, Credential>, timeout: u64) -> sources::FetchOptions {
     sources::FetchOptions {
         git_credentials,
         max_bytes: d.settings.max_upload_bytes,
@@ -511,7 +512,7 @@ fn run_config(
     run: &RunRecord,
     source: &sources::Source,
     fetch_opts: &sources::FetchOptions,
-    registry_credentials: &std::collections::BTreeMap<String, String>,
+    registry_credentials: &std::collections::BTreeMap<String, Credential>,
     loaded: &slipway_taskfile::Loaded,
 ) -> Result<RunConfig, String> {
     let mut cfg = RunConfig::new(&run.id, source.dir.clone());
@@ -553,12 +554,10 @@ fn run_config(
     cfg.secret_values = loaded.secret_values.clone();
     cfg.credentials = registry_credentials
         .iter()
-        .filter_map(|(registry, up)| {
-            up.split_once(':').map(|(u, p)| slipway_engine::RegistryCredential {
-                registry: registry.clone(),
-                username: u.into(),
-                password: p.into(),
-            })
+        .map(|(registry, c)| slipway_engine::RegistryCredential {
+            registry: registry.clone(),
+            username: c.user.clone(),
+            password: c.secret.clone(),
         })
         .collect();
     cfg.scratch_dir = d.data("scratch");
