@@ -722,7 +722,7 @@ impl Engine for Docker {
             labels: Some(spec.labels.clone()),
             exposed_ports: Some(exposed).filter(|e| !e.is_empty()),
             host_config: Some(HostConfig {
-                binds: Some(spec.binds.clone()),
+                mounts: Some(spec.mounts.iter().map(engine_mount).collect()).filter(|m: &Vec<_>| !m.is_empty()),
                 network_mode: spec.network.clone(),
                 privileged: Some(spec.privileged),
                 port_bindings: Some(port_bindings).filter(|p| !p.is_empty()),
@@ -902,6 +902,29 @@ impl Engine for Docker {
         out.extend(named.into_iter().map(|n| format!("image {n}")));
         out.extend(labelled.into_iter().map(|id| format!("image {id}")));
         Ok(out)
+    }
+}
+
+/// A mount as the engine's API takes it.
+fn engine_mount(m: &crate::Mount) -> bollard::models::Mount {
+    match m {
+        crate::Mount::Volume { name, target } => bollard::models::Mount {
+            typ: Some(bollard::models::MountType::VOLUME),
+            source: Some(name.clone()),
+            target: Some(target.clone()),
+            ..Default::default()
+        },
+        crate::Mount::Host {
+            source,
+            target,
+            read_only,
+        } => bollard::models::Mount {
+            typ: Some(bollard::models::MountType::BIND),
+            source: Some(source.to_string_lossy().into_owned()),
+            target: Some(target.clone()),
+            read_only: Some(*read_only),
+            ..Default::default()
+        },
     }
 }
 

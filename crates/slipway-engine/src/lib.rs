@@ -54,8 +54,9 @@ pub struct ContainerSpec {
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub privileged: bool,
-    /// `host-path:container-path[:ro]` or `volume:container-path`.
-    pub binds: Vec<String>,
+    /// What it mounts, each given to the engine as a typed mount (a path with a `:` in
+    /// it stays one path).
+    pub mounts: Vec<Mount>,
     pub network: Option<String>,
     /// Names other containers on `network` reach this one by.
     pub aliases: Vec<String>,
@@ -80,6 +81,19 @@ pub struct ContainerSpec {
 }
 
 pub use slipway_plan::Builder;
+
+/// Something a container mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// A named volume of the engine, made if missing.
+    Volume { name: String, target: String },
+    /// A directory or a socket of the host, which must exist.
+    Host {
+        source: std::path::PathBuf,
+        target: String,
+        read_only: bool,
+    },
+}
 
 /// A secret a build reads with `RUN --mount=type=secret,id=…`. `Debug` never shows
 /// the value.

@@ -3,7 +3,7 @@
 use crate::outcome::{Outcome, Produced};
 use crate::report::{StepReport, StepStatus};
 use crate::Shared;
-use slipway_engine::{ContainerSpec, LogSink};
+use slipway_engine::{ContainerSpec, LogSink, Mount};
 use slipway_plan::{Step, StepKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,6 +150,46 @@ pub(crate) fn host_ports(ports: &[slipway_plan::PortMapping], public: bool) -> V
         .collect()
 }
 
+/// What a step's container mounts: the run's workspace and home volumes, the engine's
+/// socket (or the run's proxy of it) as the run may reach it, and the task's volumes,
+/// read-only.
+fn step_mounts(shared: &Shared, step: &Step) -> Vec<Mount> {
+    let socket = || shared.cfg.docker_socket.clone();
+    let mut mounts = vec![
+        Mount::Volume {
+            name: shared.cfg.shared_volume.clone(),
+            target: "/workspace".into(),
+        },
+        Mount::Volume {
+            name: crate::home_volume(&shared.cfg.run_id),
+            target: crate::HOME_DIR.into(),
+        },
+    ];
+    match (shared.cfg.host.engine, &shared.engine_socket) {
+        (crate::EngineAccess::Full, _) => mounts.push(Mount::Host {
+            source: socket().into(),
+            target: socket(),
+            read_only: false,
+        }),
+        (crate::EngineAccess::Proxy, Some(proxy)) => mounts.push(Mount::Host {
+            source: proxy.clone(),
+            target: socket(),
+            read_only: false,
+        }),
+        _ => {}
+    }
+    for m in &step.volume_mounts {
+        if let Some(dir) = shared.volume_dirs.get(&m.name) {
+            mounts.push(Mount::Host {
+                source: dir.clone(),
+                target: m.mount_path.clone(),
+                read_only: true,
+            });
+        }
+    }
+    mounts
+}
+
 /// A step's environment with `HOME` on the run's home volume, unless it sets its own.
 fn with_home(env: &[String]) -> Vec<String> {
     let mut out = env.to_vec();
@@ -211,20 +251,7 @@ async fn cmd(
         }
     }
     let name = container_name(&shared.cfg.run_id, &step.id);
-    let mut binds = vec![
-        format!("{}:/workspace", shared.cfg.shared_volume),
-        format!("{}:{}", crate::home_volume(&shared.cfg.run_id), crate::HOME_DIR),
-    ];
-    match (shared.cfg.host.engine, &shared.engine_socket) {
-        (crate::EngineAccess::Full, _) => binds.push(format!("{0}:{0}", shared.cfg.docker_socket)),
-        (crate::EngineAccess::Proxy, Some(proxy)) => binds.push(format!("{}:{}", proxy.display(), shared.cfg.docker_socket)),
-        _ => {}
-    }
-    for m in &step.volume_mounts {
-        if let Some(dir) = shared.volume_dirs.get(&m.name) {
-            binds.push(format!("{}:{}:ro", dir.display(), m.mount_path));
-        }
-    }
+    let mounts = step_mounts(shared, step);
     let network = match (&shared.sandbox, step.network.as_str()) {
         (Some(sandbox), _) => Some(format!("container:{sandbox}")),
         (None, "") => None,
@@ -244,7 +271,7 @@ async fn cmd(
         working_dir: working_dir(step),
         user: step.user.clone(),
         privileged: step.privileged,
-        binds,
+        mounts,
         network,
         aliases: if joined { Vec::new() } else { vec![step.id.clone()] },
         // In shared mode ports belong to the sandbox, which owns the namespace.
