@@ -12,6 +12,7 @@ use axum::Extension;
 use maud::{html, Markup};
 use slipway_api::task::TaskSpec;
 use slipway_store::{ListFilter, RunRecord, TaskRecord};
+use slipway_triggers::webhooks::Provider;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -173,18 +174,12 @@ pub(crate) async fn show(
 }
 
 /// The forge a task's context is on, from its host name, when it says.
-fn provider_of(context: &str) -> Option<&'static str> {
+fn provider_of(context: &str) -> Option<Provider> {
     let host = context.split("://").nth(1).unwrap_or(context).split('/').next().unwrap_or("");
-    ["github", "gitlab", "gitea"].into_iter().find(|p| host.contains(p))
+    Provider::ALL
+        .into_iter()
+        .find(|p| *p != Provider::Generic && host.contains(p.as_str()))
 }
-
-/// What a forge signs deliveries with, by provider.
-const PROVIDERS: &[(&str, &str)] = &[
-    ("github", "X-Hub-Signature-256 (the webhook's secret)"),
-    ("gitea", "X-Gitea-Signature (the webhook's secret)"),
-    ("gitlab", "X-Gitlab-Token (the secret token)"),
-    ("generic", "X-Slipway-Signature: sha256=HMAC of the body"),
-];
 
 #[allow(clippy::too_many_arguments)]
 fn render(
@@ -243,16 +238,16 @@ fn render(
                 p.empty { "The commit trigger is off; pushes are ignored." }
             }
             p { "On the forge, add a webhook for push events, content type JSON, to the URL of its provider"
-                @if let Some(p) = provider { " (this task's context is on " strong { (p) } ")" } ". "
+                @if let Some(p) = provider { " (this task's context is on " strong { (p.as_str()) } ")" } ". "
                 "A secret is " @if has_webhook_secret { strong { "set" } } @else { strong { "not set" } } " for this task"
                 @if has_webhook_secret { "; give the forge the same one." } @else { "; set one with " code { "slipway task update --webhook-secret" } "." }
             }
             table.webhooks {
                 thead { tr { th { "Provider" } th { "URL" } th { "Signed with" } } }
                 tbody {
-                    @for (name, how) in PROVIDERS {
-                        tr.suggested[provider == Some(*name)] {
-                            td { (name) } td { code { (base) "/v1/webhooks/" (name) } } td { (how) }
+                    @for p in Provider::ALL {
+                        tr.suggested[provider == Some(p)] {
+                            td { (p.as_str()) } td { code { (base) "/v1/webhooks/" (p.as_str()) } } td { (p.signed_with()) }
                         }
                     }
                 }

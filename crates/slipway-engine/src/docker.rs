@@ -914,11 +914,7 @@ fn engine_mount(m: &crate::Mount) -> bollard::models::Mount {
             target: Some(target.clone()),
             ..Default::default()
         },
-        crate::Mount::Host {
-            source,
-            target,
-            read_only,
-        } => bollard::models::Mount {
+        crate::Mount::Host { source, target, read_only } => bollard::models::Mount {
             typ: Some(bollard::models::MountType::BIND),
             source: Some(source.to_string_lossy().into_owned()),
             target: Some(target.clone()),

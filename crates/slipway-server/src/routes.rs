@@ -824,7 +824,8 @@ async fn webhook(
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Failure> {
     crate::plain_text::no_nul(&body)?;
-    match slipway_triggers::webhooks::deliver(&d.triggers, &provider, &headers, &body).await {
+    let provider = slipway_triggers::webhooks::Provider::named(&provider).map_err(|e| bad_request(e.to_string()))?;
+    match slipway_triggers::webhooks::deliver(&d.triggers, provider, &headers, &body).await {
         Ok(runs) => Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "runs": runs })))),
         Err(slipway_triggers::webhooks::WebhookError::BadRequest(m)) => Err(bad_request(m)),
         Err(e @ slipway_triggers::webhooks::WebhookError::Unauthorized) => {

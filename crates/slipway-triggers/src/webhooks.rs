@@ -21,6 +21,48 @@ pub struct Push {
     pub commit: String,
 }
 
+/// Who sends a push delivery, named by the last part of its URL
+/// (`/v1/webhooks/{provider}`): each says what happened and signs it its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    GitHub,
+    Gitea,
+    GitLab,
+    /// Slipway's own JSON form (`{repositoryUrl, branch, commit}`), for anything else.
+    Generic,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 4] = [Provider::GitHub, Provider::Gitea, Provider::GitLab, Provider::Generic];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::GitHub => "github",
+            Provider::Gitea => "gitea",
+            Provider::GitLab => "gitlab",
+            Provider::Generic => "generic",
+        }
+    }
+
+    /// The provider of a delivery's URL.
+    pub fn named(name: &str) -> Result<Provider, WebhookError> {
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == name)
+            .ok_or_else(|| WebhookError::BadRequest(format!("unknown webhook provider {name:?}; use github, gitlab, gitea or generic")))
+    }
+
+    /// What its deliveries are signed with, for people setting up the forge.
+    pub fn signed_with(self) -> &'static str {
+        match self {
+            Provider::GitHub => "X-Hub-Signature-256 (the webhook's secret)",
+            Provider::Gitea => "X-Gitea-Signature (the webhook's secret)",
+            Provider::GitLab => "X-Gitlab-Token (the secret token)",
+            Provider::Generic => "X-Slipway-Signature: sha256=HMAC of the body",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     #[error("{0}")]
@@ -36,21 +78,21 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The repository URLs a provider's payload names, whatever the event.
-fn repository_urls(provider: &str, v: &serde_json::Value) -> Vec<String> {
+fn repository_urls(provider: Provider, v: &serde_json::Value) -> Vec<String> {
     let pointers: &[&str] = match provider {
-        "github" | "gitea" => &[
+        Provider::GitHub | Provider::Gitea => &[
             "/repository/clone_url",
             "/repository/html_url",
             "/repository/ssh_url",
             "/repository/git_url",
         ],
-        "gitlab" => &[
+        Provider::GitLab => &[
             "/project/git_http_url",
             "/repository/git_http_url",
             "/project/web_url",
             "/repository/url",
         ],
-        _ => &["/repositoryUrl"],
+        Provider::Generic => &["/repositoryUrl"],
     };
     pointers
         .iter()
@@ -66,18 +108,18 @@ fn commit_id(given: &str) -> Option<String> {
 }
 
 /// Reads a push out of a provider's payload. Non-push events are `None`.
-pub fn parse(provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Option<Push>, WebhookError> {
+pub fn parse(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Option<Push>, WebhookError> {
     let bad = |m: String| WebhookError::BadRequest(m);
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(format!("the payload is not JSON: {e}")))?;
     parse_value(provider, headers, &v)
 }
 
-fn parse_value(provider: &str, headers: &HeaderMap, v: &serde_json::Value) -> Result<Option<Push>, WebhookError> {
+fn parse_value(provider: Provider, headers: &HeaderMap, v: &serde_json::Value) -> Result<Option<Push>, WebhookError> {
     let bad = |m: String| WebhookError::BadRequest(m);
     let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
     let branch_of = |r: Option<String>| r.and_then(|r| r.strip_prefix("refs/heads/").map(str::to_string));
     let push = match provider {
-        "github" | "gitea" => {
+        Provider::GitHub | Provider::Gitea => {
             let event = header(headers, "X-GitHub-Event")
                 .or(header(headers, "X-Gitea-Event"))
                 .unwrap_or("push");
@@ -96,7 +138,7 @@ fn parse_value(provider: &str, headers: &HeaderMap, v: &serde_json::Value) -> Re
                 commit: s("/after").unwrap_or_default(),
             }
         }
-        "gitlab" => {
+        Provider::GitLab => {
             let event = header(headers, "X-Gitlab-Event").unwrap_or("Push Hook");
             if event != "Push Hook" {
                 return Ok(None);
@@ -110,7 +152,7 @@ fn parse_value(provider: &str, headers: &HeaderMap, v: &serde_json::Value) -> Re
                 commit: s("/checkout_sha").or(s("/after")).unwrap_or_default(),
             }
         }
-        "generic" => Push {
+        Provider::Generic => Push {
             delivery: s("/id").unwrap_or_default(),
             repository_urls: repository_urls(provider, v),
             branch: s("/branch")
@@ -118,11 +160,6 @@ fn parse_value(provider: &str, headers: &HeaderMap, v: &serde_json::Value) -> Re
                 .unwrap_or_default(),
             commit: s("/commit").unwrap_or_default(),
         },
-        other => {
-            return Err(bad(format!(
-                "unknown webhook provider {other:?}; use github, gitlab, gitea or generic"
-            )))
-        }
     };
     if push.repository_urls.is_empty() || push.commit.is_empty() || push.branch.is_empty() {
         return Err(bad("the push names no repository URL, branch or commit".into()));
@@ -141,7 +178,7 @@ fn parse_value(provider: &str, headers: &HeaderMap, v: &serde_json::Value) -> Re
 }
 
 /// Whether `headers` carry a valid signature of `body` with `secret`, as `provider` signs.
-pub fn verify(provider: &str, headers: &HeaderMap, body: &[u8], secret: &str) -> bool {
+pub fn verify(provider: Provider, headers: &HeaderMap, body: &[u8], secret: &str) -> bool {
     let hmac_hex = |given: &str| -> bool {
         let Ok(expected) = hex::decode(given.trim()) else { return false };
         let Ok(mut mac) = HmacSha256::new_from_slice(secret.as_bytes()) else {
@@ -152,20 +189,16 @@ pub fn verify(provider: &str, headers: &HeaderMap, body: &[u8], secret: &str) ->
         mac.verify_slice(&expected).is_ok()
     };
     match provider {
-        "github" => header(headers, "X-Hub-Signature-256")
+        Provider::GitHub => header(headers, "X-Hub-Signature-256")
             .and_then(|s| s.strip_prefix("sha256="))
             .is_some_and(hmac_hex),
-        "gitea" => header(headers, "X-Gitea-Signature")
+        Provider::Gitea => header(headers, "X-Gitea-Signature")
             .or(header(headers, "X-Forgejo-Signature"))
             .is_some_and(hmac_hex),
-        "generic" => header(headers, "X-Slipway-Signature")
+        Provider::Generic => header(headers, "X-Slipway-Signature")
             .and_then(|s| s.strip_prefix("sha256="))
             .is_some_and(hmac_hex),
-        "gitlab" => header(headers, "X-Gitlab-Token").is_some_and(|t| {
-            let (a, b) = (t.as_bytes(), secret.as_bytes());
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        }),
-        _ => false,
+        Provider::GitLab => header(headers, "X-Gitlab-Token").is_some_and(|t| slipway_api::secrets::same(t.as_bytes(), secret.as_bytes())),
     }
 }
 
@@ -194,7 +227,7 @@ fn wants(task: &TaskSpec, push: &Push) -> bool {
 /// names, and starts those that want it. Only those tasks' secrets are tried, each
 /// distinct secret once, off the async runtime: an unsigned delivery costs the same
 /// whatever the number of tasks the daemon holds.
-pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, WebhookError> {
+pub async fn deliver(d: &Arc<Triggers>, provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, WebhookError> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| WebhookError::BadRequest(format!("the payload is not JSON: {e}")))?;
     let push = parse_value(provider, headers, &v)?;
@@ -224,7 +257,7 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
         }
     }
     let verified: std::collections::HashSet<(String, String)> = {
-        let (provider, headers, body) = (provider.to_string(), headers.clone(), body.to_vec());
+        let (headers, body) = (headers.clone(), body.to_vec());
         tokio::task::spawn_blocking(move || {
             let mut by_secret: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
             secrets
@@ -232,7 +265,7 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
                 .filter(|(_, secret)| {
                     *by_secret
                         .entry(secret.clone())
-                        .or_insert_with(|| verify(&provider, &headers, &body, secret))
+                        .or_insert_with(|| verify(provider, &headers, &body, secret))
                 })
                 .map(|(name, _)| name)
                 .collect()
@@ -256,7 +289,7 @@ pub async fn deliver(d: &Arc<Triggers>, provider: &str, headers: &HeaderMap, bod
             commit_id: push.commit.clone(),
             branch_name: push.branch.clone(),
             repository_url: push.repository_urls.first().cloned(),
-            provider_type: provider.to_string(),
+            provider_type: provider.as_str().to_string(),
         };
         let triggers = slipway_store::Triggers {
             source: Some(trigger),
@@ -290,16 +323,19 @@ mod tests {
         let body = br#"{"ref":"refs/heads/main"}"#;
         let mut h = HeaderMap::new();
         h.insert("X-Hub-Signature-256", format!("sha256={}", sign("s3", body)).parse().unwrap());
-        assert!(verify("github", &h, body, "s3"));
-        assert!(!verify("github", &h, body, "other"));
-        assert!(!verify("github", &h, b"tampered", "s3"));
+        assert!(verify(Provider::GitHub, &h, body, "s3"));
+        assert!(!verify(Provider::GitHub, &h, body, "other"));
+        assert!(!verify(Provider::GitHub, &h, b"tampered", "s3"));
         let mut h = HeaderMap::new();
         h.insert("X-Gitea-Signature", sign("s3", body).parse().unwrap());
-        assert!(verify("gitea", &h, body, "s3"));
+        assert!(verify(Provider::Gitea, &h, body, "s3"));
         let mut h = HeaderMap::new();
         h.insert("X-Gitlab-Token", "s3".parse().unwrap());
-        assert!(verify("gitlab", &h, body, "s3") && !verify("gitlab", &h, body, "s4"));
-        assert!(!verify("github", &HeaderMap::new(), body, "s3"), "a missing signature fails");
+        assert!(verify(Provider::GitLab, &h, body, "s3") && !verify(Provider::GitLab, &h, body, "s4"));
+        assert!(
+            !verify(Provider::GitHub, &HeaderMap::new(), body, "s3"),
+            "a missing signature fails"
+        );
     }
 
     #[test]
@@ -308,26 +344,32 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("X-GitHub-Event", "push".parse().unwrap());
         h.insert("X-GitHub-Delivery", "d1".parse().unwrap());
-        let p = parse("github", &h, gh).unwrap().unwrap();
+        let p = parse(Provider::GitHub, &h, gh).unwrap().unwrap();
         assert_eq!(
             (p.delivery.as_str(), p.branch.as_str(), p.commit.as_str()),
             ("d1", "main", "0123456789abcdef0123456789abcdef01234567")
         );
         let gl = br#"{"ref":"refs/heads/dev","checkout_sha":"ABCDEF0123456789ABCDEF0123456789ABCDEF01","project":{"git_http_url":"https://h/o/r.git"}}"#;
-        assert_eq!(parse("gitlab", &HeaderMap::new(), gl).unwrap().unwrap().branch, "dev");
+        assert_eq!(parse(Provider::GitLab, &HeaderMap::new(), gl).unwrap().unwrap().branch, "dev");
         let mut ping = HeaderMap::new();
         ping.insert("X-GitHub-Event", "ping".parse().unwrap());
-        assert_eq!(parse("github", &ping, gh).unwrap(), None);
-        assert!(parse("bitbucket", &HeaderMap::new(), gh).is_err());
-        assert!(parse("generic", &HeaderMap::new(), br#"{"branch":"main"}"#).is_err());
+        assert_eq!(parse(Provider::GitHub, &ping, gh).unwrap(), None);
+        assert!(Provider::named("bitbucket").is_err());
+        assert_eq!(Provider::named("gitea").unwrap(), Provider::Gitea);
+        assert!(parse(Provider::Generic, &HeaderMap::new(), br#"{"branch":"main"}"#).is_err());
         for commit in ["HEAD~0", "main", "abc123"] {
             let body = format!(r#"{{"repositoryUrl":"https://h/r.git","branch":"main","commit":"{commit}"}}"#);
-            let e = parse("generic", &HeaderMap::new(), body.as_bytes()).unwrap_err().to_string();
+            let e = parse(Provider::Generic, &HeaderMap::new(), body.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("full commit id"), "{commit}: {e}");
         }
         let upper = r#"{"repositoryUrl":"https://h/r.git","branch":"main","commit":"ABCDEF0123456789ABCDEF0123456789ABCDEF01"}"#;
         assert_eq!(
-            parse("generic", &HeaderMap::new(), upper.as_bytes()).unwrap().unwrap().commit,
+            parse(Provider::Generic, &HeaderMap::new(), upper.as_bytes())
+                .unwrap()
+                .unwrap()
+                .commit,
             "abcdef0123456789abcdef0123456789abcdef01",
             "one commit, one key"
         );
