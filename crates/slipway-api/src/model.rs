@@ -51,7 +51,7 @@ impl RunStatus {
 
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -87,8 +87,8 @@ pub struct Run {
     /// The tenant it belongs to.
     #[serde(default)]
     pub tenant: String,
-    pub status: String,
-    pub run_type: String,
+    pub status: RunStatus,
+    pub run_type: RunType,
     pub task: Option<String>,
     pub create_time: String,
     pub start_time: Option<String>,
@@ -274,6 +274,11 @@ mod tests {
 
     fn request(v: serde_json::Value) -> RunRequest {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn statuses_fill_a_table_column() {
+        assert_eq!(format!("{:<10}|", super::RunStatus::Queued), "Queued    |");
     }
 
     #[test]

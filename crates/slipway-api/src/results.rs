@@ -105,7 +105,7 @@ impl DependencyKind {
 
 impl std::fmt::Display for DependencyKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -148,8 +148,8 @@ impl Notifier {
                         let mut run = run.clone();
                         // The state the event is about, though the run may have moved on.
                         match event {
-                            RunEvent::Queued => run.status = slipway_api::RunStatus::Queued.to_string(),
-                            RunEvent::Started => run.status = slipway_api::RunStatus::Running.to_string(),
+                            RunEvent::Queued => run.status = slipway_api::RunStatus::Queued,
+                            RunEvent::Started => run.status = slipway_api::RunStatus::Running,
                             _ => {}
                         }
                         serde_json::to_string(&payload::run_event(&id, &now, action, run, trigger, &link))

@@ -155,8 +155,8 @@ impl RunRecord {
         slipway_api::model::Run {
             run_id: self.id.clone(),
             tenant: self.tenant.clone(),
-            status: self.status.to_string(),
-            run_type: self.run_type.as_str().to_string(),
+            status: self.status,
+            run_type: self.run_type,
             task: self.task.clone(),
             create_time: rfc3339(self.create_time),
             start_time: self.start_time.map(rfc3339),

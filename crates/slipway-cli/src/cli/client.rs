@@ -373,7 +373,7 @@ async fn submit(client: &Client, body: Value, wait: &WaitArgs) -> Result<ExitCod
         end.status,
         end.run_error_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
     );
-    Ok(if end.status == "Succeeded" {
+    Ok(if end.status == slipway_api::RunStatus::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -383,7 +383,7 @@ async fn submit(client: &Client, body: Value, wait: &WaitArgs) -> Result<ExitCod
 pub async fn wait_finished(client: &Client, id: &str) -> Result<Run> {
     loop {
         let r = client.run(id).await?;
-        if !matches!(r.status.as_str(), "Queued" | "Started" | "Running") {
+        if r.status.is_finished() {
             return Ok(r);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -468,7 +468,7 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
             }
             let end = super::client::wait_finished(&c, &id).await?;
             println!("Run ID: {id} finished with status {}", end.status);
-            return Ok(if end.status == "Succeeded" {
+            return Ok(if end.status == slipway_api::RunStatus::Succeeded {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
