@@ -25,9 +25,8 @@ pub struct WebhookSpec {
     /// Run events are sent whatever the scope.
     #[serde(default)]
     pub scope: String,
-    /// `enabled` or `disabled`.
-    #[serde(default = "enabled")]
-    pub status: String,
+    #[serde(default)]
+    pub status: WebhookStatus,
     /// Write-only: sent with every delivery (an `Authorization` header, say).
     #[serde(default, skip_serializing)]
     pub custom_headers: BTreeMap<String, String>,
@@ -41,8 +40,45 @@ fn default_actions() -> Vec<String> {
     vec!["push".into()]
 }
 
-fn enabled() -> String {
-    "enabled".into()
+/// Whether a webhook is sent events: `enabled` or `disabled` (read in any case).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum WebhookStatus {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+impl WebhookStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookStatus::Enabled => "enabled",
+            WebhookStatus::Disabled => "disabled",
+        }
+    }
+}
+
+impl TryFrom<String> for WebhookStatus {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "enabled" => Ok(WebhookStatus::Enabled),
+            "disabled" => Ok(WebhookStatus::Disabled),
+            _ => Err(format!("status {text:?} must be enabled or disabled")),
+        }
+    }
+}
+
+impl From<WebhookStatus> for String {
+    fn from(s: WebhookStatus) -> String {
+        s.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for WebhookStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// What a webhook keeps out of the database.
@@ -55,7 +91,7 @@ pub struct WebhookSecrets {
 
 impl WebhookSpec {
     pub fn enabled(&self) -> bool {
-        self.status == "enabled"
+        self.status == WebhookStatus::Enabled
     }
 
     pub fn wants(&self, action: &str) -> bool {
@@ -70,7 +106,7 @@ impl WebhookSpec {
         }
     }
 
-    /// Checks the spec (the status is made lower case); the message names the field.
+    /// Checks the spec; the message names the field.
     pub fn validate(&mut self) -> Result<(), String> {
         let n = &self.name;
         if !(5..=50).contains(&n.len()) || !n.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -89,10 +125,6 @@ impl WebhookSpec {
             }
         }
         check_scope(&self.scope)?;
-        self.status = self.status.to_ascii_lowercase();
-        if self.status != "enabled" && self.status != "disabled" {
-            return Err(format!("status {:?} must be enabled or disabled", self.status));
-        }
         if self.custom_headers.len() > MAX_HEADERS {
             return Err(format!("customHeaders: at most {MAX_HEADERS} headers"));
         }
@@ -245,7 +277,10 @@ mod tests {
     fn specs_are_checked_field_by_field() {
         let ok =
             spec(serde_json::json!({"name": "deploy1", "uri": "https://hooks.example/x", "scope": "app:*", "status": "Enabled"})).unwrap();
-        assert_eq!((ok.actions.as_slice(), ok.status.as_str()), (&["push".to_string()][..], "enabled"));
+        assert_eq!(
+            (ok.actions.as_slice(), ok.status),
+            (&["push".to_string()][..], WebhookStatus::Enabled)
+        );
         for (bad, field) in [
             (serde_json::json!({"name": "x", "uri": "https://a/"}), "name"),
             (serde_json::json!({"name": "hook1", "uri": "ftp://a/"}), "uri"),
