@@ -96,7 +96,7 @@ pub async fn build_run(
     d: &Triggers,
     tenant: &str,
     task: &TaskSpec,
-    overrides: Overrides,
+    mut overrides: Overrides,
     commit: Option<&str>,
     triggers: slipway_store::Triggers,
 ) -> Result<slipway_worker::submit::Submission, String> {
@@ -111,37 +111,58 @@ pub async fn build_run(
     } else {
         requests::CacheOwner::Run
     };
-    let with_secret = |list: &[Argument], stored: &BTreeMap<String, String>| -> Vec<Argument> {
-        list.iter()
-            .map(|a| {
-                if a.is_secret {
-                    Argument {
-                        value: stored.get(&a.name).cloned().unwrap_or_default(),
-                        ..a.clone()
-                    }
-                } else {
-                    a.clone()
-                }
-            })
-            .collect()
-    };
-    let mut values = with_secret(&task.values, &secrets.values);
-    let mut arguments = with_secret(&task.arguments, &secrets.arguments);
+    let mut values = with_secrets(&task.values, &secrets.values);
+    let mut arguments = with_secrets(&task.arguments, &secrets.arguments);
     // Overrides win over the task's own entries of the same name.
-    for o in overrides.values {
+    for o in std::mem::take(&mut overrides.values) {
         values.retain(|v| v.name != o.name);
         values.push(o);
     }
-    for o in overrides.arguments {
+    for o in std::mem::take(&mut overrides.arguments) {
         arguments.retain(|v| v.name != o.name);
         arguments.push(o);
     }
+    let (request, run_type) = request_of(task, overrides, commit, values, arguments);
+    let mut submission = slipway_worker::submit::Submission::of_request(tenant, request, Some(owner)).map_err(|e| e.0)?;
+    submission.run.run_type = run_type;
+    submission.run.task = Some(task.name.clone());
+    submission.run.triggers = triggers;
+    submission.secrets.registry = secrets.registry_credentials;
+    submission.secrets.git = secrets.git_credentials;
+    Ok(submission)
+}
+
+/// `list` with each secret entry's value from `stored` (empty when it has none).
+fn with_secrets(list: &[Argument], stored: &BTreeMap<String, String>) -> Vec<Argument> {
+    list.iter()
+        .map(|a| {
+            if a.is_secret {
+                Argument {
+                    value: stored.get(&a.name).cloned().unwrap_or_default(),
+                    ..a.clone()
+                }
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+/// The request a run of `task` makes, and its run type: a command runs as an inline
+/// task, a `.yaml`/`.yml` file as a task file, anything else as a Dockerfile build.
+fn request_of(
+    task: &TaskSpec,
+    overrides: Overrides,
+    commit: Option<&str>,
+    values: Vec<Argument>,
+    arguments: Vec<Argument>,
+) -> (RunRequest, RunType) {
     let context = overrides.context_path.or(task.context_path.clone());
     let file = overrides.file.or(task.file.clone());
     let location = source_location(context.as_deref(), commit);
     let is_task_file = file.as_deref().is_some_and(|f| f.ends_with(".yaml") || f.ends_with(".yml"));
     let (timeout, platform) = (Some(task.timeout), Some(task.platform.clone()));
-    let (request, run_type) = if let Some(cmd) = &task.cmd {
+    if let Some(cmd) = &task.cmd {
         let text = format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd).unwrap_or_default());
         let r = RunRequest::EncodedTaskRunRequest(EncodedTaskRunRequest {
             encoded_task_content: base64::engine::general_purpose::STANDARD.encode(text),
@@ -177,14 +198,7 @@ pub async fn build_run(
             build_secrets: Vec::new(),
         });
         (r, RunType::AutoBuild)
-    };
-    let mut submission = slipway_worker::submit::Submission::of_request(tenant, request, Some(owner)).map_err(|e| e.0)?;
-    submission.run.run_type = run_type;
-    submission.run.task = Some(task.name.clone());
-    submission.run.triggers = triggers;
-    submission.secrets.registry = secrets.registry_credentials;
-    submission.secrets.git = secrets.git_credentials;
-    Ok(submission)
+    }
 }
 
 /// Enables or disables a task (its `status`), leaving its secrets as they are; `None`

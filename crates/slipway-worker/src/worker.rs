@@ -197,55 +197,8 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
         d.tell(&id, crate::events::RunEvent::Started);
     }
     d.changed.notify_waiters();
-    // Keep the lease; stop if the run is taken from us or canceled.
-    let keeper = {
-        let d = d.clone();
-        let (id, worker, attempt, cancel) = (id.clone(), worker.to_string(), run.attempt, cancel.clone());
-        tokio::spawn(async move {
-            let mut last_renew = std::time::Instant::now();
-            loop {
-                // The lease is kept until the run has ended, cancelled or not: a cancel
-                // can take a moment to stop what the run is doing.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if !cancel.is_cancelled() {
-                    if let Ok(Some(r)) = d.store.get(None, &id).await {
-                        if r.cancel_requested {
-                            cancel.cancel();
-                        }
-                    }
-                }
-                if last_renew.elapsed() >= lease / 3 {
-                    last_renew = std::time::Instant::now();
-                    match d.store.renew(&id, &worker, attempt, lease).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(run_id = %id, "lost the lease on this run; stopping it");
-                            cancel.cancel();
-                            return;
-                        }
-                        Err(e) => tracing::warn!(run_id = %id, error = %e, "renewing the lease failed"),
-                    }
-                }
-            }
-        })
-    };
-    let log = match d.log_sink(&id) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(run_id = %id, error = %e, "cannot write the run's log");
-            Arc::new(|_: &str| {})
-        }
-    };
-    let log = logs::capped(log, d.settings.max_log_bytes);
-    // In a fleet the log is also shipped to the database while the run lives, so a
-    // follower on any node sees it, and to the blob store when it ends.
-    let (shipper, log) = match &d.blobs {
-        Some(_) => {
-            let (s, l) = crate::fleet::Shipper::start(d, &id, log);
-            (Some(s), l)
-        }
-        None => (None, log),
-    };
+    let keeper = keep_lease(d, &id, worker, run.attempt, lease, cancel.clone());
+    let (shipper, log) = run_log(d, &id);
     let mut done = run_one(d, &run, worker, log.clone(), cancel.clone()).await;
     keeper.abort();
     if let (Some(why), Some(RunStatus::Canceled)) = (d.stopping(), done.status) {
@@ -276,6 +229,67 @@ async fn execute(d: &Arc<Node>, worker: &str, run: RunRecord, lease: Duration) {
     }
     d.remove_secrets(&id).await;
     d.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+}
+
+/// Keeps the run's lease while it runs, and cancels it when a cancel is asked for or
+/// the lease is taken from this worker. The lease is kept until the run has ended,
+/// cancelled or not: a cancel can take a moment to stop what the run is doing.
+fn keep_lease(
+    d: &Arc<Node>,
+    id: &str,
+    worker: &str,
+    attempt: i64,
+    lease: Duration,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let d = d.clone();
+    let (id, worker) = (id.to_string(), worker.to_string());
+    tokio::spawn(async move {
+        let mut last_renew = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if !cancel.is_cancelled() {
+                if let Ok(Some(r)) = d.store.get(None, &id).await {
+                    if r.cancel_requested {
+                        cancel.cancel();
+                    }
+                }
+            }
+            if last_renew.elapsed() >= lease / 3 {
+                last_renew = std::time::Instant::now();
+                match d.store.renew(&id, &worker, attempt, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(run_id = %id, "lost the lease on this run; stopping it");
+                        cancel.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(run_id = %id, error = %e, "renewing the lease failed"),
+                }
+            }
+        }
+    })
+}
+
+/// The run's log, capped at `max_log_bytes`. In a fleet it is also shipped to the
+/// database while the run lives, so a follower on any node sees it, and to the blob
+/// store when it ends (by the shipper returned).
+fn run_log(d: &Arc<Node>, id: &str) -> (Option<crate::fleet::Shipper>, slipway_engine::LogSink) {
+    let log = match d.log_sink(id) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(run_id = %id, error = %e, "cannot write the run's log");
+            Arc::new(|_: &str| {})
+        }
+    };
+    let log = logs::capped(log, d.settings.max_log_bytes);
+    match &d.blobs {
+        Some(_) => {
+            let (s, l) = crate::fleet::Shipper::start(d, id, log);
+            (Some(s), l)
+        }
+        None => (None, log),
+    }
 }
 
 /// Largest task or values file read from a source.
