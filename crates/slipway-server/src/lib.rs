@@ -42,14 +42,64 @@ impl std::ops::Deref for Server {
 /// Starts the daemon and serves until Ctrl-C or SIGTERM; `ready` is told the address
 /// once the daemon accepts requests.
 pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
-    let own_directory = slipway_worker::tenants::directory_of(&settings).map_err(|e| anyhow::anyhow!(e))?;
+    let (blobs, fleet_keys) = checked_fleet(&settings)?;
+    let _hardened = prepare_data_dir(&mut settings)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = slipway_store::open(&settings.database, clock.clone())
+        .await
+        .with_context(|| format!("cannot open the database {}", settings.database))?;
+    let docker = slipway_engine::Docker::connect()?;
+    docker.ping().await?;
+    let engine: Arc<dyn Engine> = Arc::new(docker);
+    let instance = format!(
+        "{}/{}-{}-",
+        settings.node,
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let node = Arc::new(Node::new(settings, store, engine, clock, instance).with_fleet(blobs, fleet_keys));
+    join_fleet(&node).await?;
+    let triggers = Arc::new(Triggers::new(node.clone()));
+    let notifier = slipway_notify::Notifier::new(node.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    notifier.listen();
+    let daemon = Arc::new(Server {
+        node: node.clone(),
+        triggers: triggers.clone(),
+        notifier: notifier.clone(),
+        requests: slipway_limits::Gate::new(usize::MAX, node.settings.max_requests_per_token as usize),
+    });
+    // Runs this machine was executing before a restart have no worker any more.
+    let node_prefix = format!("{}/", daemon.settings.node);
+    daemon.store.expire_node_leases(&node_prefix, &daemon.instance).await?;
+    slipway_worker::reap_once(&node).await;
+    node.prepare_pool().await;
+    let shutdown = CancellationToken::new();
+    start_background(&node, &triggers, &notifier, &shutdown);
+    tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
+    ready(listener.local_addr()?);
+    let app = routes::router(daemon.clone(), shutdown.clone());
+    let signals = count_signals(&shutdown);
+    let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds);
+    let per_client = slipway_limits::Gate::new(usize::MAX, node.settings.max_connections_per_client as usize);
+    serve_http(listener, app, header_timeout, per_client, shutdown.clone()).await;
+    drain(&node, &signals).await;
+    node.drain_pool().await;
+    Ok(())
+}
+
+/// Refuses settings that would serve strangers without tokens, and opens a fleet's
+/// blob store and keys, before anything starts.
+fn checked_fleet(settings: &Settings) -> anyhow::Result<(Option<slipway_blobs::Blobs>, Option<slipway_worker::vault::FleetKeys>)> {
+    let own_directory = slipway_worker::tenants::directory_of(settings).map_err(|e| anyhow::anyhow!(e))?;
     if own_directory.is_open() && !settings.listens_on_loopback() {
         anyhow::bail!(
             "listening on {} needs at least one token (--token, --tenant NAME:token=T or --admin-token); without tokens the daemon only listens on loopback",
             settings.listen
         );
     }
-    // A fleet's blob store and key, checked before anything starts.
     let blobs = match settings.blob_store.as_str() {
         "" => None,
         url => Some(slipway_blobs::Blobs::open(url, &settings.blob_store_options)?),
@@ -68,7 +118,13 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         (None, Some(_)) => anyhow::bail!("fleet_key_previous is set without fleet_key: give the new key as fleet_key"),
         (None, None) => None,
     };
-    // The data dir holds other runs' sources, logs and secrets: only the daemon reads it.
+    Ok((blobs, fleet_keys))
+}
+
+/// Makes the data dir the daemon's alone (it holds other runs' sources, logs and
+/// secrets), absolute (contexts are bind-mounted into containers) and, unless the
+/// operator turned it off, hardened for as long as the guard returned lives.
+fn prepare_data_dir(settings: &mut Settings) -> anyhow::Result<Option<harden::Hardened>> {
     create_private(&settings.data_dir)?;
     for sub in ["uploads", "contexts", "logs", "secrets", "scratch"] {
         create_private(&settings.data_dir.join(sub))?;
@@ -77,7 +133,6 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         std::time::Duration::from_secs(settings.fetch_connect_timeout_seconds),
         std::time::Duration::from_secs(settings.fetch_read_timeout_seconds),
     );
-    // Contexts are bind-mounted into containers, which needs absolute paths.
     settings.data_dir = settings
         .data_dir
         .canonicalize()
@@ -85,33 +140,20 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     if let Some(limit) = harden::open_files() {
         tracing::info!(limit, "open files allowed");
     }
-    let _hardened = if settings.harden_data_dir {
-        Some(harden::data_dir(&settings.data_dir)?)
+    if settings.harden_data_dir {
+        Ok(Some(harden::data_dir(&settings.data_dir)?))
     } else {
         tracing::warn!("harden_data_dir is off: steps can leave device files and set-uid programs in the data dir");
-        None
-    };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = slipway_store::open(&settings.database, clock.clone())
-        .await
-        .with_context(|| format!("cannot open the database {}", settings.database))?;
-    let docker = slipway_engine::Docker::connect()?;
-    docker.ping().await?;
-    let engine: Arc<dyn Engine> = Arc::new(docker);
-    let instance = format!(
-        "{}/{}-{}-",
-        settings.node,
-        std::process::id(),
-        &uuid::Uuid::new_v4().simple().to_string()[..6]
-    );
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
-    let node = Arc::new(Node::new(settings, store, engine, clock, instance).with_fleet(blobs, fleet_keys));
+        Ok(None)
+    }
+}
+
+/// Joins the fleet: listens to it, publishes this node's tenants, seals under the
+/// current key everything the previous fleet key sealed (and this node's secrets files
+/// from before it joined), and refuses to serve strangers if nobody declares tokens.
+async fn join_fleet(node: &Arc<Node>) -> anyhow::Result<()> {
     node.listen_to_fleet().await.map_err(|e| anyhow::anyhow!(e))?;
     node.publish_directory().await.map_err(|e| anyhow::anyhow!(e))?;
-    // Everything the previous fleet key sealed, and this node's secrets files from
-    // before it joined a fleet, sealed under the current key.
     match node.vault.reseal().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(sealed = n, "secrets sealed under the current fleet key"),
@@ -123,23 +165,13 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
             node.settings.listen
         );
     }
-    let triggers = Arc::new(Triggers::new(node.clone()));
-    let notifier = slipway_notify::Notifier::new(node.clone()).map_err(|e| anyhow::anyhow!(e))?;
-    notifier.listen();
-    let daemon = Arc::new(Server {
-        node: node.clone(),
-        triggers: triggers.clone(),
-        notifier: notifier.clone(),
-        requests: slipway_limits::Gate::new(usize::MAX, node.settings.max_requests_per_token as usize),
-    });
-    // Runs this machine was executing before a restart have no worker any more.
-    let node_prefix = format!("{}/", daemon.settings.node);
-    daemon.store.expire_node_leases(&node_prefix, &daemon.instance).await?;
-    slipway_worker::reap_once(&node).await;
-    node.prepare_pool().await;
-    let shutdown = CancellationToken::new();
-    // Concurrency 0 is a node that serves the API and fires triggers but runs nothing.
-    for i in 0..daemon.settings.concurrency {
+    Ok(())
+}
+
+/// The workers (none at concurrency 0: a node that serves the API and fires triggers
+/// but runs nothing), housekeeping, the engine watch, the triggers and the notifier.
+fn start_background(node: &Arc<Node>, triggers: &Arc<Triggers>, notifier: &Arc<slipway_notify::Notifier>, shutdown: &CancellationToken) {
+    for i in 0..node.settings.concurrency {
         tokio::spawn(slipway_worker::work(
             node.clone(),
             format!("{}{i}", node.instance),
@@ -152,45 +184,32 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     tokio::spawn(slipway_triggers::timers::run(triggers.clone(), shutdown.clone()));
     tokio::spawn(slipway_triggers::images::poll(triggers.clone(), shutdown.clone()));
     tokio::spawn(slipway_notify::deliver(notifier.clone(), shutdown.clone()));
-    tracing::info!(listen = %daemon.settings.listen, concurrency = daemon.settings.concurrency, "slipway daemon ready");
-    ready(listener.local_addr()?);
-    let app = routes::router(daemon.clone(), shutdown.clone());
+}
+
+/// Counts SIGINT and SIGTERM, cancelling `shutdown` at the first. One listener for the
+/// daemon's life: a listener made anew after each signal could see the same signal
+/// twice (CI once stopped runs at the first SIGTERM).
+fn count_signals(shutdown: &CancellationToken) -> Arc<SignalCount> {
     let signals = Arc::new(SignalCount::default());
-    {
-        let (stop, signals) = (shutdown.clone(), signals.clone());
-        tokio::spawn(async move {
-            // One listener for the daemon's life: a listener made anew after each signal
-            // could see the same signal twice (CI once stopped runs at the first SIGTERM).
-            let mut signals_in = Signals::new();
-            loop {
-                signals_in.next().await;
-                // Counted before anything is woken: the drain that starts at the first
-                // signal must not take that same signal for a second one.
-                signals.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                stop.cancel();
-                signals.woken.notify_waiters();
-            }
-        });
-    }
-    let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds);
-    let per_client = slipway_limits::Gate::new(usize::MAX, node.settings.max_connections_per_client as usize);
-    serve_http(listener, app, header_timeout, per_client, shutdown.clone()).await;
-    drain(&node, &signals).await;
-    node.drain_pool().await;
-    Ok(())
+    let (stop, counted) = (shutdown.clone(), signals.clone());
+    tokio::spawn(async move {
+        let mut signals_in = Signals::new();
+        loop {
+            signals_in.next().await;
+            // Counted before anything is woken: the drain that starts at the first
+            // signal must not take that same signal for a second one.
+            counted.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            stop.cancel();
+            counted.woken.notify_waiters();
+        }
+    });
+    signals
 }
 
 /// Shutting down: nothing new is claimed (the workers saw `shutdown`); runs already
 /// going may finish within `shutdown_grace_seconds`. Those still going then (or at a
 /// second signal) are stopped, their containers removed, and they end `Error` as a
 /// lost worker's runs do.
-/// Signals received, and a wake-up at each.
-#[derive(Default)]
-struct SignalCount {
-    count: std::sync::atomic::AtomicUsize,
-    woken: tokio::sync::Notify,
-}
-
 async fn drain(node: &Node, signals: &SignalCount) {
     let grace = std::time::Duration::from_secs(node.settings.shutdown_grace_seconds);
     if node.running_count() > 0 {
@@ -223,6 +242,13 @@ async fn drain(node: &Node, signals: &SignalCount) {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Signals received, and a wake-up at each.
+#[derive(Default)]
+struct SignalCount {
+    count: std::sync::atomic::AtomicUsize,
+    woken: tokio::sync::Notify,
 }
 
 /// Serves HTTP/1.1 until `shutdown`, then lets open requests finish for a few seconds.
