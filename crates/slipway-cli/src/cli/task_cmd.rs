@@ -292,6 +292,31 @@ fn body(f: &TaskFields) -> Result<Map<String, Value>> {
     if let Some(x) = &f.platform {
         put("platform", json!(x));
     }
+    trigger_fields(f, &mut put)?;
+    if let Some(x) = &f.webhook_secret {
+        put("webhookSecret", json!(x));
+    }
+    if !f.registry_credential.is_empty() {
+        put(
+            "registryCredentials",
+            Value::Object(map(&f.registry_credential, "--registry-credential", "REGISTRY=USER:PASSWORD")?),
+        );
+    }
+    if !f.git_credential.is_empty() {
+        put(
+            "gitCredentials",
+            Value::Object(map(&f.git_credential, "--git-credential", "HOST=USER:TOKEN")?),
+        );
+    }
+    if let Some(x) = &f.status {
+        put("status", json!(x));
+    }
+    Ok(m)
+}
+
+/// The fields of its triggers the flags set: the commit and base-image triggers and
+/// the timers.
+fn trigger_fields(f: &TaskFields, put: &mut impl FnMut(&str, Value)) -> Result<()> {
     if f.commit_trigger_enabled.is_some() || !f.branch.is_empty() {
         let mut st = Map::new();
         if let Some(e) = f.commit_trigger_enabled {
@@ -319,25 +344,7 @@ fn body(f: &TaskFields) -> Result<Map<String, Value>> {
             .collect();
         put("timers", Value::Array(timers));
     }
-    if let Some(x) = &f.webhook_secret {
-        put("webhookSecret", json!(x));
-    }
-    if !f.registry_credential.is_empty() {
-        put(
-            "registryCredentials",
-            Value::Object(map(&f.registry_credential, "--registry-credential", "REGISTRY=USER:PASSWORD")?),
-        );
-    }
-    if !f.git_credential.is_empty() {
-        put(
-            "gitCredentials",
-            Value::Object(map(&f.git_credential, "--git-credential", "HOST=USER:TOKEN")?),
-        );
-    }
-    if let Some(x) = &f.status {
-        put("status", json!(x));
-    }
-    Ok(m)
+    Ok(())
 }
 
 fn print_tasks(tasks: &[TaskView], output: Output) -> Result<()> {
@@ -455,24 +462,7 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
             let mut arguments = kv(&arg, "--arg", false)?;
             arguments.extend(kv(&secret_arg, "--secret-arg", true)?);
             let overrides = json!({"values": values, "arguments": arguments, "target": target, "file": file, "contextPath": context});
-            let run: Run = c
-                .call_as(reqwest::Method::POST, &format!("/v1/tasks/{name}/runs"), Some(overrides))
-                .await?;
-            let id = run.run_id;
-            println!("Queued a run with ID: {id}");
-            if no_wait {
-                return Ok(ExitCode::SUCCESS);
-            }
-            if !no_logs {
-                stream_log(&c, &id, true).await?;
-            }
-            let end = super::client::wait_finished(&c, &id).await?;
-            println!("Run ID: {id} finished with status {}", end.status);
-            return Ok(if end.status == slipway_api::RunStatus::Succeeded {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
+            return run_task(&c, &name, overrides, no_logs, no_wait).await;
         }
         TaskCommand::Logs { name, run_id } => {
             let id = match run_id {
@@ -499,6 +489,29 @@ pub async fn run(s: &ServerArgs, cmd: TaskCommand) -> Result<ExitCode> {
         TaskCommand::Timer { command } => return timer(&c, command).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Queues a run of task `name` with `overrides`, and unless told not to, follows its
+/// log and waits for it: the exit code is its outcome.
+async fn run_task(c: &Client, name: &str, overrides: Value, no_logs: bool, no_wait: bool) -> Result<ExitCode> {
+    let run: Run = c
+        .call_as(reqwest::Method::POST, &format!("/v1/tasks/{name}/runs"), Some(overrides))
+        .await?;
+    let id = run.run_id;
+    println!("Queued a run with ID: {id}");
+    if no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !no_logs {
+        stream_log(c, &id, true).await?;
+    }
+    let end = super::client::wait_finished(c, &id).await?;
+    println!("Run ID: {id} finished with status {}", end.status);
+    Ok(if end.status == slipway_api::RunStatus::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn timer(c: &Client, cmd: TimerCommand) -> Result<ExitCode> {
