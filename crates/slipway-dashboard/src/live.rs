@@ -69,6 +69,60 @@ fn sse(events: Events) -> Response {
         .into_response()
 }
 
+/// The runs page's feed: what it was sent, and the events not yet taken.
+struct RunsFeed {
+    d: Arc<Dashboard>,
+    filters: Filters,
+    since: i64,
+    /// Runs sent: what they showed and when they changed.
+    sent: HashMap<String, (u64, i64)>,
+    pending: VecDeque<Event>,
+    _permit: slipway_limits::Pass,
+}
+
+impl RunsFeed {
+    /// Queues an event for each run that changed since the last one sent, oldest change
+    /// first, from a little before it (another node's clock may be behind); pages on
+    /// while pages come back full.
+    async fn look(&mut self) {
+        let mut cursor = self.since.saturating_sub(LOOK_BACK_MS);
+        loop {
+            let mut look = self.filters.list_filter(PAGE);
+            look.status = None;
+            look.before_id = None;
+            look.updated_after = Some(cursor);
+            let changed = match self.d.node.store.list(&look).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the dashboard's live list could not read the queue");
+                    return;
+                }
+            };
+            let now = self.d.node.clock.now_ms();
+            for r in &changed {
+                let print = fingerprint(r);
+                if self.sent.get(&r.id).is_some_and(|(p, _)| *p == print) {
+                    continue;
+                }
+                self.sent.insert(r.id.clone(), (print, r.last_updated_time));
+                self.since = self.since.max(r.last_updated_time);
+                let data = serde_json::json!({
+                    "id": r.id,
+                    "created": r.create_time,
+                    "matches": self.filters.status.is_none_or(|s| s == r.status),
+                    "html": crate::runs_page::row(r, now).into_string(),
+                });
+                self.pending
+                    .push_back(Event::default().event("run").id(self.since.to_string()).data(data.to_string()));
+            }
+            match changed.last() {
+                Some(last) if changed.len() as u32 == PAGE => cursor = (last.last_updated_time - 1).max(cursor + 1),
+                _ => return,
+            }
+        }
+    }
+}
+
 /// Changed runs' rows: `event: run`, data `{id, created, matches, html}`; `matches`
 /// says whether the run still passes the page's status filter.
 pub(crate) async fn runs(
@@ -91,16 +145,7 @@ pub(crate) async fn runs(
         .or_else(|| q.get("since").and_then(|s| s.parse().ok()))
         .unwrap_or(now)
         .clamp(now - 86_400_000, now + 60_000);
-    struct Feed {
-        d: Arc<Dashboard>,
-        filters: Filters,
-        since: i64,
-        /// Runs sent: what they showed and when they changed.
-        sent: HashMap<String, (u64, i64)>,
-        pending: VecDeque<Event>,
-        _permit: slipway_limits::Pass,
-    }
-    let feed = Feed {
+    let feed = RunsFeed {
         d,
         filters,
         since,
@@ -117,43 +162,7 @@ pub(crate) async fn runs(
             let woken = changed.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            // Oldest change first, from a little before the last one sent (another node's
-            // clock may be behind); page on while pages come back full.
-            let mut cursor = f.since.saturating_sub(LOOK_BACK_MS);
-            loop {
-                let mut look = f.filters.list_filter(PAGE);
-                look.status = None;
-                look.before_id = None;
-                look.updated_after = Some(cursor);
-                let changed = match f.d.node.store.list(&look).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "the dashboard's live list could not read the queue");
-                        break;
-                    }
-                };
-                let now = f.d.node.clock.now_ms();
-                for r in &changed {
-                    let print = fingerprint(r);
-                    if f.sent.get(&r.id).is_some_and(|(p, _)| *p == print) {
-                        continue;
-                    }
-                    f.sent.insert(r.id.clone(), (print, r.last_updated_time));
-                    f.since = f.since.max(r.last_updated_time);
-                    let data = serde_json::json!({
-                        "id": r.id,
-                        "created": r.create_time,
-                        "matches": f.filters.status.is_none_or(|s| s == r.status),
-                        "html": crate::runs_page::row(r, now).into_string(),
-                    });
-                    f.pending
-                        .push_back(Event::default().event("run").id(f.since.to_string()).data(data.to_string()));
-                }
-                match changed.last() {
-                    Some(last) if changed.len() as u32 == PAGE => cursor = (last.last_updated_time - 1).max(cursor + 1),
-                    _ => break,
-                }
-            }
+            f.look().await;
             let horizon = f.since.saturating_sub(LOOK_BACK_MS);
             f.sent.retain(|_, (_, t)| *t >= horizon);
             if !f.pending.is_empty() {

@@ -101,25 +101,10 @@ fn log_line(n: usize, text: &str) -> Markup {
 
 /// Everything but the log; the live feed sends it again when the run changes.
 pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> Markup {
-    let (steps, images, deps) = (&run.steps, &run.output_images, &run.image_dependencies);
+    let (images, deps) = (&run.output_images, &run.image_dependencies);
     html! {
         h1 { "Run " (run.id) " " (layout::run_status(run.status)) }
-        @if let Some(s) = session {
-            div.actions {
-                @if !run.status.is_finished() {
-                    form method="post" action={ "/runs/" (run.id) "/cancel" } {
-                        input type="hidden" name="csrf" value=(s.csrf);
-                        button.danger #cancel type="submit" disabled[run.cancel_requested] {
-                            @if run.cancel_requested { "Canceling…" } @else { "Cancel" }
-                        }
-                    }
-                }
-                form method="post" action={ "/runs/" (run.id) "/again" } {
-                    input type="hidden" name="csrf" value=(s.csrf);
-                    button #again type="submit" { "Run again" }
-                }
-            }
-        }
+        @if let Some(s) = session { (run_actions(run, s)) }
         @if let Some(m) = &run.error_message { p.error { (m) } }
         dl.facts {
             dt { "Task" } dd { @if let Some(t) = &run.task { a href=(crate::task_href(&run.tenant, t)) { (t) } } @else { "— (" (run.run_type.as_str()) ")" } }
@@ -130,6 +115,59 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
             dt { "Duration" } dd { (layout::run_duration(run, now)) }
             dt { "Trigger" } dd { (trigger(run)) }
         }
+        (steps_section(run))
+        @if images.is_empty() && deps.is_empty() {
+            p.empty #no-images { "No image pushed, no base images recorded." }
+        }
+        @if !images.is_empty() { (images_section(images)) }
+        @if !deps.is_empty() { section {
+            h2 { "Base images" }
+            {
+                table.deps {
+                    thead { tr { th { "Image" } th { "Runtime base" } th { "Build-time bases" } } }
+                    tbody {
+                        @for dep in deps {
+                            tr {
+                                td { (reference(Some(&dep.image))) }
+                                td { (reference(dep.runtime_dependency.as_ref())) }
+                                td {
+                                    @for b in &dep.buildtime_dependency {
+                                        div { (reference(Some(b))) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+/// Cancel (while it runs) and run again, for a signed-in visitor.
+fn run_actions(run: &RunRecord, s: &Session) -> Markup {
+    html! {
+        div.actions {
+            @if !run.status.is_finished() {
+                form method="post" action={ "/runs/" (run.id) "/cancel" } {
+                    input type="hidden" name="csrf" value=(s.csrf);
+                    button.danger #cancel type="submit" disabled[run.cancel_requested] {
+                        @if run.cancel_requested { "Canceling…" } @else { "Cancel" }
+                    }
+                }
+            }
+            form method="post" action={ "/runs/" (run.id) "/again" } {
+                input type="hidden" name="csrf" value=(s.csrf);
+                button #again type="submit" { "Run again" }
+            }
+        }
+    }
+}
+
+/// The run's steps, each with its status, times and error.
+fn steps_section(run: &RunRecord) -> Markup {
+    let steps = &run.steps;
+    html! {
         section {
             h2 { "Steps" }
             @if steps.is_empty() {
@@ -160,10 +198,13 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                 }
             }
         }
-        @if images.is_empty() && deps.is_empty() {
-            p.empty #no-images { "No image pushed, no base images recorded." }
-        }
-        @if !images.is_empty() { section {
+    }
+}
+
+/// The images the run pushed.
+fn images_section(images: &[slipway_plan::OutputImage]) -> Markup {
+    html! {
+        section {
             h2 { "Images" }
             {
                 table.images {
@@ -179,28 +220,7 @@ pub(crate) fn details(run: &RunRecord, session: Option<&Session>, now: i64) -> M
                     }
                 }
             }
-        } }
-        @if !deps.is_empty() { section {
-            h2 { "Base images" }
-            {
-                table.deps {
-                    thead { tr { th { "Image" } th { "Runtime base" } th { "Build-time bases" } } }
-                    tbody {
-                        @for dep in deps {
-                            tr {
-                                td { (reference(Some(&dep.image))) }
-                                td { (reference(dep.runtime_dependency.as_ref())) }
-                                td {
-                                    @for b in &dep.buildtime_dependency {
-                                        div { (reference(Some(b))) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        } }
+        }
     }
 }
 

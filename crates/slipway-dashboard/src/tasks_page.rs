@@ -192,7 +192,6 @@ fn render(
     session: Option<&Session>,
     now: i64,
 ) -> Markup {
-    let provider = spec.context_path.as_deref().and_then(provider_of);
     html! {
         h1 { "Task " (record.name) " " (layout::status_badge(if record.enabled { "Enabled" } else { "Disabled" })) }
         @if let Some(s) = session { (task_actions(&record.tenant, &record.name, record.enabled, s)) }
@@ -207,52 +206,8 @@ fn render(
             dt { "Created" } dd { (layout::time(record.create_time)) }
             dt { "Updated" } dd { (layout::time(record.last_updated_time)) }
         }
-        section #timers {
-            h2 { "Timers" }
-            @if spec.timers.is_empty() { p.empty { "No timers." } } @else {
-                table.timers {
-                    thead { tr { th { "Timer" } th { "Schedule (UTC)" } th { "Enabled" } th { "Next (UTC)" } th { "Next (your time)" } } }
-                    tbody {
-                        @for t in &spec.timers {
-                            @let next = slipway_api::schedule::parse(&t.schedule).ok().and_then(|c| slipway_api::schedule::next_after(&c, now));
-                            tr {
-                                td { (t.name) }
-                                td { code { (t.schedule) } }
-                                td { (if t.enabled { "yes" } else { "no" }) }
-                                @match (next, t.enabled && record.enabled) {
-                                    (Some(ms), true) => {
-                                        td { (layout::time(ms)) }
-                                        td.local-time data-ms=(ms) { "(shown with scripts on)" }
-                                    }
-                                    _ => { td { span.none { "—" } } td { span.none { "—" } } }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        section #webhook {
-            h2 { "Commit webhook" }
-            @if !spec.source_trigger.enabled {
-                p.empty { "The commit trigger is off; pushes are ignored." }
-            }
-            p { "On the forge, add a webhook for push events, content type JSON, to the URL of its provider"
-                @if let Some(p) = provider { " (this task's context is on " strong { (p.as_str()) } ")" } ". "
-                "A secret is " @if has_webhook_secret { strong { "set" } } @else { strong { "not set" } } " for this task"
-                @if has_webhook_secret { "; give the forge the same one." } @else { "; set one with " code { "slipway task update --webhook-secret" } "." }
-            }
-            table.webhooks {
-                thead { tr { th { "Provider" } th { "URL" } th { "Signed with" } } }
-                tbody {
-                    @for p in Provider::ALL {
-                        tr.suggested[provider == Some(p)] {
-                            td { (p.as_str()) } td { code { (base) "/v1/webhooks/" (p.as_str()) } } td { (p.signed_with()) }
-                        }
-                    }
-                }
-            }
-        }
+        (timers_section(record, spec, now))
+        (webhook_section(spec, has_webhook_secret, base))
         section #base-images {
             h2 { "Base images" }
             @if tracked.is_empty() { p.empty { "None recorded yet: a successful build records them." } } @else {
@@ -279,6 +234,66 @@ fn render(
                     tbody { @for r in runs { (crate::runs_page::row(r, now)) } }
                 }
                 p { a href={ "/?task=" (record.name) } { "All runs of this task" } }
+            }
+        }
+    }
+}
+
+/// The task's timers, with each one's next occurrence.
+fn timers_section(record: &TaskRecord, spec: &TaskSpec, now: i64) -> Markup {
+    html! {
+        section #timers {
+            h2 { "Timers" }
+            @if spec.timers.is_empty() { p.empty { "No timers." } } @else {
+                table.timers {
+                    thead { tr { th { "Timer" } th { "Schedule (UTC)" } th { "Enabled" } th { "Next (UTC)" } th { "Next (your time)" } } }
+                    tbody {
+                        @for t in &spec.timers {
+                            @let next = slipway_api::schedule::parse(&t.schedule).ok().and_then(|c| slipway_api::schedule::next_after(&c, now));
+                            tr {
+                                td { (t.name) }
+                                td { code { (t.schedule) } }
+                                td { (if t.enabled { "yes" } else { "no" }) }
+                                @match (next, t.enabled && record.enabled) {
+                                    (Some(ms), true) => {
+                                        td { (layout::time(ms)) }
+                                        td.local-time data-ms=(ms) { "(shown with scripts on)" }
+                                    }
+                                    _ => { td { span.none { "—" } } td { span.none { "—" } } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How to point a forge's push webhook at this task, with the provider its context is
+/// on suggested.
+fn webhook_section(spec: &TaskSpec, has_webhook_secret: bool, base: &str) -> Markup {
+    let provider = spec.context_path.as_deref().and_then(provider_of);
+    html! {
+        section #webhook {
+            h2 { "Commit webhook" }
+            @if !spec.source_trigger.enabled {
+                p.empty { "The commit trigger is off; pushes are ignored." }
+            }
+            p { "On the forge, add a webhook for push events, content type JSON, to the URL of its provider"
+                @if let Some(p) = provider { " (this task's context is on " strong { (p.as_str()) } ")" } ". "
+                "A secret is " @if has_webhook_secret { strong { "set" } } @else { strong { "not set" } } " for this task"
+                @if has_webhook_secret { "; give the forge the same one." } @else { "; set one with " code { "slipway task update --webhook-secret" } "." }
+            }
+            table.webhooks {
+                thead { tr { th { "Provider" } th { "URL" } th { "Signed with" } } }
+                tbody {
+                    @for p in Provider::ALL {
+                        tr.suggested[provider == Some(p)] {
+                            td { (p.as_str()) } td { code { (base) "/v1/webhooks/" (p.as_str()) } } td { (p.signed_with()) }
+                        }
+                    }
+                }
             }
         }
     }
