@@ -22,6 +22,11 @@ fn azurite() -> Option<String> {
     }
 }
 
+/// A fresh fleet key: 32 random bytes in base64.
+fn new_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2))
+}
+
 /// A fleet of the test's own: one PostgreSQL database, the test bed's Azurite and a
 /// fresh fleet key; timers every minute are the operator's to allow.
 struct Fleet {
@@ -35,20 +40,28 @@ impl Fleet {
         Fleet {
             db,
             endpoint: azurite.trim_end_matches("/devstoreaccount1").to_string(),
-            key: base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2)),
+            key: new_key(),
         }
     }
 
     /// A node named `node` running `concurrency` runs at once.
     fn node(&self, node: &str, concurrency: &str) -> Daemon {
-        let envs = [
+        self.node_keyed(node, concurrency, &self.key, None)
+    }
+
+    /// A node with fleet key `key` (and `previous`, the key it replaces).
+    fn node_keyed(&self, node: &str, concurrency: &str, key: &str, previous: Option<&str>) -> Daemon {
+        let mut envs = vec![
             ("SLIPWAY_NODE", node.to_string()),
             ("SLIPWAY_BLOB_STORE", "azure://slipway".to_string()),
             ("SLIPWAY_BLOB_STORE_OPTIONS", "azure_storage_use_emulator=true".to_string()),
             ("AZURITE_BLOB_STORAGE_URL", self.endpoint.clone()),
-            ("SLIPWAY_FLEET_KEY", self.key.clone()),
+            ("SLIPWAY_FLEET_KEY", key.to_string()),
             ("SLIPWAY_MIN_TIMER_PERIOD_SECONDS", "60".to_string()),
         ];
+        if let Some(previous) = previous {
+            envs.push(("SLIPWAY_FLEET_KEY_PREVIOUS", previous.to_string()));
+        }
         let refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Daemon::start_full(Some(self.db.clone()), &["--concurrency", concurrency], &refs)
     }
@@ -339,4 +352,85 @@ fn a_tasks_secrets_reach_its_runs_on_every_node() {
             .collect();
         assert!(files.is_empty(), "{files:?}");
     }
+}
+
+/// Issue 19: a live fleet rotates its key. Every node restarts with the new key and the
+/// old one as `fleet_key_previous` (the first re-seals everything), then drops the old
+/// one; the task's secret reaches each run throughout, and a node left with only the old
+/// key refuses the run with a clear error instead of running it without its secret.
+#[test]
+fn a_live_fleet_rotates_its_key() {
+    let Some(tb) = testbed() else { return };
+    let Some(azurite) = azurite() else { return };
+    let Some(db) = fresh_postgres(&format!("slipway_test_rotate_{}", std::process::id())) else {
+        return;
+    };
+    let fleet = Fleet::new(&azurite, db.clone());
+    let (old, new) = (fleet.key.clone(), new_key());
+    let secret = format!("Rotated-Secret-{}", unique_id(""));
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nARG TOKEN\nRUN test -n \"$TOKEN\" && echo token-is-$TOKEN\n",
+            tb.base_image
+        ),
+    )
+    .unwrap();
+    let repo = ctx.path().display().to_string();
+    git(ctx.path(), &["init", "-q", "-b", "main"]);
+    git(ctx.path(), &["add", "."]);
+    git(ctx.path(), &["commit", "-q", "-m", "first"]);
+    let run_through = |node: &Daemon, want: &str| -> serde_json::Value {
+        let asked = run(node.client().args(["task", "run", "-n", "rotating", "--no-wait"]));
+        assert!(asked.ok, "{}", asked.all());
+        let id = asked.stdout.split("ID: ").nth(1).unwrap().trim().to_string();
+        let end = node.wait_status(&id, &["Succeeded", "Failed", "Error"], Duration::from_secs(120));
+        let (_, log) = node.get(&format!("/v1/runs/{id}/log"));
+        assert_eq!(end["status"], want, "run {id}: {end}\n{log}");
+        assert!(!log.contains(&secret), "run {id}'s log shows the secret");
+        if want == "Succeeded" {
+            assert!(log.contains("token-is-*****"), "run {id} had its secret, masked:\n{log}");
+        }
+        end
+    };
+
+    let mut api = fleet.node_keyed("api", "0", &old, None);
+    let mut worker = fleet.node_keyed("w", "1", &old, None);
+    let created = run(api
+        .client()
+        .args([
+            "task",
+            "create",
+            "-n",
+            "rotating",
+            "--context",
+            &format!("file://{repo}#main"),
+            "--file",
+            "Dockerfile",
+            "--no-push",
+        ])
+        .args(["--secret-arg", &format!("TOKEN={secret}")]));
+    assert!(created.ok, "{}", created.all());
+    run_through(&worker, "Succeeded");
+
+    // Rolling restart, new key first with the old one beside it.
+    api.terminate();
+    api = fleet.node_keyed("api", "0", &new, Some(&old));
+    worker.terminate();
+    worker = fleet.node_keyed("w", "1", &new, Some(&old));
+    run_through(&worker, "Succeeded");
+    // Then without the old key: everything was sealed again under the new one.
+    worker.terminate();
+    worker = fleet.node_keyed("w", "1", &new, None);
+    run_through(&api, "Succeeded");
+
+    // A node that missed the rotation cannot open the task's secret and says so.
+    worker.terminate();
+    let stale = fleet.node_keyed("stale", "1", &old, None);
+    let end = run_through(&api, "Error");
+    let message = end["runErrorMessage"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("cannot be read"), "{end}\n{}", stale.server_log());
+    let dump = std::process::Command::new("pg_dump").arg("--dbname").arg(&db).output().unwrap();
+    assert!(!String::from_utf8_lossy(&dump.stdout).contains(&secret), "pg_dump shows the secret");
 }
