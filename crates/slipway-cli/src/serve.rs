@@ -144,6 +144,11 @@ mod tests {
                 "engine_access is \"root\"; it must be one of proxy, full, none",
             ),
             (&[], &[("SLIPWAY_LEASE_SECONDS", "1")][..], "lease_seconds is 1"),
+            (
+                &["--max-requests-per-token", "0"][..],
+                &[][..],
+                "max_requests_per_token is 0; it must be at least 1",
+            ),
         ] {
             let e = parse(flags, env).err().unwrap().to_string();
             assert!(e.contains(words), "{e}");

@@ -52,6 +52,12 @@ impl Extra {
         range: None,
         map: None,
     };
+    /// A limit that would stop the daemon's work at 0 (every request refused, every log
+    /// cut, every step out of memory): 0 is refused at load.
+    pub const AT_LEAST_ONE: Extra = Extra {
+        range: Some(1..=u64::MAX),
+        ..Extra::NONE
+    };
 }
 
 /// One setting as declared.
@@ -116,6 +122,9 @@ macro_rules! number {
             }
             fn check(&self, d: &Declared) -> Result<(), String> {
                 match &d.extra.range {
+                    Some(r) if !r.contains(&(*self as u64)) && *r.end() == u64::MAX => {
+                        Err(format!("{} is {}; it must be at least {}", d.key, self, r.start()))
+                    }
                     Some(r) if !r.contains(&(*self as u64)) => {
                         Err(format!("{} is {}; it must be from {} to {}", d.key, self, r.start(), r.end()))
                     }
@@ -378,7 +387,7 @@ settings! {
     /// programs (needs root)
     harden_data_dir: bool = true => Switch("harden-data-dir", "BOOL", Extra::NONE);
     /// Largest upload accepted, in bytes
-    max_upload_bytes: u64 = 2 * 1024 * 1024 * 1024 => Number("max-upload-bytes", "BYTES", Extra::NONE);
+    max_upload_bytes: u64 = 2 * 1024 * 1024 * 1024 => Number("max-upload-bytes", "BYTES", Extra::AT_LEAST_ONE);
     /// Days to keep the contexts and logs of finished runs; 0 purges them at the next pass
     retention_days: u64 = 7 => Number("retention-days", "DAYS", Extra { range: Some(0..=100000), ..Extra::NONE });
     /// Seconds between purges of expired files
@@ -402,9 +411,9 @@ settings! {
     /// step's `DOCKER_BUILDKIT=0|1` overrides it
     builder: Builder = Builder::BuildKit => Text("builder", "BUILDER", Extra { choices: Builder::NAMES, ..Extra::NONE });
     /// Largest expanded size of an uploaded or downloaded context, in bytes
-    max_context_bytes: u64 = 8 << 30 => Number("max-context-bytes", "BYTES", Extra::NONE);
+    max_context_bytes: u64 = 8 << 30 => Number("max-context-bytes", "BYTES", Extra::AT_LEAST_ONE);
     /// Most entries an uploaded or downloaded context may hold
-    max_context_entries: u64 = 500_000 => Number("max-context-entries", "N", Extra::NONE);
+    max_context_entries: u64 = 500_000 => Number("max-context-entries", "N", Extra::AT_LEAST_ONE);
     /// A directory `file://` git sources may come from (repeatable; none by default).
     file_source_dirs: Vec<PathBuf> = Vec::new() => List("file-source-dir", "DIR", Extra::NONE);
     /// A host or network (`git.internal`, `10.0.0.0/8`, `127.0.0.1`) URL sources may reach
@@ -431,57 +440,57 @@ settings! {
     http_header_timeout_seconds: u64 = 30 => Number("http-header-timeout-seconds", "SECONDS", Extra { range: Some(1..=86400), ..Extra::NONE });
     /// Connections one run's steps may hold open to its engine proxy (hijacked attach and
     /// exec streams count); more are answered 429.
-    max_proxy_connections_per_run: u64 = 64 => Number("max-proxy-connections-per-run", "N", Extra::NONE);
+    max_proxy_connections_per_run: u64 = 64 => Number("max-proxy-connections-per-run", "N", Extra::AT_LEAST_ONE);
     /// Connections every run's engine proxy together may hold open.
-    max_proxy_connections: u64 = 2048 => Number("max-proxy-connections", "N", Extra::NONE);
+    max_proxy_connections: u64 = 2048 => Number("max-proxy-connections", "N", Extra::AT_LEAST_ONE);
     /// Log follows (`?follow=true`) and dashboard live feeds one token may hold open.
-    max_follows_per_token: u64 = 32 => Number("max-follows-per-token", "N", Extra::NONE);
+    max_follows_per_token: u64 = 32 => Number("max-follows-per-token", "N", Extra::AT_LEAST_ONE);
     /// API requests one token may have in flight at once.
-    max_requests_per_token: u64 = 32 => Number("max-requests-per-token", "N", Extra::NONE);
+    max_requests_per_token: u64 = 32 => Number("max-requests-per-token", "N", Extra::AT_LEAST_ONE);
     /// Log follows and live feeds the daemon holds open in all.
-    max_follows: u64 = 1024 => Number("max-follows", "N", Extra::NONE);
+    max_follows: u64 = 1024 => Number("max-follows", "N", Extra::AT_LEAST_ONE);
     /// API connections one client address may hold open; more are closed at once.
-    max_connections_per_client: u64 = 256 => Number("max-connections-per-client", "N", Extra::NONE);
+    max_connections_per_client: u64 = 256 => Number("max-connections-per-client", "N", Extra::AT_LEAST_ONE);
     /// Bytes of a run's log kept; past them the log says "log truncated at N bytes" and the
     /// run goes on.
-    max_log_bytes: u64 = 100 << 20 => Number("max-log-bytes", "N", Extra::NONE);
-    /// Uploaded contexts a tenant may keep at once.
+    max_log_bytes: u64 = 100 << 20 => Number("max-log-bytes", "N", Extra::AT_LEAST_ONE);
+    /// Uploaded contexts a tenant may keep at once (0: none).
     max_uploads_per_tenant: u64 = 200 => Number("max-uploads-per-tenant", "N", Extra::NONE);
-    /// Bytes of uploaded contexts a tenant may keep at once.
+    /// Bytes of uploaded contexts a tenant may keep at once (0: none).
     max_upload_bytes_per_tenant: u64 = 20 << 30 => Number("max-upload-bytes-per-tenant", "N", Extra::NONE);
     /// Hours after which an upload no queued run and no task names is removed.
-    unused_upload_hours: u64 = 24 => Number("unused-upload-hours", "N", Extra::NONE);
+    unused_upload_hours: u64 = 24 => Number("unused-upload-hours", "N", Extra::AT_LEAST_ONE);
     /// Runs a tenant may have queued at once; more are refused (429), triggers' skipped.
-    max_queued_runs_per_tenant: u64 = 500 => Number("max-queued-runs-per-tenant", "N", Extra::NONE);
+    max_queued_runs_per_tenant: u64 = 500 => Number("max-queued-runs-per-tenant", "N", Extra::AT_LEAST_ONE);
     /// Runs of one tenant running at once in the whole fleet (0: no cap beyond fair
     /// claims).
     max_running_runs_per_tenant: u64 = 0 => Number("max-running-runs-per-tenant", "N", Extra::NONE);
-    /// Tasks a tenant may have.
+    /// Tasks a tenant may have (0: none).
     max_tasks_per_tenant: u64 = 500 => Number("max-tasks-per-tenant", "N", Extra::NONE);
-    /// Timer triggers a tenant's tasks may have in all.
+    /// Timer triggers a tenant's tasks may have in all (0: none).
     max_timers_per_tenant: u64 = 100 => Number("max-timers-per-tenant", "N", Extra::NONE);
     /// The shortest time between two firings of a timer that a tenant (not an operator) may
-    /// set.
+    /// set (0: any).
     min_timer_period_seconds: u64 = 300 => Number("min-timer-period-seconds", "N", Extra::NONE);
     /// Bytes a run's `/workspace` may hold; checked while steps run, then the run ends as
-    /// Failed.
+    /// Failed (0: no limit).
     max_workspace_bytes: u64 = 10 << 30 => Number("max-workspace-bytes", "N", Extra::NONE);
     /// Memory of a step container that asks for none (`cmd: -m 2g …` asks).
-    step_memory_bytes: u64 = 4 << 30 => Number("step-memory-bytes", "N", Extra::NONE);
+    step_memory_bytes: u64 = 4 << 30 => Number("step-memory-bytes", "N", Extra::AT_LEAST_ONE);
     /// The most memory a step container may ask for.
-    max_step_memory_bytes: u64 = 16 << 30 => Number("max-step-memory-bytes", "N", Extra::NONE);
+    max_step_memory_bytes: u64 = 16 << 30 => Number("max-step-memory-bytes", "N", Extra::AT_LEAST_ONE);
     /// Processes a step container may run when it asks for no number (`--pids-limit`).
-    step_pids: u64 = 1024 => Number("step-pids", "N", Extra::NONE);
+    step_pids: u64 = 1024 => Number("step-pids", "N", Extra::AT_LEAST_ONE);
     /// The most processes a step container may ask for.
-    max_step_pids: u64 = 4096 => Number("max-step-pids", "N", Extra::NONE);
+    max_step_pids: u64 = 4096 => Number("max-step-pids", "N", Extra::AT_LEAST_ONE);
     /// `/dev/shm` of a step container that asks for no size (`--shm-size`).
-    step_shm_bytes: u64 = 64 << 20 => Number("step-shm-bytes", "N", Extra::NONE);
+    step_shm_bytes: u64 = 64 << 20 => Number("step-shm-bytes", "N", Extra::AT_LEAST_ONE);
     /// The largest `/dev/shm` a step container may ask for.
-    max_step_shm_bytes: u64 = 1 << 30 => Number("max-step-shm-bytes", "N", Extra::NONE);
+    max_step_shm_bytes: u64 = 1 << 30 => Number("max-step-shm-bytes", "N", Extra::AT_LEAST_ONE);
     /// Size of a tmpfs a container started through the proxy mounts without one.
-    step_tmpfs_bytes: u64 = 256 << 20 => Number("step-tmpfs-bytes", "N", Extra::NONE);
+    step_tmpfs_bytes: u64 = 256 << 20 => Number("step-tmpfs-bytes", "N", Extra::AT_LEAST_ONE);
     /// The largest tmpfs a container started through the proxy may mount.
-    max_step_tmpfs_bytes: u64 = 2 << 30 => Number("max-step-tmpfs-bytes", "N", Extra::NONE);
+    max_step_tmpfs_bytes: u64 = 2 << 30 => Number("max-step-tmpfs-bytes", "N", Extra::AT_LEAST_ONE);
     /// Seconds a shutdown waits for running runs before stopping them as Error
     shutdown_grace_seconds: u64 = 30 => Number("shutdown-grace-seconds", "SECONDS", Extra { range: Some(0..=86400), ..Extra::NONE });
     /// Map a `cmd` image alias to an image, e.g. `bash=busybox:latest` (repeatable).
