@@ -364,6 +364,11 @@ impl ArchiveWalk<'_> {
             .take()
             .or_else(|| entry.header().link_name_bytes().map(|b| b.into_owned()))
             .map(|b| bytes_path(&b));
+        if kind == Directory && raw_name.as_slice() == b"/" {
+            // The root as `az acr build` names it (Python's tarfile with arcname ""):
+            // the context itself, as "./" is, not an absolute path.
+            return Ok(());
+        }
         let Some(place) = self.place(&raw_name, &bad)? else {
             // The root itself ("./"): nothing to create.
             return Ok(());
@@ -618,6 +623,14 @@ mod tests {
     }
 
     #[test]
+    fn the_root_as_az_acr_build_names_it_is_the_context() {
+        let bytes = gz(&[raw_entry("/", b'5', ""), raw_entry("./", b'5', ""), raw_entry("sub", b'5', "")].concat());
+        let (d, r) = unpack_into(&bytes, &Limits::default());
+        assert!(r.is_ok(), "{r:?}");
+        assert!(d.path().join("sub").is_dir());
+    }
+
+    #[test]
     fn bad_archives_are_refused_naming_the_entry() {
         assert!(matches!(
             check(&b"plain text"[..], &Limits::default()),
@@ -625,6 +638,8 @@ mod tests {
         ));
         let cases: Vec<(Vec<u8>, &str, &str)> = vec![
             (raw_entry("/etc/passwd", b'0', ""), "/etc/passwd", "absolute"),
+            (raw_entry("/", b'0', ""), "/", "absolute"),
+            (raw_entry("/etc", b'5', ""), "/etc", "absolute"),
             (raw_entry("a/../../x", b'0', ""), "a/../../x", ".."),
             (raw_entry("evil", b'2', "/etc/shadow"), "evil", "outside"),
             (raw_entry("sub/evil", b'2', "../../x"), "sub/evil", "outside"),
