@@ -94,7 +94,8 @@ struct TaskArgs {
     /// A value for `{{.Values.NAME}}` (repeatable; wins over --values).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
-    /// A secret value for `{{.Secrets.NAME}}` or a task secret's id (repeatable; never logged).
+    /// A secret value for `{{.Values.NAME}}` (as `az acr run --set-secret`), `{{.Secrets.NAME}}`
+    /// or a task secret's id (repeatable; never logged).
     #[arg(long = "set-secret", value_name = "NAME=VALUE")]
     set_secret: Vec<String>,
     /// A YAML file of values.
@@ -242,7 +243,7 @@ fn load_task(a: &TaskArgs, run_id: &str) -> Result<Loaded> {
         opts.values = slipway_taskfile::parse_values(&path.display().to_string(), &t)?;
     }
     slipway_taskfile::set_values(&mut opts.values, &pairs::split_all("--set", &a.set, "NAME=VALUE")?);
-    opts.secrets = pairs::split_all("--set-secret", &a.set_secret, "NAME=VALUE")?.into_iter().collect();
+    opts.set_secret_values(&pairs::split_all("--set-secret", &a.set_secret, "NAME=VALUE")?);
     opts.allow_unknown_keys = a.allow_unknown_keys;
     opts.allow_privileged = a.allow_privileged;
     opts.image_aliases = pairs::split_all("--image-alias", &a.image_alias, "ALIAS=IMAGE")?

@@ -153,6 +153,18 @@ fn unknown_keys_become_warnings_when_allowed() {
     assert!(r.stderr.contains("warning:") && r.stderr.contains("tiemout"), "{}", r.stderr);
 }
 
+/// Issue 20: `--set-secret` means what `az acr run --set-secret` means: the task reads
+/// it as `{{.Values.NAME}}` (and `{{.Secrets.NAME}}`), masked in what is printed.
+#[test]
+fn a_set_secret_is_a_value_too_and_never_printed() {
+    let dir = dir_with(&[("acb.yaml", "steps:\n  - cmd: busybox echo v={{.Values.npm}} s={{.Secrets.npm}}\n")]);
+    let r = run(slipway().args(["plan", "--set-secret", "npm=hunter22", "-f", dir.path().join("acb.yaml").to_str().unwrap()]));
+    assert!(r.ok, "{}", r.all());
+    assert!(!r.all().contains("hunter22"), "{}", r.all());
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["steps"][0]["cmd"], "busybox echo v=***** s=*****");
+}
+
 #[test]
 fn plan_prints_defaults_and_resolved_when() {
     let dir = dir_with(&[(

@@ -85,6 +85,14 @@ impl Options {
         self.allow_host_secrets = true;
         self
     }
+
+    /// Secret values given by name (`--set-secret`, a request's `isSecret` values): a
+    /// task reads each as `{{.Values.NAME}}`, as ACR tasks do, and as `{{.Secrets.NAME}}`
+    /// or a task secret's id; every printout masks it.
+    pub fn set_secret_values(&mut self, pairs: &[(String, String)]) {
+        set_values(&mut self.values, pairs);
+        self.secrets.extend(pairs.iter().cloned());
+    }
 }
 
 /// A loaded task: the plan, the text it was built from, and any warnings.
