@@ -224,8 +224,9 @@ fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
 
 fn serve(a: serve::ServeArgs) -> Result<()> {
     let settings = serve::settings(a, std::env::vars())?;
-    block_on(slipway_server::serve(settings, |addr| {
-        eprintln!("slipway: listening on http://{addr}")
+    let scheme = if settings.tls_cert.is_some() { "https" } else { "http" };
+    block_on(slipway_server::serve(settings, move |addr| {
+        eprintln!("slipway: listening on {scheme}://{addr}")
     }))
 }
 

@@ -158,7 +158,13 @@ fn unknown_keys_become_warnings_when_allowed() {
 #[test]
 fn a_set_secret_is_a_value_too_and_never_printed() {
     let dir = dir_with(&[("acb.yaml", "steps:\n  - cmd: busybox echo v={{.Values.npm}} s={{.Secrets.npm}}\n")]);
-    let r = run(slipway().args(["plan", "--set-secret", "npm=hunter22", "-f", dir.path().join("acb.yaml").to_str().unwrap()]));
+    let r = run(slipway().args([
+        "plan",
+        "--set-secret",
+        "npm=hunter22",
+        "-f",
+        dir.path().join("acb.yaml").to_str().unwrap(),
+    ]));
     assert!(r.ok, "{}", r.all());
     assert!(!r.all().contains("hunter22"), "{}", r.all());
     let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();

@@ -9,6 +9,7 @@ mod memory;
 mod outgoing;
 mod plain_text;
 pub mod routes;
+mod tls;
 
 pub use slipway_settings::Settings;
 
@@ -43,6 +44,7 @@ impl std::ops::Deref for Server {
 /// once the daemon accepts requests.
 pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
     let (blobs, fleet_keys) = checked_fleet(&settings)?;
+    let tls = tls::acceptor(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?;
     let _hardened = prepare_data_dir(&mut settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = slipway_store::open(&settings.database, clock.clone())
@@ -84,7 +86,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     let signals = count_signals(&shutdown);
     let header_timeout = std::time::Duration::from_secs(daemon.settings.http_header_timeout_seconds);
     let per_client = slipway_limits::Gate::new(usize::MAX, node.settings.max_connections_per_client as usize);
-    serve_http(listener, app, header_timeout, per_client, shutdown.clone()).await;
+    serve_http(listener, tls, app, header_timeout, per_client, shutdown.clone()).await;
     drain(&node, &signals).await;
     node.drain_pool().await;
     Ok(())
@@ -258,6 +260,7 @@ struct SignalCount {
 /// once), so one client's flood leaves room for everyone else's.
 async fn serve_http(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
     header_timeout: std::time::Duration,
     per_client: std::sync::Arc<slipway_limits::Gate>,
@@ -292,10 +295,23 @@ async fn serve_http(
             }
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let (http, watcher) = (http.clone(), graceful.watcher());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                // The handshake has as long as a request's head: a client that opens a
+                // connection and says nothing holds it no longer over TLS than without.
+                Some(tls) => match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "a TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => Ok(()),
+                },
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(pass);

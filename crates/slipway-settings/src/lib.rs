@@ -207,6 +207,16 @@ impl Value for PathBuf {
     }
 }
 
+impl Value for Option<PathBuf> {
+    fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
+        *self = Some(PathBuf::from(one(values, d)?));
+        Ok(())
+    }
+    fn show(&self, _d: &Declared) -> Option<String> {
+        None
+    }
+}
+
 impl Value for Option<String> {
     fn set(&mut self, values: &[&str], d: &Declared) -> Result<(), String> {
         *self = Some(one(values, d)?.to_string());
@@ -361,6 +371,11 @@ macro_rules! settings {
 settings! {
     /// Address to listen on
     listen: String = "127.0.0.1:8080".into() => Text("listen", "ADDR", Extra::NONE);
+    /// A PEM file of the certificate chain to serve HTTPS with (with `tls_key`); every
+    /// route is then served over TLS on the listen address
+    tls_cert: Option<PathBuf> = None => Text("tls-cert", "FILE", Extra::NONE);
+    /// The PEM file of `tls_cert`'s private key
+    tls_key: Option<PathBuf> = None => Text("tls-key", "FILE", Extra::NONE);
     /// Where uploads, contexts, logs and per-run secret files live
     data_dir: PathBuf = PathBuf::from("./slipway-data") => Text("data-dir", "DIR", Extra::NONE);
     /// The queue's database: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`
@@ -669,7 +684,8 @@ impl Settings {
                 Some(("0.0.0.0" | "[::]", port)) => format!("{}:{port}", self.node),
                 _ => self.listen.clone(),
             };
-            format!("http://{listen}")
+            let scheme = if self.tls_cert.is_some() { "https" } else { "http" };
+            format!("{scheme}://{listen}")
         } else {
             self.public_url.trim_end_matches('/').to_string()
         }

@@ -16,6 +16,8 @@ pub struct Daemon {
     pub database: Option<String>,
     /// Environment variables the daemon process gets (settings as `SLIPWAY_*`).
     pub envs: Vec<(String, String)>,
+    /// The CA of the daemon's certificate when it serves HTTPS.
+    pub tls_ca: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -47,13 +49,47 @@ impl Daemon {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             database,
             envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tls_ca: None,
         };
         d.spawn();
         d
     }
 
+    /// Starts the daemon serving HTTPS with `cert` and `key`, whose CA is `ca`, and a
+    /// request head's time of 5 s.
+    pub fn start_tls(ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> Daemon {
+        let mut d = Daemon {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            child: None,
+            extra: vec![
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ],
+            database: None,
+            // A silent connection is closed after 5 s, so tests can see it happen.
+            envs: vec![("SLIPWAY_HTTP_HEADER_TIMEOUT_SECONDS".into(), "5".into())],
+            tls_ca: Some(ca.to_path_buf()),
+        };
+        d.spawn();
+        d
+    }
+
+    /// An HTTP client that trusts the daemon's certificate when it serves HTTPS.
+    pub fn http(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder();
+        if let Some(ca) = &self.tls_ca {
+            let pem = std::fs::read(ca).unwrap();
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
+    }
+
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls_ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -129,13 +165,17 @@ impl Daemon {
         c.env("SLIPWAY_SERVER", self.url())
             .env("SLIPWAY_TOKEN", TOKEN)
             .current_dir(super::repo_root());
+        if let Some(ca) = &self.tls_ca {
+            // The client's TLS (OpenSSL) trusts the bundle this names instead of the system's.
+            c.env("SSL_CERT_FILE", ca);
+        }
         c
     }
 
     pub fn get_raw(&self, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
         let url = format!("{}{path}", self.url());
         super::rt().block_on(async {
-            let mut r = reqwest::Client::new().get(url);
+            let mut r = self.http().get(url);
             if let Some(t) = token {
                 r = r.bearer_auth(t);
             }
@@ -152,7 +192,7 @@ impl Daemon {
     pub fn post(&self, path: &str, body: Vec<u8>, token: Option<&str>) -> (u16, String) {
         let url = format!("{}{path}", self.url());
         super::rt().block_on(async {
-            let mut r = reqwest::Client::new().post(url).body(body);
+            let mut r = self.http().post(url).body(body);
             if let Some(t) = token {
                 r = r.bearer_auth(t);
             }
@@ -167,7 +207,7 @@ impl Daemon {
         let url = format!("{}{path}", self.url());
         super::rt().block_on(async {
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let mut r = reqwest::Client::new().request(method, url);
+            let mut r = self.http().request(method, url);
             if let Some(t) = token {
                 r = r.bearer_auth(t);
             }
