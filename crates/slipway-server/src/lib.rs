@@ -3,6 +3,7 @@
 //! ([`slipway_triggers`]); start-up, signals and graceful shutdown. The only crate that
 //! knows all the parts of the daemon.
 
+mod arm;
 mod failure;
 mod harden;
 mod memory;
@@ -28,6 +29,8 @@ pub struct Server {
     pub notifier: Arc<slipway_notify::Notifier>,
     /// API requests in flight, per token (`max_requests_per_token`).
     pub requests: Arc<slipway_limits::Gate>,
+    /// Signs and checks the access tokens the Azure CLI is given.
+    pub arm: arm::token::Signer,
 }
 
 /// What every handler is given.
@@ -46,6 +49,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
     let (blobs, fleet_keys) = checked_fleet(&settings)?;
     let tls = tls::acceptor(settings.tls_cert.as_deref(), settings.tls_key.as_deref())?;
     let _hardened = prepare_data_dir(&mut settings)?;
+    let arm = arm::signer(&settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = slipway_store::open(&settings.database, clock.clone())
         .await
@@ -72,6 +76,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         triggers: triggers.clone(),
         notifier: notifier.clone(),
         requests: slipway_limits::Gate::new(usize::MAX, node.settings.max_requests_per_token as usize),
+        arm,
     });
     // Runs this machine was executing before a restart have no worker any more.
     let node_prefix = format!("{}/", daemon.settings.node);

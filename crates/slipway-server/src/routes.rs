@@ -85,6 +85,7 @@ pub fn router(d: Arc<Server>, shutdown: tokio_util::sync::CancellationToken) -> 
         .route("/healthz", get(health))
         .merge(api)
         .merge(hooks)
+        .merge(crate::arm::router(d.clone()))
         .with_state(d.clone())
         .merge(dashboard)
         .fallback(not_found)

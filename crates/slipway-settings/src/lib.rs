@@ -520,6 +520,13 @@ settings! {
     /// The image that holds a run's network namespace in shared network mode (needs
     /// `sleep`)
     sandbox_image: String = "busybox:latest".into() => Text("sandbox-image", "IMAGE", Extra::NONE);
+    /// The subscription the Azure CLI sees this daemon in (one per daemon).
+    arm_subscription: String = "slipway".into() => Text("arm-subscription", "NAME", Extra::NONE);
+    /// The resource group the Azure CLI sees this daemon's registry in.
+    arm_resource_group: String = "slipway".into() => Text("arm-resource-group", "NAME", Extra::NONE);
+    /// The registry's name as the Azure CLI gives it (`az acr build -r NAME`; 5 to 50
+    /// letters, digits or '-'); its login server is `registry`.
+    arm_registry_name: String = "slipway".into() => Text("arm-registry-name", "NAME", Extra::NONE);
     /// The registry runs build for (`{{.Run.Registry}}`, `$Registry`).
     registry: String = String::new() => Text("registry", "HOST", Extra::NONE);
     /// Seconds between polls of tracked base images; 0 never polls
@@ -667,7 +674,28 @@ impl Settings {
     /// Every setting checked against its bounds and choices, once, when all are read.
     pub fn checked(self) -> Result<Settings, SettingsError> {
         self.check().map_err(|message| SettingsError::Check { message })?;
+        self.check_arm_names().map_err(|message| SettingsError::Check { message })?;
         Ok(self)
+    }
+
+    /// The names the Azure CLI sees, as ARM allows them.
+    fn check_arm_names(&self) -> Result<(), String> {
+        let ok = |s: &str, more: &str| !s.is_empty() && s.len() <= 90 && s.chars().all(|c| c.is_ascii_alphanumeric() || more.contains(c));
+        if !(5..=50).contains(&self.arm_registry_name.len()) || !ok(&self.arm_registry_name, "-") {
+            return Err(format!(
+                "arm_registry_name is {:?}; it must be 5 to 50 letters, digits or '-'",
+                self.arm_registry_name
+            ));
+        }
+        for (key, value) in [
+            ("arm_subscription", &self.arm_subscription),
+            ("arm_resource_group", &self.arm_resource_group),
+        ] {
+            if !ok(value, "-_.()") {
+                return Err(format!("{key} is {value:?}; it must be 1 to 90 letters, digits or -_.()"));
+            }
+        }
+        Ok(())
     }
 
     /// Adds one `NAME:token=TOKEN`, `NAME:admin-token=TOKEN` or `NAME:repository=PATTERN`
