@@ -85,87 +85,21 @@ async fn prepare(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &Log
     } else {
         spec.dockerfile.clone()
     };
-    let ignore = match reading(&context, &dockerfile, |dir, name| {
+    let ignore = reading(&context, &dockerfile, |dir, name| {
         slipway_context::context_ignore(dir, name).map_err(|e| e.to_string())
     })
-    .await
-    {
-        Ok(i) => i,
-        Err(e) => return Err(e),
-    };
-    let env: HashMap<String, String> = step
-        .env
-        .iter()
-        .filter_map(|e| e.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    .await?;
+    let env = step_env(step);
     let mut build_args = build_args_of(shared, spec, &env);
-    let builder = match env.get("DOCKER_BUILDKIT").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-        Some("0" | "false") => Builder::Classic,
-        Some("1" | "true") => Builder::BuildKit,
-        _ => shared.cfg.builder,
-    };
-    let secrets = {
-        let (shared, env, wanted) = (shared.clone(), env.clone(), spec.secrets.clone());
-        let read = tokio::task::spawn_blocking(move || wanted.iter().map(|s| secret(&shared, &env, s)).collect::<Result<Vec<_>, _>>());
-        match read.await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(e.to_string()),
-        }
-    };
-    // The Dockerfile sent is the one read here, under the name the context has for it:
-    // no `..` and no link on its path, which the engine would follow to another file.
-    if shared.cfg.images.is_some() {
-        if let Err(e) = plain_path(&context, &dockerfile) {
-            return Err(format!("-f {dockerfile}: {e}"));
-        }
-    }
-    // The dependency scan is part of every build's record. The engine reads the
-    // Dockerfile from the context, so it must be inside it.
-    let dockerfile_text = match reading(&context, &dockerfile, |dir, name| {
-        read_beneath(dir, name).map_err(|e| format!("cannot read Dockerfile {name:?} in the build context: {e}"))
-    })
-    .await
-    {
-        Ok(t) => t,
-        Err(e) => return Err(e),
-    };
+    let builder = builder_of(shared, &env);
+    let secrets = read_secrets(shared, &env, spec).await?;
+    let dockerfile_text = read_dockerfile(shared, &context, &dockerfile).await?;
     let registry_cache = registry_cache_of(shared, step, spec, sink);
-    let mut cache_from = Vec::new();
-    for c in spec.cache_from.iter().map(|c| cache_source(c)).chain(registry_cache.clone()) {
-        match cache_image(shared, &c).await {
-            Ok(image) => cache_from.push(image),
-            Err(e) => sink(&format!("Warning: the build does not use {c} as a cache: {e}")),
-        }
-    }
-    let platforms: Vec<String> = spec
-        .platform
-        .iter()
-        .flat_map(|p| p.split(','))
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
-    let mut tags = Vec::with_capacity(spec.tags.len());
-    for t in &spec.tags {
-        match crate::images::own_name(shared, t) {
-            Ok(n) => tags.push(n),
-            Err(e) => return Err(format!("-t {e}")),
-        }
-    }
-    let mut labels = labels_of(spec);
-    if shared.cfg.images.is_some() {
-        // What the build leaves untagged is found by this, and removed with the run.
-        labels.insert(slipway_engine::RUN_LABEL.to_string(), shared.cfg.run_id.clone());
-        if let Some(frontend) = build_args.get("BUILDKIT_SYNTAX").cloned() {
-            match crate::images::registry_frontend(shared, &frontend).await {
-                Ok(pinned) => {
-                    build_args.insert("BUILDKIT_SYNTAX".into(), pinned);
-                }
-                Err(e) => return Err(format!("--build-arg BUILDKIT_SYNTAX={frontend}: {e}")),
-            }
-        }
-    }
+    let cache_from = cache_images(shared, spec, &registry_cache, sink).await;
+    let platforms = platforms_of(spec);
+    let tags = own_tags(shared, spec)?;
+    let labels = run_labels(shared, spec);
+    pin_syntax_frontend(shared, &mut build_args).await?;
     let request = ImageBuild {
         builder,
         tags,
@@ -193,6 +127,117 @@ async fn prepare(shared: &Arc<Shared>, step: &Step, spec: &BuildSpec, sink: &Log
         registry_cache,
         platforms,
     })
+}
+
+/// The step's `env:` as a map, `NAME=VALUE` entries only: where build arguments,
+/// secrets and the builder choice are looked up.
+fn step_env(step: &Step) -> HashMap<String, String> {
+    step.env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The builder the step asks for with `DOCKER_BUILDKIT` in its environment, else the
+/// run's.
+fn builder_of(shared: &Shared, env: &HashMap<String, String>) -> Builder {
+    match env.get("DOCKER_BUILDKIT").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("0" | "false") => Builder::Classic,
+        Some("1" | "true") => Builder::BuildKit,
+        _ => shared.cfg.builder,
+    }
+}
+
+/// The build's `--secret`s, read on a blocking thread: a `src=` is a file of the run.
+async fn read_secrets(shared: &Arc<Shared>, env: &HashMap<String, String>, spec: &BuildSpec) -> Result<Vec<BuildSecret>, String> {
+    let (shared, env, wanted) = (shared.clone(), env.clone(), spec.secrets.clone());
+    let read = tokio::task::spawn_blocking(move || wanted.iter().map(|s| secret(&shared, &env, s)).collect::<Result<Vec<_>, _>>());
+    match read.await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The Dockerfile's text, the one the build is sent: with the run's images its own,
+/// only under a plain path of the context.
+async fn read_dockerfile(shared: &Shared, context: &slipway_context::Dir, dockerfile: &str) -> Result<String, String> {
+    // The Dockerfile sent is the one read here, under the name the context has for it:
+    // no `..` and no link on its path, which the engine would follow to another file.
+    if shared.cfg.images.is_some() {
+        if let Err(e) = plain_path(context, dockerfile) {
+            return Err(format!("-f {dockerfile}: {e}"));
+        }
+    }
+    // The dependency scan is part of every build's record. The engine reads the
+    // Dockerfile from the context, so it must be inside it.
+    reading(context, dockerfile, |dir, name| {
+        read_beneath(dir, name).map_err(|e| format!("cannot read Dockerfile {name:?} in the build context: {e}"))
+    })
+    .await
+}
+
+/// The images the build imports its cache from: `--cache-from`s and the registry
+/// cache, each as this run may use it; one it may not is warned about and left out.
+async fn cache_images(shared: &Shared, spec: &BuildSpec, registry_cache: &Option<String>, sink: &LogSink) -> Vec<String> {
+    let mut cache_from = Vec::new();
+    for c in spec.cache_from.iter().map(|c| cache_source(c)).chain(registry_cache.clone()) {
+        match cache_image(shared, &c).await {
+            Ok(image) => cache_from.push(image),
+            Err(e) => sink(&format!("Warning: the build does not use {c} as a cache: {e}")),
+        }
+    }
+    cache_from
+}
+
+/// The platforms asked for, `--platform a,b` split; none means the engine's own.
+fn platforms_of(spec: &BuildSpec) -> Vec<String> {
+    spec.platform
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The build's `-t`s under the names the run gives its images while it runs.
+fn own_tags(shared: &Shared, spec: &BuildSpec) -> Result<Vec<String>, String> {
+    let mut tags = Vec::with_capacity(spec.tags.len());
+    for t in &spec.tags {
+        match crate::images::own_name(shared, t) {
+            Ok(n) => tags.push(n),
+            Err(e) => return Err(format!("-t {e}")),
+        }
+    }
+    Ok(tags)
+}
+
+/// The build's `--label`s, and with the run's images its own the run's label, by
+/// which what the build leaves untagged is found and removed with the run.
+fn run_labels(shared: &Shared, spec: &BuildSpec) -> HashMap<String, String> {
+    let mut labels = labels_of(spec);
+    if shared.cfg.images.is_some() {
+        labels.insert(slipway_engine::RUN_LABEL.to_string(), shared.cfg.run_id.clone());
+    }
+    labels
+}
+
+/// With the run's images its own, a `BUILDKIT_SYNTAX` frontend is pinned to the image
+/// the run may use, as a base would be.
+async fn pin_syntax_frontend(shared: &Shared, build_args: &mut HashMap<String, String>) -> Result<(), String> {
+    if shared.cfg.images.is_none() {
+        return Ok(());
+    }
+    if let Some(frontend) = build_args.get("BUILDKIT_SYNTAX").cloned() {
+        match crate::images::registry_frontend(shared, &frontend).await {
+            Ok(pinned) => {
+                build_args.insert("BUILDKIT_SYNTAX".into(), pinned);
+            }
+            Err(e) => return Err(format!("--build-arg BUILDKIT_SYNTAX={frontend}: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// A build's `--build-arg`s: `NAME=VALUE` as given, `NAME` from the step's environment
