@@ -707,15 +707,44 @@ async fn pin_digest(shared: &Arc<Shared>, r: &Reference) -> String {
     }
 }
 
+/// A `push` step: each image checked, pushed and recorded in turn; the first that
+/// cannot be pushed fails the step.
 pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &LogSink, produced: &mut Produced) -> Outcome {
     for image in images {
+        let push = match Push::checked(shared, image).await {
+            Ok(p) => p,
+            Err(outcome) => return outcome,
+        };
+        let (digest, per_platform) = match push.with_retries(shared, sink).await {
+            Ok(pushed) => pushed,
+            Err(outcome) => return outcome,
+        };
+        push.record(shared, &digest, per_platform, produced).await;
+    }
+    Outcome::Ok
+}
+
+/// One image of a `push` step, checked as the run may push it: the name it is pushed
+/// under, the local image it is, how to reach its registry and its platforms' images.
+struct Push<'a> {
+    image: &'a str,
+    source: String,
+    scoped: bool,
+    credential: Option<slipway_engine::RegistryCredential>,
+    variants: Option<Vec<(String, String)>>,
+}
+
+impl<'a> Push<'a> {
+    /// Refuses a push the run may not make, or of an image it did not build when its
+    /// images are its own; otherwise what the push needs.
+    async fn checked(shared: &Arc<Shared>, image: &'a str) -> Result<Push<'a>, Outcome> {
         if let Err(e) = may_push(shared, image) {
-            return Outcome::Failed(format!("push of {image}: {e}"));
+            return Err(Outcome::Failed(format!("push of {image}: {e}")));
         }
         // A run pushes the images it built (under its own names while it runs).
         let source = match crate::images::own_name(shared, image) {
             Ok(s) => s,
-            Err(e) => return Outcome::Failed(format!("push of {e}")),
+            Err(e) => return Err(Outcome::Failed(format!("push of {e}"))),
         };
         let scoped = shared.cfg.images.is_some();
         let variants_known = shared
@@ -724,9 +753,9 @@ pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &Log
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&slipway_plan::with_default_tag(image));
         if scoped && !variants_known && shared.engine.image_id(&source).await.is_none() {
-            return Outcome::Failed(format!(
+            return Err(Outcome::Failed(format!(
                 "push of {image}: no image of that name was built in this run (a run pushes the images it builds)"
-            ));
+            )));
         }
         let credential = shared.credential_for(image);
         let variants = shared
@@ -735,76 +764,93 @@ pub(crate) async fn push_all(shared: &Arc<Shared>, images: &[String], sink: &Log
             .unwrap_or_else(|p| p.into_inner())
             .get(&slipway_plan::with_default_tag(image))
             .cloned();
+        Ok(Push {
+            image,
+            source,
+            scoped,
+            credential,
+            variants,
+        })
+    }
+
+    /// The push, tried up to three times, 1 s then 2 s apart: a registry's hiccup does
+    /// not fail the step. Returns the digest and each platform's.
+    async fn with_retries(&self, shared: &Shared, sink: &LogSink) -> Result<(String, Vec<(String, String)>), Outcome> {
+        let image = self.image;
         let mut delay = Duration::from_secs(1);
         let mut attempt = 1;
         loop {
             sink(&format!("Pushing image: {image}, attempt {attempt}"));
-            let pushed = match &variants {
-                Some(v) => shared.engine.push_index(image, v, credential.clone(), sink.clone(), !scoped).await,
-                None if scoped => shared
-                    .engine
-                    .push_as(&source, image, credential.clone(), sink.clone())
-                    .await
-                    .map(|d| (d, Vec::new())),
-                None => shared
-                    .engine
-                    .push(image, credential.clone(), sink.clone())
-                    .await
-                    .map(|d| (d, Vec::new())),
-            };
-            match pushed {
-                Ok((digest, per_platform)) => {
-                    if let Ok(r) = Reference::parse(image) {
-                        let output = |digest: &str, platform: Option<String>| OutputImage {
-                            registry: r.registry.clone(),
-                            repository: r.repository.clone(),
-                            tag: r.tag().to_string(),
-                            digest: digest.to_string(),
-                            platform,
-                            media_type: None,
-                            size: None,
-                        };
-                        let mut tagged = output(&digest, None);
-                        // What a push notification tells: the manifest's type and size.
-                        let auth = credential.as_ref().map(|c| (c.username.clone(), c.password.clone()));
-                        let described = match crate::images::registry_client() {
-                            Some(client) => slipway_registry::describe(&client, &format!("{}@{digest}", r.name()), auth).await,
-                            None => Err("no HTTP client".into()),
-                        };
-                        match described {
-                            Ok(d) => {
-                                tagged.media_type = Some(d.media_type);
-                                tagged.size = Some(d.size);
-                            }
-                            Err(e) => {
-                                tracing::warn!(image, error = %shared.redactor.mask(&e), "describing the pushed manifest failed");
-                                // What was pushed is known even when its size is not.
-                                if variants.is_some() {
-                                    tagged.media_type = Some("application/vnd.oci.image.index.v1+json".into());
-                                }
-                            }
-                        }
-                        if let Some(watch) = &shared.cfg.on_step {
-                            watch(crate::StepEvent::Pushed(&tagged));
-                        }
-                        produced.images.push(tagged);
-                        for (platform, d) in per_platform {
-                            produced.images.push(output(&d, Some(platform)));
-                        }
-                    }
-                    break;
-                }
+            match self.once(shared, sink).await {
+                Ok(pushed) => return Ok(pushed),
                 Err(e) if attempt < 3 => {
                     sink(&format!("Push failed: {e}; retrying in {} s", delay.as_secs()));
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
                 }
-                Err(e) => return Outcome::Failed(e.to_string()),
+                Err(e) => return Err(Outcome::Failed(e.to_string())),
             }
         }
     }
-    Outcome::Ok
+
+    /// One push to the engine: an image index of the platforms' images, the run's own
+    /// image under the pushed name, or the image of that name.
+    async fn once(&self, shared: &Shared, sink: &LogSink) -> Result<(String, Vec<(String, String)>), slipway_engine::EngineError> {
+        let (image, credential) = (self.image, self.credential.clone());
+        match &self.variants {
+            Some(v) => shared.engine.push_index(image, v, credential, sink.clone(), !self.scoped).await,
+            None if self.scoped => shared
+                .engine
+                .push_as(&self.source, image, credential, sink.clone())
+                .await
+                .map(|d| (d, Vec::new())),
+            None => shared.engine.push(image, credential, sink.clone()).await.map(|d| (d, Vec::new())),
+        }
+    }
+
+    /// The pushed image in the run's record and told to a watcher, with the manifest's
+    /// type and size as the registry describes it; each platform's image after it.
+    async fn record(&self, shared: &Shared, digest: &str, per_platform: Vec<(String, String)>, produced: &mut Produced) {
+        let image = self.image;
+        let Ok(r) = Reference::parse(image) else { return };
+        let output = |digest: &str, platform: Option<String>| OutputImage {
+            registry: r.registry.clone(),
+            repository: r.repository.clone(),
+            tag: r.tag().to_string(),
+            digest: digest.to_string(),
+            platform,
+            media_type: None,
+            size: None,
+        };
+        let mut tagged = output(digest, None);
+        // What a push notification tells: the manifest's type and size.
+        let auth = self.credential.as_ref().map(|c| (c.username.clone(), c.password.clone()));
+        let described = match crate::images::registry_client() {
+            Some(client) => slipway_registry::describe(&client, &format!("{}@{digest}", r.name()), auth).await,
+            None => Err("no HTTP client".into()),
+        };
+        match described {
+            Ok(d) => {
+                tagged.media_type = Some(d.media_type);
+                tagged.size = Some(d.size);
+            }
+            Err(e) => {
+                tracing::warn!(image, error = %shared.redactor.mask(&e), "describing the pushed manifest failed");
+                // What was pushed is known even when its size is not.
+                if self.variants.is_some() {
+                    tagged.media_type = Some("application/vnd.oci.image.index.v1+json".into());
+                }
+            }
+        }
+        if let Some(watch) = &shared.cfg.on_step {
+            watch(crate::StepEvent::Pushed(&tagged));
+        }
+        produced.images.push(tagged);
+        for (platform, d) in per_platform {
+            produced.images.push(output(&d, Some(platform)));
+        }
+    }
 }
 
 #[cfg(test)]
