@@ -4,6 +4,7 @@
 //! HTTP, no database, no Docker. The server, the workers, the triggers and the client
 //! all speak these types.
 
+pub mod arm;
 pub mod model;
 pub mod patch;
 pub mod requests;

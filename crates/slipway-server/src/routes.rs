@@ -275,6 +275,13 @@ async fn metrics(State(d): Shared, axum::Extension(who): Who) -> Result<Response
 
 async fn upload(State(d): Shared, axum::Extension(who): Who, body: Body) -> Result<(StatusCode, Json<Upload>), Failure> {
     let id = uuid::Uuid::new_v4().simple().to_string();
+    Ok((StatusCode::CREATED, Json(receive_upload(&d, &who, &id, body).await?)))
+}
+
+/// Receives a context upload `id` for `who`'s tenant within its quotas, checked entry by
+/// entry; the API's uploads and the Azure CLI's blob uploads both come here.
+pub(crate) async fn receive_upload(d: &Server, who: &Caller, id: &str, body: Body) -> Result<Upload, Failure> {
+    let id = id.to_string();
     let stream = body.into_data_stream().map_err(|e| e.to_string());
     let limits = slipway_context::archive::Limits {
         max_bytes: d.settings.max_context_bytes,
@@ -306,14 +313,11 @@ async fn upload(State(d): Shared, axum::Extension(who): Who, body: Body) -> Resu
         d.share_upload(&id).await.map_err(internal)?;
     }
     match received {
-        Ok(size) => Ok((
-            StatusCode::CREATED,
-            Json(Upload {
-                source_location: format!("upload://{id}"),
-                id,
-                size,
-            }),
-        )),
+        Ok(size) => Ok(Upload {
+            source_location: format!("upload://{id}"),
+            id,
+            size,
+        }),
         Err(e) => Err(match e.status() {
             413 if max < d.settings.max_upload_bytes => quota(format!(
                 "the upload is larger than the {room} bytes left of tenant {}'s uploads (max_upload_bytes_per_tenant)",
@@ -354,8 +358,16 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
         _ => {}
     }
     let request: RunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid request: {e}")))?;
+    let record = start_run(&d, &who, request).await?;
+    Ok((StatusCode::CREATED, Json(record.view())))
+}
+
+/// Queues a run of `request` for `who`: its source checked (an upload must be the
+/// caller's tenant's), a task given inline checked now with the messages `slipway plan`
+/// gives. The API's and the Azure CLI's runs both start here.
+pub(crate) async fn start_run(d: &Server, who: &Caller, request: RunRequest) -> Result<slipway_store::RunRecord, Failure> {
     let source = request.source_location().map(str::to_string);
-    check_source(&d, &who, source.as_deref(), "sourceLocation").await?;
+    check_source(d, who, source.as_deref(), "sourceLocation").await?;
     let submission = slipway_worker::submit::Submission::of_request(&who.tenant, request, None).map_err(|e| bad_request(e.0))?;
     let run_id = submission.run.id.clone();
     // A task given inline is checked now, with the same messages as `slipway plan`.
@@ -381,11 +393,10 @@ async fn create_run(State(d): Shared, axum::Extension(who): Who, body: Bytes) ->
             return Err(bad_request(redactor.mask(&e.to_string())));
         }
     }
-    let record = slipway_worker::submit::submit(&d, submission)
+    slipway_worker::submit::submit(d, submission)
         .await
         .map_err(submit_failure)?
-        .ok_or_else(|| internal("the run was not queued"))?;
-    Ok((StatusCode::CREATED, Json(record.view())))
+        .ok_or_else(|| internal("the run was not queued"))
 }
 
 /// A quota is the caller's to mend (429); anything else is the daemon's.

@@ -5,8 +5,10 @@
 //! Every ARM call but the metadata and the token endpoint needs an access token this
 //! daemon (or its fleet) issued; the caller it names sees what it sees on `/v1`.
 
+mod blobs;
 mod identity;
 mod registry;
+mod runs;
 pub mod token;
 
 use crate::failure::Failure;
@@ -25,11 +27,21 @@ pub fn router(d: Arc<Server>) -> Router<Arc<Server>> {
         .route("/subscriptions", get(registry::subscriptions))
         .route("/subscriptions/{sub}", get(registry::subscription))
         .route("/subscriptions/{sub}/resources", get(registry::resources))
-        .route(
-            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}",
-            get(registry::show),
-        )
+        .route(REGISTRY, get(registry::show))
+        .route(&format!("{REGISTRY}/listBuildSourceUploadUrl"), post(runs::upload_url))
+        .route(&format!("{REGISTRY}/scheduleRun"), post(runs::schedule))
+        .route(&format!("{REGISTRY}/runs"), get(runs::list))
+        .route(&format!("{REGISTRY}/runs/{{id}}"), get(runs::show))
+        .route(&format!("{REGISTRY}/runs/{{id}}/listLogSasUrl"), post(runs::log_url))
+        .route(&format!("{REGISTRY}/runs/{{id}}/cancel"), post(runs::cancel))
         .layer(middleware::from_fn_with_state(d, bearer));
+    // Blobs carry their own proof: a shared-access signature in the query.
+    let blobs = Router::new()
+        .route(
+            "/arm-blobs/uploads/{tenant}/{id}",
+            axum::routing::put(blobs::put_upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/arm-blobs/logs/{id}", get(blobs::log).head(blobs::log));
     Router::new()
         .route("/metadata/endpoints", get(identity::metadata))
         // `az cloud register` joins the endpoint's trailing '/' with its own leading one.
@@ -41,7 +53,11 @@ pub fn router(d: Arc<Server>) -> Router<Arc<Server>> {
         )
         .route("/adfs/oauth2/token", post(identity::token))
         .merge(resources)
+        .merge(blobs)
 }
+
+/// The registry's resource path, its parts captured.
+const REGISTRY: &str = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}";
 
 /// ARM's error shape: `{"error": {"code", "message"}}`, as `/v1` answers too.
 fn arm_error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {

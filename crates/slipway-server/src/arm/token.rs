@@ -98,6 +98,47 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// The query of a shared-access URL for `path`: `sp` (`r` read, `w` write), `se`
+    /// (expiry, seconds) and `sig`, which binds both to the path. The query is the
+    /// credential, as Azure Blob's SAS is.
+    pub fn sas(&self, path: &str, permission: char, expires: i64) -> String {
+        let sig = B64.encode(sign(&self.key, sas_body(path, permission, expires).as_bytes()));
+        format!("sv=2021-08-06&sp={permission}&se={expires}&sig={sig}")
+    }
+
+    /// Whether `query` is a valid shared-access query for `path` and `permission` at `now`.
+    pub fn check_sas(
+        &self,
+        path: &str,
+        permission: char,
+        query: &std::collections::HashMap<String, String>,
+        now: i64,
+    ) -> Result<(), &'static str> {
+        let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
+        if get("sp") != permission.to_string() {
+            return Err("the URL does not allow this");
+        }
+        let expires: i64 = get("se").parse().map_err(|_| "the URL has no expiry")?;
+        if now >= expires {
+            return Err("the URL has expired");
+        }
+        let given = B64.decode(get("sig")).map_err(|_| "the URL's signature is not base64url")?;
+        let body = sas_body(path, permission, expires);
+        let signed_by = |key: &Vec<u8>| verify(key, body.as_bytes(), &given);
+        if signed_by(&self.key) || self.previous.as_ref().is_some_and(signed_by) {
+            Ok(())
+        } else {
+            Err("the URL's signature does not match")
+        }
+    }
+}
+
+/// What a shared-access signature signs: never a JWT's shape (`header.payload`).
+fn sas_body(path: &str, permission: char, expires: i64) -> String {
+    format!("sas\n{permission}\n{path}\n{expires}")
+}
+
 fn sign(key: &[u8], body: &[u8]) -> Vec<u8> {
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(body);
@@ -139,6 +180,20 @@ mod tests {
         assert!(other.check(&token, 1).is_err(), "another daemon's key");
         let rotating = Signer::new(Signer::derive(b"k2"), Some(Signer::derive(b"k1")));
         assert!(rotating.check(&token, 1).is_ok(), "the key being replaced still checks");
+    }
+
+    #[test]
+    fn a_shared_access_url_is_bound_to_its_path_permission_and_expiry() {
+        let signer = Signer::new(Signer::derive(b"k1"), None);
+        let query = |q: &str| -> std::collections::HashMap<String, String> { form_urlencoded::parse(q.as_bytes()).into_owned().collect() };
+        let q = query(&signer.sas("/arm-blobs/logs/r1", 'r', 100));
+        assert!(signer.check_sas("/arm-blobs/logs/r1", 'r', &q, 99).is_ok());
+        assert!(signer.check_sas("/arm-blobs/logs/r2", 'r', &q, 99).is_err(), "another path");
+        assert!(signer.check_sas("/arm-blobs/logs/r1", 'w', &q, 99).is_err(), "another permission");
+        assert!(signer.check_sas("/arm-blobs/logs/r1", 'r', &q, 100).is_err(), "expired");
+        let mut later = q.clone();
+        later.insert("se".into(), "200".into());
+        assert!(signer.check_sas("/arm-blobs/logs/r1", 'r', &later, 150).is_err(), "a moved expiry");
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! Run requests as ARM's `scheduleRun` takes them from the Azure CLI, and their
+//! translation into Slipway's [`RunRequest`]. ARM's shapes carry more than Slipway's
+//! (`agentConfiguration`, `credentials`, `isArchiveEnabled`, `"type"` inside each
+//! argument, the platform as an object): what Slipway has no use for is read and
+//! dropped here, once, so `/v1` keeps refusing unknown fields.
+
+use crate::model::{Argument, DockerBuildRequest, EncodedTaskRunRequest, FileTaskRunRequest, RunRequest};
+use serde::Deserialize;
+
+/// The body of `POST {registry}/scheduleRun`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type")]
+pub enum ArmRunRequest {
+    DockerBuildRequest(ArmDockerBuild),
+    FileTaskRunRequest(ArmTaskFile),
+    EncodedTaskRunRequest(ArmEncodedTask),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmDockerBuild {
+    #[serde(default)]
+    pub image_names: Vec<String>,
+    #[serde(default = "yes")]
+    pub is_push_enabled: bool,
+    #[serde(default)]
+    pub no_cache: bool,
+    pub docker_file_path: Option<String>,
+    pub target: Option<String>,
+    #[serde(default)]
+    pub arguments: Vec<ArmArgument>,
+    pub timeout: Option<u64>,
+    pub platform: Option<ArmPlatform>,
+    pub source_location: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmTaskFile {
+    pub task_file_path: String,
+    pub values_file_path: Option<String>,
+    #[serde(default)]
+    pub values: Vec<ArmArgument>,
+    pub timeout: Option<u64>,
+    pub platform: Option<ArmPlatform>,
+    pub source_location: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmEncodedTask {
+    pub encoded_task_content: String,
+    pub encoded_values_content: Option<String>,
+    #[serde(default)]
+    pub values: Vec<ArmArgument>,
+    pub timeout: Option<u64>,
+    pub platform: Option<ArmPlatform>,
+    pub source_location: Option<String>,
+}
+
+/// An argument or a value, as `az` sends it (`{"type": "Argument", name, value, isSecret}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmArgument {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub is_secret: bool,
+}
+
+/// `{"os": "linux", "architecture": "amd64", "variant": "v8"}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArmPlatform {
+    #[serde(default = "linux")]
+    pub os: String,
+    pub architecture: Option<String>,
+    pub variant: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn linux() -> String {
+    "linux".into()
+}
+
+impl ArmPlatform {
+    /// `os/architecture[/variant]`, lower case, as Slipway names platforms.
+    fn text(&self) -> String {
+        let mut t = self.os.to_ascii_lowercase();
+        t.push('/');
+        t.push_str(&self.architecture.as_deref().unwrap_or("amd64").to_ascii_lowercase());
+        if let Some(v) = self.variant.as_deref().filter(|v| !v.is_empty()) {
+            t.push('/');
+            t.push_str(&v.to_ascii_lowercase());
+        }
+        t
+    }
+}
+
+fn arguments(list: Vec<ArmArgument>) -> Vec<Argument> {
+    list.into_iter()
+        .map(|a| Argument {
+            name: a.name,
+            value: a.value.unwrap_or_default(),
+            is_secret: a.is_secret,
+        })
+        .collect()
+}
+
+/// `az acr run --cmd … /dev/null` and a build without a context send no source, or
+/// `/dev/null`: no source.
+fn source(location: Option<String>) -> Option<String> {
+    location.filter(|l| !l.is_empty() && l != "/dev/null")
+}
+
+impl ArmRunRequest {
+    /// The request as Slipway runs it.
+    pub fn into_run_request(self) -> RunRequest {
+        match self {
+            ArmRunRequest::DockerBuildRequest(r) => RunRequest::DockerBuildRequest(DockerBuildRequest {
+                image_names: r.image_names,
+                is_push_enabled: r.is_push_enabled,
+                no_cache: r.no_cache,
+                docker_file_path: r.docker_file_path.unwrap_or_else(|| "Dockerfile".into()),
+                target: r.target.filter(|t| !t.is_empty()),
+                arguments: arguments(r.arguments),
+                platform: r.platform.map(|p| p.text()),
+                timeout: r.timeout,
+                source_location: source(r.source_location),
+                pull: false,
+                build_secrets: Vec::new(),
+            }),
+            ArmRunRequest::FileTaskRunRequest(r) => RunRequest::FileTaskRunRequest(FileTaskRunRequest {
+                task_file_path: r.task_file_path,
+                values_file_path: r.values_file_path.filter(|v| !v.is_empty()),
+                values: arguments(r.values),
+                platform: r.platform.map(|p| p.text()),
+                timeout: r.timeout,
+                source_location: source(r.source_location),
+            }),
+            ArmRunRequest::EncodedTaskRunRequest(r) => RunRequest::EncodedTaskRunRequest(EncodedTaskRunRequest {
+                encoded_task_content: r.encoded_task_content,
+                encoded_values_content: r.encoded_values_content.filter(|v| !v.is_empty()),
+                values: arguments(r.values),
+                platform: r.platform.map(|p| p.text()),
+                timeout: r.timeout,
+                source_location: source(r.source_location),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_az_acr_build_sends_becomes_a_docker_build() {
+        // As azure-cli 2.91.0 sends it for `az acr build -t app:1 --secret-build-arg S=x .`.
+        let sent = serde_json::json!({
+            "type": "DockerBuildRequest", "imageNames": ["app:1"], "isPushEnabled": true, "noCache": false,
+            "dockerFilePath": "Dockerfile", "arguments": [{"type": "Argument", "name": "S", "value": "x", "isSecret": true}],
+            "timeout": 3600, "platform": {"os": "Linux", "architecture": "amd64"},
+            "agentConfiguration": {"cpu": 2}, "sourceLocation": "upload://abc", "credentials": {},
+            "isArchiveEnabled": false
+        });
+        let r: ArmRunRequest = serde_json::from_value(sent).unwrap();
+        let RunRequest::DockerBuildRequest(b) = r.into_run_request() else {
+            panic!()
+        };
+        assert_eq!(b.platform.as_deref(), Some("linux/amd64"));
+        assert_eq!((b.arguments[0].name.as_str(), b.arguments[0].is_secret), ("S", true));
+        assert_eq!(b.source_location.as_deref(), Some("upload://abc"));
+    }
+
+    #[test]
+    fn a_run_without_a_context_has_no_source() {
+        let sent = serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": "c3RlcHM6IFtd",
+            "values": [], "sourceLocation": "/dev/null", "platform": {"os": "linux"}});
+        let r: ArmRunRequest = serde_json::from_value(sent).unwrap();
+        assert_eq!(r.into_run_request().source_location(), None);
+    }
+}

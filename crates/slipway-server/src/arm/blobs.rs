@@ -1,0 +1,163 @@
+//! The blobs behind the URLs the Azure CLI is given, as Azure Blob Storage serves them
+//! to `azure-storage-blob`: a context upload (one `PUT`, `x-ms-blob-type: BlockBlob`)
+//! and a run's log (`HEAD` for its size and, once the run ended, `x-ms-meta-Complete`
+//! with its outcome; `GET` with `x-ms-range`). The URL's query is the credential: a
+//! shared-access signature this daemon made, bound to the path, the permission and an
+//! expiry. `az` prints a log line only at a CRLF, so the log is served as a view with
+//! CRLF line ends, offsets counted in that view.
+
+use crate::failure::{bad_request, internal, Failure};
+use crate::{Server, Shared};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use slipway_api::tenant::{Caller, Role};
+use slipway_store::RunStatus;
+use std::collections::HashMap;
+
+/// Where a context for `tenant` is put.
+pub(crate) fn upload_path(tenant: &str, id: &str) -> String {
+    format!("/arm-blobs/uploads/{tenant}/{id}")
+}
+
+/// Where a run's log is read.
+pub(crate) fn log_path(run_id: &str) -> String {
+    format!("/arm-blobs/logs/{run_id}")
+}
+
+fn forbidden(why: &str) -> Failure {
+    Failure(StatusCode::FORBIDDEN, "AuthenticationFailed", why.to_string())
+}
+
+/// The headers every blob answer carries.
+fn blob_headers(h: &mut HeaderMap) {
+    h.insert("x-ms-version", HeaderValue::from_static("2021-08-06"));
+    h.insert("x-ms-blob-type", HeaderValue::from_static("BlockBlob"));
+    h.insert(
+        "x-ms-request-id",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a uuid is a header value"),
+    );
+    h.insert("Last-Modified", HeaderValue::from_static("Thu, 01 Jan 2026 00:00:00 GMT"));
+}
+
+/// `PUT /arm-blobs/uploads/{tenant}/{id}?<sas>`: the context, received as `/v1/uploads`
+/// receives one (checked entry by entry, within the tenant's quotas).
+pub(crate) async fn put_upload(
+    State(d): Shared,
+    Path((tenant, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> Result<Response, Failure> {
+    d.arm
+        .check_sas(&upload_path(&tenant, &id), 'w', &q, d.clock.now_ms() / 1000)
+        .map_err(forbidden)?;
+    if q.contains_key("comp") {
+        return Err(bad_request(
+            "contexts of more than 64 MiB (uploaded in blocks) are not supported yet; use slipway build, or a git context",
+        ));
+    }
+    let who = Caller {
+        tenant,
+        role: Role::Member,
+        token_hash: String::new(),
+    };
+    crate::routes::receive_upload(&d, &who, &id, body).await?;
+    let mut r = StatusCode::CREATED.into_response();
+    blob_headers(r.headers_mut());
+    r.headers_mut()
+        .insert("ETag", HeaderValue::from_str(&format!("\"{id}\"")).map_err(internal)?);
+    Ok(r)
+}
+
+/// A run's outcome as ACR writes it in the log blob's `Complete` metadata.
+fn outcome(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Succeeded => "successful",
+        RunStatus::Failed => "failed",
+        RunStatus::Canceled => "canceled",
+        RunStatus::Timeout => "timedout",
+        _ => "internalerror",
+    }
+}
+
+/// The whole log so far, with CRLF line ends.
+async fn crlf_log(d: &Server, run_id: &str) -> Result<Vec<u8>, Failure> {
+    let mut raw = Vec::new();
+    loop {
+        let chunk = d.node.read_log(run_id, raw.len() as u64).await.map_err(internal)?;
+        if chunk.is_empty() {
+            break;
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    for b in raw {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// `bytes=a-b` (or `bytes=a-`) of `x-ms-range` or `Range`.
+fn range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
+    let text = headers.get("x-ms-range").or(headers.get("range"))?.to_str().ok()?;
+    let (start, end) = text.strip_prefix("bytes=")?.split_once('-')?;
+    Some((start.parse().ok()?, end.parse().ok()))
+}
+
+/// `HEAD` and `GET /arm-blobs/logs/{id}?<sas>`: the run's log as a blob.
+pub(crate) async fn log(
+    State(d): Shared,
+    method: Method,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    d.arm
+        .check_sas(&log_path(&id), 'r', &q, d.clock.now_ms() / 1000)
+        .map_err(forbidden)?;
+    let record = d
+        .store
+        .get(None, &id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "BlobNotFound", "the specified blob does not exist".into()))?;
+    // Read after the status: once it says finished, the log holds every line.
+    let finished = record.status.is_finished().then_some(record.status);
+    let log = crlf_log(&d, &id).await?;
+    let total = log.len() as u64;
+    let (status, body, content_range) = match (method == Method::HEAD, range(&headers)) {
+        (true, _) => (StatusCode::OK, Vec::new(), None),
+        (false, None) => (StatusCode::OK, log, None),
+        (false, Some((start, _))) if start >= total => {
+            return Err(Failure(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "InvalidRange",
+                "the range is past the log's end".into(),
+            ));
+        }
+        (false, Some((start, end))) => {
+            let end = end.unwrap_or(total - 1).min(total - 1);
+            let part = log[start as usize..=end as usize].to_vec();
+            (StatusCode::PARTIAL_CONTENT, part, Some(format!("bytes {start}-{end}/{total}")))
+        }
+    };
+    let length = if method == Method::HEAD { total } else { body.len() as u64 };
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    blob_headers(h);
+    h.insert("Content-Type", HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert("Content-Length", HeaderValue::from(length));
+    h.insert("ETag", HeaderValue::from_str(&format!("\"{id}-{total}\"")).map_err(internal)?);
+    h.insert("Accept-Ranges", HeaderValue::from_static("bytes"));
+    if let Some(cr) = content_range {
+        h.insert("Content-Range", HeaderValue::from_str(&cr).map_err(internal)?);
+    }
+    if let Some(s) = finished {
+        h.insert("x-ms-meta-Complete", HeaderValue::from_static(outcome(s)));
+    }
+    Ok(r)
+}
