@@ -9,29 +9,59 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// One step from start to report: its start delay, its executions (retried and
+/// repeated as it asks), and the status it ends with.
 pub(crate) async fn execute(shared: Arc<Shared>, step: Step, cancel: CancellationToken) -> StepReport {
     let started = Instant::now();
     let sink = shared.step_sink(&step.id);
     let mut report = StepReport::skipped(&step.id);
-    if step.start_delay > 0 {
-        shared.say(&format!("Step ID: {} waits {} s before it starts", step.id, step.start_delay));
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(step.start_delay)) => {}
-            _ = cancel.cancelled() => { report.status = StepStatus::Canceled; return report; }
-        }
+    if !waited_start_delay(&shared, &step, &cancel).await {
+        report.status = StepStatus::Canceled;
+        return report;
     }
     shared.say(&format!(
         "Executing step ID: {}. Timeout(sec): {}, Working directory: '{}', Network: '{}'",
         step.id, step.timeout, step.working_directory, step.network
     ));
     let mut produced = Produced::default();
+    let outcome = executions(&shared, &step, &sink, &cancel, &mut produced, &mut report).await;
+    report.duration_secs = started.elapsed().as_secs_f64();
+    report.output_images = produced.images;
+    report.dependencies = produced.dependencies;
+    conclude(&shared, &step, outcome, &mut report);
+    report
+}
+
+/// Waits the step's `startDelay`, if any; false when the run is canceled meanwhile.
+async fn waited_start_delay(shared: &Shared, step: &Step, cancel: &CancellationToken) -> bool {
+    if step.start_delay > 0 {
+        shared.say(&format!("Step ID: {} waits {} s before it starts", step.id, step.start_delay));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(step.start_delay)) => {}
+            _ = cancel.cancelled() => return false,
+        }
+    }
+    true
+}
+
+/// Executes the step `repeat` more times after it succeeds, each time retrying a
+/// failure `retries` times: the outcome of the last execution, or `Canceled` when the
+/// run is canceled while it waits to retry. Counts the executions in `report`.
+async fn executions(
+    shared: &Arc<Shared>,
+    step: &Step,
+    sink: &LogSink,
+    cancel: &CancellationToken,
+    produced: &mut Produced,
+    report: &mut StepReport,
+) -> Outcome {
     let mut outcome = Outcome::Ok;
     'repeat: for round in 0..=step.repeat {
         for attempt in 0..=step.retries {
             report.executions += 1;
-            outcome = once(&shared, &step, &sink, &cancel, &mut produced, report.executions).await;
+            outcome = once(shared, step, sink, cancel, produced, report.executions).await;
             match &outcome {
-                Outcome::Failed(why) if attempt < step.retries && retry_applies(&step, why) => {
+                Outcome::Failed(why) if attempt < step.retries && retry_applies(step, why) => {
                     shared.say(&format!(
                         "Step ID: {} failed ({why}); retry {} of {} in {} s",
                         step.id,
@@ -55,9 +85,12 @@ pub(crate) async fn execute(shared: Arc<Shared>, step: Step, cancel: Cancellatio
             shared.say(&format!("Step ID: {} repeats ({} of {})", step.id, round + 1, step.repeat));
         }
     }
-    report.duration_secs = started.elapsed().as_secs_f64();
-    report.output_images = produced.images;
-    report.dependencies = produced.dependencies;
+    outcome
+}
+
+/// The step's status and error from its outcome, said in the run's log; a failure's
+/// message masked, and a failure of a step with `ignoreErrors` marked as ignored.
+fn conclude(shared: &Shared, step: &Step, outcome: Outcome, report: &mut StepReport) {
     let elapsed = report.duration_secs;
     match outcome {
         Outcome::Ok => {
@@ -97,7 +130,6 @@ pub(crate) async fn execute(shared: Arc<Shared>, step: Step, cancel: Cancellatio
             shared.say(&format!("Step ID: {} was canceled", step.id));
         }
     }
-    report
 }
 
 /// `retryOnErrors` limits retries to failures whose message contains one of its entries.
@@ -217,6 +249,9 @@ fn working_dir(step: &Step) -> Option<String> {
     })
 }
 
+/// A `cmd` step: its image pulled, its container launched with the run's mounts,
+/// network and limits, its log followed, and its exit code judged. A detached step's
+/// container outlives the step; the run's sweep removes it.
 async fn cmd(
     shared: &Arc<Shared>,
     step: &Step,
@@ -231,14 +266,45 @@ async fn cmd(
         Ok(r) => r,
         Err(e) => return Outcome::Error(e),
     };
+    let image = resolved.name();
+    if let Err(e) = pull_image(shared, step, image, sink).await {
+        return Outcome::Error(e);
+    }
+    let name = container_name(&shared.cfg.run_id, &step.id);
+    let spec = match container_spec(shared, step, &name, image, args) {
+        Ok(spec) => spec,
+        Err(e) => return Outcome::Error(e),
+    };
+    if let Err(e) = launch(shared, &spec, attempt_number).await {
+        return Outcome::Error(e);
+    }
+    let logs = LogFollow::start(shared, &name, sink);
+    if step.detach {
+        // Runs until the run ends; the run's sweep removes it. Its log keeps streaming.
+        logs.until_canceled(cancel);
+        return Outcome::Ok;
+    }
+    let exit = engine.wait_container(&name).await;
+    logs.finish(shared, &name, sink).await;
+    if !step.keep {
+        let _ = engine.remove_container(&name).await;
+    }
+    match exit {
+        Err(e) => Outcome::Error(e.to_string()),
+        Ok(exit) => exit_outcome(step, &exit),
+    }
+}
+
+/// Makes sure the engine has the step's image, pulled again when the step asks for it
+/// (`pull`), a failed download retried as often as the step allows.
+async fn pull_image(shared: &Shared, step: &Step, image: &str, sink: &LogSink) -> Result<(), String> {
     // The run's own images are local; a registry's by digest cannot be fresher.
     let always = step.pull && shared.cfg.images.is_none();
-    let image = resolved.name();
     let credential = shared.credential_for(image);
     let mut pull_attempt = 0;
     loop {
-        match engine.ensure_image(image, always, credential.clone(), sink.clone()).await {
-            Ok(()) => break,
+        match shared.engine.ensure_image(image, always, credential.clone(), sink.clone()).await {
+            Ok(()) => return Ok(()),
             Err(e) if pull_attempt < step.cmd_download_retries => {
                 pull_attempt += 1;
                 shared.say(&format!(
@@ -247,10 +313,14 @@ async fn cmd(
                 ));
                 tokio::time::sleep(Duration::from_secs(step.cmd_download_retry_delay)).await;
             }
-            Err(e) => return Outcome::Error(e.to_string()),
+            Err(e) => return Err(e.to_string()),
         }
     }
-    let name = container_name(&shared.cfg.run_id, &step.id);
+}
+
+/// The step's container as the engine gets it: in the run's sandbox when it has one
+/// (which then owns the network, aliases and ports), within the operator's limits.
+fn container_spec(shared: &Shared, step: &Step, name: &str, image: &str, args: &[String]) -> Result<ContainerSpec, String> {
     let mounts = step_mounts(shared, step);
     let network = match (&shared.sandbox, step.network.as_str()) {
         (Some(sandbox), _) => Some(format!("container:{sandbox}")),
@@ -258,12 +328,9 @@ async fn cmd(
         (None, n) => Some(shared.networks.get(n).cloned().unwrap_or_else(|| n.to_string())),
     };
     let joined = shared.sandbox.is_some();
-    let sizes = match step_sizes(step, shared.cfg.step_limits.as_ref()) {
-        Ok(sizes) => sizes,
-        Err(e) => return Outcome::Error(e),
-    };
-    let spec = ContainerSpec {
-        name: name.clone(),
+    let sizes = step_sizes(step, shared.cfg.step_limits.as_ref())?;
+    Ok(ContainerSpec {
+        name: name.to_string(),
         image: image.to_string(),
         cmd: args.to_vec(),
         entrypoint: step.entry_point.clone().map(|e| vec![e]),
@@ -292,72 +359,92 @@ async fn cmd(
             let options = l.engine_log_options().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             ("local".to_string(), options)
         }),
-    };
+    })
+}
+
+/// Creates and starts the step's container; one that does not start is removed.
+async fn launch(shared: &Shared, spec: &ContainerSpec, attempt_number: u32) -> Result<(), String> {
+    let (engine, name) = (&shared.engine, &spec.name);
     // A container kept (`keep`) by an earlier execution of this step would clash by name.
     if attempt_number > 1 {
-        let _ = engine.remove_container(&name).await;
+        let _ = engine.remove_container(name).await;
     }
     shared.say(&format!("Launching container with name: {name}"));
-    if let Err(e) = engine.create_container(&spec).await {
-        return Outcome::Error(e.to_string());
+    if let Err(e) = engine.create_container(spec).await {
+        return Err(e.to_string());
     }
-    if let Err(e) = engine.start_container(&name).await {
-        let _ = engine.remove_container(&name).await;
-        return Outcome::Error(e.to_string());
+    if let Err(e) = engine.start_container(name).await {
+        let _ = engine.remove_container(name).await;
+        return Err(e.to_string());
     }
-    // Followed after start: the engine keeps all output until the container is removed,
-    // and what a follow misses at the very end is read again once the container stops.
-    let emitted = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let logs = {
-        let engine = engine.clone();
-        let name = name.clone();
-        let sink = sink.clone();
-        let emitted = emitted.clone();
-        tokio::spawn(async move { engine.follow_logs(&name, sink, emitted).await })
-    };
-    if step.detach {
-        // Runs until the run ends; the run's sweep removes it. Its log keeps streaming.
-        let watcher = cancel.clone();
+    Ok(())
+}
+
+/// The container's log followed into the step's sink, and how many bytes of it were
+/// sent, so that what the follow misses can be sent after.
+struct LogFollow {
+    task: tokio::task::JoinHandle<()>,
+    emitted: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LogFollow {
+    /// Follows after start: the engine keeps all output until the container is removed,
+    /// and what a follow misses at the very end is read again once the container stops.
+    fn start(shared: &Shared, name: &str, sink: &LogSink) -> LogFollow {
+        let emitted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = {
+            let engine = shared.engine.clone();
+            let name = name.to_string();
+            let sink = sink.clone();
+            let emitted = emitted.clone();
+            tokio::spawn(async move { engine.follow_logs(&name, sink, emitted).await })
+        };
+        LogFollow { task, emitted }
+    }
+
+    /// A detached container's log streams until the run is canceled or ends.
+    fn until_canceled(self, cancel: &CancellationToken) {
+        let (watcher, logs) = (cancel.clone(), self.task);
         tokio::spawn(async move {
             watcher.cancelled().await;
             logs.abort();
         });
-        return Outcome::Ok;
     }
-    let exit = engine.wait_container(&name).await;
-    // The log stream can outlive the container (bollard #251); give it a moment to drain,
-    // then send whatever it did not (dockerd 20.10 can end a follow without the last
-    // chunk of a container that exits while the follow starts).
-    let mut logs = logs;
-    if tokio::time::timeout(Duration::from_millis(500), &mut logs).await.is_err() {
-        logs.abort();
-        let _ = logs.await;
-    }
-    let offset = emitted.load(std::sync::atomic::Ordering::SeqCst);
-    if let Err(e) = engine.logs_after(&name, offset, sink.clone()).await {
-        tracing::debug!(container = %name, error = %e, "reading the end of the log failed");
-    }
-    if !step.keep {
-        let _ = engine.remove_container(&name).await;
-    }
-    match exit {
-        Err(e) => Outcome::Error(e.to_string()),
-        Ok(exit) => {
-            let ok = if !step.exited_with.is_empty() {
-                step.exited_with.contains(&exit.code)
-            } else if !step.exited_without.is_empty() {
-                !step.exited_without.contains(&exit.code)
-            } else {
-                exit.code == 0
-            };
-            if ok {
-                Outcome::Ok
-            } else if exit.oom_killed {
-                Outcome::Failed(format!("container ran out of memory (exit code {})", exit.code))
-            } else {
-                Outcome::Failed(format!("exited with code {}", exit.code))
-            }
+
+    /// After the container stopped: the follow given a moment to drain, then the rest
+    /// of the log sent from where it stopped.
+    async fn finish(self, shared: &Shared, name: &str, sink: &LogSink) {
+        // The log stream can outlive the container (bollard #251); give it a moment to drain,
+        // then send whatever it did not (dockerd 20.10 can end a follow without the last
+        // chunk of a container that exits while the follow starts).
+        let mut logs = self.task;
+        if tokio::time::timeout(Duration::from_millis(500), &mut logs).await.is_err() {
+            logs.abort();
+            let _ = logs.await;
         }
+        let offset = self.emitted.load(std::sync::atomic::Ordering::SeqCst);
+        if let Err(e) = shared.engine.logs_after(name, offset, sink.clone()).await {
+            tracing::debug!(container = %name, error = %e, "reading the end of the log failed");
+        }
+    }
+}
+
+/// Whether the container's exit code is a success: one of `exitedWith`, none of
+/// `exitedWithout`, or 0; a failure says when the container ran out of memory.
+fn exit_outcome(step: &Step, exit: &slipway_engine::Exit) -> Outcome {
+    let ok = if !step.exited_with.is_empty() {
+        step.exited_with.contains(&exit.code)
+    } else if !step.exited_without.is_empty() {
+        !step.exited_without.contains(&exit.code)
+    } else {
+        exit.code == 0
+    };
+    if ok {
+        Outcome::Ok
+    } else if exit.oom_killed {
+        Outcome::Failed(format!("container ran out of memory (exit code {})", exit.code))
+    } else {
+        Outcome::Failed(format!("exited with code {}", exit.code))
     }
 }
 
