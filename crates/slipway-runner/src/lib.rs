@@ -283,14 +283,7 @@ impl Shared {
 /// the run id behind in the engine, even when cancelled.
 pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSink, cancel: CancellationToken) -> RunReport {
     let started = Instant::now();
-    // Registry passwords are masked whoever gave them.
-    let redactor = Redactor::new(
-        cfg.secret_values
-            .iter()
-            .cloned()
-            .chain(cfg.credentials.iter().map(|c| c.password.clone()))
-            .collect(),
-    );
+    let redactor = run_redactor(&cfg);
     let labels = HashMap::from([(RUN_LABEL.to_string(), cfg.run_id.clone())]);
     let mut report = RunReport::new(&cfg.run_id);
     let say = |line: &str| log(&redactor.mask(line));
@@ -305,13 +298,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         return report;
     }
     let scratch = cfg.scratch_dir.join(format!("slipway-{}", cfg.run_id));
-    // A run of builds and pushes alone starts no container: it needs no network, no
-    // volumes and no engine proxy, and skipping them is most of its set-up time.
-    let containers = plan.steps.iter().any(|s| matches!(s.kind, slipway_plan::StepKind::Cmd { .. }))
-        || plan
-            .steps
-            .iter()
-            .any(|s| matches!(&s.kind, slipway_plan::StepKind::Build { spec, .. } if spec.network.is_some()));
+    let containers = starts_containers(&plan);
     // A run whose images are its own leaves images to remove, containers or not.
     let sweep = containers || cfg.images.is_some();
     let setup = if containers {
@@ -358,10 +345,63 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
     });
     images::pin_operator_images(&shared).await;
 
+    let outcome = steps_within_limits(&shared, &plan, &cancel, &mut report, &say).await;
+    for step_report in outcome {
+        report.record(step_report);
+    }
+    if cancel.is_cancelled() && !report.timed_out {
+        report.canceled = true;
+        report.error = Some("the run was canceled".into());
+    }
+    // Nothing new can be made through the proxy while the run's objects are swept.
+    if let Some(p) = proxy {
+        p.stop().await;
+    }
+    tear_down(&*engine, &cfg, &scratch, &say, sweep).await;
+    report.finish(started.elapsed());
+    for line in report.summary_lines() {
+        say(&line);
+    }
+    report
+}
+
+/// What the run's log masks: the run's secrets, and registry passwords whoever gave them.
+fn run_redactor(cfg: &RunConfig) -> Redactor {
+    Redactor::new(
+        cfg.secret_values
+            .iter()
+            .cloned()
+            .chain(cfg.credentials.iter().map(|c| c.password.clone()))
+            .collect(),
+    )
+}
+
+/// Whether any step starts a container (a `cmd` step, or a build on a network).
+/// A run of builds and pushes alone needs no network, no volumes and no engine proxy,
+/// and skipping them is most of its set-up time.
+fn starts_containers(plan: &Plan) -> bool {
+    plan.steps.iter().any(|s| matches!(s.kind, slipway_plan::StepKind::Cmd { .. }))
+        || plan
+            .steps
+            .iter()
+            .any(|s| matches!(&s.kind, slipway_plan::StepKind::Build { spec, .. } if spec.network.is_some()))
+}
+
+/// Runs the steps until they end, the run's /workspace holds more than it may, or the
+/// run's totalTimeout passes: either limit stops every step and is recorded in `report`.
+/// The steps' cancellation is the run's child, canceled once they are done.
+async fn steps_within_limits(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    cancel: &CancellationToken,
+    report: &mut RunReport,
+    say: &(dyn Fn(&str) + Sync),
+) -> Vec<StepReport> {
+    let cfg = &shared.cfg;
     let total = Duration::from_secs(plan.total_timeout);
     let steps_cancel = cancel.child_token();
     let outcome = tokio::select! {
-        r = schedule(shared.clone(), &plan, steps_cancel.clone()) => r,
+        r = schedule(shared.clone(), plan, steps_cancel.clone()) => r,
         held = workspace::overfull(cfg.context_dir.clone(), cfg.max_workspace_bytes) => {
             steps_cancel.cancel();
             let max = cfg.max_workspace_bytes.unwrap_or_default();
@@ -384,23 +424,7 @@ pub async fn run(engine: Arc<dyn Engine>, plan: Plan, cfg: RunConfig, log: LogSi
         }
     };
     steps_cancel.cancel();
-    for step_report in outcome {
-        report.record(step_report);
-    }
-    if cancel.is_cancelled() && !report.timed_out {
-        report.canceled = true;
-        report.error = Some("the run was canceled".into());
-    }
-    // Nothing new can be made through the proxy while the run's objects are swept.
-    if let Some(p) = proxy {
-        p.stop().await;
-    }
-    tear_down(&*engine, &cfg, &scratch, &say, sweep).await;
-    report.finish(started.elapsed());
-    for line in report.summary_lines() {
-        say(&line);
-    }
-    report
+    outcome
 }
 
 type Setup = (HashMap<String, String>, HashMap<String, PathBuf>, Option<String>);
