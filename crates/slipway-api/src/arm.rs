@@ -116,12 +116,24 @@ fn source(location: Option<String>) -> Option<String> {
     location.filter(|l| !l.is_empty() && l != "/dev/null")
 }
 
+/// An image name as ACR reads `-t`: within the registry (`app:1` is `REGISTRY/app:1`),
+/// unless its first part names a registry host (has a `.` or a `:`, or is `localhost`).
+fn qualified(name: String, registry: &str) -> String {
+    let first = name.split('/').next().unwrap_or("");
+    let names_host = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if names_host || registry.is_empty() {
+        name
+    } else {
+        format!("{registry}/{name}")
+    }
+}
+
 impl ArmRunRequest {
-    /// The request as Slipway runs it.
-    pub fn into_run_request(self) -> RunRequest {
+    /// The request as Slipway runs it, image names within `registry` as ACR reads them.
+    pub fn into_run_request(self, registry: &str) -> RunRequest {
         match self {
             ArmRunRequest::DockerBuildRequest(r) => RunRequest::DockerBuildRequest(DockerBuildRequest {
-                image_names: r.image_names,
+                image_names: r.image_names.into_iter().map(|n| qualified(n, registry)).collect(),
                 is_push_enabled: r.is_push_enabled,
                 no_cache: r.no_cache,
                 docker_file_path: r.docker_file_path.unwrap_or_else(|| "Dockerfile".into()),
@@ -181,6 +193,19 @@ mod tests {
         let sent = serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": "c3RlcHM6IFtd",
             "values": [], "sourceLocation": "/dev/null", "platform": {"os": "linux"}});
         let r: ArmRunRequest = serde_json::from_value(sent).unwrap();
-        assert_eq!(r.into_run_request().source_location(), None);
+        assert_eq!(r.into_run_request("").source_location(), None);
+    }
+
+    #[test]
+    fn image_names_are_within_the_registry_unless_they_name_a_host() {
+        for (given, want) in [
+            ("app:1", "reg/app:1"),
+            ("team/app:{{.Run.ID}}", "reg/team/app:{{.Run.ID}}"),
+            ("other.io/app:1", "other.io/app:1"),
+            ("127.0.0.1:5000/app", "127.0.0.1:5000/app"),
+            ("localhost/app", "localhost/app"),
+        ] {
+            assert_eq!(qualified(given.to_string(), "reg"), want);
+        }
     }
 }

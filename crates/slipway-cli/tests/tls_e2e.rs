@@ -4,43 +4,16 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 use support::daemon::Daemon;
 use support::*;
-
-/// A self-signed certificate for 127.0.0.1 and localhost (its own CA), made by openssl.
-fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args(["-subj", "/CN=slipway-test", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    (cert, key)
-}
 
 #[test]
 fn every_route_is_served_over_tls_and_the_client_trusts_a_given_ca() {
     let Some(tb) = testbed() else { return };
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(certs.path());
-    let d = Daemon::start_tls(&cert, &cert, &key);
+    let (cert, key) = support::self_signed(certs.path());
+    let d = Daemon::start_tls(&cert, &cert, &key, &[]);
     assert!(d.url().starts_with("https://"));
     let (code, _) = d.get("/healthz");
     assert_eq!(code, 200);
@@ -78,7 +51,7 @@ fn every_route_is_served_over_tls_and_the_client_trusts_a_given_ca() {
 #[test]
 fn a_certificate_without_its_key_is_refused_at_start() {
     let certs = tempfile::tempdir().unwrap();
-    let (cert, _key) = self_signed(certs.path());
+    let (cert, _key) = support::self_signed(certs.path());
     let data = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_slipway"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -57,17 +57,19 @@ impl Daemon {
 
     /// Starts the daemon serving HTTPS with `cert` and `key`, whose CA is `ca`, and a
     /// request head's time of 5 s.
-    pub fn start_tls(ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> Daemon {
+    pub fn start_tls(ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path, extra: &[&str]) -> Daemon {
+        let mut flags = vec![
+            "--tls-cert".to_string(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ];
+        flags.extend(extra.iter().map(|s| s.to_string()));
         let mut d = Daemon {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
             child: None,
-            extra: vec![
-                "--tls-cert".into(),
-                cert.display().to_string(),
-                "--tls-key".into(),
-                key.display().to_string(),
-            ],
+            extra: flags,
             database: None,
             // A silent connection is closed after 5 s, so tests can see it happen.
             envs: vec![("SLIPWAY_HTTP_HEADER_TIMEOUT_SECONDS".into(), "5".into())],

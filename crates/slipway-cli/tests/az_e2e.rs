@@ -1,0 +1,204 @@
+//! The real Azure CLI (`azure-cli` from PyPI, installed by `scripts/testbed.sh`) drives
+//! a real daemon over HTTPS, with a self-signed CA the test makes (issue 20): `az cloud
+//! register`, `az login --service-principal` with a daemon token, `az acr build` (logs
+//! live, the exit code following the run), `az acr run` with `--cmd` and with a task
+//! file, `--set` and `--set-secret`. Tenants stay apart on this surface as on `/v1`, and a
+//! forged token is refused.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::daemon::Daemon;
+use support::*;
+
+/// The `az` of the test bed; `None` (loudly, or a failure in CI) without it.
+fn az_binary() -> Option<PathBuf> {
+    match std::env::var("SLIPWAY_TEST_AZ") {
+        Ok(p) if Path::new(&p).exists() => Some(PathBuf::from(p)),
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("CI=true but SLIPWAY_TEST_AZ names no az"),
+        _ => {
+            eprintln!("\n!!! SKIPPED: SLIPWAY_TEST_AZ is not set (scripts/testbed.sh installs azure-cli) !!!\n");
+            None
+        }
+    }
+}
+
+/// One person's `az`: its own config dir, trusting the test's CA, telemetry off.
+struct Az {
+    bin: PathBuf,
+    config: tempfile::TempDir,
+    ca: PathBuf,
+}
+
+impl Az {
+    fn new(bin: &Path, ca: &Path) -> Az {
+        Az {
+            bin: bin.to_path_buf(),
+            config: tempfile::tempdir().unwrap(),
+            ca: ca.to_path_buf(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("AZURE_CONFIG_DIR", self.config.path())
+            .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
+            .env("AZURE_CORE_NO_COLOR", "true")
+            .env("AZURE_CORE_ONLY_SHOW_ERRORS", "false")
+            .env("REQUESTS_CA_BUNDLE", &self.ca);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        run(&mut self.cmd(args))
+    }
+
+    /// The four lines of the README: the cloud, the login, the default registry.
+    fn sign_in(&self, d: &Daemon, token: &str) {
+        let base = format!("{}/", d.url());
+        for args in [
+            &["cloud", "register", "--name", "Slipway", "--endpoint-resource-manager", &base][..],
+            &["cloud", "set", "--name", "Slipway"],
+            &["login", "--service-principal", "-u", "slipway", "-p", token, "--tenant", "slipway"],
+            &["configure", "--defaults", "acr=slipway"],
+        ] {
+            let r = self.run(args);
+            assert!(r.ok, "az {}: {}", args[..2].join(" "), r.all());
+        }
+    }
+}
+
+#[test]
+fn the_azure_cli_builds_and_runs_unchanged() {
+    let Some(tb) = testbed() else { return };
+    let Some(bin) = az_binary() else { return };
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let d = Daemon::start_tls(
+        &cert,
+        &cert,
+        &key,
+        &[
+            "--tenant",
+            "team-a:token=tok-a",
+            "--tenant",
+            "team-a:repository=team-a/*",
+            "--tenant",
+            "team-b:token=tok-b",
+            "--registry",
+            &tb.registry,
+        ],
+    );
+    let a = Az::new(&bin, &cert);
+    a.sign_in(&d, "tok-a");
+
+    // A local build: the context uploaded (honouring .dockerignore), the log live.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nARG WHO\nCOPY . /ctx/\nRUN test ! -e /ctx/ignored.txt && echo built-for-$WHO\n",
+            tb.base_image
+        ),
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("ignored.txt"), "x").unwrap();
+    std::fs::write(ctx.path().join(".dockerignore"), "ignored.txt\n").unwrap();
+    // `-t` is within the daemon's registry, as in ACR; team-a owns team-a/* there.
+    let tag = format!("team-a/app:{}", unique_id(""));
+    let built = a.run(&["acr", "build", "-t", &tag, "--build-arg", "WHO=az", ctx.path().to_str().unwrap()]);
+    assert!(built.ok, "{}", built.all());
+    assert!(
+        built.stdout.contains("built-for-az"),
+        "the step's output, streamed: {}",
+        built.all()
+    );
+    // It was pushed to the daemon's registry.
+    let (repo, version) = tag.split_once(':').unwrap();
+    let tags = reqwest::blocking::get(format!("http://{}/v2/{repo}/tags/list", tb.registry))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(tags.contains(version), "{tags}");
+
+    // A failing build makes az exit non-zero.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("Dockerfile"), format!("FROM {}\nRUN exit 3\n", tb.base_image)).unwrap();
+    let failed = a.run(&["acr", "build", "-t", "team-a/bad:1", "--no-push", bad.path().to_str().unwrap()]);
+    assert!(!failed.ok && failed.all().contains("Run failed"), "{}", failed.all());
+
+    // az acr run: a command with no context, and a task file with values and a secret.
+    let cmd = format!("{} echo ran-by-az", tb.base_image);
+    let ran = a.run(&["acr", "run", "--cmd", &cmd, "/dev/null"]);
+    assert!(ran.ok && ran.stdout.contains("ran-by-az"), "{}", ran.all());
+    std::fs::write(
+        ctx.path().join("acb.yaml"),
+        format!(
+            "steps:\n  - cmd: {} echo value={{{{.Values.who}}}} secret={{{{.Values.pw}}}}\n",
+            tb.base_image
+        ),
+    )
+    .unwrap();
+    let secret = format!("Az-Secret-{}", unique_id(""));
+    let file_run = a.run(&[
+        "acr",
+        "run",
+        "-f",
+        "acb.yaml",
+        "--set",
+        "who=me",
+        "--set-secret",
+        &format!("pw={secret}"),
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(
+        file_run.ok && file_run.stdout.contains("value=me secret=*****"),
+        "{}",
+        file_run.all()
+    );
+    assert!(!file_run.all().contains(&secret));
+    let run_id = file_run
+        .all()
+        .split("Queued a run with ID: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no run id in {}", file_run.all()));
+
+    // Another tenant's az sees none of team-a's runs; a forged token gets nothing.
+    let b = Az::new(&bin, &cert);
+    b.sign_in(&d, "tok-b");
+    let theirs = b.run(&["acr", "task", "logs", "--run-id", &run_id]);
+    assert!(!theirs.ok && !theirs.all().contains("value=me"), "{}", theirs.all());
+    let registry = "/subscriptions/slipway/resourceGroups/slipway/providers/Microsoft.ContainerRegistry/registries/slipway";
+    let (code, _) = d.call(
+        "GET",
+        &format!("{registry}/runs/{run_id}?api-version=2019-06-01-preview"),
+        None,
+        Some("forged.token.here"),
+        &[],
+    );
+    assert_eq!(code, 401);
+    // A daemon token is not an access token.
+    let (code, _) = d.call(
+        "GET",
+        &format!("{registry}/runs/{run_id}?api-version=2019-06-01-preview"),
+        None,
+        Some("tok-a"),
+        &[],
+    );
+    assert_eq!(code, 401);
+
+    // The secret is nowhere the daemon keeps or prints.
+    assert!(!d.server_log().contains(&secret));
+    for f in walk(d.dir.path()) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&secret),
+            "{} holds the secret",
+            f.display()
+        );
+    }
+}
