@@ -6,6 +6,7 @@
 mod arm;
 mod failure;
 mod harden;
+mod intake;
 mod memory;
 mod outgoing;
 mod plain_text;

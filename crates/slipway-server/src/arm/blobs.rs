@@ -62,7 +62,7 @@ pub(crate) async fn put_upload(
         role: Role::Member,
         token_hash: String::new(),
     };
-    crate::routes::receive_upload(&d, &who, &id, body).await?;
+    crate::intake::receive_upload(&d, &who, &id, body).await?;
     let mut r = StatusCode::CREATED.into_response();
     blob_headers(r.headers_mut());
     r.headers_mut()

@@ -81,7 +81,7 @@ pub(crate) async fn schedule(
     ours(&d, &registry)?;
     crate::plain_text::no_nul(&body)?;
     let request: ArmRunRequest = serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid run request: {e}")))?;
-    let record = crate::routes::start_run(&d, &who, request.into_run_request(&d.settings.registry)).await?;
+    let record = crate::intake::start_run(&d, &who, request.into_run_request(&d.settings.registry)).await?;
     Ok(Json(run_resource(&d, &record)).into_response())
 }
 
