@@ -180,9 +180,10 @@ mod tests {
             "isArchiveEnabled": false
         });
         let r: ArmRunRequest = serde_json::from_value(sent).unwrap();
-        let RunRequest::DockerBuildRequest(b) = r.into_run_request() else {
+        let RunRequest::DockerBuildRequest(b) = r.into_run_request("reg.local:5000") else {
             panic!()
         };
+        assert_eq!(b.image_names, ["reg.local:5000/app:1"]);
         assert_eq!(b.platform.as_deref(), Some("linux/amd64"));
         assert_eq!((b.arguments[0].name.as_str(), b.arguments[0].is_secret), ("S", true));
         assert_eq!(b.source_location.as_deref(), Some("upload://abc"));
