@@ -11,6 +11,7 @@ mod memory;
 mod outgoing;
 mod plain_text;
 pub mod routes;
+mod tasks;
 mod tls;
 
 pub use slipway_settings::Settings;
