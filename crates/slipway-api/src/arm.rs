@@ -88,7 +88,7 @@ fn linux() -> String {
 
 impl ArmPlatform {
     /// `os/architecture[/variant]`, lower case, as Slipway names platforms.
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut t = self.os.to_ascii_lowercase();
         t.push('/');
         t.push_str(&self.architecture.as_deref().unwrap_or("amd64").to_ascii_lowercase());
@@ -118,7 +118,7 @@ fn source(location: Option<String>) -> Option<String> {
 
 /// An image name as ACR reads `-t`: within the registry (`app:1` is `REGISTRY/app:1`),
 /// unless its first part names a registry host (has a `.` or a `:`, or is `localhost`).
-fn qualified(name: String, registry: &str) -> String {
+pub(crate) fn qualified(name: String, registry: &str) -> String {
     let first = name.split('/').next().unwrap_or("");
     let names_host = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if names_host || registry.is_empty() {

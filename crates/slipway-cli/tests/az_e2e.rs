@@ -167,11 +167,60 @@ fn the_azure_cli_builds_and_runs_unchanged() {
         .map(str::to_string)
         .unwrap_or_else(|| panic!("no run id in {}", file_run.all()));
 
-    // Another tenant's az sees none of team-a's runs; a forged token gets nothing.
+    // Tasks: made from a git context, listed, run (its log streamed), its runs listed,
+    // its last log read, deleted.
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.path().join("Dockerfile"),
+        format!("FROM {}\nARG A\nRUN echo task-build-$A\n", tb.base_image),
+    )
+    .unwrap();
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "first"]);
+    let context = format!("file://{}#main", repo.path().display());
+    let created = a.run(&[
+        "acr",
+        "task",
+        "create",
+        "-n",
+        "build-app",
+        "-c",
+        &context,
+        "-f",
+        "Dockerfile",
+        "-t",
+        "team-a/task:{{.Run.ID}}",
+        "--arg",
+        "A=1",
+        "--schedule",
+        "0 2 * * *",
+        "--commit-trigger-enabled",
+        "false",
+    ]);
+    assert!(created.ok, "{}", created.all());
+    let listed = a.run(&["acr", "task", "list", "-o", "table"]);
+    assert!(listed.ok && listed.stdout.contains("build-app"), "{}", listed.all());
+    let timers = a.run(&["acr", "task", "timer", "list", "-n", "build-app"]);
+    assert!(timers.ok && timers.stdout.contains("0 2 * * *"), "{}", timers.all());
+    let task_run = a.run(&["acr", "task", "run", "-n", "build-app"]);
+    assert!(task_run.ok && task_run.stdout.contains("task-build-1"), "{}", task_run.all());
+    let runs = a.run(&["acr", "task", "list-runs", "-n", "build-app", "-o", "table"]);
+    assert!(runs.ok && runs.stdout.contains("Succeeded"), "{}", runs.all());
+    let logs = a.run(&["acr", "task", "logs", "-n", "build-app"]);
+    assert!(logs.ok && logs.stdout.contains("task-build-1"), "{}", logs.all());
+
+    // Another tenant's az sees none of team-a's runs and tasks; a forged token gets nothing.
+    let b_tasks = |b: &Az| b.run(&["acr", "task", "show", "-n", "build-app"]);
     let b = Az::new(&bin, &cert);
     b.sign_in(&d, "tok-b");
     let theirs = b.run(&["acr", "task", "logs", "--run-id", &run_id]);
     assert!(!theirs.ok && !theirs.all().contains("value=me"), "{}", theirs.all());
+    let their_task = b_tasks(&b);
+    assert!(!their_task.ok, "{}", their_task.all());
+    let deleted = a.run(&["acr", "task", "delete", "-n", "build-app", "--yes"]);
+    assert!(deleted.ok, "{}", deleted.all());
+    assert!(!a.run(&["acr", "task", "show", "-n", "build-app"]).ok, "deleted");
     let registry = "/subscriptions/slipway/resourceGroups/slipway/providers/Microsoft.ContainerRegistry/registries/slipway";
     let (code, _) = d.call(
         "GET",

@@ -111,10 +111,21 @@ pub(crate) async fn create_task(
     body: Bytes,
 ) -> Result<(StatusCode, Json<TaskView>), Failure> {
     let spec = parse_spec(&name, &body)?;
-    check_source(&d, &who, spec.context_path.as_deref(), "contextPath").await?;
-    check_task_quotas(&d, &who, &spec, true).await?;
-    let record = save_task(&d, &who.tenant, spec, true, None).await?;
+    let record = put_spec(&d, &who, spec, true).await?;
     Ok((StatusCode::CREATED, Json(task_json(&d, &record).await?)))
+}
+
+/// Saves `spec` (made anew when `create`, else replacing the task of its name with its
+/// secrets) within the tenant's quotas, its source checked. `/v1` and ARM's PUT both.
+pub(crate) async fn put_spec(
+    d: &Server,
+    who: &Caller,
+    spec: slipway_api::task::TaskSpec,
+    create: bool,
+) -> Result<slipway_store::TaskRecord, Failure> {
+    check_source(d, who, spec.context_path.as_deref(), "contextPath").await?;
+    check_task_quotas(d, who, &spec, create).await?;
+    save_task(d, &who.tenant, spec, create, None).await
 }
 
 /// A tenant's tasks and timers within its quotas, and (unless an operator asks) each

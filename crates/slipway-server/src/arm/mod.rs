@@ -9,6 +9,7 @@ mod blobs;
 mod identity;
 mod registry;
 mod runs;
+mod tasks;
 pub mod token;
 
 use crate::failure::Failure;
@@ -34,6 +35,12 @@ pub fn router(d: Arc<Server>) -> Router<Arc<Server>> {
         .route(&format!("{REGISTRY}/runs/{{id}}"), get(runs::show))
         .route(&format!("{REGISTRY}/runs/{{id}}/listLogSasUrl"), post(runs::log_url))
         .route(&format!("{REGISTRY}/runs/{{id}}/cancel"), post(runs::cancel))
+        .route(&format!("{REGISTRY}/tasks"), get(tasks::list))
+        .route(
+            &format!("{REGISTRY}/tasks/{{task}}"),
+            get(tasks::show).put(tasks::put).delete(tasks::delete),
+        )
+        .route(&format!("{REGISTRY}/tasks/{{task}}/listDetails"), post(tasks::show))
         .layer(middleware::from_fn_with_state(d, bearer));
     // Blobs carry their own proof: a shared-access signature in the query.
     let blobs = Router::new()

@@ -24,7 +24,7 @@ pub(crate) type RegistryPath = (String, String, String);
 const SAS_SECONDS: i64 = 3600;
 
 /// Refuses a registry other than the daemon's.
-fn ours(d: &Server, (sub, rg, name): &RegistryPath) -> Result<(), Failure> {
+pub(crate) fn ours(d: &Server, (sub, rg, name): &RegistryPath) -> Result<(), Failure> {
     let s = &d.settings;
     if sub.eq_ignore_ascii_case(&s.arm_subscription)
         && rg.eq_ignore_ascii_case(&s.arm_resource_group)
@@ -42,14 +42,14 @@ fn ours(d: &Server, (sub, rg, name): &RegistryPath) -> Result<(), Failure> {
 
 /// A run as ARM shows it: `{id, name, type, properties}`, the properties being the run
 /// as `/v1` shows it.
-pub(crate) fn run_resource(d: &Server, record: &slipway_store::RunRecord) -> serde_json::Value {
-    let mut properties = serde_json::to_value(record.view()).unwrap_or_default();
+pub(crate) fn run_resource(d: &Server, run: &slipway_api::model::Run) -> serde_json::Value {
+    let mut properties = serde_json::to_value(run).unwrap_or_default();
     if let Some(p) = properties.as_object_mut() {
         p.insert("provisioningState".into(), json!("Succeeded"));
     }
     json!({
-        "id": format!("{}/runs/{}", registry_id(d), record.id),
-        "name": record.id,
+        "id": format!("{}/runs/{}", registry_id(d), run.run_id),
+        "name": run.run_id,
         "type": "Microsoft.ContainerRegistry/registries/runs",
         "properties": properties,
     })
@@ -80,9 +80,14 @@ pub(crate) async fn schedule(
 ) -> Result<Response, Failure> {
     ours(&d, &registry)?;
     crate::plain_text::no_nul(&body)?;
-    let request: ArmRunRequest = serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid run request: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
+    if value.get("type").and_then(|t| t.as_str()) == Some("TaskRunRequest") {
+        let run = super::tasks::run(&d, &who, &value).await?;
+        return Ok(Json(run_resource(&d, &run)).into_response());
+    }
+    let request: ArmRunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid run request: {e}")))?;
     let record = crate::intake::start_run(&d, &who, request.into_run_request(&d.settings.registry)).await?;
-    Ok(Json(run_resource(&d, &record)).into_response())
+    Ok(Json(run_resource(&d, &record.view())).into_response())
 }
 
 async fn find(d: &Server, who: &Caller, id: &str) -> Result<slipway_store::RunRecord, Failure> {
@@ -101,7 +106,7 @@ pub(crate) async fn show(
 ) -> Result<Response, Failure> {
     ours(&d, &(sub, rg, name))?;
     let record = find(&d, &who, &id).await?;
-    Ok(Json(run_resource(&d, &record)).into_response())
+    Ok(Json(run_resource(&d, &record.view())).into_response())
 }
 
 /// `GET {registry}/runs?$filter=…&$top=N`: the caller's runs, newest first, filtered as
@@ -134,7 +139,7 @@ pub(crate) async fn list(
         }
     }
     let runs = d.store.list(&filter).await.map_err(internal)?;
-    let value: Vec<serde_json::Value> = runs.iter().map(|r| run_resource(&d, r)).collect();
+    let value: Vec<serde_json::Value> = runs.iter().map(|r| run_resource(&d, &r.view())).collect();
     Ok(Json(json!({ "value": value })).into_response())
 }
 

@@ -1,0 +1,188 @@
+//! Tasks as the Azure CLI drives them (`az acr task create|show|list|delete`, and
+//! `az acr task run` through `scheduleRun`): ARM's task resource made from and into
+//! Slipway's task, through the `/v1` task functions, for the caller the access token
+//! names. A task's secrets never come back: secret values show empty.
+
+use super::registry_id;
+use super::runs::{ours, RegistryPath};
+use crate::failure::{bad_request, internal, Failure};
+use crate::{Server, Shared};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use serde_json::json;
+use slipway_api::arm_task::ArmTask;
+use slipway_api::model::Argument;
+use slipway_api::task::TaskSpec;
+use slipway_api::tenant::Caller;
+
+type Who = axum::Extension<Caller>;
+type TaskPath = (String, String, String, String);
+
+fn arguments(list: &[Argument]) -> serde_json::Value {
+    list.iter()
+        .map(|a| json!({"type": "Argument", "name": a.name, "value": if a.is_secret { "" } else { a.value.as_str() }, "isSecret": a.is_secret}))
+        .collect()
+}
+
+fn status(enabled: bool) -> &'static str {
+    if enabled {
+        "Enabled"
+    } else {
+        "Disabled"
+    }
+}
+
+/// The task's step as ARM shows it.
+fn step(spec: &TaskSpec) -> serde_json::Value {
+    let file = spec.file.clone().unwrap_or_else(|| "Dockerfile".into());
+    if let Some(cmd) = &spec.cmd {
+        let text = format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd).unwrap_or_default());
+        return json!({"type": "EncodedTask", "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(text),
+            "contextPath": spec.context_path, "values": arguments(&spec.values)});
+    }
+    if file.ends_with(".yaml") || file.ends_with(".yml") {
+        return json!({"type": "FileTask", "taskFilePath": file, "contextPath": spec.context_path, "values": arguments(&spec.values)});
+    }
+    json!({"type": "Docker", "dockerFilePath": file, "imageNames": spec.image_names, "isPushEnabled": spec.is_push_enabled,
+        "noCache": false, "arguments": arguments(&spec.arguments), "target": spec.target, "contextPath": spec.context_path})
+}
+
+/// The task's triggers as ARM shows them.
+fn triggers(spec: &TaskSpec) -> serde_json::Value {
+    let branch = spec
+        .context_path
+        .as_deref()
+        .and_then(|c| slipway_api::source::parse_git(c).ok())
+        .and_then(|g| g.reference);
+    let sources: Vec<serde_json::Value> = spec
+        .context_path
+        .iter()
+        .filter(|_| spec.source_trigger.enabled)
+        .map(|c| {
+            json!({"name": "defaultSourceTriggerName", "status": "Enabled", "sourceTriggerEvents": ["commit"],
+                "sourceRepository": {"sourceControlType": "Github", "repositoryUrl": c,
+                    "branch": spec.source_trigger.branches.first().cloned().or(branch.clone())}})
+        })
+        .collect();
+    let timers: Vec<serde_json::Value> = spec
+        .timers
+        .iter()
+        .map(|t| json!({"name": t.name, "schedule": t.schedule, "status": status(t.enabled)}))
+        .collect();
+    json!({
+        "sourceTriggers": sources,
+        "timerTriggers": timers,
+        "baseImageTrigger": {"name": "defaultBaseimageTriggerName", "status": status(spec.base_image_trigger.enabled),
+            "baseImageTriggerType": spec.base_image_trigger.kind.as_str(), "updateTriggerPayloadType": "Default"},
+    })
+}
+
+/// A task as ARM shows it.
+fn task_resource(d: &Server, record: &slipway_store::TaskRecord) -> serde_json::Value {
+    let spec = &record.spec;
+    let platform = slipway_api::model::Platform::parse(&spec.platform);
+    json!({
+        "id": format!("{}/tasks/{}", registry_id(d), record.name),
+        "name": record.name,
+        "type": "Microsoft.ContainerRegistry/registries/tasks",
+        "location": "slipway",
+        "properties": {
+            "provisioningState": "Succeeded",
+            "creationDate": slipway_api::time::from_ms(record.create_time),
+            "status": status(record.enabled),
+            "platform": {"os": platform.os, "architecture": platform.architecture},
+            "agentConfiguration": {"cpu": 2},
+            "timeout": spec.timeout,
+            "step": step(spec),
+            "trigger": triggers(spec),
+            "credentials": {},
+            "isSystemTask": false,
+        },
+    })
+}
+
+async fn found(d: &Server, who: &Caller, name: &str) -> Result<slipway_store::TaskRecord, Failure> {
+    d.store
+        .get_task(&who.tenant, name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| crate::tasks::task_not_found(name))
+}
+
+/// `PUT {registry}/tasks/{name}`: made, or replaced whole as ARM's PUT does; 200.
+pub(crate) async fn put(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path((sub, rg, reg, name)): Path<TaskPath>,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    ours(&d, &(sub, rg, reg))?;
+    crate::plain_text::no_nul(&body)?;
+    let task: ArmTask = serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid task: {e}")))?;
+    let spec = task.into_task_spec(&name, &d.settings.registry).map_err(bad_request)?;
+    let exists = d.store.get_task(&who.tenant, &name).await.map_err(internal)?.is_some();
+    let record = crate::tasks::put_spec(&d, &who, spec, !exists).await?;
+    Ok(Json(task_resource(&d, &record)).into_response())
+}
+
+/// `GET {registry}/tasks/{name}`, and `POST …/listDetails` (secrets stay out of both).
+pub(crate) async fn show(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path((sub, rg, reg, name)): Path<TaskPath>,
+) -> Result<Response, Failure> {
+    ours(&d, &(sub, rg, reg))?;
+    let record = found(&d, &who, &name).await?;
+    Ok(Json(task_resource(&d, &record)).into_response())
+}
+
+/// `GET {registry}/tasks`.
+pub(crate) async fn list(State(d): Shared, axum::Extension(who): Who, Path(registry): Path<RegistryPath>) -> Result<Response, Failure> {
+    ours(&d, &registry)?;
+    let records = d.store.list_tasks(Some(&who.tenant)).await.map_err(internal)?;
+    let value: Vec<serde_json::Value> = records.iter().map(|r| task_resource(&d, r)).collect();
+    Ok(Json(json!({ "value": value })).into_response())
+}
+
+/// `DELETE {registry}/tasks/{name}`: 200.
+pub(crate) async fn delete(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path((sub, rg, reg, name)): Path<TaskPath>,
+) -> Result<Response, Failure> {
+    ours(&d, &(sub, rg, reg))?;
+    crate::tasks::delete_task(State(d.clone()), axum::Extension(who), Path(name)).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// A `TaskRunRequest` of `scheduleRun`: the task's run, with ARM's overrides given as
+/// `/v1` takes them.
+pub(crate) async fn run(d: &std::sync::Arc<Server>, who: &Caller, body: &serde_json::Value) -> Result<slipway_api::model::Run, Failure> {
+    let task_id = body.get("taskId").and_then(|t| t.as_str()).unwrap_or("");
+    let name = task_id.rsplit('/').next().unwrap_or("").to_string();
+    if !task_id.contains("/tasks/") || name.is_empty() {
+        return Err(bad_request("taskId must be the task's resource id (…/tasks/NAME)"));
+    }
+    let o = body.get("overrideTaskStepProperties").cloned().unwrap_or_default();
+    let list = |k: &str| -> serde_json::Value {
+        o.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|x| json!({"name": x.get("name"), "value": x.get("value").cloned().unwrap_or(json!("")), "isSecret": x.get("isSecret").cloned().unwrap_or(json!(false))}))
+                    .collect()
+            })
+            .unwrap_or_else(|| json!([]))
+    };
+    let overrides = json!({
+        "values": list("values"), "arguments": list("arguments"),
+        "target": o.get("target"), "file": o.get("file"), "contextPath": o.get("contextPath"),
+    });
+    let bytes = Bytes::from(serde_json::to_vec(&overrides).map_err(internal)?);
+    let (_, Json(run)) = crate::tasks::run_task(State(d.clone()), axum::Extension(who.clone()), Path(name), bytes).await?;
+    Ok(run)
+}
