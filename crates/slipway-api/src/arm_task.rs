@@ -220,6 +220,98 @@ impl ArmTask {
     }
 }
 
+/// The body of `PATCH {registry}/tasks/{name}`: only what is given changes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArmTaskUpdate {
+    #[serde(default)]
+    pub properties: ArmTaskUpdateProperties,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmTaskUpdateProperties {
+    pub status: Option<String>,
+    pub platform: Option<ArmPlatform>,
+    pub timeout: Option<u64>,
+    pub trigger: Option<ArmTriggersUpdate>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmTriggersUpdate {
+    pub timer_triggers: Option<Vec<ArmTimerUpdate>>,
+    pub base_image_trigger: Option<ArmBaseImageTrigger>,
+    pub source_triggers: Option<Vec<ArmSourceTrigger>>,
+}
+
+/// A timer to add or change, by name (`schedule` and `status` kept when not given).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArmTimerUpdate {
+    pub name: String,
+    pub schedule: Option<String>,
+    pub status: Option<String>,
+}
+
+impl ArmTaskUpdate {
+    /// Changes `spec` as the update says; a timer added needs its schedule.
+    pub fn apply(self, spec: &mut TaskSpec) -> Result<(), String> {
+        let p = self.properties;
+        if p.status.is_some() {
+            spec.status = if enabled(&p.status) {
+                TaskStatus::Enabled
+            } else {
+                TaskStatus::Disabled
+            };
+        }
+        if let Some(platform) = &p.platform {
+            spec.platform = platform.text();
+        }
+        if let Some(t) = p.timeout {
+            spec.timeout = t;
+        }
+        let triggers = p.trigger.unwrap_or_default();
+        for t in triggers.timer_triggers.unwrap_or_default() {
+            merge_timer(spec, t)?;
+        }
+        if let Some(b) = triggers.base_image_trigger {
+            if b.status.is_some() {
+                spec.base_image_trigger.enabled = enabled(&b.status);
+            }
+            if let Some(kind) = b.base_image_trigger_type {
+                spec.base_image_trigger.kind = if kind.eq_ignore_ascii_case("all") {
+                    BaseImageTriggerType::All
+                } else {
+                    BaseImageTriggerType::Runtime
+                };
+            }
+        }
+        if let Some(sources) = triggers.source_triggers.filter(|s| !s.is_empty()) {
+            spec.source_trigger.enabled = sources.iter().any(|t| enabled(&t.status));
+        }
+        spec.validate()
+    }
+}
+
+/// Adds timer `t`, or changes the one of its name.
+fn merge_timer(spec: &mut TaskSpec, t: ArmTimerUpdate) -> Result<(), String> {
+    match spec.timers.iter_mut().find(|x| x.name == t.name) {
+        Some(x) => {
+            if let Some(s) = t.schedule {
+                x.schedule = s;
+            }
+            if t.status.is_some() {
+                x.enabled = enabled(&t.status);
+            }
+        }
+        None => spec.timers.push(Timer {
+            schedule: t.schedule.ok_or_else(|| format!("timer {:?} is new and has no schedule", t.name))?,
+            enabled: enabled(&t.status),
+            name: t.name,
+        }),
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +345,23 @@ mod tests {
             (spec.timers[0].name.as_str(), spec.timers[0].schedule.as_str()),
             ("t1", "0 2 * * *")
         );
+    }
+
+    #[test]
+    fn a_timer_is_added_and_changed_by_name() {
+        let mut spec: TaskSpec = serde_json::from_value(
+            serde_json::json!({"name": "build-app", "file": "Dockerfile", "contextPath": "https://git.example/r.git", "timers": [{"name": "t1", "schedule": "0 2 * * *"}]}),
+        )
+        .unwrap();
+        let add: ArmTaskUpdate = serde_json::from_value(serde_json::json!({"properties": {"trigger": {"timerTriggers": [
+            {"name": "t2", "schedule": "0 3 * * *", "status": "Enabled"}, {"name": "t1", "status": "Disabled"}]}}}))
+        .unwrap();
+        add.apply(&mut spec).unwrap();
+        assert_eq!(spec.timers.len(), 2);
+        assert!(!spec.timers[0].enabled && spec.timers[0].schedule == "0 2 * * *");
+        let bare: ArmTaskUpdate =
+            serde_json::from_value(serde_json::json!({"properties": {"trigger": {"timerTriggers": [{"name": "t3"}]}}})).unwrap();
+        assert!(bare.apply(&mut spec).unwrap_err().contains("no schedule"));
     }
 
     #[test]

@@ -111,21 +111,23 @@ pub(crate) async fn create_task(
     body: Bytes,
 ) -> Result<(StatusCode, Json<TaskView>), Failure> {
     let spec = parse_spec(&name, &body)?;
-    let record = put_spec(&d, &who, spec, true).await?;
+    let record = put_spec(&d, &who, spec, true, None).await?;
     Ok((StatusCode::CREATED, Json(task_json(&d, &record).await?)))
 }
 
-/// Saves `spec` (made anew when `create`, else replacing the task of its name with its
-/// secrets) within the tenant's quotas, its source checked. `/v1` and ARM's PUT both.
+/// Saves `spec` (made anew when `create`, else replacing the task of its name, keeping
+/// of `keep` what `spec` does not restate) within the tenant's quotas, its source
+/// checked. `/v1` and ARM's PUT and PATCH all.
 pub(crate) async fn put_spec(
     d: &Server,
     who: &Caller,
     spec: slipway_api::task::TaskSpec,
     create: bool,
+    keep: Option<slipway_api::task::TaskSecrets>,
 ) -> Result<slipway_store::TaskRecord, Failure> {
     check_source(d, who, spec.context_path.as_deref(), "contextPath").await?;
     check_task_quotas(d, who, &spec, create).await?;
-    save_task(d, &who.tenant, spec, create, None).await
+    save_task(d, &who.tenant, spec, create, keep).await
 }
 
 /// A tenant's tasks and timers within its quotas, and (unless an operator asks) each

@@ -38,7 +38,7 @@ pub fn router(d: Arc<Server>) -> Router<Arc<Server>> {
         .route(&format!("{REGISTRY}/tasks"), get(tasks::list))
         .route(
             &format!("{REGISTRY}/tasks/{{task}}"),
-            get(tasks::show).put(tasks::put).delete(tasks::delete),
+            get(tasks::show).put(tasks::put).patch(tasks::patch).delete(tasks::delete),
         )
         .route(&format!("{REGISTRY}/tasks/{{task}}/listDetails"), post(tasks::show))
         .layer(middleware::from_fn_with_state(d, bearer));

@@ -123,9 +123,60 @@ pub(crate) async fn put(
     ours(&d, &(sub, rg, reg))?;
     crate::plain_text::no_nul(&body)?;
     let task: ArmTask = serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid task: {e}")))?;
-    let spec = task.into_task_spec(&name, &d.settings.registry).map_err(bad_request)?;
-    let exists = d.store.get_task(&who.tenant, &name).await.map_err(internal)?.is_some();
-    let record = crate::tasks::put_spec(&d, &who, spec, !exists).await?;
+    let mut spec = task.into_task_spec(&name, &d.settings.registry).map_err(bad_request)?;
+    let record = match d.store.get_task(&who.tenant, &name).await.map_err(internal)? {
+        None => crate::tasks::put_spec(&d, &who, spec, true, None).await?,
+        Some(old) => {
+            // A task sent back as `listDetails` showed it (`az acr task timer remove`)
+            // has its secrets empty: the stored ones stay, unless its source moved.
+            let keep = if old.spec.context_path == spec.context_path {
+                let secrets = slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name)
+                    .await
+                    .map_err(internal)?;
+                fill_masked(&mut spec, &secrets);
+                Some(secrets)
+            } else {
+                None
+            };
+            crate::tasks::put_spec(&d, &who, spec, false, keep).await?
+        }
+    };
+    Ok(Json(task_resource(&d, &record)).into_response())
+}
+
+/// Gives each secret argument and value sent back empty its stored value.
+fn fill_masked(spec: &mut TaskSpec, stored: &slipway_api::task::TaskSecrets) {
+    let fill = |list: &mut Vec<Argument>, from: &std::collections::BTreeMap<String, String>| {
+        for a in list.iter_mut().filter(|a| a.is_secret && a.value.is_empty()) {
+            if let Some(v) = from.get(&a.name) {
+                a.value = v.clone();
+            }
+        }
+    };
+    fill(&mut spec.arguments, &stored.arguments);
+    fill(&mut spec.values, &stored.values);
+}
+
+/// `PATCH {registry}/tasks/{name}`: what `az acr task timer add|update` and a status or
+/// trigger change send: timers merged by name, the rest replaced where given.
+pub(crate) async fn patch(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path((sub, rg, reg, name)): Path<TaskPath>,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    ours(&d, &(sub, rg, reg))?;
+    crate::plain_text::no_nul(&body)?;
+    let update: slipway_api::arm_task::ArmTaskUpdate =
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid task update: {e}")))?;
+    let record = found(&d, &who, &name).await?;
+    let mut spec = record.spec;
+    update.apply(&mut spec).map_err(bad_request)?;
+    let secrets = slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name)
+        .await
+        .map_err(internal)?;
+    fill_masked(&mut spec, &secrets);
+    let record = crate::tasks::put_spec(&d, &who, spec, false, Some(secrets)).await?;
     Ok(Json(task_resource(&d, &record)).into_response())
 }
 
