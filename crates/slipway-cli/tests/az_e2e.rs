@@ -282,6 +282,60 @@ fn the_azure_cli_builds_and_runs_unchanged() {
     );
     assert_eq!(code, 401);
 
+    // An upload URL is good for one context, under its own signature only.
+    let http = d.http();
+    let token: serde_json::Value = rt().block_on(async {
+        http.post(format!("{}/adfs/oauth2/token", d.url()))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&client_id=x&client_secret=tok-a&scope=s%2F.default")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let access = token["access_token"].as_str().unwrap().to_string();
+    let (code, answer) = d.call(
+        "POST",
+        &format!("{registry}/listBuildSourceUploadUrl?api-version=2019-06-01-preview"),
+        None,
+        Some(&access),
+        &[],
+    );
+    assert_eq!(code, 200, "{answer}");
+    let url = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["uploadUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let context = {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "Dockerfile", &b"x\n"[..]).unwrap();
+        b.into_inner().unwrap().finish().unwrap()
+    };
+    let put = |url: &str| {
+        rt().block_on(async {
+            http.put(url)
+                .header("x-ms-blob-type", "BlockBlob")
+                .body(context.clone())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(put(&url), 201);
+    assert_eq!(put(&url), 409, "a second context through one URL");
+    let later = url.replace("se=", "se=9");
+    assert_eq!(put(&later), 403, "an expiry moved by hand");
+    let elsewhere = url.replace("/uploads/team-a/", "/uploads/team-b/");
+    assert_eq!(put(&elsewhere), 403, "another tenant's path");
+
     // The secret is nowhere the daemon keeps or prints.
     assert!(!d.server_log().contains(&secret));
     for f in walk(d.dir.path()) {

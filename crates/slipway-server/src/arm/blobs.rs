@@ -57,6 +57,15 @@ pub(crate) async fn put_upload(
             "contexts of more than 64 MiB (uploaded in blocks) are not supported yet; use slipway build, or a git context",
         ));
     }
+    // One URL, one context: a second PUT to it (the URL is good for an hour) would
+    // change a source a queued run already names.
+    if d.store.upload_tenant(&id).await.map_err(internal)?.is_some() {
+        return Err(Failure(
+            StatusCode::CONFLICT,
+            "BlobAlreadyExists",
+            "this upload URL was used; ask for another (listBuildSourceUploadUrl)".into(),
+        ));
+    }
     let who = Caller {
         tenant,
         role: Role::Member,
