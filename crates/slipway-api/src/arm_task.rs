@@ -233,7 +233,59 @@ pub struct ArmTaskUpdateProperties {
     pub status: Option<String>,
     pub platform: Option<ArmPlatform>,
     pub timeout: Option<u64>,
+    pub step: Option<ArmStepUpdate>,
     pub trigger: Option<ArmTriggersUpdate>,
+}
+
+/// What `az acr task update` changes of a step; what it leaves out stays.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmStepUpdate {
+    pub context_path: Option<String>,
+    pub docker_file_path: Option<String>,
+    pub task_file_path: Option<String>,
+    pub values_file_path: Option<String>,
+    pub encoded_task_content: Option<String>,
+    pub image_names: Option<Vec<String>>,
+    pub is_push_enabled: Option<bool>,
+    pub target: Option<String>,
+    pub arguments: Option<Vec<ArmArgument>>,
+    pub values: Option<Vec<ArmArgument>>,
+}
+
+impl ArmStepUpdate {
+    /// Changes the task's step where the update gives a field; a list given replaces
+    /// the one kept (its secret values sent back empty keep theirs, by the caller).
+    fn apply(self, spec: &mut TaskSpec, registry: &str) -> Result<(), String> {
+        if self.encoded_task_content.is_some() {
+            return Err("a task of one command (--cmd) is not supported yet; use a task file (-f acb.yaml)".into());
+        }
+        if self.values_file_path.as_deref().is_some_and(|v| !v.is_empty()) {
+            return Err("a task's values file (--values) is not supported yet; give the values with --set".into());
+        }
+        if let Some(c) = self.context_path {
+            spec.context_path = Some(c).filter(|c| !c.is_empty() && c != "/dev/null");
+        }
+        if let Some(f) = self.docker_file_path.or(self.task_file_path) {
+            spec.file = Some(f);
+        }
+        if let Some(names) = self.image_names {
+            spec.image_names = names.into_iter().map(|n| crate::arm::qualified(n, registry)).collect();
+        }
+        if let Some(p) = self.is_push_enabled {
+            spec.is_push_enabled = p;
+        }
+        if let Some(t) = self.target {
+            spec.target = Some(t).filter(|t| !t.is_empty());
+        }
+        if let Some(list) = self.arguments {
+            spec.arguments = arguments(list);
+        }
+        if let Some(list) = self.values {
+            spec.values = arguments(list);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -253,9 +305,13 @@ pub struct ArmTimerUpdate {
 }
 
 impl ArmTaskUpdate {
-    /// Changes `spec` as the update says; a timer added needs its schedule.
-    pub fn apply(self, spec: &mut TaskSpec) -> Result<(), String> {
+    /// Changes `spec` as the update says (image names within `registry`); a timer added
+    /// needs its schedule.
+    pub fn apply(self, spec: &mut TaskSpec, registry: &str) -> Result<(), String> {
         let p = self.properties;
+        if let Some(step) = p.step {
+            step.apply(spec, registry)?;
+        }
         if p.status.is_some() {
             spec.status = if enabled(&p.status) {
                 TaskStatus::Enabled
@@ -356,12 +412,17 @@ mod tests {
         let add: ArmTaskUpdate = serde_json::from_value(serde_json::json!({"properties": {"trigger": {"timerTriggers": [
             {"name": "t2", "schedule": "0 3 * * *", "status": "Enabled"}, {"name": "t1", "status": "Disabled"}]}}}))
         .unwrap();
-        add.apply(&mut spec).unwrap();
+        add.apply(&mut spec, "reg").unwrap();
         assert_eq!(spec.timers.len(), 2);
         assert!(!spec.timers[0].enabled && spec.timers[0].schedule == "0 2 * * *");
         let bare: ArmTaskUpdate =
             serde_json::from_value(serde_json::json!({"properties": {"trigger": {"timerTriggers": [{"name": "t3"}]}}})).unwrap();
-        assert!(bare.apply(&mut spec).unwrap_err().contains("no schedule"));
+        assert!(bare.apply(&mut spec, "reg").unwrap_err().contains("no schedule"));
+        let args: ArmTaskUpdate = serde_json::from_value(serde_json::json!({"properties": {"step": {"type": "Docker",
+            "arguments": [{"type": "Argument", "name": "A", "value": "2", "isSecret": false}], "imageNames": ["app:2"]}}}))
+        .unwrap();
+        args.apply(&mut spec, "reg").unwrap();
+        assert_eq!((spec.arguments[0].value.as_str(), spec.image_names[0].as_str()), ("2", "reg/app:2"));
     }
 
     #[test]

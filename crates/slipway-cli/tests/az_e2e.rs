@@ -243,14 +243,27 @@ fn the_azure_cli_builds_and_runs_unchanged() {
         "{}",
         timers.all()
     );
+    // az acr task update changes the step's arguments (the secret one restated).
+    let updated = a.run(&[
+        "acr",
+        "task",
+        "update",
+        "-n",
+        "build-app",
+        "--arg",
+        "A=2",
+        "--secret-arg",
+        &format!("S={secret}"),
+    ]);
+    assert!(updated.ok, "{}", updated.all());
     let shown = a.run(&["acr", "task", "show", "-n", "build-app", "--with-secure-properties"]);
     assert!(shown.ok && !shown.all().contains(&secret), "{}", shown.all());
     let task_run = a.run(&["acr", "task", "run", "-n", "build-app"]);
-    assert!(task_run.ok && task_run.stdout.contains("task-build-1"), "{}", task_run.all());
+    assert!(task_run.ok && task_run.stdout.contains("task-build-2"), "{}", task_run.all());
     let runs = a.run(&["acr", "task", "list-runs", "-n", "build-app", "-o", "table"]);
     assert!(runs.ok && runs.stdout.contains("Succeeded"), "{}", runs.all());
     let logs = a.run(&["acr", "task", "logs", "-n", "build-app"]);
-    assert!(logs.ok && logs.stdout.contains("task-build-1"), "{}", logs.all());
+    assert!(logs.ok && logs.stdout.contains("task-build-2"), "{}", logs.all());
 
     // Another tenant's az sees none of team-a's runs and tasks; a forged token gets nothing.
     let b_tasks = |b: &Az| b.run(&["acr", "task", "show", "-n", "build-app"]);

@@ -170,13 +170,20 @@ pub(crate) async fn patch(
     let update: slipway_api::arm_task::ArmTaskUpdate =
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid task update: {e}")))?;
     let record = found(&d, &who, &name).await?;
+    let before = record.spec.context_path.clone();
     let mut spec = record.spec;
-    update.apply(&mut spec).map_err(bad_request)?;
-    let secrets = slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name)
-        .await
-        .map_err(internal)?;
-    fill_masked(&mut spec, &secrets);
-    let record = crate::tasks::put_spec(&d, &who, spec, false, Some(secrets)).await?;
+    update.apply(&mut spec, &d.settings.registry).map_err(bad_request)?;
+    // Secrets were given for the task's source: a task moved elsewhere keeps none.
+    let keep = if spec.context_path == before {
+        let secrets = slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name)
+            .await
+            .map_err(internal)?;
+        fill_masked(&mut spec, &secrets);
+        Some(secrets)
+    } else {
+        None
+    };
+    let record = crate::tasks::put_spec(&d, &who, spec, false, keep).await?;
     Ok(Json(task_resource(&d, &record)).into_response())
 }
 
