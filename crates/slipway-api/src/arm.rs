@@ -78,7 +78,7 @@ pub struct ArmPlatform {
     pub variant: Option<String>,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -100,7 +100,8 @@ impl ArmPlatform {
     }
 }
 
-fn arguments(list: Vec<ArmArgument>) -> Vec<Argument> {
+/// ARM's arguments or values as Slipway's (`type` dropped, a missing value empty).
+pub(crate) fn arguments(list: Vec<ArmArgument>) -> Vec<Argument> {
     list.into_iter()
         .map(|a| Argument {
             name: a.name,

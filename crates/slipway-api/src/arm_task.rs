@@ -5,8 +5,7 @@
 //! that Slipway does not use (`agentConfiguration`, `identity`, `credentials.sourceRegistry`,
 //! `logTemplate`) is read and dropped here.
 
-use crate::arm::{ArmArgument, ArmPlatform};
-use crate::model::Argument;
+use crate::arm::{arguments, yes, ArmArgument, ArmPlatform};
 use crate::secrets::Credential;
 use crate::task::{BaseImageTrigger, BaseImageTriggerType, SourceTrigger, TaskSpec, TaskStatus, Timer};
 use serde::Deserialize;
@@ -97,22 +96,8 @@ pub struct ArmBaseImageTrigger {
     pub status: Option<String>,
 }
 
-fn yes() -> bool {
-    true
-}
-
 fn enabled(status: &Option<String>) -> bool {
     status.as_deref().is_none_or(|s| s.eq_ignore_ascii_case("enabled"))
-}
-
-fn arguments(list: Vec<ArmArgument>) -> Vec<Argument> {
-    list.into_iter()
-        .map(|a| Argument {
-            name: a.name,
-            value: a.value.unwrap_or_default(),
-            is_secret: a.is_secret,
-        })
-        .collect()
 }
 
 /// The host (with its port) of a git context URL, which its access token is for.

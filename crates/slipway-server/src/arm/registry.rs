@@ -2,7 +2,7 @@
 //! what `az` looks up before every `az acr` command (the registry's group is parsed from
 //! its id, its login server and SKU read from it).
 
-use super::{arm_error, registry_id};
+use super::registry_id;
 use crate::failure::Failure;
 use crate::{Server, Shared};
 use axum::extract::{Path, Query, State};
@@ -93,13 +93,8 @@ pub(crate) async fn show(State(d): Shared, Path((sub, rg, name)): Path<(String, 
     if let Err(f) = ours(&d, &sub) {
         return f.into_response();
     }
-    let s = &d.settings;
-    if !rg.eq_ignore_ascii_case(&s.arm_resource_group) || !name.eq_ignore_ascii_case(&s.arm_registry_name) {
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            format!("the registry {name:?} in resource group {rg:?} was not found"),
-        );
+    if let Err(f) = super::runs::ours(&d, &(sub, rg, name)) {
+        return f.into_response();
     }
     Json(registry_json(&d)).into_response()
 }
