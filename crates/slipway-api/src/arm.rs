@@ -58,6 +58,13 @@ pub struct ArmEncodedTask {
     pub source_location: Option<String>,
 }
 
+/// The body of `PATCH {registry}/runs/{id}` (`az acr task update-run --no-archive`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmRunUpdate {
+    pub is_archive_enabled: Option<bool>,
+}
+
 /// An argument or a value, as `az` sends it (`{"type": "Argument", name, value, isSecret}`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

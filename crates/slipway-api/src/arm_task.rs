@@ -26,6 +26,88 @@ pub struct ArmTaskProperties {
     pub step: Option<ArmStep>,
     #[serde(default)]
     pub trigger: Option<ArmTriggers>,
+    pub credentials: Option<ArmCredentials>,
+}
+
+/// A task's credentials: `customRegistries` by login server, `null` removing one
+/// (`az acr task credential add|update|remove`). `sourceRegistry` (the login mode for the
+/// task's own registry) is read and dropped: a task signs in to the daemon's registry
+/// as its tenant does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmCredentials {
+    pub custom_registries: Option<std::collections::BTreeMap<String, Option<ArmCustomRegistry>>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmCustomRegistry {
+    pub user_name: Option<ArmSecretObject>,
+    pub password: Option<ArmSecretObject>,
+    pub identity: Option<String>,
+}
+
+/// `{"type": "Opaque"|"Vaultsecret", "value": …}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ArmSecretObject {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub value: Option<String>,
+}
+
+impl ArmSecretObject {
+    /// The value itself; a Key Vault reference is refused, naming the login server.
+    fn opaque(&self, server: &str, what: &str) -> Result<String, String> {
+        if self.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("vaultsecret")) {
+            return Err(format!(
+                "credentials.customRegistries[{server:?}].{what}: Key Vault secrets are not supported; give the value itself"
+            ));
+        }
+        Ok(self.value.clone().unwrap_or_default())
+    }
+}
+
+/// A change to a task's registry credentials: set (an empty password keeps the one
+/// stored, as a credential sent back masked does) or, with `None`, removed.
+pub type CredentialChange = (String, Option<Credential>);
+
+impl ArmCredentials {
+    /// The changes these credentials make, by login server.
+    pub fn changes(&self) -> Result<Vec<CredentialChange>, String> {
+        let mut out = Vec::new();
+        for (server, given) in self.custom_registries.iter().flatten() {
+            let server = server.trim().to_ascii_lowercase();
+            if server.is_empty() || server.contains(['/', ' ']) {
+                return Err(format!("credentials.customRegistries: {server:?} is not a registry login server"));
+            }
+            let Some(c) = given else {
+                out.push((server, None));
+                continue;
+            };
+            if c.identity.as_deref().is_some_and(|i| !i.is_empty()) && c.user_name.is_none() && c.password.is_none() {
+                return Err(format!(
+                    "credentials.customRegistries[{server:?}]: a managed identity (--use-identity) is not supported; give --username and --password"
+                ));
+            }
+            let user = c
+                .user_name
+                .as_ref()
+                .map(|u| u.opaque(&server, "userName"))
+                .transpose()?
+                .unwrap_or_default();
+            let secret = c
+                .password
+                .as_ref()
+                .map(|p| p.opaque(&server, "password"))
+                .transpose()?
+                .unwrap_or_default();
+            if user.is_empty() {
+                return Err(format!("credentials.customRegistries[{server:?}]: give a userName"));
+            }
+            out.push((server, Some(Credential { user, secret })));
+        }
+        Ok(out)
+    }
 }
 
 /// A task's step.
@@ -55,7 +137,23 @@ pub enum ArmStep {
         values: Vec<ArmArgument>,
     },
     #[serde(rename_all = "camelCase")]
-    EncodedTask {},
+    EncodedTask {
+        /// The task file, base64.
+        encoded_task_content: String,
+        context_path: Option<String>,
+        context_access_token: Option<String>,
+        #[serde(default)]
+        values: Vec<ArmArgument>,
+    },
+}
+
+/// An encoded task's YAML out of its base64, or why not.
+fn decoded(content: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(content.trim())
+        .map_err(|e| format!("step.encodedTaskContent is not base64: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| "step.encodedTaskContent is not UTF-8 text".to_string())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -169,15 +267,20 @@ impl ArmTask {
                 values_file_path,
                 values,
             } => {
-                if values_file_path.as_deref().is_some_and(|v| !v.is_empty()) {
-                    return Err("a task's values file (--values) is not supported yet; give the values with --set".into());
-                }
                 spec.file = Some(task_file_path);
+                spec.values_file = values_file_path.filter(|v| !v.is_empty());
                 spec.values = arguments(values);
                 (context_path, context_access_token)
             }
-            ArmStep::EncodedTask {} => {
-                return Err("a task of one command (--cmd) is not supported yet; use a task file (-f acb.yaml)".into());
+            ArmStep::EncodedTask {
+                encoded_task_content,
+                context_path,
+                context_access_token,
+                values,
+            } => {
+                spec.task_content = Some(decoded(&encoded_task_content)?);
+                spec.values = arguments(values);
+                (context_path, context_access_token)
             }
         };
         spec.context_path = context.filter(|c| !c.is_empty() && c != "/dev/null");
@@ -200,6 +303,11 @@ impl ArmTask {
             spec.status = TaskStatus::Disabled;
         }
         set_triggers(&mut spec, p.trigger.unwrap_or_default());
+        for (server, credential) in p.credentials.unwrap_or_default().changes()? {
+            if let Some(c) = credential {
+                spec.registry_credentials.insert(server, c);
+            }
+        }
         spec.validate()?;
         Ok(spec)
     }
@@ -220,6 +328,7 @@ pub struct ArmTaskUpdateProperties {
     pub timeout: Option<u64>,
     pub step: Option<ArmStepUpdate>,
     pub trigger: Option<ArmTriggersUpdate>,
+    pub credentials: Option<ArmCredentials>,
 }
 
 /// What `az acr task update` changes of a step; what it leaves out stays.
@@ -242,17 +351,20 @@ impl ArmStepUpdate {
     /// Changes the task's step where the update gives a field; a list given replaces
     /// the one kept (its secret values sent back empty keep theirs, by the caller).
     fn apply(self, spec: &mut TaskSpec, registry: &str) -> Result<(), String> {
-        if self.encoded_task_content.is_some() {
-            return Err("a task of one command (--cmd) is not supported yet; use a task file (-f acb.yaml)".into());
+        if let Some(content) = &self.encoded_task_content {
+            spec.task_content = Some(decoded(content)?);
+            spec.file = None;
+            spec.cmd = None;
         }
-        if self.values_file_path.as_deref().is_some_and(|v| !v.is_empty()) {
-            return Err("a task's values file (--values) is not supported yet; give the values with --set".into());
+        if let Some(v) = self.values_file_path {
+            spec.values_file = Some(v).filter(|v| !v.is_empty());
         }
         if let Some(c) = self.context_path {
             spec.context_path = Some(c).filter(|c| !c.is_empty() && c != "/dev/null");
         }
         if let Some(f) = self.docker_file_path.or(self.task_file_path) {
             spec.file = Some(f);
+            spec.task_content = None;
         }
         if let Some(names) = self.image_names {
             spec.image_names = names.into_iter().map(|n| crate::arm::qualified(n, registry)).collect();
@@ -290,6 +402,16 @@ pub struct ArmTimerUpdate {
 }
 
 impl ArmTaskUpdate {
+    /// The registry credentials the update sets or removes; [`ArmTaskUpdate::apply`]
+    /// leaves them to the caller, which holds the ones stored.
+    pub fn credential_changes(&self) -> Result<Vec<CredentialChange>, String> {
+        self.properties
+            .credentials
+            .as_ref()
+            .map(ArmCredentials::changes)
+            .unwrap_or(Ok(Vec::new()))
+    }
+
     /// Changes `spec` as the update says (image names within `registry`); a timer added
     /// needs its schedule.
     pub fn apply(self, spec: &mut TaskSpec, registry: &str) -> Result<(), String> {
@@ -411,12 +533,64 @@ mod tests {
     }
 
     #[test]
-    fn what_slipway_cannot_keep_yet_is_refused_by_name() {
-        let cmd = serde_json::json!({"properties": {"step": {"type": "EncodedTask", "encodedTaskContent": "eA=="}}});
-        let e = serde_json::from_value::<ArmTask>(cmd)
+    fn an_encoded_task_keeps_its_yaml_and_a_file_task_its_values_file() {
+        // `az acr task create -n t --cmd "busybox echo hi" -c /dev/null`.
+        let yaml = "version: v1.1.0\nsteps: \n  - cmd: busybox echo hi\n    disableWorkingDirectoryOverride: true\n";
+        use base64::Engine as _;
+        let content = base64::engine::general_purpose::STANDARD.encode(yaml);
+        let cmd = serde_json::json!({"properties": {"step": {"type": "EncodedTask", "encodedTaskContent": content,
+            "values": [{"type": "SetValue", "name": "who", "value": "me", "isSecret": false}]}}});
+        let spec = serde_json::from_value::<ArmTask>(cmd)
+            .unwrap()
+            .into_task_spec("build-app", "")
+            .unwrap();
+        assert_eq!(spec.task_content.as_deref(), Some(yaml));
+        assert!(spec.context_path.is_none() && spec.file.is_none());
+        let bad = serde_json::json!({"properties": {"step": {"type": "EncodedTask", "encodedTaskContent": "not base64!"}}});
+        let e = serde_json::from_value::<ArmTask>(bad)
             .unwrap()
             .into_task_spec("build-app", "")
             .unwrap_err();
-        assert!(e.contains("--cmd"), "{e}");
+        assert!(e.contains("step.encodedTaskContent"), "{e}");
+        let file = serde_json::json!({"properties": {"step": {"type": "FileTask", "taskFilePath": "acb.yaml",
+            "valuesFilePath": "values.yaml", "contextPath": "https://git.example/r.git"}}});
+        let spec = serde_json::from_value::<ArmTask>(file)
+            .unwrap()
+            .into_task_spec("build-app", "")
+            .unwrap();
+        assert_eq!(spec.values_file.as_deref(), Some("values.yaml"));
+    }
+
+    #[test]
+    fn credentials_are_set_and_removed_by_login_server() {
+        // `az acr task credential add -n t --login-server Reg.Example:5000 -u me -p pw`, then
+        // `credential remove`.
+        let add: ArmTaskUpdate = serde_json::from_value(serde_json::json!({"properties": {"credentials": {"customRegistries": {
+            "Reg.Example:5000": {"userName": {"type": "Opaque", "value": "me"}, "password": {"type": "Opaque", "value": "pw"}}}}}}))
+        .unwrap();
+        let changes = add.credential_changes().unwrap();
+        assert_eq!(changes[0].0, "reg.example:5000");
+        assert_eq!(
+            changes[0].1.as_ref().map(|c| (c.user.as_str(), c.secret.as_str())),
+            Some(("me", "pw"))
+        );
+        let remove: ArmTaskUpdate =
+            serde_json::from_value(serde_json::json!({"properties": {"credentials": {"customRegistries": {"reg.example:5000": null}}}}))
+                .unwrap();
+        assert_eq!(remove.credential_changes().unwrap(), vec![("reg.example:5000".to_string(), None)]);
+        for (given, needle) in [
+            (
+                serde_json::json!({"userName": {"type": "Vaultsecret", "value": "https://v.vault/x"}, "password": {"value": "p"}}),
+                "Key Vault",
+            ),
+            (serde_json::json!({"identity": "[system]"}), "managed identity"),
+            (serde_json::json!({"password": {"type": "Opaque", "value": "p"}}), "userName"),
+        ] {
+            let u: ArmTaskUpdate =
+                serde_json::from_value(serde_json::json!({"properties": {"credentials": {"customRegistries": {"reg.example": given}}}}))
+                    .unwrap();
+            let e = u.credential_changes().unwrap_err();
+            assert!(e.contains(needle) && e.contains("reg.example"), "{e}");
+        }
     }
 }

@@ -105,6 +105,9 @@ pub struct Run {
     /// updated as the run goes.
     #[serde(default)]
     pub steps: Vec<crate::results::StepView>,
+    /// Kept past the daemon's retention period (`az acr task update-run`).
+    #[serde(default)]
+    pub is_archive_enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

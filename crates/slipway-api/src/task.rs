@@ -20,6 +20,13 @@ pub struct TaskSpec {
     /// A single command to run instead of a file (`IMAGE ARGS`).
     #[serde(default)]
     pub cmd: Option<String>,
+    /// A task file given inline instead of read from the context: ACR's encoded task
+    /// step (`az acr task create --cmd`, `-f -`), kept as its YAML text.
+    #[serde(default)]
+    pub task_content: Option<String>,
+    /// A values file within the context (task files), as `az acr task create --values`.
+    #[serde(default)]
+    pub values_file: Option<String>,
     #[serde(default)]
     pub image_names: Vec<String>,
     #[serde(default = "yes")]
@@ -222,13 +229,27 @@ impl TaskSpec {
         if !(5..=50).contains(&n.len()) || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(format!("name {n:?} must be 5 to 50 letters, digits, '-' or '_'"));
         }
-        match (&self.file, &self.cmd) {
-            (Some(_), Some(_)) => return Err("give file or cmd, not both".into()),
-            (None, None) => return Err("give file (a Dockerfile or a task file) or cmd".into()),
-            _ => {}
+        match [self.file.is_some(), self.cmd.is_some(), self.task_content.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count()
+        {
+            0 => return Err("give file (a Dockerfile or a task file), cmd or taskContent".into()),
+            1 => {}
+            _ => return Err("give one of file, cmd and taskContent".into()),
         }
         if self.file.is_some() && self.context_path.is_none() {
             return Err("file needs a contextPath to read it from".into());
+        }
+        if self.task_content.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err("taskContent is empty".into());
+        }
+        if let Some(v) = &self.values_file {
+            if !self.is_task_file() || self.context_path.is_none() {
+                return Err(format!(
+                    "valuesFile {v:?} is read from the context beside a task file: it needs a contextPath and a .yaml file"
+                ));
+            }
         }
         if !(300..=28800).contains(&self.timeout) {
             return Err(format!("timeout {} must be between 300 and 28800 seconds", self.timeout));
@@ -249,6 +270,16 @@ impl TaskSpec {
             crate::schedule::parse(&t.schedule).map_err(|e| format!("timer {:?}: {e}", t.name))?;
         }
         Ok(())
+    }
+
+    /// Whether `other` runs what this task runs, from where it reads it: the same
+    /// context, file, command and inline task. A task's secrets and credentials were
+    /// given for its source, so a task whose source moves keeps none of them.
+    pub fn same_source(&self, other: &TaskSpec) -> bool {
+        self.context_path == other.context_path
+            && self.file == other.file
+            && self.cmd == other.cmd
+            && self.task_content == other.task_content
     }
 
     /// Moves every secret value out of the spec.
@@ -338,6 +369,14 @@ mod tests {
             (serde_json::json!({"name": "abc", "cmd": "busybox"}), "name"),
             (serde_json::json!({"name": "build-app"}), "give file"),
             (serde_json::json!({"name": "build-app", "file": "Dockerfile"}), "contextPath"),
+            (
+                serde_json::json!({"name": "build-app", "cmd": "busybox", "taskContent": "steps: []"}),
+                "one of file, cmd and taskContent",
+            ),
+            (
+                serde_json::json!({"name": "build-app", "contextPath": "file:///r.git", "file": "Dockerfile", "valuesFile": "v.yaml"}),
+                "valuesFile",
+            ),
             (serde_json::json!({"name": "build-app", "cmd": "busybox", "timeout": 10}), "timeout"),
             (
                 serde_json::json!({"name": "build-app", "cmd": "busybox", "timers": [{"name": "t", "schedule": "61 * * * *"}]}),

@@ -159,13 +159,7 @@ fn the_azure_cli_builds_and_runs_unchanged() {
         file_run.all()
     );
     assert!(!file_run.all().contains(&secret));
-    let run_id = file_run
-        .all()
-        .split("Queued a run with ID: ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no run id in {}", file_run.all()));
+    let run_id = queued_id(&file_run);
 
     // Tasks: made from a git context, listed, run (its log streamed), its runs listed,
     // its last log read, deleted.
@@ -359,6 +353,142 @@ fn the_azure_cli_builds_and_runs_unchanged() {
         assert!(
             !String::from_utf8_lossy(&bytes).contains(&secret),
             "{} holds the secret",
+            f.display()
+        );
+    }
+}
+
+/// The run id `az` printed when it queued a run.
+fn queued_id(r: &Ran) -> String {
+    r.all()
+        .split("Queued a run with ID: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no run id in {}", r.all()))
+}
+
+#[test]
+fn the_azure_cli_keeps_commands_values_files_and_credentials_in_tasks() {
+    let Some(tb) = testbed() else { return };
+    let Some(bin) = az_binary() else { return };
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let d = Daemon::start_tls(&cert, &cert, &key, &["--tenant", "team-a:token=tok-a", "--registry", &tb.registry]);
+    let a = Az::new(&bin, &cert);
+    a.sign_in(&d, "tok-a");
+
+    // A file task reading its values file from its git context.
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        repo.path().join("acb.yaml"),
+        format!("steps:\n  - cmd: {} echo from-values={{{{.Values.who}}}}\n", tb.base_image),
+    )
+    .unwrap();
+    std::fs::write(repo.path().join("values.yaml"), "who: the-file\n").unwrap();
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "first"]);
+    let context = format!("file://{}#main", repo.path().display());
+    let ok = |r: Ran, what: &str| {
+        assert!(r.ok, "az {what}: {}", r.all());
+        r
+    };
+    ok(
+        a.run(&[
+            "acr",
+            "task",
+            "create",
+            "-n",
+            "values-task",
+            "-c",
+            &context,
+            "-f",
+            "acb.yaml",
+            "--values",
+            "values.yaml",
+            "--commit-trigger-enabled",
+            "false",
+        ]),
+        "task create --values",
+    );
+    let ran = ok(a.run(&["acr", "task", "run", "-n", "values-task"]), "task run");
+    assert!(ran.stdout.contains("from-values=the-file"), "{}", ran.all());
+
+    // A task of one command (an encoded task), without a context.
+    let cmd = format!("{} echo encoded-ran", tb.base_image);
+    ok(
+        a.run(&["acr", "task", "create", "-n", "cmd-task", "--cmd", &cmd, "-c", "/dev/null"]),
+        "task create --cmd",
+    );
+    let shown = ok(a.run(&["acr", "task", "show", "-n", "cmd-task"]), "task show");
+    assert!(shown.stdout.contains("EncodedTask"), "{}", shown.all());
+    let ran = ok(a.run(&["acr", "task", "run", "-n", "cmd-task"]), "task run");
+    assert!(ran.stdout.contains("encoded-ran"), "{}", ran.all());
+
+    // Registry credentials: added, listed without their password, changed, refused
+    // twice, removed.
+    let password = format!("Reg-Pass-{}", unique_id(""));
+    let cred = |verb: &str, extra: &[&str]| {
+        let mut args = vec!["acr", "task", "credential", verb, "-n", "cmd-task"];
+        args.extend_from_slice(extra);
+        a.run(&args)
+    };
+    let server = ["--login-server", "other.example:5000"];
+    ok(
+        cred("add", &[&server[..], &["-u", "bob", "-p", &password]].concat()),
+        "credential add",
+    );
+    let listed = ok(cred("list", &[]), "credential list");
+    assert!(
+        listed.stdout.contains("other.example:5000") && listed.stdout.contains("bob"),
+        "{}",
+        listed.all()
+    );
+    assert!(!listed.all().contains(&password));
+    let again = cred("add", &[&server[..], &["-u", "bob", "-p", &password]].concat());
+    assert!(!again.ok && again.all().contains("already exists"), "{}", again.all());
+    ok(
+        cred("update", &[&server[..], &["-u", "carol", "-p", &password]].concat()),
+        "credential update",
+    );
+    let listed = ok(cred("list", &[]), "credential list");
+    assert!(
+        listed.stdout.contains("carol") && !listed.stdout.contains("bob"),
+        "{}",
+        listed.all()
+    );
+    let details = ok(
+        a.run(&["acr", "task", "show", "-n", "cmd-task", "--with-secure-properties"]),
+        "task show",
+    );
+    assert!(!details.all().contains(&password), "{}", details.all());
+    ok(cred("remove", &server), "credential remove");
+    let listed = ok(cred("list", &[]), "credential list");
+    assert!(!listed.stdout.contains("other.example"), "{}", listed.all());
+
+    // A run kept past the retention period, and no longer.
+    let run_id = queued_id(&ran);
+    let kept = ok(
+        a.run(&["acr", "task", "update-run", "--run-id", &run_id, "--no-archive", "false"]),
+        "update-run",
+    );
+    assert!(kept.stdout.contains("\"isArchiveEnabled\": true"), "{}", kept.all());
+    let unkept = ok(
+        a.run(&["acr", "task", "update-run", "--run-id", &run_id, "--no-archive", "true"]),
+        "update-run",
+    );
+    assert!(unkept.stdout.contains("\"isArchiveEnabled\": false"), "{}", unkept.all());
+
+    assert!(!d.server_log().contains(&password));
+    for f in walk(d.dir.path()) {
+        if f.starts_with(d.data_dir().join("secrets")) {
+            continue;
+        }
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&password),
+            "{} holds the password",
             f.display()
         );
     }

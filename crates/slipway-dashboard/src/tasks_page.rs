@@ -199,6 +199,8 @@ fn render(
             dt { "Context" } dd { (spec.context_path.as_deref().unwrap_or("—")) }
             dt { "File" } dd { (spec.file.as_deref().unwrap_or("—")) }
             @if let Some(cmd) = &spec.cmd { dt { "Command" } dd { code { (cmd) } } }
+            @if let Some(v) = &spec.values_file { dt { "Values file" } dd { (v) } }
+            @if let Some(text) = &spec.task_content { dt { "Task file (inline)" } dd { pre { (text) } } }
             dt { "Images" } dd { @if spec.image_names.is_empty() { "—" } @else { (spec.image_names.join(", ")) } }
             dt { "Platform" } dd { (spec.platform) }
             dt { "Timeout" } dd { (spec.timeout) " s" }

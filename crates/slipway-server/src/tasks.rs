@@ -202,15 +202,7 @@ pub(crate) async fn update_task(
     // Secrets and credentials were given for the task's source and steps: a task moved
     // elsewhere, or given another command, keeps none of them, unless the tenant's
     // admin says so.
-    let moved = spec.cmd != before.cmd
-        || slipway_triggers::tasks::moves_source(
-            before,
-            &slipway_api::task::Overrides {
-                context_path: spec.context_path.clone(),
-                file: spec.file.clone(),
-                ..Default::default()
-            },
-        );
+    let moved = !spec.same_source(before);
     check_task_quotas(&d, &who, &spec, false).await?;
     let old = if !moved || keep {
         slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name)

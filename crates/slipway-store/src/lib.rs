@@ -85,6 +85,9 @@ pub trait Store: WebhookStore + Send + Sync {
     /// Cancels a queued run at once; asks a running one to stop. `None` if unknown (or
     /// not `tenant`'s).
     async fn request_cancel(&self, tenant: Option<&str>, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// Keeps a run (its log and context) past the retention period, or stops keeping
+    /// it. `None` if unknown (or not `tenant`'s).
+    async fn set_archived(&self, tenant: Option<&str>, id: &str, archived: bool) -> Result<Option<RunRecord>, StoreError>;
     /// A run, if it exists and (with `tenant`) is that tenant's.
     async fn get(&self, tenant: Option<&str>, id: &str) -> Result<Option<RunRecord>, StoreError>;
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RunRecord>, StoreError>;
@@ -96,7 +99,8 @@ pub trait Store: WebhookStore + Send + Sync {
     async fn expire_node_leases(&self, node: &str, current: &str) -> Result<u64, StoreError>;
     /// Number of runs per status, of `tenant` or of all.
     async fn counts(&self, tenant: Option<&str>) -> Result<Vec<(RunStatus, i64)>, StoreError>;
-    /// Finished runs that ended before `before_ms`, for purging their files.
+    /// Finished runs that ended before `before_ms` and are not archived, for purging
+    /// their files.
     async fn finished_before(&self, before_ms: i64) -> Result<Vec<String>, StoreError>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

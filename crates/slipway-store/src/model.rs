@@ -77,6 +77,8 @@ pub struct RunRecord {
     pub lease_expires: Option<i64>,
     pub attempt: i64,
     pub cancel_requested: bool,
+    /// Kept past the retention period.
+    pub archived: bool,
     pub triggers: Triggers,
 }
 
@@ -170,6 +172,7 @@ impl RunRecord {
             image_update_trigger: self.triggers.image_update.clone(),
             timer_trigger: self.triggers.timer.clone(),
             steps: self.steps.clone(),
+            is_archive_enabled: self.archived,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 pub(crate) const COLUMNS: &str = "seq, id, status, run_type, task, platform, request, image_names, create_time, start_time, finish_time, \
      last_updated_time, output_images, image_dependencies, error_message, lease_owner, lease_expires, attempt, cancel_requested, \
-     source_trigger, image_update_trigger, timer_trigger, steps, tenant, cache_namespace";
+     source_trigger, image_update_trigger, timer_trigger, steps, tenant, cache_namespace, archived";
 
 /// ` AND tenant = ?` when a lookup is on a tenant's behalf, nothing for the daemon's own.
 pub(crate) fn tenant_clause(tenant: Option<&str>) -> &'static str {
@@ -70,6 +70,7 @@ fn record(row: &$row) -> Result<RunRecord, StoreError> {
         lease_expires: row.try_get("lease_expires")?,
         attempt: row.try_get("attempt")?,
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+        archived: row.try_get::<i64, _>("archived")? != 0,
         triggers: crate::Triggers {
             source: optional_json(row, "source_trigger")?,
             image_update: optional_json(row, "image_update_trigger")?,
@@ -266,6 +267,17 @@ impl Store for $store {
         self.get(tenant, id).await
     }
 
+    async fn set_archived(&self, tenant: Option<&str>, id: &str, archived: bool) -> Result<Option<RunRecord>, StoreError> {
+        sqlx::query(AssertSqlSafe($q(&format!("UPDATE runs SET archived = ?, last_updated_time = ? WHERE id = ?{}", tenant_clause(tenant)))))
+            .bind(i64::from(archived))
+            .bind(self.now())
+            .bind(id)
+            .bind(tenant)
+            .execute(&self.pool)
+            .await?;
+        self.get(tenant, id).await
+    }
+
     async fn get(&self, tenant: Option<&str>, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let row = sqlx::query(AssertSqlSafe($q(&format!("SELECT {COLUMNS} FROM runs WHERE id = ?{}", tenant_clause(tenant)))))
             .bind(id)
@@ -398,7 +410,7 @@ impl Store for $store {
     }
 
     async fn finished_before(&self, before_ms: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe($q("SELECT id FROM runs WHERE finish_time IS NOT NULL AND finish_time < ?")))
+        let rows = sqlx::query(AssertSqlSafe($q("SELECT id FROM runs WHERE finish_time IS NOT NULL AND finish_time < ? AND archived = 0")))
             .bind(before_ms)
             .fetch_all(&self.pool)
             .await?;

@@ -155,6 +155,30 @@ async fn cancel_reaches_queued_and_running_runs() {
 }
 
 #[tokio::test]
+async fn an_archived_run_outlives_the_retention_period() {
+    for (_d, s) in stores(Arc::new(SystemClock)).await {
+        for id in ["kept", "gone"] {
+            let mut r = run(id, "x");
+            r.tenant = "team-a".into();
+            s.enqueue(r).await.unwrap();
+            s.cancel_queued(None, id).await.unwrap();
+        }
+        assert!(
+            s.set_archived(Some("team-b"), "kept", true).await.unwrap().is_none(),
+            "another tenant's run"
+        );
+        let kept = s.set_archived(Some("team-a"), "kept", true).await.unwrap().unwrap();
+        assert!(kept.archived && kept.view().is_archive_enabled);
+        let later = SystemClock.now_ms() + 1000;
+        assert_eq!(s.finished_before(later).await.unwrap(), ["gone"]);
+        s.set_archived(None, "kept", false).await.unwrap();
+        let mut both = s.finished_before(later).await.unwrap();
+        both.sort();
+        assert_eq!(both, ["gone", "kept"]);
+    }
+}
+
+#[tokio::test]
 async fn list_filters_and_pages_newest_first() {
     for (_d, s) in stores(Arc::new(SystemClock)).await {
         for i in 0..5 {

@@ -148,8 +148,8 @@ fn with_secrets(list: &[Argument], stored: &BTreeMap<String, String>) -> Vec<Arg
         .collect()
 }
 
-/// The request a run of `task` makes, and its run type: a command runs as an inline
-/// task, a `.yaml`/`.yml` file as a task file, anything else as a Dockerfile build.
+/// The request a run of `task` makes, and its run type: a command or an inline task
+/// file runs as an encoded task, a `.yaml`/`.yml` file as a task file, anything else as a Dockerfile build.
 fn request_of(
     task: &TaskSpec,
     overrides: Overrides,
@@ -162,8 +162,11 @@ fn request_of(
     let location = source_location(context.as_deref(), commit);
     let is_task_file = file.as_deref().is_some_and(|f| f.ends_with(".yaml") || f.ends_with(".yml"));
     let (timeout, platform) = (Some(task.timeout), Some(task.platform.clone()));
-    if let Some(cmd) = &task.cmd {
-        let text = format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd).unwrap_or_default());
+    let inline = match (&task.cmd, &task.task_content) {
+        (Some(cmd), _) => Some(format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd).unwrap_or_default())),
+        (None, content) => content.clone(),
+    };
+    if let Some(text) = inline {
         let r = RunRequest::EncodedTaskRunRequest(EncodedTaskRunRequest {
             encoded_task_content: base64::engine::general_purpose::STANDARD.encode(text),
             encoded_values_content: None,
@@ -176,7 +179,7 @@ fn request_of(
     } else if let Some(task_file_path) = file.clone().filter(|_| is_task_file) {
         let r = RunRequest::FileTaskRunRequest(FileTaskRunRequest {
             task_file_path,
-            values_file_path: None,
+            values_file_path: task.values_file.clone(),
             values,
             platform,
             timeout,

@@ -32,7 +32,7 @@ pub fn router(d: Arc<Server>) -> Router<Arc<Server>> {
         .route(&format!("{REGISTRY}/listBuildSourceUploadUrl"), post(runs::upload_url))
         .route(&format!("{REGISTRY}/scheduleRun"), post(runs::schedule))
         .route(&format!("{REGISTRY}/runs"), get(runs::list))
-        .route(&format!("{REGISTRY}/runs/{{id}}"), get(runs::show))
+        .route(&format!("{REGISTRY}/runs/{{id}}"), get(runs::show).patch(runs::update))
         .route(&format!("{REGISTRY}/runs/{{id}}/listLogSasUrl"), post(runs::log_url))
         .route(&format!("{REGISTRY}/runs/{{id}}/cancel"), post(runs::cancel))
         .route(&format!("{REGISTRY}/tasks"), get(tasks::list))

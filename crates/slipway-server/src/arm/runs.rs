@@ -143,6 +143,25 @@ pub(crate) async fn list(
     Ok(Json(json!({ "value": value })).into_response())
 }
 
+/// `PATCH {registry}/runs/{id}`: a run kept past the retention period (its log and
+/// context stay), or no longer kept.
+pub(crate) async fn update(
+    State(d): Shared,
+    axum::Extension(who): Who,
+    Path((sub, rg, name, id)): Path<(String, String, String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, Failure> {
+    ours(&d, &(sub, rg, name))?;
+    let update: slipway_api::arm::ArmRunUpdate =
+        serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid run update: {e}")))?;
+    let record = match update.is_archive_enabled {
+        Some(archived) => d.store.set_archived(who.visible(), &id, archived).await.map_err(internal)?,
+        None => d.store.get(who.visible(), &id).await.map_err(internal)?,
+    };
+    let record = record.ok_or_else(|| Failure(StatusCode::NOT_FOUND, "RunNotFound", format!("no run with id {id:?}")))?;
+    Ok(Json(run_resource(&d, &record.view())).into_response())
+}
+
 /// `POST {registry}/runs/{id}/listLogSasUrl`: the run's log as a blob URL.
 pub(crate) async fn log_url(
     State(d): Shared,

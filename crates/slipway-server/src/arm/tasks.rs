@@ -16,7 +16,7 @@ use base64::Engine as _;
 use serde_json::json;
 use slipway_api::arm_task::ArmTask;
 use slipway_api::model::Argument;
-use slipway_api::task::TaskSpec;
+use slipway_api::task::{TaskSecrets, TaskSpec};
 use slipway_api::tenant::Caller;
 
 type Who = axum::Extension<Caller>;
@@ -39,13 +39,17 @@ fn status(enabled: bool) -> &'static str {
 /// The task's step as ARM shows it.
 fn step(spec: &TaskSpec) -> serde_json::Value {
     let file = spec.file.clone().unwrap_or_else(|| "Dockerfile".into());
-    if let Some(cmd) = &spec.cmd {
-        let text = format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd).unwrap_or_default());
+    let inline = match (&spec.cmd, &spec.task_content) {
+        (Some(cmd), _) => Some(format!("steps:\n  - cmd: {}\n", serde_json::to_string(cmd).unwrap_or_default())),
+        (None, content) => content.clone(),
+    };
+    if let Some(text) = inline {
         return json!({"type": "EncodedTask", "encodedTaskContent": base64::engine::general_purpose::STANDARD.encode(text),
             "contextPath": spec.context_path, "values": arguments(&spec.values)});
     }
-    if file.ends_with(".yaml") || file.ends_with(".yml") {
-        return json!({"type": "FileTask", "taskFilePath": file, "contextPath": spec.context_path, "values": arguments(&spec.values)});
+    if spec.is_task_file() {
+        return json!({"type": "FileTask", "taskFilePath": file, "valuesFilePath": spec.values_file,
+            "contextPath": spec.context_path, "values": arguments(&spec.values)});
     }
     json!({"type": "Docker", "dockerFilePath": file, "imageNames": spec.image_names, "isPushEnabled": spec.is_push_enabled,
         "noCache": false, "arguments": arguments(&spec.arguments), "target": spec.target, "contextPath": spec.context_path})
@@ -81,8 +85,27 @@ fn triggers(spec: &TaskSpec) -> serde_json::Value {
     })
 }
 
-/// A task as ARM shows it.
-fn task_resource(d: &Server, record: &slipway_store::TaskRecord) -> serde_json::Value {
+/// A task's registry credentials as ARM shows them: the login servers and user
+/// names, never a password.
+fn credentials(stored: Option<&TaskSecrets>) -> serde_json::Value {
+    let custom: serde_json::Map<String, serde_json::Value> = stored
+        .map(|s| &s.registry_credentials)
+        .into_iter()
+        .flatten()
+        .map(|(server, c)| {
+            let shown = json!({"userName": {"type": "Opaque", "value": c.user}, "password": {"type": "Opaque"}});
+            (server.clone(), shown)
+        })
+        .collect();
+    if custom.is_empty() {
+        json!({})
+    } else {
+        json!({ "customRegistries": custom })
+    }
+}
+
+/// A task as ARM shows it, with its credentials' login servers when `stored` is given.
+fn task_resource(d: &Server, record: &slipway_store::TaskRecord, stored: Option<&TaskSecrets>) -> serde_json::Value {
     let spec = &record.spec;
     let platform = slipway_api::model::Platform::parse(&spec.platform);
     json!({
@@ -99,7 +122,7 @@ fn task_resource(d: &Server, record: &slipway_store::TaskRecord) -> serde_json::
             "timeout": spec.timeout,
             "step": step(spec),
             "trigger": triggers(spec),
-            "credentials": {},
+            "credentials": credentials(stored),
             "isSystemTask": false,
         },
     })
@@ -129,19 +152,33 @@ pub(crate) async fn put(
         Some(old) => {
             // A task sent back as `listDetails` showed it (`az acr task timer remove`)
             // has its secrets empty: the stored ones stay, unless its source moved.
-            let keep = if old.spec.context_path == spec.context_path {
-                let secrets = slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name)
-                    .await
-                    .map_err(internal)?;
-                fill_masked(&mut spec, &secrets);
-                Some(secrets)
-            } else {
-                None
-            };
+            let keep = kept_secrets(&d, &who, &old.spec, &mut spec).await?;
             crate::tasks::put_spec(&d, &who, spec, false, keep).await?
         }
     };
-    Ok(Json(task_resource(&d, &record)).into_response())
+    answer(&d, &who, &record).await
+}
+
+/// The secrets an update of `before` into `spec` keeps: the stored ones, each secret
+/// sent back empty filled from them, when `spec` reads from where `before` did; none
+/// when its source moved, as on `/v1`.
+async fn kept_secrets(d: &Server, who: &Caller, before: &TaskSpec, spec: &mut TaskSpec) -> Result<Option<TaskSecrets>, Failure> {
+    if !spec.same_source(before) {
+        return Ok(None);
+    }
+    let secrets = slipway_triggers::tasks::read_secrets(d, &who.tenant, &spec.name)
+        .await
+        .map_err(internal)?;
+    fill_masked(spec, &secrets);
+    Ok(Some(secrets))
+}
+
+/// A task as ARM answers a single one: with its credentials' login servers.
+async fn answer(d: &Server, who: &Caller, record: &slipway_store::TaskRecord) -> Result<Response, Failure> {
+    let stored = slipway_triggers::tasks::read_secrets(d, &who.tenant, &record.name)
+        .await
+        .map_err(internal)?;
+    Ok(Json(task_resource(d, record, Some(&stored))).into_response())
 }
 
 /// Gives each secret argument and value sent back empty its stored value.
@@ -170,21 +207,28 @@ pub(crate) async fn patch(
     let update: slipway_api::arm_task::ArmTaskUpdate =
         serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid task update: {e}")))?;
     let record = found(&d, &who, &name).await?;
-    let before = record.spec.context_path.clone();
-    let mut spec = record.spec;
+    let changes = update.credential_changes().map_err(bad_request)?;
+    let mut spec = record.spec.clone();
     update.apply(&mut spec, &d.settings.registry).map_err(bad_request)?;
     // Secrets were given for the task's source: a task moved elsewhere keeps none.
-    let keep = if spec.context_path == before {
-        let secrets = slipway_triggers::tasks::read_secrets(&d, &who.tenant, &name)
-            .await
-            .map_err(internal)?;
-        fill_masked(&mut spec, &secrets);
-        Some(secrets)
-    } else {
-        None
-    };
+    let mut keep = kept_secrets(&d, &who, &record.spec, &mut spec).await?;
+    for (server, credential) in changes {
+        let stored = keep.as_mut().and_then(|k| k.registry_credentials.remove(&server));
+        match credential {
+            // `credential update` without `--password` keeps the one stored.
+            Some(mut c) => {
+                if c.secret.is_empty() {
+                    c.secret = stored.map(|s| s.secret).unwrap_or_default();
+                }
+                spec.registry_credentials.insert(server, c);
+            }
+            None => {
+                spec.registry_credentials.remove(&server);
+            }
+        }
+    }
     let record = crate::tasks::put_spec(&d, &who, spec, false, keep).await?;
-    Ok(Json(task_resource(&d, &record)).into_response())
+    answer(&d, &who, &record).await
 }
 
 /// `GET {registry}/tasks/{name}`, and `POST …/listDetails` (secrets stay out of both).
@@ -195,14 +239,14 @@ pub(crate) async fn show(
 ) -> Result<Response, Failure> {
     ours(&d, &(sub, rg, reg))?;
     let record = found(&d, &who, &name).await?;
-    Ok(Json(task_resource(&d, &record)).into_response())
+    answer(&d, &who, &record).await
 }
 
 /// `GET {registry}/tasks`.
 pub(crate) async fn list(State(d): Shared, axum::Extension(who): Who, Path(registry): Path<RegistryPath>) -> Result<Response, Failure> {
     ours(&d, &registry)?;
     let records = d.store.list_tasks(Some(&who.tenant)).await.map_err(internal)?;
-    let value: Vec<serde_json::Value> = records.iter().map(|r| task_resource(&d, r)).collect();
+    let value: Vec<serde_json::Value> = records.iter().map(|r| task_resource(&d, r, None)).collect();
     Ok(Json(json!({ "value": value })).into_response())
 }
 

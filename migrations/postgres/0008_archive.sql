@@ -1,0 +1,3 @@
+-- A run kept past the retention period (`az acr task update-run --no-archive false`):
+-- the purge leaves its log and context alone.
+ALTER TABLE runs ADD COLUMN archived BIGINT NOT NULL DEFAULT 0;
