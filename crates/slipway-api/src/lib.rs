@@ -5,6 +5,7 @@
 //! all speak these types.
 
 pub mod arm;
+pub mod arm_blob;
 pub mod arm_task;
 pub mod model;
 pub mod patch;

@@ -336,7 +336,42 @@ fn the_azure_cli_builds_and_runs_unchanged() {
                 .as_u16()
         })
     };
-    assert_eq!(put(&url), 201);
+    // In blocks, as azure-storage-blob puts a context above 64 MiB: a list naming a
+    // block never put is refused, a block id is only ever a file name, the list in its
+    // order makes the context.
+    let put_to = |url: String, body: Vec<u8>| {
+        rt().block_on(async {
+            let r = http.put(url).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (half, rest) = context.split_at(context.len() / 2);
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let block = |id: &str| {
+        let mut u = reqwest::Url::parse(&url).unwrap();
+        u.query_pairs_mut().append_pair("comp", "block").append_pair("blockid", &b64(id));
+        u.to_string()
+    };
+    assert_eq!(
+        put_to(block("../../../../etc/passwd"), b"x".to_vec()).0,
+        201,
+        "staged, under its hex"
+    );
+    assert_eq!(put_to(block("b-2"), rest.to_vec()).0, 201);
+    assert_eq!(put_to(block("b-1"), half.to_vec()).0, 201);
+    let list = |ids: &[&str]| {
+        let items: String = ids.iter().map(|i| format!("<Latest>{}</Latest>", b64(i))).collect();
+        format!("<?xml version='1.0' encoding='utf-8'?>\n<BlockList>{items}</BlockList>").into_bytes()
+    };
+    let (code, why) = put_to(format!("{url}&comp=blocklist"), list(&["b-1", "b-3"]));
+    assert!(code == 400 && why.contains("was not put"), "{code} {why}");
+    let (code, why) = put_to(format!("{url}&comp=blocklist"), list(&["b-1", "b-2"]));
+    assert_eq!(code, 201, "{why}");
+    assert!(
+        !d.data_dir().join("arm-blocks/team-a").read_dir().unwrap().any(|_| true),
+        "staging removed"
+    );
     assert_eq!(put(&url), 409, "a second context through one URL");
     let later = url.replace("se=", "se=9");
     assert_eq!(put(&later), 403, "an expiry moved by hand");
@@ -479,6 +514,33 @@ fn the_azure_cli_keeps_commands_values_files_and_credentials_in_tasks() {
         "update-run",
     );
     assert!(unkept.stdout.contains("\"isArchiveEnabled\": false"), "{}", unkept.all());
+
+    // A context above azure-storage-blob's 64 MiB single put goes up in blocks.
+    let big = tempfile::tempdir().unwrap();
+    let mut bytes = vec![0u8; 70 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in bytes.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(big.path().join("big.bin"), &bytes).unwrap();
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    drop(bytes);
+    std::fs::write(
+        big.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY big.bin /big.bin\nRUN sha256sum /big.bin\n", tb.base_image),
+    )
+    .unwrap();
+    let built = ok(
+        a.run(&["acr", "build", "-t", "big:1", "--no-push", big.path().to_str().unwrap()]),
+        "build of 70 MiB",
+    );
+    assert!(built.stdout.contains(&digest), "the context arrived whole: {}", built.all());
 
     assert!(!d.server_log().contains(&password));
     for f in walk(d.dir.path()) {

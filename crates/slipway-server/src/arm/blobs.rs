@@ -1,5 +1,6 @@
 //! The blobs behind the URLs the Azure CLI is given, as Azure Blob Storage serves them
-//! to `azure-storage-blob`: a context upload (one `PUT`, `x-ms-blob-type: BlockBlob`)
+//! to `azure-storage-blob`: a context upload (one `PUT`, `x-ms-blob-type: BlockBlob`, or
+//! above 64 MiB its blocks then their list, staged by [`super::blocks`])
 //! and a run's log (`HEAD` for its size and, once the run ended, `x-ms-meta-Complete`
 //! with its outcome; `GET` with `x-ms-range`). The URL's query is the credential: a
 //! shared-access signature this daemon made, bound to the path, the permission and an
@@ -52,11 +53,6 @@ pub(crate) async fn put_upload(
     d.arm
         .check_sas(&upload_path(&tenant, &id), 'w', &q, d.clock.now_ms() / 1000)
         .map_err(forbidden)?;
-    if q.contains_key("comp") {
-        return Err(bad_request(
-            "contexts of more than 64 MiB (uploaded in blocks) are not supported yet; use slipway build, or a git context",
-        ));
-    }
     // One URL, one context: a second PUT to it (the URL is good for an hour) would
     // change a source a queued run already names.
     if d.store.upload_tenant(&id).await.map_err(internal)?.is_some() {
@@ -71,7 +67,22 @@ pub(crate) async fn put_upload(
         role: Role::Member,
         token_hash: String::new(),
     };
-    crate::intake::receive_upload(&d, &who, &id, body).await?;
+    match q.get("comp").map(String::as_str) {
+        None => {
+            crate::intake::receive_upload(&d, &who, &id, body).await?;
+        }
+        Some("block") => {
+            let block = q.get("blockid").ok_or_else(|| bad_request("comp=block needs a blockid"))?;
+            super::blocks::stage(&d, &who, &id, block, body).await?;
+        }
+        Some("blocklist") => {
+            let xml = axum::body::to_bytes(body, 4 << 20)
+                .await
+                .map_err(|e| bad_request(format!("the block list is unreadable or above 4 MiB: {e}")))?;
+            super::blocks::commit(&d, &who, &id, &xml).await?;
+        }
+        Some(other) => return Err(bad_request(format!("comp={other} is not a way to put a context"))),
+    }
     let mut r = StatusCode::CREATED.into_response();
     blob_headers(r.headers_mut());
     r.headers_mut()

@@ -6,6 +6,7 @@
 //! daemon (or its fleet) issued; the caller it names sees what it sees on `/v1`.
 
 mod blobs;
+mod blocks;
 mod identity;
 mod registry;
 mod runs;
