@@ -10,8 +10,10 @@
 //! measures daemons sharing PostgreSQL and Azurite; `slipway-bench dashboard` measures
 //! the web dashboard's runs page and live log; `slipway-bench webhooks` measures outgoing
 //! webhook deliveries; `slipway-bench floods` measures `/healthz` during a hostile
-//! tenant's floods; `slipway-bench all` does all but the fleet.
+//! tenant's floods; `slipway-bench az` measures the real Azure CLI against `slipway
+//! build` and the log's way to `az`; `slipway-bench all` does all but the fleet and az.
 
+mod az;
 mod builds;
 mod daemon;
 mod dashboard;
@@ -50,6 +52,7 @@ fn main() -> Result<()> {
         "triggers" => triggers::run(&slipway),
         "builds" => builds::run(&slipway, &image),
         "fleet" => fleet::run(&slipway, &image),
+        "az" => az::run(&slipway, &image),
         "dashboard" => dashboard::run(&slipway, &image),
         "webhooks" => webhooks::run(&slipway, &image),
         "floods" => floods::run(&slipway, &image),
@@ -60,7 +63,7 @@ fn main() -> Result<()> {
             .and_then(|_| dashboard::run(&slipway, &image))
             .and_then(|_| webhooks::run(&slipway, &image))
             .and_then(|_| floods::run(&slipway, &image)),
-        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet, dashboard, webhooks, floods or all"),
+        other => bail!("unknown benchmark {other:?}: use runner, daemon, triggers, builds, fleet, az, dashboard, webhooks, floods or all"),
     }
 }
 

@@ -518,7 +518,12 @@ fn the_azure_cli_keeps_commands_values_files_and_credentials_in_tasks() {
     // A context above azure-storage-blob's 64 MiB single put goes up in blocks.
     let big = tempfile::tempdir().unwrap();
     let mut bytes = vec![0u8; 70 << 20];
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    // New bytes each time, so no build cache holds the step's output.
+    let mut x: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     for chunk in bytes.chunks_mut(8) {
         x ^= x << 13;
         x ^= x >> 7;

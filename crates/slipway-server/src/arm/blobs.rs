@@ -101,8 +101,8 @@ fn outcome(status: RunStatus) -> &'static str {
     }
 }
 
-/// The whole log so far, with CRLF line ends.
-async fn crlf_log(d: &Server, run_id: &str) -> Result<Vec<u8>, Failure> {
+/// The whole log so far, with CRLF line ends, and its length as written.
+async fn crlf_log(d: &Server, run_id: &str) -> Result<(Vec<u8>, u64), Failure> {
     let mut raw = Vec::new();
     loop {
         let chunk = d.node.read_log(run_id, raw.len() as u64).await.map_err(internal)?;
@@ -111,6 +111,7 @@ async fn crlf_log(d: &Server, run_id: &str) -> Result<Vec<u8>, Failure> {
         }
         raw.extend_from_slice(&chunk);
     }
+    let written = raw.len() as u64;
     let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
     for b in raw {
         if b == b'\n' {
@@ -118,7 +119,42 @@ async fn crlf_log(d: &Server, run_id: &str) -> Result<Vec<u8>, Failure> {
         }
         out.push(b);
     }
-    Ok(out)
+    Ok((out, written))
+}
+
+/// How long a `HEAD` of a running run's log waits for the log to grow or the run to
+/// end. `az` reads the size, reads what is new, and sleeps 2 to 3 s whenever the size
+/// has not moved: held this long, it sees a line as it is written instead of after its
+/// sleep, and a run's end at once. Bounded in time, and in number by the server's
+/// per-client connection cap.
+const HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits (at most [`HOLD`]) until run `id`'s log holds more than `written` bytes or
+/// the run has finished.
+async fn hold(d: &Server, id: &str, written: u64) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + HOLD;
+    loop {
+        let appended = d.node.log_appended.notified();
+        if !d.node.read_log(id, written).await.map_err(internal)?.is_empty() {
+            return Ok(());
+        }
+        let finished = d
+            .store
+            .get(None, id)
+            .await
+            .map_err(internal)?
+            .is_none_or(|r| r.status.is_finished());
+        if finished || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        // A line appended on this node wakes it; one shipped from another node of a
+        // fleet, or the run's end, is seen at the next look.
+        let step = (tokio::time::Instant::now() + std::time::Duration::from_millis(200)).min(deadline);
+        tokio::select! {
+            _ = appended => {}
+            _ = tokio::time::sleep_until(step) => {}
+        }
+    }
 }
 
 /// `bytes=a-b` (or `bytes=a-`) of `x-ms-range` or `Range`.
@@ -139,15 +175,23 @@ pub(crate) async fn log(
     d.arm
         .check_sas(&log_path(&id), 'r', &q, d.clock.now_ms() / 1000)
         .map_err(forbidden)?;
-    let record = d
-        .store
-        .get(None, &id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "BlobNotFound", "the specified blob does not exist".into()))?;
-    // Read after the status: once it says finished, the log holds every line.
-    let finished = record.status.is_finished().then_some(record.status);
-    let log = crlf_log(&d, &id).await?;
+    let snapshot = || async {
+        let record = d
+            .store
+            .get(None, &id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "BlobNotFound", "the specified blob does not exist".into()))?;
+        // Read after the status: once it says finished, the log holds every line.
+        let finished = record.status.is_finished().then_some(record.status);
+        let (log, written) = crlf_log(&d, &id).await?;
+        Ok::<_, Failure>((finished, log, written))
+    };
+    let (mut finished, mut log, written) = snapshot().await?;
+    if method == Method::HEAD && finished.is_none() {
+        hold(&d, &id, written).await?;
+        (finished, log, _) = snapshot().await?;
+    }
     let total = log.len() as u64;
     let (status, body, content_range) = match (method == Method::HEAD, range(&headers)) {
         (true, _) => (StatusCode::OK, Vec::new(), None),
