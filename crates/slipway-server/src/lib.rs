@@ -33,6 +33,8 @@ pub struct Server {
     pub requests: Arc<slipway_limits::Gate>,
     /// Signs and checks the access tokens the Azure CLI is given.
     pub arm: arm::token::Signer,
+    /// Where each log being read by `az` is in its CRLF view.
+    pub(crate) arm_logs: arm::crlf::Indexes,
 }
 
 /// What every handler is given.
@@ -79,6 +81,7 @@ pub async fn serve(mut settings: Settings, ready: impl FnOnce(std::net::SocketAd
         notifier: notifier.clone(),
         requests: slipway_limits::Gate::new(usize::MAX, node.settings.max_requests_per_token as usize),
         arm,
+        arm_logs: Default::default(),
     });
     // Runs this machine was executing before a restart have no worker any more.
     let node_prefix = format!("{}/", daemon.settings.node);

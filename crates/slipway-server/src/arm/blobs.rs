@@ -5,8 +5,9 @@
 //! with its outcome; `GET` with `x-ms-range`). The URL's query is the credential: a
 //! shared-access signature this daemon made, bound to the path, the permission and an
 //! expiry. `az` prints a log line only at a CRLF, so the log is served as a view with
-//! CRLF line ends, offsets counted in that view.
+//! CRLF line ends, offsets counted in that view ([`super::crlf`]).
 
+use super::crlf::{to_crlf, CrlfIndex};
 use crate::failure::{bad_request, internal, Failure};
 use crate::{Server, Shared};
 use axum::body::Body;
@@ -101,25 +102,41 @@ fn outcome(status: RunStatus) -> &'static str {
     }
 }
 
-/// The whole log so far, with CRLF line ends, and its length as written.
-async fn crlf_log(d: &Server, run_id: &str) -> Result<(Vec<u8>, u64), Failure> {
-    let mut raw = Vec::new();
+/// Run `id`'s CRLF index, counted as far as the log is written (from where it was
+/// counted before).
+async fn indexed(d: &Server, id: &str) -> Result<CrlfIndex, Failure> {
+    let mut index = d.arm_logs.get(id);
+    let before = index.written;
     loop {
-        let chunk = d.node.read_log(run_id, raw.len() as u64).await.map_err(internal)?;
+        let chunk = d.node.read_log(id, index.written).await.map_err(internal)?;
+        if chunk.is_empty() {
+            break;
+        }
+        index.extend(&chunk);
+    }
+    if index.written > before {
+        d.arm_logs.put(id, index.clone());
+    }
+    Ok(index)
+}
+
+/// Bytes `start..=end` of the CRLF view, read from the index's mark before `start`.
+async fn view_range(d: &Server, id: &str, index: &CrlfIndex, start: u64, end: u64) -> Result<Vec<u8>, Failure> {
+    let (written, viewed) = index.mark_before(start);
+    // Each byte written is one or two in the view: this many written bytes cover it.
+    let need = end + 1 - viewed;
+    let mut raw = Vec::new();
+    while (raw.len() as u64) < need {
+        let chunk = d.node.read_log(id, written + raw.len() as u64).await.map_err(internal)?;
         if chunk.is_empty() {
             break;
         }
         raw.extend_from_slice(&chunk);
     }
-    let written = raw.len() as u64;
-    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
-    for b in raw {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    Ok((out, written))
+    raw.truncate(need as usize);
+    let view = to_crlf(&raw);
+    let (from, to) = ((start - viewed) as usize, view.len().min((end + 1 - viewed) as usize));
+    Ok(view.get(from..to).unwrap_or_default().to_vec())
 }
 
 /// How long a `HEAD` of a running run's log waits for the log to grow or the run to
@@ -184,18 +201,18 @@ pub(crate) async fn log(
             .ok_or_else(|| Failure(StatusCode::NOT_FOUND, "BlobNotFound", "the specified blob does not exist".into()))?;
         // Read after the status: once it says finished, the log holds every line.
         let finished = record.status.is_finished().then_some(record.status);
-        let (log, written) = crlf_log(&d, &id).await?;
-        Ok::<_, Failure>((finished, log, written))
+        Ok::<_, Failure>((finished, indexed(&d, &id).await?))
     };
-    let (mut finished, mut log, written) = snapshot().await?;
+    let (mut finished, mut index) = snapshot().await?;
     if method == Method::HEAD && finished.is_none() {
-        hold(&d, &id, written).await?;
-        (finished, log, _) = snapshot().await?;
+        hold(&d, &id, index.written).await?;
+        (finished, index) = snapshot().await?;
     }
-    let total = log.len() as u64;
+    let total = index.len();
     let (status, body, content_range) = match (method == Method::HEAD, range(&headers)) {
         (true, _) => (StatusCode::OK, Vec::new(), None),
-        (false, None) => (StatusCode::OK, log, None),
+        (false, None) if total == 0 => (StatusCode::OK, Vec::new(), None),
+        (false, None) => (StatusCode::OK, view_range(&d, &id, &index, 0, total - 1).await?, None),
         (false, Some((start, _))) if start >= total => {
             return Err(Failure(
                 StatusCode::RANGE_NOT_SATISFIABLE,
@@ -204,8 +221,8 @@ pub(crate) async fn log(
             ));
         }
         (false, Some((start, end))) => {
-            let end = end.unwrap_or(total - 1).min(total - 1);
-            let part = log[start as usize..=end as usize].to_vec();
+            let end = end.unwrap_or(total - 1).clamp(start, total - 1);
+            let part = view_range(&d, &id, &index, start, end).await?;
             (StatusCode::PARTIAL_CONTENT, part, Some(format!("bytes {start}-{end}/{total}")))
         }
     };

@@ -7,6 +7,7 @@
 
 mod blobs;
 mod blocks;
+pub(crate) mod crlf;
 mod identity;
 mod registry;
 mod runs;
