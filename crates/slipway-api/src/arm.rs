@@ -14,6 +14,37 @@ pub enum ArmRunRequest {
     DockerBuildRequest(ArmDockerBuild),
     FileTaskRunRequest(ArmTaskFile),
     EncodedTaskRunRequest(ArmEncodedTask),
+    TaskRunRequest(ArmTaskRun),
+}
+
+/// A run of a saved task (`az acr task run`), with what the run changes of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmTaskRun {
+    /// The task's resource id, `…/tasks/NAME`.
+    pub task_id: String,
+    #[serde(default)]
+    pub override_task_step_properties: ArmOverrides,
+}
+
+/// `overrideTaskStepProperties`; `updateTriggerToken` is read and dropped.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArmOverrides {
+    pub context_path: Option<String>,
+    pub file: Option<String>,
+    #[serde(default)]
+    pub arguments: Vec<ArmArgument>,
+    pub target: Option<String>,
+    #[serde(default)]
+    pub values: Vec<ArmArgument>,
+}
+
+/// What `scheduleRun` starts: a run of its own, or a run of a saved task.
+#[derive(Debug, Clone)]
+pub enum Scheduled {
+    Run(RunRequest),
+    Task { name: String, overrides: crate::task::Overrides },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,10 +167,31 @@ pub(crate) fn qualified(name: String, registry: &str) -> String {
     }
 }
 
+impl ArmTaskRun {
+    /// The task's name and the overrides as Slipway takes them; `taskId` must name a task.
+    fn into_scheduled(self) -> Result<Scheduled, String> {
+        let name = self.task_id.rsplit('/').next().unwrap_or("").to_string();
+        if !self.task_id.contains("/tasks/") || name.is_empty() {
+            return Err(format!("taskId {:?} must be the task's resource id (…/tasks/NAME)", self.task_id));
+        }
+        let o = self.override_task_step_properties;
+        let overrides = crate::task::Overrides {
+            values: arguments(o.values),
+            arguments: arguments(o.arguments),
+            target: o.target.filter(|t| !t.is_empty()),
+            file: o.file.filter(|f| !f.is_empty()),
+            context_path: o.context_path.filter(|c| !c.is_empty()),
+            ..Default::default()
+        };
+        Ok(Scheduled::Task { name, overrides })
+    }
+}
+
 impl ArmRunRequest {
-    /// The request as Slipway runs it, image names within `registry` as ACR reads them.
-    pub fn into_run_request(self, registry: &str) -> RunRequest {
-        match self {
+    /// What the request starts, image names within `registry` as ACR reads them.
+    pub fn into_scheduled(self, registry: &str) -> Result<Scheduled, String> {
+        Ok(Scheduled::Run(match self {
+            ArmRunRequest::TaskRunRequest(r) => return r.into_scheduled(),
             ArmRunRequest::DockerBuildRequest(r) => RunRequest::DockerBuildRequest(DockerBuildRequest {
                 image_names: r.image_names.into_iter().map(|n| qualified(n, registry)).collect(),
                 is_push_enabled: r.is_push_enabled,
@@ -169,13 +221,29 @@ impl ArmRunRequest {
                 timeout: r.timeout,
                 source_location: source(r.source_location),
             }),
-        }
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_run_names_its_task_and_overrides() {
+        // `az acr task run -n build-app --arg A=2 --set-secret s=x`.
+        let sent = serde_json::json!({"type": "TaskRunRequest", "taskId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r/tasks/build-app",
+            "overrideTaskStepProperties": {"arguments": [{"type": "Argument", "name": "A", "value": "2", "isSecret": false}],
+                "values": [{"type": "SetValue", "name": "s", "value": "x", "isSecret": true}], "updateTriggerToken": null}});
+        let r: ArmRunRequest = serde_json::from_value(sent).unwrap();
+        let Ok(Scheduled::Task { name, overrides }) = r.into_scheduled("") else {
+            panic!("a task run")
+        };
+        assert_eq!(name, "build-app");
+        assert_eq!((overrides.arguments[0].value.as_str(), overrides.values[0].is_secret), ("2", true));
+        let bad: ArmRunRequest = serde_json::from_value(serde_json::json!({"type": "TaskRunRequest", "taskId": "build-app"})).unwrap();
+        assert!(bad.into_scheduled("").unwrap_err().contains("taskId"));
+    }
 
     #[test]
     fn what_az_acr_build_sends_becomes_a_docker_build() {
@@ -188,7 +256,7 @@ mod tests {
             "isArchiveEnabled": false
         });
         let r: ArmRunRequest = serde_json::from_value(sent).unwrap();
-        let RunRequest::DockerBuildRequest(b) = r.into_run_request("reg.local:5000") else {
+        let Ok(Scheduled::Run(RunRequest::DockerBuildRequest(b))) = r.into_scheduled("reg.local:5000") else {
             panic!()
         };
         assert_eq!(b.image_names, ["reg.local:5000/app:1"]);
@@ -202,7 +270,10 @@ mod tests {
         let sent = serde_json::json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": "c3RlcHM6IFtd",
             "values": [], "sourceLocation": "/dev/null", "platform": {"os": "linux"}});
         let r: ArmRunRequest = serde_json::from_value(sent).unwrap();
-        assert_eq!(r.into_run_request("").source_location(), None);
+        let Ok(Scheduled::Run(r)) = r.into_scheduled("") else {
+            panic!("a run")
+        };
+        assert_eq!(r.source_location(), None);
     }
 
     #[test]

@@ -274,17 +274,28 @@ pub(crate) async fn run_task(
         .await
         .map_err(internal)?
         .ok_or_else(|| task_not_found(&name))?;
-    let spec = record.spec;
     let overrides: slipway_api::task::Overrides = if body.is_empty() {
         Default::default()
     } else {
         crate::plain_text::no_nul(&body)
             .and_then(|_| serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid overrides: {e}"))))?
     };
+    let run = start_task_run(&d, &who, record.spec, overrides).await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// Starts a run of `who`'s task `spec` with `overrides`, as `POST /v1/tasks/{name}/runs`
+/// and ARM's `TaskRunRequest` do.
+pub(crate) async fn start_task_run(
+    d: &Server,
+    who: &Caller,
+    spec: slipway_api::task::TaskSpec,
+    overrides: slipway_api::task::Overrides,
+) -> Result<Run, Failure> {
     if overrides.keep_secrets {
-        take_keep_secrets(&who, &mut serde_json::json!({ "keepSecrets": true }))?;
+        take_keep_secrets(who, &mut serde_json::json!({ "keepSecrets": true }))?;
     }
-    check_source(&d, &who, overrides.context_path.as_deref(), "contextPath").await?;
+    check_source(d, who, overrides.context_path.as_deref(), "contextPath").await?;
     let run = slipway_triggers::tasks::start(&d.triggers, &who.tenant, &spec, overrides, None, None, Default::default())
         .await
         .map_err(|e| match e {
@@ -292,5 +303,5 @@ pub(crate) async fn run_task(
             slipway_triggers::tasks::StartError::Submit(e) => submit_failure(e),
         })?
         .ok_or_else(|| internal("the run was not queued"))?;
-    Ok((StatusCode::CREATED, Json(run.view())))
+    Ok(run.view())
 }

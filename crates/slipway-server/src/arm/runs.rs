@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use slipway_api::arm::ArmRunRequest;
+use slipway_api::arm::{ArmRunRequest, Scheduled};
 use slipway_api::tenant::Caller;
 use std::collections::HashMap;
 
@@ -80,14 +80,20 @@ pub(crate) async fn schedule(
 ) -> Result<Response, Failure> {
     ours(&d, &registry)?;
     crate::plain_text::no_nul(&body)?;
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| bad_request(format!("the body is not JSON: {e}")))?;
-    if value.get("type").and_then(|t| t.as_str()) == Some("TaskRunRequest") {
-        let run = super::tasks::run(&d, &who, &value).await?;
-        return Ok(Json(run_resource(&d, &run)).into_response());
-    }
-    let request: ArmRunRequest = serde_json::from_value(value).map_err(|e| bad_request(format!("invalid run request: {e}")))?;
-    let record = crate::intake::start_run(&d, &who, request.into_run_request(&d.settings.registry)).await?;
-    Ok(Json(run_resource(&d, &record.view())).into_response())
+    let request: ArmRunRequest = serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid run request: {e}")))?;
+    let run = match request.into_scheduled(&d.settings.registry).map_err(bad_request)? {
+        Scheduled::Run(r) => crate::intake::start_run(&d, &who, r).await?.view(),
+        Scheduled::Task { name, overrides } => {
+            let task = d
+                .store
+                .get_task(&who.tenant, &name)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| crate::tasks::task_not_found(&name))?;
+            crate::tasks::start_task_run(&d, &who, task.spec, overrides).await?
+        }
+    };
+    Ok(Json(run_resource(&d, &run)).into_response())
 }
 
 async fn find(d: &Server, who: &Caller, id: &str) -> Result<slipway_store::RunRecord, Failure> {

@@ -260,31 +260,3 @@ pub(crate) async fn delete(
     crate::tasks::delete_task(State(d.clone()), axum::Extension(who), Path(name)).await?;
     Ok(StatusCode::OK.into_response())
 }
-
-/// A `TaskRunRequest` of `scheduleRun`: the task's run, with ARM's overrides given as
-/// `/v1` takes them.
-pub(crate) async fn run(d: &std::sync::Arc<Server>, who: &Caller, body: &serde_json::Value) -> Result<slipway_api::model::Run, Failure> {
-    let task_id = body.get("taskId").and_then(|t| t.as_str()).unwrap_or("");
-    let name = task_id.rsplit('/').next().unwrap_or("").to_string();
-    if !task_id.contains("/tasks/") || name.is_empty() {
-        return Err(bad_request("taskId must be the task's resource id (…/tasks/NAME)"));
-    }
-    let o = body.get("overrideTaskStepProperties").cloned().unwrap_or_default();
-    let list = |k: &str| -> serde_json::Value {
-        o.get(k)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .map(|x| json!({"name": x.get("name"), "value": x.get("value").cloned().unwrap_or(json!("")), "isSecret": x.get("isSecret").cloned().unwrap_or(json!(false))}))
-                    .collect()
-            })
-            .unwrap_or_else(|| json!([]))
-    };
-    let overrides = json!({
-        "values": list("values"), "arguments": list("arguments"),
-        "target": o.get("target"), "file": o.get("file"), "contextPath": o.get("contextPath"),
-    });
-    let bytes = Bytes::from(serde_json::to_vec(&overrides).map_err(internal)?);
-    let (_, Json(run)) = crate::tasks::run_task(State(d.clone()), axum::Extension(who.clone()), Path(name), bytes).await?;
-    Ok(run)
-}
