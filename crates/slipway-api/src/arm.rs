@@ -225,9 +225,65 @@ impl ArmRunRequest {
     }
 }
 
+/// The `$filter` of `GET {registry}/runs`, as `az acr task list-runs` writes it:
+/// `TaskName eq 'x'`, `Status eq 'x'` and `contains(OutputImageManifests, 'repo@digest')`,
+/// joined by ` and `.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub task: Option<String>,
+    pub status: Option<String>,
+    /// `(repository, digest)` of an image the run pushed.
+    pub manifest: Option<(String, String)>,
+}
+
+impl RunFilter {
+    /// Reads `text`; a clause of another form is refused by name.
+    pub fn parse(text: &str) -> Result<RunFilter, String> {
+        let mut f = RunFilter::default();
+        let quoted = |v: &str| -> Option<String> { v.trim().strip_prefix('\'')?.strip_suffix('\'').map(str::to_string) };
+        for clause in text.split(" and ").map(str::trim).filter(|c| !c.is_empty()) {
+            let bad = || format!("$filter: {clause:?} is not TaskName eq '…', Status eq '…' or contains(OutputImageManifests, '…')");
+            if let Some(inner) = clause.strip_prefix("contains(").and_then(|c| c.strip_suffix(')')) {
+                let (field, value) = inner.split_once(',').ok_or_else(bad)?;
+                let value = quoted(value).ok_or_else(bad)?;
+                if field.trim() != "OutputImageManifests" {
+                    return Err(bad());
+                }
+                let (repo, digest) = value.split_once('@').ok_or_else(bad)?;
+                f.manifest = Some((repo.to_string(), digest.to_string()));
+                continue;
+            }
+            let (field, value) = clause.split_once(" eq ").ok_or_else(bad)?;
+            let value = quoted(value).ok_or_else(bad)?;
+            match field.trim() {
+                "TaskName" => f.task = Some(value),
+                "Status" => f.status = Some(value),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_filter_reads_what_az_writes() {
+        let f = RunFilter::parse(
+            "TaskName eq 'build-app' and Status eq 'Succeeded' and contains(OutputImageManifests, 'team-a/app@sha256:ab')",
+        )
+        .unwrap();
+        assert_eq!(f.task.as_deref(), Some("build-app"));
+        assert_eq!(f.status.as_deref(), Some("Succeeded"));
+        assert_eq!(f.manifest, Some(("team-a/app".into(), "sha256:ab".into())));
+        assert_eq!(RunFilter::parse("").unwrap(), RunFilter::default());
+        for bad in ["RunId eq 'x'", "TaskName eq x", "contains(Other, 'a@b')", "TaskName ne 'x'"] {
+            let e = RunFilter::parse(bad).unwrap_err();
+            assert!(e.contains("$filter") && e.contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn a_task_run_names_its_task_and_overrides() {

@@ -116,8 +116,8 @@ fn the_azure_cli_builds_and_runs_unchanged() {
         built.all()
     );
     // It was pushed to the daemon's registry.
-    let (repo, version) = tag.split_once(':').unwrap();
-    let tags = reqwest::blocking::get(format!("http://{}/v2/{repo}/tags/list", tb.registry))
+    let (pushed, version) = tag.split_once(':').unwrap();
+    let tags = reqwest::blocking::get(format!("http://{}/v2/{pushed}/tags/list", tb.registry))
         .unwrap()
         .text()
         .unwrap();
@@ -303,6 +303,33 @@ fn the_azure_cli_builds_and_runs_unchanged() {
             .unwrap()
     });
     let access = token["access_token"].as_str().unwrap().to_string();
+    // The runs that pushed an image, by its manifest (`list-runs --image` asks so).
+    let digest = reqwest::blocking::Client::new()
+        .head(format!("http://{}/v2/{pushed}/manifests/{version}", tb.registry))
+        .header("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+        .send()
+        .unwrap()
+        .headers()["Docker-Content-Digest"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let runs_by = |filter: &str| {
+        let q: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+        d.call(
+            "GET",
+            &format!("{registry}/runs?$filter={q}&api-version=2019-06-01-preview"),
+            None,
+            Some(&access),
+            &[],
+        )
+    };
+    let (code, answer) = runs_by(&format!("contains(OutputImageManifests, '{pushed}@{digest}')"));
+    let found: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!((code, found["value"].as_array().map(Vec::len)), (200, Some(1)), "{answer}");
+    let (code, answer) = runs_by(&format!("contains(OutputImageManifests, '{pushed}@sha256:{}')", "0".repeat(64)));
+    assert!(code == 200 && answer.contains("\"value\":[]"), "{answer}");
+    let (code, answer) = runs_by("RunId eq 'x'");
+    assert!(code == 400 && answer.contains("$filter"), "{answer}");
     let (code, answer) = d.call(
         "POST",
         &format!("{registry}/listBuildSourceUploadUrl?api-version=2019-06-01-preview"),

@@ -116,7 +116,7 @@ pub(crate) async fn show(
 }
 
 /// `GET {registry}/runs?$filter=…&$top=N`: the caller's runs, newest first, filtered as
-/// `az acr task list-runs` asks (`TaskName eq 'x'`, `Status eq 'x'`, joined by `and`).
+/// `az acr task list-runs` asks ([`slipway_api::arm::RunFilter`]).
 pub(crate) async fn list(
     State(d): Shared,
     axum::Extension(who): Who,
@@ -124,27 +124,25 @@ pub(crate) async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Failure> {
     ours(&d, &registry)?;
-    let mut filter = slipway_store::ListFilter {
+    let given = slipway_api::arm::RunFilter::parse(q.get("$filter").map(String::as_str).unwrap_or("")).map_err(bad_request)?;
+    let top = q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(100).clamp(1, 1000);
+    let filter = slipway_store::ListFilter {
         tenant: who.visible().map(str::to_string),
-        limit: q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(100).clamp(1, 1000),
+        task: given.task,
+        status: given
+            .status
+            .map(|v| slipway_store::RunStatus::parse(&v).ok_or_else(|| bad_request(format!("Status {v:?} is not a run status"))))
+            .transpose()?,
+        // Runs that pushed an image of the repository; its digest is checked below.
+        image: given.manifest.as_ref().map(|(repo, _)| repo.clone()),
+        limit: if given.manifest.is_some() { 1000 } else { top },
         ..Default::default()
     };
-    for clause in q.get("$filter").map(String::as_str).unwrap_or("").split(" and ") {
-        let Some((field, value)) = clause.split_once(" eq ") else {
-            continue;
-        };
-        let value = value.trim().trim_matches('\'').to_string();
-        match field.trim() {
-            "TaskName" => filter.task = Some(value),
-            "Status" => {
-                filter.status = Some(
-                    slipway_store::RunStatus::parse(&value).ok_or_else(|| bad_request(format!("Status {value:?} is not a run status")))?,
-                )
-            }
-            _ => {}
-        }
+    let mut runs = d.store.list(&filter).await.map_err(internal)?;
+    if let Some((repo, digest)) = &given.manifest {
+        runs.retain(|r| r.output_images.iter().any(|o| &o.repository == repo && &o.digest == digest));
+        runs.truncate(top as usize);
     }
-    let runs = d.store.list(&filter).await.map_err(internal)?;
     let value: Vec<serde_json::Value> = runs.iter().map(|r| run_resource(&d, &r.view())).collect();
     Ok(Json(json!({ "value": value })).into_response())
 }
