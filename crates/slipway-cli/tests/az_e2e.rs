@@ -477,6 +477,52 @@ fn the_azure_cli_keeps_commands_values_files_and_credentials_in_tasks() {
     let ran = ok(a.run(&["acr", "task", "run", "-n", "values-task"]), "task run");
     assert!(ran.stdout.contains("from-values=the-file"), "{}", ran.all());
 
+    // az acr build of a git URL: the daemon fetches it (git daemon on loopback).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let served = tempfile::tempdir().unwrap();
+    let bare = served.path().join("app.git");
+    git(
+        served.path(),
+        &["clone", "-q", "--bare", repo.path().to_str().unwrap(), bare.to_str().unwrap()],
+    );
+    std::fs::write(
+        repo.path().join("Dockerfile"),
+        format!("FROM {}\nRUN echo built-from-git\n", tb.base_image),
+    )
+    .unwrap();
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "a Dockerfile"]);
+    git(repo.path(), &["push", "-q", bare.to_str().unwrap(), "main"]);
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // git-daemon itself, not `git daemon` (which would leave it behind when killed).
+    let exec_path = git(served.path(), &["--exec-path"]);
+    let _git_daemon = Killed(
+        std::process::Command::new(Path::new(&exec_path).join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1", &format!("--port={port}")])
+            .arg(format!("--base-path={}", served.path().display()))
+            .arg(served.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("git://127.0.0.1:{port}/app.git#main");
+    let built = ok(
+        a.run(&["acr", "build", "-t", "from-git:1", "--no-push", &url]),
+        "build of a git URL",
+    );
+    assert!(built.stdout.contains("built-from-git"), "{}", built.all());
+
     // A task of one command (an encoded task), without a context.
     let cmd = format!("{} echo encoded-ran", tb.base_image);
     ok(
