@@ -82,64 +82,20 @@ pub struct BaseImageTrigger {
     pub kind: BaseImageTriggerType,
 }
 
-/// Defines an enum of the API that reads and writes as its variants' names, refusing
-/// any other text with a message that names the field and the choices.
-macro_rules! api_enum {
-    ($(#[$doc:meta])* $name:ident, $field:literal, default $default:ident, [$($variant:ident),+]) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub enum $name {
-            #[default]
-            $default,
-            $($variant),+
-        }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $name::$default => stringify!($default),
-                    $($name::$variant => stringify!($variant)),+
-                }
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(text: String) -> Result<Self, String> {
-                match text.as_str() {
-                    stringify!($default) => Ok($name::$default),
-                    $(stringify!($variant) => Ok($name::$variant),)+
-                    _ => Err(format!(
-                        concat!($field, " {:?} must be ", stringify!($default), $(" or ", stringify!($variant)),+),
-                        text
-                    )),
-                }
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.as_str().to_string()
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.pad(self.as_str())
-            }
-        }
-    };
-}
-
-api_enum!(
+slipway_plan::choice!(
     /// Whether a task's triggers start it.
-    TaskStatus, "status", default Enabled, [Disabled]
-);
-api_enum!(
+    TaskStatus, "status", [
+    #[default]
+    Enabled = "Enabled",
+    Disabled = "Disabled"
+]);
+slipway_plan::choice!(
     /// Which base images' updates start a task: the final stage's, or every stage's.
-    BaseImageTriggerType, "baseImageTrigger.type", default Runtime, [All]
-);
+    BaseImageTriggerType, "baseImageTrigger.type", [
+    #[default]
+    Runtime = "Runtime",
+    All = "All"
+]);
 
 impl Default for BaseImageTrigger {
     fn default() -> Self {
@@ -391,11 +347,11 @@ mod tests {
         for (json, needle) in [
             (
                 serde_json::json!({"name": "build-app", "cmd": "busybox", "baseImageTrigger": {"type": "Some"}}),
-                "baseImageTrigger.type \"Some\" must be Runtime or All",
+                "baseImageTrigger.type \"Some\" is not one of Runtime, All",
             ),
             (
                 serde_json::json!({"name": "build-app", "cmd": "busybox", "status": "Root"}),
-                "status \"Root\" must be Enabled or Disabled",
+                "status \"Root\" is not one of Enabled, Disabled",
             ),
         ] {
             let e = serde_json::from_value::<TaskSpec>(json.clone()).unwrap_err().to_string();

@@ -2184,7 +2184,7 @@ fn hostile_api_bodies() {
         case("task with duplicate timers", put_task("task-cron3", serde_json::json!({"cmd": "slipway-busybox true", "timers": [{"name": "t", "schedule": "* * * * *"}, {"name": "t", "schedule": "* * * * *"}]})), bad(&["timer \"t\" is defined twice"])),
         case("task with a bad context", put_task("task-ctx", serde_json::json!({"file": "Dockerfile", "contextPath": "/etc"})), bad(&["contextPath \"/etc\" must be"])),
         case("task with an unknown field", put_task("task-unk", serde_json::json!({"cmd": "slipway-busybox true", "privileged": true})), bad(&["invalid task", "unknown field `privileged`"])),
-        case("task with a bad status", put_task("task-stat", serde_json::json!({"cmd": "slipway-busybox true", "status": "Root"})), bad(&["status \"Root\" must be Enabled or Disabled"])),
+        case("task with a bad status", put_task("task-stat", serde_json::json!({"cmd": "slipway-busybox true", "status": "Root"})), bad(&["status \"Root\" is not one of Enabled, Disabled"])),
         case("task JSON 100000 deep", http("PUT", "/v1/tasks/task-deep", deep.clone().into_bytes()), bad(&["invalid task"])),
         case("task JSON objects 100000 deep", http("PUT", "/v1/tasks/task-deep", deep_obj.clone().into_bytes()), bad(&["invalid task"])),
         case("task that exists", put_task("api-task", task_spec.clone()), Expect::Error(409, "Conflict", words(&["a task named \"api-task\" exists"]))),

@@ -2,14 +2,15 @@
 //! ([`EngineAccess`]) and which builder runs their builds ([`Builder`]). Each reads
 //! and writes as one lower-case word, the same in a config file, a variable and a flag.
 
-use serde::{Deserialize, Serialize};
-
-/// Defines a choice: its words in order (the one marked `#[default]` is the default), and text conversions that refuse any other
-/// word with a message listing them.
+/// Defines a choice: its words in order (the one marked `#[default]` is the default), and
+/// text conversions (also serde's) that refuse any other word with a message naming
+/// `$what` and the words. The operator's choices here and the API's enums
+/// (`slipway_api::task`) are made with it.
+#[macro_export]
 macro_rules! choice {
     ($(#[$doc:meta])* $name:ident, $what:literal, [$($(#[$vdoc:meta])* $variant:ident = $word:literal),+]) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
