@@ -2176,7 +2176,7 @@ fn hostile_api_bodies() {
         case("task name with dot-dot", put_task("..%2F..%2F..%2Fetc", serde_json::json!({"cmd": "slipway-busybox true"})), bad(&["name \"../../../etc\" must be 5 to 50"])),
         case("task name with escapes", put_task("abcde%1b%5b2J", serde_json::json!({"cmd": "slipway-busybox true"})), bad(&["path holds a control character", "\\u{1b}"])),
         case("task body names another task", put_task("task-one", serde_json::json!({"name": "task-two", "cmd": "slipway-busybox true"})), bad(&["the body names task \"task-two\""])),
-        case("task with file and cmd", put_task("task-both", serde_json::json!({"cmd": "x", "file": "Dockerfile", "contextPath": repo_url})), bad(&["give file or cmd, not both"])),
+        case("task with file and cmd", put_task("task-both", serde_json::json!({"cmd": "x", "file": "Dockerfile", "contextPath": repo_url})), bad(&["give one of file, cmd and taskContent"])),
         case("task with neither", put_task("task-none", serde_json::json!({})), bad(&["give file"])),
         case("task timeout too short", put_task("task-time", serde_json::json!({"cmd": "slipway-busybox true", "timeout": 1})), bad(&["timeout 1 must be between 300 and 28800"])),
         case("task with a bad timer", put_task("task-cron", serde_json::json!({"cmd": "slipway-busybox true", "timers": [{"name": "t", "schedule": "61 * * * *"}]})), bad(&["timer \"t\""])),
