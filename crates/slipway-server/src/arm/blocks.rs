@@ -79,20 +79,22 @@ async fn room(d: &Server, who: &Caller) -> Result<u64, Failure> {
 pub(crate) async fn stage(d: &Server, who: &Caller, id: &str, block_id: &str, body: Body) -> Result<(), Failure> {
     let name = block_name(block_id).map_err(bad_request)?;
     let (root, tenant_dir, dir) = (staging_root(d), staging_root(d).join(&who.tenant), staging(d, &who.tenant, id));
-    let (tenant_bytes, uploads, blocks) = {
+    // Every look at the disk on a blocking thread, once.
+    let (tenant_bytes, uploads, blocks, started) = {
         let (tenant_dir, dir) = (tenant_dir.clone(), dir.clone());
         tokio::task::spawn_blocking(move || {
-            if !dir.exists() {
+            let started = dir.exists();
+            if !started {
                 sweep(&root);
             }
             let (bytes, uploads) = staged(&tenant_dir);
             let blocks = std::fs::read_dir(&dir).map(|r| r.count()).unwrap_or(0);
-            (bytes, uploads, blocks)
+            (bytes, uploads, blocks, started)
         })
         .await
         .map_err(internal)?
     };
-    if !dir.exists() && uploads >= MAX_STAGING_PER_TENANT {
+    if !started && uploads >= MAX_STAGING_PER_TENANT {
         return Err(quota(format!(
             "tenant {} is putting {uploads} contexts in blocks at once, the most it may; finish one first",
             who.tenant
